@@ -1,0 +1,126 @@
+# llmpipe — builds lib/libllm.a, then every bin/llm-*.c against it.
+#   make            build           make check       all tests
+#   make demo       run the pipeline  make check-asan  tests under ASan + UBSan
+#   make bench      benchmarks      make fuzz-run    short libFuzzer runs
+#   make install PREFIX=/usr/local DESTDIR=        make clean
+# CC, CFLAGS, LDFLAGS, PREFIX and DESTDIR may be overridden; CI=1 makes
+# warnings errors.
+
+PREFIX ?= /usr/local
+DESTDIR ?=
+CFLAGS ?= -O2 -g
+LDFLAGS ?=
+# OUT: where lib/libllm.a, bin/ and the test binaries go (the ASan build
+# uses build/asan); OBJ: object files.
+OUT ?= .
+OBJ ?= build/obj
+
+PKGS = libzstd openblas
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
+PKG_LIBS = $(shell pkg-config --libs $(PKGS))
+WARN = -Wall -Wextra
+ifneq ($(CI),)
+WARN += -Werror
+endif
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) -fopenmp -Ilib $(PKG_CFLAGS) $(CFLAGS)
+LDLIBS = $(PKG_LIBS) -fopenmp -lm
+
+LIB_SRC = $(sort $(wildcard lib/*.c))
+LIB_OBJ = $(LIB_SRC:lib/%.c=$(OBJ)/lib/%.o)
+LIB = $(OUT)/lib/libllm.a
+TOOL_SRC = $(sort $(wildcard bin/llm-*.c))
+TOOLS = $(TOOL_SRC:bin/%.c=$(OUT)/bin/%)
+UNIT_SRC = $(sort $(wildcard tests/unit/test_*.c))
+UNIT_TESTS = $(UNIT_SRC:tests/unit/%.c=$(OBJ)/tests/%)
+CHECK_OBJ = $(OBJ)/tests/check.o
+MAN1 = $(sort $(wildcard man/man1/*.1))
+MAN5 = $(sort $(wildcard man/man5/*.5))
+
+# Debian packages the build needs (make deps installs them), and ones that
+# only enable optional tests.
+DEB_BUILD = gcc make pkg-config libzstd-dev libopenblas-dev zstd
+DEB_OPTIONAL = python3-numpy clang libclang-rt-dev
+
+.PHONY: all deps check check-run check-asan demo bench fuzz fuzz-run install clean
+all: $(LIB) $(TOOLS)
+
+$(OBJ)/lib/%.o: lib/%.c $(wildcard lib/*.h)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(LIB): $(LIB_OBJ)
+	@mkdir -p $(@D)
+	rm -f $@
+	$(AR) rcs $@ $^
+
+$(OUT)/bin/%: bin/%.c $(LIB) $(wildcard lib/*.h)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $< -o $@ $(LDFLAGS) $(LIB) $(LDLIBS)
+
+$(CHECK_OBJ): tests/unit/check.c tests/unit/check.h
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(OBJ)/tests/%: tests/unit/%.c $(CHECK_OBJ) $(LIB) $(wildcard lib/*.h)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -Itests/unit $< -o $@ $(LDFLAGS) $(CHECK_OBJ) $(LIB) $(LDLIBS)
+
+# Installs missing Debian build packages as root, or says exactly what to run.
+deps:
+	@missing=""; \
+	if command -v dpkg-query >/dev/null 2>&1; then \
+	  for p in $(DEB_BUILD); do \
+	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
+	  done; \
+	elif ! pkg-config --exists $(PKGS) 2>/dev/null; then \
+	  echo "llmpipe needs libzstd and OpenBLAS (pkg-config: $(PKGS)) and a C compiler with OpenMP"; exit 1; \
+	fi; \
+	[ -z "$$missing" ] && exit 0; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "make deps: installing$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null || exit 1; \
+	else \
+	  echo "make deps: missing Debian packages:$$missing"; \
+	  echo "run: sudo apt-get install$$missing"; \
+	  echo "(optional, for more tests: sudo apt-get install $(DEB_OPTIONAL))"; exit 1; \
+	fi
+
+check: deps
+	@$(MAKE) --no-print-directory check-run
+
+check-run: all $(UNIT_TESTS)
+	@sh tests/run.sh $(OUT)/bin $(OBJ)/tests
+
+check-asan: deps
+	@$(MAKE) --no-print-directory OUT=build/asan OBJ=build/asan/obj \
+	  CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+	  LDFLAGS="-fsanitize=address,undefined" check-run
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@sh tests/demo.sh .
+
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@sh tests/bench/run.sh .
+
+# libFuzzer targets (Debian's clang): every parser of outside input.
+FUZZ_SRC = $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BIN = $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
+FUZZ_SECONDS ?= 60
+build/fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(wildcard lib/*.h)
+	@mkdir -p $(@D)
+	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Ilib $(PKG_CFLAGS) \
+	  $< $(LIB_SRC) -o $@ $(PKG_LIBS) -fopenmp -lm
+fuzz: $(FUZZ_BIN)
+fuzz-run: fuzz
+	@sh tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_BIN)
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5
+	install -m 755 $(TOOLS) $(DESTDIR)$(PREFIX)/bin/
+	$(if $(MAN1),install -m 644 $(MAN1) $(DESTDIR)$(PREFIX)/share/man/man1/)
+	$(if $(MAN5),install -m 644 $(MAN5) $(DESTDIR)$(PREFIX)/share/man/man5/)
+
+clean:
+	rm -rf build lib/libllm.a $(TOOLS)

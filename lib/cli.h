@@ -1,0 +1,38 @@
+/* cli — what every bin/llm-* tool shares: its name in messages, dying with the
+ * right exit status, number parsing for options, and refusing to write binary
+ * to a terminal.  This is the one module that prints and exits, and only
+ * tools (never other library modules) call it.
+ *
+ *     llm_cli_init("llm-tensor");
+ *     long level = llm_cli_long("--level", optarg, 1, 19);   // exits 2 when bad
+ *     if (rc < 0) llm_die(LLM_EXIT_DATA, "%s", err.msg);     // "llm-tensor: ..."
+ */
+#ifndef LLM_CLI_H
+#define LLM_CLI_H
+
+#include <stdio.h>
+
+#define LLM_VERSION "0.1.0"
+
+enum { LLM_EXIT_OK = 0, LLM_EXIT_DATA = 1, LLM_EXIT_USAGE = 2 };
+
+/* Sets the tool name put in front of every message. */
+void llm_cli_init(const char *tool);
+const char *llm_cli_tool(void);
+
+/* Prints "tool: message" to stderr and exits with status. */
+void llm_die(int status, const char *fmt, ...) __attribute__((noreturn, format(printf, 2, 3)));
+/* Prints "tool: message" to stderr. */
+void llm_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Prints "tool: message\nTry 'tool --help'." and exits 2. */
+void llm_usage_error(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+
+/* Parses an integer option value in [min, max], or exits 2 naming the option. */
+long llm_cli_long(const char *opt, const char *text, long min, long max);
+/* Parses a finite number in [min, max], or exits 2 naming the option. */
+double llm_cli_double(const char *opt, const char *text, double min, double max);
+
+/* Exits 2 when fd is a terminal and force is 0: binary output is not for screens. */
+void llm_cli_refuse_tty(int fd, int force);
+
+#endif

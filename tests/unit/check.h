@@ -1,0 +1,47 @@
+/* check — the small harness behind tests/unit/test_*.c.
+ *
+ * Each test is a function run by RUN(); CHECK* records the first failure with
+ * its file and line; the test then prints one line, "PASS name", "FAIL name:
+ * why" or "SKIP name: why", which tests/run.sh counts.
+ *
+ *     static void test_add(void) { CHECK(1 + 1 == 2); CHECK_NEAR(0.1 + 0.2, 0.3, 1e-12); }
+ *     int main(void) { RUN(test_add); return check_done(); }
+ */
+#ifndef LLM_CHECK_H
+#define LLM_CHECK_H
+
+#include <stddef.h>
+
+void check_begin(const char *name);
+void check_end(void);
+/* Records a failure unless ok; returns ok. */
+int check_true(int ok, const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Marks the running test skipped, with a reason. */
+void check_skip(const char *why);
+/* Exit status for main: 1 when any test failed. */
+int check_done(void);
+/* A fresh private directory for the test's files (removed by tests/run.sh). */
+const char *check_tmpdir(void);
+/* Deterministic uniform [0,1) and standard normal numbers. */
+double check_uniform(unsigned long long *state);
+double check_normal(unsigned long long *state);
+
+#define RUN(fn) (check_begin(#fn), fn(), check_end())
+#define CHECK(cond) check_true(!!(cond), __FILE__, __LINE__, "%s", #cond)
+#define CHECK_MSG(cond, ...) check_true(!!(cond), __FILE__, __LINE__, __VA_ARGS__)
+#define CHECK_NEAR(a, b, tol)                                                            \
+    do {                                                                                 \
+        double check_a_ = (a), check_b_ = (b);                                           \
+        check_true(fabs(check_a_ - check_b_) <= (tol), __FILE__, __LINE__,               \
+                   "%s = %.9g, %s = %.9g, tolerance %g", #a, check_a_, #b, check_b_,     \
+                   (double)(tol));                                                       \
+    } while (0)
+#define CHECK_OK(expr)                                                                   \
+    do {                                                                                 \
+        int check_rc_ = (expr);                                                          \
+        check_true(check_rc_ >= 0, __FILE__, __LINE__, "%s returned %d: %s", #expr,     \
+                   check_rc_, err.msg);                                                  \
+    } while (0)
+
+#endif
