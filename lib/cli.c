@@ -3,11 +3,38 @@
 
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <unistd.h>
 
 static const char *tool_name = "llmpipe";
+
+enum { MAX_TEMPS = 8 };
+static char temp_paths[MAX_TEMPS][4096];
+static volatile sig_atomic_t n_temps;
+
+static void remove_temps(void)
+{
+    for (int i = 0; i < n_temps; i++) unlink(temp_paths[i]); /* gone already after a rename */
+}
+
+static void on_fatal_signal(int sig)
+{
+    remove_temps();
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+void llm_cli_remove_on_failure(const char *temp_path)
+{
+    if (!temp_path || n_temps == MAX_TEMPS) return;
+    snprintf(temp_paths[n_temps], sizeof temp_paths[0], "%s", temp_path);
+    if (n_temps++ == 0) {
+        const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGPIPE};
+        for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) signal(sigs[i], on_fatal_signal);
+    }
+}
 
 void llm_cli_init(const char *tool) { tool_name = tool; }
 const char *llm_cli_tool(void) { return tool_name; }
@@ -25,6 +52,7 @@ void llm_die(int status, const char *fmt, ...)
     va_start(ap, fmt);
     vmessage(fmt, ap);
     va_end(ap);
+    remove_temps();
     exit(status);
 }
 
@@ -43,6 +71,7 @@ void llm_usage_error(const char *fmt, ...)
     vmessage(fmt, ap);
     va_end(ap);
     fprintf(stderr, "Try '%s --help'.\n", tool_name);
+    remove_temps();
     exit(LLM_EXIT_USAGE);
 }
 

@@ -27,6 +27,11 @@ void llm_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Prints "tool: message\nTry 'tool --help'." and exits 2. */
 void llm_usage_error(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 
+/* Registers a temporary output file to remove if the tool dies (llm_die,
+ * llm_usage_error) or is killed by SIGINT, SIGTERM, SIGHUP or SIGPIPE before
+ * it renames the file into place.  NULL is ignored.  Up to 8 files. */
+void llm_cli_remove_on_failure(const char *temp_path);
+
 /* Parses an integer option value in [min, max], or exits 2 naming the option. */
 long llm_cli_long(const char *opt, const char *text, long min, long max);
 /* Parses a finite number in [min, max], or exits 2 naming the option. */

@@ -51,6 +51,7 @@ int llm_outfile_open(llm_outfile **out, const char *path, llm_error *err)
 
 int llm_outfile_fd(const llm_outfile *f) { return f->fd; }
 const char *llm_outfile_path(const llm_outfile *f) { return f->path; }
+const char *llm_outfile_temp_path(const llm_outfile *f) { return f->tmp_path; }
 
 int llm_outfile_commit(llm_outfile *f, llm_error *err)
 {

@@ -22,6 +22,8 @@ typedef struct llm_outfile llm_outfile;
 int llm_outfile_open(llm_outfile **out, const char *path, llm_error *err);
 /* The descriptor to write to. */
 int llm_outfile_fd(const llm_outfile *f);
+/* The temporary file being written, or NULL for stdout. */
+const char *llm_outfile_temp_path(const llm_outfile *f);
 /* The target path ("-" for stdout), for messages. */
 const char *llm_outfile_path(const llm_outfile *f);
 /* Syncs, closes and renames the file into place; frees f in every case.

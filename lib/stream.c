@@ -738,6 +738,11 @@ int llm_writer_open(llm_writer **out, const char *path, const llm_writer_opts *o
     return 0;
 }
 
+const char *llm_writer_temp_path(const llm_writer *w)
+{
+    return w->file ? llm_outfile_temp_path(w->file) : NULL;
+}
+
 int llm_writer_begin(llm_writer *w, const llm_record *rec_in, llm_error *err)
 {
     if (w->in_record)

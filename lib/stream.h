@@ -129,6 +129,10 @@ int llm_writer_write(llm_writer *w, const void *data, size_t n, llm_error *err);
 /* Ends the record and flushes it all the way to the file descriptor. */
 int llm_writer_end_record(llm_writer *w, llm_error *err);
 
+/* The temporary file a file writer is filling (NULL for a descriptor), so a
+ * tool can remove it if it is killed before llm_writer_close. */
+const char *llm_writer_temp_path(const llm_writer *w);
+
 /* begin + write + end_record for a payload held whole in memory. */
 int llm_writer_record(llm_writer *w, const llm_record *rec, const void *data, llm_error *err);
 

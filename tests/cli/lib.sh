@@ -12,7 +12,8 @@ fail() { echo "FAIL $1: $2"; }
 skip() { echo "SKIP $1: $2"; }
 
 # expect NAME STATUS STDERR_REGEX -- COMMAND...: runs COMMAND, checks its exit
-# status and that stderr matches the extended regex (empty regex: any).
+# status and that stderr matches the extended regex (empty regex: any).  A
+# runtime error (status 1) must be exactly one line.
 expect() {
     name=$1 want=$2 pattern=$3; shift 4
     "$@" >"$T/out" 2>"$T/err"
@@ -21,7 +22,7 @@ expect() {
         fail "$name" "exit $got, wanted $want; stderr: $(head -c 300 "$T/err")"
     elif [ -n "$pattern" ] && ! grep -Eq -- "$pattern" "$T/err"; then
         fail "$name" "stderr '$(head -c 300 "$T/err")' does not match /$pattern/"
-    elif [ "$want" -ne 0 ] && [ "$(wc -l <"$T/err")" -ne 1 ]; then
+    elif [ "$want" -eq 1 ] && [ "$(wc -l <"$T/err")" -ne 1 ]; then
         fail "$name" "wanted one line on stderr, got: $(head -c 300 "$T/err")"
     else
         pass "$name"
@@ -36,4 +37,40 @@ same() {
 # Debian's interpreter, with numpy, or nothing.
 numpy_python() {
     if /usr/bin/python3 -c 'import numpy' 2>/dev/null; then echo /usr/bin/python3; fi
+}
+
+# mknpy DESCR SHAPE DATAFILE OUT: a .npy (version 1.0) laid out exactly as
+# numpy.save writes it, around the raw bytes in DATAFILE.
+mknpy() {
+    perl -e '
+        my ($descr, $shape, $data, $out) = @ARGV;
+        my $dict = "{'"'"'descr'"'"': '"'"'$descr'"'"', '"'"'fortran_order'"'"': False, '"'"'shape'"'"': $shape, }";
+        my $len = length($dict) + 1; my $pad = (64 - (10 + $len) % 64) % 64;
+        open(my $d, "<:raw", $data) or die; local $/; my $bytes = <$d>;
+        open(my $o, ">:raw", $out) or die;
+        print $o "\x93NUMPY\x01\x00", pack("v", $len + $pad), $dict, " " x $pad, "\n", $bytes;
+    ' "$@"
+}
+
+# rawstream OUT SPEC...: writes an uncompressed stream byte by byte with perl,
+# for inputs the tools would never write.  Each SPEC is "kind:dtype:name:dims:
+# payload-bytes[:attr-count]" (dims comma-separated, payload as \xNN-free hex).
+# Pieces may be overridden: MAGIC, VERSION, END_COUNT (environment).
+rawstream() {
+    perl -e '
+        my $out = shift @ARGV;
+        my $s = ($ENV{MAGIC} // "LLMT") . pack("v v", $ENV{VERSION} // 1, 0);
+        my $n = 0;
+        for my $spec (@ARGV) {
+            my ($kind, $dtype, $name, $dims, $hex, $len) = split /:/, $spec;
+            my @d = length($dims) ? split(/,/, $dims) : ();
+            my $payload = pack("H*", $hex);
+            $s .= $kind . pack("C C C v", $dtype, scalar(@d), 0, $len // length($name)) . $name;
+            $s .= pack("v", 0) . join("", map { pack("Q<", $_) } @d);
+            $s .= pack("Q<", length($payload)) . $payload;
+            $n++;
+        }
+        $s .= "E" . pack("Q<", $ENV{END_COUNT} // $n) unless $ENV{NO_END};
+        open(my $o, ">:raw", $out) or die; print $o $s;
+    ' "$@"
 }

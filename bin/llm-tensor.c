@@ -1,0 +1,532 @@
+/* llm-tensor — inspect, convert and re-encode tensor streams (llm-tensor(1)). */
+#include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "npy.h"
+#include "outfile.h"
+#include "stats.h"
+#include "stream.h"
+
+#define CHUNK (1u << 20) /* payload bytes read at a time */
+
+static const char usage_text[] =
+    "usage: llm-tensor COMMAND [OPTIONS] [FILE...]     (FILE '-' or none: stdin)\n"
+    "\n"
+    "  ls [FILE...]                 a line per record: name, dtype, shape, bytes, attributes\n"
+    "  stats [--per-channel] [--name GLOB] [FILE...]\n"
+    "                               count, min, max, mean, std, absmax of each tensor\n"
+    "  cat [-o OUT] [--name GLOB]... [--level N] [--raw] [--shuffle|--no-shuffle] [FILE...]\n"
+    "                               concatenate streams into one, filtered, re-encoded\n"
+    "  from-npy [-o OUT] [--level N] [--raw] [--shuffle] [--attr K=V]... NAME=FILE.npy...\n"
+    "                               .npy files to one stream\n"
+    "  to-npy [-o OUT] GLOB [FILE]  matching tensors as .npy, one after another\n"
+    "  verify [FILE...]             read everything, check checksums and end records\n"
+    "\n"
+    "Common options: -o FILE (default stdout; written whole or not at all), --force\n"
+    "(write binary to a terminal), -h/--help, -V/--version.  Output of cat and\n"
+    "from-npy is zstd-compressed (level 3) unless --raw.  See llm-tensor(1), llm-tensor(5).\n";
+
+static void usage_exit(void)
+{
+    fputs(usage_text, stdout);
+    exit(0);
+}
+
+/* Options every command accepts; each command takes the ones it documents. */
+typedef struct opts {
+    const char *out;
+    const char **names; /* --name globs */
+    int n_names;
+    llm_attr *attrs;    /* --attr key=value */
+    int n_attrs;
+    llm_writer_opts wopts;
+    int shuffle;        /* -1 keep, 0 off, 1 on */
+    int per_channel, force;
+} opts;
+
+enum { OPT_LEVEL = 256, OPT_RAW, OPT_SHUFFLE, OPT_NO_SHUFFLE, OPT_PER_CHANNEL, OPT_FORCE, OPT_NAME,
+       OPT_ATTR };
+
+static const struct option long_opts[] = {
+    {"output", required_argument, 0, 'o'},  {"level", required_argument, 0, OPT_LEVEL},
+    {"raw", no_argument, 0, OPT_RAW},        {"shuffle", no_argument, 0, OPT_SHUFFLE},
+    {"no-shuffle", no_argument, 0, OPT_NO_SHUFFLE},
+    {"per-channel", no_argument, 0, OPT_PER_CHANNEL},
+    {"force", no_argument, 0, OPT_FORCE},    {"name", required_argument, 0, OPT_NAME},
+    {"attr", required_argument, 0, OPT_ATTR}, {"help", no_argument, 0, 'h'},
+    {0, 0, 0, 0},
+};
+
+/* Parses argv (argv[0] is the command) accepting only the options in `allowed`
+ * (their long names, space separated); returns the index of the first operand. */
+static int parse_opts(int argc, char **argv, const char *allowed, opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->shuffle = -1;
+    o->names = calloc((size_t)argc, sizeof *o->names);
+    o->attrs = calloc((size_t)argc, sizeof *o->attrs);
+    if (!o->names || !o->attrs) llm_die(LLM_EXIT_DATA, "out of memory");
+    optind = 1;
+    int c, idx;
+    while ((c = getopt_long(argc, argv, "+o:h", long_opts, &idx)) != -1) {
+        if (c == '?') llm_usage_error("%s: bad option", argv[0]);
+        if (c == 'h') usage_exit();
+        const char *name = c == 'o' ? "output" : NULL;
+        for (const struct option *l = long_opts; !name && l->name; l++)
+            if (l->val == c) name = l->name;
+        char key[32];
+        snprintf(key, sizeof key, " %s ", name ? name : "");
+        char list[256];
+        snprintf(list, sizeof list, " %s ", allowed);
+        if (!name || !strstr(list, key)) llm_usage_error("%s does not take --%s", argv[0], name);
+        switch (c) {
+        case 'o': o->out = optarg; break;
+        case OPT_LEVEL: o->wopts.level = (int)llm_cli_long("--level", optarg, 1, 19); break;
+        case OPT_RAW: o->wopts.raw = 1; break;
+        case OPT_SHUFFLE: o->shuffle = 1; break;
+        case OPT_NO_SHUFFLE: o->shuffle = 0; break;
+        case OPT_PER_CHANNEL: o->per_channel = 1; break;
+        case OPT_FORCE: o->force = 1; break;
+        case OPT_NAME: o->names[o->n_names++] = optarg; break;
+        case OPT_ATTR: {
+            char *eq = strchr(optarg, '=');
+            if (!eq || eq == optarg) llm_usage_error("--attr wants KEY=VALUE, not '%s'", optarg);
+            *eq = '\0';
+            o->attrs[o->n_attrs++] = (llm_attr){optarg, eq + 1};
+            break;
+        }
+        }
+    }
+    return optind;
+}
+
+static void opts_free(opts *o)
+{
+    free(o->names);
+    free(o->attrs);
+}
+
+static int name_selected(const opts *o, const char *name)
+{
+    if (o->n_names == 0) return 1;
+    for (int i = 0; i < o->n_names; i++)
+        if (fnmatch(o->names[i], name, 0) == 0) return 1;
+    return 0;
+}
+
+static llm_reader *open_input(const char *path)
+{
+    llm_error err = {0};
+    llm_reader *r;
+    if (llm_reader_open(&r, path, &err) < 0) llm_die(LLM_EXIT_DATA, "%s", err.msg);
+    return r;
+}
+
+static llm_writer *open_output(const opts *o)
+{
+    const char *path = o->out ? o->out : "-";
+    if (strcmp(path, "-") == 0) llm_cli_refuse_tty(1, o->force);
+    llm_error err = {0};
+    llm_writer *w;
+    if (llm_writer_open(&w, path, &o->wopts, &err) < 0) llm_die(LLM_EXIT_DATA, "%s", err.msg);
+    llm_cli_remove_on_failure(llm_writer_temp_path(w));
+    return w;
+}
+
+static void attrs_print(const llm_record *rec)
+{
+    if (rec->flags & LLM_FLAG_SHUFFLE) printf(" shuffle");
+    for (int i = 0; i < rec->n_attrs; i++) {
+        const char *v = rec->attrs[i].value;
+        printf(" %s=", rec->attrs[i].key);
+        if (strlen(v) > 60) printf("%.57s...", v);
+        else printf("%s", v);
+    }
+}
+
+/* Walks every input; calls fn on each record.  Returns the exit status. */
+typedef int (*record_fn)(llm_reader *r, const llm_record *rec, const char *path, void *ctx);
+static int each_record(int n, char **paths, record_fn fn, void *ctx)
+{
+    static char *stdin_only[] = {"-"};
+    if (n == 0) {
+        n = 1;
+        paths = stdin_only;
+    }
+    for (int i = 0; i < n; i++) {
+        llm_reader *r = open_input(paths[i]);
+        const llm_record *rec;
+        llm_error err = {0};
+        int rc;
+        while ((rc = llm_reader_next(r, &rec, &err)) > 0) {
+            rc = fn(r, rec, paths[i], ctx);
+            if (rc) {
+                llm_reader_close(r);
+                return rc;
+            }
+        }
+        llm_reader_close(r);
+        if (rc < 0) llm_die(LLM_EXIT_DATA, "%s", err.msg);
+    }
+    return 0;
+}
+
+/* ---- ls ---- */
+
+static int ls_one(llm_reader *r, const llm_record *rec, const char *path, void *ctx)
+{
+    (void)r, (void)path, (void)ctx;
+    char shape[128];
+    if (rec->kind == LLM_RECORD_META)
+        printf("meta %-28s %-5s %-16s %12" PRIu64, rec->name, llm_dtype_name(rec->dtype),
+               llm_shape_format(&rec->shape, shape, sizeof shape), rec->nbytes);
+    else
+        printf("%-33s %-5s %-16s %12" PRIu64, rec->name, llm_dtype_name(rec->dtype),
+               llm_shape_format(&rec->shape, shape, sizeof shape), rec->nbytes);
+    attrs_print(rec);
+    putchar('\n');
+    return 0;
+}
+
+static int cmd_ls(int argc, char **argv)
+{
+    opts o;
+    int first = parse_opts(argc, argv, "", &o);
+    int rc = each_record(argc - first, argv + first, ls_one, NULL);
+    opts_free(&o);
+    return rc;
+}
+
+/* ---- stats ---- */
+
+static void stats_print(const char *label, const llm_stats *s)
+{
+    printf("%-33s count=%" PRIu64 " min=%.7g max=%.7g mean=%.7g std=%.7g absmax=%.7g", label,
+           s->count, s->count ? s->min : 0.0, s->count ? s->max : 0.0, s->mean, llm_stats_std(s),
+           s->absmax);
+    if (s->nan) printf(" nan=%" PRIu64, s->nan);
+    if (s->inf) printf(" inf=%" PRIu64, s->inf);
+    putchar('\n');
+}
+
+static int stats_one(llm_reader *r, const llm_record *rec, const char *path, void *ctx)
+{
+    const opts *o = ctx;
+    if (rec->kind != LLM_RECORD_TENSOR || !name_selected(o, rec->name)) return 0;
+    int64_t numel = llm_shape_numel(&rec->shape);
+    int64_t channels = o->per_channel && rec->shape.ndim > 0 ? rec->shape.dim[rec->shape.ndim - 1] : 1;
+    if (channels == 0) channels = 1;
+    /* whole rows per chunk, so each chunk starts at channel 0 */
+    int bits = llm_dtype_bits(rec->dtype);
+    int64_t rows_per_chunk = (int64_t)CHUNK * 8 / bits / channels;
+    if (rows_per_chunk < 1) rows_per_chunk = 1;
+    if (bits == 4 && channels % 2 && rows_per_chunk % 2) rows_per_chunk++; /* whole bytes */
+    size_t chunk_elems = (size_t)(rows_per_chunk * channels);
+    unsigned char *buf = malloc(chunk_elems * (size_t)bits / 8 + 1);
+    double *vals = malloc(chunk_elems * sizeof *vals);
+    llm_stats total, *per = calloc((size_t)channels, sizeof *per);
+    if (!buf || !vals || !per) llm_die(LLM_EXIT_DATA, "%s: %s: out of memory", path, rec->name);
+    llm_stats_init(&total);
+    for (int64_t c = 0; c < channels; c++) llm_stats_init(&per[c]);
+    llm_error err = {0};
+    for (int64_t done = 0; done < numel;) {
+        size_t n = (size_t)(numel - done) < chunk_elems ? (size_t)(numel - done) : chunk_elems;
+        size_t bytes = bits == 4 ? (n + 1) / 2 : n * (size_t)bits / 8;
+        if (llm_reader_read(r, buf, bytes, &err) < 0) llm_die(LLM_EXIT_DATA, "%s", err.msg);
+        llm_dtype_to_f64(rec->dtype, buf, n, vals);
+        llm_stats_add(&total, vals, n, 1);
+        if (o->per_channel)
+            for (int64_t c = 0; c < channels && (size_t)c < n; c++)
+                llm_stats_add(&per[c], vals + c, (n - (size_t)c + (size_t)channels - 1) / (size_t)channels,
+                              (size_t)channels);
+        done += (int64_t)n;
+    }
+    stats_print(rec->name, &total);
+    if (o->per_channel)
+        for (int64_t c = 0; c < channels; c++) {
+            char label[LLM_MAX_NAME + 32];
+            snprintf(label, sizeof label, "%s[%" PRId64 "]", rec->name, c);
+            stats_print(label, &per[c]);
+        }
+    free(buf);
+    free(vals);
+    free(per);
+    return 0;
+}
+
+static int cmd_stats(int argc, char **argv)
+{
+    opts o;
+    int first = parse_opts(argc, argv, "per-channel name", &o);
+    int rc = each_record(argc - first, argv + first, stats_one, &o);
+    opts_free(&o);
+    return rc;
+}
+
+/* ---- cat ---- */
+
+typedef struct cat_ctx {
+    const opts *o;
+    llm_writer *w;
+    unsigned char *buf;
+} cat_ctx;
+
+/* Copies the current record from r to w, chunk by chunk. */
+static void copy_record(llm_reader *r, const llm_record *rec, llm_writer *w, unsigned flags,
+                        unsigned char *buf)
+{
+    llm_error err = {0};
+    llm_record out = *rec;
+    out.flags = flags;
+    if (llm_writer_begin(w, &out, &err) < 0) llm_die(LLM_EXIT_DATA, "%s", err.msg);
+    int64_t n;
+    while ((n = llm_reader_read(r, buf, CHUNK, &err)) > 0)
+        if (llm_writer_write(w, buf, (size_t)n, &err) < 0) llm_die(LLM_EXIT_DATA, "%s", err.msg);
+    if (n < 0 || llm_writer_end_record(w, &err) < 0) llm_die(LLM_EXIT_DATA, "%s", err.msg);
+}
+
+static int cat_one(llm_reader *r, const llm_record *rec, const char *path, void *vctx)
+{
+    (void)path;
+    cat_ctx *c = vctx;
+    if (rec->kind == LLM_RECORD_TENSOR && !name_selected(c->o, rec->name)) return 0;
+    unsigned flags = rec->flags;
+    if (c->o->shuffle == 0 || llm_dtype_bits(rec->dtype) < 16) flags &= ~LLM_FLAG_SHUFFLE;
+    else if (c->o->shuffle == 1) flags |= LLM_FLAG_SHUFFLE;
+    copy_record(r, rec, c->w, flags, c->buf);
+    return 0;
+}
+
+static int cmd_cat(int argc, char **argv)
+{
+    opts o;
+    int first = parse_opts(argc, argv, "output level raw shuffle no-shuffle force name", &o);
+    cat_ctx c = {&o, open_output(&o), malloc(CHUNK)};
+    if (!c.buf) llm_die(LLM_EXIT_DATA, "out of memory");
+    int rc = each_record(argc - first, argv + first, cat_one, &c);
+    llm_error err = {0};
+    if (llm_writer_close(c.w, &err) < 0) llm_die(LLM_EXIT_DATA, "%s", err.msg);
+    free(c.buf);
+    opts_free(&o);
+    return rc;
+}
+
+/* ---- from-npy ---- */
+
+static int cmd_from_npy(int argc, char **argv)
+{
+    opts o;
+    int first = parse_opts(argc, argv, "output level raw shuffle force attr", &o);
+    if (first == argc) llm_usage_error("from-npy: give at least one NAME=FILE.npy");
+    for (int i = first; i < argc; i++)
+        if (!strchr(argv[i], '=') || argv[i][0] == '=')
+            llm_usage_error("from-npy: '%s' is not NAME=FILE.npy", argv[i]);
+    llm_writer *w = open_output(&o);
+    unsigned char *buf = malloc(CHUNK);
+    if (!buf) llm_die(LLM_EXIT_DATA, "out of memory");
+    llm_error err = {0};
+    for (int i = first; i < argc; i++) {
+        char *eq = strchr(argv[i], '=');
+        *eq = '\0';
+        const char *name = argv[i], *path = eq + 1;
+        int fd = strcmp(path, "-") == 0 ? 0 : open(path, O_RDONLY);
+        if (fd < 0) {
+            llm_writer_abort(w);
+            llm_die(LLM_EXIT_DATA, "%s: %s", path, strerror(errno));
+        }
+        llm_npy_header h;
+        llm_record rec = {.kind = LLM_RECORD_TENSOR, .name = name, .attrs = o.attrs,
+                          .n_attrs = o.n_attrs};
+        int rc = llm_npy_read_header(fd, path, &h, &err);
+        if (rc == 0) {
+            rec.dtype = h.dtype;
+            rec.shape = h.shape;
+            rec.flags = o.shuffle == 1 && llm_dtype_bits(h.dtype) >= 16 ? LLM_FLAG_SHUFFLE : 0;
+            rc = llm_writer_begin(w, &rec, &err);
+        }
+        int width = llm_dtype_bits(h.dtype) / 8;
+        for (uint64_t left = rc == 0 ? h.nbytes : 0; left > 0 && rc == 0;) {
+            size_t want = left < CHUNK ? (size_t)left : CHUNK, got = 0;
+            while (got < want) {
+                ssize_t k = read(fd, buf + got, want - got);
+                if (k < 0 && errno == EINTR) continue;
+                if (k <= 0) {
+                    rc = llm_error_set(&err, k < 0 ? LLM_ERR_IO : LLM_ERR_TRUNCATED,
+                                       "%s: %s", path, k < 0 ? strerror(errno)
+                                       : "truncated: data shorter than the header's shape");
+                    break;
+                }
+                got += (size_t)k;
+            }
+            if (rc == 0 && h.swap_bytes) llm_npy_swap(buf, got / (size_t)width, width);
+            if (rc == 0) rc = llm_writer_write(w, buf, got, &err);
+            left -= got;
+        }
+        if (rc == 0) {
+            char extra;
+            ssize_t k = read(fd, &extra, 1);
+            if (k > 0) rc = llm_error_set(&err, LLM_ERR_FORMAT, "%s: data longer than the header's shape", path);
+        }
+        if (rc == 0) rc = llm_writer_end_record(w, &err);
+        if (fd != 0) close(fd);
+        if (rc < 0) {
+            llm_writer_abort(w);
+            llm_die(LLM_EXIT_DATA, "%s", err.msg);
+        }
+    }
+    free(buf);
+    opts_free(&o);
+    if (llm_writer_close(w, &err) < 0) llm_die(LLM_EXIT_DATA, "%s", err.msg);
+    return 0;
+}
+
+/* ---- to-npy ---- */
+
+typedef struct npy_ctx {
+    const char *glob;
+    llm_outfile *out;
+    int matched;
+} npy_ctx;
+
+static void write_fd(llm_outfile *f, const void *p, size_t n)
+{
+    const char *c = p;
+    while (n > 0) {
+        ssize_t k = write(llm_outfile_fd(f), c, n);
+        if (k < 0 && errno == EINTR) continue;
+        if (k < 0) {
+            const char *why = strerror(errno);
+            llm_die(LLM_EXIT_DATA, "%s: write: %s", llm_outfile_path(f), why);
+        }
+        c += k;
+        n -= (size_t)k;
+    }
+}
+
+static int npy_one(llm_reader *r, const llm_record *rec, const char *path, void *vctx)
+{
+    npy_ctx *c = vctx;
+    if (rec->kind != LLM_RECORD_TENSOR || fnmatch(c->glob, rec->name, 0) != 0) return 0;
+    llm_error err = {0};
+    llm_dtype to = llm_dtype_widened(rec->dtype);
+    if (llm_npy_write_header(llm_outfile_fd(c->out), llm_outfile_path(c->out), to, &rec->shape, &err) < 0)
+        llm_die(LLM_EXIT_DATA, "%s: %s: %s", path, rec->name, err.msg);
+    int bits = llm_dtype_bits(rec->dtype), out_bytes = llm_dtype_bits(to) / 8;
+    size_t chunk_elems = CHUNK * 8 / (size_t)bits;
+    unsigned char *in = malloc(CHUNK), *out = malloc(chunk_elems * (size_t)out_bytes);
+    if (!in || !out) llm_die(LLM_EXIT_DATA, "out of memory");
+    int64_t numel = llm_shape_numel(&rec->shape);
+    for (int64_t done = 0; done < numel;) {
+        size_t n = (size_t)(numel - done) < chunk_elems ? (size_t)(numel - done) : chunk_elems;
+        size_t bytes = bits == 4 ? (n + 1) / 2 : n * (size_t)bits / 8;
+        if (llm_reader_read(r, in, bytes, &err) < 0) llm_die(LLM_EXIT_DATA, "%s", err.msg);
+        llm_dtype_widen(rec->dtype, in, n, out);
+        write_fd(c->out, out, n * (size_t)out_bytes);
+        done += (int64_t)n;
+    }
+    free(in);
+    free(out);
+    c->matched++;
+    return 0;
+}
+
+static int cmd_to_npy(int argc, char **argv)
+{
+    opts o;
+    int first = parse_opts(argc, argv, "output force", &o);
+    if (argc - first < 1 || argc - first > 2) llm_usage_error("to-npy: want GLOB [FILE]");
+    const char *path = o.out ? o.out : "-";
+    if (strcmp(path, "-") == 0) llm_cli_refuse_tty(1, o.force);
+    llm_error err = {0};
+    npy_ctx c = {argv[first], NULL, 0};
+    if (llm_outfile_open(&c.out, path, &err) < 0) llm_die(LLM_EXIT_DATA, "%s", err.msg);
+    llm_cli_remove_on_failure(llm_outfile_temp_path(c.out));
+    int rc = each_record(argc - first - 1, argv + first + 1, npy_one, &c);
+    if (c.matched == 0) {
+        llm_outfile_abort(c.out);
+        llm_die(LLM_EXIT_DATA, "%s: no tensor matches '%s'", argc - first > 1 ? argv[first + 1] : "-",
+                c.glob);
+    }
+    if (llm_outfile_commit(c.out, &err) < 0) llm_die(LLM_EXIT_DATA, "%s", err.msg);
+    opts_free(&o);
+    return rc;
+}
+
+/* ---- verify ---- */
+
+static int cmd_verify(int argc, char **argv)
+{
+    opts o;
+    int first = parse_opts(argc, argv, "", &o);
+    static char *stdin_only[] = {"-"};
+    char **paths = argc > first ? argv + first : stdin_only;
+    int n = argc > first ? argc - first : 1, status = 0;
+    unsigned char *buf = malloc(CHUNK);
+    if (!buf) llm_die(LLM_EXIT_DATA, "out of memory");
+    for (int i = 0; i < n; i++) {
+        llm_reader *r = open_input(paths[i]);
+        const llm_record *rec;
+        llm_error err = {0};
+        uint64_t tensors = 0, metas = 0, payload = 0;
+        int rc;
+        while ((rc = llm_reader_next(r, &rec, &err)) > 0) {
+            int64_t k;
+            while ((k = llm_reader_read(r, buf, CHUNK, &err)) > 0) payload += (uint64_t)k;
+            if (k < 0) {
+                rc = (int)k;
+                break;
+            }
+            if (rec->kind == LLM_RECORD_TENSOR) tensors++;
+            else metas++;
+        }
+        uint64_t in_bytes, raw_bytes;
+        int zstd;
+        llm_reader_counts(r, &in_bytes, &raw_bytes, &zstd);
+        llm_reader_close(r);
+        if (rc < 0) {
+            llm_warn("%s", err.msg);
+            status = LLM_EXIT_DATA;
+            continue;
+        }
+        printf("%s: ok: %" PRIu64 " tensors, %" PRIu64 " metadata, %" PRIu64 " payload bytes, %" PRIu64
+               " bytes read", paths[i], tensors, metas, payload, in_bytes);
+        if (zstd) printf(" (zstd, checksums ok, ratio %.3f)", in_bytes ? (double)raw_bytes / (double)in_bytes : 0.0);
+        else printf(" (raw)");
+        putchar('\n');
+    }
+    free(buf);
+    opts_free(&o);
+    return status;
+}
+
+int main(int argc, char **argv)
+{
+    llm_cli_init("llm-tensor");
+    if (argc < 2) llm_usage_error("missing command");
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) usage_exit();
+    if (!strcmp(cmd, "-V") || !strcmp(cmd, "--version")) {
+        printf("llm-tensor (llmpipe) %s\n", LLM_VERSION);
+        return 0;
+    }
+    static const struct {
+        const char *name;
+        int (*fn)(int, char **);
+    } cmds[] = {{"ls", cmd_ls},          {"stats", cmd_stats},   {"cat", cmd_cat},
+                {"from-npy", cmd_from_npy}, {"to-npy", cmd_to_npy}, {"verify", cmd_verify}};
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+        if (!strcmp(cmd, cmds[i].name)) {
+            int rc = cmds[i].fn(argc - 1, argv + 1);
+            if (fflush(stdout) != 0 || ferror(stdout)) llm_die(LLM_EXIT_DATA, "-: write error");
+            return rc;
+        }
+    llm_usage_error("unknown command '%s'", cmd);
+}
