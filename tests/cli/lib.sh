@@ -4,6 +4,7 @@
 set -u
 : "${LLM_BIN:?run through tests/run.sh (make check)}"
 PATH="$LLM_BIN:$PATH"
+. "$LLM_TOP/tests/mknpy.sh"
 T=$(mktemp -d "${LLM_TEST_TMP:-/tmp}/cli.XXXXXX")
 cd "$T" || exit 2
 
@@ -37,19 +38,6 @@ same() {
 # Debian's interpreter, with numpy, or nothing.
 numpy_python() {
     if /usr/bin/python3 -c 'import numpy' 2>/dev/null; then echo /usr/bin/python3; fi
-}
-
-# mknpy DESCR SHAPE DATAFILE OUT: a .npy (version 1.0) laid out exactly as
-# numpy.save writes it, around the raw bytes in DATAFILE.
-mknpy() {
-    perl -e '
-        my ($descr, $shape, $data, $out) = @ARGV;
-        my $dict = "{'"'"'descr'"'"': '"'"'$descr'"'"', '"'"'fortran_order'"'"': False, '"'"'shape'"'"': $shape, }";
-        my $len = length($dict) + 1; my $pad = (64 - (10 + $len) % 64) % 64;
-        open(my $d, "<:raw", $data) or die; local $/; my $bytes = <$d>;
-        open(my $o, ">:raw", $out) or die;
-        print $o "\x93NUMPY\x01\x00", pack("v", $len + $pad), $dict, " " x $pad, "\n", $bytes;
-    ' "$@"
 }
 
 # rawstream OUT SPEC...: writes an uncompressed stream byte by byte with perl,
