@@ -98,7 +98,7 @@ check-asan: deps
 
 demo: deps
 	@$(MAKE) --no-print-directory all
-	@sh tests/demo.sh .
+	@sh tests/demo.sh $(OUT)/bin
 
 bench: deps
 	@$(MAKE) --no-print-directory all

@@ -1,11 +1,10 @@
 #!/bin/sh
 # make demo: the whole pipeline as it stands, on data made here — a few
 # tensors written to a stream, piped through llm-tensor, listed and checked.
-#   usage: tests/demo.sh TOP
+#   usage: tests/demo.sh BIN_DIR
 set -eu
-top=$(cd "$1" && pwd)
-PATH="$top/bin:$PATH"
-. "$top/tests/mknpy.sh"
+PATH="$(cd "$1" && pwd):$PATH"
+. "$(cd "$(dirname "$0")" && pwd)/mknpy.sh"
 dir=$(mktemp -d "${TMPDIR:-/tmp}/llmpipe-demo.XXXXXX")
 trap 'rm -rf "$dir"' EXIT
 cd "$dir"
