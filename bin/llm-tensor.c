@@ -21,7 +21,7 @@ static const char usage_text[] =
     "usage: llm-tensor COMMAND [OPTIONS] [FILE...]     (FILE '-' or none: stdin)\n"
     "\n"
     "  ls [FILE...]                 a line per record: name, dtype, shape, bytes, attributes\n"
-    "  stats [--per-channel] [--name GLOB] [FILE...]\n"
+    "  stats [--per-channel] [--name GLOB]... [FILE...]\n"
     "                               count, min, max, mean, std, absmax of each tensor\n"
     "  cat [-o OUT] [--name GLOB]... [--level N] [--raw] [--shuffle|--no-shuffle] [FILE...]\n"
     "                               concatenate streams into one, filtered, re-encoded\n"
@@ -33,6 +33,12 @@ static const char usage_text[] =
     "Common options: -o FILE (default stdout; written whole or not at all), --force\n"
     "(write binary to a terminal), -h/--help, -V/--version.  Output of cat and\n"
     "from-npy is zstd-compressed (level 3) unless --raw.  See llm-tensor(1), llm-tensor(5).\n";
+
+static void version_exit(void)
+{
+    printf("llm-tensor (llmpipe) %s\n", LLM_VERSION);
+    exit(0);
+}
 
 static void usage_exit(void)
 {
@@ -62,6 +68,7 @@ static const struct option long_opts[] = {
     {"per-channel", no_argument, 0, OPT_PER_CHANNEL},
     {"force", no_argument, 0, OPT_FORCE},    {"name", required_argument, 0, OPT_NAME},
     {"attr", required_argument, 0, OPT_ATTR}, {"help", no_argument, 0, 'h'},
+    {"version", no_argument, 0, 'V'},
     {0, 0, 0, 0},
 };
 
@@ -75,10 +82,12 @@ static int parse_opts(int argc, char **argv, const char *allowed, opts *o)
     o->attrs = calloc((size_t)argc, sizeof *o->attrs);
     if (!o->names || !o->attrs) llm_die(LLM_EXIT_DATA, "out of memory");
     optind = 1;
+    opterr = 0;
     int c, idx;
-    while ((c = getopt_long(argc, argv, "+o:h", long_opts, &idx)) != -1) {
-        if (c == '?') llm_usage_error("%s: bad option", argv[0]);
+    while ((c = getopt_long(argc, argv, "+o:hV", long_opts, &idx)) != -1) {
+        if (c == '?') llm_usage_error("%s: unknown option or missing value: '%s'", argv[0], argv[optind - 1]);
         if (c == 'h') usage_exit();
+        if (c == 'V') version_exit();
         const char *name = c == 'o' ? "output" : NULL;
         for (const struct option *l = long_opts; !name && l->name; l++)
             if (l->val == c) name = l->name;
@@ -105,6 +114,7 @@ static int parse_opts(int argc, char **argv, const char *allowed, opts *o)
         }
         }
     }
+    if (o->wopts.raw && o->wopts.level) llm_usage_error("%s: --level and --raw exclude each other", argv[0]);
     return optind;
 }
 
@@ -145,10 +155,16 @@ static void attrs_print(const llm_record *rec)
 {
     if (rec->flags & LLM_FLAG_SHUFFLE) printf(" shuffle");
     for (int i = 0; i < rec->n_attrs; i++) {
-        const char *v = rec->attrs[i].value;
+        const unsigned char *v = (const unsigned char *)rec->attrs[i].value;
         printf(" %s=", rec->attrs[i].key);
-        if (strlen(v) > 60) printf("%.57s...", v);
-        else printf("%s", v);
+        for (int k = 0; v[k]; k++) { /* control bytes escaped: one record, one line */
+            if (k == 57 && strlen((const char *)v) > 60) {
+                printf("...");
+                break;
+            }
+            if (v[k] < 0x20 || v[k] == 0x7f || v[k] == '\\') printf("\\x%02x", v[k]);
+            else putchar(v[k]);
+        }
     }
 }
 
@@ -222,8 +238,9 @@ static int stats_one(llm_reader *r, const llm_record *rec, const char *path, voi
     const opts *o = ctx;
     if (rec->kind != LLM_RECORD_TENSOR || !name_selected(o, rec->name)) return 0;
     int64_t numel = llm_shape_numel(&rec->shape);
-    int64_t channels = o->per_channel && rec->shape.ndim > 0 ? rec->shape.dim[rec->shape.ndim - 1] : 1;
-    if (channels == 0) channels = 1;
+    int per_channel = o->per_channel && rec->shape.ndim > 0; /* a scalar has no channels */
+    int64_t channels = per_channel ? rec->shape.dim[rec->shape.ndim - 1] : 1;
+    if (channels == 0) channels = 1, per_channel = 0; /* nor has an empty last axis */
     /* whole rows per chunk, so each chunk starts at channel 0 */
     int bits = llm_dtype_bits(rec->dtype);
     int64_t rows_per_chunk = (int64_t)CHUNK * 8 / bits / channels;
@@ -243,14 +260,14 @@ static int stats_one(llm_reader *r, const llm_record *rec, const char *path, voi
         if (llm_reader_read(r, buf, bytes, &err) < 0) llm_die(LLM_EXIT_DATA, "%s", err.msg);
         llm_dtype_to_f64(rec->dtype, buf, n, vals);
         llm_stats_add(&total, vals, n, 1);
-        if (o->per_channel)
+        if (per_channel)
             for (int64_t c = 0; c < channels && (size_t)c < n; c++)
                 llm_stats_add(&per[c], vals + c, (n - (size_t)c + (size_t)channels - 1) / (size_t)channels,
                               (size_t)channels);
         done += (int64_t)n;
     }
     stats_print(rec->name, &total);
-    if (o->per_channel)
+    if (per_channel)
         for (int64_t c = 0; c < channels; c++) {
             char label[LLM_MAX_NAME + 32];
             snprintf(label, sizeof label, "%s[%" PRId64 "]", rec->name, c);
@@ -513,10 +530,7 @@ int main(int argc, char **argv)
     if (argc < 2) llm_usage_error("missing command");
     const char *cmd = argv[1];
     if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) usage_exit();
-    if (!strcmp(cmd, "-V") || !strcmp(cmd, "--version")) {
-        printf("llm-tensor (llmpipe) %s\n", LLM_VERSION);
-        return 0;
-    }
+    if (!strcmp(cmd, "-V") || !strcmp(cmd, "--version")) version_exit();
     static const struct {
         const char *name;
         int (*fn)(int, char **);

@@ -70,7 +70,7 @@ int llm_record_check(llm_record *rec, llm_error *err)
         const char *k = rec->attrs[i].key, *v = rec->attrs[i].value;
         if (!k || !key_ok(k, strlen(k)))
             return llm_error_set(err, LLM_ERR_FORMAT,
-                                 "%s: attribute key must be 1..%d printable bytes without '='",
+                                 "%s: attribute key must be 1..%d printable bytes without spaces or '='",
                                  rec->name, LLM_MAX_KEY);
         size_t vlen = v ? strlen(v) : 0;
         if (vlen > LLM_MAX_VALUE)

@@ -180,3 +180,14 @@ wait $!
 status=$?
 [ "$status" -eq 143 ] && [ ! -e killed.llmt ] && [ -z "$(ls | grep '\.tmp\.')" ] &&
     pass "killed writer leaves nothing" || fail "killed writer leaves nothing" "status $status; $(ls | grep -E 'killed|tmp')"
+
+# option handling inside commands
+expect "version after command" 0 "" -- llm-tensor ls --version
+expect "unknown option in command" 2 "^llm-tensor: ls: unknown option or missing value: '--frob'" -- llm-tensor ls --frob
+expect "--level with --raw" 2 "exclude each other" -- llm-tensor cat --raw --level 3 all.llmt
+llm-tensor from-npy --attr "note=a	b" x=f4.npy | llm-tensor ls >ls.txt
+grep -q 'note=a\\x09b$' ls.txt && pass "control bytes escaped in ls" || fail "control bytes escaped in ls" "$(cat -A ls.txt)"
+rawstream scalar.raw "T:0:s::0000803f" "T:0:e:3,0:"
+llm-tensor stats --per-channel scalar.raw >st.txt
+[ "$(cut -d' ' -f1 st.txt | tr '\n' ' ')" = "s e " ] && grep -q '^s  *count=1 min=1 max=1 ' st.txt &&
+    pass "per-channel skips scalars and empty axes" || fail "per-channel skips scalars and empty axes" "$(cat st.txt)"
