@@ -1,0 +1,162 @@
+/* grad — the backward pass of the Llama decoder in model.c, written by hand:
+ * each layer's forward step undone in reverse, weight gradients accumulated
+ * through cblas_sgemm, normalised inputs and the gated MLP activation
+ * recomputed from what the forward pass kept. */
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+
+#include "attn.h"
+#include "model.h"
+#include "model_internal.h"
+
+/* dW [out, in] += dy^T [out, n] . x [n, in] */
+static void weight_grad(const float *dy, const float *x, float *dw, int n, int out, int in)
+{
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, n, 1.0f, dy, out, x, in, 1.0f, dw, in);
+}
+
+/* dx [n, in] = dy [n, out] . W [out, in] + beta * dx */
+static void input_grad(const float *dy, const float *w, float *dx, int n, int out, int in, float beta)
+{
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, in, out, 1.0f, dy, out, w, in, beta, dx, in);
+}
+
+/* RMSNorm y = g * x * r, r = 1/sqrt(mean(x^2) + eps), given dy:
+ *   dg_j += sum_i dy_ij x_ij r_i
+ *   dx_ij += r_i g_j dy_ij - r_i^3 x_ij / d * sum_k g_k dy_ik x_ik   */
+static void rmsnorm_backward(const float *x, const float *g, const float *inv_rms, const float *dy,
+                             float *dx, float *dg, int n, int d)
+{
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < n; i++) {
+        const float *xi = x + (size_t)i * d, *dyi = dy + (size_t)i * d;
+        float *dxi = dx + (size_t)i * d, r = inv_rms[i], dot = 0;
+#pragma omp simd reduction(+ : dot)
+        for (int j = 0; j < d; j++) dot += g[j] * dyi[j] * xi[j];
+        float c = r * r * r * dot / (float)d;
+#pragma omp simd
+        for (int j = 0; j < d; j++) dxi[j] += r * g[j] * dyi[j] - c * xi[j];
+    }
+    for (int i = 0; i < n; i++) { /* rows in order: the sum does not depend on threads */
+        const float *xi = x + (size_t)i * d, *dyi = dy + (size_t)i * d;
+        float r = inv_rms[i];
+#pragma omp simd
+        for (int j = 0; j < d; j++) dg[j] += dyi[j] * xi[j] * r;
+    }
+}
+
+static void attention_backward(const llm_model *m, const llm_acts *a, int l, const float *datt,
+                               float *dq, float *dk, float *dv)
+{
+    const llm_config *c = &m->cfg;
+    int B = a->B, T = a->T, N = B * T, H = c->n_heads, K = c->n_kv_heads, E = c->dim / H,
+        HE = H * E, KE = K * E, G = H / K;
+    const float *q = a->q + (size_t)l * N * HE, *k = a->k + (size_t)l * N * KE,
+                *v = a->v + (size_t)l * N * KE, *att = a->att + (size_t)l * N * HE,
+                *lse = a->lse + (size_t)l * N * H;
+    llm_attn_shape s = {.n_q = T, .n_kv = T, .q_pos0 = 0, .head_dim = E, .window = c->window,
+                        .scale = 1.0f / sqrtf((float)E)};
+    memset(dk, 0, (size_t)N * KE * sizeof *dk);
+    memset(dv, 0, (size_t)N * KE * sizeof *dv);
+    /* one task per (sequence, kv head): the G query heads sharing it add
+     * into its dk and dv in turn, so no two threads write the same rows */
+#pragma omp parallel for collapse(2) schedule(dynamic)
+    for (int b = 0; b < B; b++)
+        for (int kh = 0; kh < K; kh++) {
+            size_t row = (size_t)b * T, kv = row * KE + (size_t)kh * E;
+            for (int h = kh * G; h < (kh + 1) * G; h++) {
+                size_t qo = row * HE + (size_t)h * E;
+                llm_attn_backward(&s, q + qo, HE, k + kv, v + kv, KE, att + qo, datt + qo, HE,
+                                  lse + ((size_t)b * H + h) * T, dq + qo, dk + kv, dv + kv);
+            }
+        }
+}
+
+void llm_model_backward(const llm_model *m, llm_acts *a, float *grad)
+{
+    const llm_config *c = &m->cfg;
+    llm_layer_params glayers[c->n_layers];
+    llm_params g = {.layers = glayers};
+    llm_params_map(m, grad, &g);
+    const llm_params *p = &m->p;
+    int B = a->B, T = a->T, N = B * T, D = c->dim, H = c->n_heads, K = c->n_kv_heads, E = D / H,
+        HE = H * E, KE = K * E, F = c->hidden, V = c->vocab;
+
+    /* cross-entropy: dlogits = (softmax - onehot) / counted, in place of probs */
+    int counted = 0;
+    for (int i = 0; i < N; i++) counted += a->targets[i] >= 0;
+    float inv = counted ? 1.0f / (float)counted : 0.0f;
+    float *dlogits = a->probs;
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < N; i++) {
+        float *row = dlogits + (size_t)i * V;
+        int t = a->targets[i];
+        if (t < 0) {
+            memset(row, 0, (size_t)V * sizeof *row);
+            continue;
+        }
+        row[t] -= 1.0f;
+        for (int j = 0; j < V; j++) row[j] *= inv;
+    }
+    float *dx = a->s_nd2, *buf = a->s_nd, *buf2 = a->s_nd3;
+    weight_grad(dlogits, a->xf, g.cls, N, V, D);
+    input_grad(dlogits, p->cls, buf, N, V, D, 0);
+    memset(dx, 0, (size_t)N * D * sizeof *dx);
+    rmsnorm_backward(a->x + (size_t)c->n_layers * N * D, p->norm, a->rmsf, buf, dx, g.norm, N, D);
+
+    for (int l = c->n_layers - 1; l >= 0; l--) {
+        const llm_layer_params *w = &p->layers[l];
+        llm_layer_params *gw = &g.layers[l];
+        const float *x = a->x + (size_t)l * N * D, *x_mid = a->x_mid + (size_t)l * N * D;
+        const float *h1 = a->h1 + (size_t)l * N * F, *h3 = a->h3 + (size_t)l * N * F;
+        const float *rms1 = a->rms1 + (size_t)l * N, *rms2 = a->rms2 + (size_t)l * N;
+        float *hg = a->s_nf, *dh3 = a->s_nf2;
+
+        /* MLP: x_next = x_mid + w2 . (silu(h1) * h3) */
+#pragma omp parallel for schedule(static)
+        for (size_t i = 0; i < (size_t)N * F; i++) hg[i] = llm_silu(h1[i]) * h3[i];
+        weight_grad(dx, hg, gw->w2, N, D, F);
+        float *dh1 = hg; /* hg is no longer needed: its buffer takes d(hg), then dh1 */
+        input_grad(dx, w->w2, dh1, N, D, F, 0);
+#pragma omp parallel for schedule(static)
+        for (size_t i = 0; i < (size_t)N * F; i++) {
+            float z = h1[i], sig = 1.0f / (1.0f + expf(-z)), dhg = dh1[i];
+            dh3[i] = dhg * z * sig;
+            dh1[i] = dhg * h3[i] * sig * (1.0f + z * (1.0f - sig));
+        }
+        float *xn = buf2;
+        llm_rmsnorm_apply(x_mid, w->mlp_norm, rms2, xn, N, D);
+        weight_grad(dh1, xn, gw->w1, N, F, D);
+        weight_grad(dh3, xn, gw->w3, N, F, D);
+        input_grad(dh1, w->w1, buf, N, F, D, 0);
+        input_grad(dh3, w->w3, buf, N, F, D, 1);
+        rmsnorm_backward(x_mid, w->mlp_norm, rms2, buf, dx, gw->mlp_norm, N, D);
+
+        /* attention: x_mid = x + wo . attn(q, k, v) */
+        const float *att = a->att + (size_t)l * N * HE;
+        weight_grad(dx, att, gw->wo, N, D, HE);
+        float *datt = buf, *dq = buf2, *dk = a->s_kv, *dv = a->s_kv2;
+        input_grad(dx, w->wo, datt, N, D, HE, 0);
+        attention_backward(m, a, l, datt, dq, dk, dv);
+        llm_rope_apply(&m->rope, dq, N, HE, H, T, 0, 1);
+        llm_rope_apply(&m->rope, dk, N, KE, K, T, 0, 1);
+        xn = buf; /* datt is spent: recompute the normalised input there */
+        llm_rmsnorm_apply(x, w->attn_norm, rms1, xn, N, D);
+        weight_grad(dq, xn, gw->wq, N, HE, D);
+        weight_grad(dk, xn, gw->wk, N, KE, D);
+        weight_grad(dv, xn, gw->wv, N, KE, D);
+        float *dxn = buf;
+        input_grad(dq, w->wq, dxn, N, HE, D, 0);
+        input_grad(dk, w->wk, dxn, N, KE, D, 1);
+        input_grad(dv, w->wv, dxn, N, KE, D, 1);
+        rmsnorm_backward(x, w->attn_norm, rms1, dxn, dx, gw->attn_norm, N, D);
+    }
+    /* the embedding lookup: rows in order, so repeated tokens add up alike every run */
+    for (int i = 0; i < N; i++) {
+        float *ge = g.tok_emb + (size_t)a->inputs[i] * D;
+        const float *dxi = dx + (size_t)i * D;
+#pragma omp simd
+        for (int j = 0; j < D; j++) ge[j] += dxi[j];
+    }
+}

@@ -1,0 +1,159 @@
+/* model — a decoder-only Llama: configuration, parameters, training forward.
+ *
+ *   x = tok_emb[tokens]
+ *   for each layer:  x += wo . attn(rope(wq . rms(x)), rope(wk . rms(x)), wv . rms(x))
+ *                    x += w2 . (silu(w1 . rms(x)) * (w3 . rms(x)))
+ *   logits = cls . rms(x)          (cls is tok_emb when tied)
+ *
+ * rms(x) = x / sqrt(mean(x^2) + eps) * g with a learned gain per layer and
+ * norm; attention is causal (optionally a sliding window), multi-head with
+ * grouped-query sharing when n_kv_heads < n_heads (see attn.h); RoPE rotates q
+ * and k (rope.h).  Every matrix product goes through cblas_sgemm.
+ *
+ * All parameters live in one float arena in a fixed order with named views
+ * (llm_model_tensors); gradients and optimizer moments use arenas of the same
+ * layout, so one loop (optim.h) updates them all.  Weights are [out, in], as
+ * in PyTorch's Linear and llama2.c.
+ *
+ * Dimension letters: B batch, T time, N = B*T tokens, V vocab, D model width,
+ * H heads, K kv heads, E head size (D/H), F hidden width, L layers.
+ *
+ *     llm_model m;
+ *     TRY(llm_model_init(&m, &cfg, seed, &err));          // random weights
+ *     llm_acts a;
+ *     TRY(llm_acts_init(&a, &m.cfg, B, T, &err));
+ *     float loss = llm_model_forward(&m, &a, inputs, targets);   // [B*T] each
+ *     llm_model_backward(&m, &a, grads);                   // grads arena += dLoss/dParams
+ */
+#ifndef LLM_MODEL_H
+#define LLM_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "optim.h"
+#include "rope.h"
+#include "tensor.h"
+#include "tok.h"
+
+typedef struct llm_config {
+    int vocab;        /* V */
+    int dim;          /* D */
+    int n_layers;     /* L */
+    int n_heads;      /* H; D % H == 0 and D/H even (RoPE) */
+    int n_kv_heads;   /* K; H % K == 0 */
+    int hidden;       /* F */
+    int seq_len;      /* the context the model is trained for */
+    int tie;          /* 1: the classifier is tok_emb */
+    int window;       /* sliding-window attention, 0 = full causal */
+    float norm_eps;   /* 1e-5 */
+    float rope_theta; /* 10000 */
+} llm_config;
+
+/* Checks every field and the shapes they imply, naming the first problem. */
+int llm_config_check(const llm_config *c, llm_error *err);
+
+/* Views of one layer's parameters (or gradients, or moments) in an arena. */
+typedef struct llm_layer_params {
+    float *attn_norm; /* [D] */
+    float *wq;        /* [H*E, D] */
+    float *wk;        /* [K*E, D] */
+    float *wv;        /* [K*E, D] */
+    float *wo;        /* [D, H*E] */
+    float *mlp_norm;  /* [D] */
+    float *w1;        /* [F, D] gate */
+    float *w2;        /* [D, F] down */
+    float *w3;        /* [F, D] up */
+} llm_layer_params;
+
+typedef struct llm_params {
+    float *tok_emb;            /* [V, D] */
+    llm_layer_params *layers;  /* [L] */
+    float *norm;               /* [D] */
+    float *cls;                /* [V, D]; == tok_emb when tied */
+} llm_params;
+
+/* One named tensor of the arena, in checkpoint order. */
+typedef struct llm_param_tensor {
+    char name[48];    /* "tok_emb", "layers.3.attn.wq", "norm", "cls" */
+    llm_shape shape;
+    int64_t offset;   /* in floats */
+    int64_t count;
+} llm_param_tensor;
+
+typedef struct llm_model {
+    llm_config cfg;
+    llm_tok tok;
+    int64_t n_params;
+    float *arena;              /* [n_params], owned */
+    llm_params p;              /* views into arena */
+    int n_tensors;
+    llm_param_tensor *tensors; /* [n_tensors] */
+    llm_param_span *spans;     /* [n_tensors]: decay on 2-D tensors */
+    llm_rope rope;
+} llm_model;
+
+/* Allocates a model with weights drawn from N(0, 0.02) (output projections
+ * wo and w2 scaled by 1/sqrt(2L), as GPT-2 does) and norm gains of 1. */
+int llm_model_init(llm_model *m, const llm_config *cfg, uint64_t seed, llm_error *err);
+/* Allocates a model with zeroed weights (for loading a checkpoint). */
+int llm_model_alloc(llm_model *m, const llm_config *cfg, llm_error *err);
+void llm_model_free(llm_model *m);
+/* Maps views of an arena with the model's layout (for gradients, moments). */
+void llm_params_map(const llm_model *m, float *arena, llm_params *p);
+/* The tensor named name, or NULL. */
+const llm_param_tensor *llm_model_tensor(const llm_model *m, const char *name);
+
+/* What the training forward pass keeps for the backward pass, for B
+ * sequences of T tokens, plus scratch.  Normalised inputs and the gated MLP
+ * activation are recomputed in the backward pass rather than stored. */
+typedef struct llm_acts {
+    int B, T;
+    int32_t *inputs, *targets; /* [N] copies */
+    float *x;          /* [L+1, N, D] residual stream entering each layer, and the last */
+    float *rms1;       /* [L, N] 1/rms before attention */
+    float *q;          /* [L, N, H*E] after RoPE */
+    float *k;          /* [L, N, K*E] after RoPE */
+    float *v;          /* [L, N, K*E] */
+    float *att;        /* [L, N, H*E] attention output (before wo) */
+    float *lse;        /* [L, B, H, T] attention log-sum-exp */
+    float *x_mid;      /* [L, N, D] after the attention residual */
+    float *rms2;       /* [L, N] */
+    float *h1, *h3;    /* [L, N, F] gate and up projections */
+    float *rmsf;       /* [N] */
+    float *xf;         /* [N, D] final normalised stream */
+    float *probs;      /* [N, V] softmax of the logits */
+    /* scratch for the backward pass */
+    float *s_nd, *s_nd2, *s_nd3; /* [N, D] */
+    float *s_nf, *s_nf2;         /* [N, F] */
+    float *s_kv, *s_kv2;         /* [N, K*E] */
+    size_t bytes;      /* everything above */
+} llm_acts;
+
+int llm_acts_init(llm_acts *a, const llm_config *c, int B, int T, llm_error *err);
+void llm_acts_free(llm_acts *a);
+
+/* Forward pass over inputs [B*T]; returns the mean cross-entropy (nats) of
+ * targets [B*T] (ids < 0 are ignored).  T may be at most a->T and
+ * cfg.seq_len... B and T come from a. */
+float llm_model_forward(const llm_model *m, llm_acts *a, const int32_t *inputs,
+                        const int32_t *targets);
+
+/* Adds the gradient of the last forward pass's loss to the arena `grad`
+ * (same layout as m->arena; zero it first unless accumulating). */
+void llm_model_backward(const llm_model *m, llm_acts *a, float *grad);
+
+/* Greedy continuation of prompt (n_prompt >= 1 ids) by n_new tokens, each
+ * from a full forward pass over the last a->T tokens (a has B = 1): simple
+ * and slow, O(n T^2), for samples during training.  Stops after EOS.  Writes
+ * the new ids to out and returns how many. */
+int llm_model_greedy(const llm_model *m, llm_acts *a, const int32_t *prompt, int n_prompt,
+                     int n_new, int32_t *out);
+
+/* Model FLOPs per trained token, forward and backward: 6 per parameter in the
+ * matrix products (embedding lookup excluded, classifier included) plus the
+ * attention scores and weighted sums, 6 * L * T * D (causal: half of 12). */
+double llm_model_flops_per_token(const llm_config *c, int T);
+
+#endif

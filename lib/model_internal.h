@@ -1,0 +1,19 @@
+/* model_internal — pieces of the forward pass that grad.c (the backward pass)
+ * and later the inference code share with model.c.  Not for bin/. */
+#ifndef LLM_MODEL_INTERNAL_H
+#define LLM_MODEL_INTERNAL_H
+
+#include "model.h"
+
+/* y[i] = x[i] / rms(x[i]) * g for n rows of d; inv_rms (may be NULL) gets 1/rms. */
+void llm_rmsnorm(const float *x, const float *g, float *y, float *inv_rms, int n, int d, float eps);
+/* The same with 1/rms already known. */
+void llm_rmsnorm_apply(const float *x, const float *g, const float *inv_rms, float *y, int n, int d);
+float llm_silu(float z);
+/* y [n, out] = x [n, in] . w^T (w [out, in]) + beta * y, through cblas_sgemm. */
+void llm_matmul_nt(const float *x, const float *w, float *y, int n, int out, int in, float beta);
+/* Attention over every (sequence, head) of q [B*T, H*E], k, v [B*T, K*E]. */
+void llm_attention_forward(const llm_model *m, const float *q, const float *k, const float *v,
+                           float *att, float *lse, int B, int T);
+
+#endif
