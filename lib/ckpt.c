@@ -1,0 +1,361 @@
+/* ckpt — saving and loading model and training checkpoints as streams. */
+#include "ckpt.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "stream.h"
+
+#define FORMAT_NAME "llmpipe-model"
+
+/* Attribute table built from printf-formatted values (kept in `text`). */
+typedef struct attr_list {
+    llm_attr a[32];
+    char text[32][64];
+    int n;
+} attr_list;
+
+static void add(attr_list *l, const char *key, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void add(attr_list *l, const char *key, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(l->text[l->n], sizeof l->text[0], fmt, ap);
+    va_end(ap);
+    l->a[l->n] = (llm_attr){key, l->text[l->n]};
+    l->n++;
+}
+
+static int write_meta(llm_writer *w, const char *name, const attr_list *l, llm_error *err)
+{
+    llm_record rec = {.kind = LLM_RECORD_META, .name = name, .dtype = LLM_DTYPE_U8,
+                      .shape = llm_shape_make(1, (int64_t[]){0}), .attrs = l->a, .n_attrs = l->n};
+    return llm_writer_record(w, &rec, "", err);
+}
+
+static int write_floats(llm_writer *w, const char *name, const llm_shape *shape, const float *data,
+                        llm_error *err)
+{
+    llm_record rec = {.kind = LLM_RECORD_TENSOR, .name = name, .dtype = LLM_DTYPE_F32,
+                      .shape = *shape, .flags = LLM_FLAG_SHUFFLE};
+    return llm_writer_record(w, &rec, data, err);
+}
+
+static int save_all(llm_writer *w, const llm_model *m, const llm_optim *o,
+                    const llm_ckpt_train *t, llm_error *err)
+{
+    const llm_config *c = &m->cfg;
+    attr_list l = {0};
+    add(&l, "format", FORMAT_NAME);
+    add(&l, "vocab", "%d", c->vocab);
+    add(&l, "dim", "%d", c->dim);
+    add(&l, "layers", "%d", c->n_layers);
+    add(&l, "heads", "%d", c->n_heads);
+    add(&l, "kv_heads", "%d", c->n_kv_heads);
+    add(&l, "hidden", "%d", c->hidden);
+    add(&l, "seq_len", "%d", c->seq_len);
+    add(&l, "tie", "%d", c->tie);
+    add(&l, "window", "%d", c->window);
+    add(&l, "norm_eps", "%.9g", (double)c->norm_eps);
+    add(&l, "rope_theta", "%.9g", (double)c->rope_theta);
+    add(&l, "params", "%" PRId64, m->n_params);
+    TRY(write_meta(w, "config", &l, err));
+    attr_list tk = {0};
+    char buf[128];
+    tk.n = llm_tok_to_attrs(&m->tok, tk.a, buf, sizeof buf);
+    TRY(write_meta(w, "tokenizer", &tk, err));
+    if (t) {
+        const llm_optim_config *oc = &t->optim;
+        attr_list tr = {0};
+        add(&tr, "step", "%" PRId64, t->step);
+        add(&tr, "tokens", "%" PRId64, t->tokens);
+        add(&tr, "optim", "%s", llm_optim_name(oc->kind));
+        add(&tr, "lr", "%a", (double)oc->lr);
+        add(&tr, "min_lr", "%a", (double)oc->min_lr);
+        add(&tr, "warmup", "%" PRId64, oc->warmup);
+        add(&tr, "steps", "%" PRId64, oc->steps);
+        add(&tr, "beta1", "%a", (double)oc->beta1);
+        add(&tr, "beta2", "%a", (double)oc->beta2);
+        add(&tr, "eps", "%a", (double)oc->eps);
+        add(&tr, "weight_decay", "%a", (double)oc->weight_decay);
+        add(&tr, "clip", "%a", (double)oc->clip);
+        add(&tr, "optim_t", "%" PRId64, o ? o->t : 0);
+        add(&tr, "batch", "%d", t->batch);
+        add(&tr, "seq", "%d", t->seq);
+        add(&tr, "accum", "%d", t->accum);
+        add(&tr, "seed", "%" PRIu64, t->seed);
+        add(&tr, "data_hash", "%016" PRIx64, t->data_hash);
+        add(&tr, "val_frac", "%a", t->val_frac);
+        for (int i = 0; i < 4; i++) {
+            static const char *const keys[4] = {"rng0", "rng1", "rng2", "rng3"};
+            add(&tr, keys[i], "%016" PRIx64, t->rng.s[i]);
+        }
+        TRY(write_meta(w, "train", &tr, err));
+    }
+    for (int i = 0; i < m->n_tensors; i++) {
+        const llm_param_tensor *pt = &m->tensors[i];
+        TRY(write_floats(w, pt->name, &pt->shape, m->arena + pt->offset, err));
+    }
+    if (t && o) {
+        const float *moments[2] = {o->m, o->v};
+        const char *prefix[2] = {"optim.m.", "optim.v."};
+        for (int k = 0; k < 2; k++) {
+            if (!moments[k]) continue;
+            for (int i = 0; i < m->n_tensors; i++) {
+                const llm_param_tensor *pt = &m->tensors[i];
+                char name[80];
+                snprintf(name, sizeof name, "%s%s", prefix[k], pt->name);
+                TRY(write_floats(w, name, &pt->shape, moments[k] + pt->offset, err));
+            }
+        }
+    }
+    return 0;
+}
+
+int llm_ckpt_save(const char *path, const llm_model *m, const llm_optim *o,
+                  const llm_ckpt_train *train, llm_error *err)
+{
+    llm_writer *w;
+    TRY(llm_writer_open(&w, path, NULL, err));
+    int rc = save_all(w, m, o, train, err);
+    if (rc < 0) {
+        llm_writer_abort(w);
+        return rc;
+    }
+    return llm_writer_close(w, err);
+}
+
+/* ---- loading ---- */
+
+static int attr_long(const llm_record *rec, const char *key, long long min, long long max,
+                     long long *out, llm_error *err)
+{
+    const char *v = llm_record_attr(rec, key);
+    char *end;
+    long long x = v ? strtoll(v, &end, 10) : 0;
+    if (!v || *end || end == v || x < min || x > max)
+        return llm_error_set(err, LLM_ERR_FORMAT, "%s: attribute %s is %s%s%s (want %lld..%lld)",
+                             rec->name, key, v ? "'" : "missing", v ? v : "", v ? "'" : "", min, max);
+    *out = x;
+    return 0;
+}
+
+static int attr_double(const llm_record *rec, const char *key, double *out, llm_error *err)
+{
+    const char *v = llm_record_attr(rec, key);
+    char *end;
+    double x = v ? strtod(v, &end) : 0;
+    if (!v || *end || end == v)
+        return llm_error_set(err, LLM_ERR_FORMAT, "%s: attribute %s is %s", rec->name, key,
+                             v ? "not a number" : "missing");
+    *out = x;
+    return 0;
+}
+
+static int attr_u64(const llm_record *rec, const char *key, int base, uint64_t *out, llm_error *err)
+{
+    const char *v = llm_record_attr(rec, key);
+    char *end;
+    unsigned long long x = v ? strtoull(v, &end, base) : 0;
+    if (!v || *end || end == v)
+        return llm_error_set(err, LLM_ERR_FORMAT, "%s: attribute %s is %s", rec->name, key,
+                             v ? "malformed" : "missing");
+    *out = x;
+    return 0;
+}
+
+static int parse_config(const llm_record *rec, llm_config *c, llm_error *err)
+{
+    const char *fmt = llm_record_attr(rec, "format");
+    if (!fmt || strcmp(fmt, FORMAT_NAME) != 0)
+        return llm_error_set(err, LLM_ERR_FORMAT, "not a model checkpoint (config format '%s')",
+                             fmt ? fmt : "missing");
+    long long v[10];
+    static const char *const keys[10] = {"vocab", "dim",     "layers", "heads", "kv_heads",
+                                         "hidden", "seq_len", "tie",    "window", NULL};
+    for (int i = 0; i < 9; i++) TRY(attr_long(rec, keys[i], 0, 1 << 22, &v[i], err));
+    double eps, theta;
+    TRY(attr_double(rec, "norm_eps", &eps, err));
+    TRY(attr_double(rec, "rope_theta", &theta, err));
+    *c = (llm_config){.vocab = (int)v[0], .dim = (int)v[1], .n_layers = (int)v[2],
+                      .n_heads = (int)v[3], .n_kv_heads = (int)v[4], .hidden = (int)v[5],
+                      .seq_len = (int)v[6], .tie = (int)v[7], .window = (int)v[8],
+                      .norm_eps = (float)eps, .rope_theta = (float)theta};
+    return llm_config_check(c, err);
+}
+
+static int parse_train(const llm_record *rec, llm_ckpt_train *t, int64_t *optim_t, llm_error *err)
+{
+    memset(t, 0, sizeof *t);
+    long long v;
+    double d;
+    TRY(attr_long(rec, "step", 0, INT64_MAX, &v, err));
+    t->step = v;
+    TRY(attr_long(rec, "tokens", 0, INT64_MAX, &v, err));
+    t->tokens = v;
+    const char *name = llm_record_attr(rec, "optim");
+    int kind = name ? llm_optim_parse(name) : -1;
+    if (kind < 0)
+        return llm_error_set(err, LLM_ERR_FORMAT, "train: unknown optimizer '%s'", name ? name : "");
+    llm_optim_config *oc = &t->optim;
+    llm_optim_defaults(oc, (llm_optim_kind)kind);
+    struct {
+        const char *key;
+        float *dst;
+    } floats[] = {{"lr", &oc->lr},         {"min_lr", &oc->min_lr},
+                  {"beta1", &oc->beta1},   {"beta2", &oc->beta2},
+                  {"eps", &oc->eps},       {"weight_decay", &oc->weight_decay},
+                  {"clip", &oc->clip}};
+    for (size_t i = 0; i < sizeof floats / sizeof floats[0]; i++) {
+        TRY(attr_double(rec, floats[i].key, &d, err));
+        *floats[i].dst = (float)d;
+    }
+    TRY(attr_long(rec, "warmup", 0, INT64_MAX, &v, err));
+    oc->warmup = v;
+    TRY(attr_long(rec, "steps", 1, INT64_MAX, &v, err));
+    oc->steps = v;
+    TRY(attr_long(rec, "optim_t", 0, INT64_MAX, &v, err));
+    *optim_t = v;
+    TRY(attr_long(rec, "batch", 1, 1 << 20, &v, err));
+    t->batch = (int)v;
+    TRY(attr_long(rec, "seq", 1, 1 << 22, &v, err));
+    t->seq = (int)v;
+    TRY(attr_long(rec, "accum", 1, 1 << 20, &v, err));
+    t->accum = (int)v;
+    TRY(attr_u64(rec, "seed", 10, &t->seed, err));
+    TRY(attr_u64(rec, "data_hash", 16, &t->data_hash, err));
+    TRY(attr_double(rec, "val_frac", &t->val_frac, err));
+    for (int i = 0; i < 4; i++) {
+        static const char *const keys[4] = {"rng0", "rng1", "rng2", "rng3"};
+        TRY(attr_u64(rec, keys[i], 16, &t->rng.s[i], err));
+    }
+    return 0;
+}
+
+/* Reads the current record's payload into dst, checking its dtype and shape. */
+static int read_into(llm_reader *r, const llm_record *rec, const llm_param_tensor *pt, float *dst,
+                     llm_error *err)
+{
+    int same = rec->dtype == LLM_DTYPE_F32 && rec->shape.ndim == pt->shape.ndim;
+    for (int d = 0; same && d < pt->shape.ndim; d++) same = rec->shape.dim[d] == pt->shape.dim[d];
+    if (!same) {
+        char want[64], got[64];
+        return llm_error_set(err, LLM_ERR_FORMAT, "%s: %s%s, but the config needs f32%s", rec->name,
+                             llm_dtype_name(rec->dtype), llm_shape_format(&rec->shape, got, sizeof got),
+                             llm_shape_format(&pt->shape, want, sizeof want));
+    }
+    size_t bytes = (size_t)pt->count * sizeof(float);
+    int64_t n = llm_reader_read(r, dst, bytes, err);
+    return n < 0 ? (int)n : 0;
+}
+
+static int load_all(llm_reader *r, llm_model *m, llm_optim *o, llm_ckpt_train *train,
+                    int *has_train, llm_error *err)
+{
+    const llm_record *rec;
+    int rc = llm_reader_next(r, &rec, err);
+    if (rc == 0) return llm_error_set(err, LLM_ERR_FORMAT, "empty stream: not a model checkpoint");
+    if (rc < 0) return rc;
+    if (rec->kind != LLM_RECORD_META || strcmp(rec->name, "config") != 0)
+        return llm_error_set(err, LLM_ERR_FORMAT, "not a model checkpoint (first record is '%s')",
+                             rec->name);
+    llm_config cfg;
+    TRY(parse_config(rec, &cfg, err));
+    TRY(llm_model_alloc(m, &cfg, err));
+    *has_train = 0;
+    int64_t optim_t = 0;
+    char *seen = calloc((size_t)m->n_tensors * 3, 1); /* params, m, v */
+    if (!seen) return llm_error_set(err, LLM_ERR_NOMEM, "out of memory");
+    while ((rc = llm_reader_next(r, &rec, err)) > 0) {
+        if (rec->kind == LLM_RECORD_META) {
+            if (!strcmp(rec->name, "tokenizer")) rc = llm_tok_from_attrs(&m->tok, rec, err);
+            else if (!strcmp(rec->name, "train")) {
+                rc = parse_train(rec, train, &optim_t, err);
+                *has_train = rc == 0;
+                if (rc == 0 && o) {
+                    rc = llm_optim_init(o, &train->optim, m->n_params, err);
+                    o->t = optim_t;
+                }
+            }
+            if (rc < 0) break;
+            continue;
+        }
+        int which = 0;
+        const char *name = rec->name;
+        if (!strncmp(name, "optim.m.", 8)) which = 1, name += 8;
+        else if (!strncmp(name, "optim.v.", 8)) which = 2, name += 8;
+        const llm_param_tensor *pt = llm_model_tensor(m, name);
+        if (!pt) {
+            rc = llm_error_set(err, LLM_ERR_FORMAT, "%s: not a tensor of this model", rec->name);
+            break;
+        }
+        float *base = which == 0 ? m->arena : NULL;
+        if (which && o && *has_train) base = which == 1 ? o->m : o->v;
+        if (which && !*has_train) {
+            rc = llm_error_set(err, LLM_ERR_FORMAT, "%s: optimizer state without training state", rec->name);
+            break;
+        }
+        seen[(size_t)which * m->n_tensors + (size_t)(pt - m->tensors)] = 1;
+        if (!base) continue; /* moments the caller does not want, or this optimizer lacks */
+        rc = read_into(r, rec, pt, base + pt->offset, err);
+        if (rc < 0) break;
+    }
+    for (int i = 0; rc == 0 && i < m->n_tensors; i++)
+        if (!seen[i]) rc = llm_error_set(err, LLM_ERR_FORMAT, "tensor %s is missing", m->tensors[i].name);
+    for (int k = 1; rc == 0 && o && *has_train && k <= 2; k++) {
+        if (!(k == 1 ? o->m : o->v)) continue;
+        for (int i = 0; rc == 0 && i < m->n_tensors; i++)
+            if (!seen[(size_t)k * m->n_tensors + i])
+                rc = llm_error_set(err, LLM_ERR_FORMAT, "optimizer state optim.%c.%s is missing",
+                                   k == 1 ? 'm' : 'v', m->tensors[i].name);
+    }
+    free(seen);
+    return rc;
+}
+
+int llm_ckpt_load(const char *path, llm_model *m, llm_optim *o, llm_ckpt_train *train,
+                  int *has_train, llm_error *err)
+{
+    llm_reader *r;
+    memset(m, 0, sizeof *m);
+    if (o) memset(o, 0, sizeof *o);
+    TRY(llm_reader_open(&r, path, err));
+    llm_ckpt_train scratch;
+    int rc = load_all(r, m, o, train ? train : &scratch, has_train, err);
+    llm_reader_close(r);
+    if (rc < 0) {
+        if (strncmp(err->msg, path, strlen(path)) != 0) llm_error_prefix(err, "%s", path);
+        llm_model_free(m);
+        if (o) llm_optim_free(o);
+    }
+    return rc;
+}
+
+int llm_ckpt_read_config(const char *path, llm_config *cfg, llm_error *err)
+{
+    llm_reader *r;
+    TRY(llm_reader_open(&r, path, err));
+    const llm_record *rec;
+    int rc = llm_reader_next(r, &rec, err);
+    if (rc == 0) rc = llm_error_set(err, LLM_ERR_FORMAT, "%s: empty stream", path);
+    else if (rc > 0) {
+        rc = rec->kind == LLM_RECORD_META && !strcmp(rec->name, "config")
+                 ? parse_config(rec, cfg, err)
+                 : llm_error_set(err, LLM_ERR_FORMAT, "%s: not a model checkpoint", path);
+    }
+    llm_reader_close(r);
+    return rc;
+}
+
+uint64_t llm_ckpt_hash_tokens(const int32_t *tokens, int64_t n)
+{
+    uint64_t h = 14695981039346656037u;
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t t = (uint32_t)tokens[i];
+        for (int k = 0; k < 4; k++) h = (h ^ ((t >> (8 * k)) & 0xff)) * 1099511628211u;
+    }
+    return h;
+}

@@ -1,0 +1,54 @@
+/* ckpt — model checkpoints as tensor streams.
+ *
+ * A checkpoint is a stream: a metadata record "config" (the architecture as
+ * attributes), a metadata record "tokenizer", for a training checkpoint a
+ * metadata record "train" (step, optimizer settings, generator state, the
+ * corpus fingerprint), then every parameter tensor by name in a fixed order
+ * (f32, byte-shuffled), then for a training checkpoint the optimizer moments
+ * named beside them: "optim.m.<name>" and "optim.v.<name>".  Files are
+ * written through a temporary name and renamed (outfile.h).
+ *
+ *     TRY(llm_ckpt_save("m.llmt", &model, &optim, &train, &err));   // optim, train may be NULL
+ *     llm_ckpt_train t;  int has_train;
+ *     TRY(llm_ckpt_load("m.llmt", &model, &optim, &t, &has_train, &err));
+ */
+#ifndef LLM_CKPT_H
+#define LLM_CKPT_H
+
+#include <stdint.h>
+
+#include "err.h"
+#include "model.h"
+#include "optim.h"
+#include "rng.h"
+
+/* Where a training run stands: enough to resume it exactly. */
+typedef struct llm_ckpt_train {
+    int64_t step;           /* optimizer steps taken */
+    int64_t tokens;         /* training tokens seen */
+    llm_optim_config optim; /* the optimizer and its schedule */
+    int batch, seq, accum;  /* B, T, micro-batches per step */
+    llm_rng rng;            /* the data sampler's generator: the data position */
+    uint64_t seed;
+    uint64_t data_hash;     /* fingerprint of the training tokens */
+    double val_frac;
+} llm_ckpt_train;
+
+/* Writes m (and, when given, the optimizer state and training state). */
+int llm_ckpt_save(const char *path, const llm_model *m, const llm_optim *o,
+                  const llm_ckpt_train *train, llm_error *err);
+
+/* Reads the architecture of a checkpoint without loading its weights. */
+int llm_ckpt_read_config(const char *path, llm_config *cfg, llm_error *err);
+
+/* Loads a checkpoint into m (allocated here; free with llm_model_free).
+ * When the checkpoint has training state: *has_train = 1, *train is filled,
+ * and, if o is not NULL, o is initialised with the saved optimizer state.
+ * Otherwise *has_train = 0 and o is left alone. */
+int llm_ckpt_load(const char *path, llm_model *m, llm_optim *o, llm_ckpt_train *train,
+                  int *has_train, llm_error *err);
+
+/* FNV-1a fingerprint of n token ids. */
+uint64_t llm_ckpt_hash_tokens(const int32_t *tokens, int64_t n);
+
+#endif
