@@ -6,6 +6,8 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
+#include <time.h>
+#include <omp.h>
 #include <unistd.h>
 
 static const char *tool_name = "llmpipe";
@@ -39,8 +41,12 @@ void llm_cli_remove_on_failure(const char *temp_path)
 void llm_cli_init(const char *tool) { tool_name = tool; }
 const char *llm_cli_tool(void) { return tool_name; }
 
+static int progress_open;
+
 static void vmessage(const char *fmt, va_list ap)
 {
+    if (progress_open) fputc('\n', stderr);
+    progress_open = 0;
     fprintf(stderr, "%s: ", tool_name);
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
@@ -99,4 +105,62 @@ void llm_cli_refuse_tty(int fd, int force)
 {
     if (!force && isatty(fd))
         llm_usage_error("refusing to write binary data to a terminal (redirect it, or use --force)");
+}
+
+int llm_cli_progress_wanted(int force) { return force || isatty(2); }
+
+void llm_cli_progress(double frac, const char *fmt, ...)
+{
+    enum { WIDTH = 24 };
+    int fill = (int)(frac * WIDTH + 0.5);
+    if (fill < 0) fill = 0;
+    if (fill > WIDTH) fill = WIDTH;
+    char bar[WIDTH + 1];
+    for (int i = 0; i < WIDTH; i++) bar[i] = i < fill ? '#' : '.';
+    bar[WIDTH] = '\0';
+    fprintf(stderr, "\r%s: [%s] ", tool_name, bar);
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputs("\033[K", stderr); /* clear what a longer line left */
+    fflush(stderr);
+    progress_open = 1;
+}
+
+void llm_cli_progress_done(void)
+{
+    if (progress_open) fputc('\n', stderr);
+    progress_open = 0;
+}
+
+double llm_cli_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+char *llm_cli_duration(double seconds, char *buf, size_t size)
+{
+    long s = seconds < 0 ? 0 : (long)(seconds + 0.5);
+    if (s < 60) snprintf(buf, size, "%lds", s);
+    else if (s < 3600) snprintf(buf, size, "%ldm%02lds", s / 60, s % 60);
+    else snprintf(buf, size, "%ldh%02ldm", s / 3600, s / 60 % 60);
+    return buf;
+}
+
+void openblas_set_num_threads(int n); /* OpenBLAS's own; not in every cblas.h */
+
+void llm_cli_passive_openmp(char **argv)
+{
+    if (getenv("OMP_WAIT_POLICY")) return;
+    setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+    execv("/proc/self/exe", argv); /* returns only on failure: then run as we are */
+}
+
+void llm_cli_threads(int n)
+{
+    omp_set_num_threads(n);
+    openblas_set_num_threads(n);
 }

@@ -37,6 +37,28 @@ long llm_cli_long(const char *opt, const char *text, long min, long max);
 /* Parses a finite number in [min, max], or exits 2 naming the option. */
 double llm_cli_double(const char *opt, const char *text, double min, double max);
 
+/* Call first in main() of a tool that mixes OpenMP loops with OpenBLAS
+ * calls.  OpenBLAS keeps its own threads; when OpenMP's idle threads also
+ * spin, the two teams fight over the cores (20x slower on 2 cores, measured).
+ * libgomp reads its wait policy only at start-up, so when OMP_WAIT_POLICY is
+ * not set this sets it to PASSIVE and re-executes the program once; a user's
+ * own setting is left alone. */
+void llm_cli_passive_openmp(char **argv);
+
+/* Sets the OpenMP team and OpenBLAS's thread count to n (n > 0). */
+void llm_cli_threads(int n);
+
+/* Progress bars go to stderr, only when it is a terminal or when forced. */
+int llm_cli_progress_wanted(int force);
+/* Redraws the one-line bar: frac in [0,1] drawn as a bar, then the text. */
+void llm_cli_progress(double frac, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Ends the bar's line (before other messages, and at the end). */
+void llm_cli_progress_done(void);
+/* Seconds on a monotonic clock. */
+double llm_cli_now(void);
+/* Formats seconds as "42s", "3m05s" or "2h01m" into buf. */
+char *llm_cli_duration(double seconds, char *buf, size_t size);
+
 /* Exits 2 when fd is a terminal and force is 0: binary output is not for screens. */
 void llm_cli_refuse_tty(int fd, int force);
 

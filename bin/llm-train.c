@@ -1,0 +1,328 @@
+/* llm-train — train or resume a Llama-style decoder on text (llm-train(1)). */
+#include <getopt.h>
+#include <inttypes.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ckpt.h"
+#include "cli.h"
+#include "data.h"
+#include "model.h"
+#include "train.h"
+
+static const char usage_text[] =
+    "usage: llm-train --data FILE... --out CKPT [options]     (FILE '-': stdin)\n"
+    "\n"
+    "Model (new runs; a resumed run takes them from its checkpoint):\n"
+    "  --dim D (128)  --layers L (4)  --heads H (4)  --kv-heads K (=H)  --hidden F (8D/3, to 32)\n"
+    "  --seq T (128)  --tie | --no-tie (tie)  --window W (0 = full causal)\n"
+    "Training:\n"
+    "  --steps N (1000)  --batch B (8)  --accum N (1)  --optim adamw|adam|lion|sgd (adamw)\n"
+    "  --lr X (1e-3; lion 1e-4)  --min-lr X (lr/10)  --warmup N (steps/20)  --wd X (0.1 adamw/lion)\n"
+    "  --clip X (1.0, 0 = off)  --seed S (1337)  --val-frac X (0.1)\n"
+    "Output:\n"
+    "  --out CKPT  --init CKPT (resume, or continue on new text)  --eval-every N (100)\n"
+    "  --save-every N (0: at the end)  --stop-at N (stop after step N, saving)  --log FILE.tsv\n"
+    "  --sample N (print N greedy bytes at the end)  --prompt TEXT  --threads N\n"
+    "  --progress (bar even when stderr is not a terminal)  -q  -h/--help  -V/--version\n"
+    "See llm-train(1).\n";
+
+enum {
+    O_DATA = 256, O_OUT, O_INIT, O_STEPS, O_BATCH, O_SEQ, O_DIM, O_LAYERS, O_HEADS, O_KV, O_HIDDEN,
+    O_TIE, O_NO_TIE, O_OPTIM, O_LR, O_MIN_LR, O_WARMUP, O_WD, O_CLIP, O_ACCUM, O_WINDOW,
+    O_EVAL, O_SAVE, O_SEED, O_THREADS, O_LOG, O_STOP, O_SAMPLE, O_PROMPT, O_PROGRESS, O_VALFRAC,
+    O_COUNT
+};
+
+static const struct option long_opts[] = {
+    {"data", required_argument, 0, O_DATA},       {"out", required_argument, 0, O_OUT},
+    {"init", required_argument, 0, O_INIT},       {"steps", required_argument, 0, O_STEPS},
+    {"batch", required_argument, 0, O_BATCH},     {"seq", required_argument, 0, O_SEQ},
+    {"dim", required_argument, 0, O_DIM},         {"layers", required_argument, 0, O_LAYERS},
+    {"heads", required_argument, 0, O_HEADS},     {"kv-heads", required_argument, 0, O_KV},
+    {"hidden", required_argument, 0, O_HIDDEN},   {"tie", no_argument, 0, O_TIE},
+    {"no-tie", no_argument, 0, O_NO_TIE},         {"optim", required_argument, 0, O_OPTIM},
+    {"lr", required_argument, 0, O_LR},           {"min-lr", required_argument, 0, O_MIN_LR},
+    {"warmup", required_argument, 0, O_WARMUP},   {"wd", required_argument, 0, O_WD},
+    {"clip", required_argument, 0, O_CLIP},       {"accum", required_argument, 0, O_ACCUM},
+    {"window", required_argument, 0, O_WINDOW},   {"eval-every", required_argument, 0, O_EVAL},
+    {"save-every", required_argument, 0, O_SAVE}, {"seed", required_argument, 0, O_SEED},
+    {"threads", required_argument, 0, O_THREADS}, {"log", required_argument, 0, O_LOG},
+    {"stop-at", required_argument, 0, O_STOP},    {"sample", required_argument, 0, O_SAMPLE},
+    {"prompt", required_argument, 0, O_PROMPT},   {"progress", no_argument, 0, O_PROGRESS},
+    {"val-frac", required_argument, 0, O_VALFRAC}, {"quiet", no_argument, 0, 'q'},
+    {"help", no_argument, 0, 'h'},                {"version", no_argument, 0, 'V'},
+    {0, 0, 0, 0},
+};
+
+typedef struct options {
+    const char **data;
+    int n_data;
+    const char *out, *init, *log, *prompt;
+    long steps, batch, seq, dim, layers, heads, kv_heads, hidden, accum, window, eval_every,
+        save_every, threads, stop_at, sample;
+    int tie, quiet, progress;
+    const char *optim;
+    double lr, min_lr, wd, clip, val_frac;
+    long warmup;
+    unsigned long long seed;
+    char given[O_COUNT]; /* which options the user set */
+} options;
+
+static void parse(int argc, char **argv, options *o)
+{
+    *o = (options){.steps = 1000, .batch = 8, .seq = 128, .dim = 128, .layers = 4, .heads = 4,
+                   .accum = 1, .eval_every = 100, .tie = 1, .optim = "adamw", .clip = 1.0,
+                   .seed = 1337, .val_frac = 0.1, .prompt = ""};
+    o->data = calloc((size_t)argc + 1, sizeof *o->data);
+    if (!o->data) llm_die(LLM_EXIT_DATA, "out of memory");
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, "qhV", long_opts, NULL)) != -1) {
+        if (c > 0 && c < O_COUNT) o->given[c] = 1;
+        switch (c) {
+        case O_DATA: o->data[o->n_data++] = optarg; break;
+        case O_OUT: o->out = optarg; break;
+        case O_INIT: o->init = optarg; break;
+        case O_STEPS: o->steps = llm_cli_long("--steps", optarg, 1, 1L << 40); break;
+        case O_BATCH: o->batch = llm_cli_long("--batch", optarg, 1, 1 << 16); break;
+        case O_SEQ: o->seq = llm_cli_long("--seq", optarg, 1, 1 << 20); break;
+        case O_DIM: o->dim = llm_cli_long("--dim", optarg, 2, 1 << 16); break;
+        case O_LAYERS: o->layers = llm_cli_long("--layers", optarg, 1, 1024); break;
+        case O_HEADS: o->heads = llm_cli_long("--heads", optarg, 1, 1024); break;
+        case O_KV: o->kv_heads = llm_cli_long("--kv-heads", optarg, 1, 1024); break;
+        case O_HIDDEN: o->hidden = llm_cli_long("--hidden", optarg, 1, 1 << 18); break;
+        case O_TIE: o->tie = 1; break;
+        case O_NO_TIE: o->tie = 0; break;
+        case O_OPTIM: o->optim = optarg;
+            if (llm_optim_parse(optarg) < 0) llm_usage_error("--optim: '%s' is not adamw, adam, lion or sgd", optarg);
+            break;
+        case O_LR: o->lr = llm_cli_double("--lr", optarg, 0, 10); break;
+        case O_MIN_LR: o->min_lr = llm_cli_double("--min-lr", optarg, 0, 10); break;
+        case O_WARMUP: o->warmup = llm_cli_long("--warmup", optarg, 0, 1L << 40); break;
+        case O_WD: o->wd = llm_cli_double("--wd", optarg, 0, 10); break;
+        case O_CLIP: o->clip = llm_cli_double("--clip", optarg, 0, 1e9); break;
+        case O_ACCUM: o->accum = llm_cli_long("--accum", optarg, 1, 1 << 16); break;
+        case O_WINDOW: o->window = llm_cli_long("--window", optarg, 0, 1 << 20); break;
+        case O_EVAL: o->eval_every = llm_cli_long("--eval-every", optarg, 0, 1L << 40); break;
+        case O_SAVE: o->save_every = llm_cli_long("--save-every", optarg, 0, 1L << 40); break;
+        case O_SEED: o->seed = (unsigned long long)llm_cli_long("--seed", optarg, 0, 1L << 62); break;
+        case O_THREADS: o->threads = llm_cli_long("--threads", optarg, 1, 1024); break;
+        case O_LOG: o->log = optarg; break;
+        case O_STOP: o->stop_at = llm_cli_long("--stop-at", optarg, 1, 1L << 40); break;
+        case O_SAMPLE: o->sample = llm_cli_long("--sample", optarg, 0, 1 << 20); break;
+        case O_PROMPT: o->prompt = optarg; break;
+        case O_PROGRESS: o->progress = 1; break;
+        case O_VALFRAC: o->val_frac = llm_cli_double("--val-frac", optarg, 0.001, 0.5); break;
+        case 'q': o->quiet = 1; break;
+        case 'h': fputs(usage_text, stdout); exit(0);
+        case 'V': printf("llm-train (llmpipe) %s\n", LLM_VERSION); exit(0);
+        default: llm_usage_error("unknown option or missing value: '%s'", argv[optind - 1]);
+        }
+    }
+    while (optind < argc) o->data[o->n_data++] = argv[optind++];
+    if (!o->n_data) llm_usage_error("no training text: give --data FILE (or '-' for stdin)");
+    if (!o->out) llm_usage_error("no --out CKPT to write the model to");
+}
+
+/* The architecture options a user set that disagree with a checkpoint's. */
+static void check_arch(const options *o, const llm_config *c, const char *path)
+{
+    const struct {
+        int opt;
+        const char *name;
+        long want, have;
+    } f[] = {{O_DIM, "dim", o->dim, c->dim},           {O_LAYERS, "layers", o->layers, c->n_layers},
+             {O_HEADS, "heads", o->heads, c->n_heads}, {O_KV, "kv-heads", o->kv_heads, c->n_kv_heads},
+             {O_HIDDEN, "hidden", o->hidden, c->hidden}, {O_TIE, "tie", 1, c->tie},
+             {O_NO_TIE, "tie", 0, c->tie},             {O_WINDOW, "window", o->window, c->window}};
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
+        if (o->given[f[i].opt] && f[i].want != f[i].have)
+            llm_die(LLM_EXIT_DATA, "%s: incompatible checkpoint: it has %s %ld, not %ld", path,
+                    f[i].name, f[i].have, f[i].want);
+    if (o->given[O_SEQ] && o->seq > c->seq_len)
+        llm_die(LLM_EXIT_DATA, "%s: incompatible checkpoint: --seq %ld is beyond its context %d",
+                path, o->seq, c->seq_len);
+}
+
+static void optim_config(const options *o, llm_optim_config *oc)
+{
+    llm_optim_defaults(oc, (llm_optim_kind)llm_optim_parse(o->optim));
+    if (o->given[O_LR]) oc->lr = (float)o->lr;
+    oc->min_lr = o->given[O_MIN_LR] ? (float)o->min_lr : oc->lr / 10;
+    if (o->given[O_WD]) oc->weight_decay = (float)o->wd;
+    oc->clip = (float)o->clip;
+    oc->steps = o->steps;
+    oc->warmup = o->given[O_WARMUP] ? o->warmup : o->steps / 20;
+}
+
+static volatile sig_atomic_t interrupted;
+static void on_sigint(int sig)
+{
+    (void)sig;
+    interrupted = 1;
+}
+
+static void save(const char *path, const llm_trainer *t)
+{
+    llm_error err = {0};
+    if (llm_ckpt_save(path, t->m, &t->optim, &t->st, &err) < 0) llm_die(LLM_EXIT_DATA, "%s", err.msg);
+}
+
+static void print_sample(const llm_trainer *t, const options *o)
+{
+    llm_error err = {0};
+    llm_acts a;
+    if (llm_acts_init(&a, &t->m->cfg, 1, t->st.seq, &err) < 0) llm_die(LLM_EXIT_DATA, "%s", err.msg);
+    size_t plen = strlen(o->prompt);
+    int32_t *ids = malloc((plen + 1 + (size_t)o->sample) * sizeof *ids);
+    if (!ids) llm_die(LLM_EXIT_DATA, "out of memory");
+    ids[0] = t->m->tok.bos;
+    int n = 1 + (int)llm_tok_encode(&t->m->tok, o->prompt, plen, ids + 1);
+    int made = llm_model_greedy(t->m, &a, ids, n, (int)o->sample, ids + n);
+    fputs(o->prompt, stdout);
+    for (int i = 0; i < made; i++) {
+        char piece[LLM_TOK_MAX_PIECE];
+        fwrite(piece, 1, (size_t)llm_tok_decode(&t->m->tok, ids[n + i], piece), stdout);
+    }
+    putchar('\n');
+    free(ids);
+    llm_acts_free(&a);
+}
+
+int main(int argc, char **argv)
+{
+    llm_cli_init("llm-train");
+    llm_cli_passive_openmp(argv);
+    options o;
+    parse(argc, argv, &o);
+    if (o.threads) llm_cli_threads((int)o.threads);
+    llm_error err = {0};
+    llm_model model;
+    llm_optim resume = {0}, *resume_p = NULL;
+    llm_ckpt_train st = {0};
+    int has_train = 0;
+    const char *how = "new model";
+    llm_tok tok;
+    llm_tok_bytes(&tok);
+    llm_data data;
+    if (llm_data_load(&data, o.data, o.n_data, &tok, o.val_frac, &err) < 0)
+        llm_die(LLM_EXIT_DATA, "%s", err.msg);
+    uint64_t data_hash = llm_ckpt_hash_tokens(data.tokens, data.n_tokens);
+
+    if (o.init) {
+        if (llm_ckpt_load(o.init, &model, &resume, &st, &has_train, &err) < 0)
+            llm_die(LLM_EXIT_DATA, "%s", err.msg);
+        check_arch(&o, &model.cfg, o.init);
+        if (has_train && st.data_hash == data_hash && st.val_frac == o.val_frac) {
+            how = "resumed";
+            resume_p = &resume;
+            /* the schedule may be extended; everything else carries on */
+            if (o.given[O_STEPS]) st.optim.steps = o.steps;
+            if (st.step >= st.optim.steps)
+                llm_die(LLM_EXIT_DATA, "%s: already at step %" PRId64 " of %" PRId64 "; give a larger --steps",
+                        o.init, st.step, st.optim.steps);
+        } else {
+            how = has_train ? "continued on new text (fresh optimizer)" : "initialised from a model";
+            llm_optim_free(&resume);
+            has_train = 0;
+        }
+    } else {
+        long hidden = o.hidden ? o.hidden : (8 * o.dim / 3 + 31) / 32 * 32;
+        llm_config cfg = {.vocab = tok.vocab, .dim = (int)o.dim, .n_layers = (int)o.layers,
+                          .n_heads = (int)o.heads, .n_kv_heads = (int)(o.kv_heads ? o.kv_heads : o.heads),
+                          .hidden = (int)hidden, .seq_len = (int)o.seq, .tie = o.tie,
+                          .window = (int)o.window, .norm_eps = 1e-5f, .rope_theta = 10000.0f};
+        if (llm_config_check(&cfg, &err) < 0) llm_usage_error("%s", err.msg);
+        if (llm_model_init(&model, &cfg, o.seed, &err) < 0) llm_die(LLM_EXIT_DATA, "%s", err.msg);
+    }
+    if (!resume_p) {
+        st = (llm_ckpt_train){.batch = (int)o.batch, .accum = (int)o.accum, .seed = o.seed,
+                              .data_hash = data_hash, .val_frac = o.val_frac,
+                              .seq = (int)(o.given[O_SEQ] || !o.init ? o.seq : model.cfg.seq_len)};
+        if (st.seq > model.cfg.seq_len) st.seq = model.cfg.seq_len;
+        optim_config(&o, &st.optim);
+        llm_rng_seed(&st.rng, o.seed ^ 0x9e3779b97f4a7c15ull);
+    }
+    llm_trainer t;
+    if (llm_trainer_init(&t, &model, &data, &st, resume_p, &err) < 0) {
+        if (err.code == LLM_ERR_FORMAT) llm_die(LLM_EXIT_DATA, "%s", err.msg); /* corpus too short */
+        llm_die(LLM_EXIT_DATA, "%s", err.msg);
+    }
+    const llm_config *c = &model.cfg;
+    if (!o.quiet) {
+        fprintf(stderr,
+                "llm-train: %s: %" PRId64 " parameters (dim %d, layers %d, heads %d/%d kv, hidden %d, "
+                "seq %d, %s)\n",
+                how, model.n_params, c->dim, c->n_layers, c->n_heads, c->n_kv_heads, c->hidden,
+                c->seq_len, c->tie ? "tied" : "untied");
+        fprintf(stderr,
+                "llm-train: data: %" PRId64 " tokens (%" PRId64 " train, %" PRId64 " held out); "
+                "optimizer %s: %.2f MiB of state (%.0f floats per parameter); "
+                "activations %.1f MiB\n",
+                data.n_tokens, data.n_train, data.n_tokens - data.n_train, llm_optim_name(st.optim.kind),
+                llm_optim_state_bytes(&t.optim) / 1048576.0,
+                (double)llm_optim_state_bytes(&t.optim) / 4.0 / (double)model.n_params,
+                t.acts.bytes / 1048576.0);
+    }
+    FILE *log = NULL;
+    if (o.log) {
+        log = fopen(o.log, t.st.step ? "a" : "w");
+        if (!log) llm_die(LLM_EXIT_DATA, "%s: %m", o.log);
+        if (!t.st.step) fprintf(log, "step\ttrain_loss\tval_loss\tlr\ttokens_per_s\tgrad_norm\n");
+    }
+    signal(SIGINT, on_sigint);
+    int bar = !o.quiet && llm_cli_progress_wanted(o.progress);
+    int64_t end = st.optim.steps;
+    if (o.stop_at && o.stop_at < end) end = o.stop_at;
+    double start = llm_cli_now(), last = start;
+    int64_t first = t.st.step;
+    while (t.st.step < end && !interrupted) {
+        llm_step_stats s;
+        llm_trainer_step(&t, &s);
+        double now = llm_cli_now(), tps = (double)st.batch * st.seq * st.accum / (now - last);
+        last = now;
+        int64_t step = t.st.step;
+        float val = NAN;
+        int eval = o.eval_every && (step % o.eval_every == 0 || step == end);
+        if (eval) val = llm_trainer_eval(&t, 64);
+        if (log) {
+            fprintf(log, "%" PRId64 "\t%.6f\t", step, s.loss);
+            if (eval) fprintf(log, "%.6f", val);
+            fprintf(log, "\t%.6g\t%.1f\t%.6g\n", s.lr, tps, s.grad_norm);
+            fflush(log);
+        }
+        double avg_tps = (double)(step - first) * st.batch * st.seq * st.accum / (now - start);
+        char eta[32];
+        llm_cli_duration((double)(end - step) * st.batch * st.seq * st.accum / avg_tps, eta, sizeof eta);
+        if (bar)
+            llm_cli_progress((double)step / (double)end, "step %" PRId64 "/%" PRId64 " loss %.4f %.0f tok/s ETA %s",
+                             step, end, s.loss, avg_tps, eta);
+        if (eval && !o.quiet) {
+            llm_cli_progress_done();
+            fprintf(stderr, "llm-train: step %" PRId64 "/%" PRId64 " train %.4f val %.4f lr %.3g %.0f tok/s\n",
+                    step, end, s.loss, val, s.lr, avg_tps);
+        }
+        if (o.save_every && step % o.save_every == 0 && step != end) save(o.out, &t);
+    }
+    llm_cli_progress_done();
+    save(o.out, &t);
+    if (log) fclose(log);
+    if (interrupted) {
+        llm_warn("interrupted: saved step %" PRId64 " to %s", t.st.step, o.out);
+        return 130;
+    }
+    if (!o.quiet)
+        fprintf(stderr, "llm-train: saved %s at step %" PRId64 " (%.1f s)\n", o.out, t.st.step,
+                llm_cli_now() - start);
+    if (o.sample) print_sample(&t, &o);
+    llm_trainer_free(&t);
+    llm_model_free(&model);
+    llm_data_free(&data);
+    free(o.data);
+    return 0;
+}
