@@ -226,6 +226,27 @@ int main(int argc, char **argv)
             if (st.step >= st.optim.steps)
                 llm_die(LLM_EXIT_DATA, "%s: already at step %" PRId64 " of %" PRId64 "; give a larger --steps",
                         o.init, st.step, st.optim.steps);
+            llm_optim_config want;
+            optim_config(&o, &want);
+            const struct {
+                int opt, differs;
+            } fixed[] = {{O_BATCH, o.batch != st.batch},
+                         {O_SEQ, o.seq != st.seq},
+                         {O_ACCUM, o.accum != st.accum},
+                         {O_OPTIM, want.kind != st.optim.kind},
+                         {O_LR, want.lr != st.optim.lr},
+                         {O_MIN_LR, want.min_lr != st.optim.min_lr},
+                         {O_WARMUP, want.warmup != st.optim.warmup},
+                         {O_WD, want.weight_decay != st.optim.weight_decay},
+                         {O_CLIP, want.clip != st.optim.clip},
+                         {O_SEED, o.seed != st.seed}};
+            for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+                if (o.given[fixed[i].opt] && fixed[i].differs) {
+                    llm_warn("resuming %s: batch, seq, accum, optimizer, learning rates, warmup, "
+                             "wd, clip and seed come from the checkpoint; ignoring the ones given",
+                             o.init);
+                    break;
+                }
         } else {
             how = has_train ? "continued on new text (fresh optimizer)" : "initialised from a model";
             llm_optim_free(&resume);
@@ -279,13 +300,15 @@ int main(int argc, char **argv)
     int bar = !o.quiet && llm_cli_progress_wanted(o.progress);
     int64_t end = st.optim.steps;
     if (o.stop_at && o.stop_at < end) end = o.stop_at;
-    double start = llm_cli_now(), last = start;
+    double start = llm_cli_now();
     int64_t first = t.st.step;
+    double train_time = 0; /* seconds in training steps, evaluations and saves excluded */
     while (t.st.step < end && !interrupted) {
         llm_step_stats s;
+        double t0 = llm_cli_now();
         llm_trainer_step(&t, &s);
-        double now = llm_cli_now(), tps = (double)st.batch * st.seq * st.accum / (now - last);
-        last = now;
+        double now = llm_cli_now(), tps = (double)st.batch * st.seq * st.accum / (now - t0);
+        train_time += now - t0;
         int64_t step = t.st.step;
         float val = NAN;
         int eval = o.eval_every && (step % o.eval_every == 0 || step == end);
@@ -296,7 +319,7 @@ int main(int argc, char **argv)
             fprintf(log, "\t%.6g\t%.1f\t%.6g\n", s.lr, tps, s.grad_norm);
             fflush(log);
         }
-        double avg_tps = (double)(step - first) * st.batch * st.seq * st.accum / (now - start);
+        double avg_tps = (double)(step - first) * st.batch * st.seq * st.accum / train_time;
         char eta[32];
         llm_cli_duration((double)(end - step) * st.batch * st.seq * st.accum / avg_tps, eta, sizeof eta);
         if (bar)
@@ -312,17 +335,14 @@ int main(int argc, char **argv)
     llm_cli_progress_done();
     save(o.out, &t);
     if (log) fclose(log);
-    if (interrupted) {
-        llm_warn("interrupted: saved step %" PRId64 " to %s", t.st.step, o.out);
-        return 130;
-    }
-    if (!o.quiet)
+    if (interrupted) llm_warn("interrupted: saved step %" PRId64 " to %s", t.st.step, o.out);
+    else if (!o.quiet)
         fprintf(stderr, "llm-train: saved %s at step %" PRId64 " (%.1f s)\n", o.out, t.st.step,
                 llm_cli_now() - start);
-    if (o.sample) print_sample(&t, &o);
+    if (o.sample && !interrupted) print_sample(&t, &o);
     llm_trainer_free(&t);
     llm_model_free(&model);
     llm_data_free(&data);
     free(o.data);
-    return 0;
+    return interrupted ? 130 : 0;
 }

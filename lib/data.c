@@ -74,10 +74,10 @@ int llm_data_load(llm_data *d, const char *const *paths, int n_paths, const llm_
         char *text = NULL;
         size_t len = 0;
         int rc = read_all(paths[i], &text, &len, err);
-        if (rc == 0) rc = append_text(d, &cap, text, len, tok, err);
         if (rc == 0 && len == 0) rc = llm_error_set(err, LLM_ERR_FORMAT, "%s: empty file", paths[i]);
+        if (rc == 0) rc = append_text(d, &cap, text, len, tok, err);
         if (rc < 0) {
-            if (rc != LLM_ERR_IO) llm_error_prefix(err, "%s", paths[i]);
+            free(text);
             llm_data_free(d);
             return rc;
         }

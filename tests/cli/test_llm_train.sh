@@ -23,7 +23,7 @@ expect "kv heads" 2 "heads 4 is not a multiple of kv-heads 3" -- llm-train --dat
 printf 'tiny' >short.txt
 expect "corpus too short" 1 "corpus too short: 5 tokens .* --seq 32 needs at least 33" -- llm-train --data short.txt --out m.llmt $tiny
 : >empty.txt
-expect "empty corpus" 1 "empty.txt: empty file" -- llm-train --data empty.txt --out m.llmt $tiny
+expect "empty corpus" 1 "^llm-train: empty.txt: empty file$" -- llm-train --data empty.txt --out m.llmt $tiny
 expect "missing corpus" 1 "nope.txt: No such file" -- llm-train --data nope.txt --out m.llmt $tiny
 [ ! -e m.llmt ] && pass "no checkpoint after bad input" || fail "no checkpoint after bad input" "m.llmt exists"
 
@@ -65,3 +65,7 @@ wait $pid
 status=$?
 [ "$status" -eq 130 ] && grep -q "interrupted: saved step" int.err && llm-tensor ls int.llmt | grep -q '^meta train .*step=' &&
     pass "SIGINT saves and exits 130" || fail "SIGINT saves and exits 130" "status $status"
+expect "resume ignores new settings, says so" 0 "ignoring the ones given" -- \
+    llm-train --data a.txt --init half.llmt --out r2.llmt $tiny --lr 0.5 --eval-every 0
+llm-tensor to-npy tok_emb r2.llmt >r2.npy && llm-tensor to-npy tok_emb whole.llmt >w.npy
+same "ignored settings change nothing" w.npy r2.npy
