@@ -110,7 +110,7 @@ FUZZ_BIN = $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
 FUZZ_SECONDS ?= 60
 build/fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(wildcard lib/*.h)
 	@mkdir -p $(@D)
-	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Ilib $(PKG_CFLAGS) \
+	clang -std=c11 -D_GNU_SOURCE -g -O1 -Wno-pass-failed -fsanitize=fuzzer,address,undefined -Ilib $(PKG_CFLAGS) \
 	  $< $(LIB_SRC) -o $@ $(PKG_LIBS) -fopenmp -lm
 fuzz: $(FUZZ_BIN)
 fuzz-run: fuzz
