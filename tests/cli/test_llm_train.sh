@@ -69,3 +69,6 @@ expect "resume ignores new settings, says so" 0 "ignoring the ones given" -- \
     llm-train --data a.txt --init half.llmt --out r2.llmt $tiny --lr 0.5 --eval-every 0
 llm-tensor to-npy tok_emb r2.llmt >r2.npy && llm-tensor to-npy tok_emb whole.llmt >w.npy
 same "ignored settings change nothing" w.npy r2.npy
+expect "progress bar when forced" 0 "\[#+\.*\] step 3/3 loss [0-9.]+ [0-9]+ tok/s ETA 0s" -- \
+    llm-train --data a.txt --out p.llmt $tiny --steps 3 --eval-every 0 --progress
+grep -q 'step 3/3 train' err && fail "no eval line with --eval-every 0" "$(cat err)" || pass "no eval line with --eval-every 0"
