@@ -154,9 +154,10 @@ void openblas_set_num_threads(int n); /* OpenBLAS's own; not in every cblas.h */
 
 void llm_cli_passive_openmp(char **argv)
 {
-    if (getenv("OMP_WAIT_POLICY")) return;
-    setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
-    execv("/proc/self/exe", argv); /* returns only on failure: then run as we are */
+    int again = 0;
+    if (!getenv("OMP_WAIT_POLICY")) again = !setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+    if (!getenv("OPENBLAS_THREAD_TIMEOUT")) again |= !setenv("OPENBLAS_THREAD_TIMEOUT", "4", 1);
+    if (again) execv("/proc/self/exe", argv); /* returns only on failure: then run as we are */
 }
 
 void llm_cli_threads(int n)

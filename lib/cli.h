@@ -39,10 +39,11 @@ double llm_cli_double(const char *opt, const char *text, double min, double max)
 
 /* Call first in main() of a tool that mixes OpenMP loops with OpenBLAS
  * calls.  OpenBLAS keeps its own threads; when OpenMP's idle threads also
- * spin, the two teams fight over the cores (20x slower on 2 cores, measured).
- * libgomp reads its wait policy only at start-up, so when OMP_WAIT_POLICY is
- * not set this sets it to PASSIVE and re-executes the program once; a user's
- * own setting is left alone. */
+ * spin, or OpenBLAS's spin long between calls, the two teams fight over the
+ * cores (20x slower on 2 cores, measured).  Both libraries read these settings
+ * only at start-up, so when OMP_WAIT_POLICY or OPENBLAS_THREAD_TIMEOUT is not
+ * set this sets it (PASSIVE; 4, the shortest spin) and re-executes the
+ * program once; a user's own settings are left alone. */
 void llm_cli_passive_openmp(char **argv);
 
 /* Sets the OpenMP team and OpenBLAS's thread count to n (n > 0). */

@@ -10,7 +10,8 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/llmpipe-tests.XXXXXX") || exit 2
 trap 'rm -rf "$tmp"' EXIT INT TERM
 export LLM_BIN="$bin_dir" LLM_TEST_TMP="$tmp" LLM_TOP="$top"
 # OpenMP threads sleep when idle: spinning ones fight OpenBLAS for the cores
-export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}" OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}" OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}" \
+    OPENBLAS_THREAD_TIMEOUT="${OPENBLAS_THREAD_TIMEOUT:-4}"
 
 pass=0 fail=0 skip=0
 run_one() { # name, command...

@@ -20,7 +20,8 @@
 # Ours is bin/llm-train (AdamW lr 1e-3 wd 0.1, clipping 1.0) on a text corpus;
 # PyTorch is tests/bench/torch_llama.py, the same model, optimizer and
 # clipping on random token batches.  Both run with the same thread count and
-# OMP_WAIT_POLICY=PASSIVE (llm-train sets it for itself; torch gets it too).
+# OMP_WAIT_POLICY=PASSIVE (llm-train sets it for itself; torch gets it too,
+# and is faster with it: about 2x on tiny on a 2-CPU machine).
 # tokens/s: timed steps x batch x seq / their wall-clock seconds, after the
 # warm-up steps (ours: summed from the per-step times in llm-train --log).
 # Peak RSS: the process's ru_maxrss from wait4 (tests/bench/maxrss.c), the
@@ -48,6 +49,7 @@ steps_tiny=${BENCH_STEPS:-10}
 steps_small=${BENCH_STEPS_SMALL:-8}
 attn_t=${BENCH_ATTN_T:-1024 4096 16384}
 attn_limit=${BENCH_ATTN_LIMIT:-120}
+batch=8 seq=256   # the issue's configs
 case $threads$runs$warm$steps_tiny$steps_small$attn_limit in
     *[!0-9]*|'') echo "bench: BENCH_THREADS, _RUNS, _WARMUP, _STEPS, _STEPS_SMALL and _ATTN_LIMIT must be numbers" >&2; exit 2;;
 esac
@@ -121,19 +123,19 @@ run_ours() {
     log="$tmp/$1.tsv"
     rm -f "$log"
     "$tmp/maxrss" "$tmp/rss" "$tmp/llm-train" --data "$data" --out "$tmp/model.llmt" \
-        --dim "$2" --layers "$3" --heads "$4" --hidden "$5" --seq 256 --batch 8 --tie \
+        --dim "$2" --layers "$3" --heads "$4" --hidden "$5" --seq "$seq" --batch "$batch" --tie \
         --steps $((warm + $6)) --eval-every 0 --threads "$threads" --log "$log" -q ||
         die "llm-train failed on $1"
     rm -f "$tmp/model.llmt"
-    tps=$(awk -F'\t' -v w="$warm" 'NR > 1 && $1 > w && $5 > 0 { n++; s += 2048 / $5 }
-        END { if (n > 0 && s > 0) printf "%.1f", n * 2048 / s }' "$log")
+    tps=$(awk -F"\t" -v w="$warm" -v bt=$((batch * seq)) 'NR > 1 && $1 > w && $5 > 0 { n++; s += bt / $5 }
+        END { if (n > 0 && s > 0) printf "%.1f", n * bt / s }' "$log")
     [ -n "$tps" ] || die "no timed steps in llm-train's log for $1"
     echo "$tps $(kv maxrss_kib "$tmp/rss")"
 }
 # run_torch NAME DIM LAYERS HEADS HIDDEN STEPS: prints "tokens/s rss_kib import_rss_kib".
 run_torch() {
     "$tmp/maxrss" "$tmp/rss" "$py" "$top/tests/bench/torch_llama.py" --vocab 258 \
-        --dim "$2" --layers "$3" --heads "$4" --hidden "$5" --seq 256 --batch 8 \
+        --dim "$2" --layers "$3" --heads "$4" --hidden "$5" --seq "$seq" --batch "$batch" \
         --warmup "$warm" --steps "$6" --threads "$threads" > "$tmp/torch.out" ||
         die "torch_llama.py failed on $1"
     echo "$(kv tokens_per_s "$tmp/torch.out") $(kv maxrss_kib "$tmp/rss") $(kv import_rss_kib "$tmp/torch.out")"
@@ -153,7 +155,7 @@ for cfg in tiny small; do
         tiny) D=128 L=4 H=4 F=352 K=$steps_tiny;;
         small) D=288 L=6 H=6 F=768 K=$steps_small;;
     esac
-    fpt=$(awk -v D=$D -v L=$L -v F=$F 'BEGIN { V = 258; T = 256
+    fpt=$(awk -v D=$D -v L=$L -v F=$F -v T=$seq 'BEGIN { V = 258
         printf "%.0f", 6 * (L * (4 * D * D + 3 * D * F) + V * D) + 6 * L * T * D }')
     o_tps="" o_rss="" t_tps="" t_rss=""
     i=1
@@ -238,7 +240,7 @@ END {
         if (attn == "sdpa") printf "attention by scaled_dot_product_attention (causal).\n"
         else printf "attention by the explicit masked softmax (this torch has no scaled_dot_product_attention).\n"
         printf "- PyTorch'"'"'s peak RSS includes %.0f MiB that the interpreter holds after `import torch` alone.\n", irss / 1024
-        printf "- Both run with OMP_WAIT_POLICY=PASSIVE.\n"
+        printf "- Both run with OMP_WAIT_POLICY=PASSIVE (llm-train sets it for itself; PyTorch is faster with it too: its OpenMP threads otherwise spin beside OpenBLAS'"'"'s). llm-train also sets OPENBLAS_THREAD_TIMEOUT=4 for itself (OpenBLAS'"'"'s idle threads stop spinning soon); PyTorch runs without it, as it measured slightly slower with it.\n"
         for (k = 1; k <= 2; k++) {
             cf = (k == 1 ? "tiny" : "small")
             if (!((cf, "PyTorch") in tps)) continue
