@@ -9,7 +9,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "ckpt.h"
 #include "cli.h"
+#include "llama2c.h"
 #include "npy.h"
 #include "outfile.h"
 #include "stats.h"
@@ -29,6 +31,8 @@ static const char usage_text[] =
     "                               .npy files to one stream\n"
     "  to-npy [-o OUT] GLOB [FILE]  matching tensors as .npy, one after another\n"
     "  verify [FILE...]             read everything, check checksums and end records\n"
+    "  import-llama2c [-o OUT] [--tokenizer TOKENIZER.bin] MODEL.bin\n"
+    "                               a llama2.c checkpoint (legacy format) as a model checkpoint\n"
     "\n"
     "Common options: -o FILE (default stdout; written whole or not at all), --force\n"
     "(write binary to a terminal), -h/--help, -V/--version.  Output of cat and\n"
@@ -524,6 +528,38 @@ static int cmd_verify(int argc, char **argv)
     return status;
 }
 
+/* ---- import-llama2c ---- */
+
+static int cmd_import_llama2c(int argc, char **argv)
+{
+    static const struct option import_opts[] = {
+        {"output", required_argument, 0, 'o'}, {"tokenizer", required_argument, 0, 't'},
+        {"force", no_argument, 0, 'f'},        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
+    };
+    const char *out = "-", *tokenizer = NULL;
+    int force = 0, c;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "o:h", import_opts, NULL)) != -1) { /* options anywhere */
+        if (c == '?') llm_usage_error("%s: unknown option or missing value: '%s'", argv[0], argv[optind - 1]);
+        if (c == 'h') usage_exit();
+        if (c == 'o') out = optarg;
+        else if (c == 't') tokenizer = optarg;
+        else if (c == 'f') force = 1;
+    }
+    if (argc - optind != 1) llm_usage_error("import-llama2c: want one MODEL.bin");
+    if (strcmp(out, "-") == 0) llm_cli_refuse_tty(1, force);
+    llm_error err = {0};
+    llm_model m;
+    if (llm_llama2c_load(argv[optind], tokenizer, &m, &err) < 0) llm_die(LLM_EXIT_DATA, "%s", err.msg);
+    int rc = llm_ckpt_save(out, &m, NULL, NULL, &err);
+    llm_tok_free(&m.tok);
+    llm_model_free(&m);
+    if (rc < 0) llm_die(LLM_EXIT_DATA, "%s", err.msg);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     llm_cli_init("llm-tensor");
@@ -535,7 +571,8 @@ int main(int argc, char **argv)
         const char *name;
         int (*fn)(int, char **);
     } cmds[] = {{"ls", cmd_ls},          {"stats", cmd_stats},   {"cat", cmd_cat},
-                {"from-npy", cmd_from_npy}, {"to-npy", cmd_to_npy}, {"verify", cmd_verify}};
+                {"from-npy", cmd_from_npy}, {"to-npy", cmd_to_npy}, {"verify", cmd_verify},
+                {"import-llama2c", cmd_import_llama2c}};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (!strcmp(cmd, cmds[i].name)) {
             int rc = cmds[i].fn(argc - 1, argv + 1);

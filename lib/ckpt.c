@@ -63,10 +63,7 @@ static int save_all(llm_writer *w, const llm_model *m, const llm_optim *o,
     add(&l, "rope_theta", "%.9g", (double)c->rope_theta);
     add(&l, "params", "%" PRId64, m->n_params);
     TRY(write_meta(w, "config", &l, err));
-    attr_list tk = {0};
-    char buf[128];
-    tk.n = llm_tok_to_attrs(&m->tok, tk.a, buf, sizeof buf);
-    TRY(write_meta(w, "tokenizer", &tk, err));
+    TRY(llm_tok_write(&m->tok, w, err));
     if (t) {
         const llm_optim_config *oc = &t->optim;
         attr_list tr = {0};
@@ -271,7 +268,7 @@ static int load_all(llm_reader *r, llm_model *m, llm_optim *o, llm_ckpt_train *t
     if (!seen) return llm_error_set(err, LLM_ERR_NOMEM, "out of memory");
     while ((rc = llm_reader_next(r, &rec, err)) > 0) {
         if (rec->kind == LLM_RECORD_META) {
-            if (!strcmp(rec->name, "tokenizer")) rc = llm_tok_from_attrs(&m->tok, rec, err);
+            if (!strcmp(rec->name, "tokenizer")) rc = llm_tok_read(&m->tok, r, rec, err);
             else if (!strcmp(rec->name, "train")) {
                 rc = parse_train(rec, train, &optim_t, err);
                 *has_train = rc == 0;
@@ -303,6 +300,9 @@ static int load_all(llm_reader *r, llm_model *m, llm_optim *o, llm_ckpt_train *t
         rc = read_into(r, rec, pt, base + pt->offset, err);
         if (rc < 0) break;
     }
+    if (rc == 0 && m->tok.kind != LLM_TOK_BYTES && m->tok.vocab != m->cfg.vocab)
+        rc = llm_error_set(err, LLM_ERR_FORMAT, "the tokenizer has %d tokens, the model %d",
+                           m->tok.vocab, m->cfg.vocab);
     for (int i = 0; rc == 0 && i < m->n_tensors; i++)
         if (!seen[i]) rc = llm_error_set(err, LLM_ERR_FORMAT, "tensor %s is missing", m->tensors[i].name);
     for (int k = 1; rc == 0 && o && *has_train && k <= 2; k++) {
@@ -328,6 +328,7 @@ int llm_ckpt_load(const char *path, llm_model *m, llm_optim *o, llm_ckpt_train *
     llm_reader_close(r);
     if (rc < 0) {
         if (strncmp(err->msg, path, strlen(path)) != 0) llm_error_prefix(err, "%s", path);
+        llm_tok_free(&m->tok);
         llm_model_free(m);
         if (o) llm_optim_free(o);
     }

@@ -158,6 +158,7 @@ void llm_model_free(llm_model *m)
     free(m->spans);
     free(m->p.layers);
     llm_rope_free(&m->rope);
+    llm_tok_free(&m->tok);
     memset(m, 0, sizeof *m);
 }
 
@@ -361,7 +362,7 @@ int llm_model_greedy(const llm_model *m, llm_acts *a, const int32_t *prompt, int
         for (int j = 1; j < V; j++)
             if (p[j] > p[best]) best = j;
         out[made++] = best;
-        if (best == m->tok.eos) break;
+        if (best == m->tok.eos || best == m->tok.bos) break; /* the end of a text */
     }
     free(window);
     return made;

@@ -146,7 +146,7 @@ void llm_model_backward(const llm_model *m, llm_acts *a, float *grad);
 
 /* Greedy continuation of prompt (n_prompt >= 1 ids) by n_new tokens, each
  * from a full forward pass over the last a->T tokens (a has B = 1): simple
- * and slow, O(n T^2), for samples during training.  Stops after EOS.  Writes
+ * and slow, O(n T^2), for samples during training.  Stops after EOS or BOS.  Writes
  * the new ids to out and returns how many. */
 int llm_model_greedy(const llm_model *m, llm_acts *a, const int32_t *prompt, int n_prompt,
                      int n_new, int32_t *out);
