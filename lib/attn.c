@@ -375,17 +375,11 @@ static double dot_d(const float *a, const float *b, int n)
     return acc;
 }
 
-int llm_attn_naive_forward(const llm_attn_shape *s, const float *q, int ldq, const float *k,
-                           const float *v, int ldkv, float *out, int ldo, float *lse)
+int llm_attn_probs(const llm_attn_shape *s, const float *q, int ldq, const float *k, int ldkv,
+                   float *P, float *lse)
 {
     assert(s && s->n_q >= 0 && s->n_kv >= 0 && s->head_dim >= 0 && s->window >= 0);
     const int Tq = s->n_q, Tk = s->n_kv, d = s->head_dim;
-    float *P = malloc(((size_t)Tq * Tk + 1) * sizeof *P);
-    double *acc = malloc(((size_t)d + 1) * sizeof *acc);
-    if (!P || !acc) {
-        free(P), free(acc);
-        return -1;
-    }
     for (int i = 0; i < Tq; i++) {
         float *pi = P + (size_t)i * Tk;
         double mx = -INFINITY;
@@ -401,6 +395,25 @@ int llm_attn_naive_forward(const llm_attn_shape *s, const float *q, int ldq, con
             pi[j] = (float)e;
             sum += e;
         }
+        for (int j = 0; j < Tk; j++) pi[j] = sum > 0.0 ? (float)(pi[j] / sum) : 0.0f;
+        if (lse) lse[i] = sum > 0.0 ? (float)(mx + log(sum)) : -INFINITY;
+    }
+    return 0;
+}
+
+int llm_attn_naive_forward(const llm_attn_shape *s, const float *q, int ldq, const float *k,
+                           const float *v, int ldkv, float *out, int ldo, float *lse)
+{
+    const int Tq = s->n_q, Tk = s->n_kv, d = s->head_dim;
+    float *P = malloc(((size_t)Tq * Tk + 1) * sizeof *P);
+    double *acc = malloc(((size_t)d + 1) * sizeof *acc);
+    if (!P || !acc) {
+        free(P), free(acc);
+        return -1;
+    }
+    llm_attn_probs(s, q, ldq, k, ldkv, P, lse);
+    for (int i = 0; i < Tq; i++) {
+        const float *pi = P + (size_t)i * Tk;
         for (int c = 0; c < d; c++) acc[c] = 0.0;
         for (int j = 0; j < Tk; j++) {
             if (pi[j] == 0.0f) continue;
@@ -408,8 +421,7 @@ int llm_attn_naive_forward(const llm_attn_shape *s, const float *q, int ldq, con
             for (int c = 0; c < d; c++) acc[c] += (double)pi[j] * vj[c];
         }
         float *o = out + (size_t)i * ldo;
-        for (int c = 0; c < d; c++) o[c] = sum > 0.0 ? (float)(acc[c] / sum) : 0.0f;
-        lse[i] = sum > 0.0 ? (float)(mx + log(sum)) : -INFINITY;
+        for (int c = 0; c < d; c++) o[c] = (float)acc[c];
     }
     free(P), free(acc);
     return 0;

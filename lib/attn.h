@@ -47,6 +47,13 @@ void llm_attn_backward(const llm_attn_shape *s, const float *q, int ldq, const f
                        const float *v, int ldkv, const float *out, const float *dout, int ldo,
                        const float *lse, float *dq, float *dk, float *dv);
 
+/* The attention probabilities themselves: P [Tq, Tk] (row-major, caller's
+ * buffer) = softmax(scale * q k^T + mask), masked entries 0, and lse [Tq] when
+ * not NULL.  For looking at attention (llm-gen --dump-attn) and for the
+ * textbook functions below.  Returns 0. */
+int llm_attn_probs(const llm_attn_shape *s, const float *q, int ldq, const float *k, int ldkv,
+                   float *P, float *lse);
+
 /* The same two functions computed the textbook way, forming the full Tq x Tk
  * probability matrix: the reference the tests and benchmarks compare with.
  * They allocate Tq*Tk floats; they return 0, or -1 when that fails. */
