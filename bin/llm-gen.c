@@ -1,0 +1,403 @@
+/* llm-gen — generate text with a model, or measure its perplexity (llm-gen(1)). */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ckpt.h"
+#include "cli.h"
+#include "infer.h"
+#include "generate.h"
+#include "sample.h"
+#include "stream.h"
+
+static const char usage_text[] =
+    "usage: llm-gen -m CKPT [-p TEXT] [options]          (no -p: the prompt is stdin)\n"
+    "       llm-gen -m CKPT --eval FILE [--ctx N] [--stride S]\n"
+    "\n"
+    "Generation:\n"
+    "  -n N (256)  --temp T (0.8; 0 = greedy)  --top-k K (0 = off)  --top-p P (0.95)  --seed S\n"
+    "  --ids (prompt and output as token ids, space-separated)\n"
+    "  --batch: each stdin line is a prompt; up to --slots N (8) sequences decode together,\n"
+    "           a finished one's slot taking the next prompt at once; output in input order\n"
+    "Evaluation:\n"
+    "  --eval FILE ('-': stdin)  prints ppl=... bpb=... tokens=...\n"
+    "  --stride S (ctx/2): windows of --ctx tokens advance by S; each token is scored once\n"
+    "Dumps (a tensor stream on stdout, one record flushed at a time):\n"
+    "  --dump-attn  the prompt's attention probabilities: layers.L.attn.probs [heads, T, T]\n"
+    "  --dump-acts  every linear layer's inputs for the text on stdin, in sequences of --ctx\n"
+    "               tokens: layers.L.attn.wq.in [tokens, D] (also read by wk, wv), ...wo.in,\n"
+    "               layers.L.mlp.w1.in (also w3), ...w2.in, cls.in   --force: to a terminal\n"
+    "Context:\n"
+    "  --ctx N (the trained length)  --window W (sliding-window attention)\n"
+    "  --rope-scaling none|linear|ntk|dynamic-ntk|yarn  --rope-factor F (ctx / trained length)\n"
+    "Other: --threads N  -q  -h/--help  -V/--version.  See llm-gen(1).\n";
+
+enum { O_BATCH = 200, O_SLOTS, O_TEMP = 256, O_TOPK, O_TOPP, O_SEED, O_THREADS, O_CTX, O_EVAL, O_STRIDE, O_IDS, O_WINDOW,
+       O_SCALING, O_FACTOR, O_DUMP_ATTN, O_DUMP_ACTS, O_FORCE };
+
+static const struct option long_opts[] = {
+    {"model", required_argument, 0, 'm'},   {"prompt", required_argument, 0, 'p'},
+    {"tokens", required_argument, 0, 'n'},  {"temp", required_argument, 0, O_TEMP},
+    {"top-k", required_argument, 0, O_TOPK}, {"top-p", required_argument, 0, O_TOPP},
+    {"seed", required_argument, 0, O_SEED}, {"threads", required_argument, 0, O_THREADS},
+    {"ctx", required_argument, 0, O_CTX},   {"eval", required_argument, 0, O_EVAL},
+    {"stride", required_argument, 0, O_STRIDE}, {"ids", no_argument, 0, O_IDS},
+    {"window", required_argument, 0, O_WINDOW}, {"rope-scaling", required_argument, 0, O_SCALING},
+    {"rope-factor", required_argument, 0, O_FACTOR}, {"quiet", no_argument, 0, 'q'},
+    {"dump-attn", no_argument, 0, O_DUMP_ATTN}, {"dump-acts", no_argument, 0, O_DUMP_ACTS},
+    {"force", no_argument, 0, O_FORCE}, {"batch", no_argument, 0, O_BATCH},
+    {"slots", required_argument, 0, O_SLOTS},
+    {"help", no_argument, 0, 'h'},          {"version", no_argument, 0, 'V'},
+    {0, 0, 0, 0},
+};
+
+typedef struct options {
+    const char *model, *prompt, *eval;
+    long n, top_k, seed, threads, ctx, stride, window;
+    double temp, top_p, factor;
+    int ids, quiet, scaling, dump_attn, dump_acts, force, batch;
+    long slots;
+} options;
+
+static void parse(int argc, char **argv, options *o)
+{
+    *o = (options){.n = 256, .temp = 0.8, .top_p = 0.95, .seed = 42, .scaling = LLM_ROPE_NONE};
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, "m:p:n:qhV", long_opts, NULL)) != -1) {
+        switch (c) {
+        case 'm': o->model = optarg; break;
+        case 'p': o->prompt = optarg; break;
+        case 'n': o->n = llm_cli_long("-n", optarg, 0, 1 << 24); break;
+        case O_TEMP: o->temp = llm_cli_double("--temp", optarg, 0, 100); break;
+        case O_TOPK: o->top_k = llm_cli_long("--top-k", optarg, 0, 1 << 24); break;
+        case O_TOPP: o->top_p = llm_cli_double("--top-p", optarg, 1e-6, 1); break;
+        case O_SEED: o->seed = llm_cli_long("--seed", optarg, 0, 1L << 62); break;
+        case O_THREADS: o->threads = llm_cli_long("--threads", optarg, 1, 1024); break;
+        case O_CTX: o->ctx = llm_cli_long("--ctx", optarg, 1, 1 << 22); break;
+        case O_EVAL: o->eval = optarg; break;
+        case O_STRIDE: o->stride = llm_cli_long("--stride", optarg, 1, 1 << 22); break;
+        case O_IDS: o->ids = 1; break;
+        case O_WINDOW: o->window = llm_cli_long("--window", optarg, 1, 1 << 22); break;
+        case O_SCALING:
+            o->scaling = llm_rope_kind_parse(optarg);
+            if (o->scaling < 0)
+                llm_usage_error("--rope-scaling: '%s' is not none, linear, ntk, dynamic-ntk or yarn", optarg);
+            break;
+        case O_FACTOR: o->factor = llm_cli_double("--rope-factor", optarg, 1, 1024); break;
+        case O_DUMP_ATTN: o->dump_attn = 1; break;
+        case O_DUMP_ACTS: o->dump_acts = 1; break;
+        case O_FORCE: o->force = 1; break;
+        case O_BATCH: o->batch = 1; break;
+        case O_SLOTS: o->slots = llm_cli_long("--slots", optarg, 1, 4096); break;
+        case 'q': o->quiet = 1; break;
+        case 'h': fputs(usage_text, stdout); exit(0);
+        case 'V': printf("llm-gen (llmpipe) %s\n", LLM_VERSION); exit(0);
+        default: llm_usage_error("unknown option or missing value: '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc) llm_usage_error("unexpected argument '%s'", argv[optind]);
+    if (!o->model) llm_usage_error("no model: give -m CKPT");
+    if (o->dump_acts && o->prompt) llm_usage_error("--dump-acts reads its text from stdin, not -p");
+    if (o->stride && o->ctx && o->stride > o->ctx)
+        llm_usage_error("--stride %ld is larger than --ctx %ld", o->stride, o->ctx);
+    if (!!o->eval + o->dump_attn + o->dump_acts + o->batch > 1)
+        llm_usage_error("--eval, --dump-attn, --dump-acts and --batch exclude each other");
+}
+
+/* Reads a whole file ("-": stdin) into a NUL-terminated buffer. */
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+    if (!f) llm_die(LLM_EXIT_DATA, "%s: %s", path, strerror(errno));
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    for (size_t k; buf && (k = fread(buf + n, 1, cap - n - 1, f)) > 0;)
+        if ((n += k) == cap - 1) buf = realloc(buf, cap *= 2);
+    if (!buf) llm_die(LLM_EXIT_DATA, "%s: out of memory", path);
+    if (ferror(f)) llm_die(LLM_EXIT_DATA, "%s: read error", path);
+    if (f != stdin) fclose(f);
+    buf[n] = '\0';
+    *len = n;
+    return buf;
+}
+
+/* Token ids from "1 17 42" text. */
+static int64_t parse_ids(const char *text, int32_t *ids, int64_t cap, int vocab)
+{
+    int64_t n = 0;
+    for (const char *p = text; *p;) {
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p) {
+            if (*p == ' ' || *p == '\n' || *p == '\t' || *p == ',') { p++; continue; }
+            llm_die(LLM_EXIT_DATA, "--ids: '%.20s' is not a token id", p);
+        }
+        if (v < 0 || v >= vocab) llm_die(LLM_EXIT_DATA, "--ids: token %ld outside the vocabulary (0..%d)", v, vocab - 1);
+        if (n < cap) ids[n] = (int32_t)v;
+        n++;
+        p = end;
+    }
+    return n;
+}
+
+/* BOS + the text's tokens (or the ids given); *n gets the count. */
+static int32_t *tokenize(const llm_model *m, const char *text, size_t len, int ids, int64_t *n)
+{
+    size_t cap = llm_tok_max_ids(len) + 1;
+    int32_t *t = malloc(cap * sizeof *t);
+    if (!t) llm_die(LLM_EXIT_DATA, "out of memory");
+    if (ids) {
+        *n = parse_ids(text, t, (int64_t)cap, m->cfg.vocab);
+        return t;
+    }
+    llm_error err = {0};
+    t[0] = m->tok.bos;
+    int64_t k = llm_tok_encode_text(&m->tok, text, len, t + 1, &err);
+    if (k < 0) llm_die(LLM_EXIT_DATA, "%s", err.msg);
+    *n = 1 + k;
+    return t;
+}
+
+/* Where generated tokens go: straight to stdout (one sequence), or into a
+ * buffer per sequence printed in input order (--batch). */
+typedef struct out_ctx {
+    const llm_model *m;
+    int ids;
+    int32_t prev;    /* one sequence: the token before (BPE drops a space after BOS) */
+    int printed;     /* --batch: sequences printed so far */
+    char **text;     /* --batch: [n] growing buffers, NULL once printed */
+    size_t *len;
+    int n;
+} out_ctx;
+
+static void piece_of(const out_ctx *oc, int32_t prev, int32_t id, char *buf, int *len)
+{
+    if (oc->ids) *len = snprintf(buf, 24, "%d ", id);
+    else *len = llm_tok_decode_next(&oc->m->tok, prev, id, buf);
+    if (*len < 0) *len = 0;
+}
+
+static int emit_now(void *ctx, int seq, int32_t token)
+{
+    (void)seq;
+    if (token < 0) return 0;
+    out_ctx *oc = ctx;
+    char piece[LLM_TOK_MAX_PIECE > 24 ? LLM_TOK_MAX_PIECE : 24];
+    int len;
+    piece_of(oc, oc->prev, token, piece, &len);
+    oc->prev = token;
+    fwrite(piece, 1, (size_t)len, stdout);
+    fflush(stdout);
+    return 0;
+}
+
+static int emit_batch(void *ctx, int seq, int32_t token)
+{
+    out_ctx *oc = ctx;
+    if (token >= 0) {
+        char piece[LLM_TOK_MAX_PIECE > 24 ? LLM_TOK_MAX_PIECE : 24];
+        int len;
+        piece_of(oc, -1, token, piece, &len);
+        char *t = realloc(oc->text[seq], oc->len[seq] + 2 * (size_t)len + 1);
+        if (!t) llm_die(LLM_EXIT_DATA, "out of memory");
+        for (int i = 0; i < len; i++) { /* one line per prompt: \\ and \n escaped */
+            if (piece[i] == '\n' || piece[i] == '\\') t[oc->len[seq]++] = '\\';
+            t[oc->len[seq]++] = piece[i] == '\n' ? 'n' : piece[i];
+        }
+        oc->text[seq] = t;
+        return 0;
+    }
+    oc->len[seq] |= (size_t)1 << (sizeof(size_t) * 8 - 1); /* mark finished */
+    while (oc->printed < oc->n && (oc->len[oc->printed] >> (sizeof(size_t) * 8 - 1))) {
+        size_t n = oc->len[oc->printed] & ~((size_t)1 << (sizeof(size_t) * 8 - 1));
+        fwrite(oc->text[oc->printed], 1, n, stdout);
+        putchar('\n');
+        free(oc->text[oc->printed]);
+        oc->text[oc->printed++] = NULL;
+    }
+    fflush(stdout);
+    return 0;
+}
+
+static void report_stats(const llm_gen_stats *st, int requests, int ctx, int quiet)
+{
+    if (st->full && !quiet) llm_warn("%d sequence%s stopped: the context (%d tokens) is full", st->full,
+                                     st->full == 1 ? "" : "s", ctx);
+    if (quiet) return;
+    double total = st->prefill_s + st->decode_s;
+    fprintf(stderr, "llm-gen: prompt%s %" PRId64 " tokens in %.3f s (%.1f tok/s); %" PRId64
+            " tokens generated in %.3f s of decoding (%.1f tok/s)", requests > 1 ? "s" : "",
+            st->prompt_tokens, st->prefill_s,
+            st->prefill_s > 0 ? (double)st->prompt_tokens / st->prefill_s : 0.0, st->new_tokens,
+            st->decode_s, st->decode_s > 0 ? (double)st->new_tokens / st->decode_s : 0.0);
+    if (requests > 1)
+        fprintf(stderr, "; %d requests, %.2f requests/s, %.1f tok/s overall", requests,
+                (double)requests / total, (double)st->new_tokens / total);
+    fputc('\n', stderr);
+}
+
+/* --batch: every stdin line is a prompt; all decode together. */
+static void run_batch(llm_infer *s, const llm_model *m, const options *o, int ctx)
+{
+    llm_error err = {0};
+    size_t len;
+    char *text = slurp("-", &len);
+    int n = 0;
+    for (size_t i = 0; i < len; i++) n += text[i] == '\n';
+    if (len && text[len - 1] != '\n') n++;
+    int32_t **prompts = calloc((size_t)n + 1, sizeof *prompts);
+    int64_t *lens = calloc((size_t)n + 1, sizeof *lens);
+    out_ctx oc = {m, o->ids, -1, 0, calloc((size_t)n + 1, sizeof(char *)), calloc((size_t)n + 1, sizeof(size_t)), n};
+    if (!prompts || !lens || !oc.text || !oc.len) llm_die(LLM_EXIT_DATA, "out of memory");
+    char *line = text;
+    for (int i = 0; i < n; i++) {
+        char *end = strchr(line, '\n');
+        if (end) *end = '\0';
+        prompts[i] = tokenize(m, line, strlen(line), o->ids, &lens[i]);
+        if (lens[i] == 0) llm_die(LLM_EXIT_DATA, "line %d: no token ids", i + 1);
+        if (lens[i] > ctx)
+            llm_die(LLM_EXIT_DATA, "line %d: the prompt is %" PRId64 " tokens; the context holds %d", i + 1,
+                    lens[i], ctx);
+        if (!o->ids) { /* each output line starts with its prompt */
+            oc.text[i] = strdup(line);
+            oc.len[i] = strlen(line);
+        }
+        line = end ? end + 1 : line + strlen(line);
+    }
+    llm_gen_opts go = {.max_new = (int)o->n, .seed = (uint64_t)o->seed, .stop = {m->tok.bos, m->tok.eos},
+                       .sample = {.temp = (float)o->temp, .top_k = (int)o->top_k, .top_p = (float)o->top_p}};
+    llm_gen_stats st;
+    if (llm_generate(s, (const int32_t *const *)prompts, lens, n, &go, emit_batch, &oc, &st, &err) < 0)
+        llm_die(LLM_EXIT_DATA, "%s", err.msg);
+    report_stats(&st, n, ctx, o->quiet);
+    for (int i = 0; i < n; i++) free(prompts[i]);
+    free(prompts), free(lens), free(oc.text), free(oc.len), free(text);
+}
+
+/* The tap of a dump: each tensor becomes one record of the output stream. */
+typedef struct dump {
+    llm_writer *w;
+    char seq[24]; /* the sequence number, as an attribute */
+} dump;
+
+static int dump_record(void *ctx, const char *name, const float *data, const llm_shape *shape,
+                       llm_error *err)
+{
+    dump *d = ctx;
+    llm_attr attr = {"seq", d->seq};
+    llm_record rec = {.kind = LLM_RECORD_TENSOR, .name = name, .dtype = LLM_DTYPE_F32,
+                      .shape = *shape, .attrs = &attr, .n_attrs = 1};
+    return llm_writer_record(d->w, &rec, data, err);
+}
+
+static void run_dump(llm_infer *s, const llm_model *m, const options *o, int ctx)
+{
+    llm_error err = {0};
+    llm_cli_refuse_tty(1, o->force);
+    dump d = {0};
+    if (llm_writer_open(&d.w, "-", NULL, &err) < 0) llm_die(LLM_EXIT_DATA, "%s", err.msg);
+    s->tap = (llm_infer_tap){.fn = dump_record, .ctx = &d, .acts = o->dump_acts, .probs = o->dump_attn};
+    size_t len;
+    char *text = o->prompt && o->dump_attn ? strdup(o->prompt) : slurp("-", &len);
+    if (!text) llm_die(LLM_EXIT_DATA, "out of memory");
+    int64_t n;
+    int32_t *t = tokenize(m, text, strlen(text), o->ids, &n);
+    if (o->dump_attn && n > ctx)
+        llm_die(LLM_EXIT_DATA, "the prompt is %" PRId64 " tokens; the context holds %d (see --ctx)", n, ctx);
+    int64_t seq = 0;
+    for (int64_t at = 0; at < n; at += ctx, seq++) { /* --dump-acts: sequences of ctx tokens */
+        int k = n - at < ctx ? (int)(n - at) : ctx;
+        snprintf(d.seq, sizeof d.seq, "%" PRId64, seq);
+        llm_infer_reset(s);
+        for (int done = 0; done < k;) {
+            int c = k - done < s->chunk ? k - done : s->chunk;
+            if (llm_infer_feed(s, t + at + done, c, 1, &err) < 0) llm_die(LLM_EXIT_DATA, "%s", err.msg);
+            done += c;
+        }
+    }
+    if (llm_writer_close(d.w, &err) < 0) llm_die(LLM_EXIT_DATA, "%s", err.msg);
+    if (!o->quiet)
+        fprintf(stderr, "llm-gen: dumped %" PRId64 " tokens in %" PRId64 " sequence%s\n", n, seq,
+                seq == 1 ? "" : "s");
+    free(t);
+    free(text);
+}
+
+int main(int argc, char **argv)
+{
+    llm_cli_init("llm-gen");
+    llm_cli_passive_openmp(argv);
+    options o;
+    parse(argc, argv, &o);
+    if (o.threads) llm_cli_threads((int)o.threads);
+    llm_error err = {0};
+    llm_model m;
+    int has_train;
+    if (llm_ckpt_load(o.model, &m, NULL, NULL, &has_train, &err) < 0) llm_die(LLM_EXIT_DATA, "%s", err.msg);
+    if (!o.ids && llm_tok_has_text(&m.tok, &err) < 0) llm_die(LLM_EXIT_USAGE, "%s: %s", o.model, err.msg);
+    int ctx = o.ctx ? (int)o.ctx : m.cfg.seq_len;
+    llm_rope_scaling scaling = {.kind = (llm_rope_kind)o.scaling, .orig_ctx = m.cfg.seq_len,
+                                .cur_len = ctx,
+                                .factor = o.factor ? o.factor
+                                          : o.scaling == LLM_ROPE_DYNAMIC_NTK ? 1.0 /* grows with the length itself */
+                                                                              : (double)ctx / m.cfg.seq_len};
+    if (scaling.factor < 1) scaling.factor = 1;
+    if (ctx > m.cfg.seq_len && o.scaling == LLM_ROPE_NONE && !o.quiet)
+        llm_warn("--ctx %d is beyond the trained %d without --rope-scaling: positions past it are "
+                 "extrapolated", ctx, m.cfg.seq_len);
+    llm_infer_opts io = {.ctx = ctx, .window = (int)o.window, .rope = &scaling,
+                         .slots = o.batch ? (int)(o.slots ? o.slots : 8) : 1};
+    llm_infer s;
+    if (llm_infer_init(&s, &m, &io, &err) < 0) llm_die(LLM_EXIT_DATA, "%s: %s", o.model, err.msg);
+
+    if (o.batch) {
+        run_batch(&s, &m, &o, ctx);
+    } else if (o.dump_attn || o.dump_acts) {
+        run_dump(&s, &m, &o, ctx);
+    } else if (o.eval) {
+        size_t len;
+        char *text = slurp(o.eval, &len);
+        int64_t n;
+        int32_t *t = tokenize(&m, text, len, o.ids, &n);
+        if (n < 2) llm_die(LLM_EXIT_DATA, "%s: nothing to evaluate", o.eval);
+        int stride = o.stride ? (int)o.stride : (ctx / 2 > 0 ? ctx / 2 : 1);
+        double nats;
+        int64_t scored;
+        if (llm_infer_nll(&s, t, n, stride, &nats, &scored, &err) < 0) llm_die(LLM_EXIT_DATA, "%s", err.msg);
+        printf("ppl=%.4f bpb=%.4f tokens=%" PRId64 "\n", exp(nats / (double)scored),
+               nats / log(2.0) / (double)(o.ids ? scored : (int64_t)len), scored);
+        free(t);
+        free(text);
+    } else {
+        size_t len;
+        char *text = o.prompt ? strdup(o.prompt) : slurp("-", &len);
+        if (!text) llm_die(LLM_EXIT_DATA, "out of memory");
+        len = strlen(text);
+        int64_t n;
+        int32_t *t = tokenize(&m, text, len, o.ids, &n);
+        if (n == 0) llm_die(LLM_EXIT_USAGE, "--ids: no token ids in the prompt");
+        if (n > ctx)
+            llm_die(LLM_EXIT_DATA, "the prompt is %" PRId64 " tokens; the context holds %d (see --ctx)", n, ctx);
+        llm_gen_opts go = {.max_new = (int)o.n, .seed = (uint64_t)o.seed, .stop = {m.tok.bos, m.tok.eos},
+                           .sample = {.temp = (float)o.temp, .top_k = (int)o.top_k, .top_p = (float)o.top_p}};
+        out_ctx oc = {&m, o.ids, t[n - 1], 0, NULL, NULL, 0};
+        if (!o.ids) fputs(text, stdout);
+        const int32_t *prompts[1] = {t};
+        llm_gen_stats st;
+        if (llm_generate(&s, prompts, &n, 1, &go, emit_now, &oc, &st, &err) < 0)
+            llm_die(LLM_EXIT_DATA, "%s", err.msg);
+        putchar('\n');
+        report_stats(&st, 1, ctx, o.quiet);
+        free(t);
+        free(text);
+    }
+    llm_infer_free(&s);
+    llm_model_free(&m);
+    return 0;
+}

@@ -1,0 +1,273 @@
+/* infer — prefill and decode with a KV cache, and windowed log-likelihood. */
+#include "infer.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "attn.h"
+#include "model_internal.h"
+
+/* y [n, out] = x [n, in] W^T + beta y: a matrix-vector product for one token,
+ * which streams W once, else sgemm. */
+static void linear(const float *x, const float *w, float *y, int n, int out, int in, float beta)
+{
+    if (n == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, out, in, 1.0f, w, in, x, 1, beta, y, 1);
+    else llm_matmul_nt(x, w, y, n, out, in, beta);
+}
+
+int llm_infer_init(llm_infer *s, const llm_model *m, const llm_infer_opts *o, llm_error *err)
+{
+    memset(s, 0, sizeof *s);
+    const llm_config *c = &m->cfg;
+    int ctx = o && o->ctx ? o->ctx : c->seq_len;
+    int chunk = o && o->chunk ? o->chunk : ctx;
+    int slots = o && o->slots ? o->slots : 1;
+    if (ctx < 1 || ctx > (1 << 22) || chunk < 1)
+        return llm_error_set(err, LLM_ERR_ARG, "context %d out of range 1..%d", ctx, 1 << 22);
+    if (slots < 1 || slots > 4096)
+        return llm_error_set(err, LLM_ERR_ARG, "%d sequences at once (1..4096)", slots);
+    if (chunk > ctx) chunk = ctx;
+    int rows = chunk > slots ? chunk : slots;
+    size_t L = (size_t)c->n_layers, D = (size_t)c->dim, E = D / (size_t)c->n_heads,
+           HE = (size_t)c->n_heads * E, KE = (size_t)c->n_kv_heads * E, F = (size_t)c->hidden,
+           V = (size_t)c->vocab, R = (size_t)rows, S = (size_t)slots;
+    s->cache_bytes = 2 * S * L * (size_t)ctx * KE * sizeof(float);
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    double have = pages > 0 && page > 0 ? (double)pages * (double)page : 0;
+    if (have > 0 && (double)s->cache_bytes > 0.9 * have)
+        return llm_error_set(err, LLM_ERR_LIMIT,
+                             "context %d needs %.1f GiB for the KV cache; this machine has %.1f GiB",
+                             ctx, (double)s->cache_bytes / 1073741824.0, have / 1073741824.0);
+    s->m = m;
+    s->ctx = ctx;
+    s->chunk = chunk;
+    s->slots = slots;
+    s->rows = rows;
+    s->window = o && o->window ? o->window : c->window;
+    s->attn_scale = llm_rope_attn_scale(o ? o->rope : NULL);
+    int rc = llm_rope_init_scaled(&s->rope, (int)E, ctx, c->rope_theta, o ? o->rope : NULL, err);
+    if (rc < 0) return rc;
+    s->slot_pos = calloc(S, sizeof *s->slot_pos);
+    struct {
+        float **p;
+        size_t n;
+    } f[] = {{&s->k, S * L * (size_t)ctx * KE}, {&s->v, S * L * (size_t)ctx * KE},
+             {&s->x, R * D},  {&s->xn, R * D},  {&s->q, R * HE},  {&s->att, R * HE},
+             {&s->kn, R * KE}, {&s->vn, R * KE}, {&s->h1, R * F},  {&s->h3, R * F},
+             {&s->lse, R * (size_t)c->n_heads}, {&s->logits, R * V}};
+    int ok = s->slot_pos != NULL;
+    for (size_t i = 0; ok && i < sizeof f / sizeof f[0]; i++) ok = (*f[i].p = malloc(f[i].n * sizeof(float))) != NULL;
+    if (!ok) {
+        llm_infer_free(s);
+        return llm_error_set(err, LLM_ERR_NOMEM, "inference buffers for context %d: out of memory", ctx);
+    }
+    return 0;
+}
+
+void llm_infer_free(llm_infer *s)
+{
+    if (!s) return;
+    free(s->probs);
+    free(s->slot_pos);
+    float *all[] = {s->k, s->v, s->x, s->xn, s->q, s->att, s->kn, s->vn, s->h1, s->h3, s->lse, s->logits};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) free(all[i]);
+    llm_rope_free(&s->rope);
+    memset(s, 0, sizeof *s);
+}
+
+void llm_infer_reset(llm_infer *s)
+{
+    for (int i = 0; i < s->slots; i++) s->slot_pos[i] = 0;
+    s->pos = 0;
+}
+
+void llm_infer_reset_slot(llm_infer *s, int slot)
+{
+    s->slot_pos[slot] = 0;
+    if (slot == 0) s->pos = 0;
+}
+
+/* Reports rows x cols floats to the tap as "layers.<layer>.<what>", or as
+ * "<what>" when layer < 0. */
+static int report(llm_infer *s, const char *what, int layer, const float *data, int rows, int cols,
+                  llm_error *err)
+{
+    char name[64];
+    if (layer >= 0) snprintf(name, sizeof name, "layers.%d.%s", layer, what);
+    else snprintf(name, sizeof name, "%s", what);
+    llm_shape shape = llm_shape_make(2, (int64_t[]){rows, cols});
+    return s->tap.fn(s->tap.ctx, name, data, &shape, err);
+}
+
+/* The attention probabilities of every head for the tokens just fed. */
+static int report_probs(llm_infer *s, int layer, const llm_attn_shape *shape, const float *q,
+                        const float *kc, llm_error *err)
+{
+    const llm_config *c = &s->m->cfg;
+    int H = c->n_heads, E = c->dim / H, G = H / c->n_kv_heads, KE = c->n_kv_heads * E;
+    size_t per_head = (size_t)shape->n_q * shape->n_kv, need = (size_t)H * per_head;
+    if (need > s->probs_cap) {
+        float *p = realloc(s->probs, need * sizeof *p);
+        if (!p) return llm_error_set(err, LLM_ERR_NOMEM, "attention probabilities: out of memory");
+        s->probs = p;
+        s->probs_cap = need;
+    }
+    for (int h = 0; h < H; h++)
+        llm_attn_probs(shape, q + (size_t)h * E, H * E, kc + (size_t)(h / G) * E, KE,
+                       s->probs + (size_t)h * per_head, NULL);
+    char name[64];
+    snprintf(name, sizeof name, "layers.%d.attn.probs", layer);
+    llm_shape dims = llm_shape_make(3, (int64_t[]){H, shape->n_q, shape->n_kv});
+    return s->tap.fn(s->tap.ctx, name, s->probs, &dims, err);
+}
+
+/* A run of rows that continue one slot's sequence from position pos0. */
+typedef struct segment {
+    int slot, pos0, row0, n;
+} segment;
+
+/* The cache of one layer of one slot: [P, K*E]. */
+static float *cache_of(const llm_infer *s, float *base, int slot, int layer)
+{
+    const llm_config *c = &s->m->cfg;
+    size_t KE = (size_t)c->n_kv_heads * (c->dim / c->n_heads);
+    return base + ((size_t)slot * c->n_layers + (size_t)layer) * (size_t)s->ctx * KE;
+}
+
+/* Runs R rows of tokens, grouped in segments, through the model. */
+static int run(llm_infer *s, const segment *seg, int n_seg, const int32_t *tokens, int R,
+               int all_logits, llm_error *err)
+{
+    const llm_model *m = s->m;
+    const llm_config *c = &m->cfg;
+    int D = c->dim, H = c->n_heads, K = c->n_kv_heads, E = D / H, HE = H * E, KE = K * E,
+        F = c->hidden, V = c->vocab, G = H / K;
+    for (int i = 0; i < R; i++)
+        if (tokens[i] < 0 || tokens[i] >= V)
+            return llm_error_set(err, LLM_ERR_ARG, "token id %d outside the vocabulary (0..%d)",
+                                 tokens[i], V - 1);
+    for (int i = 0; i < n_seg; i++)
+        if (seg[i].pos0 + seg[i].n > s->ctx)
+            return llm_error_set(err, LLM_ERR_LIMIT, "context full: %d + %d tokens > --ctx %d",
+                                 seg[i].pos0, seg[i].n, s->ctx);
+    for (int i = 0; i < R; i++)
+        memcpy(s->x + (size_t)i * D, m->p.tok_emb + (size_t)tokens[i] * D, (size_t)D * sizeof(float));
+    for (int l = 0; l < c->n_layers; l++) {
+        const llm_layer_params *w = &m->p.layers[l];
+        llm_rmsnorm(s->x, w->attn_norm, s->xn, NULL, R, D, c->norm_eps);
+        if (s->tap.acts) TRY(report(s, "attn.wq.in", l, s->xn, R, D, err));
+        linear(s->xn, w->wq, s->q, R, HE, D, 0);
+        linear(s->xn, w->wk, s->kn, R, KE, D, 0);
+        linear(s->xn, w->wv, s->vn, R, KE, D, 0);
+        for (int g = 0; g < n_seg; g++) { /* RoPE at each row's position; into the caches */
+            const segment *sg = &seg[g];
+            size_t r0 = (size_t)sg->row0;
+            llm_rope_apply(&s->rope, s->q + r0 * HE, sg->n, HE, H, sg->n, sg->pos0, 0);
+            llm_rope_apply(&s->rope, s->kn + r0 * KE, sg->n, KE, K, sg->n, sg->pos0, 0);
+            float *kc = cache_of(s, s->k, sg->slot, l), *vc = cache_of(s, s->v, sg->slot, l);
+            memcpy(kc + (size_t)sg->pos0 * KE, s->kn + r0 * KE, (size_t)sg->n * KE * sizeof(float));
+            memcpy(vc + (size_t)sg->pos0 * KE, s->vn + r0 * KE, (size_t)sg->n * KE * sizeof(float));
+        }
+#pragma omp parallel for collapse(2) schedule(dynamic)
+        for (int g = 0; g < n_seg; g++)
+            for (int h = 0; h < H; h++) {
+                const segment *sg = &seg[g];
+                llm_attn_shape shape = {.n_q = sg->n, .n_kv = sg->pos0 + sg->n, .q_pos0 = sg->pos0,
+                                        .head_dim = E, .window = s->window,
+                                        .scale = s->attn_scale / sqrtf((float)E)};
+                size_t r0 = (size_t)sg->row0;
+                llm_attn_forward(&shape, s->q + r0 * HE + (size_t)h * E, HE,
+                                 cache_of(s, s->k, sg->slot, l) + (size_t)(h / G) * E,
+                                 cache_of(s, s->v, sg->slot, l) + (size_t)(h / G) * E, KE,
+                                 s->att + r0 * HE + (size_t)h * E, HE, s->lse + (size_t)h * R + r0);
+            }
+        if (s->tap.probs)
+            for (int g = 0; g < n_seg; g++) {
+                llm_attn_shape shape = {.n_q = seg[g].n, .n_kv = seg[g].pos0 + seg[g].n,
+                                        .q_pos0 = seg[g].pos0, .head_dim = E, .window = s->window,
+                                        .scale = s->attn_scale / sqrtf((float)E)};
+                TRY(report_probs(s, l, &shape, s->q + (size_t)seg[g].row0 * HE,
+                                 cache_of(s, s->k, seg[g].slot, l), err));
+            }
+        if (s->tap.acts) TRY(report(s, "attn.wo.in", l, s->att, R, HE, err));
+        linear(s->att, w->wo, s->x, R, D, HE, 1);
+        llm_rmsnorm(s->x, w->mlp_norm, s->xn, NULL, R, D, c->norm_eps);
+        if (s->tap.acts) TRY(report(s, "mlp.w1.in", l, s->xn, R, D, err));
+        linear(s->xn, w->w1, s->h1, R, F, D, 0);
+        linear(s->xn, w->w3, s->h3, R, F, D, 0);
+        size_t nf = (size_t)R * F;
+#pragma omp parallel for schedule(static) if (nf > 4096)
+        for (size_t i = 0; i < nf; i++) s->h1[i] = llm_silu(s->h1[i]) * s->h3[i];
+        if (s->tap.acts) TRY(report(s, "mlp.w2.in", l, s->h1, R, F, err));
+        linear(s->h1, w->w2, s->x, R, D, F, 1);
+    }
+    int first = all_logits ? 0 : R - 1, rows = R - first;
+    llm_rmsnorm(s->x + (size_t)first * D, m->p.norm, s->xn, NULL, rows, D, c->norm_eps);
+    if (s->tap.acts) TRY(report(s, "cls.in", -1, s->xn, rows, D, err));
+    linear(s->xn, m->p.cls, s->logits + (size_t)first * V, rows, V, D, 0);
+    s->last = s->logits + (size_t)(R - 1) * V;
+    for (int g = 0; g < n_seg; g++) s->slot_pos[seg[g].slot] += seg[g].n;
+    s->pos = s->slot_pos[0];
+    return 0;
+}
+
+int llm_infer_feed_slot(llm_infer *s, int slot, const int32_t *tokens, int n, int all_logits,
+                        llm_error *err)
+{
+    if (slot < 0 || slot >= s->slots)
+        return llm_error_set(err, LLM_ERR_ARG, "slot %d of %d", slot, s->slots);
+    if (n < 1 || n > s->chunk)
+        return llm_error_set(err, LLM_ERR_ARG, "%d tokens in one pass (1..%d)", n, s->chunk);
+    segment sg = {slot, s->slot_pos[slot], 0, n};
+    return run(s, &sg, 1, tokens, n, all_logits, err);
+}
+
+int llm_infer_feed(llm_infer *s, const int32_t *tokens, int n, int all_logits, llm_error *err)
+{
+    return llm_infer_feed_slot(s, 0, tokens, n, all_logits, err);
+}
+
+int llm_infer_decode(llm_infer *s, const int *slots, const int32_t *tokens, int B, llm_error *err)
+{
+    if (B < 1 || B > s->slots)
+        return llm_error_set(err, LLM_ERR_ARG, "%d sequences in one step (1..%d)", B, s->slots);
+    segment seg[B];
+    for (int b = 0; b < B; b++) {
+        if (slots[b] < 0 || slots[b] >= s->slots)
+            return llm_error_set(err, LLM_ERR_ARG, "slot %d of %d", slots[b], s->slots);
+        seg[b] = (segment){slots[b], s->slot_pos[slots[b]], b, 1};
+    }
+    return run(s, seg, B, tokens, B, 1, err);
+}
+
+int llm_infer_nll(llm_infer *s, const int32_t *tokens, int64_t n, int stride, double *nats,
+                  int64_t *scored, llm_error *err)
+{
+    int V = s->m->cfg.vocab, ctx = s->ctx < s->chunk ? s->ctx : s->chunk;
+    if (stride < 1 || stride > ctx)
+        return llm_error_set(err, LLM_ERR_ARG, "stride %d out of range 1..%d", stride, ctx);
+    double total = 0;
+    int64_t count = 0, done = 0; /* targets 1..done are scored */
+    for (int64_t begin = 0; done < n - 1; begin += stride) {
+        int64_t end = begin + ctx < n - 1 ? begin + ctx : n - 1; /* inputs [begin, end) */
+        llm_infer_reset(s);
+        TRY(llm_infer_feed(s, tokens + begin, (int)(end - begin), 1, err));
+        for (int64_t t = done + 1; t <= end; t++) { /* target t, predicted by input t-1 */
+            const float *z = s->logits + (size_t)(t - 1 - begin) * V;
+            float mx = z[0];
+            for (int j = 1; j < V; j++) mx = z[j] > mx ? z[j] : mx;
+            double sum = 0;
+            for (int j = 0; j < V; j++) sum += exp((double)z[j] - mx);
+            total += log(sum) + mx - z[tokens[t]];
+            count++;
+        }
+        done = end;
+    }
+    *nats = total;
+    *scored = count;
+    return 0;
+}

@@ -1,0 +1,98 @@
+/* infer — running a trained model: the prompt in one batched pass (every
+ * matrix product through sgemm), then one token at a time against a KV cache
+ * (matrix-vector products streaming each weight once).  With several slots,
+ * each holding its own sequence and cache, one decode step runs a token of
+ * every active sequence through the same matrix products, so each weight is
+ * streamed once for all of them (continuous batching: a finished sequence's
+ * slot is reset and takes the next prompt while the others go on).
+ *
+ *     llm_infer s;
+ *     TRY(llm_infer_init(&s, &model, &opts, &err));      // opts: ctx, chunk, window
+ *     TRY(llm_infer_feed(&s, prompt, n, 0, &err));       // logits of the last token
+ *     int next = llm_sample(s.logits, V, &samp, &rng);   // sample.h
+ *     TRY(llm_infer_feed(&s, &next, 1, 0, &err));        // and so on
+ *     llm_infer_free(&s);
+ *
+ * Letters: C tokens per feed (chunk), P cache capacity (ctx), the rest as in
+ * model.h.  Positions run 0..P-1; the cache holds keys after RoPE.
+ */
+#ifndef LLM_INFER_H
+#define LLM_INFER_H
+
+#include "err.h"
+#include "model.h"
+#include "rope.h"
+
+typedef struct llm_infer_opts {
+    int ctx;      /* P: tokens the cache holds (0: the model's seq_len) */
+    int chunk;    /* C: most tokens per llm_infer_feed (0: ctx) */
+    int window;   /* sliding-window attention (0: the model's own setting) */
+    const llm_rope_scaling *rope; /* NULL: plain RoPE */
+    int slots;    /* S: sequences held at once (0: 1) */
+} llm_infer_opts;
+
+/* Receives what the model computes as it runs (llm-gen's dumps): the input
+ * each linear layer reads, named after its weight ("layers.L.attn.wq.in",
+ * shape [n, D], which wk and wv read too; "layers.L.attn.wo.in";
+ * "layers.L.mlp.w1.in", read by w3 too; "layers.L.mlp.w2.in"; "cls.in"), and,
+ * when probs is set, the attention probabilities "layers.L.attn.probs" of
+ * shape [H, n, pos+n].  A negative return stops the feed with that error. */
+typedef struct llm_infer_tap {
+    int (*fn)(void *ctx, const char *name, const float *data, const llm_shape *shape,
+              llm_error *err);
+    void *ctx;
+    int acts;  /* call fn with the linear layers' inputs */
+    int probs; /* call fn with the attention probabilities */
+} llm_infer_tap;
+
+typedef struct llm_infer {
+    const llm_model *m;
+    int ctx, chunk, window, slots;
+    int rows;           /* R = max(chunk, slots): most tokens per pass */
+    int pos;            /* tokens in slot 0's cache */
+    int *slot_pos;      /* [S] tokens in each slot's cache */
+    float attn_scale;   /* multiplies q.k/sqrt(E) (YaRN's temperature; else 1) */
+    llm_rope rope;      /* positions 0..ctx-1 */
+    float *k, *v;       /* [S, L, P, K*E] the caches */
+    float *x, *xn;      /* [R, D] */
+    float *q, *att;     /* [R, H*E] */
+    float *kn, *vn;     /* [R, K*E] new keys and values before they enter a cache */
+    float *h1, *h3;     /* [R, F] */
+    float *lse;         /* [H, R] */
+    float *logits;      /* [R, V]: after a feed, row i holds token i's logits
+                         * (only the last row unless all_logits was asked) */
+    const float *last;  /* [V]: the last fed token's logits (a row of logits) */
+    llm_infer_tap tap;  /* zeroed: nothing is reported */
+    float *probs;       /* [H, n, pos+n] for tap.probs, grown on demand */
+    size_t probs_cap;
+    size_t cache_bytes;
+} llm_infer;
+
+/* Allocates the cache and scratch; refuses a ctx whose cache would not fit
+ * in this machine's memory, saying how much it needs. */
+int llm_infer_init(llm_infer *s, const llm_model *m, const llm_infer_opts *o, llm_error *err);
+void llm_infer_free(llm_infer *s);
+/* Empties every slot's cache (position 0 again). */
+void llm_infer_reset(llm_infer *s);
+/* Empties one slot's cache. */
+void llm_infer_reset_slot(llm_infer *s, int slot);
+
+/* Runs n tokens (1 <= n <= chunk) at positions pos..pos+n-1 and appends
+ * their keys and values to the cache.  Logits go to s->logits: every row when
+ * all_logits, else only row n-1 (the others are left undefined). */
+int llm_infer_feed(llm_infer *s, const int32_t *tokens, int n, int all_logits, llm_error *err);
+/* The same for the sequence in slot (0 <= slot < slots). */
+int llm_infer_feed_slot(llm_infer *s, int slot, const int32_t *tokens, int n, int all_logits,
+                        llm_error *err);
+/* One decode step for B sequences at once (B <= slots): tokens[b] enters
+ * slot slots[b] (distinct slots); logits row b is its next-token logits. */
+int llm_infer_decode(llm_infer *s, const int *slots, const int32_t *tokens, int B, llm_error *err);
+
+/* Negative log-likelihood (nats) of tokens[1..n-1] each given what precedes
+ * it, in windows of at most ctx tokens advancing by stride (each token is
+ * scored once, with as much context as its window gives: stride < ctx
+ * overlaps the windows).  *scored gets the number of tokens scored. */
+int llm_infer_nll(llm_infer *s, const int32_t *tokens, int64_t n, int stride, double *nats,
+                  int64_t *scored, llm_error *err);
+
+#endif

@@ -1,0 +1,247 @@
+/* Unit tests for lib/infer and lib/sample: the KV-cache path (prefill in
+ * chunks, then one token at a time) against the training forward pass, which
+ * recomputes everything; the windowed log-likelihood against the training
+ * loss; and the sampler's choices and distribution. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "infer.h"
+#include "sample.h"
+
+static void make_model(llm_model *m, int kv_heads, int window)
+{
+    llm_error err = {0};
+    llm_config c = {.vocab = 40, .dim = 32, .n_layers = 2, .n_heads = 4, .n_kv_heads = kv_heads,
+                    .hidden = 48, .seq_len = 24, .tie = 0, .window = window, .norm_eps = 1e-5f,
+                    .rope_theta = 10000};
+    CHECK_OK(llm_model_init(m, &c, 3, &err));
+    unsigned long long rng = 5;
+    for (int64_t i = 0; i < m->n_params; i++) m->arena[i] += (float)(0.1 * check_normal(&rng));
+}
+
+/* Feeds T tokens as a prefill of `first` tokens and then one at a time, and
+ * compares each position's softmax with the training forward's. */
+static void check_cache_matches_forward(int kv_heads, int window, int first)
+{
+    llm_error err = {0};
+    llm_model m;
+    make_model(&m, kv_heads, window);
+    int T = 24, V = m.cfg.vocab;
+    int32_t tok[24];
+    unsigned long long rng = 9;
+    for (int i = 0; i < T; i++) tok[i] = (int32_t)(check_uniform(&rng) * V);
+    llm_acts a;
+    CHECK_OK(llm_acts_init(&a, &m.cfg, 1, T, &err));
+    llm_model_forward(&m, &a, tok, NULL);
+    llm_infer s;
+    llm_infer_opts o = {.ctx = T};
+    CHECK_OK(llm_infer_init(&s, &m, &o, &err));
+    CHECK_OK(llm_infer_feed(&s, tok, first, 1, &err));
+    double worst = 0;
+    for (int t = 0; t < T; t++) {
+        if (t >= first) CHECK_OK(llm_infer_feed(&s, tok + t, 1, 0, &err));
+        const float *z = t < first ? s.logits + (size_t)t * V : s.last;
+        float mx = z[0];
+        for (int j = 1; j < V; j++) mx = z[j] > mx ? z[j] : mx;
+        double sum = 0;
+        for (int j = 0; j < V; j++) sum += exp(z[j] - mx);
+        for (int j = 0; j < V; j++) {
+            double d = fabs(exp(z[j] - mx) / sum - a.probs[(size_t)t * V + j]);
+            if (d > worst) worst = d;
+        }
+    }
+    /* the same float arithmetic in another order: agreement to ~1e-6 */
+    CHECK_MSG(worst < 2e-5, "kv %d window %d prefill %d: probabilities differ by %g", kv_heads, window,
+              first, worst);
+    CHECK(s.pos == T);
+    CHECK(llm_infer_feed(&s, tok, 1, 0, &err) == LLM_ERR_LIMIT && strstr(err.msg, "context full"));
+    llm_infer_free(&s);
+    llm_acts_free(&a);
+    llm_model_free(&m);
+}
+
+static void test_cache_matches_forward(void)
+{
+    check_cache_matches_forward(4, 0, 1);
+    check_cache_matches_forward(2, 0, 7);  /* grouped-query attention, a longer prefill */
+    check_cache_matches_forward(1, 5, 3);  /* one kv head, sliding window */
+    check_cache_matches_forward(2, 0, 24); /* all at once */
+}
+
+static void test_nll_matches_training_loss(void)
+{
+    llm_error err = {0};
+    llm_model m;
+    make_model(&m, 2, 0);
+    int T = 24;
+    int32_t tok[25], in[24], tg[24];
+    unsigned long long rng = 13;
+    for (int i = 0; i < 25; i++) tok[i] = (int32_t)(check_uniform(&rng) * m.cfg.vocab);
+    memcpy(in, tok, sizeof in);
+    memcpy(tg, tok + 1, sizeof tg);
+    llm_acts a;
+    CHECK_OK(llm_acts_init(&a, &m.cfg, 1, T, &err));
+    float loss = llm_model_forward(&m, &a, in, tg);
+    llm_infer s;
+    llm_infer_opts o = {.ctx = T};
+    CHECK_OK(llm_infer_init(&s, &m, &o, &err));
+    double nats;
+    int64_t scored;
+    CHECK_OK(llm_infer_nll(&s, tok, 25, T, &nats, &scored, &err)); /* one window covers it */
+    CHECK(scored == 24);
+    CHECK_NEAR(nats / scored, loss, 1e-5 * loss);
+    /* overlapping windows: every token scored once, each with at least as
+     * much context as without overlap */
+    int64_t scored2;
+    double nats2;
+    llm_infer small;
+    llm_infer_opts o2 = {.ctx = 8};
+    CHECK_OK(llm_infer_init(&small, &m, &o2, &err));
+    CHECK_OK(llm_infer_nll(&small, tok, 25, 3, &nats2, &scored2, &err));
+    CHECK(scored2 == 24);
+    CHECK(llm_infer_nll(&small, tok, 25, 9, &nats2, &scored2, &err) == LLM_ERR_ARG);
+    llm_infer_free(&small);
+    llm_infer_free(&s);
+    llm_acts_free(&a);
+    llm_model_free(&m);
+}
+
+static void test_infer_errors(void)
+{
+    llm_error err = {0};
+    llm_model m;
+    make_model(&m, 4, 0);
+    llm_infer s;
+    /* a 7B-sized configuration (only its config is read before the check):
+     * 2^22 positions would need 4 TiB of cache */
+    llm_model big = {.cfg = {.vocab = 32000, .dim = 4096, .n_layers = 32, .n_heads = 32,
+                             .n_kv_heads = 32, .hidden = 11008, .seq_len = 4096,
+                             .norm_eps = 1e-5f, .rope_theta = 10000}};
+    llm_infer_opts huge = {.ctx = 1 << 22};
+    CHECK(llm_infer_init(&s, &big, &huge, &err) == LLM_ERR_LIMIT);
+    CHECK_MSG(strstr(err.msg, "needs 4096.0 GiB for the KV cache") != NULL, "%s", err.msg);
+    llm_infer_opts o = {.ctx = 8};
+    CHECK_OK(llm_infer_init(&s, &m, &o, &err));
+    int32_t bad = 40;
+    CHECK(llm_infer_feed(&s, &bad, 1, 0, &err) == LLM_ERR_ARG && strstr(err.msg, "outside the vocabulary"));
+    int32_t many[9] = {0};
+    CHECK(llm_infer_feed(&s, many, 9, 0, &err) == LLM_ERR_ARG);
+    llm_infer_free(&s);
+    llm_model_free(&m);
+}
+
+/* Three sequences decoded together, one slot refilled midway (continuous
+ * batching), give the logits each gets alone. */
+static void test_batched_decode_matches_single(void)
+{
+    llm_error err = {0};
+    llm_model m;
+    make_model(&m, 2, 0);
+    int V = m.cfg.vocab, T = 12;
+    int32_t seq[4][12];
+    unsigned long long rng = 21;
+    for (int i = 0; i < 4; i++)
+        for (int t = 0; t < T; t++) seq[i][t] = (int32_t)(check_uniform(&rng) * V);
+    /* alone: the logits after each token of each sequence */
+    float *want = malloc(sizeof(float) * 4 * T * V);
+    llm_infer one;
+    llm_infer_opts o1 = {.ctx = T};
+    CHECK_OK(llm_infer_init(&one, &m, &o1, &err));
+    for (int i = 0; i < 4; i++) {
+        llm_infer_reset(&one);
+        for (int t = 0; t < T; t++) {
+            CHECK_OK(llm_infer_feed(&one, &seq[i][t], 1, 0, &err));
+            memcpy(want + ((size_t)i * T + t) * V, one.last, sizeof(float) * V);
+        }
+    }
+    /* together: slots 0..2 hold sequences 0..2 (prompts of 3, 1 and 5 tokens);
+     * when sequence 1 has had 6 tokens its slot is reset and takes sequence 3 */
+    llm_infer b;
+    llm_infer_opts o3 = {.ctx = T, .slots = 3};
+    CHECK_OK(llm_infer_init(&b, &m, &o3, &err));
+    int owner[3] = {0, 1, 2}, at[3] = {3, 1, 5};
+    double worst = 0;
+    for (int k = 0; k < 3; k++) {
+        CHECK_OK(llm_infer_feed_slot(&b, k, seq[owner[k]], at[k], 0, &err));
+        for (int j = 0; j < V; j++) {
+            double d = fabs(b.last[j] - want[((size_t)owner[k] * T + at[k] - 1) * V + j]);
+            worst = d > worst ? d : worst;
+        }
+    }
+    for (int step = 0; step < 30; step++) {
+        int slots[3], n = 0;
+        int32_t tok[3];
+        for (int k = 0; k < 3; k++)
+            if (at[k] < T) slots[n] = k, tok[n] = seq[owner[k]][at[k]], n++;
+        if (!n) break;
+        CHECK_OK(llm_infer_decode(&b, slots, tok, n, &err));
+        for (int r = 0; r < n; r++) {
+            int k = slots[r];
+            for (int j = 0; j < V; j++) {
+                double d = fabs(b.logits[(size_t)r * V + j] - want[((size_t)owner[k] * T + at[k]) * V + j]);
+                worst = d > worst ? d : worst;
+            }
+            at[k]++;
+            if (owner[k] == 1 && at[k] == 6) { /* finished: the slot takes sequence 3 */
+                llm_infer_reset_slot(&b, k);
+                owner[k] = 3;
+                CHECK_OK(llm_infer_feed_slot(&b, k, seq[3], 2, 0, &err));
+                at[k] = 2;
+            }
+        }
+    }
+    CHECK(at[0] == T && at[1] == T && at[2] == T && owner[1] == 3);
+    CHECK_MSG(worst < 1e-4, "batched logits differ from single ones by %g", worst);
+    llm_infer_free(&b);
+    llm_infer_free(&one);
+    free(want);
+    llm_model_free(&m);
+}
+
+static void test_sampler(void)
+{
+    llm_error err = {0};
+    float z[6] = {0.1f, 2.0f, -1.0f, 1.5f, 2.0f, 0.0f};
+    llm_rng rng;
+    llm_rng_seed(&rng, 1);
+    llm_sampler sp;
+    CHECK_OK(llm_sampler_init(&sp, 6, &(llm_sample_opts){.temp = 0, .top_p = 1}, &err));
+    CHECK(llm_sampler_pick(&sp, z, &rng) == 1); /* argmax, lowest id on a tie */
+    llm_sampler_free(&sp);
+    CHECK_OK(llm_sampler_init(&sp, 6, &(llm_sample_opts){.temp = 1, .top_k = 2, .top_p = 1}, &err));
+    int seen[6] = {0};
+    for (int i = 0; i < 2000; i++) seen[llm_sampler_pick(&sp, z, &rng)]++;
+    CHECK(seen[1] > 800 && seen[4] > 800 && seen[1] + seen[4] == 2000); /* only the top two */
+    llm_sampler_free(&sp);
+    /* temperature 1, no truncation: frequencies follow the softmax */
+    CHECK_OK(llm_sampler_init(&sp, 6, &(llm_sample_opts){.temp = 1, .top_p = 1}, &err));
+    int n = 60000, count[6] = {0};
+    for (int i = 0; i < n; i++) count[llm_sampler_pick(&sp, z, &rng)]++;
+    double sum = 0;
+    for (int j = 0; j < 6; j++) sum += exp(z[j]);
+    for (int j = 0; j < 6; j++) {
+        double p = exp(z[j]) / sum, sd = sqrt(p * (1 - p) / n);
+        CHECK_MSG(fabs((double)count[j] / n - p) < 5 * sd, "token %d: %g vs %g", j, (double)count[j] / n, p);
+    }
+    llm_sampler_free(&sp);
+    /* top-p: the smallest set reaching p.  Sorted probabilities here are
+     * 0.325 0.325 0.197 0.066 0.054 0.040; p = 0.6 keeps the first two */
+    CHECK_OK(llm_sampler_init(&sp, 6, &(llm_sample_opts){.temp = 1, .top_p = 0.6f}, &err));
+    memset(seen, 0, sizeof seen);
+    for (int i = 0; i < 2000; i++) seen[llm_sampler_pick(&sp, z, &rng)]++;
+    CHECK(seen[1] + seen[4] == 2000);
+    llm_sampler_free(&sp);
+    CHECK(llm_sampler_init(&sp, 6, &(llm_sample_opts){.temp = -1, .top_p = 1}, &err) == LLM_ERR_ARG);
+}
+
+int main(void)
+{
+    RUN(test_cache_matches_forward);
+    RUN(test_nll_matches_training_loss);
+    RUN(test_infer_errors);
+    RUN(test_batched_decode_matches_single);
+    RUN(test_sampler);
+    return check_done();
+}
