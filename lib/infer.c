@@ -172,7 +172,9 @@ static int run(llm_infer *s, const segment *seg, int n_seg, const int32_t *token
             memcpy(kc + (size_t)sg->pos0 * KE, s->kn + r0 * KE, (size_t)sg->n * KE * sizeof(float));
             memcpy(vc + (size_t)sg->pos0 * KE, s->vn + r0 * KE, (size_t)sg->n * KE * sizeof(float));
         }
-#pragma omp parallel for collapse(2) schedule(dynamic)
+        /* the work is about rows x keys x E per head: small steps run on one thread */
+        size_t work = (size_t)R * (size_t)(seg[n_seg - 1].pos0 + seg[n_seg - 1].n) * (size_t)HE;
+#pragma omp parallel for collapse(2) schedule(dynamic) if (work >= 8 * LLM_PARALLEL_MIN)
         for (int g = 0; g < n_seg; g++)
             for (int h = 0; h < H; h++) {
                 const segment *sg = &seg[g];
@@ -200,7 +202,7 @@ static int run(llm_infer *s, const segment *seg, int n_seg, const int32_t *token
         linear(s->xn, w->w1, s->h1, R, F, D, 0);
         linear(s->xn, w->w3, s->h3, R, F, D, 0);
         size_t nf = (size_t)R * F;
-#pragma omp parallel for schedule(static) if (nf > 4096)
+#pragma omp parallel for schedule(static) if (nf >= LLM_PARALLEL_MIN)
         for (size_t i = 0; i < nf; i++) s->h1[i] = llm_silu(s->h1[i]) * s->h3[i];
         if (s->tap.acts) TRY(report(s, "mlp.w2.in", l, s->h1, R, F, err));
         linear(s->h1, w->w2, s->x, R, D, F, 1);

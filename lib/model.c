@@ -220,7 +220,7 @@ void llm_acts_free(llm_acts *a)
 
 void llm_rmsnorm(const float *x, const float *g, float *y, float *inv_rms, int n, int d, float eps)
 {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)n * d >= LLM_PARALLEL_MIN)
     for (int i = 0; i < n; i++) {
         const float *xi = x + (size_t)i * d;
         float *yi = y + (size_t)i * d;
@@ -236,7 +236,7 @@ void llm_rmsnorm(const float *x, const float *g, float *y, float *inv_rms, int n
 
 void llm_rmsnorm_apply(const float *x, const float *g, const float *inv_rms, float *y, int n, int d)
 {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)n * d >= LLM_PARALLEL_MIN)
     for (int i = 0; i < n; i++) {
         const float *xi = x + (size_t)i * d;
         float *yi = y + (size_t)i * d, r = inv_rms[i];

@@ -5,6 +5,11 @@
 
 #include "model.h"
 
+/* Loops with fewer elements than this run on one thread: waking a sleeping
+ * OpenMP team costs tens of microseconds, more than such a loop takes (a
+ * decode step has dozens of them per token). */
+#define LLM_PARALLEL_MIN 32768
+
 /* y[i] = x[i] / rms(x[i]) * g for n rows of d; inv_rms (may be NULL) gets 1/rms. */
 void llm_rmsnorm(const float *x, const float *g, float *y, float *inv_rms, int n, int d, float eps);
 /* The same with 1/rms already known. */

@@ -158,7 +158,8 @@ void llm_rope_apply(const llm_rope *r, float *x, int n_rows, int ld, int n_heads
 {
     int half = r->head_dim / 2;
     float sign = inverse ? -1.0f : 1.0f;
-#pragma omp parallel for schedule(static)
+    /* a few rows (a decode step) are not worth waking a thread team */
+#pragma omp parallel for schedule(static) if ((size_t)n_rows * n_heads * r->head_dim >= 32768)
     for (int i = 0; i < n_rows; i++) {
         int pos = pos0 + i % T;
         const float *c = r->cos + (size_t)pos * half, *s = r->sin + (size_t)pos * half;
