@@ -393,6 +393,7 @@ int main(int argc, char **argv)
         if (llm_generate(&s, prompts, &n, 1, &go, emit_now, &oc, &st, &err) < 0)
             llm_die(LLM_EXIT_DATA, "%s", err.msg);
         putchar('\n');
+        fflush(stdout); /* before any message on stderr */
         report_stats(&st, 1, ctx, o.quiet);
         free(t);
         free(text);

@@ -1,7 +1,8 @@
 #!/bin/sh
 # make demo: the whole pipeline as it stands, on text every Debian system has —
 # train a small model on the licence texts under /usr/share/common-licenses,
-# print a greedy sample, then look inside the checkpoint with llm-tensor.
+# sample from it, measure it on a licence it never saw, dump its attention,
+# then look inside the checkpoint with llm-tensor.
 #   usage: tests/demo.sh BIN_DIR      (DEMO_STEPS=N for a shorter run)
 set -eu
 PATH="$(cd "$1" && pwd):$PATH"
@@ -23,6 +24,14 @@ say "llm-train --data$texts --out model.llmt --steps $steps --lr 2e-3 --eval-eve
 # shellcheck disable=SC2086
 llm-train --data $texts --out model.llmt --steps "$steps" --lr 2e-3 --eval-every 100 --sample 200 \
     --prompt 'This License'
+say "llm-gen -m model.llmt -p 'This License' -n 110 --temp 0.7 --seed 1"
+llm-gen -m model.llmt -p 'This License' -n 110 --temp 0.7 --seed 1
+held=$L/GPL-1
+[ -r "$held" ] || held=$(echo $texts | cut -d' ' -f1)
+say "llm-gen -m model.llmt --eval $held     # a licence the model never saw"
+llm-gen -m model.llmt --eval "$held"
+say "llm-gen -m model.llmt --dump-attn -p 'the GNU General' | llm-tensor ls"
+llm-gen -m model.llmt --dump-attn -p 'the GNU General' -q | llm-tensor ls
 say "llm-tensor ls model.llmt | head -n 8"
 llm-tensor ls model.llmt | head -n 8
 say "llm-tensor stats --name 'layers.0.attn.w?' model.llmt"
@@ -35,4 +44,4 @@ say "llm-tensor to-npy layers.0.attn.wq model.llmt > wq.npy; llm-tensor from-npy
 llm-tensor to-npy layers.0.attn.wq model.llmt >wq.npy
 llm-tensor from-npy w=wq.npy | llm-tensor to-npy w | cmp - wq.npy && echo "identical"
 echo
-echo "demo: ok (llm-gen, llm-calib, llm-quant and llm-attnviz are not built yet)"
+echo "demo: ok (llm-calib, llm-quant and llm-attnviz are not built yet)"
