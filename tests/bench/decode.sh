@@ -1,0 +1,256 @@
+#!/bin/sh
+# Decode benchmark: llm-gen's tokens/s at batch 1 on random-weight
+# checkpoints of llama2.c's stories15M and stories110M shapes, as weight bytes
+# streamed per second against the memory bandwidth measured in the same run;
+# the prompt pass (prefill) beside it; and batch 8 with continuous batching.
+#   usage: sh tests/bench/decode.sh [TOP]        (TOP: the repo top, default .)
+#   env:   BENCH_THREADS  threads for llm-gen and the triad (default 2, the issue's setting)
+#          BENCH_RUNS     runs per measurement, the best is kept (default 3)
+#          BENCH_SHAPES   which shapes (default "15M 110M")
+#          BENCH_PROMPTS  prompts in the batch-8 run (default 16: each slot is refilled once)
+#          BENCH_TRIAD_MIB  MiB per triad array (default 256)
+#          CC             compiler for the helpers (default cc)
+#
+# Shapes (llama2.c's TinyStories models; vocab 32000, n_kv_heads = heads, the
+# classifier tied to the embedding as in those models):
+#   15M:  dim 288, hidden 768,  6 layers,  6 heads, seq 256
+#   110M: dim 768, hidden 2048, 12 layers, 12 heads, seq 1024
+# Checkpoints: tests/bench/make_random_model.c (llm_model_init's random
+# weights, an ids-only tokenizer; driven with llm-gen --ids --temp 0).
+# Measurements, each the best of BENCH_RUNS runs, taken in turn across the
+# shapes and kinds so that load from other users falls on all alike:
+#   decode   llm-gen --ids -p "<8 ids>" -n N: its "tokens generated in ... s of
+#            decoding (R tok/s)" figure (15M: N = 200, 110M: N = 128)
+#   prefill  llm-gen --ids -p "<seq/2 ids>" -n 1: its "prompts ... (R tok/s)"
+#            figure, the prompt in one batched pass (128 ids for 15M, 512 for 110M)
+#   batch 8  llm-gen --batch --slots 8 --ids -n N with BENCH_PROMPTS prompt
+#            lines of 4 to 16 ids: generated tokens over the whole run's
+#            seconds, prefills included (its "tok/s overall"); compared with
+#            batch 1's figure on the same definition (generated tokens over
+#            prefill + decode seconds of the decode run above)
+#   triad    tests/bench/bench_triad.c: STREAM's a = b + s c over 3 float
+#            arrays of 256 MiB, BENCH_THREADS OpenMP threads, 12 bytes per
+#            element; best of 20 repetitions, measured at the start and after
+#            each round of runs, the best of those kept
+# Weight bytes per token = 4 x (L (4 D^2 + 3 D F) + V D): every matrix a
+# decode step streams, the tied classifier once; the embedding lookup (one
+# row), the norm gains and the KV cache (on average about 1% more for 110M,
+# 2.5% for 15M at these lengths) are left out.  GB/s streamed = decode tok/s
+# x those bytes; % of triad = that over the triad bandwidth.  The triad
+# counts 12 bytes per element as STREAM does, but the hardware also reads a
+# before writing it (write-allocate): a read-only stream such as decode's can
+# go past 100%.
+#
+# The table goes to stdout and to TOP/build/bench/decode.md; progress goes to
+# stderr.  A missed goal is reported, not failed (this is not a test); a
+# command that fails makes the script exit non-zero.
+set -eu
+
+top=$(cd "${1:-.}" && pwd) || exit 2
+threads=${BENCH_THREADS:-2}
+runs=${BENCH_RUNS:-3}
+shapes=${BENCH_SHAPES:-15M 110M}
+nprompts=${BENCH_PROMPTS:-16}
+triad_mib=${BENCH_TRIAD_MIB:-256}
+case $threads$runs$nprompts$triad_mib in
+    *[!0-9]*|'') echo "bench: BENCH_THREADS, _RUNS, _PROMPTS and _TRIAD_MIB must be numbers" >&2; exit 2;;
+esac
+[ "$threads" -ge 1 ] && [ "$runs" -ge 1 ] && [ "$nprompts" -ge 1 ] && [ "$triad_mib" -ge 1 ] ||
+    { echo "bench: BENCH_THREADS, _RUNS, _PROMPTS and _TRIAD_MIB must be >= 1" >&2; exit 2; }
+for s in $shapes; do
+    case $s in 15M|110M) ;; *) echo "bench: BENCH_SHAPES: '$s' is not 15M or 110M" >&2; exit 2;; esac
+done
+
+say() { echo "bench: $*" >&2; }
+die() { echo "bench: error: $*" >&2; exit 1; }
+
+[ -x "$top/bin/llm-gen" ] || die "$top/bin/llm-gen not built (run make)"
+[ -f "$top/lib/libllm.a" ] || die "$top/lib/libllm.a not built (run make)"
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/llmpipe-bench.XXXXXX") || exit 1
+trap 'rm -rf "$tmp"' EXIT
+trap 'exit 130' INT TERM
+
+# The settings llm-gen runs under: it re-executes itself with these two set
+# when they are not; record what is in force.
+wait_policy=${OMP_WAIT_POLICY:-PASSIVE}
+blas_timeout=${OPENBLAS_THREAD_TIMEOUT:-4}
+wait_src=$([ -n "${OMP_WAIT_POLICY:-}" ] && echo "from the environment" || echo "set by llm-gen")
+timeout_src=$([ -n "${OPENBLAS_THREAD_TIMEOUT:-}" ] && echo "from the environment" || echo "set by llm-gen")
+
+# A private copy of the tool and the library, so a rebuild meanwhile does not
+# change what is measured.
+cp "$top/bin/llm-gen" "$tmp/llm-gen" || die "cannot copy llm-gen"
+cp "$top/lib/libllm.a" "$tmp/libllm.a" || die "cannot copy libllm.a"
+cc=${CC:-cc}
+pkgs="libzstd openblas"
+pcflags=$(pkg-config --cflags $pkgs) || die "pkg-config $pkgs failed (make deps)"
+plibs=$(pkg-config --libs $pkgs) || die "pkg-config $pkgs failed (make deps)"
+say "compiling the helpers"
+$cc -O2 -std=c11 -D_GNU_SOURCE -fopenmp -o "$tmp/bench_triad" "$top/tests/bench/bench_triad.c" -fopenmp ||
+    die "cannot compile bench_triad.c"
+$cc -O2 -std=c11 -D_GNU_SOURCE -fopenmp -I"$top/lib" $pcflags -o "$tmp/make_random_model" \
+    "$top/tests/bench/make_random_model.c" "$tmp/libllm.a" $plibs -fopenmp -lm ||
+    die "cannot compile make_random_model.c"
+
+kv() { sed -n "s/.*\\b$1=\\([^ ]*\\).*/\\1/p" "$2" | head -n 1; }
+max() { printf '%s\n' "$@" | sort -g | tail -n 1; }
+
+# shape NAME: sets D F L H V T (the model), N (decode tokens), NB (batch-8
+# tokens per prompt), PP (prefill prompt length).
+shape() {
+    case $1 in
+        15M) D=288 F=768 L=6 H=6 V=32000 T=256 N=200 NB=128 PP=128;;
+        110M) D=768 F=2048 L=12 H=12 V=32000 T=1024 N=128 NB=64 PP=512;;
+    esac
+}
+
+ids() { seq "$1" "$2" | tr '\n' ' '; }
+
+# The checkpoints, and each shape's weight bytes per token.
+for s in $shapes; do
+    shape "$s"
+    say "$s: random checkpoint (dim $D, hidden $F, $L layers, $H heads, vocab $V, seq $T)"
+    "$tmp/make_random_model" "$tmp/$s.llmt" $D $F $L $H $V $T > "$tmp/$s.info" ||
+        die "make_random_model failed on $s"
+    # every stdin line is a prompt of 4 to 16 ids
+    i=1
+    : > "$tmp/$s.prompts"
+    while [ "$i" -le "$nprompts" ]; do
+        a=$((100 + 37 * i)) len=$((4 + (5 * i) % 13))
+        echo "$(ids $a $((a + len - 1)))" >> "$tmp/$s.prompts"
+        i=$((i + 1))
+    done
+done
+
+triad() {
+    "$tmp/bench_triad" "$threads" "$triad_mib" 20 > "$tmp/triad.out" || die "bench_triad failed"
+    kv triad_gbs "$tmp/triad.out"
+}
+
+# gen OUT ARGS...: runs llm-gen, its stderr summary to OUT; fails loudly.
+gen() {
+    out=$1
+    shift
+    "$tmp/llm-gen" "$@" --temp 0 --threads "$threads" > "$tmp/gen.stdout" 2> "$out" ||
+        die "llm-gen $* failed: $(cat "$out")"
+}
+# The numbers of llm-gen's summary line "prompt[s] P tokens in A s (R tok/s); G
+# tokens generated in B s of decoding (S tok/s)[; ... tok/s overall]":
+# prints "P A R G B S".
+summary() {
+    sed -n 's/^llm-gen: prompts* \([0-9]*\) tokens* in \([0-9.]*\) s (\([0-9.]*\) tok\/s); \([0-9]*\) tokens* generated in \([0-9.]*\) s of decoding (\([0-9.]*\) tok\/s).*/\1 \2 \3 \4 \5 \6/p' "$1" |
+        head -n 1
+}
+
+load0=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?")
+say "triad with $threads threads, 3 x $triad_mib MiB"
+t=$(triad) || exit 1
+triads=$t
+say "triad: $t GB/s"
+
+dec="" pre="" b1="" b8=""   # "shape=value" lists
+i=1
+while [ "$i" -le "$runs" ]; do
+    for s in $shapes; do
+        shape "$s"
+        m="$tmp/$s.llmt"
+
+        say "$s: decode, run $i of $runs (8-id prompt, $N tokens)"
+        gen "$tmp/e" -m "$m" --ids -p "$(ids 1 8)" -n "$N"
+        # shellcheck disable=SC2046 # six numbers
+        set -- $(summary "$tmp/e")
+        [ $# -eq 6 ] || die "cannot parse llm-gen's summary: $(cat "$tmp/e")"
+        [ "$4" -eq "$N" ] || die "$s decode: $4 tokens generated, $N asked for"
+        dec="$dec $s=$6"
+        b1="$b1 $s=$(awk -v g="$4" -v a="$2" -v b="$5" 'BEGIN { printf "%.2f", g / (a + b) }')"
+        say "$s: decode $6 tok/s"
+
+        say "$s: prefill, run $i of $runs ($PP-id prompt)"
+        gen "$tmp/e" -m "$m" --ids -p "$(ids 1 "$PP")" -n 1
+        # shellcheck disable=SC2046 # six numbers
+        set -- $(summary "$tmp/e")
+        [ $# -eq 6 ] && [ "$1" -eq "$PP" ] || die "cannot parse llm-gen's summary: $(cat "$tmp/e")"
+        pre="$pre $s=$3"
+        say "$s: prefill $3 tok/s"
+
+        say "$s: batch 8, run $i of $runs ($nprompts prompts, $NB tokens each)"
+        gen "$tmp/e" -m "$m" --batch --slots 8 --ids -n "$NB" < "$tmp/$s.prompts"
+        # shellcheck disable=SC2046 # six numbers
+        set -- $(summary "$tmp/e")
+        [ $# -eq 6 ] || die "cannot parse llm-gen's summary: $(cat "$tmp/e")"
+        [ "$4" -eq $((NB * nprompts)) ] || die "$s batch 8: $4 tokens generated, $((NB * nprompts)) asked for"
+        [ "$(wc -l < "$tmp/gen.stdout")" -eq "$nprompts" ] || die "$s batch 8: not $nprompts output lines"
+        r=$(awk -v g="$4" -v a="$2" -v b="$5" 'BEGIN { printf "%.2f", g / (a + b) }')
+        b8="$b8 $s=$r"
+        say "$s: batch 8 $r tok/s overall"
+    done
+    say "triad again"
+    t=$(triad) || exit 1
+    triads="$triads $t"
+    say "triad: $t GB/s"
+    i=$((i + 1))
+done
+load1=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?")
+triad_best=$(max $triads)
+
+# best NAME LIST: the largest value of NAME=... in LIST.
+best() {
+    n=$1
+    shift
+    # shellcheck disable=SC2046 # one value per word
+    max $(printf '%s\n' "$@" | sed -n "s/^$n=//p")
+}
+
+rows=""
+for s in $shapes; do
+    shape "$s"
+    rows="$rows$s|$(kv weight_bytes "$tmp/$s.info")|$(best "$s" $dec)|$(best "$s" $pre)|$(best "$s" $b1)|$(best "$s" $b8)|$PP|$N|$NB
+"
+done
+
+# ---- the report ----
+cpu=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || true)
+ncpu=$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo "?")
+blas=$(pkg-config --modversion openblas 2>/dev/null || echo "?")
+mkdir -p "$top/build/bench"
+md="$top/build/bench/decode.md"
+{
+printf '%s' "$rows" | awk -F'|' -v triad="$triad_best" -v triads="$triads" -v threads="$threads" \
+    -v ncpu="$ncpu" -v cpu="${cpu:-unknown CPU}" -v runs="$runs" -v load0="$load0" -v load1="$load1" \
+    -v wp="$wait_policy" -v wps="$wait_src" -v bt="$blas_timeout" -v bts="$timeout_src" \
+    -v np="$nprompts" -v blas="$blas" -v mib="$triad_mib" '
+{
+    n++; s[n] = $1; wb[n] = $2; dec[n] = $3; pre[n] = $4; b1[n] = $5; b8[n] = $6; pp[n] = $7; nd[n] = $8; nb[n] = $9
+}
+END {
+    printf "Decoding with llm-gen (fp32) on random-weight checkpoints of llama2.c'"'"'s stories shapes (vocab 32000, tied classifier), "
+    printf "%d threads; %d CPUs, %s; OpenBLAS %s. Best of %d runs taken in turn across shapes and kinds ", threads, ncpu, cpu, blas, runs
+    printf "(wall clock on a shared machine: other load adds noise; load average %s at the start, %s at the end). ", load0, load1
+    printf "llm-gen ran with OMP_WAIT_POLICY=%s (%s) and OPENBLAS_THREAD_TIMEOUT=%s (%s).\n\n", wp, wps, bt, bts
+    print "| shape | weights MiB | decode tok/s | GB/s streamed | % of triad | prefill tok/s | prefill/decode | batch-8 tok/s | batch8/batch1 |"
+    print "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+    for (i = 1; i <= n; i++) {
+        gbs = dec[i] * wb[i] / 1e9
+        printf "| %s | %.0f | %.1f | %.2f | %.0f%% | %.0f | %.1fx | %.1f | %.2fx |\n", s[i], wb[i] / 1048576, dec[i], gbs,
+            100 * gbs / triad, pre[i], pre[i] / dec[i], b8[i], b8[i] / b1[i]
+    }
+    print ""
+    printf "- Triad (STREAM a = b + s c, 3 float arrays of %d MiB, 12 bytes per element, %d threads): %.2f GB/s, the best of measurements before and after each round of runs: %s. STREAM'"'"'s count leaves out the write-allocate read of a, so a read-only stream such as decode'"'"'s can pass 100%%.\n", mib, threads, triad, triads
+    printf "- weights: the bytes a decode step streams, 4 x (L (4 D^2 + 3 D F) + V D): the q, k, v, o, w1, w2, w3 matrices and the tied classifier once; not the embedding row, the norm gains or the KV cache (on average about 1%% more for 110M, 2.5%% for 15M at these lengths). GB/s streamed = decode tok/s x those bytes.\n"
+    for (i = 1; i <= n; i++)
+        printf "- %s: decode = an 8-id prompt then %d tokens, llm-gen'"'"'s decoding tok/s; prefill = a %d-id prompt in one pass, llm-gen'"'"'s prompt tok/s; batch 8 = %d prompts of 4-16 ids, %d tokens each, through 8 slots with continuous batching: all generated tokens over the whole run (prefills included), against batch 1'"'"'s on the same definition (%.1f tok/s).\n", s[i], nd[i], pp[i], np, nb[i], b1[i]
+    printf "- Quoted in the issue for this kind of machine, not measured here: triad 18-22 GB/s with 2 threads; llama2.c run.c about 38 tok/s on 110M (75-80%% of the bandwidth), llama.cpp F32 about 39 tok/s (about 90%%), its prompt pass about 415 tok/s.\n"
+    print ""
+    for (i = 1; i <= n; i++) {
+        gbs = dec[i] * wb[i] / 1e9
+        if (s[i] == "110M") printf "- Goal: 110M decode at least 90%% of the triad bandwidth in fp32: %s (%.1f%%: %.2f of %.2f GB/s)\n", (gbs >= 0.9 * triad ? "yes" : "no"), 100 * gbs / triad, gbs, triad
+    }
+    for (i = 1; i <= n; i++)
+        printf "- Goal: %s prefill at least 10x decode tok/s: %s (%.1fx: %.0f vs %.1f)\n", s[i], (pre[i] >= 10 * dec[i] ? "yes" : "no"), pre[i] / dec[i], pre[i], dec[i]
+    for (i = 1; i <= n; i++)
+        printf "- Goal: %s batch 8 at least 4x batch 1 tok/s: %s (%.2fx: %.1f vs %.1f)\n", s[i], (b8[i] >= 4 * b1[i] ? "yes" : "no"), b8[i] / b1[i], b8[i], b1[i]
+}'
+} > "$md"
+cat "$md"
+say "table written to $md"
