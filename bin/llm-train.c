@@ -197,7 +197,7 @@ static void print_sample(const llm_trainer *t, const options *o)
 int main(int argc, char **argv)
 {
     llm_cli_init("llm-train");
-    llm_cli_passive_openmp(argv);
+    llm_cli_passive_openmp(argv, "4");
     options o;
     parse(argc, argv, &o);
     if (o.threads) llm_cli_threads((int)o.threads);

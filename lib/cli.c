@@ -152,11 +152,12 @@ char *llm_cli_duration(double seconds, char *buf, size_t size)
 
 void openblas_set_num_threads(int n); /* OpenBLAS's own; not in every cblas.h */
 
-void llm_cli_passive_openmp(char **argv)
+void llm_cli_passive_openmp(char **argv, const char *blas_timeout)
 {
     int again = 0;
     if (!getenv("OMP_WAIT_POLICY")) again = !setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
-    if (!getenv("OPENBLAS_THREAD_TIMEOUT")) again |= !setenv("OPENBLAS_THREAD_TIMEOUT", "4", 1);
+    if (blas_timeout && !getenv("OPENBLAS_THREAD_TIMEOUT"))
+        again |= !setenv("OPENBLAS_THREAD_TIMEOUT", blas_timeout, 1);
     if (again) execv("/proc/self/exe", argv); /* returns only on failure: then run as we are */
 }
 

@@ -39,12 +39,15 @@ double llm_cli_double(const char *opt, const char *text, double min, double max)
 
 /* Call first in main() of a tool that mixes OpenMP loops with OpenBLAS
  * calls.  OpenBLAS keeps its own threads; when OpenMP's idle threads also
- * spin, or OpenBLAS's spin long between calls, the two teams fight over the
- * cores (20x slower on 2 cores, measured).  Both libraries read these settings
- * only at start-up, so when OMP_WAIT_POLICY or OPENBLAS_THREAD_TIMEOUT is not
- * set this sets it (PASSIVE; 4, the shortest spin) and re-executes the
- * program once; a user's own settings are left alone. */
-void llm_cli_passive_openmp(char **argv);
+ * spin the two teams fight over the cores (20x slower on 2 cores, measured).
+ * Both libraries read their settings only at start-up, so when
+ * OMP_WAIT_POLICY is not set this sets it to PASSIVE (and, when blas_timeout
+ * is not NULL and OPENBLAS_THREAD_TIMEOUT is not set, that to blas_timeout)
+ * and re-executes the program once; a user's own settings are left alone.
+ * Training wants OpenBLAS's threads to sleep soon ("4": +15-40%, measured);
+ * decoding, a stream of back-to-back matrix-vector products, wants them
+ * awake (OpenBLAS's default: +12% over "4", measured), and passes NULL. */
+void llm_cli_passive_openmp(char **argv, const char *blas_timeout);
 
 /* Sets the OpenMP team and OpenBLAS's thread count to n (n > 0). */
 void llm_cli_threads(int n);
