@@ -173,6 +173,7 @@ typedef struct out_ctx {
     int printed;     /* --batch: sequences printed so far */
     char **text;     /* --batch: [n] growing buffers, NULL once printed */
     size_t *len;
+    char *done;      /* --batch: [n] 1 once the sequence has ended */
     int n;
 } out_ctx;
 
@@ -213,10 +214,9 @@ static int emit_batch(void *ctx, int seq, int32_t token)
         oc->text[seq] = t;
         return 0;
     }
-    oc->len[seq] |= (size_t)1 << (sizeof(size_t) * 8 - 1); /* mark finished */
-    while (oc->printed < oc->n && (oc->len[oc->printed] >> (sizeof(size_t) * 8 - 1))) {
-        size_t n = oc->len[oc->printed] & ~((size_t)1 << (sizeof(size_t) * 8 - 1));
-        fwrite(oc->text[oc->printed], 1, n, stdout);
+    oc->done[seq] = 1;
+    while (oc->printed < oc->n && oc->done[oc->printed]) { /* in input order */
+        fwrite(oc->text[oc->printed], 1, oc->len[oc->printed], stdout);
         putchar('\n');
         free(oc->text[oc->printed]);
         oc->text[oc->printed++] = NULL;
@@ -253,8 +253,9 @@ static void run_batch(llm_infer *s, const llm_model *m, const options *o, int ct
     if (len && text[len - 1] != '\n') n++;
     int32_t **prompts = calloc((size_t)n + 1, sizeof *prompts);
     int64_t *lens = calloc((size_t)n + 1, sizeof *lens);
-    out_ctx oc = {m, o->ids, -1, 0, calloc((size_t)n + 1, sizeof(char *)), calloc((size_t)n + 1, sizeof(size_t)), n};
-    if (!prompts || !lens || !oc.text || !oc.len) llm_die(LLM_EXIT_DATA, "out of memory");
+    out_ctx oc = {.m = m, .ids = o->ids, .prev = -1, .n = n, .text = calloc((size_t)n + 1, sizeof(char *)),
+                  .len = calloc((size_t)n + 1, sizeof(size_t)), .done = calloc((size_t)n + 1, 1)};
+    if (!prompts || !lens || !oc.text || !oc.len || !oc.done) llm_die(LLM_EXIT_DATA, "out of memory");
     char *line = text;
     for (int i = 0; i < n; i++) {
         char *end = strchr(line, '\n');
@@ -277,7 +278,7 @@ static void run_batch(llm_infer *s, const llm_model *m, const options *o, int ct
         llm_die(LLM_EXIT_DATA, "%s", err.msg);
     report_stats(&st, n, ctx, o->quiet);
     for (int i = 0; i < n; i++) free(prompts[i]);
-    free(prompts), free(lens), free(oc.text), free(oc.len), free(text);
+    free(prompts), free(lens), free(oc.text), free(oc.len), free(oc.done), free(text);
 }
 
 /* The tap of a dump: each tensor becomes one record of the output stream. */
@@ -386,7 +387,7 @@ int main(int argc, char **argv)
             llm_die(LLM_EXIT_DATA, "the prompt is %" PRId64 " tokens; the context holds %d (see --ctx)", n, ctx);
         llm_gen_opts go = {.max_new = (int)o.n, .seed = (uint64_t)o.seed, .stop = {m.tok.bos, m.tok.eos},
                            .sample = {.temp = (float)o.temp, .top_k = (int)o.top_k, .top_p = (float)o.top_p}};
-        out_ctx oc = {&m, o.ids, t[n - 1], 0, NULL, NULL, 0};
+        out_ctx oc = {.m = &m, .ids = o.ids, .prev = t[n - 1]};
         if (!o.ids) fputs(text, stdout);
         const int32_t *prompts[1] = {t};
         llm_gen_stats st;
