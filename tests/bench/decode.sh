@@ -71,12 +71,13 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/llmpipe-bench.XXXXXX") || exit 1
 trap 'rm -rf "$tmp"' EXIT
 trap 'exit 130' INT TERM
 
-# The settings llm-gen runs under: it re-executes itself with these two set
-# when they are not; record what is in force.
+# The settings llm-gen runs under: it re-executes itself with OMP_WAIT_POLICY
+# set when it is not, and leaves OPENBLAS_THREAD_TIMEOUT to OpenBLAS; record
+# what is in force.
 wait_policy=${OMP_WAIT_POLICY:-PASSIVE}
-blas_timeout=${OPENBLAS_THREAD_TIMEOUT:-4}
+blas_timeout=${OPENBLAS_THREAD_TIMEOUT:-"OpenBLAS's default"}
 wait_src=$([ -n "${OMP_WAIT_POLICY:-}" ] && echo "from the environment" || echo "set by llm-gen")
-timeout_src=$([ -n "${OPENBLAS_THREAD_TIMEOUT:-}" ] && echo "from the environment" || echo "set by llm-gen")
+timeout_src=$([ -n "${OPENBLAS_THREAD_TIMEOUT:-}" ] && echo "from the environment" || echo "not set")
 
 # A private copy of the tool and the library, so a rebuild meanwhile does not
 # change what is measured.
