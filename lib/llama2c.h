@@ -54,7 +54,7 @@ int llm_llama2c_read_config(const char *path, llm_config *cfg, int *shared, llm_
 int llm_llama2c_read_tokenizer(const char *path, int vocab, llm_tok *t, llm_error *err);
 
 /* Loads the model at model_path into m (allocated here: free m->tok with
- * llm_tok_free, then m with llm_model_free) with the tokenizer at
+ * llm_model_free, which frees its tokenizer too) with the tokenizer at
  * tokenizer_path, or, when it is NULL, an ids-only tokenizer (BOS 1, EOS 2). */
 int llm_llama2c_load(const char *model_path, const char *tokenizer_path, llm_model *m,
                      llm_error *err);

@@ -7,6 +7,22 @@ head -c 60 /dev/urandom >"$dir/f4.bin" && mknpy '<f4' '(3, 5)' "$dir/f4.bin" "$d
 head -c 7 /dev/urandom >"$dir/i1.bin" && mknpy '|i1' '(7,)' "$dir/i1.bin" "$dir/i1.npy"
 head -c 8 /dev/urandom >"$dir/f8.bin" && mknpy '>f8' '()' "$dir/f8.bin" "$dir/f8.npy"
 rm -f "$dir"/*.bin
+# a tiny llama2.c model (dim 8, hidden 8, 1 layer, 2 heads, 1 kv head, vocab
+# 260, seq 4) and a tokenizer.bin with byte pieces and a few merges
+perl -e 'print pack("l<7", 8, 8, 1, 2, 1, 260, 4), pack("f<*", map { sin($_) } 1..(260*8 + 8 + 64 + 2*32 + 64 + 8 + 3*64 + 8 + 4*2*2))' >"$dir/m.bin"
+perl -e 'print pack("l<", 8);
+         for my $i (0..259) { my $p = $i == 0 ? "<unk>" : $i == 1 ? "<s>" : $i == 2 ? "</s>"
+                                : $i < 259 ? sprintf("<0x%02X>", $i - 3) : " a";
+                              print pack("f< l<", -$i, length($p)), $p; }' >"$dir/t.bin"
+if [ "$target" = fuzz_llama2c ]; then
+    perl -e 'my $m = do { local $/; open(my $f, "<:raw", $ARGV[0]) or die; <$f> };
+             print pack("L<", length($m)), $m;
+             open(my $t, "<:raw", $ARGV[1]) or die; local $/; print <$t>;' "$dir/m.bin" "$dir/t.bin" >"$dir/pair.seed"
+fi
+if [ "$target" = fuzz_tok ]; then
+    "$bin/llm-tensor" import-llama2c "$dir/m.bin" --tokenizer "$dir/t.bin" -o "$dir/bpe.llmt" 2>/dev/null
+fi
+rm -f "$dir/m.bin" "$dir/t.bin"
 if [ "$target" = fuzz_stream ]; then
     "$bin/llm-tensor" from-npy -o "$dir/z.llmt" a="$dir/f4.npy" b="$dir/i1.npy"
     "$bin/llm-tensor" from-npy --shuffle --raw -o "$dir/raw.llmt" --attr k=v a="$dir/f4.npy"
