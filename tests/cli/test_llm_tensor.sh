@@ -174,9 +174,9 @@ same "failed cat keeps the old output" one.llmt keep.llmt
 # killed mid-write: no partial output under the real name, no temporary file
 { head -c 100 f4.npy; sleep 5; } | llm-tensor from-npy -o killed.llmt x=- &
 sleep 0.5
-victim=$(pgrep -P $$ -f 'llm-tensor from-npy -o killed' | head -1)
-[ -n "$victim" ] && ls | grep -q 'killed.llmt.tmp' && kill -TERM "$victim"
-wait $!
+victim=$! # the last command of the background pipeline: llm-tensor
+ls | grep -q 'killed.llmt.tmp' && kill -TERM "$victim"
+wait "$victim"
 status=$?
 [ "$status" -eq 143 ] && [ ! -e killed.llmt ] && [ -z "$(ls | grep '\.tmp\.')" ] &&
     pass "killed writer leaves nothing" || fail "killed writer leaves nothing" "status $status; $(ls | grep -E 'killed|tmp')"
