@@ -10,6 +10,7 @@
 
 #include "ckpt.h"
 #include "cli.h"
+#include "data.h"
 #include "infer.h"
 #include "generate.h"
 #include "sample.h"
@@ -110,21 +111,13 @@ static void parse(int argc, char **argv, options *o)
         llm_usage_error("--eval, --dump-attn, --dump-acts and --batch exclude each other");
 }
 
-/* Reads a whole file ("-": stdin) into a NUL-terminated buffer. */
+/* Reads a whole file ("-": stdin), or dies saying why. */
 static char *slurp(const char *path, size_t *len)
 {
-    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
-    if (!f) llm_die(LLM_EXIT_DATA, "%s: %s", path, strerror(errno));
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    for (size_t k; buf && (k = fread(buf + n, 1, cap - n - 1, f)) > 0;)
-        if ((n += k) == cap - 1) buf = realloc(buf, cap *= 2);
-    if (!buf) llm_die(LLM_EXIT_DATA, "%s: out of memory", path);
-    if (ferror(f)) llm_die(LLM_EXIT_DATA, "%s: read error", path);
-    if (f != stdin) fclose(f);
-    buf[n] = '\0';
-    *len = n;
-    return buf;
+    llm_error err = {0};
+    char *text;
+    if (llm_data_read_text(path, &text, len, &err) < 0) llm_die(LLM_EXIT_DATA, "%s", err.msg);
+    return text;
 }
 
 /* Token ids from "1 17 42" text. */

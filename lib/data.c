@@ -7,8 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Reads a whole file or stdin into a malloc'd buffer. */
-static int read_all(const char *path, char **out, size_t *len, llm_error *err)
+int llm_data_read_text(const char *path, char **out, size_t *len, llm_error *err)
 {
     int fd = strcmp(path, "-") == 0 ? 0 : open(path, O_RDONLY);
     if (fd < 0) return llm_error_set(err, LLM_ERR_IO, "%s: %s", path, strerror(errno));
@@ -36,6 +35,7 @@ static int read_all(const char *path, char **out, size_t *len, llm_error *err)
         }
     }
     if (fd) close(fd);
+    buf[n] = '\0'; /* the loop grows the buffer when full, so n < cap here */
     *out = buf;
     *len = n;
     return 0;
@@ -73,7 +73,7 @@ int llm_data_load(llm_data *d, const char *const *paths, int n_paths, const llm_
     for (int i = 0; i < n_paths; i++) {
         char *text = NULL;
         size_t len = 0;
-        int rc = read_all(paths[i], &text, &len, err);
+        int rc = llm_data_read_text(paths[i], &text, &len, err);
         if (rc == 0 && len == 0) rc = llm_error_set(err, LLM_ERR_FORMAT, "%s: empty file", paths[i]);
         if (rc == 0) rc = append_text(d, &cap, text, len, tok, err);
         if (rc < 0) {

@@ -28,6 +28,10 @@ typedef struct llm_data {
     int64_t n_bytes;  /* text bytes read (for bits per byte) */
 } llm_data;
 
+/* Reads a whole file ("-": stdin, read until its end) into a new buffer
+ * (*text, owned by the caller, NUL-terminated after its *len bytes). */
+int llm_data_read_text(const char *path, char **text, size_t *len, llm_error *err);
+
 /* Reads and tokenizes n_paths files ("-" is stdin); val_frac in [0, 0.5]. */
 int llm_data_load(llm_data *d, const char *const *paths, int n_paths, const llm_tok *tok,
                   double val_frac, llm_error *err);
