@@ -278,15 +278,16 @@ static void run_batch(llm_infer *s, const llm_model *m, const options *o, int ct
 typedef struct dump {
     llm_writer *w;
     char seq[24]; /* the sequence number, as an attribute */
+    char *tokens; /* --dump-attn: the prompt's token labels, as an attribute */
 } dump;
 
 static int dump_record(void *ctx, const char *name, const float *data, const llm_shape *shape,
                        llm_error *err)
 {
     dump *d = ctx;
-    llm_attr attr = {"seq", d->seq};
+    llm_attr attrs[2] = {{"seq", d->seq}, {"tokens", d->tokens}};
     llm_record rec = {.kind = LLM_RECORD_TENSOR, .name = name, .dtype = LLM_DTYPE_F32,
-                      .shape = *shape, .attrs = &attr, .n_attrs = 1};
+                      .shape = *shape, .attrs = attrs, .n_attrs = d->tokens ? 2 : 1};
     return llm_writer_record(d->w, &rec, data, err);
 }
 
@@ -304,6 +305,10 @@ static void run_dump(llm_infer *s, const llm_model *m, const options *o, int ctx
     int32_t *t = tokenize(m, text, strlen(text), o->ids, &n);
     if (o->dump_attn && n > ctx)
         llm_die(LLM_EXIT_DATA, "the prompt is %" PRId64 " tokens; the context holds %d (see --ctx)", n, ctx);
+    if (o->dump_attn) { /* labels too long for an attribute are left out */
+        if (!(d.tokens = llm_tok_labels(&m->tok, t, n))) llm_die(LLM_EXIT_DATA, "out of memory");
+        if (strlen(d.tokens) > LLM_MAX_VALUE) free(d.tokens), d.tokens = NULL;
+    }
     int64_t seq = 0;
     for (int64_t at = 0; at < n; at += ctx, seq++) { /* --dump-acts: sequences of ctx tokens */
         int k = n - at < ctx ? (int)(n - at) : ctx;
@@ -319,6 +324,7 @@ static void run_dump(llm_infer *s, const llm_model *m, const options *o, int ctx
     if (!o->quiet)
         fprintf(stderr, "llm-gen: dumped %" PRId64 " tokens in %" PRId64 " sequence%s\n", n, seq,
                 seq == 1 ? "" : "s");
+    free(d.tokens);
     free(t);
     free(text);
 }

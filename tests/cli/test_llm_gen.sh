@@ -61,6 +61,8 @@ expect "dump-attn" 0 "dumped 9 tokens" -- llm-gen -m m.llmt --dump-attn -p "the 
 cp out attn.llmt
 [ "$(llm-tensor ls attn.llmt | awk '{print $1, $3}' | tr '\n' ' ')" = "layers.0.attn.probs [4,9,9] layers.1.attn.probs [4,9,9] " ] &&
     pass "dump-attn records" || fail "dump-attn records" "$(llm-tensor ls attn.llmt)"
+llm-tensor ls attn.llmt | grep -q 'tokens=<bos> t h e \\x5cx20 c a t \\x5cx20$' &&
+    pass "dump-attn token labels" || fail "dump-attn token labels" "$(llm-tensor ls attn.llmt)"
 llm-tensor stats attn.llmt | grep -q '^layers.0.attn.probs  *count=324 min=0 max=1 mean=0.1111111 ' &&
     pass "probabilities: rows sum to 1" || fail "probabilities: rows sum to 1" "$(llm-tensor stats attn.llmt)"
 expect "dump-acts" 0 "dumped 101 tokens in 3 sequences" -- sh -c 'head -c 100 text.txt | llm-gen -m m.llmt --dump-acts'
