@@ -332,7 +332,7 @@ static void run_dump(llm_infer *s, const llm_model *m, const options *o, int ctx
 int main(int argc, char **argv)
 {
     llm_cli_init("llm-gen");
-    llm_cli_passive_openmp(argv, NULL);
+    llm_cli_passive_openmp(argv, "4");
     options o;
     parse(argc, argv, &o);
     if (o.threads) llm_cli_threads((int)o.threads);

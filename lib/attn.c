@@ -343,6 +343,41 @@ HOT static void attn_backward(const llm_attn_shape *s, const float *q, int ldq, 
     }
 }
 
+/* One query: a pass of dot products over the visible keys, the softmax, a
+ * pass of axpys over the values.  Nothing to tile: q and out stay in
+ * registers or L1, and each key and value row is read once. */
+HOT static float one_query(const llm_attn_shape *s, const float *q, const float *k,
+                           const float *v, int ldkv, float *out, float *scores)
+{
+    const int d = s->head_dim;
+    long long lo, hi;
+    row_span(s, 0, &lo, &hi);
+    for (int c = 0; c < d; c++) out[c] = 0.0f;
+    if (hi < lo) return -INFINITY;
+    float mx = -INFINITY;
+    for (long long j = lo; j <= hi; j++) {
+        const float *kj = k + (size_t)j * ldkv;
+        float acc = 0.0f;
+#pragma omp simd reduction(+ : acc)
+        for (int c = 0; c < d; c++) acc += q[c] * kj[c];
+        scores[j] = acc * s->scale;
+        mx = scores[j] > mx ? scores[j] : mx;
+    }
+    float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+    for (long long j = lo; j <= hi; j++) {
+        scores[j] = fast_exp(scores[j] - mx);
+        sum += scores[j];
+    }
+    const float inv = 1.0f / sum;
+    for (long long j = lo; j <= hi; j++) {
+        const float p = scores[j] * inv, *vj = v + (size_t)j * ldkv;
+#pragma omp simd
+        for (int c = 0; c < d; c++) out[c] += p * vj[c];
+    }
+    return mx + logf(sum);
+}
+
 /* The public names are plain functions around the cloned ones (clang 14
  * drops the dispatcher of an exported function with target_clones). */
 void llm_attn_forward(const llm_attn_shape *s, const float *q, int ldq, const float *k,
@@ -356,6 +391,13 @@ void llm_attn_backward(const llm_attn_shape *s, const float *q, int ldq, const f
                        const float *lse, float *dq, float *dk, float *dv)
 {
     attn_backward(s, q, ldq, k, v, ldkv, out, dout, ldo, lse, dq, dk, dv);
+}
+
+float llm_attn_one_query(const llm_attn_shape *s, const float *q, const float *k,
+                         const float *v, int ldkv, float *out, float *scores)
+{
+    assert(s && s->n_q == 1 && s->n_kv >= 0 && s->head_dim >= 0 && s->window >= 0);
+    return one_query(s, q, k, v, ldkv, out, scores);
 }
 
 /* The textbook versions.  Scores, sums and products in double; P is the full

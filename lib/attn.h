@@ -47,6 +47,13 @@ void llm_attn_backward(const llm_attn_shape *s, const float *q, int ldq, const f
                        const float *v, int ldkv, const float *out, const float *dout, int ldo,
                        const float *lse, float *dq, float *dk, float *dv);
 
+/* The forward pass for one query row (s->n_q == 1, decoding), without the
+ * tiling: the visible scores into scores [Tk] (caller's scratch), their
+ * softmax, and out [d] = the weighted sum of v's rows.  Returns the row's
+ * log-sum-exp, as llm_attn_forward would put in lse. */
+float llm_attn_one_query(const llm_attn_shape *s, const float *q, const float *k,
+                         const float *v, int ldkv, float *out, float *scores);
+
 /* The attention probabilities themselves: P [Tq, Tk] (row-major, caller's
  * buffer) = softmax(scale * q k^T + mask), masked entries 0, and lse [Tq] when
  * not NULL.  For looking at attention (llm-gen --dump-attn) and for the

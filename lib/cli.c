@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
+#include <strings.h>
 #include <time.h>
 #include <omp.h>
 #include <unistd.h>
@@ -156,6 +157,8 @@ void llm_cli_passive_openmp(char **argv, const char *blas_timeout)
 {
     int again = 0;
     if (!getenv("OMP_WAIT_POLICY")) again = !setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+    if (!strcasecmp(getenv("OMP_WAIT_POLICY"), "PASSIVE") && !getenv("GOMP_SPINCOUNT"))
+        again |= !setenv("GOMP_SPINCOUNT", "10000", 1);
     if (blas_timeout && !getenv("OPENBLAS_THREAD_TIMEOUT"))
         again |= !setenv("OPENBLAS_THREAD_TIMEOUT", blas_timeout, 1);
     if (again) execv("/proc/self/exe", argv); /* returns only on failure: then run as we are */

@@ -44,9 +44,12 @@ double llm_cli_double(const char *opt, const char *text, double min, double max)
  * OMP_WAIT_POLICY is not set this sets it to PASSIVE (and, when blas_timeout
  * is not NULL and OPENBLAS_THREAD_TIMEOUT is not set, that to blas_timeout)
  * and re-executes the program once; a user's own settings are left alone.
- * Training wants OpenBLAS's threads to sleep soon ("4": +15-40%, measured);
- * decoding, a stream of back-to-back matrix-vector products, wants them
- * awake (OpenBLAS's default: +12% over "4", measured), and passes NULL. */
+ * With PASSIVE, GCC's OpenMP also gets GOMP_SPINCOUNT=10000 unless it is
+ * set: a thread at a barrier spins that long (microseconds) before it
+ * sleeps, which takes a 2-thread barrier from 4.2 us to 0.4 us (measured) —
+ * a decode step has about a hundred — while spinning too briefly to fight
+ * OpenBLAS.  Training wants OpenBLAS's threads to sleep soon ("4": +15-40%,
+ * measured), and so does decoding, which calls OpenBLAS only for prompts. */
 void llm_cli_passive_openmp(char **argv, const char *blas_timeout);
 
 /* Sets the OpenMP team and OpenBLAS's thread count to n (n > 0). */

@@ -16,29 +16,69 @@ typedef struct slot {
     int seq;      /* the sequence it holds, -1: free */
     int made;     /* tokens generated so far */
     int32_t next; /* the token to feed at the next step */
+    int fresh;    /* next is new: not yet handed to emit */
     llm_rng rng;
 } slot;
 
-/* Prefills prompt `seq` into slot k and picks its first token. */
-static int start(llm_infer *s, slot *sl, int k, int seq, const int32_t *prompt, int64_t len,
-                 const llm_gen_opts *o, llm_sampler *sp, llm_gen_stats *st, llm_error *err)
+/* Slot k takes sequence seq: an empty cache and the sequence's generator. */
+static void take(llm_infer *s, slot *x, int k, int seq, const llm_gen_opts *o)
 {
-    if (len < 1 || len > s->ctx)
-        return llm_error_set(err, LLM_ERR_ARG, "prompt %d is %lld tokens; the context holds %d", seq,
-                             (long long)len, s->ctx);
-    double t0 = now();
     llm_infer_reset_slot(s, k);
-    for (int64_t at = 0; at < len;) {
-        int c = len - at < s->chunk ? (int)(len - at) : s->chunk;
-        TRY(llm_infer_feed_slot(s, k, prompt + at, c, 0, err));
-        at += c;
+    x->seq = seq;
+    x->made = 0;
+    llm_rng_seed(&x->rng, o->seed + 0x9e3779b97f4a7c15ull * (uint64_t)seq);
+}
+
+/* Fills every free slot with the next waiting prompts and prefills them: the
+ * short ones together, as many per pass as fit in a chunk, a long one alone
+ * in chunks.  Each gets its first token picked. */
+static int admit(llm_infer *s, slot *sl, int *waiting, const int32_t *const *prompts,
+                 const int64_t *lens, int n, const llm_gen_opts *o, llm_sampler *sp,
+                 llm_gen_stats *st, llm_error *err)
+{
+    int S = s->slots, ks[S], lens_b[S];
+    const int32_t *ps[S];
+    for (int k = 0; k < S;) {
+        int B = 0, rows = 0; /* one pass: slots from k on */
+        for (; k < S && *waiting < n; k++) {
+            if (sl[k].seq >= 0) continue;
+            int seq = *waiting;
+            int64_t len = lens[seq];
+            if (len < 1 || len > s->ctx)
+                return llm_error_set(err, LLM_ERR_ARG, "prompt %d is %lld tokens; the context holds %d",
+                                     seq, (long long)len, s->ctx);
+            if (len > s->chunk - rows) {
+                if (B) break; /* this pass is full: the prompt starts the next */
+                double t0 = now();
+                take(s, &sl[k], k, seq, o);
+                for (int64_t at = 0; at < len;) { /* too long for one pass: alone, in chunks */
+                    int c = len - at < s->chunk ? (int)(len - at) : s->chunk;
+                    TRY(llm_infer_feed_slot(s, k, prompts[seq] + at, c, 0, err));
+                    at += c;
+                }
+                st->prefill_s += now() - t0;
+                st->prompt_tokens += len;
+                sl[k].next = llm_sampler_pick(sp, s->last, &sl[k].rng);
+                sl[k].fresh = 1;
+                (*waiting)++;
+                continue;
+            }
+            take(s, &sl[k], k, seq, o);
+            ks[B] = k, ps[B] = prompts[seq], lens_b[B] = (int)len, B++;
+            rows += (int)len;
+            (*waiting)++;
+        }
+        if (B == 0) break;
+        double t0 = now();
+        TRY(llm_infer_prefill(s, ks, ps, lens_b, B, err));
+        st->prefill_s += now() - t0;
+        st->prompt_tokens += rows;
+        for (int b = 0; b < B; b++) {
+            slot *x = &sl[ks[b]];
+            x->next = llm_sampler_pick(sp, s->logits + (size_t)b * s->m->cfg.vocab, &x->rng);
+            x->fresh = 1;
+        }
     }
-    st->prefill_s += now() - t0;
-    st->prompt_tokens += len;
-    sl->seq = seq;
-    sl->made = 0;
-    llm_rng_seed(&sl->rng, o->seed + 0x9e3779b97f4a7c15ull * (uint64_t)seq);
-    sl->next = llm_sampler_pick(sp, s->last, &sl->rng);
     return 0;
 }
 
@@ -56,27 +96,30 @@ int llm_generate(llm_infer *s, const int32_t *const *prompts, const int64_t *len
     if (!sl || !ids || !tok) rc = llm_error_set(err, LLM_ERR_NOMEM, "generation: out of memory");
     llm_infer_reset(s);
     for (int k = 0; k < S; k++) sl[k].seq = -1;
-    for (;;) {
-        /* hand a token to each active sequence; finished ones make room */
-        for (int k = 0; rc == 0 && k < S; k++) {
-            while (rc == 0 && sl[k].seq < 0 && waiting < n) {
-                rc = start(s, &sl[k], k, waiting, prompts[waiting], lens[waiting], o, &sp, st, err);
-                waiting++;
-            }
-            if (rc || sl[k].seq < 0) continue;
-            slot *x = &sl[k];
-            int stop = x->made == o->max_new || x->next == o->stop[0] || x->next == o->stop[1];
-            if (!stop) {
-                rc = emit(ctx, x->seq, x->next);
-                x->made++;
-                st->new_tokens++;
-                stop = x->made == o->max_new;
-                if (!stop && s->slot_pos[k] == s->ctx) stop = 1, st->full++;
-            }
-            if (rc == 0 && stop) {
-                rc = emit(ctx, x->seq, -1);
-                x->seq = -1;
-                k--; /* refill this slot now */
+    while (rc == 0) {
+        /* hand each new token to its sequence; finished ones make room, and
+         * the prompts that take their slots are admitted before the step */
+        int freed = 1;
+        while (rc == 0 && freed) {
+            freed = 0;
+            rc = admit(s, sl, &waiting, prompts, lens, n, o, &sp, st, err);
+            for (int k = 0; rc == 0 && k < S; k++) {
+                slot *x = &sl[k];
+                if (x->seq < 0 || !x->fresh) continue;
+                x->fresh = 0;
+                int stop = x->made == o->max_new || x->next == o->stop[0] || x->next == o->stop[1];
+                if (!stop) {
+                    rc = emit(ctx, x->seq, x->next);
+                    x->made++;
+                    st->new_tokens++;
+                    stop = x->made == o->max_new;
+                    if (!stop && s->slot_pos[k] == s->ctx) stop = 1, st->full++;
+                }
+                if (rc == 0 && stop) {
+                    rc = emit(ctx, x->seq, -1);
+                    x->seq = -1;
+                    freed = waiting < n;
+                }
             }
         }
         if (rc) break;
@@ -88,8 +131,11 @@ int llm_generate(llm_infer *s, const int32_t *const *prompts, const int64_t *len
         rc = llm_infer_decode(s, ids, tok, B, err);
         st->decode_s += now() - t0;
         if (rc) break;
-        for (int b = 0; b < B; b++)
-            sl[ids[b]].next = llm_sampler_pick(&sp, s->logits + (size_t)b * s->m->cfg.vocab, &sl[ids[b]].rng);
+        for (int b = 0; b < B; b++) {
+            slot *x = &sl[ids[b]];
+            x->next = llm_sampler_pick(&sp, s->logits + (size_t)b * s->m->cfg.vocab, &x->rng);
+            x->fresh = 1;
+        }
     }
     free(sl);
     free(ids);

@@ -4,7 +4,9 @@
  * Up to s->slots sequences are active at once.  Each step feeds one token of
  * every active sequence through the model together (llm_infer_decode); when a
  * sequence ends (EOS, max_new tokens, or a full context) its slot is reset at
- * once and the next waiting prompt is prefilled into it.  Every sequence has
+ * once and the next waiting prompt is prefilled into it; prompts admitted at
+ * the same step are prefilled together in one pass when they fit in one
+ * (llm_infer_prefill), so they share the reading of the weights.  Every sequence has
  * its own generator seeded from seed and its index, so what it produces does
  * not depend on the number of slots or on scheduling.
  *

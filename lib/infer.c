@@ -3,16 +3,18 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "attn.h"
+#include "matvec.h"
 #include "model_internal.h"
 
-/* y [n, out] = x [n, in] W^T + beta y: a matrix-vector product for one token,
- * which streams W once, else sgemm. */
+/* y [n, out] = x [n, in] W^T + beta y: sgemm, or sgemv for a single row (a
+ * tap's one-token feed). */
 static void linear(const float *x, const float *w, float *y, int n, int out, int in, float beta)
 {
     if (n == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, out, in, 1.0f, w, in, x, 1, beta, y, 1);
@@ -48,6 +50,7 @@ int llm_infer_init(llm_infer *s, const llm_model *m, const llm_infer_opts *o, ll
     s->slots = slots;
     s->rows = rows;
     s->window = o && o->window ? o->window : c->window;
+    s->threads = omp_get_max_threads();
     s->attn_scale = llm_rope_attn_scale(o ? o->rope : NULL);
     int rc = llm_rope_init_scaled(&s->rope, (int)E, ctx, c->rope_theta, o ? o->rope : NULL, err);
     if (rc < 0) return rc;
@@ -58,7 +61,8 @@ int llm_infer_init(llm_infer *s, const llm_model *m, const llm_infer_opts *o, ll
     } f[] = {{&s->k, S * L * (size_t)ctx * KE}, {&s->v, S * L * (size_t)ctx * KE},
              {&s->x, R * D},  {&s->xn, R * D},  {&s->q, R * HE},  {&s->att, R * HE},
              {&s->kn, R * KE}, {&s->vn, R * KE}, {&s->h1, R * F},  {&s->h3, R * F},
-             {&s->lse, R * (size_t)c->n_heads}, {&s->logits, R * V}};
+             {&s->lse, R * (size_t)c->n_heads}, {&s->logits, R * V},
+             {&s->scores, (size_t)s->threads * (size_t)ctx}};
     int ok = s->slot_pos != NULL;
     for (size_t i = 0; ok && i < sizeof f / sizeof f[0]; i++) ok = (*f[i].p = malloc(f[i].n * sizeof(float))) != NULL;
     if (!ok) {
@@ -73,7 +77,8 @@ void llm_infer_free(llm_infer *s)
     if (!s) return;
     free(s->probs);
     free(s->slot_pos);
-    float *all[] = {s->k, s->v, s->x, s->xn, s->q, s->att, s->kn, s->vn, s->h1, s->h3, s->lse, s->logits};
+    float *all[] = {s->k,  s->v,  s->x,   s->xn,  s->q,      s->att,
+                    s->kn, s->vn, s->h1, s->h3, s->lse, s->logits, s->scores};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) free(all[i]);
     llm_rope_free(&s->rope);
     memset(s, 0, sizeof *s);
@@ -138,24 +143,117 @@ static float *cache_of(const llm_infer *s, float *base, int slot, int layer)
     return base + ((size_t)slot * c->n_layers + (size_t)layer) * (size_t)s->ctx * KE;
 }
 
-/* Runs R rows of tokens, grouped in segments, through the model. */
-static int run(llm_infer *s, const segment *seg, int n_seg, const int32_t *tokens, int R,
-               int all_logits, llm_error *err)
+/* Without all_logits only the last row of each segment needs logits: those
+ * rows of x move to the front (row g: segment g's last), in order, so the
+ * classifier runs on n_seg rows.  Returns the rows to classify. */
+static int gather_last_rows(llm_infer *s, const segment *seg, int n_seg, int R, int all_logits)
+{
+    if (all_logits) return R;
+    size_t D = (size_t)s->m->cfg.dim;
+    for (int g = 0; g < n_seg; g++) { /* the source row is never before row g */
+        int from = seg[g].row0 + seg[g].n - 1;
+        if (from != g) memcpy(s->x + (size_t)g * D, s->x + (size_t)from * D, D * sizeof(float));
+    }
+    return n_seg;
+}
+
+/* Rows of one token each, with no tap: the decode step.  Every matrix
+ * product streams its weights once for all R rows (matvec.h), split by
+ * output rows among the threads of one parallel region that lasts the whole
+ * step; the few element-wise pieces between products run on one thread.
+ * Attention goes by (segment, head). */
+static void run_rows(llm_infer *s, const segment *seg, int n_seg, int R, int all_logits)
+{
+    const llm_model *m = s->m;
+    const llm_config *c = &m->cfg;
+    const int D = c->dim, H = c->n_heads, K = c->n_kv_heads, E = D / H, HE = H * E, KE = K * E,
+              F = c->hidden, V = c->vocab, G = H / K, QKV = HE + 2 * KE;
+    /* tiny models run on one thread: waking the others costs more */
+    const int parallel = (size_t)D * (size_t)(QKV + D + 3 * (size_t)F) >= 8 * LLM_PARALLEL_MIN;
+#pragma omp parallel num_threads(s->threads) if (parallel)
+    {
+        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        int r0, r1;
+        for (int l = 0; l < c->n_layers; l++) {
+            const llm_layer_params *w = &m->p.layers[l];
+#pragma omp single
+            llm_rmsnorm(s->x, w->attn_norm, s->xn, NULL, R, D, c->norm_eps);
+            /* q, k and v as one [HE + 2 KE, D] product split among the threads */
+            llm_matvec_split(QKV, t, nt, &r0, &r1);
+            const float *wt[3] = {w->wq, w->wk, w->wv};
+            float *yt[3] = {s->q, s->kn, s->vn};
+            const int base[4] = {0, HE, HE + KE, QKV}, ld[3] = {HE, KE, KE};
+            for (int i = 0; i < 3; i++) {
+                int a = r0 > base[i] ? r0 : base[i], b = r1 < base[i + 1] ? r1 : base[i + 1];
+                if (a < b)
+                    llm_matvec_rows(wt[i], D, s->xn, R, D, yt[i], ld[i], a - base[i], b - base[i], 0);
+            }
+#pragma omp barrier
+#pragma omp single
+            for (int g = 0; g < n_seg; g++) {
+                const segment *sg = &seg[g];
+                size_t q0 = (size_t)sg->row0;
+                llm_rope_apply(&s->rope, s->q + q0 * HE, sg->n, HE, H, sg->n, sg->pos0, 0);
+                llm_rope_apply(&s->rope, s->kn + q0 * KE, sg->n, KE, K, sg->n, sg->pos0, 0);
+                float *kc = cache_of(s, s->k, sg->slot, l), *vc = cache_of(s, s->v, sg->slot, l);
+                memcpy(kc + (size_t)sg->pos0 * KE, s->kn + q0 * KE, (size_t)sg->n * KE * sizeof(float));
+                memcpy(vc + (size_t)sg->pos0 * KE, s->vn + q0 * KE, (size_t)sg->n * KE * sizeof(float));
+            }
+#pragma omp for collapse(2) schedule(dynamic)
+            for (int g = 0; g < n_seg; g++)
+                for (int h = 0; h < H; h++) {
+                    const segment *sg = &seg[g];
+                    llm_attn_shape shape = {.n_q = sg->n, .n_kv = sg->pos0 + sg->n, .q_pos0 = sg->pos0,
+                                            .head_dim = E, .window = s->window,
+                                            .scale = s->attn_scale / sqrtf((float)E)};
+                    size_t q0 = (size_t)sg->row0 * HE + (size_t)h * E;
+                    const float *kc = cache_of(s, s->k, sg->slot, l) + (size_t)(h / G) * E,
+                                *vc = cache_of(s, s->v, sg->slot, l) + (size_t)(h / G) * E;
+                    if (sg->n == 1)
+                        llm_attn_one_query(&shape, s->q + q0, kc, vc, KE, s->att + q0,
+                                           s->scores + (size_t)t * s->ctx);
+                    else
+                        llm_attn_forward(&shape, s->q + q0, HE, kc, vc, KE, s->att + q0, HE,
+                                         s->lse + (size_t)h * R + sg->row0);
+                }
+            llm_matvec_split(D, t, nt, &r0, &r1);
+            llm_matvec_rows(w->wo, HE, s->att, R, HE, s->x, D, r0, r1, 1);
+#pragma omp barrier
+#pragma omp single
+            llm_rmsnorm(s->x, w->mlp_norm, s->xn, NULL, R, D, c->norm_eps);
+            /* w1 and w3 by the same rows, so each thread gates its own */
+            llm_matvec_split(F, t, nt, &r0, &r1);
+            llm_matvec_rows(w->w1, D, s->xn, R, D, s->h1, F, r0, r1, 0);
+            llm_matvec_rows(w->w3, D, s->xn, R, D, s->h3, F, r0, r1, 0);
+            for (int i = 0; i < R; i++)
+                for (int j = r0; j < r1; j++) {
+                    size_t at = (size_t)i * F + (size_t)j;
+                    s->h1[at] = llm_silu(s->h1[at]) * s->h3[at];
+                }
+#pragma omp barrier
+            llm_matvec_split(D, t, nt, &r0, &r1);
+            llm_matvec_rows(w->w2, F, s->h1, R, F, s->x, D, r0, r1, 1);
+#pragma omp barrier
+        }
+#pragma omp single
+        {
+            s->logit_rows = gather_last_rows(s, seg, n_seg, R, all_logits);
+            llm_rmsnorm(s->x, m->p.norm, s->xn, NULL, s->logit_rows, D, c->norm_eps);
+        }
+        llm_matvec_split(V, t, nt, &r0, &r1);
+        llm_matvec_rows(m->p.cls, D, s->xn, s->logit_rows, D, s->logits, V, r0, r1, 0);
+    }
+}
+
+/* Many rows (a prompt), or any rows with a tap: every matrix product through
+ * sgemm (OpenBLAS's threads), attention by (segment, head) in parallel. */
+static int run_batched(llm_infer *s, const segment *seg, int n_seg, int R, int all_logits,
+                       llm_error *err)
 {
     const llm_model *m = s->m;
     const llm_config *c = &m->cfg;
     int D = c->dim, H = c->n_heads, K = c->n_kv_heads, E = D / H, HE = H * E, KE = K * E,
         F = c->hidden, V = c->vocab, G = H / K;
-    for (int i = 0; i < R; i++)
-        if (tokens[i] < 0 || tokens[i] >= V)
-            return llm_error_set(err, LLM_ERR_ARG, "token id %d outside the vocabulary (0..%d)",
-                                 tokens[i], V - 1);
-    for (int i = 0; i < n_seg; i++)
-        if (seg[i].pos0 + seg[i].n > s->ctx)
-            return llm_error_set(err, LLM_ERR_LIMIT, "context full: %d + %d tokens > --ctx %d",
-                                 seg[i].pos0, seg[i].n, s->ctx);
-    for (int i = 0; i < R; i++)
-        memcpy(s->x + (size_t)i * D, m->p.tok_emb + (size_t)tokens[i] * D, (size_t)D * sizeof(float));
     for (int l = 0; l < c->n_layers; l++) {
         const llm_layer_params *w = &m->p.layers[l];
         llm_rmsnorm(s->x, w->attn_norm, s->xn, NULL, R, D, c->norm_eps);
@@ -207,11 +305,32 @@ static int run(llm_infer *s, const segment *seg, int n_seg, const int32_t *token
         if (s->tap.acts) TRY(report(s, "mlp.w2.in", l, s->h1, R, F, err));
         linear(s->h1, w->w2, s->x, R, D, F, 1);
     }
-    int first = all_logits ? 0 : R - 1, rows = R - first;
-    llm_rmsnorm(s->x + (size_t)first * D, m->p.norm, s->xn, NULL, rows, D, c->norm_eps);
+    int rows = s->logit_rows = gather_last_rows(s, seg, n_seg, R, all_logits);
+    llm_rmsnorm(s->x, m->p.norm, s->xn, NULL, rows, D, c->norm_eps);
     if (s->tap.acts) TRY(report(s, "cls.in", -1, s->xn, rows, D, err));
-    linear(s->xn, m->p.cls, s->logits + (size_t)first * V, rows, V, D, 0);
-    s->last = s->logits + (size_t)(R - 1) * V;
+    linear(s->xn, m->p.cls, s->logits, rows, V, D, 0);
+    return 0;
+}
+
+/* Runs R rows of tokens, grouped in segments, through the model. */
+static int run(llm_infer *s, const segment *seg, int n_seg, const int32_t *tokens, int R,
+               int all_logits, llm_error *err)
+{
+    const llm_model *m = s->m;
+    const int D = m->cfg.dim, V = m->cfg.vocab;
+    for (int i = 0; i < R; i++)
+        if (tokens[i] < 0 || tokens[i] >= V)
+            return llm_error_set(err, LLM_ERR_ARG, "token id %d outside the vocabulary (0..%d)",
+                                 tokens[i], V - 1);
+    for (int i = 0; i < n_seg; i++)
+        if (seg[i].pos0 + seg[i].n > s->ctx)
+            return llm_error_set(err, LLM_ERR_LIMIT, "context full: %d + %d tokens > --ctx %d",
+                                 seg[i].pos0, seg[i].n, s->ctx);
+    for (int i = 0; i < R; i++)
+        memcpy(s->x + (size_t)i * D, m->p.tok_emb + (size_t)tokens[i] * D, (size_t)D * sizeof(float));
+    if (R <= LLM_INFER_ROWS && !s->tap.acts && !s->tap.probs) run_rows(s, seg, n_seg, R, all_logits);
+    else TRY(run_batched(s, seg, n_seg, R, all_logits, err));
+    s->last = s->logits + (size_t)(s->logit_rows - 1) * V;
     for (int g = 0; g < n_seg; g++) s->slot_pos[seg[g].slot] += seg[g].n;
     s->pos = s->slot_pos[0];
     return 0;
@@ -244,6 +363,30 @@ int llm_infer_decode(llm_infer *s, const int *slots, const int32_t *tokens, int 
         seg[b] = (segment){slots[b], s->slot_pos[slots[b]], b, 1};
     }
     return run(s, seg, B, tokens, B, 1, err);
+}
+
+int llm_infer_prefill(llm_infer *s, const int *slots, const int32_t *const *prompts,
+                      const int *lens, int B, llm_error *err)
+{
+    if (B < 1 || B > s->slots)
+        return llm_error_set(err, LLM_ERR_ARG, "%d prompts in one pass (1..%d)", B, s->slots);
+    segment seg[B];
+    int R = 0;
+    for (int b = 0; b < B; b++) {
+        if (slots[b] < 0 || slots[b] >= s->slots)
+            return llm_error_set(err, LLM_ERR_ARG, "slot %d of %d", slots[b], s->slots);
+        if (lens[b] < 1 || lens[b] > s->chunk - R)
+            return llm_error_set(err, LLM_ERR_ARG, "prompts of %d tokens in all, more than one pass (%d)",
+                                 R + lens[b], s->chunk);
+        seg[b] = (segment){slots[b], s->slot_pos[slots[b]], R, lens[b]};
+        R += lens[b];
+    }
+    int32_t *tokens = malloc((size_t)R * sizeof *tokens);
+    if (!tokens) return llm_error_set(err, LLM_ERR_NOMEM, "prefill: out of memory");
+    for (int b = 0; b < B; b++) memcpy(tokens + seg[b].row0, prompts[b], (size_t)lens[b] * sizeof *tokens);
+    int rc = run(s, seg, B, tokens, R, 0, err);
+    free(tokens);
+    return rc;
 }
 
 int llm_infer_nll(llm_infer *s, const int32_t *tokens, int64_t n, int stride, double *nats,

@@ -23,6 +23,10 @@
 #include "model.h"
 #include "rope.h"
 
+/* Passes of at most this many rows (a decode step, a short feed) stream each
+ * weight once for all rows (matvec.h); longer ones go through sgemm. */
+#define LLM_INFER_ROWS 16
+
 typedef struct llm_infer_opts {
     int ctx;      /* P: tokens the cache holds (0: the model's seq_len) */
     int chunk;    /* C: most tokens per llm_infer_feed (0: ctx) */
@@ -48,6 +52,7 @@ typedef struct llm_infer_tap {
 typedef struct llm_infer {
     const llm_model *m;
     int ctx, chunk, window, slots;
+    int threads;        /* OpenMP threads of a decode step (at init) */
     int rows;           /* R = max(chunk, slots): most tokens per pass */
     int pos;            /* tokens in slot 0's cache */
     int *slot_pos;      /* [S] tokens in each slot's cache */
@@ -59,8 +64,11 @@ typedef struct llm_infer {
     float *kn, *vn;     /* [R, K*E] new keys and values before they enter a cache */
     float *h1, *h3;     /* [R, F] */
     float *lse;         /* [H, R] */
-    float *logits;      /* [R, V]: after a feed, row i holds token i's logits
-                         * (only the last row unless all_logits was asked) */
+    float *scores;      /* [threads, P] one query's attention scores, per thread */
+    float *logits;      /* [R, V]: after a pass with all_logits, row i holds
+                         * row i's logits; without, row g holds the logits of
+                         * the last token of sequence g of the pass */
+    int logit_rows;     /* rows of logits the last pass filled */
     const float *last;  /* [V]: the last fed token's logits (a row of logits) */
     llm_infer_tap tap;  /* zeroed: nothing is reported */
     float *probs;       /* [H, n, pos+n] for tap.probs, grown on demand */
@@ -79,7 +87,7 @@ void llm_infer_reset_slot(llm_infer *s, int slot);
 
 /* Runs n tokens (1 <= n <= chunk) at positions pos..pos+n-1 and appends
  * their keys and values to the cache.  Logits go to s->logits: every row when
- * all_logits, else only row n-1 (the others are left undefined). */
+ * all_logits, else only the last token's, in row 0; s->last points to them. */
 int llm_infer_feed(llm_infer *s, const int32_t *tokens, int n, int all_logits, llm_error *err);
 /* The same for the sequence in slot (0 <= slot < slots). */
 int llm_infer_feed_slot(llm_infer *s, int slot, const int32_t *tokens, int n, int all_logits,
@@ -87,6 +95,13 @@ int llm_infer_feed_slot(llm_infer *s, int slot, const int32_t *tokens, int n, in
 /* One decode step for B sequences at once (B <= slots): tokens[b] enters
  * slot slots[b] (distinct slots); logits row b is its next-token logits. */
 int llm_infer_decode(llm_infer *s, const int *slots, const int32_t *tokens, int B, llm_error *err);
+
+/* Several prompts in one pass (their lengths adding up to at most chunk):
+ * prompts[b] continues the sequence in slot slots[b] (distinct slots), and
+ * logits row b gets the next-token logits after it.  Prompts admitted
+ * together by continuous batching share the reading of the weights. */
+int llm_infer_prefill(llm_infer *s, const int *slots, const int32_t *const *prompts,
+                      const int *lens, int B, llm_error *err);
 
 /* Negative log-likelihood (nats) of tokens[1..n-1] each given what precedes
  * it, in windows of at most ctx tokens advancing by stride (each token is

@@ -278,6 +278,38 @@ static void test_forward_kv_cache(void)
     forward_case(shape(70, 130, 60, 32, 45), 1, TOL_FWD, 322);
 }
 
+/* The one-query path of decoding against the same double reference: keys
+ * from 1 to 300, with and without a window, a query past the last key, and
+ * one whose window holds no key at all. */
+static void test_one_query_vs_double(void)
+{
+    static const int cases[][4] = {/* Tk, pos0, d, window */
+                                   {1, 0, 64, 0},   {7, 6, 8, 0},     {100, 99, 64, 0},
+                                   {100, 99, 64, 40}, {300, 299, 80, 1}, {50, 120, 32, 0},
+                                   {50, 120, 32, 30}, {33, 32, 5, 2}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        llm_attn_shape s = shape(1, cases[i][0], cases[i][1], cases[i][2], cases[i][3]);
+        s.scale *= 3; /* peaked rows: large scores for the softmax to handle */
+        unsigned long long rng = 400 + i;
+        const int Tk = s.n_kv, d = s.head_dim;
+        float *q = randn((size_t)d, 1, &rng), *k = randn((size_t)Tk * d, 1, &rng);
+        float *v = randn((size_t)Tk * d, 1, &rng), *out = malloc(((size_t)d + 1) * sizeof *out);
+        float *scores = malloc(((size_t)Tk + 1) * sizeof *scores);
+        double *qd = widen(q, (size_t)d), *kd = widen(k, (size_t)Tk * d), *vd = widen(v, (size_t)Tk * d);
+        double ro[80], rl;
+        ref_forward(&s, qd, kd, vd, ro, &rl, NULL);
+        float lse = llm_attn_one_query(&s, q, k, v, d, out, scores);
+        char ctx[96];
+        snprintf(ctx, sizeof ctx, "one query: Tk=%d pos0=%d d=%d window=%d", Tk, s.q_pos0, d, s.window);
+        if (close_to("out", out, d, ro, 1, d, TOL_FWD, ctx)) lse_close(&lse, &rl, 1, TOL_FWD, ctx);
+        free(q), free(k), free(v), free(out), free(scores), free(qd), free(kd), free(vd);
+    }
+    /* a window that ends before the first key: no key visible */
+    llm_attn_shape s = shape(1, 0, 5, 4, 2);
+    float q[4] = {1, 2, 3, 4}, out[4] = {9, 9, 9, 9}, scores[1];
+    CHECK(llm_attn_one_query(&s, q, q, q, 4, out, scores) == -INFINITY && out[0] == 0 && out[3] == 0);
+}
+
 /* Peaked softmax rows (scores with a spread of ~10) and keys whose scores
  * grow along the sequence, so the running maximum rises in every block and
  * the online rescaling is exercised in earnest. */
@@ -625,6 +657,7 @@ int main(void)
     RUN(test_forward_window_vs_double);
     RUN(test_forward_kv_cache);
     RUN(test_forward_large_scores);
+    RUN(test_one_query_vs_double);
     RUN(test_strides);
     RUN(test_rows_without_keys);
     RUN(test_backward_vs_double);

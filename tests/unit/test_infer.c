@@ -10,11 +10,13 @@
 #include "infer.h"
 #include "sample.h"
 
-static void make_model(llm_model *m, int kv_heads, int window)
+/* dim 32 runs a decode step on one thread; dim 256 is past the size where
+ * the step's products are split among threads. */
+static void make_model(llm_model *m, int dim, int kv_heads, int window)
 {
     llm_error err = {0};
-    llm_config c = {.vocab = 40, .dim = 32, .n_layers = 2, .n_heads = 4, .n_kv_heads = kv_heads,
-                    .hidden = 48, .seq_len = 24, .tie = 0, .window = window, .norm_eps = 1e-5f,
+    llm_config c = {.vocab = 40, .dim = dim, .n_layers = 2, .n_heads = 4, .n_kv_heads = kv_heads,
+                    .hidden = dim * 3 / 2, .seq_len = 24, .tie = 0, .window = window, .norm_eps = 1e-5f,
                     .rope_theta = 10000};
     CHECK_OK(llm_model_init(m, &c, 3, &err));
     unsigned long long rng = 5;
@@ -23,11 +25,11 @@ static void make_model(llm_model *m, int kv_heads, int window)
 
 /* Feeds T tokens as a prefill of `first` tokens and then one at a time, and
  * compares each position's softmax with the training forward's. */
-static void check_cache_matches_forward(int kv_heads, int window, int first)
+static void check_cache_matches_forward(int dim, int kv_heads, int window, int first)
 {
     llm_error err = {0};
     llm_model m;
-    make_model(&m, kv_heads, window);
+    make_model(&m, dim, kv_heads, window);
     int T = 24, V = m.cfg.vocab;
     int32_t tok[24];
     unsigned long long rng = 9;
@@ -64,17 +66,19 @@ static void check_cache_matches_forward(int kv_heads, int window, int first)
 
 static void test_cache_matches_forward(void)
 {
-    check_cache_matches_forward(4, 0, 1);
-    check_cache_matches_forward(2, 0, 7);  /* grouped-query attention, a longer prefill */
-    check_cache_matches_forward(1, 5, 3);  /* one kv head, sliding window */
-    check_cache_matches_forward(2, 0, 24); /* all at once */
+    check_cache_matches_forward(32, 4, 0, 1);
+    check_cache_matches_forward(32, 2, 0, 7);   /* grouped-query attention, a longer prefill */
+    check_cache_matches_forward(32, 1, 5, 3);   /* one kv head, sliding window */
+    check_cache_matches_forward(32, 2, 0, 24);  /* all at once, through sgemm */
+    check_cache_matches_forward(256, 2, 0, 5);  /* decode steps split among threads */
+    check_cache_matches_forward(256, 1, 6, 20); /* sgemm prefill, threads, a window */
 }
 
 static void test_nll_matches_training_loss(void)
 {
     llm_error err = {0};
     llm_model m;
-    make_model(&m, 2, 0);
+    make_model(&m, 32, 2, 0);
     int T = 24;
     int32_t tok[25], in[24], tg[24];
     unsigned long long rng = 13;
@@ -112,7 +116,7 @@ static void test_infer_errors(void)
 {
     llm_error err = {0};
     llm_model m;
-    make_model(&m, 4, 0);
+    make_model(&m, 32, 4, 0);
     llm_infer s;
     /* a 7B-sized configuration (only its config is read before the check):
      * 2^22 positions would need 4 TiB of cache */
@@ -134,11 +138,11 @@ static void test_infer_errors(void)
 
 /* Three sequences decoded together, one slot refilled midway (continuous
  * batching), give the logits each gets alone. */
-static void test_batched_decode_matches_single(void)
+static void check_batched_decode_matches_single(int dim)
 {
     llm_error err = {0};
     llm_model m;
-    make_model(&m, 2, 0);
+    make_model(&m, dim, 2, 0);
     int V = m.cfg.vocab, T = 12;
     int32_t seq[4][12];
     unsigned long long rng = 21;
@@ -163,13 +167,17 @@ static void test_batched_decode_matches_single(void)
     CHECK_OK(llm_infer_init(&b, &m, &o3, &err));
     int owner[3] = {0, 1, 2}, at[3] = {3, 1, 5};
     double worst = 0;
-    for (int k = 0; k < 3; k++) {
-        CHECK_OK(llm_infer_feed_slot(&b, k, seq[owner[k]], at[k], 0, &err));
+    /* the three prompts in one pass: logits row k follows prompt k */
+    const int32_t *first[3] = {seq[0], seq[1], seq[2]};
+    CHECK_OK(llm_infer_prefill(&b, owner, first, at, 3, &err));
+    CHECK(b.logit_rows == 3 && b.slot_pos[0] == 3 && b.slot_pos[1] == 1 && b.slot_pos[2] == 5);
+    for (int k = 0; k < 3; k++)
         for (int j = 0; j < V; j++) {
-            double d = fabs(b.last[j] - want[((size_t)owner[k] * T + at[k] - 1) * V + j]);
+            double d = fabs(b.logits[(size_t)k * V + j] - want[((size_t)owner[k] * T + at[k] - 1) * V + j]);
             worst = d > worst ? d : worst;
         }
-    }
+    CHECK(llm_infer_prefill(&b, owner, first, (const int[]){12, 1, 1}, 3, &err) == LLM_ERR_ARG &&
+          strstr(err.msg, "more than one pass"));
     for (int step = 0; step < 30; step++) {
         int slots[3], n = 0;
         int32_t tok[3];
@@ -193,11 +201,17 @@ static void test_batched_decode_matches_single(void)
         }
     }
     CHECK(at[0] == T && at[1] == T && at[2] == T && owner[1] == 3);
-    CHECK_MSG(worst < 1e-4, "batched logits differ from single ones by %g", worst);
+    CHECK_MSG(worst < 1e-4, "dim %d: batched logits differ from single ones by %g", dim, worst);
     llm_infer_free(&b);
     llm_infer_free(&one);
     free(want);
     llm_model_free(&m);
+}
+
+static void test_batched_decode_matches_single(void)
+{
+    check_batched_decode_matches_single(32);
+    check_batched_decode_matches_single(256);
 }
 
 static void test_sampler(void)
