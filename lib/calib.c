@@ -163,14 +163,14 @@ static double percentile_amax(const llm_calib_hist *h, double p)
  * values at their bin's centre: q(c) = s * min(round(c / s), 127), s = t/127. */
 static double mse_at(const llm_calib_hist *h, int top, double t)
 {
-    double width = h->range / h->bins, s = t / (LLM_CALIB_LEVELS - 1), inv_s = 1 / s, sum = 0;
+    double width = h->range / h->bins, s = t / (LLM_CALIB_LEVELS - 1), sum = 0;
     for (int k = 0; k < top; k++) {
         if (!h->count[k]) continue;
         double c = (k + 0.5) * width, d;
         if (c >= t) {
             d = c - t;
         } else {
-            double r = round(c * inv_s);
+            double r = round(c / s);
             d = c - (r > LLM_CALIB_LEVELS - 1 ? LLM_CALIB_LEVELS - 1 : r) * s;
         }
         sum += (double)h->count[k] * d * d;
