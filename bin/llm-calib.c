@@ -1,0 +1,315 @@
+/* llm-calib — INT8 calibration tables from activation streams (llm-calib(1)). */
+#include <getopt.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "calib.h"
+#include "cli.h"
+#include "outfile.h"
+#include "stream.h"
+
+static const char usage_text[] =
+    "usage: llm-calib [options] [FILE...]        (FILE '-' or none: stdin, a tensor stream)\n"
+    "\n"
+    "Reads activation records (e.g. from llm-gen --dump-acts), aggregates them per tensor name in\n"
+    "one histogram of |x| each, and writes a calibration table: NAME.amax and NAME.scale (amax/127)\n"
+    "with one value per method, in the order of their methods= attribute.\n"
+    "\n"
+    "  --method M[,M...]   max, percentile, mse, entropy or all (default entropy)\n"
+    "  --percentile P      for the percentile method (99.99)\n"
+    "  --bins N            histogram bins (2048; 256..1048576)\n"
+    "  --per-channel       also NAME.absmax: the max |x| of each channel (last dimension)\n"
+    "  --skip-nonfinite    count NaN and Inf and go on (default: they are an error)\n"
+    "  --text              an aligned text table instead of the stream\n"
+    "  --report            how each method's amax moves after 32, 64, 128, ... records (stderr)\n"
+    "  --curve NAME        the MSE and KL curves of one tensor as TSV, instead of the table\n"
+    "  --threads N         threads (one reads while the others count)\n"
+    "  -o FILE             output (default stdout; written whole or not at all)\n"
+    "  --force             write the stream to a terminal\n"
+    "  -h/--help  -V/--version.  See llm-calib(1).\n";
+
+enum { O_METHOD = 256, O_PERCENTILE, O_BINS, O_PER_CHANNEL, O_SKIP, O_TEXT, O_REPORT, O_CURVE, O_THREADS,
+       O_FORCE };
+
+static const struct option long_opts[] = {
+    {"method", required_argument, 0, O_METHOD},   {"percentile", required_argument, 0, O_PERCENTILE},
+    {"bins", required_argument, 0, O_BINS},       {"per-channel", no_argument, 0, O_PER_CHANNEL},
+    {"skip-nonfinite", no_argument, 0, O_SKIP},   {"text", no_argument, 0, O_TEXT},
+    {"report", no_argument, 0, O_REPORT},         {"curve", required_argument, 0, O_CURVE},
+    {"threads", required_argument, 0, O_THREADS}, {"output", required_argument, 0, 'o'},
+    {"force", no_argument, 0, O_FORCE},           {"help", no_argument, 0, 'h'},
+    {"version", no_argument, 0, 'V'},             {0, 0, 0, 0},
+};
+
+typedef struct options {
+    unsigned methods; /* bit per llm_calib_method */
+    double percentile;
+    long bins, threads;
+    int per_channel, skip, text, report, force;
+    const char *curve, *out;
+} options;
+
+/* "max,entropy" or "all" into a bit mask; the order written is always the canonical one. */
+static unsigned parse_methods(const char *text)
+{
+    unsigned mask = 0;
+    char *copy = strdup(text);
+    if (!copy) llm_die(LLM_EXIT_DATA, "out of memory");
+    for (char *save = NULL, *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        int m = llm_calib_method_from_name(tok);
+        if (strcmp(tok, "all") == 0) mask |= (1u << LLM_CALIB_METHODS) - 1;
+        else if (m >= 0) mask |= 1u << m;
+        else llm_usage_error("--method: '%s' is not max, percentile, mse, entropy or all", tok);
+    }
+    free(copy);
+    if (!mask) llm_usage_error("--method: no method in '%s'", text);
+    return mask;
+}
+
+static int parse(int argc, char **argv, options *o)
+{
+    *o = (options){.percentile = 99.99, .bins = LLM_CALIB_BINS};
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, "o:hV", long_opts, NULL)) != -1) {
+        switch (c) {
+        case O_METHOD: o->methods |= parse_methods(optarg); break;
+        case O_PERCENTILE:
+            o->percentile = llm_cli_double("--percentile", optarg, 0, 100);
+            if (o->percentile == 0) llm_usage_error("--percentile: '%s': must be above 0", optarg);
+            break;
+        case O_BINS: o->bins = llm_cli_long("--bins", optarg, LLM_CALIB_MIN_BINS, LLM_CALIB_MAX_BINS); break;
+        case O_PER_CHANNEL: o->per_channel = 1; break;
+        case O_SKIP: o->skip = 1; break;
+        case O_TEXT: o->text = 1; break;
+        case O_REPORT: o->report = 1; break;
+        case O_CURVE: o->curve = optarg; break;
+        case O_THREADS: o->threads = llm_cli_long("--threads", optarg, 1, 1024); break;
+        case 'o': o->out = optarg; break;
+        case O_FORCE: o->force = 1; break;
+        case 'h': fputs(usage_text, stdout); exit(0);
+        case 'V': printf("llm-calib (llmpipe) %s\n", LLM_VERSION); exit(0);
+        default: llm_usage_error("unknown option or missing value: '%s'", argv[optind - 1]);
+        }
+    }
+    if (!o->methods) o->methods = 1u << LLM_CALIB_ENTROPY;
+    if (o->text && o->curve) llm_usage_error("--text and --curve exclude each other");
+    return optind;
+}
+
+/* The methods asked, in canonical order; returns their count. */
+static int method_list(unsigned mask, int *list)
+{
+    int n = 0;
+    for (int m = 0; m < LLM_CALIB_METHODS; m++)
+        if (mask & (1u << m)) list[n++] = m;
+    return n;
+}
+
+static void amaxes(const llm_calib_entry *e, const options *o, const int *list, int n, double *amax)
+{
+    llm_error err = {0};
+    for (int k = 0; k < n; k++)
+        if (llm_calib_amax(&e->hist, (llm_calib_method)list[k], o->percentile, &amax[k], &err) < 0)
+            llm_die(LLM_EXIT_DATA, "%s: %s", e->name, err.msg);
+}
+
+static void write_table(const llm_calib *c, const options *o)
+{
+    int list[LLM_CALIB_METHODS], n = method_list(o->methods, list);
+    char methods[64] = "", count[32], records[32], bins[32], pct[32], nonfinite[32], name[LLM_MAX_NAME + 16];
+    for (int k = 0; k < n; k++)
+        snprintf(methods + strlen(methods), sizeof methods - strlen(methods), "%s%s", k ? "," : "",
+                 llm_calib_method_name(list[k]));
+    const char *path = o->out ? o->out : "-";
+    if (strcmp(path, "-") == 0) llm_cli_refuse_tty(1, o->force);
+    llm_error err = {0};
+    llm_writer *w;
+    if (llm_writer_open(&w, path, NULL, &err) < 0) llm_die(LLM_EXIT_DATA, "%s", err.msg);
+    llm_cli_remove_on_failure(llm_writer_temp_path(w));
+    for (int i = 0; i < llm_calib_count(c); i++) {
+        const llm_calib_entry *e = llm_calib_entry_at(c, i);
+        double amax[LLM_CALIB_METHODS];
+        float a32[LLM_CALIB_METHODS], s32[LLM_CALIB_METHODS];
+        amaxes(e, o, list, n, amax);
+        for (int k = 0; k < n; k++) a32[k] = (float)amax[k], s32[k] = (float)(amax[k] / 127.0);
+        snprintf(count, sizeof count, "%" PRIu64, e->hist.total);
+        snprintf(records, sizeof records, "%" PRIu64, e->records);
+        snprintf(bins, sizeof bins, "%ld", o->bins);
+        snprintf(pct, sizeof pct, "%.10g", o->percentile);
+        snprintf(nonfinite, sizeof nonfinite, "%" PRIu64, e->nonfinite);
+        llm_attr attrs[6] = {{"methods", methods}, {"count", count}, {"records", records}, {"bins", bins}};
+        int na = 4;
+        if (o->methods & (1u << LLM_CALIB_PERCENTILE)) attrs[na++] = (llm_attr){"percentile", pct};
+        if (o->skip) attrs[na++] = (llm_attr){"nonfinite", nonfinite};
+        llm_shape shape = llm_shape_make(1, (int64_t[]){n});
+        llm_record rec = {.kind = LLM_RECORD_TENSOR, .name = name, .dtype = LLM_DTYPE_F32, .shape = shape,
+                          .attrs = attrs, .n_attrs = na};
+        snprintf(name, sizeof name, "%s.amax", e->name);
+        if (llm_writer_record(w, &rec, a32, &err) < 0) break;
+        snprintf(name, sizeof name, "%s.scale", e->name);
+        if (llm_writer_record(w, &rec, s32, &err) < 0) break;
+        if (o->per_channel && e->channel_absmax) {
+            rec.shape = llm_shape_make(1, (int64_t[]){e->width});
+            rec.attrs = attrs + 1, rec.n_attrs = 2; /* count, records */
+            snprintf(name, sizeof name, "%s.absmax", e->name);
+            if (llm_writer_record(w, &rec, e->channel_absmax, &err) < 0) break;
+        }
+    }
+    if (err.code) {
+        llm_writer_abort(w);
+        llm_die(LLM_EXIT_DATA, "%s", err.msg);
+    }
+    if (llm_writer_close(w, &err) < 0) llm_die(LLM_EXIT_DATA, "%s", err.msg);
+}
+
+/* Text output (--text, --curve) through a file that appears whole or not at all. */
+static FILE *text_open(const options *o, llm_outfile **f)
+{
+    llm_error err = {0};
+    if (llm_outfile_open(f, o->out ? o->out : "-", &err) < 0) llm_die(LLM_EXIT_DATA, "%s", err.msg);
+    llm_cli_remove_on_failure(llm_outfile_temp_path(*f));
+    FILE *fp = fdopen(dup(llm_outfile_fd(*f)), "w");
+    if (!fp) llm_die(LLM_EXIT_DATA, "%s: out of memory", o->out ? o->out : "-");
+    return fp;
+}
+
+static void text_close(FILE *fp, llm_outfile *f)
+{
+    llm_error err = {0};
+    if (fclose(fp) != 0) {
+        llm_outfile_abort(f);
+        llm_die(LLM_EXIT_DATA, "%s: write failed", llm_outfile_path(f));
+    }
+    if (llm_outfile_commit(f, &err) < 0) llm_die(LLM_EXIT_DATA, "%s", err.msg);
+}
+
+static void write_text(const llm_calib *c, const options *o)
+{
+    int list[LLM_CALIB_METHODS], n = method_list(o->methods, list);
+    int wname = 4;
+    for (int i = 0; i < llm_calib_count(c); i++) {
+        int len = (int)strlen(llm_calib_entry_at(c, i)->name);
+        if (len > wname) wname = len;
+    }
+    llm_outfile *f;
+    FILE *fp = text_open(o, &f);
+    fprintf(fp, "%-*s %8s %12s", wname, "name", "records", "values");
+    for (int k = 0; k < n; k++) fprintf(fp, " %12s", llm_calib_method_name(list[k]));
+    fputc('\n', fp);
+    for (int i = 0; i < llm_calib_count(c); i++) {
+        const llm_calib_entry *e = llm_calib_entry_at(c, i);
+        double amax[LLM_CALIB_METHODS];
+        amaxes(e, o, list, n, amax);
+        fprintf(fp, "%-*s %8" PRIu64 " %12" PRIu64, wname, e->name, e->records, e->hist.total);
+        for (int k = 0; k < n; k++) fprintf(fp, " %12.6g", amax[k]);
+        fputc('\n', fp);
+    }
+    text_close(fp, f);
+}
+
+static void write_curve(const llm_calib *c, const options *o)
+{
+    const llm_calib_entry *e = NULL;
+    for (int i = 0; i < llm_calib_count(c) && !e; i++)
+        if (strcmp(llm_calib_entry_at(c, i)->name, o->curve) == 0) e = llm_calib_entry_at(c, i);
+    if (!e) llm_die(LLM_EXIT_DATA, "--curve: no tensor named '%s' in the input", o->curve);
+    int top = llm_calib_hist_top(&e->hist);
+    if (top == 0) llm_die(LLM_EXIT_DATA, "--curve: %s: every value is zero: no thresholds to compare", o->curve);
+    double *mse = malloc((size_t)top * sizeof *mse), *kl = malloc((size_t)top * sizeof *kl);
+    if (!mse || !kl) llm_die(LLM_EXIT_DATA, "out of memory");
+    llm_calib_curves(&e->hist, mse, kl);
+    llm_outfile *f;
+    FILE *fp = text_open(o, &f);
+    fprintf(fp, "bin\tthreshold\tmse\tkl\n");
+    double width = e->hist.range / e->hist.bins;
+    for (int j = 1; j <= top; j++) fprintf(fp, "%d\t%.9g\t%.9g\t%.9g\n", j, j * width, mse[j - 1], kl[j - 1]);
+    text_close(fp, f);
+    free(mse), free(kl);
+}
+
+/* --report: for each name, each method's amax at every snapshot and at the end,
+ * with the relative change from the line before. */
+static void print_report(const llm_calib *c, const options *o)
+{
+    int list[LLM_CALIB_METHODS], n = method_list(o->methods, list);
+    for (int i = 0; i < llm_calib_count(c); i++) {
+        const llm_calib_entry *e = llm_calib_entry_at(c, i);
+        fprintf(stderr, "llm-calib: report: %s\n%10s", e->name, "records");
+        for (int k = 0; k < n; k++) fprintf(stderr, " %24s", llm_calib_method_name(list[k]));
+        fputc('\n', stderr);
+        llm_calib_snapshot rows[LLM_CALIB_MAX_SNAPSHOTS + 1];
+        int nr = e->n_snapshots;
+        memcpy(rows, e->snapshots, (size_t)nr * sizeof *rows);
+        if (nr == 0 || rows[nr - 1].records != e->records) { /* the end, when not a snapshot already */
+            double amax[LLM_CALIB_METHODS];
+            amaxes(e, o, list, n, amax);
+            rows[nr].records = e->records;
+            for (int k = 0; k < n; k++) rows[nr].amax[list[k]] = amax[k];
+            nr++;
+        }
+        for (int r = 0; r < nr; r++) {
+            fprintf(stderr, "%10" PRIu64, rows[r].records);
+            for (int k = 0; k < n; k++) {
+                double a = rows[r].amax[list[k]];
+                char change[24] = "";
+                if (r > 0) {
+                    double prev = rows[r - 1].amax[list[k]];
+                    if (prev > 0) snprintf(change, sizeof change, "(%+.2f%%)", 100 * (a - prev) / prev);
+                    else snprintf(change, sizeof change, "(%s)", a > 0 ? "new" : "+0.00%");
+                }
+                fprintf(stderr, " %12.6g %11s", a, change);
+            }
+            fputc('\n', stderr);
+        }
+        if (e->records < 32) fprintf(stderr, "  (fewer than 32 records: too few to judge convergence)\n");
+    }
+}
+
+int main(int argc, char **argv)
+{
+    llm_cli_init("llm-calib");
+    llm_cli_passive_openmp(argv, NULL);
+    options o;
+    int first = parse(argc, argv, &o);
+    llm_calib_opts co = {.bins = (int)o.bins, .per_channel = o.per_channel, .skip_nonfinite = o.skip,
+                         .threads = (int)o.threads, .report = o.report ? o.methods : 0, .percentile = o.percentile};
+    llm_error err = {0};
+    llm_calib *c;
+    if (llm_calib_create(&c, &co, &err) < 0) llm_die(LLM_EXIT_USAGE, "%s", err.msg);
+    static char *stdin_only[] = {"-"};
+    char **paths = first < argc ? argv + first : stdin_only;
+    int n_paths = first < argc ? argc - first : 1;
+    for (int i = 0; i < n_paths; i++) {
+        llm_reader *r;
+        if (llm_reader_open(&r, paths[i], &err) < 0) llm_die(LLM_EXIT_DATA, "%s", err.msg);
+        int rc = llm_calib_add_stream(c, r, &err);
+        llm_reader_close(r);
+        if (rc < 0) {
+            size_t len = strlen(paths[i]); /* reader messages name the file already */
+            if (strncmp(err.msg, paths[i], len) != 0 || err.msg[len] != ':') llm_error_prefix(&err, "%s", paths[i]);
+            llm_die(LLM_EXIT_DATA, "%s", err.msg);
+        }
+    }
+    if (llm_calib_count(c) == 0)
+        llm_die(LLM_EXIT_DATA, "%s: no tensor records to calibrate", n_paths == 1 ? paths[0] : "input");
+    for (int i = 0; i < llm_calib_count(c); i++) {
+        const llm_calib_entry *e = llm_calib_entry_at(c, i);
+        if (e->hist.total == 0)
+            llm_warn("%s: no values (only empty records): amax and scale 0 for every method", e->name);
+        else if (e->hist.absmax == 0)
+            llm_warn("%s: every value is zero: amax and scale 0 for every method", e->name);
+        if (e->nonfinite)
+            llm_warn("%s: skipped %" PRIu64 " NaN or Inf value%s", e->name, e->nonfinite, e->nonfinite == 1 ? "" : "s");
+    }
+    if (o.report) print_report(c, &o);
+    if (o.curve) write_curve(c, &o);
+    else if (o.text) write_text(c, &o);
+    else write_table(c, &o);
+    llm_calib_free(c);
+    return 0;
+}

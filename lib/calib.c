@@ -1,0 +1,751 @@
+/* calib — histograms of |x| that grow by doubling, and the max, percentile,
+ * MSE and entropy (KL) thresholds computed from them (llm-calib(1)). */
+#include "calib.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+static const char *const method_names[LLM_CALIB_METHODS] = {"max", "percentile", "mse", "entropy"};
+
+const char *llm_calib_method_name(int method)
+{
+    return method >= 0 && method < LLM_CALIB_METHODS ? method_names[method] : NULL;
+}
+
+int llm_calib_method_from_name(const char *name)
+{
+    for (int m = 0; m < LLM_CALIB_METHODS; m++)
+        if (strcmp(name, method_names[m]) == 0) return m;
+    return -1;
+}
+
+/* ---------- the histogram ---------- */
+
+/* The smallest power of two strictly above a (a > 0). */
+static double pow2_above(double a)
+{
+    int e;
+    frexp(a, &e); /* a = m * 2^e, 0.5 <= m < 1 */
+    return ldexp(1.0, e);
+}
+
+int llm_calib_hist_init(llm_calib_hist *h, int bins, llm_error *err)
+{
+    memset(h, 0, sizeof *h);
+    if (bins < LLM_CALIB_MIN_BINS || bins > LLM_CALIB_MAX_BINS)
+        return llm_error_set(err, LLM_ERR_ARG, "bin count %d outside %d..%d", bins, LLM_CALIB_MIN_BINS,
+                             LLM_CALIB_MAX_BINS);
+    h->count = calloc((size_t)bins, sizeof *h->count);
+    if (!h->count) return llm_error_set(err, LLM_ERR_NOMEM, "out of memory for a %d-bin histogram", bins);
+    h->bins = bins;
+    h->min = INFINITY, h->max = -INFINITY;
+    return 0;
+}
+
+void llm_calib_hist_free(llm_calib_hist *h)
+{
+    if (!h) return;
+    free(h->count);
+    memset(h, 0, sizeof *h);
+}
+
+void llm_calib_hist_clear(llm_calib_hist *h)
+{
+    memset(h->count, 0, (size_t)h->bins * sizeof *h->count);
+    h->total = 0;
+    h->absmax = 0;
+    h->min = INFINITY, h->max = -INFINITY;
+}
+
+/* How many halvings take range `big` to `small` (both powers of two). */
+static int doublings(double big, double small)
+{
+    return ilogb(big) - ilogb(small);
+}
+
+void llm_calib_hist_grow(llm_calib_hist *h, double range)
+{
+    if (!(range > h->range)) return;
+    int e;
+    double m = frexp(range, &e);
+    double target = m == 0.5 ? range : ldexp(1.0, e); /* a power of two >= range */
+    if (h->range == 0) { /* every value so far was zero: bin 0 stays bin 0 */
+        h->range = target;
+        return;
+    }
+    /* Bin j covers [j, j+1) * range / bins; after s doublings it lies inside
+     * bin j >> s, whose edges are also edges of the old bins: the merge is exact.
+     * Destinations j >> s < j are already read, so this works in place. */
+    int s = doublings(target, h->range);
+    for (int j = 1; j < h->bins; j++) {
+        uint64_t c = h->count[j];
+        h->count[j] = 0;
+        h->count[s >= 31 ? 0 : j >> s] += c;
+    }
+    h->range = target;
+}
+
+void llm_calib_hist_add(llm_calib_hist *h, const float *x, size_t n)
+{
+    if (n == 0) return;
+    double range = h->range, inv = range > 0 ? h->bins / range : 0;
+    float mn = INFINITY, mx = -INFINITY;
+    uint64_t *count = h->count;
+    for (size_t i = 0; i < n; i++) {
+        float v = x[i];
+        mn = v < mn ? v : mn;
+        mx = v > mx ? v : mx;
+        /* |x| * bins / range is exact in a double (24 + 20 significant bits at
+         * most), so a value's bin never depends on rounding */
+        double a = fabsf(v);
+        if (a >= range && a > 0) {
+            llm_calib_hist_grow(h, pow2_above(a));
+            range = h->range, inv = h->bins / range;
+        }
+        count[(size_t)(a * inv)]++;
+    }
+    h->total += n;
+    if (mn < h->min) h->min = mn;
+    if (mx > h->max) h->max = mx;
+    h->absmax = fmax(-h->min, h->max);
+}
+
+void llm_calib_hist_merge(llm_calib_hist *into, const llm_calib_hist *from)
+{
+    if (from->total == 0) return;
+    llm_calib_hist_grow(into, from->range);
+    if (from->range == 0) {
+        into->count[0] += from->count[0];
+    } else {
+        int s = into->range > 0 ? doublings(into->range, from->range) : 0;
+        for (int j = 0; j < from->bins; j++) into->count[s >= 31 ? 0 : j >> s] += from->count[j];
+    }
+    into->total += from->total;
+    if (from->min < into->min) into->min = from->min;
+    if (from->max > into->max) into->max = from->max;
+    into->absmax = fmax(-into->min, into->max);
+}
+
+int llm_calib_hist_top(const llm_calib_hist *h)
+{
+    if (h->range == 0 || h->total == 0) return 0;
+    int top = (int)(h->absmax * h->bins / h->range) + 1;
+    return top < h->bins ? top : h->bins;
+}
+
+/* ---------- the methods ---------- */
+
+/* Smallest value v with at least p% of the values at or below it, the values
+ * of a bin taken as spread evenly across it. */
+static double percentile_amax(const llm_calib_hist *h, double p)
+{
+    double target = p / 100.0 * (double)h->total, width = h->range / h->bins;
+    uint64_t below = 0;
+    for (int j = 0; j < h->bins; j++) {
+        if (h->count[j] && (double)(below + h->count[j]) >= target) {
+            double frac = (target - (double)below) / (double)h->count[j];
+            if (frac < 0) frac = 0;
+            return (j + frac) * width;
+        }
+        below += h->count[j];
+    }
+    return h->absmax;
+}
+
+/* Mean squared error of symmetric int8 quantize-dequantize with threshold t,
+ * values at their bin's centre: q(c) = s * min(round(c / s), 127), s = t/127. */
+static double mse_at(const llm_calib_hist *h, int top, double t)
+{
+    double width = h->range / h->bins, s = t / (LLM_CALIB_LEVELS - 1), sum = 0;
+    for (int k = 0; k < top; k++) {
+        if (!h->count[k]) continue;
+        double c = (k + 0.5) * width, d;
+        if (c >= t) {
+            d = c - t;
+        } else {
+            double r = round(c / s);
+            d = c - (r > LLM_CALIB_LEVELS - 1 ? LLM_CALIB_LEVELS - 1 : r) * s;
+        }
+        sum += (double)h->count[k] * d * d;
+    }
+    return sum / (double)h->total;
+}
+
+static double xlogx(double x)
+{
+    return x > 0 ? x * log(x) : 0;
+}
+
+/* KL(P || Q) for every candidate i in LLM_CALIB_LEVELS..top (kl[i - 1]).
+ * P: the first i bins, the mass above them added to bin i - 1.  Q: the first
+ * i bins without that mass, merged into 128 groups (bin j into group
+ * j * 128 / i), each group's mass spread evenly over the bins of the group
+ * where P is not zero; a bin where P is not zero but Q is gets
+ * LLM_CALIB_KL_EPS.  Both normalised, KL = sum over P > 0 of p log(p / q).
+ * Q is constant inside a group, so with prefix sums of counts, of non-empty
+ * bins and of c log c, each candidate costs one step per group:
+ *   total * KL = sum_j P_j log P_j - sum_g PG_g log Q_g + total * log(sumQ / total)
+ * where PG_g is P's mass in group g and Q_g the value Q has on its bins. */
+static void kl_curve(const llm_calib_hist *h, int top, double *kl)
+{
+    size_t n = (size_t)top + 1;
+    double *cum = malloc(n * sizeof *cum), *clogc = malloc(n * sizeof *clogc);
+    int *nz = malloc(n * sizeof *nz);
+    if (!cum || !clogc || !nz) { /* tiny allocations; report the curve as unknown */
+        for (int i = 0; i < top; i++) kl[i] = NAN;
+        free(cum), free(clogc), free(nz);
+        return;
+    }
+    cum[0] = clogc[0] = 0, nz[0] = 0;
+    for (int j = 0; j < top; j++) {
+        double c = (double)h->count[j];
+        cum[j + 1] = cum[j] + c;
+        clogc[j + 1] = clogc[j] + xlogx(c);
+        nz[j + 1] = nz[j] + (c > 0);
+    }
+    double total = (double)h->total;
+    for (int i = 1; i < top && i < LLM_CALIB_LEVELS; i++) kl[i - 1] = NAN;
+    for (int i = LLM_CALIB_LEVELS; i <= top; i++) {
+        double outliers = total - cum[i], last = (double)h->count[i - 1];
+        if (cum[i] == 0) { /* the threshold leaves nothing below it: Q is empty */
+            kl[i - 1] = INFINITY;
+            continue;
+        }
+        /* sum of P log P: the clipped bins, the last one with the outliers added */
+        double plogp = clogc[i - 1] + xlogx(last + outliers);
+        double sum_q = 0, pg_logq = 0;
+        for (int g = 0; g < LLM_CALIB_LEVELS; g++) {
+            int a = (g * i + LLM_CALIB_LEVELS - 1) / LLM_CALIB_LEVELS;
+            int b = ((g + 1) * i + LLM_CALIB_LEVELS - 1) / LLM_CALIB_LEVELS;
+            double mass = cum[b] - cum[a]; /* Q's mass: no outliers */
+            double pg = mass;              /* P's mass */
+            int support = nz[b] - nz[a];   /* bins where P > 0 */
+            if (b == i && outliers > 0) {
+                pg += outliers;
+                if (last == 0) support++;
+            }
+            if (support == 0) continue;
+            double q = mass > 0 ? mass / support : LLM_CALIB_KL_EPS;
+            sum_q += q * support;
+            pg_logq += pg * log(q);
+        }
+        double v = (plogp - pg_logq) / total + log(sum_q / total);
+        kl[i - 1] = v > 0 ? v : 0; /* KL >= 0; rounding may leave -1e-17 */
+    }
+    free(cum), free(clogc), free(nz);
+}
+
+void llm_calib_curves(const llm_calib_hist *h, double *mse, double *kl)
+{
+    int top = llm_calib_hist_top(h);
+    if (top == 0) return;
+    double width = h->range / h->bins;
+    if (mse)
+        for (int j = 1; j <= top; j++) mse[j - 1] = mse_at(h, top, j * width);
+    if (kl) kl_curve(h, top, kl);
+}
+
+/* The index of the smallest value (the first of equals), or -1 when none is a number. */
+static int argmin(const double *v, int n)
+{
+    int best = -1;
+    for (int i = 0; i < n; i++)
+        if (!isnan(v[i]) && (best < 0 || v[i] < v[best])) best = i;
+    return best;
+}
+
+int llm_calib_amax(const llm_calib_hist *h, llm_calib_method method, double percentile, double *amax,
+                   llm_error *err)
+{
+    *amax = 0;
+    if (method < 0 || method >= LLM_CALIB_METHODS)
+        return llm_error_set(err, LLM_ERR_ARG, "unknown calibration method %d", (int)method);
+    if (method == LLM_CALIB_PERCENTILE && !(percentile > 0 && percentile <= 100))
+        return llm_error_set(err, LLM_ERR_ARG, "percentile %g outside (0, 100]", percentile);
+    if (h->total == 0 || h->absmax == 0) return 0;
+    /* one repeated value: every method agrees, and bins would only blur it */
+    if (method == LLM_CALIB_MAX || h->min == h->max) {
+        *amax = h->absmax;
+        return 0;
+    }
+    double t;
+    if (method == LLM_CALIB_PERCENTILE) {
+        t = percentile_amax(h, percentile);
+    } else {
+        int top = llm_calib_hist_top(h);
+        double *curve = malloc((size_t)top * sizeof *curve);
+        if (!curve) return llm_error_set(err, LLM_ERR_NOMEM, "out of memory for a %d-point curve", top);
+        llm_calib_curves(h, method == LLM_CALIB_MSE ? curve : NULL, method == LLM_CALIB_ENTROPY ? curve : NULL);
+        int best = argmin(curve, top);
+        free(curve);
+        t = best < 0 ? h->absmax : (best + 1) * (h->range / h->bins);
+    }
+    *amax = t < h->absmax ? t : h->absmax;
+    return 0;
+}
+
+/* ---------- aggregation per name ---------- */
+
+enum { CHUNK_VALUES = 1 << 18 }; /* values per chunk: 1 MiB of f32 */
+
+struct llm_calib {
+    llm_calib_opts opts;
+    llm_calib_entry **entries; /* [n], in order of first appearance; each allocated alone */
+    int n, cap;
+    int *slots;                /* [n_slots] hash table of entry indices, -1: empty */
+    int n_slots;
+};
+
+/* A chunk of one record's values, ready to count. */
+typedef struct job {
+    llm_calib_entry *e;
+    uint64_t record;   /* the record's index among its name's records */
+    char seq[32];      /* its seq= attribute, "" when none */
+    float *x;          /* [n] */
+    size_t n;
+    uint64_t offset;   /* element index of x[0] in the record */
+    int64_t width;     /* channels (per_channel), chunks hold whole rows */
+    int last;          /* the record's last chunk */
+} job;
+
+/* What one counting thread accumulates over its slice of a chunk. */
+typedef struct tally {
+    llm_calib_hist h;
+    float *chan;        /* [chan_cap] */
+    int64_t chan_cap;
+    uint64_t nonfinite;
+    int64_t first_bad;  /* job element index of the first NaN/Inf, -1: none */
+} tally;
+
+/* Where a stream's records come from while it is being read. */
+typedef struct source {
+    llm_reader *r;           /* NULL for a tensor in memory */
+    const unsigned char *mem;
+    llm_dtype dtype;
+    uint64_t left;           /* values of the current record not yet read */
+    uint64_t offset;         /* values of it already read */
+    uint64_t record;
+    char seq[32];
+    llm_calib_entry *e;
+    int64_t width;
+    int in_record;
+    void *raw;               /* conversion scratch for dtypes other than f32 */
+    size_t raw_cap;
+} source;
+
+static uint64_t name_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603u;
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211u;
+    return h;
+}
+
+static int slots_rebuild(llm_calib *c, int n_slots)
+{
+    int *slots = malloc((size_t)n_slots * sizeof *slots);
+    if (!slots) return -1;
+    for (int i = 0; i < n_slots; i++) slots[i] = -1;
+    for (int i = 0; i < c->n; i++) {
+        size_t k = name_hash(c->entries[i]->name) & (size_t)(n_slots - 1);
+        while (slots[k] >= 0) k = (k + 1) & (size_t)(n_slots - 1);
+        slots[k] = i;
+    }
+    free(c->slots);
+    c->slots = slots, c->n_slots = n_slots;
+    return 0;
+}
+
+int llm_calib_create(llm_calib **out, const llm_calib_opts *opts, llm_error *err)
+{
+    *out = NULL;
+    llm_calib *c = calloc(1, sizeof *c);
+    if (!c) return llm_error_set(err, LLM_ERR_NOMEM, "out of memory");
+    c->opts = opts ? *opts : (llm_calib_opts){0};
+    if (!c->opts.bins) c->opts.bins = LLM_CALIB_BINS;
+    if (!c->opts.percentile) c->opts.percentile = 99.99;
+    if (c->opts.bins < LLM_CALIB_MIN_BINS || c->opts.bins > LLM_CALIB_MAX_BINS || c->opts.threads < 0 ||
+        !(c->opts.percentile > 0 && c->opts.percentile <= 100)) {
+        free(c);
+        return llm_error_set(err, LLM_ERR_ARG, "calibration options out of range (bins %d, percentile %g)",
+                             opts ? opts->bins : 0, opts ? opts->percentile : 0);
+    }
+    if (slots_rebuild(c, 64) < 0) {
+        free(c);
+        return llm_error_set(err, LLM_ERR_NOMEM, "out of memory");
+    }
+    *out = c;
+    return 0;
+}
+
+static void entry_free(llm_calib_entry *e)
+{
+    if (!e) return;
+    free(e->name);
+    llm_calib_hist_free(&e->hist);
+    free(e->channel_absmax);
+    free(e);
+}
+
+void llm_calib_free(llm_calib *c)
+{
+    if (!c) return;
+    for (int i = 0; i < c->n; i++) entry_free(c->entries[i]);
+    free(c->entries);
+    free(c->slots);
+    free(c);
+}
+
+int llm_calib_count(const llm_calib *c)
+{
+    return c->n;
+}
+
+const llm_calib_entry *llm_calib_entry_at(const llm_calib *c, int i)
+{
+    return i >= 0 && i < c->n ? c->entries[i] : NULL;
+}
+
+/* The entry of name, created on first sight. */
+static int entry_get(llm_calib *c, const char *name, llm_calib_entry **out, llm_error *err)
+{
+    size_t mask = (size_t)c->n_slots - 1, k = name_hash(name) & mask;
+    for (; c->slots[k] >= 0; k = (k + 1) & mask)
+        if (strcmp(c->entries[c->slots[k]]->name, name) == 0) {
+            *out = c->entries[c->slots[k]];
+            return 0;
+        }
+    if (c->n == c->cap) {
+        int cap = c->cap ? 2 * c->cap : 16;
+        llm_calib_entry **v = realloc(c->entries, (size_t)cap * sizeof *v);
+        if (!v) return llm_error_set(err, LLM_ERR_NOMEM, "out of memory");
+        c->entries = v, c->cap = cap;
+    }
+    llm_calib_entry *e = calloc(1, sizeof *e);
+    if (!e || !(e->name = strdup(name))) {
+        free(e);
+        return llm_error_set(err, LLM_ERR_NOMEM, "out of memory");
+    }
+    int rc = llm_calib_hist_init(&e->hist, c->opts.bins, err);
+    if (rc < 0) {
+        entry_free(e);
+        return rc;
+    }
+    e->width = -1;
+    c->slots[k] = c->n;
+    c->entries[c->n++] = e;
+    if (2 * c->n > c->n_slots && slots_rebuild(c, 2 * c->n_slots) < 0)
+        return llm_error_set(err, LLM_ERR_NOMEM, "out of memory");
+    *out = e;
+    return 0;
+}
+
+/* Starts a record: checks its dtype and shape, finds its entry. */
+static int record_begin(llm_calib *c, source *s, const char *name, llm_dtype dtype, const llm_shape *shape,
+                        const char *seq, llm_error *err)
+{
+    if (!llm_dtype_is_float(dtype))
+        return llm_error_set(err, LLM_ERR_FORMAT,
+                             "%s: dtype %s: calibration needs floating-point values (f32, f16, bf16, f64)", name,
+                             llm_dtype_name(dtype));
+    int64_t numel = llm_shape_numel(shape);
+    if (numel < 0) return llm_error_set(err, LLM_ERR_FORMAT, "%s: invalid shape", name);
+    llm_calib_entry *e = NULL;
+    TRY(entry_get(c, name, &e, err));
+    int64_t width = shape->ndim > 0 ? shape->dim[shape->ndim - 1] : 1;
+    if (c->opts.per_channel) {
+        if (width < 1 || width > LLM_CALIB_MAX_WIDTH)
+            return llm_error_set(err, LLM_ERR_LIMIT, "%s: record %llu: %lld channels: --per-channel takes 1..%d",
+                                 name, (unsigned long long)e->records_begun, (long long)width, LLM_CALIB_MAX_WIDTH);
+        if (e->width < 0) {
+            e->channel_absmax = calloc((size_t)width, sizeof *e->channel_absmax);
+            if (!e->channel_absmax) return llm_error_set(err, LLM_ERR_NOMEM, "out of memory");
+            e->width = width;
+        } else if (e->width != width) {
+            return llm_error_set(err, LLM_ERR_FORMAT, "%s: record %llu has %lld channels, earlier ones %lld", name,
+                                 (unsigned long long)e->records_begun, (long long)width, (long long)e->width);
+        }
+    } else if (e->width < 0) {
+        e->width = width;
+    }
+    s->e = e;
+    s->dtype = dtype;
+    s->left = (uint64_t)numel;
+    s->offset = 0;
+    s->record = e->records_begun++;
+    s->width = c->opts.per_channel ? width : 1;
+    s->in_record = 1;
+    snprintf(s->seq, sizeof s->seq, "%s", seq ? seq : "");
+    return 0;
+}
+
+/* Values per chunk for the current record: whole rows when counting channels. */
+static size_t chunk_values(const source *s)
+{
+    if (s->width <= 1) return CHUNK_VALUES;
+    size_t rows = CHUNK_VALUES / (size_t)s->width;
+    return (rows ? rows : 1) * (size_t)s->width;
+}
+
+static int need(void **buf, size_t *cap, size_t bytes, llm_error *err)
+{
+    if (bytes <= *cap) return 0;
+    void *p = realloc(*buf, bytes);
+    if (!p) return llm_error_set(err, LLM_ERR_NOMEM, "out of memory for a %zu-byte chunk", bytes);
+    *buf = p, *cap = bytes;
+    return 0;
+}
+
+/* Converts n values of dtype at src to floats; a finite f64 beyond the float
+ * range is an error (it would otherwise be counted as infinite). */
+static int to_float(const source *s, const void *src, size_t n, float *dst, llm_error *err)
+{
+    const uint16_t *h = src;
+    const double *d = src;
+    if (n == 0) return 0;
+    switch (s->dtype) {
+    case LLM_DTYPE_F32: memcpy(dst, src, n * sizeof *dst); break;
+    case LLM_DTYPE_F16: for (size_t i = 0; i < n; i++) dst[i] = llm_f16_to_f32(h[i]); break;
+    case LLM_DTYPE_BF16: for (size_t i = 0; i < n; i++) dst[i] = llm_bf16_to_f32(h[i]); break;
+    case LLM_DTYPE_F64:
+        for (size_t i = 0; i < n; i++) {
+            if (isfinite(d[i]) && fabs(d[i]) > FLT_MAX)
+                return llm_error_set(err, LLM_ERR_FORMAT, "%s: record %llu: element %llu (%g) is beyond the float range",
+                                     s->e->name, (unsigned long long)s->record,
+                                     (unsigned long long)(s->offset + i), d[i]);
+            dst[i] = (float)d[i];
+        }
+        break;
+    default: return llm_error_set(err, LLM_ERR_STATE, "unexpected dtype");
+    }
+    return 0;
+}
+
+/* Fills j with the next chunk of values (into *buf), reading record headers as
+ * needed.  1: a chunk; 0: the end of the input; < 0: an error. */
+static int next_job(llm_calib *c, source *s, job *j, float **buf, size_t *cap, llm_error *err)
+{
+    while (!s->in_record) {
+        if (!s->r) return 0;
+        const llm_record *rec;
+        int rc = llm_reader_next(s->r, &rec, err);
+        if (rc <= 0) return rc;
+        if (rec->kind != LLM_RECORD_TENSOR) continue;
+        TRY(record_begin(c, s, rec->name, rec->dtype, &rec->shape, llm_record_attr(rec, "seq"), err));
+    }
+    size_t n = chunk_values(s);
+    if (n > s->left) n = (size_t)s->left;
+    size_t bytes = n * (size_t)llm_dtype_bits(s->dtype) / 8;
+    TRY(need((void **)buf, cap, n * sizeof(float), err));
+    const void *src;
+    if (s->r) {
+        void *dst = *buf;
+        if (s->dtype != LLM_DTYPE_F32) {
+            TRY(need(&s->raw, &s->raw_cap, bytes, err));
+            dst = s->raw;
+        }
+        int64_t got = llm_reader_read(s->r, dst, bytes, err);
+        if (got < 0) return (int)got;
+        if ((size_t)got != bytes)
+            return llm_error_set(err, LLM_ERR_TRUNCATED, "%s: record %llu ends early", s->e->name,
+                                 (unsigned long long)s->record);
+        src = dst;
+    } else {
+        src = s->mem;
+        s->mem += bytes;
+    }
+    if (src != *buf) TRY(to_float(s, src, n, *buf, err));
+    *j = (job){.e = s->e, .record = s->record, .x = *buf, .n = n, .offset = s->offset, .width = s->width};
+    memcpy(j->seq, s->seq, sizeof j->seq);
+    s->left -= n;
+    s->offset += n;
+    if (s->left == 0) {
+        j->last = 1;
+        s->in_record = 0;
+    }
+    return 1;
+}
+
+/* Index of the first NaN or Inf in x[0..n), or -1.  The exponent test on the
+ * bits vectorises; it is the fast path for clean data. */
+static int64_t first_nonfinite(const float *x, size_t n)
+{
+    const uint32_t *u = (const uint32_t *)(const void *)x;
+    uint32_t worst = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t e = u[i] & 0x7f800000u;
+        worst = e > worst ? e : worst;
+    }
+    if (worst != 0x7f800000u) return -1;
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i])) return (int64_t)i;
+    return -1;
+}
+
+/* Counts x[a..b) of a job into t. */
+static void count_slice(const job *j, size_t a, size_t b, int skip_nonfinite, tally *t)
+{
+    const float *x = j->x + a;
+    size_t n = b - a;
+    int64_t bad = first_nonfinite(x, n);
+    if (bad >= 0) {
+        if (t->first_bad < 0) t->first_bad = (int64_t)a + bad;
+        if (!skip_nonfinite) return;
+        for (size_t i = 0; i < n; i++) {
+            if (isfinite(x[i])) llm_calib_hist_add(&t->h, x + i, 1);
+            else t->nonfinite++;
+        }
+    } else {
+        llm_calib_hist_add(&t->h, x, n);
+    }
+    if (!t->chan) return;
+    for (size_t r = 0; r < n; r += (size_t)j->width)
+        for (int64_t k = 0; k < j->width; k++) {
+            float v = fabsf(x[r + (size_t)k]);
+            /* NaN never compares greater; Inf is only here when skipped */
+            if (v > t->chan[k] && (bad < 0 || v <= FLT_MAX)) t->chan[k] = v;
+        }
+}
+
+/* Folds the tallies of a chunk into its entry; fails on NaN/Inf unless skipping. */
+static int job_finish(llm_calib *c, const job *j, tally *tl, int n_tally, llm_error *err)
+{
+    llm_calib_entry *e = j->e;
+    int64_t bad = -1;
+    for (int w = 0; w < n_tally; w++)
+        if (tl[w].first_bad >= 0 && (bad < 0 || tl[w].first_bad < bad)) bad = tl[w].first_bad;
+    if (bad >= 0 && !c->opts.skip_nonfinite)
+        return llm_error_set(err, LLM_ERR_FORMAT, "%s: record %llu%s%s%s: element %llu is %s (--skip-nonfinite skips such values)",
+                             e->name, (unsigned long long)j->record, j->seq[0] ? " (seq=" : "", j->seq,
+                             j->seq[0] ? ")" : "", (unsigned long long)(j->offset + (uint64_t)bad),
+                             isnan(j->x[bad]) ? "NaN" : j->x[bad] > 0 ? "+Inf" : "-Inf");
+    for (int w = 0; w < n_tally; w++) {
+        llm_calib_hist_merge(&e->hist, &tl[w].h);
+        e->nonfinite += tl[w].nonfinite;
+        if (e->channel_absmax)
+            for (int64_t k = 0; k < j->width; k++)
+                if (tl[w].chan[k] > e->channel_absmax[k]) e->channel_absmax[k] = tl[w].chan[k];
+    }
+    if (!j->last) return 0;
+    e->records++;
+    /* the report's snapshots: at 32, 64, 128, ... records */
+    if (c->opts.report && e->records >= 32 && (e->records & (e->records - 1)) == 0 &&
+        e->n_snapshots < LLM_CALIB_MAX_SNAPSHOTS) {
+        llm_calib_snapshot *sn = &e->snapshots[e->n_snapshots++];
+        memset(sn, 0, sizeof *sn);
+        sn->records = e->records;
+        for (int m = 0; m < LLM_CALIB_METHODS; m++)
+            if (c->opts.report & (1u << m))
+                TRY(llm_calib_amax(&e->hist, (llm_calib_method)m, c->opts.percentile, &sn->amax[m], err));
+    }
+    return 0;
+}
+
+/* Gets each tally ready for a chunk of j: empty, at the entry's range, with
+ * room for its channels. */
+static int tallies_reset(tally *tl, int n, const job *j, int per_channel, llm_error *err)
+{
+    for (int w = 0; w < n; w++) {
+        tally *t = &tl[w];
+        llm_calib_hist_clear(&t->h);
+        t->h.range = j->e->hist.range;
+        t->nonfinite = 0;
+        t->first_bad = -1;
+        if (per_channel) {
+            if (j->width > t->chan_cap) {
+                float *p = realloc(t->chan, (size_t)j->width * sizeof *p);
+                if (!p) return llm_error_set(err, LLM_ERR_NOMEM, "out of memory");
+                t->chan = p, t->chan_cap = j->width;
+            }
+            memset(t->chan, 0, (size_t)j->width * sizeof *t->chan);
+        }
+    }
+    return 0;
+}
+
+/* The whole loop: with one thread, read a chunk then count it; with more,
+ * thread 0 reads chunk k + 1 while the others count chunk k (split by rows). */
+static int run(llm_calib *c, source *s, llm_error *err)
+{
+    int nt = c->opts.threads;
+#ifdef _OPENMP
+    if (nt == 0) nt = omp_get_max_threads();
+#endif
+    if (nt < 1 || !s->r) nt = 1;
+    int workers = nt > 1 ? nt - 1 : 1;
+    tally *tl = calloc((size_t)workers, sizeof *tl);
+    float *buf[2] = {NULL, NULL};
+    size_t cap[2] = {0, 0};
+    int rc = tl ? 0 : llm_error_set(err, LLM_ERR_NOMEM, "out of memory");
+    for (int w = 0; rc == 0 && w < workers; w++) rc = llm_calib_hist_init(&tl[w].h, c->opts.bins, err);
+    job cur, next;
+    int have = rc == 0 ? next_job(c, s, &cur, &buf[0], &cap[0], err) : rc;
+    int k = 0;
+    while (have > 0) {
+        rc = tallies_reset(tl, workers, &cur, c->opts.per_channel, err);
+        if (rc < 0) break;
+        llm_error read_err = {0};
+        int next_have = 0;
+        if (nt == 1) {
+            count_slice(&cur, 0, cur.n, c->opts.skip_nonfinite, &tl[0]);
+        } else {
+#pragma omp parallel num_threads(nt)
+            {
+#ifdef _OPENMP
+                int t = omp_get_thread_num();
+#else
+                int t = 0;
+#endif
+                if (t == 0) {
+                    next_have = next_job(c, s, &next, &buf[1 - k], &cap[1 - k], &read_err);
+                } else {
+                    size_t rows = cur.n / (size_t)cur.width, w = (size_t)t - 1;
+                    size_t a = rows * w / (size_t)workers * (size_t)cur.width;
+                    size_t b = rows * (w + 1) / (size_t)workers * (size_t)cur.width;
+                    count_slice(&cur, a, b, c->opts.skip_nonfinite, &tl[w]);
+                }
+            }
+        }
+        rc = job_finish(c, &cur, tl, workers, err);
+        if (rc < 0) break;
+        if (nt == 1) next_have = next_job(c, s, &next, &buf[1 - k], &cap[1 - k], &read_err);
+        if (next_have < 0) {
+            *err = read_err;
+            rc = next_have;
+            break;
+        }
+        have = next_have;
+        cur = next;
+        k = 1 - k;
+    }
+    if (have < 0) rc = have;
+    for (int w = 0; tl && w < workers; w++) {
+        llm_calib_hist_free(&tl[w].h);
+        free(tl[w].chan);
+    }
+    free(tl);
+    free(buf[0]), free(buf[1]);
+    return rc;
+}
+
+int llm_calib_add_stream(llm_calib *c, llm_reader *r, llm_error *err)
+{
+    source s = {.r = r};
+    int rc = run(c, &s, err);
+    free(s.raw);
+    return rc;
+}
+
+int llm_calib_add(llm_calib *c, const char *name, llm_dtype dtype, const llm_shape *shape, const void *data,
+                  llm_error *err)
+{
+    source s = {.mem = data};
+    TRY(record_begin(c, &s, name, dtype, shape, NULL, err));
+    return run(c, &s, err);
+}

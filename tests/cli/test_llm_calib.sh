@@ -1,0 +1,127 @@
+#!/bin/bash
+# CLI tests for llm-calib: a real llm-gen --dump-acts pipe into the table,
+# its records and attributes, numpy recomputations of max, percentile,
+# per-channel maxima and the whole KL curve, and every kind of bad input.
+. "$(dirname "$0")/lib.sh"
+
+for i in $(seq 300); do echo "line $i: the quick brown fox jumps over the lazy dog"; done >text.txt
+llm-train --data text.txt --out m.llmt --dim 32 --layers 2 --heads 4 --kv-heads 2 --seq 48 --batch 4 \
+    --steps 5 --eval-every 0 --threads 1 -q 2>train.err || fail "train a model" "$(cat train.err)"
+head -c 700 text.txt | llm-gen -m m.llmt --dump-acts --ctx 8 -q >acts.llmt 2>gen.err ||
+    fail "dump activations" "$(cat gen.err)"
+
+expect "help" 0 "" -- llm-calib --help
+grep -q -- "--per-channel" out && grep -q -- "--curve" out && pass "help lists options" || fail "help lists options" "$(head -3 out)"
+expect "version" 0 "" -- llm-calib --version
+expect "bad method" 2 "--method: 'kl' is not max, percentile, mse, entropy or all" -- llm-calib --method kl acts.llmt
+expect "too few bins" 2 "--bins" -- llm-calib --bins 100 acts.llmt
+expect "percentile 0" 2 "--percentile" -- llm-calib --percentile 0 acts.llmt
+expect "text and curve" 2 "exclude each other" -- llm-calib --text --curve x acts.llmt
+
+# the pipe of the issue, and the table's records
+expect "pipe from llm-gen" 0 "" -- sh -c 'head -c 700 text.txt | llm-gen -m m.llmt --dump-acts --ctx 8 -q | llm-calib --method all'
+cp out all.llmt
+llm-tensor ls all.llmt >ls.txt
+[ "$(wc -l <ls.txt)" -eq 18 ] &&
+    grep -Eq '^layers.0.attn.wq.in.amax +f32 +\[4\] .*methods=max,percentile,mse,entropy count=[0-9]+ records=88 bins=2048 percentile=99.99$' ls.txt &&
+    grep -Eq '^cls.in.scale +f32 +\[4\] .*methods=max,percentile,mse,entropy ' ls.txt &&
+    pass "table records" || fail "table records" "$(head -4 ls.txt)"
+llm-calib acts.llmt >default.llmt
+llm-tensor ls default.llmt | grep -Eq '^layers.1.mlp.w2.in.amax +f32 +\[1\] .*methods=entropy count=' &&
+    pass "default method: entropy" || fail "default method: entropy" "$(llm-tensor ls default.llmt | head -2)"
+llm-calib --method entropy,max acts.llmt | llm-tensor ls - | grep -q 'methods=max,entropy ' &&
+    pass "methods in canonical order" || fail "methods in canonical order" "not max,entropy"
+expect "stdin and two files" 0 "" -- sh -c 'llm-calib --method max --text acts.llmt - <acts.llmt'
+grep -Eq '^layers.0.attn.wq.in +176 ' out && pass "records of two inputs add up" || fail "records of two inputs add up" "$(head -2 out)"
+llm-calib --method all --threads 1 acts.llmt >t1.llmt
+llm-calib --method all --threads 3 acts.llmt >t3.llmt
+same "same table on 1 and 3 threads" t1.llmt t3.llmt
+
+expect "text table" 0 "" -- llm-calib --method all --text acts.llmt
+[ "$(wc -l <out)" -eq 10 ] && head -1 out | grep -Eq '^name +records +values +max +percentile +mse +entropy$' &&
+    pass "text table lines" || fail "text table lines" "$(head -3 out)"
+expect "report" 0 "report: layers.0.attn.wq.in" -- llm-calib --method max,mse --report acts.llmt
+grep -Eq '^ +64 +[0-9.e+-]+ +\([+-][0-9.]+%\)' err && grep -Eq '^ +88 ' err &&
+    pass "report rows at 32, 64 and the end" || fail "report rows at 32, 64 and the end" "$(head -6 err)"
+
+# numpy: max, percentile, per-channel max and the KL curve recomputed from the raw activations
+llm-calib --method all --per-channel acts.llmt >pc.llmt
+llm-calib --curve layers.0.mlp.w2.in acts.llmt >curve.tsv
+head -1 curve.tsv | grep -q "^bin	threshold	mse	kl$" && pass "curve header" || fail "curve header" "$(head -1 curve.tsv)"
+expect "curve of a missing tensor" 1 "no tensor named 'nope'" -- llm-calib --curve nope acts.llmt
+py=$(numpy_python)
+if [ -n "$py" ]; then
+    llm-tensor to-npy 'layers.0.mlp.w2.in' acts.llmt >acts.npy
+    llm-tensor to-npy 'layers.0.mlp.w2.in.*' pc.llmt >table.npy
+    if "$py" - >py.out 2>&1 <<'EOF'
+import numpy as np
+f = open('acts.npy', 'rb')
+parts = []
+while True:
+    try: parts.append(np.load(f))
+    except Exception: break
+x = np.concatenate([p.reshape(-1, p.shape[-1]) for p in parts]).astype(np.float64)
+t = open('table.npy', 'rb')
+amax, scale, absmax = np.load(t), np.load(t), np.load(t)
+a = np.abs(x).ravel()
+assert amax[0] == np.float32(a.max()), (amax, a.max())
+assert np.allclose(scale, amax / np.float32(127), rtol=1e-6)
+assert np.array_equal(absmax, np.abs(x).max(axis=0).astype(np.float32))
+rng = 2.0 ** np.floor(np.log2(a.max()) + 1)
+bins = 2048
+w = rng / bins
+kth = np.sort(a)[int(np.ceil(0.9999 * a.size)) - 1]
+assert abs(amax[1] - kth) <= w * 1.0001, (amax[1], kth, w)
+h = np.bincount(np.floor(a * bins / rng).astype(np.int64), minlength=bins).astype(np.float64)
+top = min(int(np.floor(a.max() * bins / rng)) + 1, bins)
+curve = np.loadtxt('curve.tsv', skiprows=1)
+assert curve.shape[0] == top
+kl = np.full(top, np.nan)
+for i in range(128, top + 1):
+    p = h[:i].copy(); p[-1] += h[i:].sum()
+    g = np.arange(i) * 128 // i
+    mass = np.bincount(g, weights=h[:i], minlength=128)
+    nz = np.bincount(g, weights=(p > 0).astype(float), minlength=128)
+    q = np.where(p > 0, mass[g] / np.maximum(nz[g], 1), 0.0)
+    q[(p > 0) & (q == 0)] = 1e-4
+    p, q = p / p.sum(), q / q.sum()
+    m = p > 0
+    kl[i - 1] = np.sum(p[m] * np.log(p[m] / q[m]))
+ok = ~np.isnan(kl)
+assert np.array_equal(ok, ~np.isnan(curve[:, 3]))
+assert np.allclose(curve[ok, 3], kl[ok], rtol=1e-6, atol=1e-9), np.max(np.abs(curve[ok, 3] - kl[ok]))
+best = np.nanargmin(kl) + 1
+assert abs(amax[3] - min(best * w, a.max())) <= 1e-6 * amax[3] or kl[int(round(amax[3] / w)) - 1] <= kl[best - 1] * (1 + 1e-9), (amax[3], best * w)
+print("ok")
+EOF
+    then pass "numpy: max, percentile, per-channel, KL curve and entropy amax"
+    else fail "numpy: max, percentile, per-channel, KL curve and entropy amax" "$(tail -3 py.out)"; fi
+else
+    skip "numpy: max, percentile, per-channel, KL curve and entropy amax" "no numpy in /usr/bin/python3"
+fi
+
+# bad input: one clear line, exit 1, no output file
+rawstream nan.llmt 'T:0:x:2:0000803f0000c07f'
+expect "NaN names tensor, record and element" 1 "nan.llmt: x: record 0: element 1 is NaN" -- llm-calib -o o.llmt nan.llmt
+[ -e o.llmt ] && fail "no output after an error" "o.llmt exists" || pass "no output after an error"
+expect "--skip-nonfinite" 0 "x: skipped 1 NaN or Inf value" -- llm-calib --skip-nonfinite --method max --text nan.llmt
+grep -Eq '^x +1 +1 +1$' out && pass "skipped value not counted" || fail "skipped value not counted" "$(cat out)"
+rawstream int.llmt 'T:5:ids:2:0100000002000000'
+expect "integer dtype" 1 "ids: dtype i32: calibration needs floating-point values" -- llm-calib int.llmt
+rawstream empty.llmt
+expect "empty stream" 1 "empty.llmt: no tensor records to calibrate" -- llm-calib empty.llmt
+rawstream zero.llmt 'T:0:z:3:000000000000000000000000'
+expect "all-zero tensor" 0 "z: every value is zero: amax and scale 0" -- llm-calib --method all --text zero.llmt
+grep -Eq '^z +1 +3 +0 +0 +0 +0$' out && pass "all-zero amax 0" || fail "all-zero amax 0" "$(cat out)"
+rawstream rep.llmt 'T:0:r:4:0000c0bf0000c0bf0000c0bf0000c0bf'
+expect "one repeated value" 0 "" -- llm-calib --method all --text rep.llmt
+grep -Eq '^r +1 +4 +1.5 +1.5 +1.5 +1.5$' out && pass "repeated value: amax = |value| for every method" ||
+    fail "repeated value: amax = |value| for every method" "$(cat out)"
+head -c 3000 acts.llmt >cut.llmt
+expect "truncated stream" 1 "cut.llmt: .*(truncated|ends early)" -- llm-calib -o o.llmt cut.llmt
+[ -e o.llmt ] && fail "no output after truncation" "o.llmt exists" || pass "no output after truncation"
+expect "not a stream" 1 "text.txt: " -- llm-calib text.txt
+rawstream w1.llmt 'T:0:y:1,2:0000803f00000040' 'T:0:y:1,3:0000803f0000004000000040'
+expect "per-channel width change" 1 "y: record 1 has 3 channels, earlier ones 2" -- llm-calib --per-channel w1.llmt
+expect "binary to a terminal refused unless -o" 0 "" -- llm-calib -o t.llmt acts.llmt
+[ -s t.llmt ] && pass "-o writes the file" || fail "-o writes the file" "empty"

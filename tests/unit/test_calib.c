@@ -1,0 +1,517 @@
+/* Unit tests for lib/calib.  Every threshold is checked against a reference
+ * written here from the definitions in llm-calib(1), not from the library's
+ * code: histograms counted directly at the final range, percentiles from the
+ * sorted data, and brute-force MSE and KL searches over every candidate
+ * threshold in double precision, on Gaussian, Laplace, uniform and
+ * Gaussian-with-rare-huge-outlier data. */
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "calib.h"
+#include "check.h"
+#include "stream.h"
+
+enum { N = 60000, BINS = 2048, N_DIST = 4 };
+static const char *const dist_names[N_DIST] = {"gaussian", "laplace", "uniform", "outliers"};
+
+/* n values of distribution d (fixed seed per distribution). */
+static float *make_data(int d, size_t n)
+{
+    unsigned long long rng = 1234 + (unsigned long long)d;
+    float *x = malloc(n * sizeof *x);
+    for (size_t i = 0; i < n; i++) {
+        double u = check_uniform(&rng);
+        switch (d) {
+        case 0: x[i] = (float)check_normal(&rng); break;
+        case 1: x[i] = (float)(u < 0.5 ? log(2 * u + 1e-300) : -log(2 * (1 - u))); break; /* Laplace(0, 1) */
+        case 2: x[i] = (float)(6 * u - 3); break;
+        default: /* one value in 5000 is 40 to 60 sigma out */
+            x[i] = (float)check_normal(&rng);
+            if (i % 5000 == 17) x[i] = (float)((u < 0.5 ? -1 : 1) * (40 + 20 * check_uniform(&rng)));
+        }
+    }
+    return x;
+}
+
+static double ref_absmax(const float *x, size_t n)
+{
+    double a = 0;
+    for (size_t i = 0; i < n; i++)
+        if (fabs(x[i]) > a) a = fabs(x[i]);
+    return a;
+}
+
+/* The histogram's range by definition: the smallest power of two above absmax. */
+static double ref_range(double absmax)
+{
+    double r = 1;
+    while (r <= absmax) r *= 2;
+    while (r / 2 > absmax) r /= 2;
+    return r;
+}
+
+/* Counts |x| into bins of [0, range) directly, in double. */
+static double *ref_hist(const float *x, size_t n, int bins, double range)
+{
+    double *h = calloc((size_t)bins, sizeof *h);
+    for (size_t i = 0; i < n; i++) h[(int)floor(fabs((double)x[i]) * bins / range)] += 1;
+    return h;
+}
+
+/* The bin count past the largest value. */
+static int ref_top(double absmax, int bins, double range)
+{
+    int top = (int)floor(absmax * bins / range) + 1;
+    return top < bins ? top : bins;
+}
+
+/* MSE of int8 quantize-dequantize at threshold t, values at bin centres. */
+static double ref_mse(const double *h, int bins, double range, double t)
+{
+    double w = range / bins, s = t / 127, sum = 0, total = 0;
+    for (int k = 0; k < bins; k++) {
+        double c = (k + 0.5) * w, q = s * fmin(round(c / s), 127);
+        sum += h[k] * (c - q) * (c - q);
+        total += h[k];
+    }
+    return sum / total;
+}
+
+/* KL(P || Q) for candidate i, straight from the definition: P the first i
+ * bins plus the outliers in the last one; Q the first i bins merged into 128
+ * groups (bin j in group j*128/i) and spread over P's non-zero bins; a bin
+ * where P > 0 and Q = 0 gets 1e-4; both normalised. */
+static double ref_kl(const double *h, int bins, int i)
+{
+    double *P = calloc((size_t)i, sizeof *P), *Q = calloc((size_t)i, sizeof *Q);
+    double mass[128] = {0}, nonzero[128] = {0}, sum_p = 0, sum_q = 0, kl = 0, clipped = 0;
+    for (int j = 0; j < bins; j++) P[j < i ? j : i - 1] += h[j];
+    for (int j = 0; j < i; j++) {
+        mass[(long)j * 128 / i] += h[j];
+        nonzero[(long)j * 128 / i] += P[j] > 0;
+        clipped += h[j];
+    }
+    if (clipped == 0) {
+        free(P), free(Q);
+        return INFINITY;
+    }
+    for (int j = 0; j < i; j++) {
+        int g = (int)((long)j * 128 / i);
+        Q[j] = P[j] > 0 ? mass[g] / nonzero[g] : 0;
+        if (P[j] > 0 && Q[j] == 0) Q[j] = 1e-4;
+        sum_p += P[j], sum_q += Q[j];
+    }
+    for (int j = 0; j < i; j++)
+        if (P[j] > 0) kl += P[j] / sum_p * log((P[j] / sum_p) / (Q[j] / sum_q));
+    free(P), free(Q);
+    return kl;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* A histogram of x, fed in uneven chunks. */
+static void hist_of(llm_calib_hist *h, const float *x, size_t n, int bins)
+{
+    llm_error err = {0};
+    CHECK_OK(llm_calib_hist_init(h, bins, &err));
+    unsigned long long rng = 5;
+    for (size_t at = 0; at < n;) {
+        size_t k = 1 + (size_t)(check_uniform(&rng) * 3000);
+        if (k > n - at) k = n - at;
+        llm_calib_hist_add(h, x + at, k);
+        at += k;
+    }
+}
+
+/* The growing histogram equals the one counted with the final range known in
+ * advance, bin for bin.  Why there is no re-binning error at all: the range
+ * only ever doubles, so every edge of the coarser bins is an edge of the finer
+ * ones and a merged pair holds exactly the values of the coarse bin; and
+ * |x| * bins / range is exact in a double (a float's 24 significant bits times
+ * a power of two times bins < 2^20), so no value sits on the wrong side of an
+ * edge.  The feed order below makes the range grow many times: values sorted
+ * by |x| ascending, from 1e-3 of the data's scale, then the rest shuffled. */
+static void test_growing_histogram_is_exact(void)
+{
+    for (int d = 0; d < N_DIST; d++) {
+        float *x = make_data(d, N);
+        size_t n = N;
+        double *mag = malloc(n * sizeof *mag);
+        for (size_t i = 0; i < n; i++) mag[i] = fabs(x[i]);
+        qsort(mag, n, sizeof *mag, cmp_double);
+        float *order = malloc(n * sizeof *order);
+        for (size_t i = 0; i < n; i++) order[i] = (float)(i % 2 ? mag[i] : -mag[i]) * (i < n / 2 ? 1e-3f : 1);
+        llm_calib_hist h;
+        hist_of(&h, order, n, BINS);
+        double absmax = ref_absmax(order, n), range = ref_range(absmax);
+        double *want = ref_hist(order, n, BINS, range);
+        int same = 1;
+        for (int j = 0; j < BINS; j++) same &= (double)h.count[j] == want[j];
+        CHECK_MSG(h.range == range && same, "%s: range %g vs %g, bins differ: %d", dist_names[d], h.range, range, !same);
+        CHECK(h.total == n && h.absmax == absmax);
+        /* the cumulative counts at every edge equal the exact number of values below it */
+        uint64_t below = 0;
+        size_t k = 0;
+        double *sorted = malloc(n * sizeof *sorted);
+        for (size_t i = 0; i < n; i++) sorted[i] = fabs(order[i]);
+        qsort(sorted, n, sizeof *sorted, cmp_double);
+        int cdf_ok = 1;
+        for (int j = 0; j < BINS; j++) {
+            below += h.count[j];
+            double edge = (j + 1) * range / BINS;
+            while (k < n && sorted[k] < edge) k++;
+            cdf_ok &= below == k;
+        }
+        CHECK_MSG(cdf_ok, "%s: cumulative counts differ from exact counts below the edges", dist_names[d]);
+        /* two halves counted apart and merged: the same again */
+        llm_calib_hist a, b;
+        hist_of(&a, order, n / 3, BINS);
+        hist_of(&b, order + n / 3, n - n / 3, BINS);
+        llm_calib_hist_merge(&b, &a); /* the smaller range into the larger */
+        llm_calib_hist_merge(&a, &b); /* and the larger into the smaller (a now counts its part twice) */
+        same = b.range == range && a.range == range;
+        for (int j = 0; j < BINS; j++) same &= b.count[j] == h.count[j];
+        CHECK_MSG(same, "%s: merged histograms differ", dist_names[d]);
+        llm_calib_hist_free(&h), llm_calib_hist_free(&a), llm_calib_hist_free(&b);
+        free(want), free(mag), free(order), free(sorted), free(x);
+    }
+}
+
+/* The percentile lies in the bin of the k-th smallest |x| (k = ceil(p n)),
+ * so it is within one bin width of that order statistic. */
+static void test_percentile_against_sorted_data(void)
+{
+    llm_error err = {0};
+    const double ps[] = {50, 99, 99.9, 99.99, 100};
+    for (int d = 0; d < N_DIST; d++) {
+        float *x = make_data(d, N);
+        llm_calib_hist h;
+        hist_of(&h, x, N, BINS);
+        double *a = malloc(N * sizeof *a);
+        for (size_t i = 0; i < N; i++) a[i] = fabs(x[i]);
+        qsort(a, N, sizeof *a, cmp_double);
+        for (size_t k = 0; k < sizeof ps / sizeof *ps; k++) {
+            double got, rank = ceil(ps[k] / 100 * N), want = a[(size_t)rank - 1];
+            CHECK_OK(llm_calib_amax(&h, LLM_CALIB_PERCENTILE, ps[k], &got, &err));
+            CHECK_MSG(fabs(got - want) <= h.range / BINS, "%s p%g: %.9g vs order statistic %.9g (bin %.3g)",
+                      dist_names[d], ps[k], got, want, h.range / BINS);
+        }
+        double got;
+        CHECK_OK(llm_calib_amax(&h, LLM_CALIB_MAX, 0, &got, &err));
+        CHECK(got == a[N - 1]);
+        llm_calib_hist_free(&h);
+        free(a), free(x);
+    }
+}
+
+/* The MSE curve, point by point, against the brute force over the same
+ * histogram; the chosen threshold is its minimum; and on the raw data
+ * (no histogram at all) that threshold's error is within 2% of the best of
+ * 400 thresholds tried directly. */
+static void test_mse_against_brute_force(void)
+{
+    llm_error err = {0};
+    for (int d = 0; d < N_DIST; d++) {
+        float *x = make_data(d, N);
+        llm_calib_hist h;
+        hist_of(&h, x, N, BINS);
+        double absmax = ref_absmax(x, N), range = ref_range(absmax);
+        double *ref = ref_hist(x, N, BINS, range);
+        int top = ref_top(absmax, BINS, range);
+        CHECK(llm_calib_hist_top(&h) == top);
+        double *mse = malloc((size_t)top * sizeof *mse);
+        llm_calib_curves(&h, mse, NULL);
+        int curve_ok = 1, best = 1;
+        double best_v = INFINITY;
+        for (int j = 1; j <= top; j++) {
+            double want = ref_mse(ref, BINS, range, j * range / BINS);
+            curve_ok &= fabs(mse[j - 1] - want) <= 1e-9 * want + 1e-300;
+            if (want < best_v) best_v = want, best = j;
+        }
+        CHECK_MSG(curve_ok, "%s: MSE curve differs from the brute force", dist_names[d]);
+        double got;
+        CHECK_OK(llm_calib_amax(&h, LLM_CALIB_MSE, 0, &got, &err));
+        CHECK_NEAR(got, fmin(best * range / BINS, absmax), 0);
+        /* on the raw values */
+        double raw_best = INFINITY, raw_got = 0;
+        for (int k = 0; k <= 400; k++) {
+            double t = k < 400 ? absmax * (k + 1) / 400 : got, s = t / 127, e = 0;
+            for (size_t i = 0; i < N; i++) {
+                double v = fabs(x[i]), q = s * fmin(round(v / s), 127);
+                e += (v - q) * (v - q);
+            }
+            if (k < 400 && e < raw_best) raw_best = e;
+            if (k == 400) raw_got = e;
+        }
+        CHECK_MSG(raw_got <= 1.02 * raw_best, "%s: MSE at %.6g is %.6g, best raw %.6g", dist_names[d], got,
+                  raw_got / N, raw_best / N);
+        llm_calib_hist_free(&h);
+        free(mse), free(ref), free(x);
+    }
+}
+
+/* The KL curve at every candidate against the definition computed bin by bin,
+ * the entropy threshold its minimum, and what the method is for: near the
+ * max for uniform data, far below it when rare outliers stretch the range. */
+static void test_entropy_against_brute_force(void)
+{
+    llm_error err = {0};
+    for (int d = 0; d < N_DIST; d++) {
+        float *x = make_data(d, N);
+        llm_calib_hist h;
+        hist_of(&h, x, N, BINS);
+        double absmax = ref_absmax(x, N), range = ref_range(absmax);
+        double *ref = ref_hist(x, N, BINS, range);
+        int top = ref_top(absmax, BINS, range);
+        double *kl = malloc((size_t)top * sizeof *kl);
+        llm_calib_curves(&h, NULL, kl);
+        int curve_ok = 1, below_nan = 1, best = 0, worst_j = 0;
+        double best_v = INFINITY, worst = 0;
+        for (int j = 1; j <= top; j++) {
+            if (j < 128) {
+                below_nan &= isnan(kl[j - 1]);
+                continue;
+            }
+            double want = ref_kl(ref, BINS, j), diff = fabs(kl[j - 1] - want);
+            if (!(diff <= 1e-9 * want + 1e-12)) curve_ok = 0;
+            if (diff > worst) worst = diff, worst_j = j;
+            if (want < best_v) best_v = want, best = j;
+        }
+        CHECK_MSG(curve_ok && below_nan, "%s: KL curve differs (worst at bin %d by %g)", dist_names[d], worst_j, worst);
+        double got;
+        CHECK_OK(llm_calib_amax(&h, LLM_CALIB_ENTROPY, 0, &got, &err));
+        double got_kl = ref_kl(ref, BINS, (int)ceil(got * BINS / range - 1e-9));
+        CHECK_MSG(got == fmin(best * range / BINS, absmax) || fabs(got_kl - best_v) <= 1e-12 * best_v,
+                  "%s: entropy amax %.6g (KL %.9g), brute force %.6g (KL %.9g)", dist_names[d], got, got_kl,
+                  best * range / BINS, best_v);
+        if (d == 2) CHECK_MSG(got > 0.95 * absmax, "uniform: entropy amax %g, max %g", got, absmax);
+        if (d == 3) CHECK_MSG(got < 0.2 * absmax, "outliers: entropy amax %g, max %g", got, absmax);
+        if (d == 0) CHECK_MSG(got > 2.5 && got < absmax, "gaussian: entropy amax %g, max %g", got, absmax);
+        llm_calib_hist_free(&h);
+        free(kl), free(ref), free(x);
+    }
+}
+
+/* Degenerate inputs have defined answers. */
+static void test_degenerate_histograms(void)
+{
+    llm_error err = {0};
+    llm_calib_hist h;
+    CHECK_OK(llm_calib_hist_init(&h, BINS, &err));
+    double a = -1;
+    for (int m = 0; m < LLM_CALIB_METHODS; m++) { /* empty */
+        CHECK_OK(llm_calib_amax(&h, (llm_calib_method)m, 99.99, &a, &err));
+        CHECK(a == 0);
+    }
+    float zeros[100] = {0};
+    llm_calib_hist_add(&h, zeros, 100);
+    for (int m = 0; m < LLM_CALIB_METHODS; m++) { /* all zero */
+        CHECK_OK(llm_calib_amax(&h, (llm_calib_method)m, 99.99, &a, &err));
+        CHECK(a == 0 && h.range == 0 && h.count[0] == 100);
+    }
+    CHECK(llm_calib_hist_top(&h) == 0);
+    float rep[64];
+    for (int i = 0; i < 64; i++) rep[i] = -0.3f;
+    llm_calib_hist_clear(&h);
+    llm_calib_hist_add(&h, rep, 64);
+    for (int m = 0; m < LLM_CALIB_METHODS; m++) { /* one repeated value */
+        CHECK_OK(llm_calib_amax(&h, (llm_calib_method)m, 99.99, &a, &err));
+        CHECK_MSG(a == 0.3f, "%s: %.9g", llm_calib_method_name(m), a);
+    }
+    /* zeros first, then a value: the zeros stay in bin 0 */
+    llm_calib_hist_clear(&h);
+    h.range = 0;
+    llm_calib_hist_add(&h, zeros, 10);
+    llm_calib_hist_add(&h, rep, 1);
+    CHECK(h.range == 0.5 && h.count[0] == 10 && h.count[(int)(0.3f * BINS / 0.5)] == 1);
+    /* two values: entropy must not clip the larger away */
+    float two[200];
+    for (int i = 0; i < 200; i++) two[i] = i % 2 ? 0.1f : 1.0f;
+    llm_calib_hist_clear(&h);
+    llm_calib_hist_add(&h, two, 200);
+    CHECK_OK(llm_calib_amax(&h, LLM_CALIB_ENTROPY, 0, &a, &err));
+    CHECK_MSG(a == 1.0, "two values: entropy %g", a);
+    CHECK(llm_calib_amax(&h, LLM_CALIB_PERCENTILE, 0, &a, &err) == LLM_ERR_ARG);
+    CHECK(llm_calib_amax(&h, LLM_CALIB_PERCENTILE, 101, &a, &err) == LLM_ERR_ARG);
+    llm_calib_hist_free(&h);
+    CHECK(llm_calib_hist_init(&h, 100, &err) == LLM_ERR_ARG);
+}
+
+/* Writes a stream of `records` records per name, interleaved like llm-gen's
+ * dumps (every name in turn for each sequence), values from distribution d
+ * scaled by the name's index + 1. */
+static const char *write_acts(const char *file, int n_names, int records, int rows, int width, int d)
+{
+    static char path[4096];
+    snprintf(path, sizeof path, "%s/%s", check_tmpdir(), file);
+    llm_error err = {0};
+    llm_writer *w;
+    CHECK_OK(llm_writer_open(&w, path, NULL, &err));
+    float *x = make_data(d, (size_t)records * rows * width);
+    for (int r = 0; r < records; r++)
+        for (int k = 0; k < n_names; k++) {
+            char name[32], seq[16];
+            snprintf(name, sizeof name, "layers.%d.in", k);
+            snprintf(seq, sizeof seq, "%d", r);
+            float *v = malloc((size_t)rows * width * sizeof *v);
+            for (int i = 0; i < rows * width; i++) v[i] = x[(size_t)r * rows * width + i] * (float)(k + 1);
+            llm_attr attr = {"seq", seq};
+            llm_record rec = {.kind = LLM_RECORD_TENSOR, .name = name, .dtype = LLM_DTYPE_F32,
+                              .shape = llm_shape_make(2, (int64_t[]){rows, width}), .attrs = &attr, .n_attrs = 1};
+            CHECK_OK(llm_writer_record(w, &rec, v, &err));
+            free(v);
+        }
+    CHECK_OK(llm_writer_close(w, &err));
+    free(x);
+    return path;
+}
+
+static llm_calib *calib_file(const char *path, const llm_calib_opts *o, int *rc, llm_error *err)
+{
+    llm_calib *c;
+    llm_reader *r;
+    if (llm_calib_create(&c, o, err) < 0 || llm_reader_open(&r, path, err) < 0) {
+        *rc = -1;
+        return NULL;
+    }
+    *rc = llm_calib_add_stream(c, r, err);
+    llm_reader_close(r);
+    return c;
+}
+
+/* Interleaved names aggregate apart; the result does not depend on the
+ * thread count; per-channel maxima and the report's snapshots match direct
+ * computations over the same values. */
+static void test_stream_aggregation(void)
+{
+    llm_error err = {0};
+    enum { NAMES = 3, RECORDS = 70, ROWS = 40, WIDTH = 24 };
+    const char *path = write_acts("acts.llmt", NAMES, RECORDS, ROWS, WIDTH, 1);
+    float *x = make_data(1, (size_t)RECORDS * ROWS * WIDTH);
+    int rc;
+    llm_calib *one = calib_file(path, &(llm_calib_opts){.threads = 1, .per_channel = 1}, &rc, &err);
+    CHECK_OK(rc);
+    llm_calib *three = calib_file(path, &(llm_calib_opts){.threads = 3, .per_channel = 1,
+                                                          .report = 1u << LLM_CALIB_MAX | 1u << LLM_CALIB_ENTROPY},
+                                  &rc, &err);
+    CHECK_OK(rc);
+    if (!one || !three) return;
+    CHECK(llm_calib_count(one) == NAMES && llm_calib_count(three) == NAMES);
+    for (int k = 0; k < NAMES; k++) {
+        const llm_calib_entry *e1 = llm_calib_entry_at(one, k), *e3 = llm_calib_entry_at(three, k);
+        char name[32];
+        snprintf(name, sizeof name, "layers.%d.in", k);
+        CHECK(strcmp(e1->name, name) == 0 && e1->records == RECORDS && e3->records == RECORDS);
+        /* this name's values, counted directly */
+        size_t n = (size_t)RECORDS * ROWS * WIDTH;
+        float *v = malloc(n * sizeof *v);
+        for (size_t i = 0; i < n; i++) v[i] = x[i] * (float)(k + 1);
+        double range = ref_range(ref_absmax(v, n));
+        double *want = ref_hist(v, n, BINS, range);
+        int same = e1->hist.range == range && e3->hist.range == range && e1->hist.total == n;
+        for (int j = 0; j < BINS; j++) same &= e1->hist.count[j] == want[j] && e3->hist.count[j] == want[j];
+        CHECK_MSG(same, "%s: histogram differs from a direct count (1 or 3 threads)", name);
+        int chan_ok = e1->width == WIDTH && e3->width == WIDTH;
+        for (int c = 0; c < WIDTH && chan_ok; c++) {
+            float m = 0;
+            for (size_t i = (size_t)c; i < n; i += WIDTH) m = fmaxf(m, fabsf(v[i]));
+            chan_ok &= e1->channel_absmax[c] == m && e3->channel_absmax[c] == m;
+        }
+        CHECK_MSG(chan_ok, "%s: per-channel absmax differs from a direct computation", name);
+        /* snapshots at 32 and 64 records: the thresholds of the first 32 / 64 records alone */
+        CHECK(e3->n_snapshots == 2 && e3->snapshots[0].records == 32 && e3->snapshots[1].records == 64);
+        for (int s = 0; s < e3->n_snapshots; s++) {
+            size_t m = (size_t)e3->snapshots[s].records * ROWS * WIDTH;
+            llm_calib_hist h;
+            hist_of(&h, v, m, BINS);
+            double amax, ent;
+            CHECK_OK(llm_calib_amax(&h, LLM_CALIB_MAX, 0, &amax, &err));
+            CHECK_OK(llm_calib_amax(&h, LLM_CALIB_ENTROPY, 0, &ent, &err));
+            CHECK_MSG(e3->snapshots[s].amax[LLM_CALIB_MAX] == amax && e3->snapshots[s].amax[LLM_CALIB_ENTROPY] == ent &&
+                      amax == ref_absmax(v, m), "%s: snapshot at %llu records", name,
+                      (unsigned long long)e3->snapshots[s].records);
+            llm_calib_hist_free(&h);
+        }
+        free(want), free(v);
+    }
+    llm_calib_free(one), llm_calib_free(three);
+    free(x);
+}
+
+/* NaN and Inf name the tensor, record and element, or are counted when
+ * skipped; integer dtypes, changing widths and truncated streams are errors;
+ * f16 and bf16 count as the floats they hold. */
+static void test_bad_input(void)
+{
+    llm_error err = {0};
+    llm_calib *c;
+    CHECK_OK(llm_calib_create(&c, NULL, &err));
+    float v[6] = {1, 2, 3, 4, 5, 6};
+    llm_shape s23 = llm_shape_make(2, (int64_t[]){2, 3});
+    CHECK_OK(llm_calib_add(c, "a", LLM_DTYPE_F32, &s23, v, &err));
+    v[4] = NAN;
+    int rc = llm_calib_add(c, "b", LLM_DTYPE_F32, &s23, v, &err);
+    CHECK_MSG(rc == LLM_ERR_FORMAT && strstr(err.msg, "b: record 0: element 4 is NaN"), "%s", err.msg);
+    v[4] = 5;
+    CHECK_OK(llm_calib_add(c, "b", LLM_DTYPE_F32, &s23, v, &err)); /* record 1 of b */
+    v[1] = -INFINITY;
+    rc = llm_calib_add(c, "b", LLM_DTYPE_F32, &s23, v, &err);
+    CHECK_MSG(rc == LLM_ERR_FORMAT && strstr(err.msg, "b: record 2: element 1 is -Inf"), "%s", err.msg);
+    int32_t ints[6] = {0};
+    rc = llm_calib_add(c, "i", LLM_DTYPE_I32, &s23, ints, &err);
+    CHECK_MSG(rc == LLM_ERR_FORMAT && strstr(err.msg, "i: dtype i32"), "%s", err.msg);
+    llm_calib_free(c);
+
+    CHECK_OK(llm_calib_create(&c, &(llm_calib_opts){.skip_nonfinite = 1, .per_channel = 1}, &err));
+    v[4] = NAN;
+    CHECK_OK(llm_calib_add(c, "a", LLM_DTYPE_F32, &s23, v, &err));
+    const llm_calib_entry *e = llm_calib_entry_at(c, 0);
+    CHECK(e->nonfinite == 2 && e->hist.total == 4 && e->hist.absmax == 6);
+    CHECK(e->channel_absmax[0] == 4 && e->channel_absmax[1] == 0 && e->channel_absmax[2] == 6);
+    llm_shape s32 = llm_shape_make(2, (int64_t[]){3, 2});
+    rc = llm_calib_add(c, "a", LLM_DTYPE_F32, &s32, v, &err);
+    CHECK_MSG(rc == LLM_ERR_FORMAT && strstr(err.msg, "a: record 1 has 2 channels, earlier ones 3"), "%s", err.msg);
+    /* f16 and bf16 */
+    uint16_t f16[6], bf16[6];
+    float w[6] = {0.5f, -1.25f, 3, 0, -7.5f, 2};
+    for (int i = 0; i < 6; i++) f16[i] = llm_f32_to_f16(w[i]), bf16[i] = llm_f32_to_bf16(w[i]);
+    CHECK_OK(llm_calib_add(c, "h", LLM_DTYPE_F16, &s23, f16, &err));
+    CHECK_OK(llm_calib_add(c, "h", LLM_DTYPE_BF16, &s23, bf16, &err));
+    e = llm_calib_entry_at(c, 1);
+    CHECK(e->hist.total == 12 && e->hist.absmax == 7.5 && e->hist.min == -7.5 && e->hist.max == 3 && e->records == 2);
+    llm_calib_free(c);
+
+    /* a truncated stream */
+    const char *path = write_acts("t.llmt", 1, 4, 8, 8, 0);
+    FILE *f = fopen(path, "rb");
+    char *buf = malloc(1 << 16);
+    size_t len = fread(buf, 1, 1 << 16, f);
+    fclose(f);
+    llm_reader *r;
+    CHECK_OK(llm_reader_open_mem(&r, buf, len * 2 / 3, "cut", &err));
+    CHECK_OK(llm_calib_create(&c, NULL, &err));
+    rc = llm_calib_add_stream(c, r, &err);
+    CHECK_MSG(rc == LLM_ERR_TRUNCATED || rc == LLM_ERR_CHECKSUM, "rc %d: %s", rc, err.msg);
+    llm_reader_close(r);
+    llm_calib_free(c);
+    free(buf);
+}
+
+int main(void)
+{
+    RUN(test_growing_histogram_is_exact);
+    RUN(test_percentile_against_sorted_data);
+    RUN(test_mse_against_brute_force);
+    RUN(test_entropy_against_brute_force);
+    RUN(test_degenerate_histograms);
+    RUN(test_stream_aggregation);
+    RUN(test_bad_input);
+    return check_done();
+}
