@@ -21,8 +21,9 @@ struct llm_heatmap {
     int64_t margin;            /* label margin (left and top), pixels */
     int64_t width;             /* pixels */
     int64_t bands;             /* ended so far */
-    uint16_t *band;            /* [T][cols * T] levels of the current band */
-    uint16_t *levels;          /* [width] one output row */
+    uint16_t *band;            /* [T][cols * T] tone levels of the current band */
+    unsigned char *filled;     /* [cols] cells of the current band set so far */
+    uint32_t *levels;          /* [width] palette levels of one output row */
     unsigned char *bytes;      /* [width * bytes_per_pixel] */
     int fd;                    /* the output */
     int spool;                 /* the temporary file, or -1 */
@@ -84,6 +85,7 @@ void llm_heatmap_free(llm_heatmap *hm)
     if (hm->spool >= 0) close(hm->spool);
     llm_pgm_palette_free(&hm->pal);
     free(hm->band);
+    free(hm->filled);
     free(hm->levels);
     free(hm->bytes);
     free(hm);
@@ -131,7 +133,7 @@ static int emit_top_margin(llm_heatmap *hm, llm_error *err)
     for (int64_t y = 0; y < M; y++) {
         int64_t u_end = M - LABEL_PAD - 1 - y; /* position along the text, from its start */
         for (int64_t x = 0; x < hm->width; x++) {
-            uint16_t level = LLM_PGM_BACKGROUND(maxval);
+            uint32_t level = LLM_PGM_BACKGROUND(maxval);
             int64_t in = x - M;
             if (in >= 0 && in % (cell + LLM_HEATMAP_SEP) < cell) {
                 int64_t col = in % (cell + LLM_HEATMAP_SEP);
@@ -168,13 +170,13 @@ int llm_heatmap_open(llm_heatmap **out, const llm_heatmap_opts *opts, int64_t T,
     }
     size_t band = (size_t)T * (size_t)T * (size_t)cols;
     hm->band = malloc(band * sizeof *hm->band);
+    hm->filled = calloc((size_t)cols, 1);
     hm->levels = malloc((size_t)width * sizeof *hm->levels);
     hm->bytes = malloc((size_t)width * (size_t)hm->pal.bytes_per_pixel);
-    if (!hm->band || !hm->levels || !hm->bytes) {
+    if (!hm->band || !hm->filled || !hm->levels || !hm->bytes) {
         llm_heatmap_free(hm);
         return llm_error_set(err, LLM_ERR_NOMEM, "%s: out of memory for a band of %zu pixels", label, band);
     }
-    for (size_t k = 0; k < band; k++) hm->band[k] = LLM_PGM_BACKGROUND(hm->pal.maxval);
     if (rows == 0) {
         const char *dir = getenv("TMPDIR");
         char path[4096];
@@ -204,6 +206,7 @@ void llm_heatmap_put_row(llm_heatmap *hm, int cell, int64_t i, const double *p)
 {
     uint16_t *dst = hm->band + (size_t)i * (size_t)(hm->cols * hm->T) + (size_t)cell * (size_t)hm->T;
     const llm_heatmap_tone *tone = &hm->opts.tone;
+    hm->filled[cell] = 1;
     if (tone->gamma == 1 && !tone->log) { /* the common case, without pow */
         for (int64_t j = 0; j < hm->T; j++) {
             double t = p[j] > 0 ? (p[j] < 1 ? p[j] : 1) : 0;
@@ -234,12 +237,12 @@ int llm_heatmap_end_band(llm_heatmap *hm, llm_error *err)
     const int glyph_offset = (int)(s - LLM_FONT_ROWS) / 2;
     for (int64_t i = 0; i < T; i++) {
         const uint16_t *src = hm->band + (size_t)i * (size_t)(hm->cols * T);
-        uint16_t *dst = hm->levels + M;
-        for (int64_t c = 0; c < hm->cols; c++) {
+        uint32_t *dst = hm->levels + M;
+        for (int64_t c = 0; c < hm->cols; c++, src += T) {
             if (c > 0)
                 for (int k = 0; k < LLM_HEATMAP_SEP; k++) *dst++ = LLM_PGM_SEPARATOR(maxval);
-            for (int64_t j = 0; j < T; j++, src++)
-                for (int64_t k = 0; k < s; k++) *dst++ = *src;
+            for (int64_t j = 0; j < T; j++)
+                for (int64_t k = 0; k < s; k++) *dst++ = hm->filled[c] ? src[j] : LLM_PGM_BACKGROUND(maxval);
         }
         if (!M) {
             TRY(emit_row(hm, s, err));
@@ -257,8 +260,7 @@ int llm_heatmap_end_band(llm_heatmap *hm, llm_error *err)
             TRY(emit_row(hm, 1, err));
         }
     }
-    size_t band = (size_t)T * (size_t)T * (size_t)hm->cols;
-    for (size_t k = 0; k < band; k++) hm->band[k] = LLM_PGM_BACKGROUND(maxval);
+    memset(hm->filled, 0, (size_t)hm->cols);
     hm->bands++;
     return 0;
 }

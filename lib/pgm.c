@@ -48,7 +48,7 @@ size_t llm_pgm_header(const llm_pgm_palette *pal, int64_t width, int64_t height,
     return n < 0 ? 0 : (size_t)n;
 }
 
-void llm_pgm_encode_row(const llm_pgm_palette *pal, const uint16_t *levels, size_t n,
+void llm_pgm_encode_row(const llm_pgm_palette *pal, const uint32_t *levels, size_t n,
                         unsigned char *out)
 {
     int channels = pal->color ? 3 : 1;

@@ -10,7 +10,7 @@
  *     llm_pgm_palette pal;
  *     TRY(llm_pgm_palette_init(&pal, 255, 0, 0, &err));  // 8-bit grey, dark background
  *     n = llm_pgm_header(&pal, width, height, head);     // "P5\n640 480\n255\n"
- *     llm_pgm_encode_row(&pal, levels, width, bytes);    // width levels -> bytes
+ *     llm_pgm_encode_row(&pal, levels, width, bytes);    // width uint32 levels -> bytes
  *     llm_pgm_palette_free(&pal);
  */
 #ifndef LLM_PGM_H
@@ -31,9 +31,9 @@ typedef struct llm_pgm_palette {
 } llm_pgm_palette;
 
 /* Levels beyond the tones, relative to maxval. */
-#define LLM_PGM_SEPARATOR(maxval) ((maxval) + 1) /* a mid grey */
-#define LLM_PGM_BACKGROUND(maxval) ((maxval) + 2) /* black, or white when inverted */
-#define LLM_PGM_TEXT(maxval) ((maxval) + 3)       /* the opposite of the background */
+#define LLM_PGM_SEPARATOR(maxval) ((uint32_t)(maxval) + 1)  /* a mid grey */
+#define LLM_PGM_BACKGROUND(maxval) ((uint32_t)(maxval) + 2) /* black, or white when inverted */
+#define LLM_PGM_TEXT(maxval) ((uint32_t)(maxval) + 3)       /* the opposite of the background */
 
 /* Fills pal for maxval (255 or 65535), grey (color 0) or the colormap
  * (color 1), with a white background and black text when invert is set.
@@ -48,7 +48,7 @@ void llm_pgm_palette_free(llm_pgm_palette *pal);
 size_t llm_pgm_header(const llm_pgm_palette *pal, int64_t width, int64_t height, char *buf);
 
 /* Encodes n levels (each <= maxval + 3) as n * bytes_per_pixel bytes into out. */
-void llm_pgm_encode_row(const llm_pgm_palette *pal, const uint16_t *levels, size_t n,
+void llm_pgm_encode_row(const llm_pgm_palette *pal, const uint32_t *levels, size_t n,
                         unsigned char *out);
 
 #endif
