@@ -28,4 +28,9 @@ if [ "$target" = fuzz_stream ]; then
     "$bin/llm-tensor" from-npy --shuffle --raw -o "$dir/raw.llmt" --attr k=v a="$dir/f4.npy"
     rm -f "$dir"/*.npy
 fi
+if [ "$target" = fuzz_labels ]; then
+    # two bytes of T (little-endian), then a tokens attribute as llm-gen writes it
+    printf '\005\000<bos> the\\x20 c\\x5ca t #7' >"$dir/labels.seed"
+    printf '\001\000\\xc3\\xa9' >"$dir/utf8.seed"
+fi
 exit 0
