@@ -181,10 +181,11 @@ static void test_tiny_model_learns(void)
     llm_rng_seed(&st.rng, 2);
     llm_trainer t;
     CHECK_OK(llm_trainer_init(&t, &m, &d, &st, NULL, &err));
-    float before = llm_trainer_eval(&t, 0);
-    llm_step_stats s;
-    while (t.st.step < st.optim.steps) llm_trainer_step(&t, &s);
-    float after = llm_trainer_eval(&t, 0);
+    float before, after;
+    CHECK_OK(llm_trainer_eval(&t, 0, &before, &err));
+    llm_step_stats s = {0};
+    while (t.st.step < st.optim.steps) CHECK_OK(llm_trainer_step(&t, &s, &err));
+    CHECK_OK(llm_trainer_eval(&t, 0, &after, &err));
     double h = unigram_entropy();
     /* the text is nearly periodic: a model that reads context gets far below
      * the entropy of single bytes (about 2.9 nats here) */
