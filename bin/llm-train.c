@@ -332,6 +332,8 @@ int main(int argc, char **argv)
     if (dist && llm_trainer_distribute(&t, llm_dist_comm(dist), &dopts, &err) < 0) fatal("%s", err.msg);
     const llm_config *c = &model.cfg;
     double grad_mib = (double)model.n_params * sizeof(float) / 1048576.0;
+    char shard_note[32] = "";
+    if (dist && dopts.shard) snprintf(shard_note, sizeof shard_note, ", sharded 1/%d", n_ranks);
     if (!o.quiet) {
         fprintf(stderr,
                 "llm-train: %s: %" PRId64 " parameters (dim %d, layers %d, heads %d/%d kv, hidden %d, "
@@ -343,8 +345,7 @@ int main(int argc, char **argv)
                 "optimizer %s: %.2f MiB of state%s (%d floats per parameter%s); activations %.1f MiB\n",
                 data.n_tokens, data.n_train, data.n_tokens - data.n_train, llm_optim_name(st.optim.kind),
                 llm_optim_state_bytes(&t.optim) / 1048576.0, dist ? " per rank" : "",
-                (t.optim.m != NULL) + (t.optim.v != NULL), dopts.shard && dist ? ", 1/ranks of it" : "",
-                t.acts.bytes / 1048576.0);
+                (t.optim.m != NULL) + (t.optim.v != NULL), shard_note, t.acts.bytes / 1048576.0);
         if (dist)
             fprintf(stderr,
                     "llm-train: data parallel over %d ranks (%s): %d micro-batches of %d per step; "
