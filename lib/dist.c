@@ -143,11 +143,6 @@ int llm_dist_init(llm_dist **out, llm_error *err)
 const llm_comm *llm_dist_comm(const llm_dist *d) { return &d->comm; }
 const char *llm_dist_library(const llm_dist *d) { return d->library; }
 
-int llm_dist_barrier(llm_dist *d, llm_error *err)
-{
-    return mpi_check(d, MPI_Barrier(d->world), "MPI_Barrier", err);
-}
-
 int llm_dist_finalize(llm_dist *d, llm_error *err)
 {
     if (!d) return 0;
@@ -188,11 +183,6 @@ const char *llm_dist_library(const llm_dist *d)
 {
     (void)d;
     return "none";
-}
-int llm_dist_barrier(llm_dist *d, llm_error *err)
-{
-    (void)d;
-    return missing(err);
 }
 int llm_dist_finalize(llm_dist *d, llm_error *err)
 {

@@ -1,8 +1,8 @@
 /* dist — the transport of data-parallel training: MPI.  It starts MPI, says
  * which rank this process is, and provides the collective operations that
- * lib/train.h's trainer uses (llm_comm).  Built without MPI (no Open MPI
- * found by make), every call but llm_dist_available and llm_dist_launched
- * fails with a message saying MPI is missing.
+ * lib/train.h's trainer uses (llm_comm).  Built without MPI (make found no
+ * Open MPI), llm_dist_available is 0 and llm_dist_init fails with a message
+ * saying MPI is missing.
  *
  *     if (llm_dist_launched()) {                 // under mpirun
  *         llm_dist *d;
@@ -34,8 +34,6 @@ int llm_dist_init(llm_dist **d, llm_error *err);
 const llm_comm *llm_dist_comm(const llm_dist *d);
 /* The MPI library's name and version, one line. */
 const char *llm_dist_library(const llm_dist *d);
-/* Blocks until every rank arrives. */
-int llm_dist_barrier(llm_dist *d, llm_error *err);
 /* Ends MPI (every rank calls it) and frees d. */
 int llm_dist_finalize(llm_dist *d, llm_error *err);
 /* Stops the whole job, every rank's process, with status (MPI_Abort): for a
