@@ -25,6 +25,22 @@ endif
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) -fopenmp -Ilib $(PKG_CFLAGS) $(CFLAGS)
 LDLIBS = $(PKG_LIBS) -fopenmp -lm
 
+# MPI, optional, for llm-train's data parallelism: Open MPI through
+# pkg-config (ompi-c), else whatever mpicc wraps; MPI=none builds without.
+# Only lib/dist.o is compiled with it, and only llm-train and the unit tests
+# that use dist.o link it; without MPI, dist.o says MPI is missing.
+MPI ?= $(shell if pkg-config --exists ompi-c 2>/dev/null; then echo ompi-c; \
+                elif command -v mpicc >/dev/null 2>&1; then echo mpicc; else echo none; fi)
+ifeq ($(MPI),ompi-c)
+MPI_CFLAGS = -DLLM_HAVE_MPI $(shell pkg-config --cflags ompi-c)
+MPI_LIBS = $(shell pkg-config --libs ompi-c)
+else ifeq ($(MPI),mpicc)
+MPI_CFLAGS = -DLLM_HAVE_MPI $(shell mpicc --showme:compile 2>/dev/null || mpicc -compile-info | cut -d' ' -f2-)
+MPI_LIBS = $(shell mpicc --showme:link 2>/dev/null || mpicc -link-info | cut -d' ' -f2-)
+endif
+$(OBJ)/lib/dist.o: EXTRA_CFLAGS = $(MPI_CFLAGS)
+$(OUT)/bin/llm-train: EXTRA_LIBS = $(MPI_LIBS)
+
 LIB_SRC = $(sort $(wildcard lib/*.c))
 LIB_OBJ = $(LIB_SRC:lib/%.c=$(OBJ)/lib/%.o)
 LIB = $(OUT)/lib/libllm.a
@@ -39,14 +55,14 @@ MAN5 = $(sort $(wildcard man/man5/*.5))
 # Debian packages the build needs (make deps installs them), and ones that
 # only enable optional tests.
 DEB_BUILD = gcc make pkg-config libzstd-dev libopenblas-dev zstd
-DEB_OPTIONAL = python3-numpy python3-torch clang libclang-rt-dev netpbm
+DEB_OPTIONAL = python3-numpy python3-torch clang libclang-rt-dev netpbm libopenmpi-dev openmpi-bin
 
 .PHONY: all deps check check-run check-asan demo bench fuzz fuzz-run install clean
 all: $(LIB) $(TOOLS)
 
 $(OBJ)/lib/%.o: lib/%.c $(wildcard lib/*.h)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -c $< -o $@
+	$(CC) $(ALL_CFLAGS) $(EXTRA_CFLAGS) -c $< -o $@
 
 $(LIB): $(LIB_OBJ)
 	@mkdir -p $(@D)
@@ -55,7 +71,7 @@ $(LIB): $(LIB_OBJ)
 
 $(OUT)/bin/%: bin/%.c $(LIB) $(wildcard lib/*.h)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $< -o $@ $(LDFLAGS) $(LIB) $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) $< -o $@ $(LDFLAGS) $(LIB) $(EXTRA_LIBS) $(LDLIBS)
 
 $(CHECK_OBJ): tests/unit/check.c tests/unit/check.h
 	@mkdir -p $(@D)
@@ -63,7 +79,7 @@ $(CHECK_OBJ): tests/unit/check.c tests/unit/check.h
 
 $(OBJ)/tests/%: tests/unit/%.c $(CHECK_OBJ) $(LIB) $(wildcard lib/*.h)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -Itests/unit $< -o $@ $(LDFLAGS) $(CHECK_OBJ) $(LIB) $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) -Itests/unit $< -o $@ $(LDFLAGS) $(CHECK_OBJ) $(LIB) $(EXTRA_LIBS) $(LDLIBS)
 
 # Installs missing Debian build packages as root, or says exactly what to run.
 deps:

@@ -1,5 +1,6 @@
 /* llm-train — train or resume a Llama-style decoder on text (llm-train(1)). */
 #include <getopt.h>
+#include <stdarg.h>
 #include <inttypes.h>
 #include <math.h>
 #include <signal.h>
@@ -11,6 +12,7 @@
 #include "ckpt.h"
 #include "cli.h"
 #include "data.h"
+#include "dist.h"
 #include "model.h"
 #include "train.h"
 
@@ -29,13 +31,16 @@ static const char usage_text[] =
     "  --save-every N (0: at the end)  --stop-at N (stop after step N, saving)  --log FILE.tsv\n"
     "  --sample N (print N greedy bytes at the end)  --prompt TEXT  --threads N\n"
     "  --progress (bar even when stderr is not a terminal)  -q  -h/--help  -V/--version\n"
+    "Data parallelism (mpirun -np N llm-train ...; --accum counts micro-batches over all ranks, default N):\n"
+    "  --shard-optim (ZeRO-1: 1/N of the optimizer state per rank)  --no-overlap\n"
+    "  --bucket-mb X (1; 0 = a bucket per layer)  --dist (start MPI without mpirun: one rank)\n"
     "See llm-train(1).\n";
 
 enum {
     O_DATA = 256, O_OUT, O_INIT, O_STEPS, O_BATCH, O_SEQ, O_DIM, O_LAYERS, O_HEADS, O_KV, O_HIDDEN,
     O_TIE, O_NO_TIE, O_OPTIM, O_LR, O_MIN_LR, O_WARMUP, O_WD, O_CLIP, O_ACCUM, O_WINDOW,
     O_EVAL, O_SAVE, O_SEED, O_THREADS, O_LOG, O_STOP, O_SAMPLE, O_PROMPT, O_PROGRESS, O_VALFRAC,
-    O_COUNT
+    O_DIST, O_SHARD, O_NO_OVERLAP, O_BUCKET, O_COUNT
 };
 
 static const struct option long_opts[] = {
@@ -55,6 +60,8 @@ static const struct option long_opts[] = {
     {"stop-at", required_argument, 0, O_STOP},    {"sample", required_argument, 0, O_SAMPLE},
     {"prompt", required_argument, 0, O_PROMPT},   {"progress", no_argument, 0, O_PROGRESS},
     {"val-frac", required_argument, 0, O_VALFRAC}, {"quiet", no_argument, 0, 'q'},
+    {"dist", no_argument, 0, O_DIST},             {"shard-optim", no_argument, 0, O_SHARD},
+    {"no-overlap", no_argument, 0, O_NO_OVERLAP}, {"bucket-mb", required_argument, 0, O_BUCKET},
     {"help", no_argument, 0, 'h'},                {"version", no_argument, 0, 'V'},
     {0, 0, 0, 0},
 };
@@ -67,7 +74,7 @@ typedef struct options {
         save_every, threads, stop_at, sample;
     int tie, quiet, progress;
     const char *optim;
-    double lr, min_lr, wd, clip, val_frac;
+    double lr, min_lr, wd, clip, val_frac, bucket_mb;
     long warmup;
     unsigned long long seed;
     char given[O_COUNT]; /* which options the user set */
@@ -77,7 +84,7 @@ static void parse(int argc, char **argv, options *o)
 {
     *o = (options){.steps = 1000, .batch = 8, .seq = 128, .dim = 128, .layers = 4, .heads = 4,
                    .accum = 1, .eval_every = 100, .tie = 1, .optim = "adamw", .clip = 1.0,
-                   .seed = 1337, .val_frac = 0.1, .prompt = ""};
+                   .seed = 1337, .val_frac = 0.1, .prompt = "", .bucket_mb = 1};
     o->data = calloc((size_t)argc + 1, sizeof *o->data);
     if (!o->data) llm_die(LLM_EXIT_DATA, "out of memory");
     opterr = 0;
@@ -117,6 +124,8 @@ static void parse(int argc, char **argv, options *o)
         case O_SAMPLE: o->sample = llm_cli_long("--sample", optarg, 0, 1 << 20); break;
         case O_PROMPT: o->prompt = optarg; break;
         case O_PROGRESS: o->progress = 1; break;
+        case O_DIST: case O_SHARD: case O_NO_OVERLAP: break;
+        case O_BUCKET: o->bucket_mb = llm_cli_double("--bucket-mb", optarg, 0, 1 << 20); break;
         case O_VALFRAC: o->val_frac = llm_cli_double("--val-frac", optarg, 0.001, 0.5); break;
         case 'q': o->quiet = 1; break;
         case 'h': fputs(usage_text, stdout); exit(0);
@@ -127,6 +136,28 @@ static void parse(int argc, char **argv, options *o)
     while (optind < argc) o->data[o->n_data++] = argv[optind++];
     if (!o->n_data) llm_usage_error("no training text: give --data FILE (or '-' for stdin)");
     if (!o->out) llm_usage_error("no --out CKPT to write the model to");
+}
+
+/* The distributed run, when there is one (rank 0 of 1 otherwise). */
+static llm_dist *dist;
+static int rank, n_ranks = 1;
+
+/* A runtime error: on one process, llm_die; among several ranks, the message
+ * with this rank's number, then the whole job stops (MPI_Abort), so no rank
+ * waits forever for this one. */
+__attribute__((noreturn, format(printf, 1, 2))) static void fatal(const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (!dist || n_ranks == 1) llm_die(LLM_EXIT_DATA, "%s", msg);
+    if (strncmp(msg, "rank ", 5) == 0) /* MPI errors name the rank already */
+        fprintf(stderr, "%s: %s\n", llm_cli_tool(), msg);
+    else
+        fprintf(stderr, "%s: rank %d: %s\n", llm_cli_tool(), rank, msg);
+    llm_dist_abort(dist, LLM_EXIT_DATA);
 }
 
 /* The architecture options a user set that disagree with a checkpoint's. */
@@ -142,10 +173,10 @@ static void check_arch(const options *o, const llm_config *c, const char *path)
              {O_NO_TIE, "tie", 0, c->tie},             {O_WINDOW, "window", o->window, c->window}};
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
         if (o->given[f[i].opt] && f[i].want != f[i].have)
-            llm_die(LLM_EXIT_DATA, "%s: incompatible checkpoint: it has %s %ld, not %ld", path,
+            fatal("%s: incompatible checkpoint: it has %s %ld, not %ld", path,
                     f[i].name, f[i].have, f[i].want);
     if (o->given[O_SEQ] && o->seq > c->seq_len)
-        llm_die(LLM_EXIT_DATA, "%s: incompatible checkpoint: --seq %ld is beyond its context %d",
+        fatal("%s: incompatible checkpoint: --seq %ld is beyond its context %d",
                 path, o->seq, c->seq_len);
 }
 
@@ -161,26 +192,38 @@ static void optim_config(const options *o, llm_optim_config *oc)
 }
 
 static volatile sig_atomic_t interrupted;
-static void on_sigint(int sig)
+static void on_signal(int sig)
 {
     (void)sig;
     interrupted = 1;
 }
 
-static void save(const char *path, const llm_trainer *t)
+/* Every rank calls it: the ranks must hold the same weights, sharded
+ * optimizer state is gathered, and rank 0 writes the file. */
+static void save(const char *path, llm_trainer *t)
 {
     llm_error err = {0};
-    if (llm_ckpt_save(path, t->m, &t->optim, &t->st, &err) < 0) llm_die(LLM_EXIT_DATA, "%s", err.msg);
+    if (!t->comm) {
+        if (llm_ckpt_save(path, t->m, &t->optim, &t->st, &err) < 0) fatal("%s", err.msg);
+        return;
+    }
+    int same;
+    if (llm_trainer_in_step(t, &same, &err) < 0) fatal("%s", err.msg);
+    if (!same) fatal("%s: not saved: the ranks' weights differ, they fell out of step", path);
+    llm_optim full;
+    if (llm_trainer_full_optim(t, &full, &err) < 0) fatal("%s", err.msg);
+    if (rank == 0 && llm_ckpt_save(path, t->m, &full, &t->st, &err) < 0) fatal("%s", err.msg);
+    llm_optim_free(&full);
 }
 
 static void print_sample(const llm_trainer *t, const options *o)
 {
     llm_error err = {0};
     llm_acts a;
-    if (llm_acts_init(&a, &t->m->cfg, 1, t->st.seq, &err) < 0) llm_die(LLM_EXIT_DATA, "%s", err.msg);
+    if (llm_acts_init(&a, &t->m->cfg, 1, t->st.seq, &err) < 0) fatal("%s", err.msg);
     size_t plen = strlen(o->prompt);
     int32_t *ids = malloc((plen + 1 + (size_t)o->sample) * sizeof *ids);
-    if (!ids) llm_die(LLM_EXIT_DATA, "out of memory");
+    if (!ids) fatal("out of memory");
     ids[0] = t->m->tok.bos;
     int n = 1 + (int)llm_tok_encode(&t->m->tok, o->prompt, plen, ids + 1);
     int made = llm_model_greedy(t->m, &a, ids, n, (int)o->sample, ids + n);
@@ -202,6 +245,20 @@ int main(int argc, char **argv)
     parse(argc, argv, &o);
     if (o.threads) llm_cli_threads((int)o.threads);
     llm_error err = {0};
+    if (llm_dist_launched() || o.given[O_DIST] || o.given[O_SHARD] || o.given[O_NO_OVERLAP] ||
+        o.given[O_BUCKET]) {
+        if (llm_dist_init(&dist, &err) < 0) llm_die(LLM_EXIT_DATA, "%s", err.msg);
+        rank = llm_dist_comm(dist)->rank;
+        n_ranks = llm_dist_comm(dist)->size;
+        if (rank) { /* rank 0 alone speaks and writes */
+            o.quiet = 1;
+            o.log = NULL;
+            o.sample = 0;
+        }
+        for (int i = 0; i < o.n_data; i++)
+            if (strcmp(o.data[i], "-") == 0)
+                fatal("--data -: standard input reaches rank 0 only; give every rank the text as a file");
+    }
     llm_model model;
     llm_optim resume = {0}, *resume_p = NULL;
     llm_ckpt_train st = {0};
@@ -210,13 +267,12 @@ int main(int argc, char **argv)
     llm_tok tok;
     llm_tok_bytes(&tok);
     llm_data data;
-    if (llm_data_load(&data, o.data, o.n_data, &tok, o.val_frac, &err) < 0)
-        llm_die(LLM_EXIT_DATA, "%s", err.msg);
+    if (llm_data_load(&data, o.data, o.n_data, &tok, o.val_frac, &err) < 0) fatal("%s", err.msg);
     uint64_t data_hash = llm_ckpt_hash_tokens(data.tokens, data.n_tokens);
+    if (!o.given[O_ACCUM]) o.accum = n_ranks; /* one micro-batch per rank */
 
     if (o.init) {
-        if (llm_ckpt_load(o.init, &model, &resume, &st, &has_train, &err) < 0)
-            llm_die(LLM_EXIT_DATA, "%s", err.msg);
+        if (llm_ckpt_load(o.init, &model, &resume, &st, &has_train, &err) < 0) fatal("%s", err.msg);
         check_arch(&o, &model.cfg, o.init);
         if (has_train && st.data_hash == data_hash && st.val_frac == o.val_frac) {
             how = "resumed";
@@ -224,8 +280,8 @@ int main(int argc, char **argv)
             /* the schedule may be extended; everything else carries on */
             if (o.given[O_STEPS]) st.optim.steps = o.steps;
             if (st.step >= st.optim.steps)
-                llm_die(LLM_EXIT_DATA, "%s: already at step %" PRId64 " of %" PRId64 "; give a larger --steps",
-                        o.init, st.step, st.optim.steps);
+                fatal("%s: already at step %" PRId64 " of %" PRId64 "; give a larger --steps", o.init,
+                      st.step, st.optim.steps);
             llm_optim_config want;
             optim_config(&o, &want);
             const struct {
@@ -240,7 +296,7 @@ int main(int argc, char **argv)
                          {O_WD, want.weight_decay != st.optim.weight_decay},
                          {O_CLIP, want.clip != st.optim.clip},
                          {O_SEED, o.seed != st.seed}};
-            for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+            for (size_t i = 0; i < sizeof fixed / sizeof fixed[0] && !rank; i++)
                 if (o.given[fixed[i].opt] && fixed[i].differs) {
                     llm_warn("resuming %s: batch, seq, accum, optimizer, learning rates, warmup, "
                              "wd, clip and seed come from the checkpoint; ignoring the ones given",
@@ -259,7 +315,7 @@ int main(int argc, char **argv)
                           .hidden = (int)hidden, .seq_len = (int)o.seq, .tie = o.tie,
                           .window = (int)o.window, .norm_eps = 1e-5f, .rope_theta = 10000.0f};
         if (llm_config_check(&cfg, &err) < 0) llm_usage_error("%s", err.msg);
-        if (llm_model_init(&model, &cfg, o.seed, &err) < 0) llm_die(LLM_EXIT_DATA, "%s", err.msg);
+        if (llm_model_init(&model, &cfg, o.seed, &err) < 0) fatal("%s", err.msg);
     }
     if (!resume_p) {
         st = (llm_ckpt_train){.batch = (int)o.batch, .accum = (int)o.accum, .seed = o.seed,
@@ -270,11 +326,14 @@ int main(int argc, char **argv)
         llm_rng_seed(&st.rng, o.seed ^ 0x9e3779b97f4a7c15ull);
     }
     llm_trainer t;
-    if (llm_trainer_init(&t, &model, &data, &st, resume_p, &err) < 0) {
-        if (err.code == LLM_ERR_FORMAT) llm_die(LLM_EXIT_DATA, "%s", err.msg); /* corpus too short */
-        llm_die(LLM_EXIT_DATA, "%s", err.msg);
-    }
+    if (llm_trainer_init(&t, &model, &data, &st, resume_p, &err) < 0) fatal("%s", err.msg);
+    llm_dist_opts dopts = {.overlap = !o.given[O_NO_OVERLAP], .shard = o.given[O_SHARD],
+                           .bucket_bytes = (int64_t)(o.bucket_mb * 1048576.0)};
+    if (dist && llm_trainer_distribute(&t, llm_dist_comm(dist), &dopts, &err) < 0) fatal("%s", err.msg);
     const llm_config *c = &model.cfg;
+    double grad_mib = (double)model.n_params * sizeof(float) / 1048576.0;
+    char shard_note[32] = "";
+    if (dist && dopts.shard) snprintf(shard_note, sizeof shard_note, ", sharded 1/%d", n_ranks);
     if (!o.quiet) {
         fprintf(stderr,
                 "llm-train: %s: %" PRId64 " parameters (dim %d, layers %d, heads %d/%d kv, hidden %d, "
@@ -283,40 +342,57 @@ int main(int argc, char **argv)
                 c->seq_len, c->tie ? "tied" : "untied");
         fprintf(stderr,
                 "llm-train: data: %" PRId64 " tokens (%" PRId64 " train, %" PRId64 " held out); "
-                "optimizer %s: %.2f MiB of state (%.0f floats per parameter); "
-                "activations %.1f MiB\n",
+                "optimizer %s: %.2f MiB of state%s (%d floats per parameter%s); activations %.1f MiB\n",
                 data.n_tokens, data.n_train, data.n_tokens - data.n_train, llm_optim_name(st.optim.kind),
-                llm_optim_state_bytes(&t.optim) / 1048576.0,
-                (double)llm_optim_state_bytes(&t.optim) / 4.0 / (double)model.n_params,
-                t.acts.bytes / 1048576.0);
+                llm_optim_state_bytes(&t.optim) / 1048576.0, dist ? " per rank" : "",
+                (t.optim.m != NULL) + (t.optim.v != NULL), shard_note, t.acts.bytes / 1048576.0);
+        if (dist)
+            fprintf(stderr,
+                    "llm-train: data parallel over %d ranks (%s): %d micro-batches of %d per step; "
+                    "gradient %.2f MiB %s %s\n",
+                    n_ranks, llm_dist_library(dist), st.accum, st.batch, grad_mib,
+                    dopts.shard ? "reduce-scattered (ZeRO-1), weights all-gathered," : "all-reduced",
+                    !dopts.overlap ? "after the backward pass (--no-overlap)"
+                    : dopts.bucket_bytes ? "in buckets during the backward pass"
+                                         : "a layer at a time during the backward pass");
     }
     FILE *log = NULL;
     if (o.log) {
         log = fopen(o.log, t.st.step ? "a" : "w");
-        if (!log) llm_die(LLM_EXIT_DATA, "%s: %m", o.log);
-        if (!t.st.step) fprintf(log, "step\ttrain_loss\tval_loss\tlr\ttokens_per_s\tgrad_norm\n");
+        if (!log) fatal("%s: %m", o.log);
+        if (!t.st.step)
+            fprintf(log, "step\ttrain_loss\tval_loss\tlr\ttokens_per_s\tgrad_norm%s\n",
+                    dist ? "\tcomm_bytes\tcomm_s\tstep_s" : "");
     }
-    signal(SIGINT, on_sigint);
+    signal(SIGINT, on_signal);
+    if (dist) signal(SIGTERM, on_signal); /* mpirun passes an interrupt on as SIGTERM */
     int bar = !o.quiet && llm_cli_progress_wanted(o.progress);
     int64_t end = st.optim.steps;
     if (o.stop_at && o.stop_at < end) end = o.stop_at;
     double start = llm_cli_now();
     int64_t first = t.st.step;
     double train_time = 0; /* seconds in training steps, evaluations and saves excluded */
-    while (t.st.step < end && !interrupted) {
-        llm_step_stats s;
+    double comm_time = 0, comm_bytes = 0;
+    int stop = 0; /* among ranks: every rank stops at the same step */
+    while (t.st.step < end && !(dist ? stop : interrupted)) {
+        llm_step_stats s = {.stop = interrupted};
         double t0 = llm_cli_now();
-        llm_trainer_step(&t, &s);
+        if (llm_trainer_step(&t, &s, &err) < 0) fatal("%s", err.msg);
+        stop = s.stop;
         double now = llm_cli_now(), tps = (double)st.batch * st.seq * st.accum / (now - t0);
         train_time += now - t0;
+        comm_time += s.comm_s;
+        comm_bytes += s.comm_bytes;
         int64_t step = t.st.step;
         float val = NAN;
         int eval = o.eval_every && (step % o.eval_every == 0 || step == end);
-        if (eval) val = llm_trainer_eval(&t, 64);
+        if (eval && llm_trainer_eval(&t, 64, &val, &err) < 0) fatal("%s", err.msg);
         if (log) {
             fprintf(log, "%" PRId64 "\t%.6f\t", step, s.loss);
             if (eval) fprintf(log, "%.6f", val);
-            fprintf(log, "\t%.6g\t%.1f\t%.6g\n", s.lr, tps, s.grad_norm);
+            fprintf(log, "\t%.6g\t%.1f\t%.6g", s.lr, tps, s.grad_norm);
+            if (dist) fprintf(log, "\t%.0f\t%.6f\t%.6f", s.comm_bytes, s.comm_s, now - t0);
+            fputc('\n', log);
             fflush(log);
         }
         double avg_tps = (double)(step - first) * st.batch * st.seq * st.accum / train_time;
@@ -327,22 +403,33 @@ int main(int argc, char **argv)
                              step, end, s.loss, avg_tps, eta);
         if (eval && !o.quiet) {
             llm_cli_progress_done();
-            fprintf(stderr, "llm-train: step %" PRId64 "/%" PRId64 " train %.4f val %.4f lr %.3g %.0f tok/s\n",
+            fprintf(stderr, "llm-train: step %" PRId64 "/%" PRId64 " train %.4f val %.4f lr %.3g %.0f tok/s",
                     step, end, s.loss, val, s.lr, avg_tps);
+            if (dist) fprintf(stderr, " comm %.0f%%", 100 * comm_time / train_time);
+            fputc('\n', stderr);
         }
         if (o.save_every && step % o.save_every == 0 && step != end) save(o.out, &t);
     }
+    if (stop) interrupted = 1;
     llm_cli_progress_done();
     save(o.out, &t);
     if (log) fclose(log);
-    if (interrupted) llm_warn("interrupted: saved step %" PRId64 " to %s", t.st.step, o.out);
+    if (interrupted && !rank) llm_warn("interrupted: saved step %" PRId64 " to %s", t.st.step, o.out);
     else if (!o.quiet)
         fprintf(stderr, "llm-train: saved %s at step %" PRId64 " (%.1f s)\n", o.out, t.st.step,
                 llm_cli_now() - start);
+    int64_t steps_run = t.st.step - first;
+    if (dist && !o.quiet && steps_run > 0)
+        fprintf(stderr,
+                "llm-train: communication: %.3f MiB sent per rank per step (%.2f x the %.3f MiB "
+                "gradient); %.4f s of %.4f s per step waiting on it (%.1f%%)\n",
+                comm_bytes / steps_run / 1048576.0, comm_bytes / steps_run / 1048576.0 / grad_mib,
+                grad_mib, comm_time / steps_run, train_time / steps_run, 100 * comm_time / train_time);
     if (o.sample && !interrupted) print_sample(&t, &o);
     llm_trainer_free(&t);
     llm_model_free(&model);
     llm_data_free(&data);
     free(o.data);
+    if (dist && llm_dist_finalize(dist, &err) < 0) llm_die(LLM_EXIT_DATA, "%s", err.msg);
     return interrupted ? 130 : 0;
 }

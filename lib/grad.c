@@ -104,6 +104,9 @@ void llm_model_backward(const llm_model *m, llm_acts *a, float *grad)
     input_grad(dlogits, p->cls, buf, N, V, D, 0);
     memset(dx, 0, (size_t)N * D * sizeof *dx);
     rmsnorm_backward(a->x + (size_t)c->n_layers * N * D, p->norm, a->rmsf, buf, dx, g.norm, N, D);
+    /* the arena is tok_emb, layers 0..L-1, norm[, cls]: all from norm on is final
+     * (a tied cls is tok_emb, which is final only at the end) */
+    if (a->grad_ready) a->grad_ready(a->grad_ready_ctx, g.norm - grad);
 
     for (int l = c->n_layers - 1; l >= 0; l--) {
         const llm_layer_params *w = &p->layers[l];
@@ -151,6 +154,7 @@ void llm_model_backward(const llm_model *m, llm_acts *a, float *grad)
         input_grad(dk, w->wk, dxn, N, KE, D, 1);
         input_grad(dv, w->wv, dxn, N, KE, D, 1);
         rmsnorm_backward(x, w->attn_norm, rms1, dxn, dx, gw->attn_norm, N, D);
+        if (a->grad_ready) a->grad_ready(a->grad_ready_ctx, gw->attn_norm - grad);
     }
     /* the embedding lookup: rows in order, so repeated tokens add up alike every run */
     for (int i = 0; i < N; i++) {

@@ -129,6 +129,12 @@ typedef struct llm_acts {
     float *s_nf, *s_nf2;         /* [N, F] */
     float *s_kv, *s_kv2;         /* [N, K*E] */
     size_t bytes;      /* everything above */
+    /* Optional (NULL after llm_acts_init): called by llm_model_backward as the
+     * gradients of the arena's floats [from, n_params) become final, once
+     * after the head and once after each layer, so a caller can start
+     * reducing them over processes while the rest is computed. */
+    void (*grad_ready)(void *ctx, int64_t from);
+    void *grad_ready_ctx;
 } llm_acts;
 
 int llm_acts_init(llm_acts *a, const llm_config *c, int B, int T, llm_error *err);

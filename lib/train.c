@@ -1,8 +1,20 @@
-/* train — gradient accumulation, clipping, optimizer steps, validation. */
+/* train — gradient accumulation, clipping, optimizer steps, validation, and
+ * their data-parallel form over an llm_comm (all-reduce in buckets during the
+ * backward pass, or ZeRO-1 sharding of the optimizer state). */
 #include "train.h"
 
+#include <limits.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+static double seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 int llm_trainer_init(llm_trainer *t, llm_model *m, const llm_data *d, const llm_ckpt_train *st,
                      llm_optim *resume, llm_error *err)
@@ -11,6 +23,7 @@ int llm_trainer_init(llm_trainer *t, llm_model *m, const llm_data *d, const llm_
     t->m = m;
     t->data = d;
     t->st = *st;
+    t->shard_hi = m->n_params;
     TRY(llm_data_check(d, st->seq, err));
     int rc = llm_acts_init(&t->acts, &m->cfg, st->batch, st->seq, err);
     if (rc < 0) return rc;
@@ -39,39 +52,211 @@ void llm_trainer_free(llm_trainer *t)
     llm_optim_free(&t->optim);
     free(t->grad);
     free(t->inputs);
+    free(t->shard_counts);
+    free(t->shard_grad);
+    free(t->shard_spans);
     memset(t, 0, sizeof *t);
 }
 
-void llm_trainer_step(llm_trainer *t, llm_step_stats *out)
+void llm_shard_range(int64_t n, int size, int rank, int64_t *lo, int64_t *hi)
 {
+    *lo = n * rank / size;
+    *hi = n * (rank + 1) / size;
+}
+
+int llm_spans_slice(const llm_param_span *spans, int n_spans, int64_t lo, int64_t hi,
+                    llm_param_span *out)
+{
+    int k = 0;
+    for (int s = 0; s < n_spans; s++) {
+        int64_t a = spans[s].offset > lo ? spans[s].offset : lo;
+        int64_t b = spans[s].offset + spans[s].count;
+        if (b > hi) b = hi;
+        if (a < b) out[k++] = (llm_param_span){a - lo, b - a, spans[s].decay};
+    }
+    return k;
+}
+
+int llm_trainer_distribute(llm_trainer *t, const llm_comm *comm, const llm_dist_opts *opts,
+                           llm_error *err)
+{
+    int N = comm->size, rank = comm->rank;
+    int64_t n = t->m->n_params;
+    if (N < 1 || rank < 0 || rank >= N)
+        return llm_error_set(err, LLM_ERR_ARG, "rank %d of %d ranks", rank, N);
+    if (opts->bucket_bytes < 0)
+        return llm_error_set(err, LLM_ERR_ARG, "bucket size %lld bytes", (long long)opts->bucket_bytes);
+    if (t->st.accum < N)
+        return llm_error_set(err, LLM_ERR_ARG,
+                             "accum %d is less than the %d ranks: every rank needs a micro-batch per step",
+                             t->st.accum, N);
+    if (n > INT_MAX)
+        return llm_error_set(err, LLM_ERR_LIMIT, "%lld parameters: distributed training handles up to %d",
+                             (long long)n, INT_MAX);
+    /* counts, offsets, and the per-bucket counts of a reduce-scatter */
+    t->shard_counts = malloc(3 * (size_t)N * sizeof *t->shard_counts);
+    if (!t->shard_counts) return llm_error_set(err, LLM_ERR_NOMEM, "distributed training: out of memory");
+    t->shard_offs = t->shard_counts + N;
+    for (int r = 0; r < N; r++) {
+        int64_t lo, hi;
+        llm_shard_range(n, N, r, &lo, &hi);
+        t->shard_counts[r] = (int)(hi - lo);
+        t->shard_offs[r] = (int)lo;
+    }
+    t->comm = comm;
+    t->dist = *opts;
+    if (!opts->shard) return 0;
+
+    int64_t lo, hi;
+    llm_shard_range(n, N, rank, &lo, &hi);
+    size_t ns = (size_t)(hi - lo);
+    t->shard_grad = malloc((ns ? ns : 1) * sizeof *t->shard_grad);
+    t->shard_spans = malloc((size_t)t->m->n_tensors * sizeof *t->shard_spans);
+    if (!t->shard_grad || !t->shard_spans)
+        return llm_error_set(err, LLM_ERR_NOMEM, "distributed training: out of memory");
+    t->n_shard_spans = llm_spans_slice(t->m->spans, t->m->n_tensors, lo, hi, t->shard_spans);
+    /* keep only this rank's slice of the optimizer state */
+    llm_optim slice;
+    TRY(llm_optim_init(&slice, &t->optim.cfg, (int64_t)ns, err));
+    slice.t = t->optim.t;
+    if (slice.m) memcpy(slice.m, t->optim.m + lo, ns * sizeof *slice.m);
+    if (slice.v) memcpy(slice.v, t->optim.v + lo, ns * sizeof *slice.v);
+    llm_optim_free(&t->optim);
+    t->optim = slice;
+    t->shard_lo = lo;
+    t->shard_hi = hi;
+    return 0;
+}
+
+/* Starts the sum over ranks of the gradient floats [lo, hi). */
+static int start_sum(llm_trainer *t, int64_t lo, int64_t hi, llm_error *err)
+{
+    const llm_comm *c = t->comm;
+    int64_t n = hi - lo;
+    if (n <= 0) return 0;
+    double N = c->size, t0 = seconds();
+    int rc;
+    if (!t->dist.shard) {
+        rc = c->isum(c->ctx, t->grad + lo, n, NULL, NULL, err);
+        t->comm_bytes += 2 * (N - 1) / N * (double)n * sizeof(float);
+    } else {
+        /* the bucket meets the ranks' slices in rank order */
+        int *counts = t->shard_offs + c->size;
+        for (int r = 0; r < c->size; r++) {
+            int64_t a = t->shard_offs[r] > lo ? t->shard_offs[r] : lo;
+            int64_t b = (int64_t)t->shard_offs[r] + t->shard_counts[r];
+            if (b > hi) b = hi;
+            counts[r] = a < b ? (int)(b - a) : 0;
+        }
+        float *recv = t->shard_grad + (lo > t->shard_lo ? lo - t->shard_lo : 0);
+        if (!counts[c->rank]) recv = t->shard_grad;
+        rc = c->isum(c->ctx, t->grad + lo, n, counts, recv, err);
+        t->comm_bytes += (N - 1) / N * (double)n * sizeof(float);
+    }
+    t->comm_s += seconds() - t0;
+    return rc;
+}
+
+/* llm_acts.grad_ready: the gradient from `from` on is final; start a bucket
+ * once enough of it waits, and let the buckets in flight progress. */
+static void on_grad_ready(void *ctx, int64_t from)
+{
+    llm_trainer *t = ctx;
+    if (t->comm_rc < 0) return;
+    int rc = 0;
+    if (t->pending > from && (t->pending - from) * (int64_t)sizeof(float) >= t->dist.bucket_bytes) {
+        rc = start_sum(t, from, t->pending, &t->comm_err);
+        t->pending = from;
+    }
+    if (rc >= 0) {
+        double t0 = seconds();
+        rc = t->comm->test(t->comm->ctx, &t->comm_err);
+        t->comm_s += seconds() - t0;
+    }
+    if (rc < 0) t->comm_rc = rc;
+}
+
+int llm_trainer_step(llm_trainer *t, llm_step_stats *out, llm_error *err)
+{
+    const llm_comm *c = t->comm;
     int B = t->st.batch, T = t->st.seq, A = t->st.accum;
-    memset(t->grad, 0, (size_t)t->m->n_params * sizeof *t->grad);
+    int N = c ? c->size : 1, rank = c ? c->rank : 0;
+    int64_t n = t->m->n_params;
+    int last = rank + (A - 1 - rank) / N * N; /* this rank's last micro-batch */
+    memset(t->grad, 0, (size_t)n * sizeof *t->grad);
+    t->comm_s = t->comm_bytes = 0;
+    t->comm_rc = 0;
+    t->pending = n;
     double loss = 0;
     for (int a = 0; a < A; a++) {
+        /* every rank draws every micro-batch: the generators stay in step */
         llm_data_train_batch(t->data, &t->st.rng, B, T, t->inputs, t->targets);
+        if (a % N != rank) continue;
         loss += llm_model_forward(t->m, &t->acts, t->inputs, t->targets);
+        if (c && t->dist.overlap && a == last) {
+            t->acts.grad_ready = on_grad_ready;
+            t->acts.grad_ready_ctx = t;
+        }
         llm_model_backward(t->m, &t->acts, t->grad);
+        t->acts.grad_ready = NULL;
+    }
+    if (t->comm_rc < 0) {
+        *err = t->comm_err;
+        return t->comm_rc;
+    }
+    double norm;
+    if (c) {
+        TRY(start_sum(t, 0, t->pending, err));
+        t->pending = 0;
+        double t0 = seconds();
+        TRY(c->wait(c->ctx, err));
+        /* loss, stop request and (sharded) the slice's squared gradient norm */
+        double sums[3] = {loss, out->stop ? 1 : 0, 0};
+        if (t->dist.shard) {
+            double part = llm_grad_norm(t->shard_grad, t->shard_hi - t->shard_lo);
+            sums[2] = part * part;
+        }
+        TRY(c->sum_f64(c->ctx, sums, 3, err));
+        t->comm_s += seconds() - t0;
+        loss = sums[0];
+        out->stop = sums[1] > 0;
+        norm = (t->dist.shard ? sqrt(sums[2]) : llm_grad_norm(t->grad, n)) / A;
+    } else {
+        norm = llm_grad_norm(t->grad, n) / A;
     }
     /* the gradient of the mean over micro-batches: grad / A, then clipped */
-    double norm = llm_grad_norm(t->grad, t->m->n_params) / A;
     float scale = llm_clip_scale(norm, t->st.optim.clip) / (float)A;
     float lr = llm_optim_lr(&t->st.optim, t->st.step);
-    llm_optim_step(&t->optim, t->m->arena, t->grad, t->m->spans, t->m->n_tensors, lr, scale);
+    if (c && t->dist.shard) {
+        llm_optim_step(&t->optim, t->m->arena + t->shard_lo, t->shard_grad, t->shard_spans,
+                       t->n_shard_spans, lr, scale);
+        double t0 = seconds();
+        TRY(c->allgather(c->ctx, t->m->arena, t->shard_counts, t->shard_offs, err));
+        t->comm_s += seconds() - t0;
+        t->comm_bytes += (double)(N - 1) / N * (double)n * sizeof(float);
+    } else {
+        llm_optim_step(&t->optim, t->m->arena, t->grad, t->m->spans, t->m->n_tensors, lr, scale);
+    }
     t->st.step++;
     t->st.tokens += (int64_t)A * B * T;
     out->loss = (float)(loss / A);
     out->grad_norm = norm;
     out->lr = lr;
+    out->comm_bytes = t->comm_bytes;
+    out->comm_s = t->comm_s;
+    return 0;
 }
 
-float llm_trainer_eval(llm_trainer *t, int64_t max_windows)
+int llm_trainer_eval(llm_trainer *t, int64_t max_windows, float *loss, llm_error *err)
 {
-    int B = t->st.batch, T = t->st.seq;
+    const llm_comm *c = t->comm;
+    int B = t->st.batch, T = t->st.seq, N = c ? c->size : 1, rank = c ? c->rank : 0;
     int64_t n = llm_data_val_windows(t->data, T);
     if (max_windows > 0 && n > max_windows) n = max_windows;
     double total = 0;
     int64_t counted = 0;
     for (int64_t w = 0; w < n; w += B) {
+        if (w / B % N != rank) continue; /* batches shared round-robin among the ranks */
         int rows = n - w < B ? (int)(n - w) : B;
         for (int b = 0; b < B; b++) {
             int32_t *in = t->inputs + (size_t)b * T, *tg = t->targets + (size_t)b * T;
@@ -85,5 +270,42 @@ float llm_trainer_eval(llm_trainer *t, int64_t max_windows)
         total += (double)llm_model_forward(t->m, &t->acts, t->inputs, t->targets) * rows * T;
         counted += (int64_t)rows * T;
     }
-    return counted ? (float)(total / (double)counted) : 0.0f;
+    double sums[2] = {total, (double)counted};
+    if (c) TRY(c->sum_f64(c->ctx, sums, 2, err));
+    *loss = sums[1] > 0 ? (float)(sums[0] / sums[1]) : 0.0f;
+    return 0;
+}
+
+int llm_trainer_full_optim(llm_trainer *t, llm_optim *full, llm_error *err)
+{
+    const llm_comm *c = t->comm;
+    int sharded = c && t->dist.shard;
+    memset(full, 0, sizeof *full);
+    if (!sharded || c->rank == 0) {
+        TRY(llm_optim_init(full, &t->optim.cfg, t->m->n_params, err));
+        full->t = t->optim.t;
+    }
+    if (!sharded) {
+        size_t bytes = (size_t)t->m->n_params * sizeof(float);
+        if (full->m) memcpy(full->m, t->optim.m, bytes);
+        if (full->v) memcpy(full->v, t->optim.v, bytes);
+        return 0;
+    }
+    int rc = 0;
+    if (t->optim.m) rc = c->gather(c->ctx, t->optim.m, full->m, t->shard_counts, t->shard_offs, err);
+    if (rc >= 0 && t->optim.v)
+        rc = c->gather(c->ctx, t->optim.v, full->v, t->shard_counts, t->shard_offs, err);
+    if (rc < 0) llm_optim_free(full);
+    return rc;
+}
+
+int llm_trainer_in_step(llm_trainer *t, int *same, llm_error *err)
+{
+    *same = 1;
+    if (!t->comm) return 0;
+    /* FNV-1a over the bytes of the weights */
+    const unsigned char *p = (const unsigned char *)t->m->arena;
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < (size_t)t->m->n_params * sizeof(float); i++) h = (h ^ p[i]) * 0x100000001b3ull;
+    return t->comm->same_u64(t->comm->ctx, h, same, err);
 }

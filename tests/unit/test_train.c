@@ -181,10 +181,11 @@ static void test_tiny_model_learns(void)
     llm_rng_seed(&st.rng, 2);
     llm_trainer t;
     CHECK_OK(llm_trainer_init(&t, &m, &d, &st, NULL, &err));
-    float before = llm_trainer_eval(&t, 0);
-    llm_step_stats s;
-    while (t.st.step < st.optim.steps) llm_trainer_step(&t, &s);
-    float after = llm_trainer_eval(&t, 0);
+    float before, after;
+    CHECK_OK(llm_trainer_eval(&t, 0, &before, &err));
+    llm_step_stats s = {0};
+    while (t.st.step < st.optim.steps) CHECK_OK(llm_trainer_step(&t, &s, &err));
+    CHECK_OK(llm_trainer_eval(&t, 0, &after, &err));
     double h = unigram_entropy();
     /* the text is nearly periodic: a model that reads context gets far below
      * the entropy of single bytes (about 2.9 nats here) */
@@ -196,6 +197,49 @@ static void test_tiny_model_learns(void)
     llm_data_free(&d);
 }
 
+/* ZeRO-1 slices against a brute-force owner of each float: every float has
+ * exactly one rank, slices are contiguous and in rank order, sizes within one. */
+static void test_shard_ranges(void)
+{
+    const int64_t sizes[] = {0, 1, 7, 64, 1001};
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++)
+        for (int ranks = 1; ranks <= 5; ranks++) {
+            int64_t n = sizes[i], at = 0, min = n, max = 0;
+            int ok = 1;
+            for (int r = 0; r < ranks; r++) {
+                int64_t lo, hi;
+                llm_shard_range(n, ranks, r, &lo, &hi);
+                ok &= lo == at && hi >= lo;
+                at = hi;
+                if (hi - lo < min) min = hi - lo;
+                if (hi - lo > max) max = hi - lo;
+            }
+            CHECK_MSG(ok && at == n && max - min <= 1, "n %lld over %d ranks", (long long)n, ranks);
+        }
+}
+
+/* Spans cut to a window: each float of the window appears once, with the decay
+ * flag of the span that held it (checked float by float). */
+static void test_spans_slice(void)
+{
+    const llm_param_span spans[] = {{0, 5, 0}, {5, 10, 1}, {15, 1, 0}, {16, 9, 1}};
+    int decay_of[25];
+    for (int s = 0; s < 4; s++)
+        for (int64_t i = spans[s].offset; i < spans[s].offset + spans[s].count; i++) decay_of[i] = spans[s].decay;
+    for (int lo = 0; lo <= 25; lo++)
+        for (int hi = lo; hi <= 25; hi++) {
+            llm_param_span out[4];
+            int k = llm_spans_slice(spans, 4, lo, hi, out), seen[25] = {0}, ok = 1;
+            for (int j = 0; j < k; j++)
+                for (int64_t i = out[j].offset; i < out[j].offset + out[j].count; i++) {
+                    ok &= i >= 0 && lo + i < hi && out[j].decay == decay_of[lo + i];
+                    if (i >= 0 && lo + i < 25) seen[lo + i]++;
+                }
+            for (int i = 0; i < 25; i++) ok &= seen[i] == (i >= lo && i < hi);
+            CHECK_MSG(ok, "window [%d, %d)", lo, hi);
+        }
+}
+
 int main(void)
 {
     RUN(test_tokenizer);
@@ -203,5 +247,7 @@ int main(void)
     RUN(test_checkpoint_roundtrip);
     RUN(test_checkpoint_errors);
     RUN(test_tiny_model_learns);
+    RUN(test_shard_ranges);
+    RUN(test_spans_slice);
     return check_done();
 }
