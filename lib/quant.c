@@ -2,6 +2,7 @@
 #include "quant.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -165,4 +166,29 @@ double llm_sqnr_db(const float *w, const float *w_hat, size_t n)
         noise += d * d;
     }
     return noise > 0 ? 10.0 * log10(sig / noise) : INFINITY;
+}
+
+static const char *const linear_names[7] = {"attn.wq", "attn.wk", "attn.wv", "attn.wo",
+                                            "mlp.w1",  "mlp.w2",  "mlp.w3"};
+
+int llm_qlinear_slots(int n_layers) { return 7 * n_layers + 1; }
+
+int llm_qlinear_slot(const char *name, int n_layers)
+{
+    if (!strcmp(name, "cls")) return 7 * n_layers;
+    int layer, used = 0;
+    if (sscanf(name, "layers.%d.%n", &layer, &used) != 1 || used == 0 || layer < 0 || layer >= n_layers)
+        return -1;
+    char want[32];
+    snprintf(want, sizeof want, "layers.%d.", layer);
+    if (strncmp(name, want, strlen(want)) != 0) return -1; /* "layers.+1." and such */
+    for (int i = 0; i < 7; i++)
+        if (!strcmp(name + used, linear_names[i])) return 7 * layer + i;
+    return -1;
+}
+
+void llm_qlinear_slot_name(int slot, int n_layers, char *buf, size_t size)
+{
+    if (slot == 7 * n_layers) snprintf(buf, size, "cls");
+    else snprintf(buf, size, "layers.%d.%s", slot / 7, linear_names[slot % 7]);
 }

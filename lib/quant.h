@@ -88,6 +88,15 @@ int llm_qlinear_zero(const llm_qlinear *q, int r, int g);
 /* Stores a code (the caller has set the group's scale and zero). */
 void llm_qlinear_set_code(llm_qlinear *q, int r, int k, int code);
 
+/* Where a model keeps its quantized linears (llm_model.qlin): slot 7l + i
+ * for layer l's wq, wk, wv, wo, w1, w2, w3 (i = 0..6), slot 7L the
+ * classifier "cls". */
+int llm_qlinear_slots(int n_layers);
+/* The slot of the tensor named name ("layers.3.mlp.w2", "cls"), or -1. */
+int llm_qlinear_slot(const char *name, int n_layers);
+/* The tensor name of a slot. */
+void llm_qlinear_slot_name(int slot, int n_layers, char *buf, size_t size);
+
 /* Round-to-nearest quantization of W [rows, cols] into *q (allocated here). */
 int llm_quantize_rtn(const float *w, int rows, int cols, const llm_qformat *f, llm_qlinear *q,
                      llm_error *err);
