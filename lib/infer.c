@@ -10,13 +10,25 @@
 
 #include "attn.h"
 #include "model_internal.h"
+#include "qmatmul.h"
 
 /* y [n, out] = x [n, in] W^T + beta y: a matrix-vector product for one token,
- * which streams W once, else sgemm. */
-static void linear(const float *x, const float *w, float *y, int n, int out, int in, float beta)
+ * which streams W once, else sgemm; or, when the model's linear in this slot
+ * is quantized, its integer kernel (qmatmul.h; beta = 1 goes through
+ * scratch [n, out], which the caller no longer needs). */
+static void linear(const llm_infer *s, int slot, float *scratch, const float *x, const float *w,
+                   float *y, int n, int out, int in, float beta)
 {
-    if (n == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, out, in, 1.0f, w, in, x, 1, beta, y, 1);
-    else llm_matmul_nt(x, w, y, n, out, in, beta);
+    const llm_qlinear *q = s->m->qlin ? s->m->qlin[slot] : NULL;
+    if (q) {
+        llm_qlinear_matmul(q, x, n, beta == 0 ? y : scratch, out);
+        if (beta != 0)
+            for (size_t i = 0; i < (size_t)n * out; i++) y[i] += scratch[i];
+    } else if (n == 1) {
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, out, in, 1.0f, w, in, x, 1, beta, y, 1);
+    } else {
+        llm_matmul_nt(x, w, y, n, out, in, beta);
+    }
 }
 
 int llm_infer_init(llm_infer *s, const llm_model *m, const llm_infer_opts *o, llm_error *err)
@@ -160,9 +172,9 @@ static int run(llm_infer *s, const segment *seg, int n_seg, const int32_t *token
         const llm_layer_params *w = &m->p.layers[l];
         llm_rmsnorm(s->x, w->attn_norm, s->xn, NULL, R, D, c->norm_eps);
         if (s->tap.acts) TRY(report(s, "attn.wq.in", l, s->xn, R, D, err));
-        linear(s->xn, w->wq, s->q, R, HE, D, 0);
-        linear(s->xn, w->wk, s->kn, R, KE, D, 0);
-        linear(s->xn, w->wv, s->vn, R, KE, D, 0);
+        linear(s, 7 * l + 0, NULL, s->xn, w->wq, s->q, R, HE, D, 0);
+        linear(s, 7 * l + 1, NULL, s->xn, w->wk, s->kn, R, KE, D, 0);
+        linear(s, 7 * l + 2, NULL, s->xn, w->wv, s->vn, R, KE, D, 0);
         for (int g = 0; g < n_seg; g++) { /* RoPE at each row's position; into the caches */
             const segment *sg = &seg[g];
             size_t r0 = (size_t)sg->row0;
@@ -196,21 +208,21 @@ static int run(llm_infer *s, const segment *seg, int n_seg, const int32_t *token
                                  cache_of(s, s->k, seg[g].slot, l), err));
             }
         if (s->tap.acts) TRY(report(s, "attn.wo.in", l, s->att, R, HE, err));
-        linear(s->att, w->wo, s->x, R, D, HE, 1);
+        linear(s, 7 * l + 3, s->xn, s->att, w->wo, s->x, R, D, HE, 1);
         llm_rmsnorm(s->x, w->mlp_norm, s->xn, NULL, R, D, c->norm_eps);
         if (s->tap.acts) TRY(report(s, "mlp.w1.in", l, s->xn, R, D, err));
-        linear(s->xn, w->w1, s->h1, R, F, D, 0);
-        linear(s->xn, w->w3, s->h3, R, F, D, 0);
+        linear(s, 7 * l + 4, NULL, s->xn, w->w1, s->h1, R, F, D, 0);
+        linear(s, 7 * l + 6, NULL, s->xn, w->w3, s->h3, R, F, D, 0);
         size_t nf = (size_t)R * F;
 #pragma omp parallel for schedule(static) if (nf >= LLM_PARALLEL_MIN)
         for (size_t i = 0; i < nf; i++) s->h1[i] = llm_silu(s->h1[i]) * s->h3[i];
         if (s->tap.acts) TRY(report(s, "mlp.w2.in", l, s->h1, R, F, err));
-        linear(s->h1, w->w2, s->x, R, D, F, 1);
+        linear(s, 7 * l + 5, s->xn, s->h1, w->w2, s->x, R, D, F, 1);
     }
     int first = all_logits ? 0 : R - 1, rows = R - first;
     llm_rmsnorm(s->x + (size_t)first * D, m->p.norm, s->xn, NULL, rows, D, c->norm_eps);
     if (s->tap.acts) TRY(report(s, "cls.in", -1, s->xn, rows, D, err));
-    linear(s->xn, m->p.cls, s->logits + (size_t)first * V, rows, V, D, 0);
+    linear(s, 7 * c->n_layers, NULL, s->xn, m->p.cls, s->logits + (size_t)first * V, rows, V, D, 0);
     s->last = s->logits + (size_t)(R - 1) * V;
     for (int g = 0; g < n_seg; g++) s->slot_pos[seg[g].slot] += seg[g].n;
     s->pos = s->slot_pos[0];

@@ -264,7 +264,7 @@ void llm_qlinear_rows(const llm_qlinear *w, const float *X, int M, float *Y, int
 void llm_qlinear_matmul(const llm_qlinear *w, const float *X, int M, float *Y, int ldy)
 {
     double work = (double)M * w->rows * w->cols;
-#pragma omp parallel if (work >= 1e6)
+#pragma omp parallel if (work >= 131072)
     {
         int t = omp_get_thread_num(), nt = omp_get_num_threads();
         int r0 = (int)((long long)w->rows * t / nt), r1 = (int)((long long)w->rows * (t + 1) / nt);
