@@ -6,7 +6,7 @@ set -eu
 top=$(cd "${1:-.}" && pwd)
 here=$(cd "$(dirname "$0")" && pwd)
 export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
-for b in stream train decode longctx; do
+for b in stream train decode longctx quant; do
     [ -n "${BENCH_ONLY:-}" ] && [ "$BENCH_ONLY" != "$b" ] && continue
     [ -f "$here/$b.sh" ] || continue
     echo "== $b" >&2
