@@ -8,7 +8,8 @@
 # Every linear layer and the classifier are quantized (--cls; int4 group
 # 128 symmetric); GPTQ's activations: llm-gen --dump-acts on 512 tokens.
 # Decode: llm-gen --ids -p "<8 ids>" -n 128 --temp 0, its "tok/s" figure,
-# best of BENCH_RUNS (default 2), BENCH_THREADS threads (default 2); the
+# best of BENCH_RUNS (default 2), BENCH_THREADS threads (default 2),
+# BENCH_STEPS training steps (default 300); the
 # float model is measured in the same run as the ratio base.
 #   usage: sh tests/bench/quant.sh [TOP]
 # The table goes to stdout and TOP/build/bench/quant.md.
@@ -43,7 +44,7 @@ L=/usr/share/common-licenses/GPL-3
 [ -r "$L" ] || die "$L is missing (base-files)"
 say "training a small model"
 "$B/llm-train" --data "$L" --out "$tmp/t.llmt" --dim 128 --layers 4 --heads 4 --seq 128 --batch 8 \
-    --steps 600 --eval-every 0 --threads "$threads" -q 2>/dev/null || die "llm-train failed"
+    --steps "${BENCH_STEPS:-300}" --eval-every 0 --threads "$threads" -q 2>/dev/null || die "llm-train failed"
 head -c 20000 "$L" | "$B/llm-gen" -m "$tmp/t.llmt" --dump-acts -q >"$tmp/t.acts"
 say "110M random checkpoint"
 "$tmp/make_random_model" "$tmp/r.llmt" 768 2048 12 12 32000 1024 >/dev/null || die "make_random_model failed"
