@@ -11,6 +11,7 @@
 
 #include "attn.h"
 #include "model_internal.h"
+#include "quant.h"
 #include "rng.h"
 
 int llm_config_check(const llm_config *c, llm_error *err)
@@ -172,6 +173,11 @@ int llm_model_init(llm_model *m, const llm_config *cfg, uint64_t seed, llm_error
 void llm_model_free(llm_model *m)
 {
     if (!m) return;
+    for (int i = 0; m->qlin && i < llm_qlinear_slots(m->cfg.n_layers); i++) {
+        llm_qlinear_free(m->qlin[i]);
+        free(m->qlin[i]);
+    }
+    free(m->qlin);
     free(m->arena);
     free(m->tensors);
     free(m->spans);

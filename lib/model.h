@@ -92,6 +92,10 @@ typedef struct llm_model {
     llm_param_tensor *tensors; /* [n_tensors] */
     llm_param_span *spans;     /* [n_tensors]: decay on 2-D tensors */
     llm_rope rope;
+    /* The quantized linears of a quantized checkpoint (quant.h), NULL for a
+     * float model: [llm_qlinear_slots(L)], NULL where a linear stays float
+     * (where one is set, its arena view is unused). */
+    struct llm_qlinear **qlin;
 } llm_model;
 
 /* Allocates a model with weights drawn from N(0, 0.02) (output projections
