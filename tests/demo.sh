@@ -1,8 +1,9 @@
 #!/bin/sh
-# make demo: the whole pipeline as it stands, on text every Debian system has —
-# train a small model on the licence texts under /usr/share/common-licenses,
-# sample from it, measure it on a licence it never saw, dump its attention,
-# then look inside the checkpoint with llm-tensor.
+# make demo: the whole pipeline, on text every Debian system has — train a
+# small model on the licence texts under /usr/share/common-licenses, sample
+# from it, measure it on a licence it never saw, calibrate and quantize it
+# from its own activations, draw its attention, then look inside the
+# checkpoint with llm-tensor.
 #   usage: tests/demo.sh BIN_DIR      (DEMO_STEPS=N for a shorter run)
 set -eu
 PATH="$(cd "$1" && pwd):$PATH"
@@ -30,8 +31,22 @@ held=$L/GPL-1
 [ -r "$held" ] || held=$(echo $texts | cut -d' ' -f1)
 say "llm-gen -m model.llmt --eval $held     # a licence the model never saw"
 llm-gen -m model.llmt --eval "$held"
-say "llm-gen -m model.llmt --dump-attn -p 'the GNU General' | llm-tensor ls"
-llm-gen -m model.llmt --dump-attn -p 'the GNU General' -q | llm-tensor ls
+say "head -c 20000 $held | llm-gen -m model.llmt --dump-acts > acts.llmt     # activations"
+head -c 20000 "$held" | llm-gen -m model.llmt --dump-acts >acts.llmt
+say "llm-calib --method all --text acts.llmt | head -n 6     # INT8 thresholds"
+llm-calib --method all --text acts.llmt | head -n 6
+say "llm-quant -m model.llmt --scheme int4 --group 32 --method gptq --acts acts.llmt -o model-w4.llmt"
+llm-quant -m model.llmt --scheme int4 --group 32 --method gptq --acts acts.llmt -o model-w4.llmt
+say "llm-gen -m model-w4.llmt --eval $held     # the int4 model"
+llm-gen -m model-w4.llmt --eval "$held"
+say "llm-tensor cat -o weights.llmt --name tok_emb --name 'layers.*' --name norm model.llmt; ls -l weights.llmt model-w4.llmt"
+llm-tensor cat -o weights.llmt --name tok_emb --name 'layers.*' --name norm model.llmt   # without the optimizer's moments
+ls -l weights.llmt model-w4.llmt | awk '{print $5, $NF}'
+say "llm-gen -m model.llmt --dump-attn -p 'the GNU General' | llm-attnviz --layer 0 --grid --labels > attn.pgm"
+llm-gen -m model.llmt --dump-attn -p 'the GNU General' -q | llm-attnviz --layer 0 --grid --labels >attn.pgm
+head -n 2 attn.pgm | tr '\n' ' ' && echo "(a PGM image; view it with any image viewer)"
+say "llm-gen -m model.llmt --dump-attn -p 'the GNU General' | llm-attnviz --stats | head -n 5"
+llm-gen -m model.llmt --dump-attn -p 'the GNU General' -q | llm-attnviz --stats | head -n 5
 say "llm-tensor ls model.llmt | head -n 8"
 llm-tensor ls model.llmt | head -n 8
 say "llm-tensor stats --name 'layers.0.attn.w?' model.llmt"
@@ -44,4 +59,4 @@ say "llm-tensor to-npy layers.0.attn.wq model.llmt > wq.npy; llm-tensor from-npy
 llm-tensor to-npy layers.0.attn.wq model.llmt >wq.npy
 llm-tensor from-npy w=wq.npy | llm-tensor to-npy w | cmp - wq.npy && echo "identical"
 echo
-echo "demo: ok (llm-calib, llm-quant and llm-attnviz are not built yet)"
+echo "demo: ok"

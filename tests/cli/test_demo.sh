@@ -8,3 +8,8 @@ if DEMO_STEPS=5 sh "$LLM_TOP/tests/demo.sh" "$LLM_BIN" >demo.out 2>&1 && grep -q
 else
     fail "demo runs end to end" "$(tail -n 5 demo.out)"
 fi
+# every tool took its turn: two evaluations (float, int4), a calibration
+# table, a quantized model, an image and attention statistics
+[ "$(grep -c '^ppl=' demo.out)" -eq 2 ] && grep -q '^layers.0.attn.wq.in ' demo.out &&
+    grep -q 'linear layers to int4' demo.out && grep -q '^P5 ' demo.out && grep -q '^layer	head	entropy' demo.out &&
+    pass "demo runs every tool" || fail "demo runs every tool" "$(grep -E '^(ppl=|P5|layer)' demo.out)"
