@@ -124,10 +124,19 @@ bench: deps
 FUZZ_SRC = $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BIN = $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
 FUZZ_SECONDS ?= 60
-build/fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(wildcard lib/*.h)
+# The library is compiled once for every target (instrumented for coverage,
+# ASan and UBSan), then each target links against it.
+FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -Wno-pass-failed -Ilib $(PKG_CFLAGS) -fopenmp
+FUZZ_LIB_OBJ = $(LIB_SRC:lib/%.c=build/fuzz/obj/%.o)
+build/fuzz/obj/%.o: lib/%.c $(wildcard lib/*.h)
 	@mkdir -p $(@D)
-	clang -std=c11 -D_GNU_SOURCE -g -O1 -Wno-pass-failed -fsanitize=fuzzer,address,undefined -Ilib $(PKG_CFLAGS) \
-	  $< $(LIB_SRC) -o $@ $(PKG_LIBS) -fopenmp -lm
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link,address,undefined -c $< -o $@
+build/fuzz/libllm.a: $(FUZZ_LIB_OBJ)
+	rm -f $@
+	$(AR) rcs $@ $^
+build/fuzz/%: tests/fuzz/%.c build/fuzz/libllm.a
+	@mkdir -p $(@D)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer,address,undefined $< build/fuzz/libllm.a -o $@ $(PKG_LIBS) -lm
 fuzz: $(FUZZ_BIN)
 fuzz-run: fuzz
 	@sh tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_BIN)

@@ -33,4 +33,13 @@ if [ "$target" = fuzz_labels ]; then
     printf '\005\000<bos> the\\x20 c\\x5ca t #7' >"$dir/labels.seed"
     printf '\001\000\\xc3\\xa9' >"$dir/utf8.seed"
 fi
+if [ "$target" = fuzz_ckpt ]; then # a tiny float model and its int8 and int4 twins
+    for i in 1 2 3 4 5 6 7 8; do printf 'the cat sat on the mat. the dog sat on the log. '; done >"$dir/text.txt"
+    "$bin/llm-train" --data "$dir/text.txt" --out "$dir/f.llmt" --dim 32 --hidden 64 --layers 1 --heads 2 \
+        --seq 16 --batch 2 --steps 1 --eval-every 0 -q 2>/dev/null
+    "$bin/llm-tensor" cat -o "$dir/w.llmt" --name tok_emb --name 'layers.*' --name norm "$dir/f.llmt" 2>/dev/null
+    "$bin/llm-quant" -m "$dir/w.llmt" -o "$dir/q8.llmt" --scheme int8 -q 2>/dev/null
+    "$bin/llm-quant" -m "$dir/w.llmt" -o "$dir/q4.llmt" --scheme int4 --group 32 --asym -q 2>/dev/null
+    rm -f "$dir/text.txt" "$dir/f.llmt"
+fi
 exit 0
