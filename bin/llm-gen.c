@@ -412,8 +412,7 @@ int main(int argc, char **argv)
     if (o.threads) llm_cli_threads((int)o.threads);
     llm_error err = {0};
     llm_model m;
-    int has_train;
-    if (llm_ckpt_load(o.model, &m, NULL, NULL, &has_train, &err) < 0) llm_die(LLM_EXIT_DATA, "%s", err.msg);
+    if (llm_ckpt_load_model(o.model, &m, &err) < 0) llm_die(LLM_EXIT_DATA, "%s", err.msg);
     if (!o.ids && llm_tok_has_text(&m.tok, &err) < 0) llm_die(LLM_EXIT_USAGE, "%s: %s", o.model, err.msg);
     llm_adapter adapter;
     if (o.adapter) {

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "quant.h"
 #include "stream.h"
 
 #define FORMAT_NAME "llmpipe-model"
@@ -44,6 +45,32 @@ static int write_floats(llm_writer *w, const char *name, const llm_shape *shape,
     return llm_writer_record(w, &rec, data, err);
 }
 
+/* A quantized linear: its codes (i8, or u4 with group and sym), with the
+ * scheme in attributes, then "<name>.scale" and, for asymmetric int4,
+ * "<name>.zero". */
+static int write_qlinear(llm_writer *w, const char *name, const llm_qlinear *q, llm_error *err)
+{
+    attr_list l = {0};
+    add(&l, "quant", "%s", llm_qscheme_name(q->f.scheme));
+    if (q->f.scheme == LLM_Q_INT4) {
+        add(&l, "group", "%d", q->f.group);
+        add(&l, "sym", "%d", q->f.sym);
+    }
+    if (q->f.scheme == LLM_Q_W8A8) add(&l, "act_scale", "%.9g", (double)q->act_scale);
+    llm_shape shape = llm_shape_make(2, (int64_t[]){q->rows, q->cols});
+    llm_record rec = {.kind = LLM_RECORD_TENSOR, .name = name, .dtype = q->q4 ? LLM_DTYPE_U4 : LLM_DTYPE_I8,
+                      .shape = shape, .attrs = l.a, .n_attrs = l.n};
+    TRY(llm_writer_record(w, &rec, q->q4 ? (const void *)q->q4 : (const void *)q->q8, err));
+    char cname[96];
+    llm_shape gshape = llm_shape_make(2, (int64_t[]){q->rows, q->groups});
+    snprintf(cname, sizeof cname, "%s.scale", name);
+    TRY(write_floats(w, cname, &gshape, q->scale, err));
+    if (!q->zero) return 0;
+    snprintf(cname, sizeof cname, "%s.zero", name);
+    llm_record z = {.kind = LLM_RECORD_TENSOR, .name = cname, .dtype = LLM_DTYPE_U8, .shape = gshape};
+    return llm_writer_record(w, &z, q->zero, err);
+}
+
 static int save_all(llm_writer *w, const llm_model *m, const llm_optim *o,
                     const llm_ckpt_train *t, llm_error *err)
 {
@@ -62,6 +89,11 @@ static int save_all(llm_writer *w, const llm_model *m, const llm_optim *o,
     add(&l, "norm_eps", "%.9g", (double)c->norm_eps);
     add(&l, "rope_theta", "%.9g", (double)c->rope_theta);
     add(&l, "params", "%" PRId64, m->n_params);
+    for (int i = 0; m->qlin && i < llm_qlinear_slots(c->n_layers); i++)
+        if (m->qlin[i]) { /* the scheme, for listings; each tensor carries its own */
+            add(&l, "quant", "%s", llm_qscheme_name(m->qlin[i]->f.scheme));
+            break;
+        }
     TRY(write_meta(w, "config", &l, err));
     TRY(llm_tok_write(&m->tok, w, err));
     if (t) {
@@ -94,8 +126,12 @@ static int save_all(llm_writer *w, const llm_model *m, const llm_optim *o,
     }
     for (int i = 0; i < m->n_tensors; i++) {
         const llm_param_tensor *pt = &m->tensors[i];
-        TRY(write_floats(w, pt->name, &pt->shape, m->arena + pt->offset, err));
+        int slot = m->qlin ? llm_qlinear_slot(pt->name, c->n_layers) : -1;
+        if (slot >= 0 && m->qlin[slot]) TRY(write_qlinear(w, pt->name, m->qlin[slot], err));
+        else TRY(write_floats(w, pt->name, &pt->shape, m->arena + pt->offset, err));
     }
+    if (m->qlin && c->tie && m->qlin[llm_qlinear_slots(c->n_layers) - 1]) /* its own classifier */
+        TRY(write_qlinear(w, "cls", m->qlin[llm_qlinear_slots(c->n_layers) - 1], err));
     if (t && o) {
         const float *moments[2] = {o->m, o->v};
         const char *prefix[2] = {"optim.m.", "optim.v."};
@@ -249,8 +285,90 @@ static int read_into(llm_reader *r, const llm_record *rec, const llm_param_tenso
     return n < 0 ? (int)n : 0;
 }
 
+/* A quantized linear's codes (the current record) into m->qlin. */
+static int read_qlinear(llm_reader *r, const llm_record *rec, llm_model *m, llm_error *err)
+{
+    const llm_config *c = &m->cfg;
+    const char *name = llm_record_attr(rec, "quant");
+    int scheme = llm_qscheme_parse(name);
+    if (scheme < 0) return llm_error_set(err, LLM_ERR_FORMAT, "%s: unknown quantization '%s'", rec->name, name);
+    int slot = llm_qlinear_slot(rec->name, c->n_layers);
+    if (slot < 0) return llm_error_set(err, LLM_ERR_FORMAT, "%s: quantized, but not a linear layer", rec->name);
+    const llm_param_tensor *pt = llm_model_tensor(m, rec->name);
+    llm_shape want = pt ? pt->shape : llm_shape_make(2, (int64_t[]){c->vocab, c->dim});
+    llm_qformat f = {.scheme = (llm_qscheme)scheme, .sym = 1};
+    if (scheme == LLM_Q_INT4) {
+        long long group, sym;
+        TRY(attr_long(rec, "group", 1, 1 << 22, &group, err));
+        TRY(attr_long(rec, "sym", 0, 1, &sym, err));
+        f.group = (int)group, f.sym = (int)sym;
+    }
+    llm_dtype dtype = scheme == LLM_Q_INT4 ? LLM_DTYPE_U4 : LLM_DTYPE_I8;
+    if (rec->dtype != dtype || rec->shape.ndim != 2 || rec->shape.dim[0] != want.dim[0] ||
+        rec->shape.dim[1] != want.dim[1]) {
+        char a[64], b[64];
+        return llm_error_set(err, LLM_ERR_FORMAT, "%s: %s%s, but %s needs %s%s", rec->name,
+                             llm_dtype_name(rec->dtype), llm_shape_format(&rec->shape, a, sizeof a),
+                             name, llm_dtype_name(dtype), llm_shape_format(&want, b, sizeof b));
+    }
+    if (!m->qlin && !(m->qlin = calloc((size_t)llm_qlinear_slots(c->n_layers), sizeof *m->qlin)))
+        return llm_error_set(err, LLM_ERR_NOMEM, "out of memory");
+    if (m->qlin[slot]) return llm_error_set(err, LLM_ERR_FORMAT, "%s: given twice", rec->name);
+    llm_qlinear *q = calloc(1, sizeof *q);
+    if (!q) return llm_error_set(err, LLM_ERR_NOMEM, "out of memory");
+    m->qlin[slot] = q;
+    int rc = llm_qlinear_alloc(q, &f, (int)want.dim[0], (int)want.dim[1], err);
+    if (rc < 0) return llm_error_prefix(err, "%s", rec->name);
+    if (scheme == LLM_Q_W8A8) {
+        double a;
+        TRY(attr_double(rec, "act_scale", &a, err));
+        if (!(a > 0 && a < 1e30)) return llm_error_set(err, LLM_ERR_FORMAT, "%s: act_scale %g", rec->name, a);
+        q->act_scale = (float)a;
+    }
+    size_t bytes = q->q4 ? (size_t)q->rows * q->cols / 2 : (size_t)q->rows * q->cols;
+    int64_t n = llm_reader_read(r, q->q4 ? (void *)q->q4 : (void *)q->q8, bytes, err);
+    return n < 0 ? (int)n : 0;
+}
+
+/* A quantized linear's companion ("<name>.scale", "<name>.zero"): 1 when
+ * rec is one (read into the linear; got gets bit 1 or 2), 0 when not. */
+static int read_companion(llm_reader *r, const llm_record *rec, llm_model *m, unsigned char *got,
+                          llm_error *err)
+{
+    const char *dot = strrchr(rec->name, '.');
+    if (!m->qlin || !dot || (strcmp(dot, ".scale") && strcmp(dot, ".zero"))) return 0;
+    char base[96];
+    if ((size_t)(dot - rec->name) >= sizeof base) return 0;
+    memcpy(base, rec->name, (size_t)(dot - rec->name));
+    base[dot - rec->name] = 0;
+    int slot = llm_qlinear_slot(base, m->cfg.n_layers);
+    if (slot < 0 || !m->qlin[slot]) return 0;
+    llm_qlinear *q = m->qlin[slot];
+    int is_scale = !strcmp(dot, ".scale");
+    llm_dtype dtype = is_scale ? LLM_DTYPE_F32 : LLM_DTYPE_U8;
+    if (!is_scale && !q->zero)
+        return llm_error_set(err, LLM_ERR_FORMAT, "%s: zero points for a symmetric format", rec->name);
+    if (rec->dtype != dtype || rec->shape.ndim != 2 || rec->shape.dim[0] != q->rows ||
+        rec->shape.dim[1] != q->groups) {
+        char a[64];
+        return llm_error_set(err, LLM_ERR_FORMAT, "%s: %s%s, but needs %s[%d,%d]", rec->name,
+                             llm_dtype_name(rec->dtype), llm_shape_format(&rec->shape, a, sizeof a),
+                             llm_dtype_name(dtype), q->rows, q->groups);
+    }
+    size_t n = (size_t)q->rows * q->groups;
+    int64_t got_bytes = llm_reader_read(r, is_scale ? (void *)q->scale : (void *)q->zero,
+                                        n * (is_scale ? sizeof(float) : 1), err);
+    if (got_bytes < 0) return (int)got_bytes;
+    for (size_t i = 0; i < n; i++)
+        if (is_scale ? !(q->scale[i] > 0 && q->scale[i] < 1e30f) : q->zero[i] > 15)
+            return llm_error_set(err, LLM_ERR_FORMAT, "%s: element %zu is %g", rec->name, i,
+                                 is_scale ? (double)q->scale[i] : (double)q->zero[i]);
+    got[slot] |= is_scale ? 1 : 2;
+    return 1;
+}
+
 static int load_all(llm_reader *r, llm_model *m, llm_optim *o, llm_ckpt_train *train,
-                    int *has_train, llm_error *err)
+                    int *has_train, int allow_quant, llm_error *err)
 {
     const llm_record *rec;
     int rc = llm_reader_next(r, &rec, err);
@@ -265,7 +383,12 @@ static int load_all(llm_reader *r, llm_model *m, llm_optim *o, llm_ckpt_train *t
     *has_train = 0;
     int64_t optim_t = 0;
     char *seen = calloc((size_t)m->n_tensors * 3, 1); /* params, m, v */
-    if (!seen) return llm_error_set(err, LLM_ERR_NOMEM, "out of memory");
+    int slots = llm_qlinear_slots(cfg.n_layers);
+    unsigned char *qgot = calloc((size_t)slots, 1); /* companions of quantized linears */
+    if (!seen || !qgot) {
+        free(seen), free(qgot);
+        return llm_error_set(err, LLM_ERR_NOMEM, "out of memory");
+    }
     while ((rc = llm_reader_next(r, &rec, err)) > 0) {
         if (rec->kind == LLM_RECORD_META) {
             if (!strcmp(rec->name, "tokenizer")) rc = llm_tok_read(&m->tok, r, rec, err);
@@ -278,6 +401,24 @@ static int load_all(llm_reader *r, llm_model *m, llm_optim *o, llm_ckpt_train *t
                 }
             }
             if (rc < 0) break;
+            continue;
+        }
+        const char *quant = llm_record_attr(rec, "quant");
+        if (quant && !allow_quant) {
+            rc = llm_error_set(err, LLM_ERR_FORMAT,
+                               "%s is already quantized (%s): this needs a float checkpoint",
+                               rec->name, quant);
+            break;
+        }
+        if (quant) {
+            if ((rc = read_qlinear(r, rec, m, err)) < 0) break;
+            const llm_param_tensor *pt = llm_model_tensor(m, rec->name);
+            if (pt) seen[pt - m->tensors] = 1;
+            continue;
+        }
+        if ((rc = read_companion(r, rec, m, qgot, err)) < 0) break;
+        if (rc == 1) {
+            rc = 0;
             continue;
         }
         int which = 0;
@@ -312,7 +453,15 @@ static int load_all(llm_reader *r, llm_model *m, llm_optim *o, llm_ckpt_train *t
                 rc = llm_error_set(err, LLM_ERR_FORMAT, "optimizer state optim.%c.%s is missing",
                                    k == 1 ? 'm' : 'v', m->tensors[i].name);
     }
+    for (int i = 0; rc == 0 && m->qlin && i < slots; i++) {
+        char name[64];
+        llm_qlinear_slot_name(i, cfg.n_layers, name, sizeof name);
+        if (m->qlin[i] && !(qgot[i] & 1)) rc = llm_error_set(err, LLM_ERR_FORMAT, "%s.scale is missing", name);
+        else if (m->qlin[i] && m->qlin[i]->zero && !(qgot[i] & 2))
+            rc = llm_error_set(err, LLM_ERR_FORMAT, "%s.zero is missing", name);
+    }
     free(seen);
+    free(qgot);
     return rc;
 }
 
@@ -324,13 +473,29 @@ int llm_ckpt_load(const char *path, llm_model *m, llm_optim *o, llm_ckpt_train *
     if (o) memset(o, 0, sizeof *o);
     TRY(llm_reader_open(&r, path, err));
     llm_ckpt_train scratch;
-    int rc = load_all(r, m, o, train ? train : &scratch, has_train, err);
+    int rc = load_all(r, m, o, train ? train : &scratch, has_train, 0, err);
     llm_reader_close(r);
     if (rc < 0) {
         if (strncmp(err->msg, path, strlen(path)) != 0) llm_error_prefix(err, "%s", path);
         llm_tok_free(&m->tok);
         llm_model_free(m);
         if (o) llm_optim_free(o);
+    }
+    return rc;
+}
+
+int llm_ckpt_load_model(const char *path, llm_model *m, llm_error *err)
+{
+    llm_reader *r;
+    memset(m, 0, sizeof *m);
+    TRY(llm_reader_open(&r, path, err));
+    llm_ckpt_train scratch;
+    int has_train;
+    int rc = load_all(r, m, NULL, &scratch, &has_train, 1, err);
+    llm_reader_close(r);
+    if (rc < 0) {
+        if (strncmp(err->msg, path, strlen(path)) != 0) llm_error_prefix(err, "%s", path);
+        llm_model_free(m);
     }
     return rc;
 }

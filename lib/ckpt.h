@@ -8,6 +8,13 @@
  * named beside them: "optim.m.<name>" and "optim.v.<name>".  Files are
  * written through a temporary name and renamed (outfile.h).
  *
+ * A quantized checkpoint (llm-quant) has the same records, except that each
+ * quantized linear (m->qlin, quant.h) is its integer codes (i8, or u4) with
+ * attributes quant=int8|int4|w8a8 (int4: group=, sym=; w8a8: act_scale=),
+ * followed by "<name>.scale" f32 [rows, groups] and, for asymmetric int4,
+ * "<name>.zero" u8 [rows, groups]; a tied classifier that is quantized is a
+ * record "cls" of its own.  The config record then has quant=<scheme>.
+ *
  *     TRY(llm_ckpt_save("m.llmt", &model, &optim, &train, &err));   // optim, train may be NULL
  *     llm_ckpt_train t;  int has_train;
  *     TRY(llm_ckpt_load("m.llmt", &model, &optim, &t, &has_train, &err));
@@ -47,6 +54,11 @@ int llm_ckpt_read_config(const char *path, llm_config *cfg, llm_error *err);
  * Otherwise *has_train = 0 and o is left alone. */
 int llm_ckpt_load(const char *path, llm_model *m, llm_optim *o, llm_ckpt_train *train,
                   int *has_train, llm_error *err);
+
+/* Loads a checkpoint for running it: float, or with quantized linears
+ * (m->qlin; their float views are left unused, never filled).  Training
+ * state is ignored.  llm_ckpt_load refuses quantized checkpoints. */
+int llm_ckpt_load_model(const char *path, llm_model *m, llm_error *err);
 
 /* FNV-1a fingerprint of n token ids. */
 uint64_t llm_ckpt_hash_tokens(const int32_t *tokens, int64_t n);

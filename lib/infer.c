@@ -14,13 +14,25 @@
 #include "lora.h"
 #include "matvec.h"
 #include "model_internal.h"
+#include "qmatmul.h"
 
-/* y [n, out] = x [n, in] W^T + beta y: sgemm, or sgemv for a single row (a
- * tap's one-token feed). */
-static void linear(const float *x, const float *w, float *y, int n, int out, int in, float beta)
+/* y [n, out] = x [n, in] W^T + beta y: a matrix-vector product for one token,
+ * which streams W once, else sgemm; or, when the model's linear in this slot
+ * is quantized, its integer kernel (qmatmul.h; beta = 1 goes through
+ * scratch [n, out], which the caller no longer needs). */
+static void linear(const llm_infer *s, int slot, float *scratch, const float *x, const float *w,
+                   float *y, int n, int out, int in, float beta)
 {
-    if (n == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, out, in, 1.0f, w, in, x, 1, beta, y, 1);
-    else llm_matmul_nt(x, w, y, n, out, in, beta);
+    const llm_qlinear *q = s->m->qlin ? s->m->qlin[slot] : NULL;
+    if (q) {
+        llm_qlinear_matmul(q, x, n, beta == 0 ? y : scratch, out);
+        if (beta != 0)
+            for (size_t i = 0; i < (size_t)n * out; i++) y[i] += scratch[i];
+    } else if (n == 1) {
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, out, in, 1.0f, w, in, x, 1, beta, y, 1);
+    } else {
+        llm_matmul_nt(x, w, y, n, out, in, beta);
+    }
 }
 
 int llm_infer_init(llm_infer *s, const llm_model *m, const llm_infer_opts *o, llm_error *err)
@@ -172,6 +184,25 @@ static int gather_last_rows(llm_infer *s, const segment *seg, int n_seg, int R, 
     return n_seg;
 }
 
+/* Rows [r0, r1) of y [M, out] (row stride ldy) = x [M, in] W^T + beta y for
+ * the linear in `slot`, inside the decode step's parallel region: the float
+ * kernel, or the quantized one (which overwrites, so beta = 1 goes through
+ * scratch's same rows, free at the two points that add: wo and w2). */
+static void rows_product(const llm_infer *s, int slot, const float *w, int in, const float *x,
+                         int M, float *y, int ldy, int r0, int r1, float beta, float *scratch)
+{
+    const llm_qlinear *q = s->m->qlin ? s->m->qlin[slot] : NULL;
+    if (!q) {
+        llm_matvec_rows(w, in, x, M, in, y, ldy, r0, r1, beta);
+    } else if (beta == 0) {
+        llm_qlinear_rows(q, x, M, y, ldy, r0, r1);
+    } else {
+        llm_qlinear_rows(q, x, M, scratch, ldy, r0, r1);
+        for (int m = 0; m < M; m++)
+            for (int r = r0; r < r1; r++) y[(size_t)m * ldy + r] += scratch[(size_t)m * ldy + r];
+    }
+}
+
 /* Rows of one token each, with no tap: the decode step.  Every matrix
  * product streams its weights once for all R rows (matvec.h), split by
  * output rows among the threads of one parallel region that lasts the whole
@@ -201,7 +232,8 @@ static void run_rows(llm_infer *s, const segment *seg, int n_seg, int R, int all
             for (int i = 0; i < 3; i++) {
                 int a = r0 > base[i] ? r0 : base[i], b = r1 < base[i + 1] ? r1 : base[i + 1];
                 if (a < b) {
-                    llm_matvec_rows(wt[i], D, s->xn, R, D, yt[i], ld[i], a - base[i], b - base[i], 0);
+                    rows_product(s, 7 * l + i, wt[i], D, s->xn, R, yt[i], ld[i], a - base[i], b - base[i],
+                                 0, NULL);
                     adapt(s, l, LLM_LORA_WQ + i, s->xn, R, D, yt[i], ld[i], a - base[i], b - base[i]);
                 }
             }
@@ -234,15 +266,15 @@ static void run_rows(llm_infer *s, const segment *seg, int n_seg, int R, int all
                                          s->lse + (size_t)h * R + sg->row0);
                 }
             llm_matvec_split(D, t, nt, &r0, &r1);
-            llm_matvec_rows(w->wo, HE, s->att, R, HE, s->x, D, r0, r1, 1);
+            rows_product(s, 7 * l + 3, w->wo, HE, s->att, R, s->x, D, r0, r1, 1, s->xn);
             adapt(s, l, LLM_LORA_WO, s->att, R, HE, s->x, D, r0, r1);
 #pragma omp barrier
 #pragma omp single
             llm_rmsnorm(s->x, w->mlp_norm, s->xn, NULL, R, D, c->norm_eps);
             /* w1 and w3 by the same rows, so each thread gates its own */
             llm_matvec_split(F, t, nt, &r0, &r1);
-            llm_matvec_rows(w->w1, D, s->xn, R, D, s->h1, F, r0, r1, 0);
-            llm_matvec_rows(w->w3, D, s->xn, R, D, s->h3, F, r0, r1, 0);
+            rows_product(s, 7 * l + 4, w->w1, D, s->xn, R, s->h1, F, r0, r1, 0, NULL);
+            rows_product(s, 7 * l + 6, w->w3, D, s->xn, R, s->h3, F, r0, r1, 0, NULL);
             adapt(s, l, LLM_LORA_W1, s->xn, R, D, s->h1, F, r0, r1);
             adapt(s, l, LLM_LORA_W3, s->xn, R, D, s->h3, F, r0, r1);
             for (int i = 0; i < R; i++)
@@ -252,7 +284,7 @@ static void run_rows(llm_infer *s, const segment *seg, int n_seg, int R, int all
                 }
 #pragma omp barrier
             llm_matvec_split(D, t, nt, &r0, &r1);
-            llm_matvec_rows(w->w2, F, s->h1, R, F, s->x, D, r0, r1, 1);
+            rows_product(s, 7 * l + 5, w->w2, F, s->h1, R, s->x, D, r0, r1, 1, s->xn);
             adapt(s, l, LLM_LORA_W2, s->h1, R, F, s->x, D, r0, r1);
 #pragma omp barrier
         }
@@ -262,7 +294,7 @@ static void run_rows(llm_infer *s, const segment *seg, int n_seg, int R, int all
             llm_rmsnorm(s->x, m->p.norm, s->xn, NULL, s->logit_rows, D, c->norm_eps);
         }
         llm_matvec_split(V, t, nt, &r0, &r1);
-        llm_matvec_rows(m->p.cls, D, s->xn, s->logit_rows, D, s->logits, V, r0, r1, 0);
+        rows_product(s, 7 * c->n_layers, m->p.cls, D, s->xn, s->logit_rows, s->logits, V, r0, r1, 0, NULL);
     }
 }
 
@@ -279,9 +311,9 @@ static int run_batched(llm_infer *s, const segment *seg, int n_seg, int R, int a
         const llm_layer_params *w = &m->p.layers[l];
         llm_rmsnorm(s->x, w->attn_norm, s->xn, NULL, R, D, c->norm_eps);
         if (s->tap.acts) TRY(report(s, "attn.wq.in", l, s->xn, R, D, err));
-        linear(s->xn, w->wq, s->q, R, HE, D, 0);
-        linear(s->xn, w->wk, s->kn, R, KE, D, 0);
-        linear(s->xn, w->wv, s->vn, R, KE, D, 0);
+        linear(s, 7 * l + 0, NULL, s->xn, w->wq, s->q, R, HE, D, 0);
+        linear(s, 7 * l + 1, NULL, s->xn, w->wk, s->kn, R, KE, D, 0);
+        linear(s, 7 * l + 2, NULL, s->xn, w->wv, s->vn, R, KE, D, 0);
         adapt(s, l, LLM_LORA_WQ, s->xn, R, D, s->q, HE, 0, HE);
         adapt(s, l, LLM_LORA_WK, s->xn, R, D, s->kn, KE, 0, KE);
         adapt(s, l, LLM_LORA_WV, s->xn, R, D, s->vn, KE, 0, KE);
@@ -318,25 +350,25 @@ static int run_batched(llm_infer *s, const segment *seg, int n_seg, int R, int a
                                  cache_of(s, s->k, seg[g].slot, l), err));
             }
         if (s->tap.acts) TRY(report(s, "attn.wo.in", l, s->att, R, HE, err));
-        linear(s->att, w->wo, s->x, R, D, HE, 1);
+        linear(s, 7 * l + 3, s->xn, s->att, w->wo, s->x, R, D, HE, 1);
         adapt(s, l, LLM_LORA_WO, s->att, R, HE, s->x, D, 0, D);
         llm_rmsnorm(s->x, w->mlp_norm, s->xn, NULL, R, D, c->norm_eps);
         if (s->tap.acts) TRY(report(s, "mlp.w1.in", l, s->xn, R, D, err));
-        linear(s->xn, w->w1, s->h1, R, F, D, 0);
-        linear(s->xn, w->w3, s->h3, R, F, D, 0);
+        linear(s, 7 * l + 4, NULL, s->xn, w->w1, s->h1, R, F, D, 0);
+        linear(s, 7 * l + 6, NULL, s->xn, w->w3, s->h3, R, F, D, 0);
         adapt(s, l, LLM_LORA_W1, s->xn, R, D, s->h1, F, 0, F);
         adapt(s, l, LLM_LORA_W3, s->xn, R, D, s->h3, F, 0, F);
         size_t nf = (size_t)R * F;
 #pragma omp parallel for schedule(static) if (nf >= LLM_PARALLEL_MIN)
         for (size_t i = 0; i < nf; i++) s->h1[i] = llm_silu(s->h1[i]) * s->h3[i];
         if (s->tap.acts) TRY(report(s, "mlp.w2.in", l, s->h1, R, F, err));
-        linear(s->h1, w->w2, s->x, R, D, F, 1);
+        linear(s, 7 * l + 5, s->xn, s->h1, w->w2, s->x, R, D, F, 1);
         adapt(s, l, LLM_LORA_W2, s->h1, R, F, s->x, D, 0, D);
     }
     int rows = s->logit_rows = gather_last_rows(s, seg, n_seg, R, all_logits);
     llm_rmsnorm(s->x, m->p.norm, s->xn, NULL, rows, D, c->norm_eps);
     if (s->tap.acts) TRY(report(s, "cls.in", -1, s->xn, rows, D, err));
-    linear(s->xn, m->p.cls, s->logits, rows, V, D, 0);
+    linear(s, 7 * c->n_layers, NULL, s->xn, m->p.cls, s->logits, rows, V, D, 0);
     return 0;
 }
 

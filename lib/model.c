@@ -7,11 +7,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "adapter.h"
 #include "attn.h"
 #include "lora.h"
 #include "model_internal.h"
+#include "quant.h"
 #include "rng.h"
 
 int llm_config_check(const llm_config *c, llm_error *err)
@@ -58,6 +60,24 @@ static void add_tensor(llm_param_tensor *tensors, int *n, int64_t *at, const cha
     }
     *at += count;
     (*n)++;
+}
+
+/* A zeroed arena of n floats.  A large one is aligned to 2 MiB and marked for
+ * transparent huge pages: a decode step streams every weight once, and with
+ * 4 KiB pages that walk takes a TLB miss every 4 KiB. */
+static float *arena_alloc(size_t n)
+{
+    const size_t huge = (size_t)2 << 20;
+    size_t bytes = n * sizeof(float);
+    if (bytes < 2 * huge) return calloc(n ? n : 1, sizeof(float));
+    bytes = (bytes + huge - 1) / huge * huge;
+    float *p = aligned_alloc(huge, bytes);
+    if (!p) return NULL;
+#ifdef MADV_HUGEPAGE
+    madvise(p, bytes, MADV_HUGEPAGE); /* advice only: failure changes nothing */
+#endif
+    memset(p, 0, bytes);
+    return p;
 }
 
 /* Lays out the arena: fills tensors[] (names, shapes, offsets) when given and
@@ -114,7 +134,7 @@ int llm_model_alloc(llm_model *m, const llm_config *cfg, llm_error *err)
     m->p.layers = calloc((size_t)cfg->n_layers, sizeof *m->p.layers);
     if (!m->tensors || !m->spans || !m->p.layers) goto nomem;
     m->n_params = layout(cfg, m->tensors, &m->n_tensors);
-    m->arena = calloc((size_t)m->n_params, sizeof *m->arena);
+    m->arena = arena_alloc((size_t)m->n_params);
     if (!m->arena) goto nomem;
     for (int i = 0; i < n; i++)
         m->spans[i] = (llm_param_span){m->tensors[i].offset, m->tensors[i].count,
@@ -155,6 +175,11 @@ int llm_model_init(llm_model *m, const llm_config *cfg, uint64_t seed, llm_error
 void llm_model_free(llm_model *m)
 {
     if (!m) return;
+    for (int i = 0; m->qlin && i < llm_qlinear_slots(m->cfg.n_layers); i++) {
+        llm_qlinear_free(m->qlin[i]);
+        free(m->qlin[i]);
+    }
+    free(m->qlin);
     free(m->arena);
     free(m->tensors);
     free(m->spans);

@@ -96,6 +96,10 @@ typedef struct llm_model {
      * forward pass applies (adapter.h); token ids V..V+P-1 are its virtual
      * tokens. */
     struct llm_adapter *adapter;
+    /* The quantized linears of a quantized checkpoint (quant.h), NULL for a
+     * float model: [llm_qlinear_slots(L)], NULL where a linear stays float
+     * (where one is set, its arena view is unused). */
+    struct llm_qlinear **qlin;
 } llm_model;
 
 /* Allocates a model with weights drawn from N(0, 0.02) (output projections

@@ -90,3 +90,17 @@ expect "labels need classify" 2 "--labels goes with --classify" -- llm-gen -m ba
 # adapters train on one process
 expect "no adapters over MPI" 1 "one process only|MPI" -- \
     llm-train --dist --init base.llmt --data b.txt --out m.llmt --lora 2 $tiny --steps 2
+
+# llm-quant --merge-adapter: the merged model scores as the base with the adapter, up to rounding
+if [ -x "$LLM_BIN/llm-quant" ]; then
+    expect "merge adapter" 0 "merged lora.llmt" -- llm-quant -m base.llmt --merge-adapter lora.llmt -o merged.llmt
+    llm-gen -m merged.llmt --eval b.txt >ppl_merged 2>/dev/null
+    awk -F'[= ]' 'NR==FNR {a=$2; next} {b=$2} END {d=(a-b)/a; if (d<0) d=-d; exit !(d < 1e-4)}' ppl_lora ppl_merged &&
+        pass "merged and unmerged perplexity agree" || fail "merged and unmerged perplexity agree" "$(cat ppl_lora ppl_merged)"
+    ! cmp -s ppl_base ppl_merged && pass "the merge changed the weights" || fail "the merge changed the weights" "$(cat ppl_merged)"
+    expect "merge on another base" 1 "another base model" -- llm-quant -m other.llmt --merge-adapter lora.llmt -o m2.llmt
+    expect "merge prompt tokens" 1 "cannot be folded" -- llm-quant -m base.llmt --merge-adapter pt.llmt -o m2.llmt
+    [ ! -e m2.llmt ] && pass "no output after a refused merge" || fail "no output after a refused merge" "m2.llmt exists"
+else
+    skip "merge adapter" "llm-quant is not built"
+fi

@@ -1,0 +1,44 @@
+/* qmatmul — matrix products with quantized weights (quant.h), for decoding.
+ *
+ *   Y[m, r] = sum_k X[m, k] * W[r, k]       X float [M, cols], W quantized
+ *
+ * Integer dot products, as llama.cpp's Q8_0 does: each row of X is quantized
+ * on the fly to int8 in blocks of LLM_QBLOCK (32) values, one step per block
+ * d_b = max|x_b| / 127 (w8a8: the weight's static act_scale for every block,
+ * values beyond ±127 steps clipped), and each block's integer dot product
+ * with the weight codes is scaled back by d_b and the weight's scale.  So
+ * int8 and int4 (W8A16/W4A16 in storage) differ from the float product of
+ * the dequantized weights by the activation rounding only:
+ *
+ *   |Y[m,r] - sum_k X[m,k] Ŵ[r,k]| <= sum_k |Ŵ[r,k]| d_b(k) / 2  (+ float rounding)
+ *
+ * which tests/unit/test_qmatmul.c checks against a double-precision product.
+ * The kernels use AVX2 (maddubs/madd) when the CPU has it, and portable C
+ * otherwise; both give the same integer sums.
+ *
+ *     #pragma omp parallel
+ *     {   // each thread its own rows
+ *         llm_qlinear_rows(w, X, M, Y, ldy, r0, r1);
+ *     }
+ *     llm_qlinear_matmul(w, X, M, Y, ldy);     // whole product, threaded here
+ */
+#ifndef LLM_QMATMUL_H
+#define LLM_QMATMUL_H
+
+#include "quant.h"
+
+/* Y[m * ldy + r] = sum_k X[m, k] * W[r, k] for rows r0 <= r < r1 and all
+ * m < M.  Safe to call from inside an OpenMP parallel region (each thread its
+ * own row range): it starts no parallel region itself.  X is f32 [M, cols]. */
+void llm_qlinear_rows(const llm_qlinear *w, const float *X, int M, float *Y, int ldy, int r0,
+                      int r1);
+
+/* The whole product, its rows split among the OpenMP threads. */
+void llm_qlinear_matmul(const llm_qlinear *w, const float *X, int M, float *Y, int ldy);
+
+/* 1 when the AVX2 kernels run.  llm_qmatmul_portable(1) forces the portable C
+ * kernels (for tests and benchmarks), (0) goes back to the CPU's best. */
+int llm_qmatmul_avx2(void);
+void llm_qmatmul_portable(int on);
+
+#endif

@@ -1,0 +1,145 @@
+/* Unit tests for lib/qmatmul: every scheme's product against a double-
+ * precision product of the dequantized weights (values rebuilt here from the
+ * codes and scales), within the bound the activation rounding allows, which
+ * the test computes itself from each block's max |x|; the AVX2 and portable
+ * kernels against each other; row ranges; batches wider than one chunk. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "qmatmul.h"
+
+static float *randn(size_t n, double sd, unsigned long long seed)
+{
+    float *x = malloc(n * sizeof *x);
+    for (size_t i = 0; i < n; i++) x[i] = (float)(sd * check_normal(&seed));
+    return x;
+}
+
+/* Ŵ[r,k] from the codes, in double. */
+static double what(const llm_qlinear *q, int r, int k)
+{
+    int g = k / (q->cols / q->groups);
+    return (double)q->scale[(size_t)r * q->groups + g] *
+           (llm_qlinear_code(q, r, k) - llm_qlinear_zero(q, r, g));
+}
+
+/* Checks Y [M, rows] against the double product, with the rounding bound. */
+static void check_product(const llm_qlinear *q, const float *X, int M, const float *Y, int ldy)
+{
+    int bad = 0;
+    double worst = 0;
+    for (int m = 0; m < M; m++) {
+        const float *x = X + (size_t)m * q->cols;
+        for (int r = 0; r < q->rows; r++) {
+            double ref = 0, bound = 0, mag = 0;
+            for (int k0 = 0; k0 < q->cols; k0 += 32) {
+                int n = q->cols - k0 < 32 ? q->cols - k0 : 32;
+                double step = 0;
+                for (int k = 0; k < n; k++) step = fmax(step, fabs(x[k0 + k]) / 127);
+                if (q->f.scheme == LLM_Q_W8A8) step = q->act_scale;
+                for (int k = k0; k < k0 + n; k++) {
+                    double wk = what(q, r, k), xk = x[k];
+                    if (q->f.scheme == LLM_Q_W8A8) { /* the input's own clipping is exact */
+                        xk = fmin(fmax(nearbyint(xk / step), -127), 127) * step;
+                        ref += wk * xk;
+                        mag += fabs(wk * xk);
+                    } else {
+                        ref += wk * xk;
+                        bound += fabs(wk) * step / 2;
+                        mag += fabs(wk * xk);
+                    }
+                }
+            }
+            double e = fabs(Y[(size_t)m * ldy + r] - ref), tol = bound + 1e-5 * mag + 1e-30;
+            worst = fmax(worst, e / tol);
+            if (e > tol) bad++;
+        }
+    }
+    CHECK_MSG(bad == 0, "%d of %d outputs beyond the bound (worst %.3g of it)", bad, M * q->rows, worst);
+}
+
+static void run_scheme(const llm_qformat *f, int rows, int cols, int M)
+{
+    llm_error err = {0};
+    float *w = randn((size_t)rows * cols, 0.05, 11 + (unsigned)cols);
+    float *X = randn((size_t)M * cols, 1.0, 5 + (unsigned)rows);
+    for (int i = 0; i < M * cols; i += 13) X[i] *= 8; /* outliers in some blocks */
+    llm_qlinear q;
+    CHECK_OK(llm_quantize_rtn(w, rows, cols, f, &q, &err));
+    if (f->scheme == LLM_Q_W8A8) q.act_scale = 4.0f / 127; /* clips the outliers */
+    int ldy = rows + 3;
+    float *Y = malloc((size_t)M * ldy * sizeof *Y);
+    llm_qlinear_matmul(&q, X, M, Y, ldy);
+    check_product(&q, X, M, Y, ldy);
+    if (llm_qmatmul_avx2()) { /* the portable kernel: same integer sums */
+        float *Yp = malloc((size_t)M * ldy * sizeof *Yp);
+        llm_qmatmul_portable(1);
+        llm_qlinear_matmul(&q, X, M, Yp, ldy);
+        llm_qmatmul_portable(0);
+        double worst = 0;
+        for (int m = 0; m < M; m++)
+            for (int r = 0; r < rows; r++) {
+                double a = Y[(size_t)m * ldy + r], b = Yp[(size_t)m * ldy + r];
+                worst = fmax(worst, fabs(a - b) / (fabs(a) + 1e-3));
+            }
+        CHECK_MSG(worst < 1e-4, "AVX2 and portable differ by %.3g relative", worst);
+        free(Yp);
+    }
+    free(w), free(X), free(Y);
+    llm_qlinear_free(&q);
+}
+
+static void test_int8(void)
+{
+    run_scheme(&(llm_qformat){.scheme = LLM_Q_INT8}, 37, 96, 3);
+    run_scheme(&(llm_qformat){.scheme = LLM_Q_INT8}, 19, 100, 2); /* a partial last block */
+}
+
+static void test_int4_sym(void) { run_scheme(&(llm_qformat){.scheme = LLM_Q_INT4, .group = 32, .sym = 1}, 33, 128, 4); }
+
+static void test_int4_asym(void) { run_scheme(&(llm_qformat){.scheme = LLM_Q_INT4, .group = 64, .sym = 0}, 21, 192, 2); }
+
+static void test_w8a8(void) { run_scheme(&(llm_qformat){.scheme = LLM_Q_W8A8}, 17, 160, 3); }
+
+/* More rows of X than one chunk of quantized activations holds. */
+static void test_wide_batch(void)
+{
+    run_scheme(&(llm_qformat){.scheme = LLM_Q_INT4, .group = 128, .sym = 1}, 9, 1024, 70);
+    run_scheme(&(llm_qformat){.scheme = LLM_Q_INT8}, 5, 40000, 2); /* a row wider than a chunk */
+}
+
+/* Rows r0..r1 only: what a thread of a decode step computes. */
+static void test_row_range(void)
+{
+    llm_error err = {0};
+    enum { R = 40, C = 64, M = 2 };
+    float *w = randn(R * C, 0.1, 1), *X = randn(M * C, 1, 2);
+    llm_qlinear q;
+    CHECK_OK(llm_quantize_rtn(w, R, C, &(llm_qformat){.scheme = LLM_Q_INT4, .group = 32}, &q, &err));
+    float full[M * R], part[M * R];
+    llm_qlinear_matmul(&q, X, M, full, R);
+    for (int i = 0; i < M * R; i++) part[i] = -99;
+    llm_qlinear_rows(&q, X, M, part, R, 10, 25);
+    int ok = 1;
+    for (int m = 0; m < M; m++)
+        for (int r = 0; r < R; r++) {
+            float v = part[m * R + r];
+            ok &= r >= 10 && r < 25 ? v == full[m * R + r] : v == -99;
+        }
+    CHECK_MSG(ok, "rows outside 10..24 written, or inside differ");
+    free(w), free(X);
+    llm_qlinear_free(&q);
+}
+
+int main(void)
+{
+    RUN(test_int8);
+    RUN(test_int4_sym);
+    RUN(test_int4_asym);
+    RUN(test_w8a8);
+    RUN(test_wide_batch);
+    RUN(test_row_range);
+    return check_done();
+}
