@@ -354,8 +354,8 @@ int main(int argc, char **argv)
                 }
         } else {
             how = adapting ? "adapting a frozen base"
-                  : has_train ? "continued on new text (fresh optimizer and schedule)"
-                              : "initialised from a model (fresh optimizer and schedule)";
+                  : has_train ? "continued on new text (fresh optimizer)"
+                              : "initialised from a model";
             llm_optim_free(&resume);
             has_train = 0;
         }
