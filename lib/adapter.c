@@ -339,11 +339,9 @@ static int load_all(llm_reader *r, llm_adapter *ad, llm_error *err)
     return rc;
 }
 
-int llm_adapter_load(const char *path, llm_adapter *ad, llm_error *err)
+/* Loads from an open reader, which it closes; label names the input. */
+static int load_from(llm_reader *r, const char *path, llm_adapter *ad, llm_error *err)
 {
-    memset(ad, 0, sizeof *ad);
-    llm_reader *r;
-    TRY(llm_reader_open(&r, path, err));
     int rc = load_all(r, ad, err);
     llm_reader_close(r);
     if (rc < 0) {
@@ -351,4 +349,20 @@ int llm_adapter_load(const char *path, llm_adapter *ad, llm_error *err)
         if (strncmp(err->msg, path, strlen(path)) != 0) llm_error_prefix(err, "%s", path);
     }
     return rc;
+}
+
+int llm_adapter_load(const char *path, llm_adapter *ad, llm_error *err)
+{
+    memset(ad, 0, sizeof *ad);
+    llm_reader *r;
+    TRY(llm_reader_open(&r, path, err));
+    return load_from(r, path, ad, err);
+}
+
+int llm_adapter_load_mem(const void *buf, size_t len, const char *label, llm_adapter *ad, llm_error *err)
+{
+    memset(ad, 0, sizeof *ad);
+    llm_reader *r;
+    TRY(llm_reader_open_mem(&r, buf, len, label, err));
+    return load_from(r, label, ad, err);
 }

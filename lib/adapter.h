@@ -96,5 +96,7 @@ int llm_adapter_merge(llm_model *m, const llm_adapter *ad, llm_error *err);
 int llm_adapter_save(const char *path, const llm_adapter *ad, llm_error *err);
 /* Loads an adapter stream (allocated here; free with llm_adapter_free). */
 int llm_adapter_load(const char *path, llm_adapter *ad, llm_error *err);
+/* The same from a stream in memory (buf is not copied); label names it in messages. */
+int llm_adapter_load_mem(const void *buf, size_t len, const char *label, llm_adapter *ad, llm_error *err);
 
 #endif

@@ -33,4 +33,12 @@ if [ "$target" = fuzz_labels ]; then
     printf '\005\000<bos> the\\x20 c\\x5ca t #7' >"$dir/labels.seed"
     printf '\001\000\\xc3\\xa9' >"$dir/utf8.seed"
 fi
+if [ "$target" = fuzz_adapter ]; then
+    # a tiny base and a LoRA + prompt-tuning adapter for it
+    for i in $(seq 60); do echo "line $i of a small text for a small model"; done >"$dir/t.txt"
+    "$bin/llm-train" --data "$dir/t.txt" --out "$dir/b.llmt" --dim 8 --layers 1 --heads 2 --seq 8 --steps 1 -q &&
+        "$bin/llm-train" --init "$dir/b.llmt" --data "$dir/t.txt" --out "$dir/a.llmt" --lora 1 \
+            --lora-targets wq,w2 --prompt-tune 2 --steps 1 -q
+    rm -f "$dir/t.txt" "$dir/b.llmt"
+fi
 exit 0
