@@ -8,9 +8,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "adapter.h"
 #include "ckpt.h"
 #include "cli.h"
 #include "data.h"
+#include "examples.h"
 #include "infer.h"
 #include "generate.h"
 #include "sample.h"
@@ -28,6 +30,11 @@ static const char usage_text[] =
     "Evaluation:\n"
     "  --eval FILE ('-': stdin)  prints ppl=... bpb=... tokens=...\n"
     "  --stride S (ctx/2): windows of --ctx tokens advance by S; each token is scored once\n"
+    "Fine-tuned adapters:\n"
+    "  --adapter A.llmt  apply prompt-tuning tokens and LoRA factors trained on this base (llm-train)\n"
+    "  --classify FILE.tsv  for each 'text<TAB>gold' line, score every label by its log-likelihood\n"
+    "               after the text and print 'predicted<TAB>gold'; then accuracy=... n=...\n"
+    "  --labels a,b,c  the candidate labels (default: the file's distinct gold labels)\n"
     "Dumps (a tensor stream on stdout, one record flushed at a time):\n"
     "  --dump-attn  the prompt's attention probabilities: layers.L.attn.probs [heads, T, T]\n"
     "  --dump-acts  every linear layer's inputs for the text on stdin, in sequences of --ctx\n"
@@ -39,7 +46,7 @@ static const char usage_text[] =
     "Other: --threads N  -q  -h/--help  -V/--version.  See llm-gen(1).\n";
 
 enum { O_BATCH = 200, O_SLOTS, O_TEMP = 256, O_TOPK, O_TOPP, O_SEED, O_THREADS, O_CTX, O_EVAL, O_STRIDE, O_IDS, O_WINDOW,
-       O_SCALING, O_FACTOR, O_DUMP_ATTN, O_DUMP_ACTS, O_FORCE };
+       O_SCALING, O_FACTOR, O_DUMP_ATTN, O_DUMP_ACTS, O_FORCE, O_ADAPTER, O_CLASSIFY, O_LABELS };
 
 static const struct option long_opts[] = {
     {"model", required_argument, 0, 'm'},   {"prompt", required_argument, 0, 'p'},
@@ -52,13 +59,14 @@ static const struct option long_opts[] = {
     {"rope-factor", required_argument, 0, O_FACTOR}, {"quiet", no_argument, 0, 'q'},
     {"dump-attn", no_argument, 0, O_DUMP_ATTN}, {"dump-acts", no_argument, 0, O_DUMP_ACTS},
     {"force", no_argument, 0, O_FORCE}, {"batch", no_argument, 0, O_BATCH},
-    {"slots", required_argument, 0, O_SLOTS},
+    {"slots", required_argument, 0, O_SLOTS}, {"adapter", required_argument, 0, O_ADAPTER},
+    {"classify", required_argument, 0, O_CLASSIFY}, {"labels", required_argument, 0, O_LABELS},
     {"help", no_argument, 0, 'h'},          {"version", no_argument, 0, 'V'},
     {0, 0, 0, 0},
 };
 
 typedef struct options {
-    const char *model, *prompt, *eval;
+    const char *model, *prompt, *eval, *adapter, *classify, *labels;
     long n, top_k, seed, threads, ctx, stride, window;
     double temp, top_p, factor;
     int ids, quiet, scaling, dump_attn, dump_acts, force, batch;
@@ -95,6 +103,9 @@ static void parse(int argc, char **argv, options *o)
         case O_DUMP_ACTS: o->dump_acts = 1; break;
         case O_FORCE: o->force = 1; break;
         case O_BATCH: o->batch = 1; break;
+        case O_ADAPTER: o->adapter = optarg; break;
+        case O_CLASSIFY: o->classify = optarg; break;
+        case O_LABELS: o->labels = optarg; break;
         case O_SLOTS: o->slots = llm_cli_long("--slots", optarg, 1, 4096); break;
         case 'q': o->quiet = 1; break;
         case 'h': fputs(usage_text, stdout); exit(0);
@@ -107,8 +118,9 @@ static void parse(int argc, char **argv, options *o)
     if (o->dump_acts && o->prompt) llm_usage_error("--dump-acts reads its text from stdin, not -p");
     if (o->stride && o->ctx && o->stride > o->ctx)
         llm_usage_error("--stride %ld is larger than --ctx %ld", o->stride, o->ctx);
-    if (!!o->eval + o->dump_attn + o->dump_acts + o->batch > 1)
-        llm_usage_error("--eval, --dump-attn, --dump-acts and --batch exclude each other");
+    if (!!o->eval + o->dump_attn + o->dump_acts + o->batch + !!o->classify > 1)
+        llm_usage_error("--eval, --dump-attn, --dump-acts, --batch and --classify exclude each other");
+    if (o->labels && !o->classify) llm_usage_error("--labels goes with --classify");
 }
 
 /* Reads a whole file ("-": stdin), or dies saying why. */
@@ -139,21 +151,24 @@ static int64_t parse_ids(const char *text, int32_t *ids, int64_t cap, int vocab)
     return n;
 }
 
-/* BOS + the text's tokens (or the ids given); *n gets the count. */
+/* The adapter's virtual tokens (ids V..V+P-1), BOS and the text's tokens
+ * (or the ids given); *n gets the count. */
 static int32_t *tokenize(const llm_model *m, const char *text, size_t len, int ids, int64_t *n)
 {
-    size_t cap = llm_tok_max_ids(len) + 1;
+    int P = m->adapter ? m->adapter->cfg.n_virtual : 0;
+    size_t cap = llm_tok_max_ids(len) + 1 + (size_t)P;
     int32_t *t = malloc(cap * sizeof *t);
     if (!t) llm_die(LLM_EXIT_DATA, "out of memory");
+    for (int i = 0; i < P; i++) t[i] = m->cfg.vocab + i;
     if (ids) {
-        *n = parse_ids(text, t, (int64_t)cap, m->cfg.vocab);
+        *n = P + parse_ids(text, t + P, (int64_t)cap - P, m->cfg.vocab);
         return t;
     }
     llm_error err = {0};
-    t[0] = m->tok.bos;
-    int64_t k = llm_tok_encode_text(&m->tok, text, len, t + 1, &err);
+    t[P] = m->tok.bos;
+    int64_t k = llm_tok_encode_text(&m->tok, text, len, t + P + 1, &err);
     if (k < 0) llm_die(LLM_EXIT_DATA, "%s", err.msg);
-    *n = 1 + k;
+    *n = P + 1 + k;
     return t;
 }
 
@@ -329,6 +344,65 @@ static void run_dump(llm_infer *s, const llm_model *m, const options *o, int ctx
     free(text);
 }
 
+/* --classify: each example's label chosen by log-likelihood among the candidates. */
+static void run_classify(llm_infer *s, const llm_model *m, const options *o, int ctx)
+{
+    llm_error err = {0};
+    size_t len;
+    char *text = slurp(o->classify, &len);
+    /* the examples, split in place; the candidates from --labels or the golds */
+    int n = 0, n_labels = 0;
+    for (size_t i = 0; i < len; i++) n += text[i] == '\n';
+    n += len && text[len - 1] != '\n';
+    char **texts = calloc((size_t)n + 1, sizeof *texts), **golds = calloc((size_t)n + 1, sizeof *golds);
+    char *label_list = o->labels ? strdup(o->labels) : NULL;
+    const char **labels = calloc((size_t)n + 64 + (o->labels ? strlen(o->labels) : 0), sizeof *labels);
+    if (!texts || !golds || !labels || (o->labels && !label_list)) llm_die(LLM_EXIT_DATA, "out of memory");
+    if (label_list)
+        for (char *save, *l = strtok_r(label_list, ",", &save); l; l = strtok_r(NULL, ",", &save))
+            labels[n_labels++] = l;
+    int k = 0;
+    char *line = text;
+    for (int lineno = 1; line < text + len; lineno++) {
+        char *end = memchr(line, '\n', (size_t)(text + len - line));
+        if (end) *end = '\0';
+        else end = text + len;
+        if (*line) {
+            if (llm_example_split(line, &golds[k]) < 0)
+                llm_die(LLM_EXIT_DATA, "%s:%d: no tab before a label", o->classify, lineno);
+            texts[k] = line;
+            int known = 0;
+            for (int j = 0; j < n_labels; j++) known |= !strcmp(labels[j], golds[k]);
+            if (!known && !o->labels) labels[n_labels++] = golds[k];
+            k++;
+        }
+        line = end + 1;
+    }
+    if (n_labels < 2) llm_die(LLM_EXIT_USAGE, "%s: fewer than two labels to choose from", o->classify);
+    int P = m->adapter ? m->adapter->cfg.n_virtual : 0, T = ctx - P;
+    int32_t *prefix = malloc(((size_t)P + 1) * sizeof *prefix), *in = malloc((size_t)T * sizeof *in),
+            *tg = malloc((size_t)T * sizeof *tg);
+    if (!prefix || !in || !tg) llm_die(LLM_EXIT_DATA, "out of memory");
+    for (int i = 0; i < P; i++) prefix[i] = m->cfg.vocab + i;
+    int correct = 0;
+    for (int e = 0; e < k; e++) {
+        int best = -1;
+        double best_lp = -INFINITY;
+        for (int j = 0; j < n_labels; j++) {
+            double lp;
+            if (llm_example_encode(&m->tok, texts[e], strlen(texts[e]), labels[j], strlen(labels[j]), T, in,
+                                   tg, &err) < 0 ||
+                llm_examples_logp(s, prefix, P, in, tg, T, &lp, &err) < 0)
+                llm_die(LLM_EXIT_DATA, "%s: example %d: %s", o->classify, e + 1, err.msg);
+            if (lp > best_lp) best_lp = lp, best = j;
+        }
+        correct += !strcmp(labels[best], golds[e]);
+        printf("%s\t%s\n", labels[best], golds[e]);
+    }
+    printf("accuracy=%.4f correct=%d n=%d labels=%d\n", k ? (double)correct / k : 0.0, correct, k, n_labels);
+    free(prefix), free(in), free(tg), free(texts), free(golds), free(labels), free(label_list), free(text);
+}
+
 int main(int argc, char **argv)
 {
     llm_cli_init("llm-gen");
@@ -340,6 +414,15 @@ int main(int argc, char **argv)
     llm_model m;
     if (llm_ckpt_load_model(o.model, &m, &err) < 0) llm_die(LLM_EXIT_DATA, "%s", err.msg);
     if (!o.ids && llm_tok_has_text(&m.tok, &err) < 0) llm_die(LLM_EXIT_USAGE, "%s: %s", o.model, err.msg);
+    llm_adapter adapter;
+    if (o.adapter) {
+        if (llm_adapter_load(o.adapter, &adapter, &err) < 0) llm_die(LLM_EXIT_DATA, "%s", err.msg);
+        if (llm_adapter_attach(&m, &adapter, &err) < 0)
+            llm_die(LLM_EXIT_DATA, "%s: not for %s: %s", o.adapter, o.model, err.msg);
+        if (adapter.cfg.n_virtual && (o.eval || o.dump_attn || o.dump_acts))
+            llm_die(LLM_EXIT_USAGE, "%s: a prompt-tuning adapter works with generation and --classify, not "
+                    "--eval or dumps", o.adapter);
+    }
     int ctx = o.ctx ? (int)o.ctx : m.cfg.seq_len;
     llm_rope_scaling scaling = {.kind = (llm_rope_kind)o.scaling, .orig_ctx = m.cfg.seq_len,
                                 .cur_len = ctx,
@@ -357,6 +440,8 @@ int main(int argc, char **argv)
 
     if (o.batch) {
         run_batch(&s, &m, &o, ctx);
+    } else if (o.classify) {
+        run_classify(&s, &m, &o, ctx);
     } else if (o.dump_attn || o.dump_acts) {
         run_dump(&s, &m, &o, ctx);
     } else if (o.eval) {
@@ -399,5 +484,6 @@ int main(int argc, char **argv)
     }
     llm_infer_free(&s);
     llm_model_free(&m);
+    if (o.adapter) llm_adapter_free(&adapter);
     return 0;
 }

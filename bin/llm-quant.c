@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "adapter.h"
 #include "ckpt.h"
 #include "cli.h"
 #include "gptq.h"
@@ -36,12 +37,15 @@ static const char usage_text[] =
     "  --cls           quantize the classifier too (kept float by default; when tied to the\n"
     "                  embedding it becomes a tensor of its own)\n"
     "  --dequant       write the float model the quantized one stands for\n"
+    "  --merge-adapter A.llmt  fold a LoRA adapter trained on CKPT (llm-train --lora) into its\n"
+    "                  weights first; without --scheme, write the merged float model\n"
     "  --report FILE   per linear: weight SQNR, output SQNR on the activations (RTN beside\n"
     "                  GPTQ), and the file sizes ('-': stdout)\n"
     "Other: --threads N  -q  -h/--help  -V/--version.  See llm-quant(1).\n";
 
 enum { O_SCHEME = 256, O_GROUP, O_SYM, O_ASYM, O_METHOD, O_ACTS, O_DAMP, O_ACT_ORDER, O_BLOCK,
-       O_SMOOTH, O_CALIB, O_CALIB_METHOD, O_SKIP, O_CLS, O_DEQUANT, O_REPORT, O_THREADS };
+       O_SMOOTH, O_CALIB, O_CALIB_METHOD, O_SKIP, O_CLS, O_DEQUANT, O_REPORT, O_THREADS,
+       O_MERGE };
 
 static const struct option long_opts[] = {
     {"model", required_argument, 0, 'm'},      {"output", required_argument, 0, 'o'},
@@ -53,6 +57,7 @@ static const struct option long_opts[] = {
     {"calib", required_argument, 0, O_CALIB},  {"calib-method", required_argument, 0, O_CALIB_METHOD},
     {"skip", required_argument, 0, O_SKIP},    {"cls", no_argument, 0, O_CLS},
     {"dequant", no_argument, 0, O_DEQUANT},    {"report", required_argument, 0, O_REPORT},
+    {"merge-adapter", required_argument, 0, O_MERGE},
     {"threads", required_argument, 0, O_THREADS}, {"quiet", no_argument, 0, 'q'},
     {"help", no_argument, 0, 'h'},             {"version", no_argument, 0, 'V'},
     {0, 0, 0, 0},
@@ -61,7 +66,7 @@ static const struct option long_opts[] = {
 enum { MAX_SKIP = 64 };
 
 typedef struct options {
-    const char *model, *out, *acts, *calib, *calib_method, *report;
+    const char *model, *out, *acts, *calib, *calib_method, *report, *merge;
     const char *skip[MAX_SKIP];
     int n_skip, gptq, act_order, cls, dequant, quiet;
     llm_qformat f;
@@ -106,6 +111,7 @@ static void parse(int argc, char **argv, options *o)
         case O_CLS: o->cls = 1; break;
         case O_DEQUANT: o->dequant = 1; break;
         case O_REPORT: o->report = optarg; break;
+        case O_MERGE: o->merge = optarg; break;
         case O_THREADS: o->threads = llm_cli_long("--threads", optarg, 1, 1024); break;
         case 'q': o->quiet = 1; break;
         case 'h': fputs(usage_text, stdout); exit(0);
@@ -116,7 +122,7 @@ static void parse(int argc, char **argv, options *o)
     if (optind < argc) llm_usage_error("unexpected argument '%s'", argv[optind]);
     if (!o->model) llm_usage_error("no model: give -m CKPT");
     if (!o->out) llm_usage_error("no output: give -o OUT");
-    if (!o->f.scheme) llm_usage_error("no scheme: give --scheme int8, int4 or w8a8");
+    if (!o->f.scheme && !o->merge) llm_usage_error("no scheme: give --scheme int8, int4 or w8a8");
     if (o->gptq && !o->acts) llm_usage_error("--method gptq needs --acts (llm-gen --dump-acts)");
     if (o->smooth && !o->calib) llm_usage_error("--smooth needs --calib (llm-calib --per-channel)");
     if (o->f.scheme == LLM_Q_W8A8 && !o->calib) llm_usage_error("--scheme w8a8 needs --calib (llm-calib)");
@@ -407,6 +413,20 @@ int main(int argc, char **argv)
     model_io io = {0};
     int has_train;
     if (llm_ckpt_load(o.model, &io.m, NULL, NULL, &has_train, &err) < 0) llm_die(LLM_EXIT_DATA, "%s", err.msg);
+    if (o.merge) { /* W += (alpha/R) B A in every adapted linear, then on as usual */
+        llm_adapter ad;
+        if (llm_adapter_load(o.merge, &ad, &err) < 0) llm_die(LLM_EXIT_DATA, "%s", err.msg);
+        if (llm_adapter_attach(&io.m, &ad, &err) < 0) llm_die(LLM_EXIT_DATA, "%s: not for %s: %s", o.merge, o.model, err.msg);
+        io.m.adapter = NULL;
+        if (llm_adapter_merge(&io.m, &ad, &err) < 0) llm_die(LLM_EXIT_DATA, "%s: %s", o.merge, err.msg);
+        llm_adapter_free(&ad);
+        if (!o.f.scheme) {
+            if (llm_ckpt_save(o.out, &io.m, NULL, NULL, &err) < 0) llm_die(LLM_EXIT_DATA, "%s", err.msg);
+            if (!o.quiet) fprintf(stderr, "llm-quant: merged %s into %s: %s\n", o.merge, o.model, o.out);
+            llm_model_free(&io.m);
+            return 0;
+        }
+    }
     describe(&io, &o);
     const llm_config *c = &io.m.cfg;
     int L = c->n_layers, D = c->dim;

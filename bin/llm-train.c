@@ -7,12 +7,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
+#include "adapter.h"
 #include "ckpt.h"
 #include "cli.h"
 #include "data.h"
 #include "dist.h"
+#include "examples.h"
+#include "lora.h"
 #include "model.h"
 #include "train.h"
 
@@ -31,6 +35,10 @@ static const char usage_text[] =
     "  --save-every N (0: at the end)  --stop-at N (stop after step N, saving)  --log FILE.tsv\n"
     "  --sample N (print N greedy bytes at the end)  --prompt TEXT  --threads N\n"
     "  --progress (bar even when stderr is not a terminal)  -q  -h/--help  -V/--version\n"
+    "Fine-tuning (with --init BASE; the base stays frozen and --out gets a small adapter stream):\n"
+    "  --prompt-tune N (N virtual tokens before every sequence; lr 0.1)\n"
+    "  --lora R  --lora-alpha A (2R)  --lora-targets wq,wk,wv,wo,w1,w2,w3 (wq,wv; or all)\n"
+    "  --examples FILE.tsv (instead of --data: 'text<TAB>label' lines, loss on the label only)\n"
     "Data parallelism (mpirun -np N llm-train ...; --accum counts micro-batches over all ranks, default N):\n"
     "  --shard-optim (ZeRO-1: 1/N of the optimizer state per rank)  --no-overlap\n"
     "  --bucket-mb X (1; 0 = a bucket per layer)  --dist (start MPI without mpirun: one rank)\n"
@@ -40,7 +48,8 @@ enum {
     O_DATA = 256, O_OUT, O_INIT, O_STEPS, O_BATCH, O_SEQ, O_DIM, O_LAYERS, O_HEADS, O_KV, O_HIDDEN,
     O_TIE, O_NO_TIE, O_OPTIM, O_LR, O_MIN_LR, O_WARMUP, O_WD, O_CLIP, O_ACCUM, O_WINDOW,
     O_EVAL, O_SAVE, O_SEED, O_THREADS, O_LOG, O_STOP, O_SAMPLE, O_PROMPT, O_PROGRESS, O_VALFRAC,
-    O_DIST, O_SHARD, O_NO_OVERLAP, O_BUCKET, O_COUNT
+    O_DIST, O_SHARD, O_NO_OVERLAP, O_BUCKET, O_PROMPT_TUNE, O_LORA, O_LORA_ALPHA, O_LORA_TARGETS,
+    O_EXAMPLES, O_COUNT
 };
 
 static const struct option long_opts[] = {
@@ -62,6 +71,9 @@ static const struct option long_opts[] = {
     {"val-frac", required_argument, 0, O_VALFRAC}, {"quiet", no_argument, 0, 'q'},
     {"dist", no_argument, 0, O_DIST},             {"shard-optim", no_argument, 0, O_SHARD},
     {"no-overlap", no_argument, 0, O_NO_OVERLAP}, {"bucket-mb", required_argument, 0, O_BUCKET},
+    {"prompt-tune", required_argument, 0, O_PROMPT_TUNE}, {"lora", required_argument, 0, O_LORA},
+    {"lora-alpha", required_argument, 0, O_LORA_ALPHA}, {"lora-targets", required_argument, 0, O_LORA_TARGETS},
+    {"examples", required_argument, 0, O_EXAMPLES},
     {"help", no_argument, 0, 'h'},                {"version", no_argument, 0, 'V'},
     {0, 0, 0, 0},
 };
@@ -69,7 +81,10 @@ static const struct option long_opts[] = {
 typedef struct options {
     const char **data;
     int n_data;
-    const char *out, *init, *log, *prompt;
+    const char *out, *init, *log, *prompt, *examples;
+    long prompt_tune, lora;
+    double lora_alpha;
+    unsigned lora_targets;
     long steps, batch, seq, dim, layers, heads, kv_heads, hidden, accum, window, eval_every,
         save_every, threads, stop_at, sample;
     int tie, quiet, progress;
@@ -84,7 +99,9 @@ static void parse(int argc, char **argv, options *o)
 {
     *o = (options){.steps = 1000, .batch = 8, .seq = 128, .dim = 128, .layers = 4, .heads = 4,
                    .accum = 1, .eval_every = 100, .tie = 1, .optim = "adamw", .clip = 1.0,
-                   .seed = 1337, .val_frac = 0.1, .prompt = "", .bucket_mb = 1};
+                   .seed = 1337, .val_frac = 0.1, .prompt = "", .bucket_mb = 1,
+                   .lora_targets = (1u << LLM_LORA_WQ) | (1u << LLM_LORA_WV)};
+    llm_error err = {0};
     o->data = calloc((size_t)argc + 1, sizeof *o->data);
     if (!o->data) llm_die(LLM_EXIT_DATA, "out of memory");
     opterr = 0;
@@ -126,6 +143,13 @@ static void parse(int argc, char **argv, options *o)
         case O_PROGRESS: o->progress = 1; break;
         case O_DIST: case O_SHARD: case O_NO_OVERLAP: break;
         case O_BUCKET: o->bucket_mb = llm_cli_double("--bucket-mb", optarg, 0, 1 << 20); break;
+        case O_PROMPT_TUNE: o->prompt_tune = llm_cli_long("--prompt-tune", optarg, 1, 1 << 16); break;
+        case O_LORA: o->lora = llm_cli_long("--lora", optarg, 1, LLM_LORA_MAX_RANK); break;
+        case O_LORA_ALPHA: o->lora_alpha = llm_cli_double("--lora-alpha", optarg, 1e-6, 1e5); break;
+        case O_LORA_TARGETS:
+            if (llm_adapter_parse_targets(optarg, &o->lora_targets, &err) < 0) llm_usage_error("--lora-targets: %s", err.msg);
+            break;
+        case O_EXAMPLES: o->examples = optarg; break;
         case O_VALFRAC: o->val_frac = llm_cli_double("--val-frac", optarg, 0.001, 0.5); break;
         case 'q': o->quiet = 1; break;
         case 'h': fputs(usage_text, stdout); exit(0);
@@ -134,7 +158,12 @@ static void parse(int argc, char **argv, options *o)
         }
     }
     while (optind < argc) o->data[o->n_data++] = argv[optind++];
-    if (!o->n_data) llm_usage_error("no training text: give --data FILE (or '-' for stdin)");
+    if (o->examples && o->n_data) llm_usage_error("--examples replaces --data: give one or the other");
+    if (!o->n_data && !o->examples) llm_usage_error("no training text: give --data FILE (or '-' for stdin)");
+    if ((o->prompt_tune || o->lora) && !o->init)
+        llm_usage_error("--prompt-tune and --lora adapt a base model: give it with --init BASE");
+    if ((o->given[O_LORA_ALPHA] || o->given[O_LORA_TARGETS]) && !o->lora)
+        llm_usage_error("--lora-alpha and --lora-targets need --lora R");
     if (!o->out) llm_usage_error("no --out CKPT to write the model to");
 }
 
@@ -203,6 +232,10 @@ static void on_signal(int sig)
 static void save(const char *path, llm_trainer *t)
 {
     llm_error err = {0};
+    if (t->m->adapter) { /* the base is untouched: the adapter alone */
+        if (llm_adapter_save(path, t->m->adapter, &err) < 0) fatal("%s", err.msg);
+        return;
+    }
     if (!t->comm) {
         if (llm_ckpt_save(path, t->m, &t->optim, &t->st, &err) < 0) fatal("%s", err.msg);
         return;
@@ -220,12 +253,16 @@ static void print_sample(const llm_trainer *t, const options *o)
 {
     llm_error err = {0};
     llm_acts a;
-    if (llm_acts_init(&a, &t->m->cfg, 1, t->st.seq, &err) < 0) fatal("%s", err.msg);
+    const llm_adapter *ad = t->m->adapter;
+    if (llm_acts_init(&a, &t->m->cfg, 1, t->prefix + t->st.seq, &err) < 0 ||
+        (ad && ad->cfg.rank && llm_acts_lora(&a, &t->m->cfg, ad->cfg.rank, &err) < 0))
+        fatal("%s", err.msg);
     size_t plen = strlen(o->prompt);
-    int32_t *ids = malloc((plen + 1 + (size_t)o->sample) * sizeof *ids);
+    int32_t *ids = malloc((plen + 1 + (size_t)t->prefix + (size_t)o->sample) * sizeof *ids);
     if (!ids) fatal("out of memory");
-    ids[0] = t->m->tok.bos;
-    int n = 1 + (int)llm_tok_encode(&t->m->tok, o->prompt, plen, ids + 1);
+    for (int i = 0; i < t->prefix; i++) ids[i] = t->m->cfg.vocab + i; /* the virtual tokens */
+    ids[t->prefix] = t->m->tok.bos;
+    int n = t->prefix + 1 + (int)llm_tok_encode(&t->m->tok, o->prompt, plen, ids + t->prefix + 1);
     int made = llm_model_greedy(t->m, &a, ids, n, (int)o->sample, ids + n);
     fputs(o->prompt, stdout);
     for (int i = 0; i < made; i++) {
@@ -235,6 +272,13 @@ static void print_sample(const llm_trainer *t, const options *o)
     putchar('\n');
     free(ids);
     llm_acts_free(&a);
+}
+
+/* Peak resident memory of this process so far, MiB. */
+static double peak_rss_mib(void)
+{
+    struct rusage ru;
+    return getrusage(RUSAGE_SELF, &ru) == 0 ? (double)ru.ru_maxrss / 1024.0 : 0.0;
 }
 
 int main(int argc, char **argv)
@@ -266,15 +310,20 @@ int main(int argc, char **argv)
     const char *how = "new model";
     llm_tok tok;
     llm_tok_bytes(&tok);
-    llm_data data;
-    if (llm_data_load(&data, o.data, o.n_data, &tok, o.val_frac, &err) < 0) fatal("%s", err.msg);
-    uint64_t data_hash = llm_ckpt_hash_tokens(data.tokens, data.n_tokens);
+    llm_data data = {0};
+    llm_examples ex = {0};
+    uint64_t data_hash = 0;
+    if (o.n_data) {
+        if (llm_data_load(&data, o.data, o.n_data, &tok, o.val_frac, &err) < 0) fatal("%s", err.msg);
+        data_hash = llm_ckpt_hash_tokens(data.tokens, data.n_tokens);
+    }
+    int adapting = o.prompt_tune || o.lora;
     if (!o.given[O_ACCUM]) o.accum = n_ranks; /* one micro-batch per rank */
 
     if (o.init) {
         if (llm_ckpt_load(o.init, &model, &resume, &st, &has_train, &err) < 0) fatal("%s", err.msg);
         check_arch(&o, &model.cfg, o.init);
-        if (has_train && st.data_hash == data_hash && st.val_frac == o.val_frac) {
+        if (has_train && !adapting && !o.examples && st.data_hash == data_hash && st.val_frac == o.val_frac) {
             how = "resumed";
             resume_p = &resume;
             /* the schedule may be extended; everything else carries on */
@@ -304,7 +353,9 @@ int main(int argc, char **argv)
                     break;
                 }
         } else {
-            how = has_train ? "continued on new text (fresh optimizer)" : "initialised from a model";
+            how = adapting ? "adapting a frozen base"
+                  : has_train ? "continued on new text (fresh optimizer)"
+                              : "initialised from a model";
             llm_optim_free(&resume);
             has_train = 0;
         }
@@ -317,16 +368,39 @@ int main(int argc, char **argv)
         if (llm_config_check(&cfg, &err) < 0) llm_usage_error("%s", err.msg);
         if (llm_model_init(&model, &cfg, o.seed, &err) < 0) fatal("%s", err.msg);
     }
+    llm_adapter adapter;
+    if (adapting) {
+        llm_adapter_config ac = {.n_virtual = (int)o.prompt_tune, .rank = (int)o.lora,
+                                 .alpha = (float)(o.given[O_LORA_ALPHA] ? o.lora_alpha : 2.0 * o.lora),
+                                 .targets = o.lora_targets};
+        if (llm_adapter_init(&adapter, &model, &ac, o.seed, &err) < 0 ||
+            llm_adapter_attach(&model, &adapter, &err) < 0)
+            fatal("%s: %s", o.init, err.msg);
+    }
+    int prefix = adapting ? (int)o.prompt_tune : 0;
     if (!resume_p) {
         st = (llm_ckpt_train){.batch = (int)o.batch, .accum = (int)o.accum, .seed = o.seed,
                               .data_hash = data_hash, .val_frac = o.val_frac,
-                              .seq = (int)(o.given[O_SEQ] || !o.init ? o.seq : model.cfg.seq_len)};
-        if (st.seq > model.cfg.seq_len) st.seq = model.cfg.seq_len;
+                              .seq = (int)(o.given[O_SEQ] || !o.init ? o.seq : model.cfg.seq_len - prefix)};
+        if (st.seq > model.cfg.seq_len - prefix) st.seq = model.cfg.seq_len - prefix;
+        if (st.seq < 1) fatal("%s: %d virtual tokens leave no room in its context of %d", o.init, prefix,
+                              model.cfg.seq_len);
         optim_config(&o, &st.optim);
+        if (o.prompt_tune && !o.given[O_LR]) { /* prompt tuning wants a large step */
+            st.optim.lr = 0.1f;
+            st.optim.min_lr = o.given[O_MIN_LR] ? (float)o.min_lr : 0.01f;
+        }
+        if (adapting && !o.given[O_WD]) st.optim.weight_decay = 0;
         llm_rng_seed(&st.rng, o.seed ^ 0x9e3779b97f4a7c15ull);
     }
+    if (o.examples) {
+        if (llm_examples_load(&ex, o.examples, &model.tok, st.seq, o.val_frac, &err) < 0) fatal("%s", err.msg);
+        st.data_hash = llm_ckpt_hash_tokens(ex.inputs, ex.n * ex.T);
+    }
     llm_trainer t;
-    if (llm_trainer_init(&t, &model, &data, &st, resume_p, &err) < 0) fatal("%s", err.msg);
+    int rc = o.examples ? llm_trainer_init_examples(&t, &model, &ex, &st, resume_p, &err)
+                        : llm_trainer_init(&t, &model, &data, &st, resume_p, &err);
+    if (rc < 0) fatal("%s", err.msg);
     llm_dist_opts dopts = {.overlap = !o.given[O_NO_OVERLAP], .shard = o.given[O_SHARD],
                            .bucket_bytes = (int64_t)(o.bucket_mb * 1048576.0)};
     if (dist && llm_trainer_distribute(&t, llm_dist_comm(dist), &dopts, &err) < 0) fatal("%s", err.msg);
@@ -343,7 +417,8 @@ int main(int argc, char **argv)
         fprintf(stderr,
                 "llm-train: data: %" PRId64 " tokens (%" PRId64 " train, %" PRId64 " held out); "
                 "optimizer %s: %.2f MiB of state%s (%d floats per parameter%s); activations %.1f MiB\n",
-                data.n_tokens, data.n_train, data.n_tokens - data.n_train, llm_optim_name(st.optim.kind),
+                o.examples ? ex.n * ex.T : data.n_tokens, o.examples ? ex.n_train * ex.T : data.n_train,
+                o.examples ? (ex.n - ex.n_train) * ex.T : data.n_tokens - data.n_train, llm_optim_name(st.optim.kind),
                 llm_optim_state_bytes(&t.optim) / 1048576.0, dist ? " per rank" : "",
                 (t.optim.m != NULL) + (t.optim.v != NULL), shard_note, t.acts.bytes / 1048576.0);
         if (dist)
@@ -356,13 +431,39 @@ int main(int argc, char **argv)
                     : dopts.bucket_bytes ? "in buckets during the backward pass"
                                          : "a layer at a time during the backward pass");
     }
+    if (!o.quiet) {
+        if (o.examples)
+            fprintf(stderr, "llm-train: %s: %" PRId64 " examples (%" PRId64 " train, %" PRId64
+                    " held out), windows of %d, loss on the labels only\n", o.examples, ex.n, ex.n_train,
+                    ex.n - ex.n_train, ex.T);
+        if (adapting) {
+            char targets[40] = "", lora[96] = "no LoRA";
+            llm_adapter_targets_name(adapter.cfg.targets, targets, sizeof targets);
+            if (o.lora)
+                snprintf(lora, sizeof lora, "LoRA rank %d alpha %g on %s", adapter.cfg.rank,
+                         (double)adapter.cfg.alpha, targets);
+            fprintf(stderr, "llm-train: adapter: %d virtual tokens, %s; base frozen (no gradient, no "
+                    "optimizer state)\n", adapter.cfg.n_virtual, lora);
+        }
+        fprintf(stderr, "llm-train: trainable %" PRId64 " parameters of %" PRId64 " (%.3f%%); gradient %.2f MiB, "
+                "optimizer state %.1f KiB; peak RSS %.1f MiB\n", t.n_train,
+                model.n_params + (adapting ? adapter.n_params : 0),
+                100.0 * (double)t.n_train / (double)(model.n_params + (adapting ? adapter.n_params : 0)),
+                (double)t.n_train * sizeof(float) / 1048576.0, llm_optim_state_bytes(&t.optim) / 1024.0,
+                peak_rss_mib());
+    }
+    if (o.init && !resume_p && o.eval_every) { /* where the new training starts from */
+        float val0;
+        if (llm_trainer_eval(&t, 64, &val0, &err) < 0) fatal("%s", err.msg);
+        if (!o.quiet) fprintf(stderr, "llm-train: step 0 val %.4f (before training)\n", val0);
+    }
     FILE *log = NULL;
     if (o.log) {
         log = fopen(o.log, t.st.step ? "a" : "w");
         if (!log) fatal("%s: %m", o.log);
         if (!t.st.step)
-            fprintf(log, "step\ttrain_loss\tval_loss\tlr\ttokens_per_s\tgrad_norm%s\n",
-                    dist ? "\tcomm_bytes\tcomm_s\tstep_s" : "");
+            fprintf(log, "step\ttrain_loss\tval_loss\tlr\ttokens_per_s\tgrad_norm%s%s\n",
+                    dist ? "\tcomm_bytes\tcomm_s\tstep_s" : "", adapting ? "\ttrainable\tpeak_rss_mib" : "");
     }
     signal(SIGINT, on_signal);
     if (dist) signal(SIGTERM, on_signal); /* mpirun passes an interrupt on as SIGTERM */
@@ -392,6 +493,7 @@ int main(int argc, char **argv)
             if (eval) fprintf(log, "%.6f", val);
             fprintf(log, "\t%.6g\t%.1f\t%.6g", s.lr, tps, s.grad_norm);
             if (dist) fprintf(log, "\t%.0f\t%.6f\t%.6f", s.comm_bytes, s.comm_s, now - t0);
+            if (adapting) fprintf(log, "\t%" PRId64 "\t%.1f", t.n_train, peak_rss_mib());
             fputc('\n', log);
             fflush(log);
         }
@@ -416,8 +518,8 @@ int main(int argc, char **argv)
     if (log) fclose(log);
     if (interrupted && !rank) llm_warn("interrupted: saved step %" PRId64 " to %s", t.st.step, o.out);
     else if (!o.quiet)
-        fprintf(stderr, "llm-train: saved %s at step %" PRId64 " (%.1f s)\n", o.out, t.st.step,
-                llm_cli_now() - start);
+        fprintf(stderr, "llm-train: saved %s%s at step %" PRId64 " (%.1f s; %.1f s training); peak RSS %.1f MiB\n",
+                adapting ? "the adapter " : "", o.out, t.st.step, llm_cli_now() - start, train_time, peak_rss_mib());
     int64_t steps_run = t.st.step - first;
     if (dist && !o.quiet && steps_run > 0)
         fprintf(stderr,
@@ -427,8 +529,10 @@ int main(int argc, char **argv)
                 grad_mib, comm_time / steps_run, train_time / steps_run, 100 * comm_time / train_time);
     if (o.sample && !interrupted) print_sample(&t, &o);
     llm_trainer_free(&t);
+    if (adapting) llm_adapter_free(&adapter);
     llm_model_free(&model);
     llm_data_free(&data);
+    llm_examples_free(&ex);
     free(o.data);
     if (dist && llm_dist_finalize(dist, &err) < 0) llm_die(LLM_EXIT_DATA, "%s", err.msg);
     return interrupted ? 130 : 0;

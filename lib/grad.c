@@ -6,7 +6,9 @@
 #include <math.h>
 #include <string.h>
 
+#include "adapter.h"
 #include "attn.h"
+#include "lora.h"
 #include "model.h"
 #include "model_internal.h"
 
@@ -38,6 +40,7 @@ static void rmsnorm_backward(const float *x, const float *g, const float *inv_rm
 #pragma omp simd
         for (int j = 0; j < d; j++) dxi[j] += r * g[j] * dyi[j] - c * xi[j];
     }
+    if (!dg) return; /* a frozen gain */
     for (int i = 0; i < n; i++) { /* rows in order: the sum does not depend on threads */
         const float *xi = x + (size_t)i * d, *dyi = dy + (size_t)i * d;
         float r = inv_rms[i];
@@ -73,12 +76,54 @@ static void attention_backward(const llm_model *m, const llm_acts *a, int l, con
         }
 }
 
+/* The adapter's LoRA site `site` of layer l, or NULL when that linear has none. */
+static const llm_lora_site *lora_of(const llm_model *m, int l, int site)
+{
+    const llm_adapter *ad = m->adapter;
+    if (!ad || !ad->cfg.rank) return NULL;
+    const llm_lora_site *s = &ad->sites[l * LLM_LORA_SITES + site];
+    return s->a < 0 ? NULL : s;
+}
+
+/* The weight half of a LoRA site's backward step: a->lora_du, and the
+ * factors' gradients when agrad is given.  Returns the site or NULL. */
+static const llm_lora_site *lora_weights(const llm_model *m, llm_acts *a, float *agrad, int l, int site,
+                                         const float *x, const float *dy)
+{
+    const llm_lora_site *s = lora_of(m, l, site);
+    if (!s) return NULL;
+    const llm_adapter *ad = m->adapter;
+    size_t N = (size_t)a->B * (size_t)a->T, R = (size_t)ad->cfg.rank;
+    llm_lora_backward_weights(ad->arena + s->b, (int)R, s->in, s->out, ad->scale, x,
+                              a->lora_u + ((size_t)l * LLM_LORA_SITES + (size_t)site) * N * R, dy, (int)N,
+                              a->lora_du, agrad ? agrad + s->a : NULL, agrad ? agrad + s->b : NULL);
+    return s;
+}
+
+/* dx += du A for a site lora_weights returned (nothing for NULL). */
+static void lora_input(const llm_model *m, const llm_acts *a, const llm_lora_site *s, float *dx)
+{
+    if (s)
+        llm_lora_backward_input(m->adapter->arena + s->a, m->adapter->cfg.rank, s->in, a->lora_du,
+                                a->B * a->T, dx);
+}
+
 void llm_model_backward(const llm_model *m, llm_acts *a, float *grad)
+{
+    llm_model_backward_adapter(m, a, grad, NULL);
+}
+
+/* dW += dy^T x, unless the base is frozen (no base gradient arena) */
+#define WEIGHT_GRAD(dy, x, field, n, out, in) \
+    do { if (grad) weight_grad(dy, x, field, n, out, in); } while (0)
+
+void llm_model_backward_adapter(const llm_model *m, llm_acts *a, float *grad, float *agrad)
 {
     const llm_config *c = &m->cfg;
     llm_layer_params glayers[c->n_layers];
     llm_params g = {.layers = glayers};
-    llm_params_map(m, grad, &g);
+    if (grad) llm_params_map(m, grad, &g);
+    else memset(glayers, 0, sizeof glayers);
     const llm_params *p = &m->p;
     int B = a->B, T = a->T, N = B * T, D = c->dim, H = c->n_heads, K = c->n_kv_heads, E = D / H,
         HE = H * E, KE = K * E, F = c->hidden, V = c->vocab;
@@ -100,13 +145,13 @@ void llm_model_backward(const llm_model *m, llm_acts *a, float *grad)
         for (int j = 0; j < V; j++) row[j] *= inv;
     }
     float *dx = a->s_nd2, *buf = a->s_nd, *buf2 = a->s_nd3;
-    weight_grad(dlogits, a->xf, g.cls, N, V, D);
+    WEIGHT_GRAD(dlogits, a->xf, g.cls, N, V, D);
     input_grad(dlogits, p->cls, buf, N, V, D, 0);
     memset(dx, 0, (size_t)N * D * sizeof *dx);
     rmsnorm_backward(a->x + (size_t)c->n_layers * N * D, p->norm, a->rmsf, buf, dx, g.norm, N, D);
     /* the arena is tok_emb, layers 0..L-1, norm[, cls]: all from norm on is final
      * (a tied cls is tok_emb, which is final only at the end) */
-    if (a->grad_ready) a->grad_ready(a->grad_ready_ctx, g.norm - grad);
+    if (a->grad_ready && grad) a->grad_ready(a->grad_ready_ctx, g.norm - grad);
 
     for (int l = c->n_layers - 1; l >= 0; l--) {
         const llm_layer_params *w = &p->layers[l];
@@ -119,9 +164,11 @@ void llm_model_backward(const llm_model *m, llm_acts *a, float *grad)
         /* MLP: x_next = x_mid + w2 . (silu(h1) * h3) */
 #pragma omp parallel for schedule(static)
         for (size_t i = 0; i < (size_t)N * F; i++) hg[i] = llm_silu(h1[i]) * h3[i];
-        weight_grad(dx, hg, gw->w2, N, D, F);
+        WEIGHT_GRAD(dx, hg, gw->w2, N, D, F);
+        const llm_lora_site *ls = lora_weights(m, a, agrad, l, LLM_LORA_W2, hg, dx);
         float *dh1 = hg; /* hg is no longer needed: its buffer takes d(hg), then dh1 */
         input_grad(dx, w->w2, dh1, N, D, F, 0);
+        lora_input(m, a, ls, dh1);
 #pragma omp parallel for schedule(static)
         for (size_t i = 0; i < (size_t)N * F; i++) {
             float z = h1[i], sig = 1.0f / (1.0f + expf(-z)), dhg = dh1[i];
@@ -130,35 +177,54 @@ void llm_model_backward(const llm_model *m, llm_acts *a, float *grad)
         }
         float *xn = buf2;
         llm_rmsnorm_apply(x_mid, w->mlp_norm, rms2, xn, N, D);
-        weight_grad(dh1, xn, gw->w1, N, F, D);
-        weight_grad(dh3, xn, gw->w3, N, F, D);
+        WEIGHT_GRAD(dh1, xn, gw->w1, N, F, D);
+        WEIGHT_GRAD(dh3, xn, gw->w3, N, F, D);
         input_grad(dh1, w->w1, buf, N, F, D, 0);
         input_grad(dh3, w->w3, buf, N, F, D, 1);
+        lora_input(m, a, lora_weights(m, a, agrad, l, LLM_LORA_W1, xn, dh1), buf);
+        lora_input(m, a, lora_weights(m, a, agrad, l, LLM_LORA_W3, xn, dh3), buf);
         rmsnorm_backward(x_mid, w->mlp_norm, rms2, buf, dx, gw->mlp_norm, N, D);
 
         /* attention: x_mid = x + wo . attn(q, k, v) */
         const float *att = a->att + (size_t)l * N * HE;
-        weight_grad(dx, att, gw->wo, N, D, HE);
+        WEIGHT_GRAD(dx, att, gw->wo, N, D, HE);
         float *datt = buf, *dq = buf2, *dk = a->s_kv, *dv = a->s_kv2;
         input_grad(dx, w->wo, datt, N, D, HE, 0);
+        lora_input(m, a, lora_weights(m, a, agrad, l, LLM_LORA_WO, att, dx), datt);
         attention_backward(m, a, l, datt, dq, dk, dv);
         llm_rope_apply(&m->rope, dq, N, HE, H, T, 0, 1);
         llm_rope_apply(&m->rope, dk, N, KE, K, T, 0, 1);
         xn = buf; /* datt is spent: recompute the normalised input there */
         llm_rmsnorm_apply(x, w->attn_norm, rms1, xn, N, D);
-        weight_grad(dq, xn, gw->wq, N, HE, D);
-        weight_grad(dk, xn, gw->wk, N, KE, D);
-        weight_grad(dv, xn, gw->wv, N, KE, D);
+        WEIGHT_GRAD(dq, xn, gw->wq, N, HE, D);
+        WEIGHT_GRAD(dk, xn, gw->wk, N, KE, D);
+        WEIGHT_GRAD(dv, xn, gw->wv, N, KE, D);
+        /* the LoRA sites read xn, which dxn overwrites: their part of dxn
+         * is gathered in a->lora_dx first */
         float *dxn = buf;
+        const float *qkv_dy[3] = {dq, dk, dv};
+        int lora_qkv = 0;
+        for (int site = LLM_LORA_WQ; site <= LLM_LORA_WV; site++) {
+            const llm_lora_site *ls = lora_weights(m, a, agrad, l, site, xn, qkv_dy[site - LLM_LORA_WQ]);
+            if (ls && !lora_qkv++) memset(a->lora_dx, 0, (size_t)N * D * sizeof *a->lora_dx);
+            lora_input(m, a, ls, a->lora_dx);
+        }
         input_grad(dq, w->wq, dxn, N, HE, D, 0);
         input_grad(dk, w->wk, dxn, N, KE, D, 1);
         input_grad(dv, w->wv, dxn, N, KE, D, 1);
+        if (lora_qkv)
+#pragma omp simd
+            for (size_t i = 0; i < (size_t)N * D; i++) dxn[i] += a->lora_dx[i];
         rmsnorm_backward(x, w->attn_norm, rms1, dxn, dx, gw->attn_norm, N, D);
-        if (a->grad_ready) a->grad_ready(a->grad_ready_ctx, gw->attn_norm - grad);
+        if (a->grad_ready && grad) a->grad_ready(a->grad_ready_ctx, gw->attn_norm - grad);
     }
-    /* the embedding lookup: rows in order, so repeated tokens add up alike every run */
+    /* the embedding lookup: rows in order, so repeated tokens add up alike
+     * every run; virtual tokens (ids from V) belong to the adapter */
     for (int i = 0; i < N; i++) {
-        float *ge = g.tok_emb + (size_t)a->inputs[i] * D;
+        int id = a->inputs[i];
+        float *ge = id < V ? (grad ? g.tok_emb + (size_t)id * D : NULL)
+                           : (agrad ? agrad + m->adapter->virt + (size_t)(id - V) * D : NULL);
+        if (!ge) continue;
         const float *dxi = dx + (size_t)i * D;
 #pragma omp simd
         for (int j = 0; j < D; j++) ge[j] += dxi[j];

@@ -9,7 +9,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "adapter.h"
 #include "attn.h"
+#include "lora.h"
 #include "matvec.h"
 #include "model_internal.h"
 #include "qmatmul.h"
@@ -142,6 +144,19 @@ static int report_probs(llm_infer *s, int layer, const llm_attn_shape *shape, co
     return s->tap.fn(s->tap.ctx, name, s->probs, &dims, err);
 }
 
+/* The adapter's hook: y[i, j] += its LoRA update of linear `site` of layer
+ * l on n rows x, for output columns [r0, r1) (nothing without one). */
+static void adapt(const llm_infer *s, int l, int site, const float *x, int n, int ldx, float *y, int ldy,
+                  int r0, int r1)
+{
+    const llm_adapter *ad = s->m->adapter;
+    if (!ad || !ad->cfg.rank) return;
+    const llm_lora_site *st = &ad->sites[l * LLM_LORA_SITES + site];
+    if (st->a >= 0)
+        llm_lora_rows(ad->arena + st->a, ad->arena + st->b, ad->cfg.rank, st->in, ad->scale, x, n, ldx, y,
+                      ldy, r0, r1);
+}
+
 /* A run of rows that continue one slot's sequence from position pos0. */
 typedef struct segment {
     int slot, pos0, row0, n;
@@ -216,9 +231,11 @@ static void run_rows(llm_infer *s, const segment *seg, int n_seg, int R, int all
             const int base[4] = {0, HE, HE + KE, QKV}, ld[3] = {HE, KE, KE};
             for (int i = 0; i < 3; i++) {
                 int a = r0 > base[i] ? r0 : base[i], b = r1 < base[i + 1] ? r1 : base[i + 1];
-                if (a < b)
+                if (a < b) {
                     rows_product(s, 7 * l + i, wt[i], D, s->xn, R, yt[i], ld[i], a - base[i], b - base[i],
                                  0, NULL);
+                    adapt(s, l, LLM_LORA_WQ + i, s->xn, R, D, yt[i], ld[i], a - base[i], b - base[i]);
+                }
             }
 #pragma omp barrier
 #pragma omp single
@@ -250,6 +267,7 @@ static void run_rows(llm_infer *s, const segment *seg, int n_seg, int R, int all
                 }
             llm_matvec_split(D, t, nt, &r0, &r1);
             rows_product(s, 7 * l + 3, w->wo, HE, s->att, R, s->x, D, r0, r1, 1, s->xn);
+            adapt(s, l, LLM_LORA_WO, s->att, R, HE, s->x, D, r0, r1);
 #pragma omp barrier
 #pragma omp single
             llm_rmsnorm(s->x, w->mlp_norm, s->xn, NULL, R, D, c->norm_eps);
@@ -257,6 +275,8 @@ static void run_rows(llm_infer *s, const segment *seg, int n_seg, int R, int all
             llm_matvec_split(F, t, nt, &r0, &r1);
             rows_product(s, 7 * l + 4, w->w1, D, s->xn, R, s->h1, F, r0, r1, 0, NULL);
             rows_product(s, 7 * l + 6, w->w3, D, s->xn, R, s->h3, F, r0, r1, 0, NULL);
+            adapt(s, l, LLM_LORA_W1, s->xn, R, D, s->h1, F, r0, r1);
+            adapt(s, l, LLM_LORA_W3, s->xn, R, D, s->h3, F, r0, r1);
             for (int i = 0; i < R; i++)
                 for (int j = r0; j < r1; j++) {
                     size_t at = (size_t)i * F + (size_t)j;
@@ -265,6 +285,7 @@ static void run_rows(llm_infer *s, const segment *seg, int n_seg, int R, int all
 #pragma omp barrier
             llm_matvec_split(D, t, nt, &r0, &r1);
             rows_product(s, 7 * l + 5, w->w2, F, s->h1, R, s->x, D, r0, r1, 1, s->xn);
+            adapt(s, l, LLM_LORA_W2, s->h1, R, F, s->x, D, r0, r1);
 #pragma omp barrier
         }
 #pragma omp single
@@ -293,6 +314,9 @@ static int run_batched(llm_infer *s, const segment *seg, int n_seg, int R, int a
         linear(s, 7 * l + 0, NULL, s->xn, w->wq, s->q, R, HE, D, 0);
         linear(s, 7 * l + 1, NULL, s->xn, w->wk, s->kn, R, KE, D, 0);
         linear(s, 7 * l + 2, NULL, s->xn, w->wv, s->vn, R, KE, D, 0);
+        adapt(s, l, LLM_LORA_WQ, s->xn, R, D, s->q, HE, 0, HE);
+        adapt(s, l, LLM_LORA_WK, s->xn, R, D, s->kn, KE, 0, KE);
+        adapt(s, l, LLM_LORA_WV, s->xn, R, D, s->vn, KE, 0, KE);
         for (int g = 0; g < n_seg; g++) { /* RoPE at each row's position; into the caches */
             const segment *sg = &seg[g];
             size_t r0 = (size_t)sg->row0;
@@ -327,15 +351,19 @@ static int run_batched(llm_infer *s, const segment *seg, int n_seg, int R, int a
             }
         if (s->tap.acts) TRY(report(s, "attn.wo.in", l, s->att, R, HE, err));
         linear(s, 7 * l + 3, s->xn, s->att, w->wo, s->x, R, D, HE, 1);
+        adapt(s, l, LLM_LORA_WO, s->att, R, HE, s->x, D, 0, D);
         llm_rmsnorm(s->x, w->mlp_norm, s->xn, NULL, R, D, c->norm_eps);
         if (s->tap.acts) TRY(report(s, "mlp.w1.in", l, s->xn, R, D, err));
         linear(s, 7 * l + 4, NULL, s->xn, w->w1, s->h1, R, F, D, 0);
         linear(s, 7 * l + 6, NULL, s->xn, w->w3, s->h3, R, F, D, 0);
+        adapt(s, l, LLM_LORA_W1, s->xn, R, D, s->h1, F, 0, F);
+        adapt(s, l, LLM_LORA_W3, s->xn, R, D, s->h3, F, 0, F);
         size_t nf = (size_t)R * F;
 #pragma omp parallel for schedule(static) if (nf >= LLM_PARALLEL_MIN)
         for (size_t i = 0; i < nf; i++) s->h1[i] = llm_silu(s->h1[i]) * s->h3[i];
         if (s->tap.acts) TRY(report(s, "mlp.w2.in", l, s->h1, R, F, err));
         linear(s, 7 * l + 5, s->xn, s->h1, w->w2, s->x, R, D, F, 1);
+        adapt(s, l, LLM_LORA_W2, s->h1, R, F, s->x, D, 0, D);
     }
     int rows = s->logit_rows = gather_last_rows(s, seg, n_seg, R, all_logits);
     llm_rmsnorm(s->x, m->p.norm, s->xn, NULL, rows, D, c->norm_eps);
@@ -349,17 +377,20 @@ static int run(llm_infer *s, const segment *seg, int n_seg, const int32_t *token
                int all_logits, llm_error *err)
 {
     const llm_model *m = s->m;
-    const int D = m->cfg.dim, V = m->cfg.vocab;
+    const int D = m->cfg.dim, V = m->cfg.vocab, P = m->adapter ? m->adapter->cfg.n_virtual : 0;
     for (int i = 0; i < R; i++)
-        if (tokens[i] < 0 || tokens[i] >= V)
+        if (tokens[i] < 0 || tokens[i] >= V + P)
             return llm_error_set(err, LLM_ERR_ARG, "token id %d outside the vocabulary (0..%d)",
-                                 tokens[i], V - 1);
+                                 tokens[i], V + P - 1);
     for (int i = 0; i < n_seg; i++)
         if (seg[i].pos0 + seg[i].n > s->ctx)
             return llm_error_set(err, LLM_ERR_LIMIT, "context full: %d + %d tokens > --ctx %d",
                                  seg[i].pos0, seg[i].n, s->ctx);
-    for (int i = 0; i < R; i++)
-        memcpy(s->x + (size_t)i * D, m->p.tok_emb + (size_t)tokens[i] * D, (size_t)D * sizeof(float));
+    for (int i = 0; i < R; i++) /* ids from V: the adapter's virtual tokens */
+        memcpy(s->x + (size_t)i * D,
+               tokens[i] < V ? m->p.tok_emb + (size_t)tokens[i] * D
+                             : m->adapter->arena + m->adapter->virt + (size_t)(tokens[i] - V) * D,
+               (size_t)D * sizeof(float));
     if (R <= LLM_INFER_ROWS && !s->tap.acts && !s->tap.probs) run_rows(s, seg, n_seg, R, all_logits);
     else TRY(run_batched(s, seg, n_seg, R, all_logits, err));
     s->last = s->logits + (size_t)(s->logit_rows - 1) * V;

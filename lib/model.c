@@ -9,7 +9,9 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "adapter.h"
 #include "attn.h"
+#include "lora.h"
 #include "model_internal.h"
 #include "quant.h"
 #include "rng.h"
@@ -232,9 +234,25 @@ nomem:
     return llm_error_set(err, LLM_ERR_NOMEM, "activations for batch %d x seq %d: out of memory", B, T);
 }
 
+int llm_acts_lora(llm_acts *a, const llm_config *c, int rank, llm_error *err)
+{
+    size_t N = (size_t)a->B * (size_t)a->T, R = (size_t)rank;
+    free(a->lora_u);
+    free(a->lora_du);
+    a->lora_u = malloc((size_t)c->n_layers * LLM_LORA_SITES * N * R * sizeof(float) + 1);
+    a->lora_du = malloc(N * (R + (size_t)c->dim) * sizeof(float));
+    if (!a->lora_u || !a->lora_du)
+        return llm_error_set(err, LLM_ERR_NOMEM, "LoRA activations: out of memory");
+    a->lora_dx = a->lora_du + N * R;
+    a->bytes += (((size_t)c->n_layers * LLM_LORA_SITES + 1) * R + (size_t)c->dim) * N * sizeof(float);
+    return 0;
+}
+
 void llm_acts_free(llm_acts *a)
 {
     if (!a) return;
+    free(a->lora_u);
+    free(a->lora_du);
     float *all[] = {a->x,     a->rms1, a->q,    a->k,    a->v,     a->att,   a->lse,
                     a->x_mid, a->rms2, a->h1,   a->h3,   a->rmsf,  a->xf,    a->probs,
                     a->s_nd,  a->s_nd2, a->s_nd3, a->s_nf, a->s_nf2, a->s_kv, a->s_kv2};
@@ -294,6 +312,18 @@ void llm_attention_forward(const llm_model *m, const float *q, const float *k, c
         }
 }
 
+/* y [N, out] += the adapter's LoRA update of linear `site` of layer l on x. */
+static void lora_site(const llm_model *m, llm_acts *a, int l, int site, const float *x, float *y)
+{
+    const llm_adapter *ad = m->adapter;
+    if (!ad || !ad->cfg.rank) return;
+    const llm_lora_site *s = &ad->sites[l * LLM_LORA_SITES + site];
+    if (s->a < 0) return;
+    size_t N = (size_t)a->B * (size_t)a->T, R = (size_t)ad->cfg.rank;
+    llm_lora_forward(ad->arena + s->a, ad->arena + s->b, (int)R, s->in, s->out, ad->scale, x, (int)N,
+                     a->lora_u + ((size_t)l * LLM_LORA_SITES + (size_t)site) * N * R, y);
+}
+
 float llm_model_forward(const llm_model *m, llm_acts *a, const int32_t *inputs,
                         const int32_t *targets)
 {
@@ -304,8 +334,11 @@ float llm_model_forward(const llm_model *m, llm_acts *a, const int32_t *inputs,
     memcpy(a->inputs, inputs, (size_t)N * sizeof *inputs);
     for (int i = 0; i < N; i++) a->targets[i] = targets ? targets[i] : -1;
 #pragma omp parallel for schedule(static)
-    for (int i = 0; i < N; i++)
-        memcpy(a->x + (size_t)i * D, p->tok_emb + (size_t)inputs[i] * D, (size_t)D * sizeof(float));
+    for (int i = 0; i < N; i++) {
+        const float *row = inputs[i] < V ? p->tok_emb + (size_t)inputs[i] * D
+                                         : m->adapter->arena + m->adapter->virt + (size_t)(inputs[i] - V) * D;
+        memcpy(a->x + (size_t)i * D, row, (size_t)D * sizeof(float));
+    }
     for (int l = 0; l < c->n_layers; l++) {
         const llm_layer_params *w = &p->layers[l];
         float *x = a->x + (size_t)l * N * D, *xn = a->s_nd, *x_mid = a->x_mid + (size_t)l * N * D;
@@ -316,20 +349,27 @@ float llm_model_forward(const llm_model *m, llm_acts *a, const int32_t *inputs,
         llm_matmul_nt(xn, w->wq, q, N, HE, D, 0);
         llm_matmul_nt(xn, w->wk, k, N, KE, D, 0);
         llm_matmul_nt(xn, w->wv, v, N, KE, D, 0);
+        lora_site(m, a, l, LLM_LORA_WQ, xn, q);
+        lora_site(m, a, l, LLM_LORA_WK, xn, k);
+        lora_site(m, a, l, LLM_LORA_WV, xn, v);
         llm_rope_apply(&m->rope, q, N, HE, H, T, 0, 0);
         llm_rope_apply(&m->rope, k, N, KE, K, T, 0, 0);
         llm_attention_forward(m, q, k, v, att, a->lse + (size_t)l * N * H, B, T);
         memcpy(x_mid, x, (size_t)N * D * sizeof(float));
         llm_matmul_nt(att, w->wo, x_mid, N, D, HE, 1);
+        lora_site(m, a, l, LLM_LORA_WO, att, x_mid);
         llm_rmsnorm(x_mid, w->mlp_norm, xn, a->rms2 + (size_t)l * N, N, D, c->norm_eps);
         llm_matmul_nt(xn, w->w1, h1, N, F, D, 0);
         llm_matmul_nt(xn, w->w3, h3, N, F, D, 0);
+        lora_site(m, a, l, LLM_LORA_W1, xn, h1);
+        lora_site(m, a, l, LLM_LORA_W3, xn, h3);
         float *hg = a->s_nf;
 #pragma omp parallel for schedule(static)
         for (size_t i = 0; i < (size_t)N * F; i++) hg[i] = llm_silu(h1[i]) * h3[i];
         float *x_next = a->x + (size_t)(l + 1) * N * D;
         memcpy(x_next, x_mid, (size_t)N * D * sizeof(float));
         llm_matmul_nt(hg, w->w2, x_next, N, D, F, 1);
+        lora_site(m, a, l, LLM_LORA_W2, hg, x_next);
     }
     llm_rmsnorm(a->x + (size_t)c->n_layers * N * D, p->norm, a->xf, a->rmsf, N, D, c->norm_eps);
     llm_matmul_nt(a->xf, p->cls, a->probs, N, V, D, 0);

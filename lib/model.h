@@ -92,6 +92,10 @@ typedef struct llm_model {
     llm_param_tensor *tensors; /* [n_tensors] */
     llm_param_span *spans;     /* [n_tensors]: decay on 2-D tensors */
     llm_rope rope;
+    /* Borrowed, NULL when none: prompt-tuning tokens and LoRA factors every
+     * forward pass applies (adapter.h); token ids V..V+P-1 are its virtual
+     * tokens. */
+    struct llm_adapter *adapter;
     /* The quantized linears of a quantized checkpoint (quant.h), NULL for a
      * float model: [llm_qlinear_slots(L)], NULL where a linear stays float
      * (where one is set, its arena view is unused). */
@@ -132,6 +136,11 @@ typedef struct llm_acts {
     float *s_nd, *s_nd2, *s_nd3; /* [N, D] */
     float *s_nf, *s_nf2;         /* [N, F] */
     float *s_kv, *s_kv2;         /* [N, K*E] */
+    /* with a LoRA adapter (llm_acts_lora): x A^T of every site, kept for
+     * the backward pass, and scratch */
+    float *lora_u;     /* [L, 7, N, R] */
+    float *lora_du;    /* [N, R] */
+    float *lora_dx;    /* [N, D] (in lora_du's allocation) */
     size_t bytes;      /* everything above */
     /* Optional (NULL after llm_acts_init): called by llm_model_backward as the
      * gradients of the arena's floats [from, n_params) become final, once
@@ -142,9 +151,12 @@ typedef struct llm_acts {
 } llm_acts;
 
 int llm_acts_init(llm_acts *a, const llm_config *c, int B, int T, llm_error *err);
+/* Adds what a LoRA adapter of rank R needs to a (before the first forward
+ * pass of a model that has one). */
+int llm_acts_lora(llm_acts *a, const llm_config *c, int rank, llm_error *err);
 void llm_acts_free(llm_acts *a);
 
-/* Forward pass over inputs [B*T]; returns the mean cross-entropy (nats) of
+/* Forward pass over inputs [B*T] (ids V.. are the adapter's virtual tokens); returns the mean cross-entropy (nats) of
  * targets [B*T] (ids < 0 are ignored).  T may be at most a->T and
  * cfg.seq_len... B and T come from a. */
 float llm_model_forward(const llm_model *m, llm_acts *a, const int32_t *inputs,
@@ -153,6 +165,12 @@ float llm_model_forward(const llm_model *m, llm_acts *a, const int32_t *inputs,
 /* Adds the gradient of the last forward pass's loss to the arena `grad`
  * (same layout as m->arena; zero it first unless accumulating). */
 void llm_model_backward(const llm_model *m, llm_acts *a, float *grad);
+
+/* The same through the model's adapter: grad (the base's gradient) may be
+ * NULL, and then no base weight gradient is computed at all (a frozen base);
+ * adapter_grad (layout of m->adapter's arena; NULL: none) gets the
+ * adapter's gradient added. */
+void llm_model_backward_adapter(const llm_model *m, llm_acts *a, float *grad, float *adapter_grad);
 
 /* Greedy continuation of prompt (n_prompt >= 1 ids) by n_new tokens, each
  * from a full forward pass over the last a->T tokens (a has B = 1): simple

@@ -3,6 +3,8 @@
  * backward pass, or ZeRO-1 sharding of the optimizer state). */
 #include "train.h"
 
+#include "adapter.h"
+
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
@@ -16,33 +18,89 @@ static double seconds(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-int llm_trainer_init(llm_trainer *t, llm_model *m, const llm_data *d, const llm_ckpt_train *st,
-                     llm_optim *resume, llm_error *err)
+/* What both inits share once t->data or t->ex is set. */
+static int init_common(llm_trainer *t, llm_model *m, const llm_ckpt_train *st, llm_optim *resume,
+                       llm_error *err)
 {
-    memset(t, 0, sizeof *t);
     t->m = m;
-    t->data = d;
     t->st = *st;
-    t->shard_hi = m->n_params;
-    TRY(llm_data_check(d, st->seq, err));
-    int rc = llm_acts_init(&t->acts, &m->cfg, st->batch, st->seq, err);
-    if (rc < 0) return rc;
-    size_t n = (size_t)st->batch * (size_t)st->seq;
-    t->grad = malloc((size_t)m->n_params * sizeof *t->grad);
+    const llm_adapter *ad = m->adapter;
+    t->prefix = ad ? ad->cfg.n_virtual : 0;
+    t->n_train = ad ? ad->n_params : m->n_params;
+    t->shard_hi = t->n_train;
+    if (t->prefix + st->seq > m->cfg.seq_len)
+        return llm_error_set(err, LLM_ERR_ARG, "%d virtual tokens + --seq %d exceed the model's context %d",
+                             t->prefix, st->seq, m->cfg.seq_len);
+    int rc = llm_acts_init(&t->acts, &m->cfg, st->batch, t->prefix + st->seq, err);
+    if (rc == 0 && ad && ad->cfg.rank) rc = llm_acts_lora(&t->acts, &m->cfg, ad->cfg.rank, err);
+    if (rc < 0) {
+        llm_trainer_free(t);
+        return rc;
+    }
+    size_t n = (size_t)st->batch * (size_t)(t->prefix + st->seq), w = (size_t)st->batch * (size_t)st->seq;
+    t->grad = malloc((size_t)t->n_train * sizeof *t->grad);
     t->inputs = malloc(2 * n * sizeof *t->inputs);
-    if (!t->grad || !t->inputs) {
+    t->win_in = malloc(2 * w * sizeof *t->win_in);
+    if (!t->grad || !t->inputs || !t->win_in) {
         llm_trainer_free(t);
         return llm_error_set(err, LLM_ERR_NOMEM, "training buffers: out of memory");
     }
     t->targets = t->inputs + n;
+    t->win_tg = t->win_in + w;
     if (resume) {
+        if (resume->n != t->n_train) {
+            llm_trainer_free(t);
+            return llm_error_set(err, LLM_ERR_ARG, "optimizer state for %lld floats, training %lld",
+                                 (long long)resume->n, (long long)t->n_train);
+        }
         t->optim = *resume;
         memset(resume, 0, sizeof *resume);
-    } else if ((rc = llm_optim_init(&t->optim, &st->optim, m->n_params, err)) < 0) {
+    } else if ((rc = llm_optim_init(&t->optim, &st->optim, t->n_train, err)) < 0) {
         llm_trainer_free(t);
         return rc;
     }
     return 0;
+}
+
+int llm_trainer_init(llm_trainer *t, llm_model *m, const llm_data *d, const llm_ckpt_train *st,
+                     llm_optim *resume, llm_error *err)
+{
+    memset(t, 0, sizeof *t);
+    t->data = d;
+    TRY(llm_data_check(d, st->seq, err));
+    return init_common(t, m, st, resume, err);
+}
+
+int llm_trainer_init_examples(llm_trainer *t, llm_model *m, const llm_examples *ex,
+                              const llm_ckpt_train *st, llm_optim *resume, llm_error *err)
+{
+    memset(t, 0, sizeof *t);
+    t->ex = ex;
+    if (ex->T != st->seq)
+        return llm_error_set(err, LLM_ERR_ARG, "examples of %d positions, --seq %d", ex->T, st->seq);
+    if (ex->n_train < 1) return llm_error_set(err, LLM_ERR_ARG, "no training examples");
+    return init_common(t, m, st, resume, err);
+}
+
+/* Rows of B windows [B, seq] with the P virtual ids V..V+P-1 in front (the
+ * loss ignores those positions): into t->inputs, t->targets [B, P + seq]. */
+static void put_prefix(llm_trainer *t, int rows)
+{
+    int T = t->st.seq, P = t->prefix, V = t->m->cfg.vocab;
+    for (int b = 0; b < rows; b++) {
+        int32_t *in = t->inputs + (size_t)b * (P + T), *tg = t->targets + (size_t)b * (P + T);
+        for (int i = 0; i < P; i++) in[i] = V + i, tg[i] = -1;
+        memcpy(in + P, t->win_in + (size_t)b * T, (size_t)T * sizeof *in);
+        memcpy(tg + P, t->win_tg + (size_t)b * T, (size_t)T * sizeof *tg);
+    }
+}
+
+/* The next training batch, drawn with the step's generator. */
+static void next_batch(llm_trainer *t)
+{
+    int B = t->st.batch, T = t->st.seq;
+    if (t->ex) llm_examples_batch(t->ex, &t->st.rng, B, t->win_in, t->win_tg);
+    else llm_data_train_batch(t->data, &t->st.rng, B, T, t->win_in, t->win_tg);
 }
 
 void llm_trainer_free(llm_trainer *t)
@@ -52,6 +110,7 @@ void llm_trainer_free(llm_trainer *t)
     llm_optim_free(&t->optim);
     free(t->grad);
     free(t->inputs);
+    free(t->win_in);
     free(t->shard_counts);
     free(t->shard_grad);
     free(t->shard_spans);
@@ -82,6 +141,8 @@ int llm_trainer_distribute(llm_trainer *t, const llm_comm *comm, const llm_dist_
 {
     int N = comm->size, rank = comm->rank;
     int64_t n = t->m->n_params;
+    if (t->m->adapter)
+        return llm_error_set(err, LLM_ERR_ARG, "adapters (prompt tuning, LoRA) train on one process only");
     if (N < 1 || rank < 0 || rank >= N)
         return llm_error_set(err, LLM_ERR_ARG, "rank %d of %d ranks", rank, N);
     if (opts->bucket_bytes < 0)
@@ -181,7 +242,7 @@ int llm_trainer_step(llm_trainer *t, llm_step_stats *out, llm_error *err)
     const llm_comm *c = t->comm;
     int B = t->st.batch, T = t->st.seq, A = t->st.accum;
     int N = c ? c->size : 1, rank = c ? c->rank : 0;
-    int64_t n = t->m->n_params;
+    int64_t n = t->n_train;
     int last = rank + (A - 1 - rank) / N * N; /* this rank's last micro-batch */
     memset(t->grad, 0, (size_t)n * sizeof *t->grad);
     t->comm_s = t->comm_bytes = 0;
@@ -190,14 +251,16 @@ int llm_trainer_step(llm_trainer *t, llm_step_stats *out, llm_error *err)
     double loss = 0;
     for (int a = 0; a < A; a++) {
         /* every rank draws every micro-batch: the generators stay in step */
-        llm_data_train_batch(t->data, &t->st.rng, B, T, t->inputs, t->targets);
+        next_batch(t);
         if (a % N != rank) continue;
+        put_prefix(t, B);
         loss += llm_model_forward(t->m, &t->acts, t->inputs, t->targets);
         if (c && t->dist.overlap && a == last) {
             t->acts.grad_ready = on_grad_ready;
             t->acts.grad_ready_ctx = t;
         }
-        llm_model_backward(t->m, &t->acts, t->grad);
+        if (t->m->adapter) llm_model_backward_adapter(t->m, &t->acts, NULL, t->grad);
+        else llm_model_backward(t->m, &t->acts, t->grad);
         t->acts.grad_ready = NULL;
     }
     if (t->comm_rc < 0) {
@@ -234,6 +297,9 @@ int llm_trainer_step(llm_trainer *t, llm_step_stats *out, llm_error *err)
         TRY(c->allgather(c->ctx, t->m->arena, t->shard_counts, t->shard_offs, err));
         t->comm_s += seconds() - t0;
         t->comm_bytes += (double)(N - 1) / N * (double)n * sizeof(float);
+    } else if (t->m->adapter) {
+        llm_adapter *ad = t->m->adapter;
+        llm_optim_step(&t->optim, ad->arena, t->grad, ad->spans, ad->n_tensors, lr, scale);
     } else {
         llm_optim_step(&t->optim, t->m->arena, t->grad, t->m->spans, t->m->n_tensors, lr, scale);
     }
@@ -251,7 +317,7 @@ int llm_trainer_eval(llm_trainer *t, int64_t max_windows, float *loss, llm_error
 {
     const llm_comm *c = t->comm;
     int B = t->st.batch, T = t->st.seq, N = c ? c->size : 1, rank = c ? c->rank : 0;
-    int64_t n = llm_data_val_windows(t->data, T);
+    int64_t n = t->ex ? t->ex->n - t->ex->n_train : llm_data_val_windows(t->data, T);
     if (max_windows > 0 && n > max_windows) n = max_windows;
     double total = 0;
     int64_t counted = 0;
@@ -259,16 +325,23 @@ int llm_trainer_eval(llm_trainer *t, int64_t max_windows, float *loss, llm_error
         if (w / B % N != rank) continue; /* batches shared round-robin among the ranks */
         int rows = n - w < B ? (int)(n - w) : B;
         for (int b = 0; b < B; b++) {
-            int32_t *in = t->inputs + (size_t)b * T, *tg = t->targets + (size_t)b * T;
-            if (b < rows) {
+            int32_t *in = t->win_in + (size_t)b * T, *tg = t->win_tg + (size_t)b * T;
+            if (b < rows && t->ex) {
+                size_t k = (size_t)(t->ex->n_train + w + b) * (size_t)T;
+                memcpy(in, t->ex->inputs + k, (size_t)T * sizeof *in);
+                memcpy(tg, t->ex->targets + k, (size_t)T * sizeof *tg);
+            } else if (b < rows) {
                 llm_data_val_window(t->data, T, w + b, in, tg);
             } else { /* padding rows: ignored by the loss */
                 memset(in, 0, (size_t)T * sizeof *in);
                 for (int i = 0; i < T; i++) tg[i] = -1;
             }
         }
-        total += (double)llm_model_forward(t->m, &t->acts, t->inputs, t->targets) * rows * T;
-        counted += (int64_t)rows * T;
+        put_prefix(t, B);
+        int scored = 0; /* the loss is a mean over the scored targets */
+        for (size_t i = 0; i < (size_t)B * (size_t)(t->prefix + T); i++) scored += t->targets[i] >= 0;
+        total += (double)llm_model_forward(t->m, &t->acts, t->inputs, t->targets) * scored;
+        counted += scored;
     }
     double sums[2] = {total, (double)counted};
     if (c) TRY(c->sum_f64(c->ctx, sums, 2, err));

@@ -32,12 +32,22 @@
  * weights, and the slices are all-gathered back into every rank's copy.
  *
  * The transport is a table of functions (llm_comm), so this module needs no
- * MPI: lib/dist.h provides one over MPI. */
+ * MPI: lib/dist.h provides one over MPI.
+ *
+ * Fine-tuning with a frozen base.  When the model has an adapter attached
+ * (m->adapter, adapter.h), only the adapter is trained: the gradient and the
+ * optimizer state cover the adapter's arena alone, the backward pass computes
+ * no base weight gradient, and the P virtual tokens (prompt tuning) are put
+ * before every window of st.seq tokens (the passes run on P + seq
+ * positions).  Adapters train on one process.  With examples
+ * (llm_trainer_init_examples, examples.h) the windows are labelled examples
+ * scored on their labels only, instead of random stretches of a corpus. */
 #ifndef LLM_TRAIN_H
 #define LLM_TRAIN_H
 
 #include "ckpt.h"
 #include "data.h"
+#include "examples.h"
 #include "model.h"
 #include "optim.h"
 
@@ -73,11 +83,15 @@ typedef struct llm_dist_opts {
 
 typedef struct llm_trainer {
     llm_model *m;          /* borrowed */
-    const llm_data *data;  /* borrowed */
+    const llm_data *data;  /* borrowed; NULL with examples */
+    const llm_examples *ex;/* borrowed; NULL with a corpus */
+    int prefix;            /* P: the adapter's virtual tokens before each window */
+    int64_t n_train;       /* trained floats: the model's, or its adapter's */
+    int32_t *win_in, *win_tg; /* [batch, seq] a window before the prefix goes in */
     llm_ckpt_train st;     /* step, tokens, generator, settings */
     llm_optim optim;       /* the whole arena's, or with sharding this rank's slice */
-    llm_acts acts;         /* [batch, seq] */
-    float *grad;           /* [n_params] */
+    llm_acts acts;         /* [batch, P + seq] */
+    float *grad;           /* [n_train] */
     int32_t *inputs, *targets;
     /* data parallelism (llm_trainer_distribute); comm NULL: one process */
     const llm_comm *comm;
@@ -107,6 +121,9 @@ typedef struct llm_step_stats {
  * take over: ownership moves to the trainer. */
 int llm_trainer_init(llm_trainer *t, llm_model *m, const llm_data *d, const llm_ckpt_train *st,
                      llm_optim *resume, llm_error *err);
+/* The same on labelled examples (their window length is st->seq). */
+int llm_trainer_init_examples(llm_trainer *t, llm_model *m, const llm_examples *ex,
+                              const llm_ckpt_train *st, llm_optim *resume, llm_error *err);
 void llm_trainer_free(llm_trainer *t);
 
 /* Makes t one of comm->size data-parallel ranks (call once, after

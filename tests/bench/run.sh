@@ -1,12 +1,12 @@
 #!/bin/sh
 # make bench: every benchmark, each against its peer in the same run; the
 # tables go to stdout and to build/bench/*.md for the README.
-#   usage: sh tests/bench/run.sh TOP      (BENCH_ONLY=stream|train|decode|longctx|calib|attnviz|quant|mpi for one)
+#   usage: sh tests/bench/run.sh TOP      (BENCH_ONLY=stream|train|decode|longctx|calib|attnviz|quant|mpi|fewshot for one)
 set -eu
 top=$(cd "${1:-.}" && pwd)
 here=$(cd "$(dirname "$0")" && pwd)
 export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
-for b in stream train decode longctx calib attnviz quant mpi; do
+for b in stream train decode longctx calib attnviz quant mpi fewshot; do
     [ -n "${BENCH_ONLY:-}" ] && [ "$BENCH_ONLY" != "$b" ] && continue
     [ -f "$here/$b.sh" ] || continue
     echo "== $b" >&2

@@ -42,4 +42,12 @@ if [ "$target" = fuzz_ckpt ]; then # a tiny float model and its int8 and int4 tw
     "$bin/llm-quant" -m "$dir/w.llmt" -o "$dir/q4.llmt" --scheme int4 --group 32 --asym -q 2>/dev/null
     rm -f "$dir/text.txt" "$dir/f.llmt"
 fi
+if [ "$target" = fuzz_adapter ]; then
+    # a tiny base and a LoRA + prompt-tuning adapter for it
+    for i in $(seq 60); do echo "line $i of a small text for a small model"; done >"$dir/t.txt"
+    "$bin/llm-train" --data "$dir/t.txt" --out "$dir/b.llmt" --dim 8 --layers 1 --heads 2 --seq 8 --steps 1 -q &&
+        "$bin/llm-train" --init "$dir/b.llmt" --data "$dir/t.txt" --out "$dir/a.llmt" --lora 1 \
+            --lora-targets wq,w2 --prompt-tune 2 --steps 1 -q
+    rm -f "$dir/t.txt" "$dir/b.llmt"
+fi
 exit 0

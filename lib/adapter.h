@@ -1,0 +1,102 @@
+/* adapter — what fine-tuning with a frozen base trains and saves: prompt
+ * tuning's virtual tokens and LoRA's low-rank factors, in one small arena of
+ * their own, tied to the exact base model they were trained on.
+ *
+ * Prompt tuning (Lester et al.): P trainable embeddings [P, D] take
+ * positions 0..P-1 of every sequence, before its first real token.  In token
+ * arrays they are the ids V..V+P-1 (V the base vocabulary), so the training
+ * forward pass (model.c) and the inference code (infer.c) read row id-V of
+ * the adapter's "virtual" tensor instead of the embedding table.
+ *
+ * LoRA (lora.h): for each layer and each chosen linear (wq wk wv wo w1 w2
+ * w3), factors A [R, in] (drawn from N(0, 1/in)) and B [out, R] (zero), added
+ * as s (x A^T) B^T with s = alpha / R.
+ *
+ * The adapter is attached to a model (m->adapter); the base weights stay
+ * untouched.  Its stream (llm-tensor(5)) is a metadata record "adapter"
+ * (format llmpipe-adapter, the settings, and base_hash: a content hash of the
+ * base's architecture and weights) and the tensors "virtual",
+ * "layers.L.attn.wq.lora_a", "layers.L.attn.wq.lora_b", ...; loading it onto
+ * another base is refused.
+ *
+ *     llm_adapter ad;
+ *     llm_adapter_config ac = {.rank = 8, .alpha = 16, .targets = LLM_LORA_ALL};
+ *     TRY(llm_adapter_init(&ad, &base, &ac, seed, &err));
+ *     TRY(llm_adapter_attach(&base, &ad, &err));       // forward passes now use it
+ *     TRY(llm_adapter_save("a.llmt", &ad, &err));
+ */
+#ifndef LLM_ADAPTER_H
+#define LLM_ADAPTER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "model.h"
+#include "optim.h"
+
+/* The linears LoRA may adapt, in layer order. */
+enum { LLM_LORA_WQ, LLM_LORA_WK, LLM_LORA_WV, LLM_LORA_WO, LLM_LORA_W1, LLM_LORA_W2, LLM_LORA_W3,
+       LLM_LORA_SITES };
+#define LLM_LORA_ALL ((1u << LLM_LORA_SITES) - 1)
+
+typedef struct llm_adapter_config {
+    int n_virtual;    /* P prompt-tuning tokens; 0: none */
+    int rank;         /* R; 0: no LoRA */
+    float alpha;      /* LoRA scale alpha / R */
+    unsigned targets; /* bit LLM_LORA_*: that linear is adapted in every layer */
+} llm_adapter_config;
+
+/* One adapted linear: offsets of A [rank, in] and B [out, rank] in the
+ * arena, or a = -1 when the linear is not adapted. */
+typedef struct llm_lora_site {
+    int64_t a, b;
+    int in, out;
+} llm_lora_site;
+
+typedef struct llm_adapter {
+    llm_adapter_config cfg;
+    llm_config base;           /* the architecture it belongs to */
+    uint64_t base_hash;        /* llm_model_content_hash of the base */
+    float scale;               /* alpha / rank */
+    int64_t n_params;
+    float *arena;              /* [n_params], owned */
+    int64_t virt;              /* offset of "virtual" [P, D] (0 when P > 0) */
+    llm_lora_site *sites;      /* [L * LLM_LORA_SITES] */
+    int n_tensors;
+    llm_param_tensor *tensors; /* [n_tensors], in stream order */
+    llm_param_span *spans;     /* [n_tensors], no weight decay */
+} llm_adapter;
+
+/* "wq,wk,wv,wo,w1,w2,w3" (any subset, or "all") to bits. */
+int llm_adapter_parse_targets(const char *list, unsigned *targets, llm_error *err);
+/* Bits back to "wq,wv", into buf. */
+void llm_adapter_targets_name(unsigned targets, char *buf, size_t n);
+/* The site's name, "attn.wq" ... "mlp.w3". */
+const char *llm_adapter_site_name(int site);
+
+/* A fresh adapter for base: virtual tokens copied from the embeddings of
+ * random vocabulary ids, A random, B zero. */
+int llm_adapter_init(llm_adapter *ad, const llm_model *base, const llm_adapter_config *c,
+                     uint64_t seed, llm_error *err);
+void llm_adapter_free(llm_adapter *ad);
+
+/* FNV-1a over the architecture and every weight's bytes: the base's identity. */
+uint64_t llm_model_content_hash(const llm_model *m);
+
+/* Checks that ad was made for m (architecture and content hash), then makes
+ * m's forward passes use it (m->adapter = ad, borrowed). */
+int llm_adapter_attach(llm_model *m, llm_adapter *ad, llm_error *err);
+
+/* Folds the LoRA factors into m's weights (W += s B A).  Virtual tokens
+ * cannot be folded: an adapter with them is refused. */
+int llm_adapter_merge(llm_model *m, const llm_adapter *ad, llm_error *err);
+
+/* The adapter as a stream (written through a temporary name). */
+int llm_adapter_save(const char *path, const llm_adapter *ad, llm_error *err);
+/* Loads an adapter stream (allocated here; free with llm_adapter_free). */
+int llm_adapter_load(const char *path, llm_adapter *ad, llm_error *err);
+/* The same from a stream in memory (buf is not copied); label names it in messages. */
+int llm_adapter_load_mem(const void *buf, size_t len, const char *label, llm_adapter *ad, llm_error *err);
+
+#endif

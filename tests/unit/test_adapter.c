@@ -1,0 +1,478 @@
+/* Unit tests for lib/adapter, lib/lora, lib/examples and the adapter paths of
+ * lib/model, lib/grad, lib/train and lib/infer: the loss of a model with
+ * virtual tokens and LoRA factors against an independent double-precision
+ * forward pass written here, the gradient of every virtual token and every
+ * LoRA factor against central finite differences of that loss, the frozen
+ * base bit-identical after training, the KV-cache inference with an adapter
+ * against the training forward, merging, the stream round trip, and an
+ * adapter refused on another base. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "adapter.h"
+#include "check.h"
+#include "examples.h"
+#include "infer.h"
+#include "model.h"
+#include "train.h"
+
+/* ---- the reference: a plain double-precision Llama with an adapter ---- */
+
+typedef struct ref {
+    const llm_model *m;     /* layout only */
+    const llm_adapter *ad;  /* layout only */
+    const double *w;        /* base parameters */
+    const double *aw;       /* adapter parameters */
+} ref;
+
+static const double *base_tensor(const ref *r, const char *fmt, int layer)
+{
+    char name[64];
+    snprintf(name, sizeof name, fmt, layer);
+    const llm_param_tensor *t = llm_model_tensor(r->m, name);
+    if (!t && !strcmp(name, "cls")) t = llm_model_tensor(r->m, "tok_emb");
+    return r->w + t->offset;
+}
+
+/* the adapter tensor by name, or NULL */
+static const double *ad_tensor(const ref *r, const char *name)
+{
+    for (int i = 0; i < r->ad->n_tensors; i++)
+        if (!strcmp(r->ad->tensors[i].name, name)) return r->aw + r->ad->tensors[i].offset;
+    return NULL;
+}
+
+static void rms(const double *x, const double *g, double *y, int d, double eps)
+{
+    double ss = 0;
+    for (int j = 0; j < d; j++) ss += x[j] * x[j];
+    double s = 1 / sqrt(ss / d + eps);
+    for (int j = 0; j < d; j++) y[j] = x[j] * s * g[j];
+}
+
+/* y = W x, plus scale * B (A x) when the adapter has layers.l.<site> */
+static void linear(const ref *r, const char *site, int l, const double *x, double *y, int out, int in)
+{
+    char name[64];
+    snprintf(name, sizeof name, "layers.%d.%s", l, site);
+    const double *w = base_tensor(r, name, 0);
+    for (int o = 0; o < out; o++) {
+        double s = 0;
+        for (int i = 0; i < in; i++) s += w[(size_t)o * in + i] * x[i];
+        y[o] = s;
+    }
+    char an[80], bn[80];
+    snprintf(an, sizeof an, "%s.lora_a", name);
+    snprintf(bn, sizeof bn, "%s.lora_b", name);
+    const double *A = ad_tensor(r, an), *B = ad_tensor(r, bn);
+    if (!A) return;
+    int R = r->ad->cfg.rank;
+    double scale = (double)r->ad->cfg.alpha / R, u[16];
+    for (int k = 0; k < R; k++) {
+        u[k] = 0;
+        for (int i = 0; i < in; i++) u[k] += A[(size_t)k * in + i] * x[i];
+    }
+    for (int o = 0; o < out; o++)
+        for (int k = 0; k < R; k++) y[o] += scale * B[(size_t)o * R + k] * u[k];
+}
+
+static void rotate(double *v, int heads, int E, int pos, double theta)
+{
+    for (int h = 0; h < heads; h++)
+        for (int i = 0; i < E / 2; i++) {
+            double a = pos * pow(theta, -2.0 * i / E), *p = v + h * E + 2 * i;
+            double x0 = p[0], x1 = p[1];
+            p[0] = x0 * cos(a) - x1 * sin(a);
+            p[1] = x0 * sin(a) + x1 * cos(a);
+        }
+}
+
+/* mean cross-entropy of one sequence of T ids (ids >= V: virtual tokens) */
+static double ref_loss(const ref *r, const int32_t *in, const int32_t *tg, int T)
+{
+    const llm_config *c = &r->m->cfg;
+    int D = c->dim, H = c->n_heads, K = c->n_kv_heads, E = D / H, F = c->hidden, V = c->vocab, KE = K * E;
+    double *x = calloc((size_t)T * D, sizeof *x), xn[64], tmp[64], h1[64], h3[64], att[64], p[32];
+    double *q = malloc(sizeof(double) * T * D), *k = malloc(sizeof(double) * T * KE),
+           *v = malloc(sizeof(double) * T * KE);
+    const double *virt = ad_tensor(r, "virtual");
+    for (int t = 0; t < T; t++)
+        memcpy(x + t * D, in[t] < V ? base_tensor(r, "tok_emb", 0) + (size_t)in[t] * D : virt + (size_t)(in[t] - V) * D,
+               sizeof(double) * D);
+    for (int l = 0; l < c->n_layers; l++) {
+        for (int t = 0; t < T; t++) {
+            rms(x + t * D, base_tensor(r, "layers.%d.attn.norm", l), xn, D, c->norm_eps);
+            linear(r, "attn.wq", l, xn, q + t * D, D, D);
+            linear(r, "attn.wk", l, xn, k + t * KE, KE, D);
+            linear(r, "attn.wv", l, xn, v + t * KE, KE, D);
+            rotate(q + t * D, H, E, t, c->rope_theta);
+            rotate(k + t * KE, K, E, t, c->rope_theta);
+        }
+        double *xnew = malloc(sizeof(double) * T * D);
+        for (int t = 0; t < T; t++) {
+            for (int h = 0; h < H; h++) {
+                int kh = h / (H / K);
+                double mx = -INFINITY, sum = 0;
+                for (int j = 0; j <= t; j++) {
+                    double s = 0;
+                    for (int e = 0; e < E; e++) s += q[t * D + h * E + e] * k[j * KE + kh * E + e];
+                    p[j] = s / sqrt(E);
+                    if (p[j] > mx) mx = p[j];
+                }
+                for (int j = 0; j <= t; j++) sum += p[j] = exp(p[j] - mx);
+                for (int e = 0; e < E; e++) {
+                    double o = 0;
+                    for (int j = 0; j <= t; j++) o += p[j] / sum * v[j * KE + kh * E + e];
+                    att[h * E + e] = o;
+                }
+            }
+            linear(r, "attn.wo", l, att, tmp, D, D);
+            for (int j = 0; j < D; j++) xnew[t * D + j] = x[t * D + j] + tmp[j];
+        }
+        memcpy(x, xnew, sizeof(double) * T * D);
+        free(xnew);
+        for (int t = 0; t < T; t++) {
+            rms(x + t * D, base_tensor(r, "layers.%d.mlp.norm", l), xn, D, c->norm_eps);
+            linear(r, "mlp.w1", l, xn, h1, F, D);
+            linear(r, "mlp.w3", l, xn, h3, F, D);
+            for (int j = 0; j < F; j++) h1[j] = h1[j] / (1 + exp(-h1[j])) * h3[j];
+            linear(r, "mlp.w2", l, h1, tmp, D, F);
+            for (int j = 0; j < D; j++) x[t * D + j] += tmp[j];
+        }
+    }
+    double loss = 0;
+    int counted = 0;
+    for (int t = 0; t < T; t++) {
+        if (tg[t] < 0) continue;
+        rms(x + t * D, base_tensor(r, "norm", 0), xn, D, c->norm_eps);
+        const double *cls = base_tensor(r, "cls", 0);
+        for (int o = 0; o < V; o++) {
+            tmp[o] = 0;
+            for (int i = 0; i < D; i++) tmp[o] += cls[(size_t)o * D + i] * xn[i];
+        }
+        double mx = tmp[0], sum = 0;
+        for (int j = 1; j < V; j++) mx = tmp[j] > mx ? tmp[j] : mx;
+        for (int j = 0; j < V; j++) sum += exp(tmp[j] - mx);
+        loss += log(sum) + mx - tmp[tg[t]];
+        counted++;
+    }
+    free(x), free(q), free(k), free(v);
+    return loss / counted;
+}
+
+/* ---- fixtures ---- */
+
+static void make_base(llm_model *m, int dim, int kv_heads, int seq)
+{
+    llm_error err = {0};
+    llm_config c = {.vocab = 13, .dim = dim, .n_layers = 2, .n_heads = 4, .n_kv_heads = kv_heads,
+                    .hidden = dim * 3 / 2, .seq_len = seq, .tie = 0, .norm_eps = 1e-5f, .rope_theta = 10000};
+    CHECK_OK(llm_model_init(m, &c, 3, &err));
+    unsigned long long rng = 5;
+    for (int64_t i = 0; i < m->n_params; i++) m->arena[i] += (float)(0.3 * check_normal(&rng));
+}
+
+/* An adapter with every site, and B away from zero (a trained adapter), so
+ * every factor's gradient is exercised. */
+static void make_adapter(llm_adapter *ad, const llm_model *m, int n_virtual, int rank)
+{
+    llm_error err = {0};
+    llm_adapter_config ac = {.n_virtual = n_virtual, .rank = rank, .alpha = 6, .targets = LLM_LORA_ALL};
+    CHECK_OK(llm_adapter_init(ad, m, &ac, 11, &err));
+    unsigned long long rng = 17;
+    for (int64_t i = 0; i < ad->n_params; i++) ad->arena[i] += (float)(0.3 * check_normal(&rng));
+}
+
+/* ---- tests ---- */
+
+static void test_gradients(void)
+{
+    llm_error err = {0};
+    llm_model m;
+    make_base(&m, 16, 2, 12);
+    llm_adapter ad;
+    make_adapter(&ad, &m, 3, 3);
+    CHECK_OK(llm_adapter_attach(&m, &ad, &err));
+    int T = 10, V = m.cfg.vocab;
+    int32_t in[10], tg[10];
+    unsigned long long rng = 23;
+    for (int t = 0; t < T; t++) {
+        in[t] = t < 3 ? V + t : (int32_t)(check_uniform(&rng) * V);
+        tg[t] = t < 2 ? -1 : (int32_t)(check_uniform(&rng) * V);
+    }
+    llm_acts a;
+    CHECK_OK(llm_acts_init(&a, &m.cfg, 1, T, &err));
+    CHECK_OK(llm_acts_lora(&a, &m.cfg, ad.cfg.rank, &err));
+    float loss = llm_model_forward(&m, &a, in, tg);
+    float *agrad = calloc((size_t)ad.n_params, sizeof *agrad);
+    llm_model_backward_adapter(&m, &a, NULL, agrad);
+
+    double *w = malloc(sizeof(double) * (size_t)m.n_params), *aw = malloc(sizeof(double) * (size_t)ad.n_params);
+    for (int64_t i = 0; i < m.n_params; i++) w[i] = m.arena[i];
+    for (int64_t i = 0; i < ad.n_params; i++) aw[i] = ad.arena[i];
+    ref r = {&m, &ad, w, aw};
+    double ref_l = ref_loss(&r, in, tg, T);
+    CHECK_NEAR(loss, ref_l, 2e-5 * fabs(ref_l));
+    /* same tolerances as test_model.c's checks of the base gradients */
+    const double eps = 1e-5;
+    for (int t = 0; t < ad.n_tensors; t++) {
+        const llm_param_tensor *pt = &ad.tensors[t];
+        double gmax = 0, worst = 0, *fd = malloc(sizeof(double) * (size_t)pt->count);
+        int64_t worst_i = -1;
+        for (int64_t i = 0; i < pt->count; i++) {
+            double *wi = &aw[pt->offset + i], keep = *wi;
+            *wi = keep + eps;
+            double lp = ref_loss(&r, in, tg, T);
+            *wi = keep - eps;
+            double lm = ref_loss(&r, in, tg, T);
+            *wi = keep;
+            fd[i] = (lp - lm) / (2 * eps);
+            if (fabs(fd[i]) > gmax) gmax = fabs(fd[i]);
+        }
+        for (int64_t i = 0; i < pt->count; i++) {
+            double diff = fabs(agrad[pt->offset + i] - fd[i]) - 1e-3 * fabs(fd[i]);
+            if (diff > worst) worst = diff, worst_i = i;
+        }
+        CHECK_MSG(gmax > 1e-4, "%s: gradient is all but zero (%g): test too weak", pt->name, gmax);
+        CHECK_MSG(worst <= 1e-4 * gmax, "%s[%lld]: analytic %.8g, finite difference %.8g (max |g| %g)",
+                  pt->name, (long long)worst_i, worst_i >= 0 ? agrad[pt->offset + worst_i] : 0.0,
+                  worst_i >= 0 ? fd[worst_i] : 0.0, gmax);
+        free(fd);
+    }
+    /* the frozen-base backward gives the same adapter gradient as the full one */
+    float *agrad2 = calloc((size_t)ad.n_params, sizeof *agrad2), *grad = calloc((size_t)m.n_params, sizeof *grad);
+    llm_model_forward(&m, &a, in, tg);
+    llm_model_backward_adapter(&m, &a, grad, agrad2);
+    double most = 0;
+    for (int64_t i = 0; i < ad.n_params; i++) most = fmax(most, fabs(agrad2[i] - agrad[i]));
+    CHECK_MSG(most == 0, "adapter gradient with and without the base's differs by %g", most);
+    free(w), free(aw), free(agrad), free(agrad2), free(grad);
+    llm_acts_free(&a);
+    llm_adapter_free(&ad);
+    llm_model_free(&m);
+}
+
+/* Trains an adapter for a few steps: the base arena stays bit for bit, the
+ * adapter moves, the loss falls, and the state is adapter-sized. */
+static void check_frozen_training(int n_virtual, int rank, int examples)
+{
+    llm_error err = {0};
+    llm_model m;
+    make_base(&m, 16, 4, 24);
+    float *before = malloc((size_t)m.n_params * sizeof *before);
+    memcpy(before, m.arena, (size_t)m.n_params * sizeof *before);
+    llm_adapter ad;
+    llm_adapter_config ac = {.n_virtual = n_virtual, .rank = rank, .alpha = 2 * rank, .targets = LLM_LORA_ALL};
+    CHECK_OK(llm_adapter_init(&ad, &m, &ac, 1, &err));
+    float *ad0 = malloc((size_t)ad.n_params * sizeof *ad0);
+    memcpy(ad0, ad.arena, (size_t)ad.n_params * sizeof *ad0);
+    CHECK_OK(llm_adapter_attach(&m, &ad, &err));
+    llm_tok tok;
+    llm_tok_bytes(&tok);
+    /* 13-token vocabulary: text over 'a'..'l' won't do with the byte
+     * tokenizer, so the corpus is made of token ids directly */
+    llm_data d = {0};
+    llm_examples ex = {0};
+    int T = 12;
+    if (examples) {
+        ex.T = T, ex.n = ex.n_train = 8;
+        ex.inputs = malloc(sizeof(int32_t) * 8 * T), ex.targets = malloc(sizeof(int32_t) * 8 * T);
+        for (int e = 0; e < 8; e++)
+            for (int t = 0; t < T; t++) {
+                ex.inputs[e * T + t] = (e + t) % 12;
+                ex.targets[e * T + t] = t == 5 ? e % 2 : -1; /* a "label" at position 5 */
+            }
+    } else {
+        d.n_tokens = 400, d.n_train = 360, d.n_bytes = 400;
+        d.tokens = malloc(sizeof(int32_t) * 400);
+        for (int i = 0; i < 400; i++) d.tokens[i] = (i * 7 + i / 5) % 12;
+    }
+    llm_ckpt_train st = {.batch = 4, .seq = T, .accum = 1, .seed = 1};
+    llm_optim_defaults(&st.optim, LLM_OPTIM_ADAMW);
+    st.optim.lr = 0.05f, st.optim.min_lr = 0.05f, st.optim.steps = 30, st.optim.weight_decay = 0;
+    llm_rng_seed(&st.rng, 9);
+    llm_trainer t;
+    if (examples) CHECK_OK(llm_trainer_init_examples(&t, &m, &ex, &st, NULL, &err));
+    else CHECK_OK(llm_trainer_init(&t, &m, &d, &st, NULL, &err));
+    CHECK(t.n_train == ad.n_params && t.optim.n == ad.n_params);
+    CHECK(t.acts.T == n_virtual + T);
+    float first = 0, last = 0;
+    for (int s = 0; s < 30; s++) {
+        llm_step_stats ss = {0};
+        CHECK_OK(llm_trainer_step(&t, &ss, &err));
+        if (s == 0) first = ss.loss;
+        last = ss.loss;
+    }
+    CHECK_MSG(last < 0.8 * first, "loss %g -> %g: the adapter did not learn", first, last);
+    CHECK_MSG(!memcmp(before, m.arena, (size_t)m.n_params * sizeof *before), "the frozen base changed");
+    int moved = 0;
+    for (int64_t i = 0; i < ad.n_params; i++) moved += ad.arena[i] != ad0[i];
+    CHECK_MSG(moved > ad.n_params / 2, "only %d of %lld adapter floats moved", moved, (long long)ad.n_params);
+    llm_trainer_free(&t);
+    llm_data_free(&d);
+    llm_examples_free(&ex);
+    free(before), free(ad0);
+    llm_adapter_free(&ad);
+    llm_model_free(&m);
+}
+
+static void test_frozen_base_prompt(void) { check_frozen_training(4, 0, 0); }
+static void test_frozen_base_lora(void) { check_frozen_training(0, 4, 0); }
+static void test_frozen_base_lora_examples(void) { check_frozen_training(2, 2, 1); }
+
+/* The KV-cache path (a prefill, then one token at a time, on one thread
+ * (dim 32) and split among threads (dim 256)) against the training forward,
+ * both with virtual tokens and LoRA. */
+static void check_infer(int dim)
+{
+    llm_error err = {0};
+    llm_model m;
+    make_base(&m, dim, 2, 20);
+    llm_adapter ad;
+    make_adapter(&ad, &m, 2, 4);
+    CHECK_OK(llm_adapter_attach(&m, &ad, &err));
+    int T = 20, V = m.cfg.vocab;
+    int32_t tok[20];
+    unsigned long long rng = 31;
+    for (int i = 0; i < T; i++) tok[i] = i < 2 ? V + i : (int32_t)(check_uniform(&rng) * V);
+    llm_acts a;
+    CHECK_OK(llm_acts_init(&a, &m.cfg, 1, T, &err));
+    CHECK_OK(llm_acts_lora(&a, &m.cfg, ad.cfg.rank, &err));
+    llm_model_forward(&m, &a, tok, NULL);
+    llm_infer s;
+    llm_infer_opts o = {.ctx = T};
+    CHECK_OK(llm_infer_init(&s, &m, &o, &err));
+    int first = 7;
+    CHECK_OK(llm_infer_feed(&s, tok, first, 1, &err));
+    double worst = 0;
+    for (int t = 0; t < T; t++) {
+        if (t >= first) CHECK_OK(llm_infer_feed(&s, tok + t, 1, 0, &err));
+        const float *z = t < first ? s.logits + (size_t)t * V : s.last;
+        float mx = z[0];
+        for (int j = 1; j < V; j++) mx = z[j] > mx ? z[j] : mx;
+        double sum = 0;
+        for (int j = 0; j < V; j++) sum += exp(z[j] - mx);
+        for (int j = 0; j < V; j++) worst = fmax(worst, fabs(exp(z[j] - mx) / sum - a.probs[(size_t)t * V + j]));
+    }
+    CHECK_MSG(worst < 2e-5, "dim %d: probabilities differ by %g", dim, worst);
+    llm_infer_free(&s);
+    llm_acts_free(&a);
+    llm_adapter_free(&ad);
+    llm_model_free(&m);
+}
+
+static void test_infer_small(void) { check_infer(32); }
+static void test_infer_threads(void) { check_infer(256); }
+
+/* The merged model's forward equals the adapted one up to rounding. */
+static void test_merge(void)
+{
+    llm_error err = {0};
+    llm_model m;
+    make_base(&m, 16, 2, 12);
+    llm_adapter ad;
+    make_adapter(&ad, &m, 0, 3);
+    int T = 12;
+    int32_t in[12], tg[12];
+    for (int t = 0; t < T; t++) in[t] = (t * 5) % 13, tg[t] = (t * 3 + 1) % 13;
+    llm_acts a;
+    CHECK_OK(llm_acts_init(&a, &m.cfg, 1, T, &err));
+    CHECK_OK(llm_acts_lora(&a, &m.cfg, ad.cfg.rank, &err));
+    float base_loss = llm_model_forward(&m, &a, in, tg);
+    CHECK_OK(llm_adapter_attach(&m, &ad, &err));
+    float adapted = llm_model_forward(&m, &a, in, tg);
+    m.adapter = NULL;
+    CHECK_OK(llm_adapter_merge(&m, &ad, &err));
+    float merged = llm_model_forward(&m, &a, in, tg);
+    CHECK_MSG(fabs(adapted - base_loss) > 1e-2, "the adapter changes nothing (%g vs %g)", adapted, base_loss);
+    CHECK_NEAR(merged, adapted, 1e-5 * fabs(adapted));
+    llm_adapter pt;
+    make_adapter(&pt, &m, 2, 0);
+    CHECK(llm_adapter_merge(&m, &pt, &err) < 0 && strstr(err.msg, "cannot be folded"));
+    llm_adapter_free(&pt);
+    llm_acts_free(&a);
+    llm_adapter_free(&ad);
+    llm_model_free(&m);
+}
+
+static void test_stream_and_identity(void)
+{
+    llm_error err = {0};
+    llm_model m;
+    make_base(&m, 16, 2, 12);
+    llm_adapter ad, back;
+    llm_adapter_config ac = {.n_virtual = 2, .rank = 2, .alpha = 4, .targets = (1u << LLM_LORA_WQ) | (1u << LLM_LORA_W2)};
+    CHECK_OK(llm_adapter_init(&ad, &m, &ac, 1, &err));
+    char path[512];
+    snprintf(path, sizeof path, "%s/a.llmt", check_tmpdir());
+    CHECK_OK(llm_adapter_save(path, &ad, &err));
+    CHECK_OK(llm_adapter_load(path, &back, &err));
+    CHECK(back.n_params == ad.n_params && back.n_tensors == 2 * 2 * 2 + 1);
+    CHECK(back.cfg.targets == ac.targets && back.cfg.alpha == 4 && back.base_hash == ad.base_hash);
+    CHECK(!memcmp(back.arena, ad.arena, (size_t)ad.n_params * sizeof(float)));
+    CHECK_OK(llm_adapter_attach(&m, &back, &err));
+    m.adapter = NULL;
+    /* one weight changed by one ulp: another base */
+    m.arena[m.n_params / 2] = nextafterf(m.arena[m.n_params / 2], 1.0f);
+    CHECK(llm_adapter_attach(&m, &back, &err) < 0 && strstr(err.msg, "another base model"));
+    CHECK(m.adapter == NULL);
+    llm_model other;
+    make_base(&other, 32, 2, 12);
+    CHECK(llm_adapter_attach(&other, &back, &err) < 0 && strstr(err.msg, "another architecture"));
+    llm_model_free(&other);
+    unsigned targets;
+    CHECK_OK(llm_adapter_parse_targets("wq,w2", &targets, &err));
+    CHECK(targets == ac.targets);
+    CHECK(llm_adapter_parse_targets("wq,wz", &targets, &err) < 0 && strstr(err.msg, "wz"));
+    /* a truncated adapter is refused with a message, not half-loaded */
+    FILE *f = fopen(path, "r+b");
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    CHECK(ftruncate(fileno(f), size / 2) == 0);
+    fclose(f);
+    llm_adapter bad;
+    CHECK(llm_adapter_load(path, &bad, &err) < 0 && strstr(err.msg, path));
+    llm_adapter_free(&back);
+    llm_adapter_free(&ad);
+    llm_model_free(&m);
+}
+
+/* An example's window: BOS, text, label; only label positions scored. */
+static void test_example_encode(void)
+{
+    llm_error err = {0};
+    llm_tok tok;
+    llm_tok_bytes(&tok);
+    int32_t in[8], tg[8];
+    int used = llm_example_encode(&tok, "ab", 2, "xy", 2, 8, in, tg, &err);
+    CHECK(used == 4);
+    const int32_t want_in[8] = {tok.bos, 'a', 'b', 'x', 0, 0, 0, 0};
+    const int32_t want_tg[8] = {-1, -1, 'x', 'y', -1, -1, -1, -1};
+    CHECK(!memcmp(in, want_in, sizeof in) && !memcmp(tg, want_tg, sizeof tg));
+    /* too long: the text's start is cut, the label kept whole */
+    used = llm_example_encode(&tok, "abcdefgh", 8, "xy", 2, 4, in, tg, &err);
+    const int32_t cut_in[4] = {'f', 'g', 'h', 'x'}, cut_tg[4] = {-1, -1, 'x', 'y'};
+    CHECK(used == 4 && !memcmp(in, cut_in, sizeof cut_in) && !memcmp(tg, cut_tg, sizeof cut_tg));
+    CHECK(llm_example_encode(&tok, "ab", 2, "xyz", 3, 3, in, tg, &err) < 0 && strstr(err.msg, "label"));
+    char line[] = "some\ttext\tlabel", *label;
+    CHECK(llm_example_split(line, &label) == 0 && !strcmp(label, "label") && !strcmp(line, "some\ttext"));
+    char none[] = "no label";
+    CHECK(llm_example_split(none, &label) < 0);
+}
+
+int main(void)
+{
+    RUN(test_gradients);
+    RUN(test_frozen_base_prompt);
+    RUN(test_frozen_base_lora);
+    RUN(test_frozen_base_lora_examples);
+    RUN(test_infer_small);
+    RUN(test_infer_threads);
+    RUN(test_merge);
+    RUN(test_stream_and_identity);
+    RUN(test_example_encode);
+    return check_done();
+}
