@@ -1,5 +1,6 @@
 /* llm-quant — quantize a checkpoint's linear layers: int8, int4 (RTN or
- * GPTQ), SmoothQuant, W8A8 (llm-quant(1)). */
+ * GPTQ), SmoothQuant, W8A8 (llm-quant(1)).  Options, files, progress and the
+ * report; the work is lib/qmodel's. */
 #include <getopt.h>
 #include <math.h>
 #include <stdio.h>
