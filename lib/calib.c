@@ -3,6 +3,7 @@
 #include "calib.h"
 
 #include <float.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -748,4 +749,101 @@ int llm_calib_add(llm_calib *c, const char *name, llm_dtype dtype, const llm_sha
     source s = {.mem = data};
     TRY(record_begin(c, &s, name, dtype, shape, NULL, err));
     return run(c, &s, err);
+}
+
+/* ---------- reading a calibration table ---------- */
+
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+    return n > k && !strcmp(s + n - k, suffix);
+}
+
+/* Adds the current record of r (a 1-D f32 tensor) to t. */
+static int table_add(llm_calib_table *t, llm_reader *r, const llm_record *rec, llm_error *err)
+{
+    if (rec->dtype != LLM_DTYPE_F32 || rec->shape.ndim != 1)
+        return llm_error_set(err, LLM_ERR_FORMAT, "%s: %s is %s, not a 1-D f32 tensor", t->path, rec->name,
+                             llm_dtype_name(rec->dtype));
+    llm_calib_table_entry *grown = realloc(t->e, (size_t)(t->n + 1) * sizeof *grown);
+    if (!grown) return llm_error_set(err, LLM_ERR_NOMEM, "out of memory");
+    t->e = grown;
+    llm_calib_table_entry *e = &t->e[t->n++];
+    const char *methods = llm_record_attr(rec, "methods");
+    *e = (llm_calib_table_entry){.name = strdup(rec->name), .n = rec->shape.dim[0],
+                                 .methods = methods ? strdup(methods) : NULL};
+    if (!e->name || (methods && !e->methods)) return llm_error_set(err, LLM_ERR_NOMEM, "out of memory");
+    llm_tensor tt;
+    if (llm_reader_read_tensor(r, &tt, err) < 0) return llm_error_prefix(err, "%s", t->path);
+    e->data = tt.data;
+    for (int64_t i = 0; i < e->n; i++)
+        if (!(e->data[i] >= 0 && isfinite(e->data[i])))
+            return llm_error_set(err, LLM_ERR_FORMAT, "%s: %s holds %g", t->path, e->name, (double)e->data[i]);
+    return 0;
+}
+
+int llm_calib_table_read(llm_calib_table *t, const char *path, llm_error *err)
+{
+    *t = (llm_calib_table){.path = strdup(path)};
+    if (!t->path) return llm_error_set(err, LLM_ERR_NOMEM, "out of memory");
+    llm_reader *r;
+    TRY(llm_reader_open(&r, path, err));
+    const llm_record *rec;
+    int rc;
+    while ((rc = llm_reader_next(r, &rec, err)) > 0) {
+        int wanted = ends_with(rec->name, ".absmax") || ends_with(rec->name, ".scale");
+        if (rec->kind != LLM_RECORD_TENSOR || !wanted) continue;
+        if ((rc = table_add(t, r, rec, err)) < 0) break;
+    }
+    llm_reader_close(r);
+    return rc < 0 ? rc : 0;
+}
+
+void llm_calib_table_free(llm_calib_table *t)
+{
+    if (!t) return;
+    for (int i = 0; i < t->n; i++) free(t->e[i].name), free(t->e[i].data), free(t->e[i].methods);
+    free(t->e);
+    free(t->path);
+    *t = (llm_calib_table){0};
+}
+
+const llm_calib_table_entry *llm_calib_table_find(const llm_calib_table *t, const char *input, const char *what)
+{
+    char name[LLM_MAX_NAME + 16];
+    snprintf(name, sizeof name, "%s.%s", input, what);
+    for (int i = 0; i < t->n; i++)
+        if (!strcmp(t->e[i].name, name)) return &t->e[i];
+    return NULL;
+}
+
+int llm_calib_table_method_index(const char *list, const char *method)
+{
+    int i = 0;
+    size_t n = strlen(method);
+    for (const char *p = list; p && *p; i++) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len == n && !strncmp(p, method, n)) return i;
+        p = end ? end + 1 : p + len;
+    }
+    return -1;
+}
+
+int llm_calib_table_scale(const llm_calib_table *t, const char *input, const char *method, float *scale,
+                          llm_error *err)
+{
+    const llm_calib_table_entry *e = llm_calib_table_find(t, input, "scale");
+    if (!e) return llm_error_set(err, LLM_ERR_FORMAT, "%s: no %s.scale for w8a8", t->path, input);
+    const char *listed = e->methods ? e->methods : "";
+    int k = llm_calib_table_method_index(e->methods, method ? method : "entropy");
+    if (k < 0 && method)
+        return llm_error_set(err, LLM_ERR_FORMAT, "%s: %s.scale has no method '%s' (methods=%s)", t->path, input,
+                             method, listed);
+    if (k < 0) k = 0;
+    if (k >= e->n)
+        return llm_error_set(err, LLM_ERR_FORMAT, "%s: %s.scale has %" PRId64 " values for methods=%s", t->path,
+                             input, e->n, listed);
+    *scale = e->data[k] > 0 ? e->data[k] : 1.0f;
+    return 0;
 }

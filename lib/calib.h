@@ -150,4 +150,53 @@ int llm_calib_add(llm_calib *c, const char *name, llm_dtype dtype, const llm_sha
 int llm_calib_count(const llm_calib *c);
 const llm_calib_entry *llm_calib_entry_at(const llm_calib *c, int i);
 
+/* ---- reading a calibration table (llm-calib's output) ----
+ *
+ * The records llm-quant uses, per input N (llm-calib(1), llm-tensor(5)):
+ * N.scale f32 [M], the int8 step of each of the M methods listed in its
+ * attribute methods= (comma-separated, in order), and N.absmax f32 [width],
+ * the per-channel max |x| (--per-channel).  Other records are skipped.
+ *
+ *     llm_calib_table t;
+ *     TRY(llm_calib_table_read(&t, "table.llmt", &err));
+ *     const llm_calib_table_entry *a = llm_calib_table_find(&t, "layers.0.attn.wq.in", "absmax");
+ *     TRY(llm_calib_table_scale(&t, "layers.0.attn.wq.in", "mse", &step, &err));
+ *     llm_calib_table_free(&t);
+ */
+
+typedef struct llm_calib_table_entry {
+    char *name;    /* "N.scale" or "N.absmax" */
+    float *data;   /* [n], each finite and >= 0 */
+    int64_t n;
+    char *methods; /* the methods= attribute, or NULL */
+} llm_calib_table_entry;
+
+typedef struct llm_calib_table {
+    char *path;                 /* as given to llm_calib_table_read, for messages */
+    llm_calib_table_entry *e;   /* [n], in stream order */
+    int n;
+} llm_calib_table;
+
+/* Reads every N.scale and N.absmax record of the stream at path ("-":
+ * stdin) into *t (owned by the caller: llm_calib_table_free, also after an
+ * error).  Each must be a 1-D f32 tensor of finite values >= 0.
+ * 0 or a negative LLM_ERR_* (messages name the file and the record). */
+int llm_calib_table_read(llm_calib_table *t, const char *path, llm_error *err);
+/* Frees the entries; t may be NULL. */
+void llm_calib_table_free(llm_calib_table *t);
+
+/* The entry named "<input>.<what>" (what: "scale" or "absmax"), or NULL. */
+const llm_calib_table_entry *llm_calib_table_find(const llm_calib_table *t, const char *input,
+                                                  const char *what);
+
+/* The position of method in a comma-separated list (may be NULL), or -1. */
+int llm_calib_table_method_index(const char *list, const char *method);
+
+/* *scale = input's step by method (NULL: "entropy" if listed, else the
+ * first), from its N.scale record; a step of 0 (an all-zero input) gives 1.
+ * LLM_ERR_FORMAT when the record is missing, lacks the named method, or holds
+ * fewer values than its methods= position. */
+int llm_calib_table_scale(const llm_calib_table *t, const char *input, const char *method, float *scale,
+                          llm_error *err);
+
 #endif

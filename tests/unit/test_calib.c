@@ -3,7 +3,8 @@
  * code: histograms counted directly at the final range, percentiles from the
  * sorted data, and brute-force MSE and KL searches over every candidate
  * threshold in double precision, on Gaussian, Laplace, uniform and
- * Gaussian-with-rare-huge-outlier data. */
+ * Gaussian-with-rare-huge-outlier data.  The table reader reads back
+ * tables written here record by record. */
 #include <float.h>
 #include <math.h>
 #include <stdio.h>
@@ -504,6 +505,162 @@ static void test_bad_input(void)
     free(buf);
 }
 
+/* ---- the calibration table reader ---- */
+
+/* One record of a table to write: a 1-D tensor (or a metadata record when
+ * n is 0) of dtype f32 unless f64 is set. */
+typedef struct table_rec {
+    const char *name, *methods;
+    int n;
+    double v[4];
+    int f64;
+} table_rec;
+
+static const char *write_table(const char *file, const table_rec *recs, int n_recs)
+{
+    static char path[4096];
+    snprintf(path, sizeof path, "%s/%s", check_tmpdir(), file);
+    llm_error err = {0};
+    llm_writer *w;
+    CHECK_OK(llm_writer_open(&w, path, NULL, &err));
+    for (int i = 0; i < n_recs; i++) {
+        const table_rec *t = &recs[i];
+        float f[4];
+        double d[4];
+        for (int k = 0; k < t->n; k++) f[k] = (float)t->v[k], d[k] = t->v[k];
+        llm_attr attr = {"methods", t->methods};
+        llm_record rec = {.kind = t->n ? LLM_RECORD_TENSOR : LLM_RECORD_META, .name = t->name,
+                          .dtype = t->n ? (t->f64 ? LLM_DTYPE_F64 : LLM_DTYPE_F32) : LLM_DTYPE_U8,
+                          .shape = t->n ? llm_shape_make(1, (int64_t[]){t->n}) : llm_shape_make(1, (int64_t[]){0}),
+                          .attrs = &attr, .n_attrs = t->methods ? 1 : 0};
+        CHECK_OK(llm_writer_record(w, &rec, t->f64 ? (const void *)d : (const void *)f, &err));
+    }
+    CHECK_OK(llm_writer_close(w, &err));
+    return path;
+}
+
+/* The records written come back with their values and methods; other
+ * records are skipped; each method's step is the value at its position in
+ * methods=, entropy (else the first) by default, and a step of 0 becomes 1. */
+static void test_table_read(void)
+{
+    llm_error err = {0};
+    const table_rec recs[] = {
+        {"layers.0.attn.wq.in.amax", "max,mse,entropy", 3, {12.7, 6.35, 2.54}, 0},
+        {"layers.0.attn.wq.in.scale", "max,mse,entropy", 3, {0.1, 0.05, 0.02}, 0},
+        {"layers.0.attn.wq.in.absmax", NULL, 4, {1.5, 0, 3.25, 7}, 0},
+        {"notes", NULL, 0, {0}, 0},
+        {"cls.in.scale", "mse,max", 2, {0, 0.5}, 0},
+        {"layers.0.mlp.w2.in.scale", NULL, 1, {0.25}, 0},
+    };
+    const char *path = write_table("table.llmt", recs, 6);
+    llm_calib_table t;
+    CHECK_OK(llm_calib_table_read(&t, path, &err));
+    CHECK(t.n == 4 && !strcmp(t.path, path));
+    const llm_calib_table_entry *a = llm_calib_table_find(&t, "layers.0.attn.wq.in", "absmax");
+    CHECK(a && a->n == 4 && a->data[0] == 1.5f && a->data[1] == 0 && a->data[2] == 3.25f && a->data[3] == 7 &&
+          !a->methods);
+    const llm_calib_table_entry *s = llm_calib_table_find(&t, "layers.0.attn.wq.in", "scale");
+    CHECK(s && s->n == 3 && s->data[1] == 0.05f && s->methods && !strcmp(s->methods, "max,mse,entropy"));
+    CHECK(!llm_calib_table_find(&t, "layers.0.attn.wq.in", "amax") && !llm_calib_table_find(&t, "notes", "scale") &&
+          !llm_calib_table_find(&t, "layers.1.attn.wq.in", "absmax"));
+    float step = -1;
+    CHECK_OK(llm_calib_table_scale(&t, "layers.0.attn.wq.in", NULL, &step, &err));
+    CHECK(step == 0.02f);
+    CHECK_OK(llm_calib_table_scale(&t, "layers.0.attn.wq.in", "max", &step, &err));
+    CHECK(step == 0.1f);
+    CHECK_OK(llm_calib_table_scale(&t, "layers.0.attn.wq.in", "mse", &step, &err));
+    CHECK(step == 0.05f);
+    CHECK_OK(llm_calib_table_scale(&t, "cls.in", NULL, &step, &err)); /* no entropy: the first, 0 -> 1 */
+    CHECK(step == 1.0f);
+    CHECK_OK(llm_calib_table_scale(&t, "cls.in", "max", &step, &err));
+    CHECK(step == 0.5f);
+    CHECK_OK(llm_calib_table_scale(&t, "layers.0.mlp.w2.in", NULL, &step, &err)); /* no methods= */
+    CHECK(step == 0.25f);
+    /* a missing layer, a missing method */
+    int rc = llm_calib_table_scale(&t, "layers.1.attn.wq.in", NULL, &step, &err);
+    CHECK_MSG(rc == LLM_ERR_FORMAT && strstr(err.msg, "table.llmt: no layers.1.attn.wq.in.scale for w8a8"), "%s",
+              err.msg);
+    rc = llm_calib_table_scale(&t, "cls.in", "entropy", &step, &err);
+    CHECK_MSG(rc == LLM_ERR_FORMAT && strstr(err.msg, "table.llmt: cls.in.scale has no method 'entropy' (methods=mse,max)"),
+              "%s", err.msg);
+    rc = llm_calib_table_scale(&t, "layers.0.mlp.w2.in", "mse", &step, &err);
+    CHECK_MSG(rc == LLM_ERR_FORMAT && strstr(err.msg, "has no method 'mse' (methods=)"), "%s", err.msg);
+    llm_calib_table_free(&t);
+    llm_calib_table_free(&t); /* freeing twice is harmless */
+
+    CHECK(llm_calib_table_method_index("max,mse,entropy", "entropy") == 2);
+    CHECK(llm_calib_table_method_index("max,mse,entropy", "max") == 0);
+    CHECK(llm_calib_table_method_index("max,mse,entropy", "ms") == -1);
+    CHECK(llm_calib_table_method_index("maxx,max", "max") == 1);
+    CHECK(llm_calib_table_method_index("", "max") == -1 && llm_calib_table_method_index(NULL, "max") == -1);
+}
+
+/* A wrong dtype or rank, NaN, Inf, a negative value, fewer values than
+ * methods, a missing file and a truncated stream: each is an error naming
+ * the file and the record. */
+static void test_table_bad_input(void)
+{
+    llm_error err = {0};
+    struct {
+        table_rec rec;
+        const char *want;
+    } cases[] = {
+        {{"x.absmax", NULL, 2, {1, 2}, 1}, "f64.llmt: x.absmax is f64, not a 1-D f32 tensor"},
+        {{"x.scale", "max", 2, {1, NAN}, 0}, "nan.llmt: x.scale holds nan"},
+        {{"x.absmax", NULL, 3, {1, 2, INFINITY}, 0}, "inf.llmt: x.absmax holds inf"},
+        {{"x.absmax", NULL, 2, {-0.5, 2}, 0}, "neg.llmt: x.absmax holds -0.5"},
+    };
+    const char *files[] = {"f64.llmt", "nan.llmt", "inf.llmt", "neg.llmt"};
+    for (int i = 0; i < 4; i++) {
+        llm_calib_table t;
+        int rc = llm_calib_table_read(&t, write_table(files[i], &cases[i].rec, 1), &err);
+        CHECK_MSG(rc == LLM_ERR_FORMAT && strstr(err.msg, cases[i].want), "%s: rc %d: %s", files[i], rc, err.msg);
+        llm_calib_table_free(&t);
+    }
+    /* a 2-D f32 record */
+    char path[4096];
+    snprintf(path, sizeof path, "%s/2d.llmt", check_tmpdir());
+    llm_writer *w;
+    CHECK_OK(llm_writer_open(&w, path, NULL, &err));
+    float v[4] = {1, 2, 3, 4};
+    llm_record rec = {.kind = LLM_RECORD_TENSOR, .name = "y.scale", .dtype = LLM_DTYPE_F32,
+                      .shape = llm_shape_make(2, (int64_t[]){2, 2})};
+    CHECK_OK(llm_writer_record(w, &rec, v, &err));
+    CHECK_OK(llm_writer_close(w, &err));
+    llm_calib_table t;
+    int rc = llm_calib_table_read(&t, path, &err);
+    CHECK_MSG(rc == LLM_ERR_FORMAT && strstr(err.msg, "2d.llmt: y.scale is f32, not a 1-D f32 tensor"), "%s", err.msg);
+    llm_calib_table_free(&t);
+    /* fewer values than the methods listed */
+    table_rec short_rec = {"z.scale", "max,mse,entropy", 2, {0.5, 0.25}, 0};
+    CHECK_OK(llm_calib_table_read(&t, write_table("short.llmt", &short_rec, 1), &err));
+    float step;
+    rc = llm_calib_table_scale(&t, "z", NULL, &step, &err);
+    CHECK_MSG(rc == LLM_ERR_FORMAT && strstr(err.msg, "short.llmt: z.scale has 2 values for methods=max,mse,entropy"),
+              "%s", err.msg);
+    llm_calib_table_free(&t);
+    /* a missing file; a truncated one */
+    snprintf(path, sizeof path, "%s/absent.llmt", check_tmpdir());
+    rc = llm_calib_table_read(&t, path, &err);
+    CHECK_MSG(rc == LLM_ERR_IO && strstr(err.msg, "absent.llmt"), "rc %d: %s", rc, err.msg);
+    llm_calib_table_free(&t);
+    table_rec many[3] = {{"a.absmax", NULL, 4, {1, 2, 3, 4}, 0}, {"b.absmax", NULL, 4, {1, 2, 3, 4}, 0},
+                         {"c.absmax", NULL, 4, {1, 2, 3, 4}, 0}};
+    const char *full = write_table("full.llmt", many, 3);
+    FILE *f = fopen(full, "rb");
+    char buf[4096];
+    size_t len = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    snprintf(path, sizeof path, "%s/cut.llmt", check_tmpdir());
+    f = fopen(path, "wb");
+    fwrite(buf, 1, len - 8, f);
+    fclose(f);
+    rc = llm_calib_table_read(&t, path, &err);
+    CHECK_MSG(rc < 0 && strstr(err.msg, "cut.llmt"), "rc %d: %s", rc, err.msg);
+    llm_calib_table_free(&t);
+}
+
 int main(void)
 {
     RUN(test_growing_histogram_is_exact);
@@ -513,5 +670,7 @@ int main(void)
     RUN(test_degenerate_histograms);
     RUN(test_stream_aggregation);
     RUN(test_bad_input);
+    RUN(test_table_read);
+    RUN(test_table_bad_input);
     return check_done();
 }
