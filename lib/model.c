@@ -198,6 +198,15 @@ void llm_model_free(llm_model *m)
     memset(m, 0, sizeof *m);
 }
 
+void llm_model_sparse_arena(llm_model *m)
+{
+#ifdef MADV_NOHUGEPAGE
+    if (m->arena_map) madvise(m->arena, m->arena_map, MADV_NOHUGEPAGE); /* advice only */
+#else
+    (void)m;
+#endif
+}
+
 const llm_param_tensor *llm_model_tensor(const llm_model *m, const char *name)
 {
     for (int i = 0; i < m->n_tensors; i++)

@@ -113,6 +113,11 @@ int llm_model_init(llm_model *m, const llm_config *cfg, uint64_t seed, llm_error
 /* Allocates a model with zeroed weights (for loading a checkpoint). */
 int llm_model_alloc(llm_model *m, const llm_config *cfg, llm_error *err);
 void llm_model_free(llm_model *m);
+/* For a model about to get quantized linears (a quantized checkpoint being
+ * loaded): no transparent huge pages for its arena, where each float tensor
+ * written between the never-touched float views of the quantized linears
+ * (every norm gain) would otherwise make a whole 2 MiB page resident. */
+void llm_model_sparse_arena(llm_model *m);
 /* Maps views of an arena with the model's layout (for gradients, moments). */
 void llm_params_map(const llm_model *m, float *arena, llm_params *p);
 /* The tensor named name, or NULL. */

@@ -480,15 +480,16 @@ static void test_example_encode(void)
 
 /* ---- QLoRA: adapters on a quantized base ---- */
 
-/* A base whose every linear's width is a multiple of LLM_QBLOCK (int4 groups). */
-static void make_qbase_float(llm_model *m)
+/* A base whose every linear's width is a multiple of LLM_QBLOCK (int4
+ * groups), its weights moved by N(0, noise). */
+static void make_qbase_float(llm_model *m, double noise)
 {
     llm_error err = {0};
     llm_config c = {.vocab = 13, .dim = 32, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2,
                     .hidden = 64, .seq_len = 24, .tie = 0, .norm_eps = 1e-5f, .rope_theta = 10000};
     CHECK_OK(llm_model_init(m, &c, 3, &err));
     unsigned long long rng = 5;
-    for (int64_t i = 0; i < m->n_params; i++) m->arena[i] += (float)(0.3 * check_normal(&rng));
+    for (int64_t i = 0; i < m->n_params; i++) m->arena[i] += (float)(noise * check_normal(&rng));
 }
 
 /* Quantizes every linear and the classifier of m in place (m->qlin) and
@@ -530,7 +531,7 @@ static void test_qlora_gradients(void)
 {
     llm_error err = {0};
     llm_model m;
-    make_qbase_float(&m);
+    make_qbase_float(&m, 0.3);
     double *wf = malloc(sizeof(double) * (size_t)m.n_params);
     for (int64_t i = 0; i < m.n_params; i++) wf[i] = m.arena[i];
     llm_qformat f = {.scheme = LLM_Q_INT4, .group = 32, .sym = 0};
@@ -630,7 +631,7 @@ static void test_qlora_training(void)
 {
     llm_error err = {0};
     llm_model m;
-    make_qbase_float(&m);
+    make_qbase_float(&m, 0.3);
     llm_qformat f = {.scheme = LLM_Q_INT4, .group = 32, .sym = 0};
     quantize_base(&m, &f);
     int slots = llm_qlinear_slots(m.cfg.n_layers);
@@ -691,6 +692,62 @@ static void test_qlora_training(void)
     llm_model_free(&m);
 }
 
+/* llm-gen's path on an int4 base with an adapter (LoRA added after the
+ * integer kernels, which round activations to int8) against the training
+ * forward on the dequantized weights: within that rounding, far closer than
+ * the adapter's own effect. */
+static void test_qlora_infer(void)
+{
+    llm_error err = {0};
+    llm_model m;
+    make_qbase_float(&m, 0.05);
+    llm_qformat f = {.scheme = LLM_Q_INT4, .group = 32, .sym = 1};
+    quantize_base(&m, &f);
+    llm_adapter ad;
+    make_adapter(&ad, &m, 2, 4);
+    int T = 16, V = m.cfg.vocab;
+    int32_t tok[16];
+    unsigned long long rng = 37;
+    for (int i = 0; i < T; i++) tok[i] = i < 2 ? V + i : (int32_t)(check_uniform(&rng) * V);
+    llm_acts a;
+    CHECK_OK(llm_acts_init(&a, &m.cfg, 1, T, &err));
+    CHECK_OK(llm_acts_lora(&a, &m.cfg, ad.cfg.rank, &err));
+    CHECK_OK(llm_acts_quant(&a, &m, &err));
+    CHECK_OK(llm_adapter_attach(&m, &ad, &err));
+    llm_model_forward(&m, &a, tok, NULL);
+    float *trained = malloc(sizeof(float) * (size_t)T * V), *plain = malloc(sizeof(float) * (size_t)T * V);
+    memcpy(trained, a.probs, sizeof(float) * (size_t)T * V);
+    llm_infer s;
+    llm_infer_opts o = {.ctx = T};
+    CHECK_OK(llm_infer_init(&s, &m, &o, &err));
+    CHECK_OK(llm_infer_feed(&s, tok, T, 1, &err));
+    double worst = 0, effect = 0;
+    /* the adapter's effect: the same forward without its LoRA (positions
+     * after the virtual tokens see them either way) */
+    ad.cfg.rank = 0;
+    llm_model_forward(&m, &a, tok, NULL);
+    memcpy(plain, a.probs, sizeof(float) * (size_t)T * V);
+    ad.cfg.rank = 4;
+    for (int t = 0; t < T; t++) {
+        const float *z = s.logits + (size_t)t * V;
+        float mx = z[0];
+        for (int j = 1; j < V; j++) mx = z[j] > mx ? z[j] : mx;
+        double sum = 0;
+        for (int j = 0; j < V; j++) sum += exp(z[j] - mx);
+        for (int j = 0; j < V; j++) {
+            size_t at = (size_t)t * V + j;
+            worst = fmax(worst, fabs(exp(z[j] - mx) / sum - trained[at]));
+            effect = fmax(effect, fabs(plain[at] - trained[at]));
+        }
+    }
+    CHECK_MSG(isfinite(worst) && worst < 0.02 * effect, "inference off by %g, the adapter's effect %g", worst, effect);
+    free(trained), free(plain);
+    llm_infer_free(&s);
+    llm_acts_free(&a);
+    llm_adapter_free(&ad);
+    llm_model_free(&m);
+}
+
 int main(void)
 {
     RUN(test_gradients);
@@ -705,5 +762,6 @@ int main(void)
     RUN(test_qlora_gradients);
     RUN(test_qlora_block_products);
     RUN(test_qlora_training);
+    RUN(test_qlora_infer);
     return check_done();
 }
