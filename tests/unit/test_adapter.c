@@ -626,7 +626,7 @@ static void test_qlora_block_products(void)
 }
 
 /* LoRA trained on an int4 base: the codes, scales and zero points stay bit
- * for bit, the loss falls; the base alone is refused. */
+ * for bit, the loss falls; the base alone, or a w8a8 one, is refused. */
 static void test_qlora_training(void)
 {
     llm_error err = {0};
@@ -687,6 +687,10 @@ static void test_qlora_training(void)
     CHECK(llm_adapter_attach(&m, &ad, &err) < 0 && strstr(err.msg, "another base model"));
     m.qlin[3]->q4[5] ^= 0x10;
     CHECK_OK(llm_adapter_attach(&m, &ad, &err));
+    /* w8a8 quantizes activations at inference: no adapter trains on it */
+    m.qlin[0]->f.scheme = LLM_Q_W8A8;
+    CHECK(llm_trainer_init(&t, &m, &d, &st, NULL, &err) < 0 && strstr(err.msg, "int8 or int4"));
+    m.qlin[0]->f.scheme = LLM_Q_INT4;
     llm_data_free(&d);
     llm_adapter_free(&ad);
     llm_model_free(&m);
