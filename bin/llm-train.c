@@ -255,7 +255,8 @@ static void print_sample(const llm_trainer *t, const options *o)
     llm_acts a;
     const llm_adapter *ad = t->m->adapter;
     if (llm_acts_init(&a, &t->m->cfg, 1, t->prefix + t->st.seq, &err) < 0 ||
-        (ad && ad->cfg.rank && llm_acts_lora(&a, &t->m->cfg, ad->cfg.rank, &err) < 0))
+        (ad && ad->cfg.rank && llm_acts_lora(&a, &t->m->cfg, ad->cfg.rank, &err) < 0) ||
+        llm_acts_quant(&a, t->m, &err) < 0)
         fatal("%s", err.msg);
     size_t plen = strlen(o->prompt);
     int32_t *ids = malloc((plen + 1 + (size_t)t->prefix + (size_t)o->sample) * sizeof *ids);
@@ -321,7 +322,13 @@ int main(int argc, char **argv)
     if (!o.given[O_ACCUM]) o.accum = n_ranks; /* one micro-batch per rank */
 
     if (o.init) {
-        if (llm_ckpt_load(o.init, &model, &resume, &st, &has_train, &err) < 0) fatal("%s", err.msg);
+        /* an adapter needs the weights only: float, or int8/int4 kept
+         * quantized (QLoRA) */
+        if ((adapting ? llm_ckpt_load_model(o.init, &model, &err)
+                      : llm_ckpt_load(o.init, &model, &resume, &st, &has_train, &err)) < 0)
+            fatal("%s%s", err.msg, strstr(err.msg, "already quantized")
+                                       ? " (a quantized base trains adapters only: give --lora R or --prompt-tune N)"
+                                       : "");
         check_arch(&o, &model.cfg, o.init);
         if (has_train && !adapting && !o.examples && st.data_hash == data_hash && st.val_frac == o.val_frac) {
             how = "resumed";
@@ -353,7 +360,9 @@ int main(int argc, char **argv)
                     break;
                 }
         } else {
-            how = adapting ? "adapting a frozen base"
+            how = adapting ? (model.qlin ? "adapting a frozen quantized base (QLoRA: its linears stay "
+                                           "integer, dequantized a block at a time)"
+                                         : "adapting a frozen base")
                   : has_train ? "continued on new text (fresh optimizer)"
                               : "initialised from a model";
             llm_optim_free(&resume);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "lora.h"
+#include "quant.h"
 #include "rng.h"
 #include "stream.h"
 
@@ -157,13 +158,36 @@ static uint64_t fnv(uint64_t h, const void *data, size_t n)
     return h;
 }
 
+static uint64_t fnv_qlinear(uint64_t h, const llm_qlinear *q)
+{
+    int32_t form[5] = {(int32_t)q->f.scheme, q->f.group, q->f.sym, q->rows, q->cols};
+    h = fnv(h, form, sizeof form);
+    size_t n = (size_t)q->rows * (size_t)q->cols, g = (size_t)q->rows * (size_t)q->groups;
+    h = q->q4 ? fnv(h, q->q4, n / 2) : fnv(h, q->q8, n);
+    h = fnv(h, q->scale, g * sizeof *q->scale);
+    if (q->zero) h = fnv(h, q->zero, g);
+    return fnv(h, &q->act_scale, sizeof q->act_scale);
+}
+
 uint64_t llm_model_content_hash(const llm_model *m)
 {
     const llm_config *c = &m->cfg;
     int32_t dims[9] = {c->vocab, c->dim, c->n_layers, c->n_heads, c->n_kv_heads,
                        c->hidden, c->seq_len, c->tie, c->window};
     uint64_t h = fnv(0xcbf29ce484222325ull, dims, sizeof dims);
-    return fnv(h, m->arena, (size_t)m->n_params * sizeof(float));
+    if (!m->qlin) return fnv(h, m->arena, (size_t)m->n_params * sizeof(float));
+    /* a quantized base: its float tensors in arena order, each quantized
+     * linear's format, codes, scales and zero points in its place (its
+     * unused float view is never read), a quantized tied classifier last */
+    int cls = llm_qlinear_slots(c->n_layers) - 1;
+    for (int i = 0; i < m->n_tensors; i++) {
+        const llm_param_tensor *t = &m->tensors[i];
+        int slot = llm_qlinear_slot(t->name, c->n_layers);
+        h = slot >= 0 && m->qlin[slot] ? fnv_qlinear(h, m->qlin[slot])
+                                       : fnv(h, m->arena + t->offset, (size_t)t->count * sizeof(float));
+    }
+    if (c->tie && m->qlin[cls]) h = fnv_qlinear(h, m->qlin[cls]);
+    return h;
 }
 
 /* Same architecture as far as the adapter's shapes go. */

@@ -81,7 +81,10 @@ int llm_adapter_init(llm_adapter *ad, const llm_model *base, const llm_adapter_c
                      uint64_t seed, llm_error *err);
 void llm_adapter_free(llm_adapter *ad);
 
-/* FNV-1a over the architecture and every weight's bytes: the base's identity. */
+/* FNV-1a over the architecture and every weight's bytes: the base's identity.
+ * For a quantized base (m->qlin) the quantized linears count by their
+ * format, codes, scales and zero points, so a QLoRA adapter belongs to the
+ * exact int4/int8 checkpoint it was trained on. */
 uint64_t llm_model_content_hash(const llm_model *m);
 
 /* Checks that ad was made for m (architecture and content hash), then makes

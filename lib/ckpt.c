@@ -380,6 +380,7 @@ static int load_all(llm_reader *r, llm_model *m, llm_optim *o, llm_ckpt_train *t
     llm_config cfg;
     TRY(parse_config(rec, &cfg, err));
     TRY(llm_model_alloc(m, &cfg, err));
+    if (allow_quant && llm_record_attr(rec, "quant")) llm_model_sparse_arena(m);
     *has_train = 0;
     int64_t optim_t = 0;
     char *seen = calloc((size_t)m->n_tensors * 3, 1); /* params, m, v */

@@ -1,7 +1,8 @@
 /* grad — the backward pass of the Llama decoder in model.c, written by hand:
  * each layer's forward step undone in reverse, weight gradients accumulated
  * through cblas_sgemm, normalised inputs and the gated MLP activation
- * recomputed from what the forward pass kept. */
+ * recomputed from what the forward pass kept.  Input gradients through a
+ * quantized linear dequantize it a block of rows at a time (model.c). */
 #include <cblas.h>
 #include <math.h>
 #include <string.h>
@@ -16,12 +17,6 @@
 static void weight_grad(const float *dy, const float *x, float *dw, int n, int out, int in)
 {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, n, 1.0f, dy, out, x, in, 1.0f, dw, in);
-}
-
-/* dx [n, in] = dy [n, out] . W [out, in] + beta * dx */
-static void input_grad(const float *dy, const float *w, float *dx, int n, int out, int in, float beta)
-{
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, in, out, 1.0f, dy, out, w, in, beta, dx, in);
 }
 
 /* RMSNorm y = g * x * r, r = 1/sqrt(mean(x^2) + eps), given dy:
@@ -146,7 +141,7 @@ void llm_model_backward_adapter(const llm_model *m, llm_acts *a, float *grad, fl
     }
     float *dx = a->s_nd2, *buf = a->s_nd, *buf2 = a->s_nd3;
     WEIGHT_GRAD(dlogits, a->xf, g.cls, N, V, D);
-    input_grad(dlogits, p->cls, buf, N, V, D, 0);
+    llm_linear_input_grad(m, a, 7 * c->n_layers, dlogits, p->cls, buf, N, V, D, 0);
     memset(dx, 0, (size_t)N * D * sizeof *dx);
     rmsnorm_backward(a->x + (size_t)c->n_layers * N * D, p->norm, a->rmsf, buf, dx, g.norm, N, D);
     /* the arena is tok_emb, layers 0..L-1, norm[, cls]: all from norm on is final
@@ -167,7 +162,7 @@ void llm_model_backward_adapter(const llm_model *m, llm_acts *a, float *grad, fl
         WEIGHT_GRAD(dx, hg, gw->w2, N, D, F);
         const llm_lora_site *ls = lora_weights(m, a, agrad, l, LLM_LORA_W2, hg, dx);
         float *dh1 = hg; /* hg is no longer needed: its buffer takes d(hg), then dh1 */
-        input_grad(dx, w->w2, dh1, N, D, F, 0);
+        llm_linear_input_grad(m, a, 7 * l + 5, dx, w->w2, dh1, N, D, F, 0);
         lora_input(m, a, ls, dh1);
 #pragma omp parallel for schedule(static)
         for (size_t i = 0; i < (size_t)N * F; i++) {
@@ -179,8 +174,8 @@ void llm_model_backward_adapter(const llm_model *m, llm_acts *a, float *grad, fl
         llm_rmsnorm_apply(x_mid, w->mlp_norm, rms2, xn, N, D);
         WEIGHT_GRAD(dh1, xn, gw->w1, N, F, D);
         WEIGHT_GRAD(dh3, xn, gw->w3, N, F, D);
-        input_grad(dh1, w->w1, buf, N, F, D, 0);
-        input_grad(dh3, w->w3, buf, N, F, D, 1);
+        llm_linear_input_grad(m, a, 7 * l + 4, dh1, w->w1, buf, N, F, D, 0);
+        llm_linear_input_grad(m, a, 7 * l + 6, dh3, w->w3, buf, N, F, D, 1);
         lora_input(m, a, lora_weights(m, a, agrad, l, LLM_LORA_W1, xn, dh1), buf);
         lora_input(m, a, lora_weights(m, a, agrad, l, LLM_LORA_W3, xn, dh3), buf);
         rmsnorm_backward(x_mid, w->mlp_norm, rms2, buf, dx, gw->mlp_norm, N, D);
@@ -189,7 +184,7 @@ void llm_model_backward_adapter(const llm_model *m, llm_acts *a, float *grad, fl
         const float *att = a->att + (size_t)l * N * HE;
         WEIGHT_GRAD(dx, att, gw->wo, N, D, HE);
         float *datt = buf, *dq = buf2, *dk = a->s_kv, *dv = a->s_kv2;
-        input_grad(dx, w->wo, datt, N, D, HE, 0);
+        llm_linear_input_grad(m, a, 7 * l + 3, dx, w->wo, datt, N, D, HE, 0);
         lora_input(m, a, lora_weights(m, a, agrad, l, LLM_LORA_WO, att, dx), datt);
         attention_backward(m, a, l, datt, dq, dk, dv);
         llm_rope_apply(&m->rope, dq, N, HE, H, T, 0, 1);
@@ -209,9 +204,9 @@ void llm_model_backward_adapter(const llm_model *m, llm_acts *a, float *grad, fl
             if (ls && !lora_qkv++) memset(a->lora_dx, 0, (size_t)N * D * sizeof *a->lora_dx);
             lora_input(m, a, ls, a->lora_dx);
         }
-        input_grad(dq, w->wq, dxn, N, HE, D, 0);
-        input_grad(dk, w->wk, dxn, N, KE, D, 1);
-        input_grad(dv, w->wv, dxn, N, KE, D, 1);
+        llm_linear_input_grad(m, a, 7 * l + 0, dq, w->wq, dxn, N, HE, D, 0);
+        llm_linear_input_grad(m, a, 7 * l + 1, dk, w->wk, dxn, N, KE, D, 1);
+        llm_linear_input_grad(m, a, 7 * l + 2, dv, w->wv, dxn, N, KE, D, 1);
         if (lora_qkv)
 #pragma omp simd
             for (size_t i = 0; i < (size_t)N * D; i++) dxn[i] += a->lora_dx[i];

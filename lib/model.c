@@ -62,22 +62,30 @@ static void add_tensor(llm_param_tensor *tensors, int *n, int64_t *at, const cha
     (*n)++;
 }
 
-/* A zeroed arena of n floats.  A large one is aligned to 2 MiB and marked for
- * transparent huge pages: a decode step streams every weight once, and with
- * 4 KiB pages that walk takes a TLB miss every 4 KiB. */
-static float *arena_alloc(size_t n)
+/* A zeroed arena of n floats; *mapped gets the bytes mapped (0: calloc).  A
+ * large one is mapped, aligned to 2 MiB and marked for transparent huge
+ * pages: a decode step streams every weight once, and with 4 KiB pages that
+ * walk takes a TLB miss every 4 KiB.  Fresh mapped pages are zero without
+ * being written, so the unused float views of a quantized model's linears
+ * never become resident. */
+static float *arena_alloc(size_t n, size_t *mapped)
 {
     const size_t huge = (size_t)2 << 20;
     size_t bytes = n * sizeof(float);
+    *mapped = 0;
     if (bytes < 2 * huge) return calloc(n ? n : 1, sizeof(float));
     bytes = (bytes + huge - 1) / huge * huge;
-    float *p = aligned_alloc(huge, bytes);
-    if (!p) return NULL;
+    char *raw = mmap(NULL, bytes + huge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (raw == MAP_FAILED) return NULL;
+    char *p = (char *)(((uintptr_t)raw + huge - 1) / huge * huge);
+    /* keep exactly [p, p + bytes): the slack before and after goes back */
+    if (p > raw) munmap(raw, (size_t)(p - raw));
+    if (raw + huge > p) munmap(p + bytes, (size_t)(raw + huge - p));
 #ifdef MADV_HUGEPAGE
     madvise(p, bytes, MADV_HUGEPAGE); /* advice only: failure changes nothing */
 #endif
-    memset(p, 0, bytes);
-    return p;
+    *mapped = bytes;
+    return (float *)p;
 }
 
 /* Lays out the arena: fills tensors[] (names, shapes, offsets) when given and
@@ -134,7 +142,7 @@ int llm_model_alloc(llm_model *m, const llm_config *cfg, llm_error *err)
     m->p.layers = calloc((size_t)cfg->n_layers, sizeof *m->p.layers);
     if (!m->tensors || !m->spans || !m->p.layers) goto nomem;
     m->n_params = layout(cfg, m->tensors, &m->n_tensors);
-    m->arena = arena_alloc((size_t)m->n_params);
+    m->arena = arena_alloc((size_t)m->n_params, &m->arena_map);
     if (!m->arena) goto nomem;
     for (int i = 0; i < n; i++)
         m->spans[i] = (llm_param_span){m->tensors[i].offset, m->tensors[i].count,
@@ -180,13 +188,23 @@ void llm_model_free(llm_model *m)
         free(m->qlin[i]);
     }
     free(m->qlin);
-    free(m->arena);
+    if (m->arena_map) munmap(m->arena, m->arena_map);
+    else free(m->arena);
     free(m->tensors);
     free(m->spans);
     free(m->p.layers);
     llm_rope_free(&m->rope);
     llm_tok_free(&m->tok);
     memset(m, 0, sizeof *m);
+}
+
+void llm_model_sparse_arena(llm_model *m)
+{
+#ifdef MADV_NOHUGEPAGE
+    if (m->arena_map) madvise(m->arena, m->arena_map, MADV_NOHUGEPAGE); /* advice only */
+#else
+    (void)m;
+#endif
 }
 
 const llm_param_tensor *llm_model_tensor(const llm_model *m, const char *name)
@@ -248,9 +266,24 @@ int llm_acts_lora(llm_acts *a, const llm_config *c, int rank, llm_error *err)
     return 0;
 }
 
+int llm_acts_quant(llm_acts *a, const llm_model *m, llm_error *err)
+{
+    if (!m->qlin) return 0;
+    const llm_config *c = &m->cfg;
+    size_t E = (size_t)c->dim / (size_t)c->n_heads, width = (size_t)c->dim;
+    if ((size_t)c->n_heads * E > width) width = (size_t)c->n_heads * E;
+    if ((size_t)c->hidden > width) width = (size_t)c->hidden;
+    free(a->qscratch);
+    a->qscratch = malloc(LLM_QROWS * width * sizeof(float));
+    if (!a->qscratch) return llm_error_set(err, LLM_ERR_NOMEM, "dequantization scratch: out of memory");
+    a->bytes += LLM_QROWS * width * sizeof(float);
+    return 0;
+}
+
 void llm_acts_free(llm_acts *a)
 {
     if (!a) return;
+    free(a->qscratch);
     free(a->lora_u);
     free(a->lora_du);
     float *all[] = {a->x,     a->rms1, a->q,    a->k,    a->v,     a->att,   a->lse,
@@ -312,6 +345,72 @@ void llm_attention_forward(const llm_model *m, const float *q, const float *k, c
         }
 }
 
+/* Rows [r0, r1) of a quantized linear as floats, w [r1 - r0, cols]:
+ * int8 scale[r] * q, int4 scale[r, g] * (u - zero[r, g]) (quant.h). */
+static void dequantize_rows(const llm_qlinear *q, int r0, int r1, float *w)
+{
+    int cols = q->cols, G = q->groups;
+#pragma omp parallel for schedule(static) if ((size_t)(r1 - r0) * cols >= LLM_PARALLEL_MIN)
+    for (int r = r0; r < r1; r++) {
+        float *wr = w + (size_t)(r - r0) * cols;
+        const float *scale = q->scale + (size_t)r * G;
+        if (!q->q4) {
+            const int8_t *codes = q->q8 + (size_t)r * cols;
+#pragma omp simd
+            for (int k = 0; k < cols; k++) wr[k] = scale[0] * (float)codes[k];
+            continue;
+        }
+        const uint8_t *bytes = q->q4 + (size_t)r * cols / 2;
+        int width = cols / G;
+        for (int g = 0; g < G; g++) {
+            float s = scale[g], zero = q->zero ? (float)q->zero[(size_t)r * G + g] : 8.0f;
+            for (int k = g * width; k < (g + 1) * width; k += 2) {
+                uint8_t b = bytes[k / 2];
+                wr[k] = s * ((float)(b & 15) - zero);
+                wr[k + 1] = s * ((float)(b >> 4) - zero);
+            }
+        }
+    }
+}
+
+static const llm_qlinear *quantized(const llm_model *m, int slot)
+{
+    return m->qlin ? m->qlin[slot] : NULL;
+}
+
+void llm_linear_forward(const llm_model *m, llm_acts *a, int slot, const float *x, const float *w,
+                        float *y, int n, int out, int in, float beta)
+{
+    const llm_qlinear *q = quantized(m, slot);
+    if (!q) {
+        llm_matmul_nt(x, w, y, n, out, in, beta);
+        return;
+    }
+    for (int r0 = 0; r0 < out; r0 += LLM_QROWS) {
+        int rows = out - r0 < LLM_QROWS ? out - r0 : LLM_QROWS;
+        dequantize_rows(q, r0, r0 + rows, a->qscratch);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, rows, in, 1.0f, x, in, a->qscratch, in,
+                    beta, y + r0, out);
+    }
+}
+
+void llm_linear_input_grad(const llm_model *m, llm_acts *a, int slot, const float *dy, const float *w,
+                           float *dx, int n, int out, int in, float beta)
+{
+    const llm_qlinear *q = quantized(m, slot);
+    if (!q) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, in, out, 1.0f, dy, out, w, in, beta, dx, in);
+        return;
+    }
+    /* dx = sum over blocks of dy[:, block] . W[block, :] */
+    for (int r0 = 0; r0 < out; r0 += LLM_QROWS) {
+        int rows = out - r0 < LLM_QROWS ? out - r0 : LLM_QROWS;
+        dequantize_rows(q, r0, r0 + rows, a->qscratch);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, in, rows, 1.0f, dy + r0, out, a->qscratch,
+                    in, r0 ? 1.0f : beta, dx, in);
+    }
+}
+
 /* y [N, out] += the adapter's LoRA update of linear `site` of layer l on x. */
 static void lora_site(const llm_model *m, llm_acts *a, int l, int site, const float *x, float *y)
 {
@@ -346,9 +445,9 @@ float llm_model_forward(const llm_model *m, llm_acts *a, const int32_t *inputs,
               *v = a->v + (size_t)l * N * KE, *att = a->att + (size_t)l * N * HE;
         float *h1 = a->h1 + (size_t)l * N * F, *h3 = a->h3 + (size_t)l * N * F;
         llm_rmsnorm(x, w->attn_norm, xn, a->rms1 + (size_t)l * N, N, D, c->norm_eps);
-        llm_matmul_nt(xn, w->wq, q, N, HE, D, 0);
-        llm_matmul_nt(xn, w->wk, k, N, KE, D, 0);
-        llm_matmul_nt(xn, w->wv, v, N, KE, D, 0);
+        llm_linear_forward(m, a, 7 * l + 0, xn, w->wq, q, N, HE, D, 0);
+        llm_linear_forward(m, a, 7 * l + 1, xn, w->wk, k, N, KE, D, 0);
+        llm_linear_forward(m, a, 7 * l + 2, xn, w->wv, v, N, KE, D, 0);
         lora_site(m, a, l, LLM_LORA_WQ, xn, q);
         lora_site(m, a, l, LLM_LORA_WK, xn, k);
         lora_site(m, a, l, LLM_LORA_WV, xn, v);
@@ -356,11 +455,11 @@ float llm_model_forward(const llm_model *m, llm_acts *a, const int32_t *inputs,
         llm_rope_apply(&m->rope, k, N, KE, K, T, 0, 0);
         llm_attention_forward(m, q, k, v, att, a->lse + (size_t)l * N * H, B, T);
         memcpy(x_mid, x, (size_t)N * D * sizeof(float));
-        llm_matmul_nt(att, w->wo, x_mid, N, D, HE, 1);
+        llm_linear_forward(m, a, 7 * l + 3, att, w->wo, x_mid, N, D, HE, 1);
         lora_site(m, a, l, LLM_LORA_WO, att, x_mid);
         llm_rmsnorm(x_mid, w->mlp_norm, xn, a->rms2 + (size_t)l * N, N, D, c->norm_eps);
-        llm_matmul_nt(xn, w->w1, h1, N, F, D, 0);
-        llm_matmul_nt(xn, w->w3, h3, N, F, D, 0);
+        llm_linear_forward(m, a, 7 * l + 4, xn, w->w1, h1, N, F, D, 0);
+        llm_linear_forward(m, a, 7 * l + 6, xn, w->w3, h3, N, F, D, 0);
         lora_site(m, a, l, LLM_LORA_W1, xn, h1);
         lora_site(m, a, l, LLM_LORA_W3, xn, h3);
         float *hg = a->s_nf;
@@ -368,11 +467,11 @@ float llm_model_forward(const llm_model *m, llm_acts *a, const int32_t *inputs,
         for (size_t i = 0; i < (size_t)N * F; i++) hg[i] = llm_silu(h1[i]) * h3[i];
         float *x_next = a->x + (size_t)(l + 1) * N * D;
         memcpy(x_next, x_mid, (size_t)N * D * sizeof(float));
-        llm_matmul_nt(hg, w->w2, x_next, N, D, F, 1);
+        llm_linear_forward(m, a, 7 * l + 5, hg, w->w2, x_next, N, D, F, 1);
         lora_site(m, a, l, LLM_LORA_W2, hg, x_next);
     }
     llm_rmsnorm(a->x + (size_t)c->n_layers * N * D, p->norm, a->xf, a->rmsf, N, D, c->norm_eps);
-    llm_matmul_nt(a->xf, p->cls, a->probs, N, V, D, 0);
+    llm_linear_forward(m, a, 7 * c->n_layers, a->xf, p->cls, a->probs, N, V, D, 0);
     double loss = 0;
     int counted = 0;
 #pragma omp parallel for reduction(+ : loss, counted) schedule(static)

@@ -87,6 +87,7 @@ typedef struct llm_model {
     llm_tok tok;
     int64_t n_params;
     float *arena;              /* [n_params], owned */
+    size_t arena_map;          /* bytes mapped for it (mmap), 0 when malloc'd */
     llm_params p;              /* views into arena */
     int n_tensors;
     llm_param_tensor *tensors; /* [n_tensors] */
@@ -98,7 +99,11 @@ typedef struct llm_model {
     struct llm_adapter *adapter;
     /* The quantized linears of a quantized checkpoint (quant.h), NULL for a
      * float model: [llm_qlinear_slots(L)], NULL where a linear stays float
-     * (where one is set, its arena view is unused). */
+     * (where one is set, its arena view is unused and never touched, so its
+     * pages are never resident).  The training forward and backward passes
+     * dequantize such a linear LLM_QROWS output rows at a time into
+     * llm_acts.qscratch and multiply by that block (QLoRA: the base stays
+     * int4/int8 and frozen; only an adapter trains on it). */
     struct llm_qlinear **qlin;
 } llm_model;
 
@@ -108,6 +113,11 @@ int llm_model_init(llm_model *m, const llm_config *cfg, uint64_t seed, llm_error
 /* Allocates a model with zeroed weights (for loading a checkpoint). */
 int llm_model_alloc(llm_model *m, const llm_config *cfg, llm_error *err);
 void llm_model_free(llm_model *m);
+/* For a model about to get quantized linears (a quantized checkpoint being
+ * loaded): no transparent huge pages for its arena, where each float tensor
+ * written between the never-touched float views of the quantized linears
+ * (every norm gain) would otherwise make a whole 2 MiB page resident. */
+void llm_model_sparse_arena(llm_model *m);
 /* Maps views of an arena with the model's layout (for gradients, moments). */
 void llm_params_map(const llm_model *m, float *arena, llm_params *p);
 /* The tensor named name, or NULL. */
@@ -141,6 +151,9 @@ typedef struct llm_acts {
     float *lora_u;     /* [L, 7, N, R] */
     float *lora_du;    /* [N, R] */
     float *lora_dx;    /* [N, D] (in lora_du's allocation) */
+    /* with a quantized base (llm_acts_quant): one block of LLM_QROWS
+     * dequantized weight rows, [LLM_QROWS, max(D, H*E, F)] */
+    float *qscratch;
     size_t bytes;      /* everything above */
     /* Optional (NULL after llm_acts_init): called by llm_model_backward as the
      * gradients of the arena's floats [from, n_params) become final, once
@@ -154,6 +167,11 @@ int llm_acts_init(llm_acts *a, const llm_config *c, int B, int T, llm_error *err
 /* Adds what a LoRA adapter of rank R needs to a (before the first forward
  * pass of a model that has one). */
 int llm_acts_lora(llm_acts *a, const llm_config *c, int rank, llm_error *err);
+/* Output rows of a quantized linear dequantized at once by the training passes. */
+#define LLM_QROWS 128
+/* Adds the dequantization scratch a model with quantized linears (m->qlin)
+ * needs to a (before its first forward pass); nothing for a float model. */
+int llm_acts_quant(llm_acts *a, const llm_model *m, llm_error *err);
 void llm_acts_free(llm_acts *a);
 
 /* Forward pass over inputs [B*T] (ids V.. are the adapter's virtual tokens); returns the mean cross-entropy (nats) of

@@ -4,6 +4,7 @@
 #include "train.h"
 
 #include "adapter.h"
+#include "quant.h"
 
 #include <limits.h>
 #include <math.h>
@@ -31,8 +32,20 @@ static int init_common(llm_trainer *t, llm_model *m, const llm_ckpt_train *st, l
     if (t->prefix + st->seq > m->cfg.seq_len)
         return llm_error_set(err, LLM_ERR_ARG, "%d virtual tokens + --seq %d exceed the model's context %d",
                              t->prefix, st->seq, m->cfg.seq_len);
+    for (int i = 0; m->qlin && i < llm_qlinear_slots(m->cfg.n_layers); i++) {
+        char name[64];
+        llm_qlinear_slot_name(i, m->cfg.n_layers, name, sizeof name);
+        if (m->qlin[i] && !ad)
+            return llm_error_set(err, LLM_ERR_ARG, "%s is quantized (%s): a quantized base is frozen, "
+                                 "train an adapter on it (LoRA or prompt tuning)", name,
+                                 llm_qscheme_name(m->qlin[i]->f.scheme));
+        if (m->qlin[i] && m->qlin[i]->f.scheme == LLM_Q_W8A8)
+            return llm_error_set(err, LLM_ERR_ARG, "%s is w8a8 (its inputs are quantized at inference): "
+                                 "adapters train on int8 or int4 bases", name);
+    }
     int rc = llm_acts_init(&t->acts, &m->cfg, st->batch, t->prefix + st->seq, err);
     if (rc == 0 && ad && ad->cfg.rank) rc = llm_acts_lora(&t->acts, &m->cfg, ad->cfg.rank, err);
+    if (rc == 0) rc = llm_acts_quant(&t->acts, m, err);
     if (rc < 0) {
         llm_trainer_free(t);
         return rc;

@@ -41,7 +41,10 @@
  * before every window of st.seq tokens (the passes run on P + seq
  * positions).  Adapters train on one process.  With examples
  * (llm_trainer_init_examples, examples.h) the windows are labelled examples
- * scored on their labels only, instead of random stretches of a corpus. */
+ * scored on their labels only, instead of random stretches of a corpus.
+ * A quantized base (m->qlin, int8 or int4 from llm-quant) trains adapters
+ * only (QLoRA): its linears are dequantized a block of rows at a time inside
+ * the passes and never held in float; training it itself is refused. */
 #ifndef LLM_TRAIN_H
 #define LLM_TRAIN_H
 

@@ -3,10 +3,12 @@
 # continuation scored by the label's log-likelihood (llm-gen --classify), on
 # a small base model trained here from /usr/share/common-licenses, so it runs
 # offline on any Debian machine.  Rows: zero-shot base, full fine-tuning,
-# LoRA, prompt tuning (and QLoRA once llm-quant exists), with trainable
-# parameters, training time, peak RSS and test accuracy; then continual
-# pre-training: the base's validation loss on a new domain (Debian copyright
-# files) before and after.
+# LoRA, prompt tuning, and QLoRA (the same LoRA on the base quantized to
+# int4 and to int8 by llm-quant), with trainable parameters, training time,
+# peak RSS and test accuracy; then the memory of LoRA against QLoRA on a
+# base large enough for its weights to dominate (7.2M parameters, dim 384);
+# then continual pre-training: the base's validation loss on a new domain
+# (Debian copyright files) before and after.
 #   usage: sh tests/bench/fewshot.sh [TOP]
 #   env:   BENCH_THREADS (default 2)  BENCH_BASE_STEPS (600)  BENCH_FT_STEPS (150)
 #
@@ -72,6 +74,12 @@ echo "fewshot: full fine-tuning" >&2
 run full "$bin/llm-train" $common --out full.llmt --lr 1e-3
 echo "fewshot: LoRA" >&2
 run lora "$bin/llm-train" $common --out lora.llmt --lora 8 --lora-targets all --lr 5e-3
+echo "fewshot: QLoRA (int4 g32 asymmetric, int8)" >&2
+# hidden 352 = 11 x 32: groups of 32 columns divide every linear
+"$bin/llm-quant" -m base.llmt -o base-w4.llmt --scheme int4 --group 32 --asym -q
+"$bin/llm-quant" -m base.llmt -o base-w8.llmt --scheme int8 -q
+run qlora4 "$bin/llm-train" $(echo "$common" | sed 's/base.llmt/base-w4.llmt/') --out qlora4.llmt --lora 8 --lora-targets all --lr 5e-3
+run qlora8 "$bin/llm-train" $(echo "$common" | sed 's/base.llmt/base-w8.llmt/') --out qlora8.llmt --lora 8 --lora-targets all --lr 5e-3
 echo "fewshot: prompt tuning" >&2
 run prompt "$bin/llm-train" $common --out prompt.llmt --prompt-tune 16
 echo "fewshot: scoring" >&2
@@ -79,6 +87,18 @@ acc_zero=$(accuracy -m base.llmt)
 acc_full=$(accuracy -m full.llmt)
 acc_lora=$(accuracy -m base.llmt --adapter lora.llmt)
 acc_prompt=$(accuracy -m base.llmt --adapter prompt.llmt)
+acc_w4=$(accuracy -m base-w4.llmt)
+acc_w8=$(accuracy -m base-w8.llmt)
+acc_qlora4=$(accuracy -m base-w4.llmt --adapter qlora4.llmt)
+acc_qlora8=$(accuracy -m base-w8.llmt --adapter qlora8.llmt)
+
+echo "fewshot: memory, LoRA against QLoRA on a 7.2M-parameter base" >&2
+"$bin/llm-train" --data corpus.txt --out big.llmt --dim 384 --layers 4 --heads 6 --hidden 1024 --seq 128 \
+    --batch 1 --steps 1 --eval-every 0 --threads "$threads" -q
+"$bin/llm-quant" -m big.llmt -o big-w4.llmt --scheme int4 --group 128 -q
+big="--examples train.shuf --steps 20 --batch 8 --eval-every 0 --threads $threads --lora 8 --lora-targets all"
+run biglora "$bin/llm-train" --init big.llmt $big --out biglora.llmt
+run bigqlora "$bin/llm-train" --init big-w4.llmt $big --out bigqlora.llmt
 
 echo "fewshot: continual pre-training" >&2
 for f in /usr/share/doc/*/copyright; do cat "$f"; done 2>/dev/null | head -c 300000 >domain.txt
@@ -100,7 +120,19 @@ mkdir -p "$top/build/bench"
     echo "| full fine-tuning (lr 1e-3) | $(trainable full) | $(cat full.time) | $(peak full) | $(size full.llmt) | $acc_full |"
     echo "| LoRA r 8, all linears (lr 5e-3) | $(trainable lora) | $(cat lora.time) | $(peak lora) | $(size lora.llmt) | $acc_lora |"
     echo "| prompt tuning, 16 tokens (lr 0.1) | $(trainable prompt) | $(cat prompt.time) | $(peak prompt) | $(size prompt.llmt) | $acc_prompt |"
-    echo "| QLoRA | not built: needs llm-quant's int4 format | | | | |"
+    echo "| zero-shot int4 base (g32 asym) | 0 | - | - | - | $acc_w4 |"
+    echo "| QLoRA r 8 on the int4 base (lr 5e-3) | $(trainable qlora4) | $(cat qlora4.time) | $(peak qlora4) | $(size qlora4.llmt) | $acc_qlora4 |"
+    echo "| zero-shot int8 base | 0 | - | - | - | $acc_w8 |"
+    echo "| LoRA r 8 on the int8 base (lr 5e-3) | $(trainable qlora8) | $(cat qlora8.time) | $(peak qlora8) | $(size qlora8.llmt) | $acc_qlora8 |"
+    echo
+    echo "Memory at 7.2M parameters (dim 384, 4 layers, hidden 1024; $(size big.llmt | sed 's/ KiB//' | awk '{printf "%.1f MiB", $1 / 1024}')"
+    echo "float checkpoint with its AdamW moments, $(size big-w4.llmt | sed 's/ KiB//' | awk '{printf "%.1f MiB", $1 / 1024}') int4 g128), LoRA r 8 on all linears,"
+    echo "20 steps of batch 8 x seq 128 on the same examples:"
+    echo
+    echo "| base | trainable parameters | training time (s) | peak RSS (MiB) |"
+    echo "|---|---:|---:|---:|"
+    echo "| float (LoRA) | $(trainable biglora) | $(cat biglora.time) | $(peak biglora) |"
+    echo "| int4 (QLoRA) | $(trainable bigqlora) | $(cat bigqlora.time) | $(peak bigqlora) |"
     echo
     echo "Continual pre-training on Debian copyright files ($ft_steps steps, fresh optimizer):"
     echo "validation loss $val_before nats/token before, $val_after after."

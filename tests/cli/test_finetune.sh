@@ -2,7 +2,8 @@
 # CLI tests for fine-tuning with llm-train and llm-gen: continual
 # pre-training from a model checkpoint, prompt tuning and LoRA adapters on a
 # frozen base (the base file untouched, the adapter small, refused on another
-# base), labelled examples and --classify, and bad input.
+# base), labelled examples and --classify, bad input, and QLoRA on int4
+# and int8 bases (codes untouched, peak RSS below LoRA on the float base).
 . "$(dirname "$0")/lib.sh"
 
 L=/usr/share/common-licenses
@@ -104,4 +105,49 @@ if [ -x "$LLM_BIN/llm-quant" ]; then
     [ ! -e m2.llmt ] && pass "no output after a refused merge" || fail "no output after a refused merge" "m2.llmt exists"
 else
     skip "merge adapter" "llm-quant is not built"
+fi
+
+# QLoRA: LoRA on an int4 base (its linears dequantized a block of rows at a
+# time inside the passes), on a model large enough for the float weights to
+# dominate memory: 7.2M parameters, 27 MiB in float, 3.5 MiB in int4
+if [ -x "$LLM_BIN/llm-quant" ]; then
+    llm-train --data a.txt --out big.llmt --dim 384 --layers 4 --heads 6 --hidden 1024 --seq 32 --batch 1 \
+        --steps 1 --eval-every 0 --threads 1 -q || fail "big base" "llm-train failed"
+    llm-quant -m big.llmt -o big4.llmt --scheme int4 --group 128 -q || fail "int4 base" "llm-quant failed"
+    cp big4.llmt big4.orig
+    qlora="--data b.txt --lora 4 --lora-targets all --lr 0.01 --seq 32 --batch 2 --steps 4 --eval-every 4 --threads 1"
+    expect "qlora" 0 "frozen quantized base \(QLoRA" -- llm-train --init big4.llmt --out q4.llmt $qlora
+    cp err qlora.err
+    same "int4 base untouched by QLoRA" big4.llmt big4.orig
+    expect "lora on the float base" 0 "adapting a frozen base" -- llm-train --init big.llmt --out f4.llmt $qlora
+    cp err lora.err
+    peak() { sed -n 's/.*saved .*peak RSS \([0-9.]*\) MiB.*/\1/p' "$1"; }
+    pq=$(peak qlora.err) pf=$(peak lora.err)
+    # the float linears alone are 27 MiB; QLoRA must save most of them
+    # (not measured under ASan: its shadow memory and quarantine swamp it)
+    if nm "$LLM_BIN/llm-train" 2>/dev/null | grep -q __asan; then
+        skip "QLoRA peak RSS below LoRA on the float base" "peak RSS is not the program's under ASan"
+    else
+        awk -v q="$pq" -v f="$pf" 'BEGIN {exit !(q > 0 && q + 15 < f)}' && pass "QLoRA peak RSS below LoRA on the float base" ||
+            fail "QLoRA peak RSS below LoRA on the float base" "QLoRA $pq MiB, LoRA $pf MiB"
+    fi
+    grep -q "step 4/4 train [0-9.]* val [0-9.]*" qlora.err && pass "QLoRA trains and validates" ||
+        fail "QLoRA trains and validates" "$(tail -2 qlora.err)"
+    head -c 3000 b.txt >b3.txt
+    llm-gen -m big4.llmt --eval b3.txt >ppl_q_base 2>/dev/null
+    expect "generate on int4 with the adapter" 0 "" -- llm-gen -m big4.llmt --adapter q4.llmt -p "The " -n 4 --temp 0
+    llm-gen -m big4.llmt --adapter q4.llmt --eval b3.txt >ppl_q 2>/dev/null
+    grep -q "^ppl=" ppl_q && ! cmp -s ppl_q_base ppl_q && pass "the QLoRA adapter changes the int4 model's perplexity" ||
+        fail "the QLoRA adapter changes the int4 model's perplexity" "$(cat ppl_q_base ppl_q)"
+    expect "QLoRA adapter on the float base" 1 "another base model" -- llm-gen -m big.llmt --adapter q4.llmt -p x -n 2
+    expect "LoRA adapter on the int4 base" 1 "another base model" -- llm-gen -m big4.llmt --adapter f4.llmt -p x -n 2
+    expect "prompt tuning on int4" 0 "trainable 1536 parameters" -- \
+        llm-train --init big4.llmt --data b.txt --out qp.llmt --prompt-tune 4 --seq 16 --batch 1 --steps 2 --eval-every 0 --threads 1
+    expect "full training of an int4 base" 1 "already quantized \(int4\).*trains adapters only: give --lora R" -- \
+        llm-train --init big4.llmt --data b.txt --out x4.llmt --steps 2
+    [ ! -e x4.llmt ] && pass "no output after a refused int4 training" || fail "no output after a refused int4 training" "x4.llmt exists"
+    llm-quant -m base.llmt -o w8.llmt --scheme int8 -q
+    expect "LoRA on an int8 base" 0 "QLoRA" -- llm-train --init w8.llmt --data b.txt --out q8.llmt --lora 2 $tiny --steps 2 --eval-every 0
+else
+    skip "QLoRA" "llm-quant is not built"
 fi

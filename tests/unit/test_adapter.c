@@ -5,7 +5,10 @@
  * LoRA factor against central finite differences of that loss, the frozen
  * base bit-identical after training, the KV-cache inference with an adapter
  * against the training forward, merging, the stream round trip, and an
- * adapter refused on another base. */
+ * adapter refused on another base; and QLoRA: the same gradient check on an
+ * int4 base whose reference uses llm_dequantize's weights, the block-wise
+ * dequantized products against double-precision ones, the int codes
+ * bit-identical after training, and the base's identity by its codes. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +20,8 @@
 #include "examples.h"
 #include "infer.h"
 #include "model.h"
+#include "model_internal.h"
+#include "quant.h"
 #include "train.h"
 
 /* ---- the reference: a plain double-precision Llama with an adapter ---- */
@@ -186,6 +191,41 @@ static void make_adapter(llm_adapter *ad, const llm_model *m, int n_virtual, int
     for (int64_t i = 0; i < ad->n_params; i++) ad->arena[i] += (float)(0.3 * check_normal(&rng));
 }
 
+/* Every adapter gradient in agrad against central differences of the
+ * reference loss in r (whose adapter weights it perturbs and restores). */
+static void check_adapter_gradient(ref *r, double *aw, const float *agrad, const int32_t *in,
+                                   const int32_t *tg, int T)
+{
+    const llm_adapter *ad = r->ad;
+    r->aw = aw;
+    /* same tolerances as test_model.c's checks of the base gradients */
+    const double eps = 1e-5;
+    for (int t = 0; t < ad->n_tensors; t++) {
+        const llm_param_tensor *pt = &ad->tensors[t];
+        double gmax = 0, worst = 0, *fd = malloc(sizeof(double) * (size_t)pt->count);
+        int64_t worst_i = -1;
+        for (int64_t i = 0; i < pt->count; i++) {
+            double *wi = &aw[pt->offset + i], keep = *wi;
+            *wi = keep + eps;
+            double lp = ref_loss(r, in, tg, T);
+            *wi = keep - eps;
+            double lm = ref_loss(r, in, tg, T);
+            *wi = keep;
+            fd[i] = (lp - lm) / (2 * eps);
+            if (fabs(fd[i]) > gmax) gmax = fabs(fd[i]);
+        }
+        for (int64_t i = 0; i < pt->count; i++) {
+            double diff = fabs(agrad[pt->offset + i] - fd[i]) - 1e-3 * fabs(fd[i]);
+            if (diff > worst) worst = diff, worst_i = i;
+        }
+        CHECK_MSG(gmax > 1e-4, "%s: gradient is all but zero (%g): test too weak", pt->name, gmax);
+        CHECK_MSG(worst <= 1e-4 * gmax, "%s[%lld]: analytic %.8g, finite difference %.8g (max |g| %g)",
+                  pt->name, (long long)worst_i, worst_i >= 0 ? agrad[pt->offset + worst_i] : 0.0,
+                  worst_i >= 0 ? fd[worst_i] : 0.0, gmax);
+        free(fd);
+    }
+}
+
 /* ---- tests ---- */
 
 static void test_gradients(void)
@@ -216,32 +256,7 @@ static void test_gradients(void)
     ref r = {&m, &ad, w, aw};
     double ref_l = ref_loss(&r, in, tg, T);
     CHECK_NEAR(loss, ref_l, 2e-5 * fabs(ref_l));
-    /* same tolerances as test_model.c's checks of the base gradients */
-    const double eps = 1e-5;
-    for (int t = 0; t < ad.n_tensors; t++) {
-        const llm_param_tensor *pt = &ad.tensors[t];
-        double gmax = 0, worst = 0, *fd = malloc(sizeof(double) * (size_t)pt->count);
-        int64_t worst_i = -1;
-        for (int64_t i = 0; i < pt->count; i++) {
-            double *wi = &aw[pt->offset + i], keep = *wi;
-            *wi = keep + eps;
-            double lp = ref_loss(&r, in, tg, T);
-            *wi = keep - eps;
-            double lm = ref_loss(&r, in, tg, T);
-            *wi = keep;
-            fd[i] = (lp - lm) / (2 * eps);
-            if (fabs(fd[i]) > gmax) gmax = fabs(fd[i]);
-        }
-        for (int64_t i = 0; i < pt->count; i++) {
-            double diff = fabs(agrad[pt->offset + i] - fd[i]) - 1e-3 * fabs(fd[i]);
-            if (diff > worst) worst = diff, worst_i = i;
-        }
-        CHECK_MSG(gmax > 1e-4, "%s: gradient is all but zero (%g): test too weak", pt->name, gmax);
-        CHECK_MSG(worst <= 1e-4 * gmax, "%s[%lld]: analytic %.8g, finite difference %.8g (max |g| %g)",
-                  pt->name, (long long)worst_i, worst_i >= 0 ? agrad[pt->offset + worst_i] : 0.0,
-                  worst_i >= 0 ? fd[worst_i] : 0.0, gmax);
-        free(fd);
-    }
+    check_adapter_gradient(&r, aw, agrad, in, tg, T);
     /* the frozen-base backward gives the same adapter gradient as the full one */
     float *agrad2 = calloc((size_t)ad.n_params, sizeof *agrad2), *grad = calloc((size_t)m.n_params, sizeof *grad);
     llm_model_forward(&m, &a, in, tg);
@@ -463,6 +478,280 @@ static void test_example_encode(void)
     CHECK(llm_example_split(none, &label) < 0);
 }
 
+/* ---- QLoRA: adapters on a quantized base ---- */
+
+/* A base whose every linear's width is a multiple of LLM_QBLOCK (int4
+ * groups), its weights moved by N(0, noise). */
+static void make_qbase_float(llm_model *m, double noise)
+{
+    llm_error err = {0};
+    llm_config c = {.vocab = 13, .dim = 32, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2,
+                    .hidden = 64, .seq_len = 24, .tie = 0, .norm_eps = 1e-5f, .rope_theta = 10000};
+    CHECK_OK(llm_model_init(m, &c, 3, &err));
+    unsigned long long rng = 5;
+    for (int64_t i = 0; i < m->n_params; i++) m->arena[i] += (float)(noise * check_normal(&rng));
+}
+
+/* Quantizes every linear and the classifier of m in place (m->qlin) and
+ * fills their float views with NaN: a pass that read them would show. */
+static void quantize_base(llm_model *m, const llm_qformat *f)
+{
+    llm_error err = {0};
+    int slots = llm_qlinear_slots(m->cfg.n_layers);
+    m->qlin = calloc((size_t)slots, sizeof *m->qlin);
+    for (int i = 0; i < slots; i++) {
+        char name[64];
+        llm_qlinear_slot_name(i, m->cfg.n_layers, name, sizeof name);
+        const llm_param_tensor *t = llm_model_tensor(m, name);
+        m->qlin[i] = calloc(1, sizeof *m->qlin[i]);
+        CHECK_OK(llm_quantize_rtn(m->arena + t->offset, (int)t->shape.dim[0], (int)t->shape.dim[1], f, m->qlin[i], &err));
+        for (int64_t j = 0; j < t->count; j++) m->arena[t->offset + j] = NAN;
+    }
+}
+
+/* The base's parameters in double for the reference: float tensors as they
+ * are, quantized linears as llm_dequantize gives them. */
+static double *qbase_weights(const llm_model *m)
+{
+    double *w = malloc(sizeof(double) * (size_t)m->n_params);
+    for (int64_t i = 0; i < m->n_params; i++) w[i] = m->arena[i];
+    for (int i = 0; i < llm_qlinear_slots(m->cfg.n_layers); i++) {
+        char name[64];
+        llm_qlinear_slot_name(i, m->cfg.n_layers, name, sizeof name);
+        const llm_param_tensor *t = llm_model_tensor(m, name);
+        float *deq = malloc(sizeof(float) * (size_t)t->count);
+        llm_dequantize(m->qlin[i], deq);
+        for (int64_t j = 0; j < t->count; j++) w[t->offset + j] = deq[j];
+        free(deq);
+    }
+    return w;
+}
+
+static void test_qlora_gradients(void)
+{
+    llm_error err = {0};
+    llm_model m;
+    make_qbase_float(&m, 0.3);
+    double *wf = malloc(sizeof(double) * (size_t)m.n_params);
+    for (int64_t i = 0; i < m.n_params; i++) wf[i] = m.arena[i];
+    llm_qformat f = {.scheme = LLM_Q_INT4, .group = 32, .sym = 0};
+    quantize_base(&m, &f);
+    llm_adapter ad;
+    make_adapter(&ad, &m, 2, 2);
+    CHECK_OK(llm_adapter_attach(&m, &ad, &err));
+    int T = 10, V = m.cfg.vocab;
+    int32_t in[10], tg[10];
+    unsigned long long rng = 29;
+    for (int t = 0; t < T; t++) {
+        in[t] = t < 2 ? V + t : (int32_t)(check_uniform(&rng) * V);
+        tg[t] = t < 3 ? -1 : (int32_t)(check_uniform(&rng) * V);
+    }
+    llm_acts a;
+    CHECK_OK(llm_acts_init(&a, &m.cfg, 1, T, &err));
+    CHECK_OK(llm_acts_lora(&a, &m.cfg, ad.cfg.rank, &err));
+    CHECK_OK(llm_acts_quant(&a, &m, &err));
+    float loss = llm_model_forward(&m, &a, in, tg);
+    float *agrad = calloc((size_t)ad.n_params, sizeof *agrad);
+    llm_model_backward_adapter(&m, &a, NULL, agrad);
+
+    double *w = qbase_weights(&m), *aw = malloc(sizeof(double) * (size_t)ad.n_params);
+    for (int64_t i = 0; i < ad.n_params; i++) aw[i] = ad.arena[i];
+    ref r = {&m, &ad, w, aw}, rf = {&m, &ad, wf, aw};
+    double ref_l = ref_loss(&r, in, tg, T), float_l = ref_loss(&rf, in, tg, T);
+    CHECK_MSG(isfinite(loss), "loss %g: a float view of a quantized linear was read", loss);
+    CHECK_NEAR(loss, ref_l, 2e-5 * fabs(ref_l));
+    /* the int4 base is a different model from the float one it came from */
+    CHECK_MSG(fabs(float_l - ref_l) > 100 * 2e-5 * fabs(ref_l), "int4 and float losses %g, %g: too close "
+              "to tell which weights ran", ref_l, float_l);
+    check_adapter_gradient(&r, aw, agrad, in, tg, T);
+    free(w), free(wf), free(aw), free(agrad);
+    llm_acts_free(&a);
+    llm_adapter_free(&ad);
+    llm_model_free(&m);
+}
+
+/* One quantized linear of `out` rows (several LLM_QROWS blocks and a partial
+ * one) through llm_linear_forward and llm_linear_input_grad, against
+ * double-precision products with llm_dequantize's weights. */
+static void check_block_products(const llm_qformat *f, int out, int in, int n)
+{
+    llm_error err = {0};
+    unsigned long long rng = 41;
+    float *w = malloc(sizeof(float) * (size_t)out * in), *deq = malloc(sizeof(float) * (size_t)out * in);
+    float *x = malloc(sizeof(float) * (size_t)n * in), *dy = malloc(sizeof(float) * (size_t)n * out);
+    float *y = malloc(sizeof(float) * (size_t)n * out), *dx = malloc(sizeof(float) * (size_t)n * in);
+    for (int i = 0; i < out * in; i++) w[i] = (float)(0.05 * check_normal(&rng));
+    for (int i = 0; i < n * in; i++) x[i] = (float)check_normal(&rng);
+    for (int i = 0; i < n * out; i++) dy[i] = (float)check_normal(&rng), y[i] = 1.0f;
+    for (int i = 0; i < n * in; i++) dx[i] = 2.0f;
+    /* a model shell that holds the linear in slot 0 */
+    llm_model m = {.cfg = {.n_layers = 1, .dim = in, .n_heads = 1, .hidden = in}};
+    llm_qlinear *slots[8] = {0}, q;
+    CHECK_OK(llm_quantize_rtn(w, out, in, f, &q, &err));
+    slots[0] = &q;
+    m.qlin = slots;
+    llm_acts a = {0};
+    CHECK_OK(llm_acts_quant(&a, &m, &err));
+    llm_dequantize(&q, deq);
+    llm_linear_forward(&m, &a, 0, x, NULL, y, n, out, in, 0.5f);   /* y = x W^T + 0.5 y */
+    llm_linear_input_grad(&m, &a, 0, dy, NULL, dx, n, out, in, 1); /* dx = dy W + dx */
+    double worst_y = 0, worst_dx = 0;
+    for (int i = 0; i < n; i++) {
+        for (int o = 0; o < out; o++) {
+            double s = 0.5, scale = 0;
+            for (int k = 0; k < in; k++) s += (double)x[i * in + k] * deq[(size_t)o * in + k], scale += fabs(x[i * in + k] * deq[(size_t)o * in + k]);
+            worst_y = fmax(worst_y, fabs(y[(size_t)i * out + o] - s) / (scale + 1));
+        }
+        for (int k = 0; k < in; k++) {
+            double s = 2, scale = 0;
+            for (int o = 0; o < out; o++) s += (double)dy[(size_t)i * out + o] * deq[(size_t)o * in + k], scale += fabs(dy[(size_t)i * out + o] * deq[(size_t)o * in + k]);
+            worst_dx = fmax(worst_dx, fabs(dx[i * in + k] - s) / (scale + 1));
+        }
+    }
+    CHECK_MSG(worst_y < 1e-5 && worst_dx < 1e-5, "%s %d x %d: forward off by %g, input gradient by %g (relative)",
+              llm_qscheme_name(f->scheme), out, in, worst_y, worst_dx);
+    llm_acts_free(&a);
+    llm_qlinear_free(&q);
+    free(w), free(deq), free(x), free(dy), free(y), free(dx);
+}
+
+static void test_qlora_block_products(void)
+{
+    llm_qformat sym4 = {.scheme = LLM_Q_INT4, .group = 64, .sym = 1};
+    llm_qformat asym4 = {.scheme = LLM_Q_INT4, .group = 32, .sym = 0};
+    llm_qformat i8 = {.scheme = LLM_Q_INT8};
+    check_block_products(&sym4, 2 * LLM_QROWS + 37, 128, 9);
+    check_block_products(&asym4, LLM_QROWS, 96, 5);
+    check_block_products(&i8, LLM_QROWS + 1, 64, 7);
+}
+
+/* LoRA trained on an int4 base: the codes, scales and zero points stay bit
+ * for bit, the loss falls; the base alone, or a w8a8 one, is refused. */
+static void test_qlora_training(void)
+{
+    llm_error err = {0};
+    llm_model m;
+    make_qbase_float(&m, 0.3);
+    llm_qformat f = {.scheme = LLM_Q_INT4, .group = 32, .sym = 0};
+    quantize_base(&m, &f);
+    int slots = llm_qlinear_slots(m.cfg.n_layers);
+    llm_qlinear keep[15];
+    for (int i = 0; i < slots; i++) {
+        const llm_qlinear *q = m.qlin[i];
+        size_t g = (size_t)q->rows * q->groups;
+        keep[i] = *q;
+        keep[i].q4 = malloc((size_t)q->rows * q->cols / 2), keep[i].scale = malloc(g * sizeof(float)), keep[i].zero = malloc(g);
+        memcpy(keep[i].q4, q->q4, (size_t)q->rows * q->cols / 2);
+        memcpy(keep[i].scale, q->scale, g * sizeof(float));
+        memcpy(keep[i].zero, q->zero, g);
+    }
+    uint64_t hash = llm_model_content_hash(&m);
+    llm_data d = {0};
+    d.n_tokens = 400, d.n_train = 360, d.n_bytes = 400;
+    d.tokens = malloc(sizeof(int32_t) * 400);
+    for (int i = 0; i < 400; i++) d.tokens[i] = (i * 7 + i / 5) % 12;
+    llm_ckpt_train st = {.batch = 4, .seq = 12, .accum = 1, .seed = 1};
+    llm_optim_defaults(&st.optim, LLM_OPTIM_ADAMW);
+    st.optim.lr = 0.05f, st.optim.min_lr = 0.05f, st.optim.steps = 30, st.optim.weight_decay = 0;
+    llm_rng_seed(&st.rng, 9);
+    llm_trainer t;
+    CHECK(llm_trainer_init(&t, &m, &d, &st, NULL, &err) < 0 && strstr(err.msg, "train an adapter on it"));
+    llm_adapter ad;
+    llm_adapter_config ac = {.rank = 4, .alpha = 8, .targets = LLM_LORA_ALL};
+    CHECK_OK(llm_adapter_init(&ad, &m, &ac, 1, &err));
+    CHECK(ad.base_hash == hash);
+    CHECK_OK(llm_adapter_attach(&m, &ad, &err));
+    CHECK_OK(llm_trainer_init(&t, &m, &d, &st, NULL, &err));
+    float first = 0, last = 0;
+    for (int s = 0; s < 30; s++) {
+        llm_step_stats ss = {0};
+        CHECK_OK(llm_trainer_step(&t, &ss, &err));
+        if (s == 0) first = ss.loss;
+        last = ss.loss;
+    }
+    CHECK_MSG(isfinite(first) && last < 0.8 * first, "loss %g -> %g: the adapter did not learn", first, last);
+    int same = 1;
+    for (int i = 0; i < slots; i++) {
+        const llm_qlinear *q = m.qlin[i];
+        size_t g = (size_t)q->rows * q->groups;
+        same &= !memcmp(keep[i].q4, q->q4, (size_t)q->rows * q->cols / 2) &&
+                !memcmp(keep[i].scale, q->scale, g * sizeof(float)) && !memcmp(keep[i].zero, q->zero, g);
+        free(keep[i].q4), free(keep[i].scale), free(keep[i].zero);
+    }
+    CHECK_MSG(same, "the int4 base changed in training");
+    CHECK(llm_model_content_hash(&m) == hash);
+    llm_trainer_free(&t);
+    /* the identity covers the codes: one code moved is another base */
+    m.adapter = NULL;
+    m.qlin[3]->q4[5] ^= 0x10;
+    CHECK(llm_adapter_attach(&m, &ad, &err) < 0 && strstr(err.msg, "another base model"));
+    m.qlin[3]->q4[5] ^= 0x10;
+    CHECK_OK(llm_adapter_attach(&m, &ad, &err));
+    /* w8a8 quantizes activations at inference: no adapter trains on it */
+    m.qlin[0]->f.scheme = LLM_Q_W8A8;
+    CHECK(llm_trainer_init(&t, &m, &d, &st, NULL, &err) < 0 && strstr(err.msg, "int8 or int4"));
+    m.qlin[0]->f.scheme = LLM_Q_INT4;
+    llm_data_free(&d);
+    llm_adapter_free(&ad);
+    llm_model_free(&m);
+}
+
+/* llm-gen's path on an int4 base with an adapter (LoRA added after the
+ * integer kernels, which round activations to int8) against the training
+ * forward on the dequantized weights: within that rounding, far closer than
+ * the adapter's own effect. */
+static void test_qlora_infer(void)
+{
+    llm_error err = {0};
+    llm_model m;
+    make_qbase_float(&m, 0.05);
+    llm_qformat f = {.scheme = LLM_Q_INT4, .group = 32, .sym = 1};
+    quantize_base(&m, &f);
+    llm_adapter ad;
+    make_adapter(&ad, &m, 2, 4);
+    int T = 16, V = m.cfg.vocab;
+    int32_t tok[16];
+    unsigned long long rng = 37;
+    for (int i = 0; i < T; i++) tok[i] = i < 2 ? V + i : (int32_t)(check_uniform(&rng) * V);
+    llm_acts a;
+    CHECK_OK(llm_acts_init(&a, &m.cfg, 1, T, &err));
+    CHECK_OK(llm_acts_lora(&a, &m.cfg, ad.cfg.rank, &err));
+    CHECK_OK(llm_acts_quant(&a, &m, &err));
+    CHECK_OK(llm_adapter_attach(&m, &ad, &err));
+    llm_model_forward(&m, &a, tok, NULL);
+    float *trained = malloc(sizeof(float) * (size_t)T * V), *plain = malloc(sizeof(float) * (size_t)T * V);
+    memcpy(trained, a.probs, sizeof(float) * (size_t)T * V);
+    llm_infer s;
+    llm_infer_opts o = {.ctx = T};
+    CHECK_OK(llm_infer_init(&s, &m, &o, &err));
+    CHECK_OK(llm_infer_feed(&s, tok, T, 1, &err));
+    double worst = 0, effect = 0;
+    /* the adapter's effect: the same forward without its LoRA (positions
+     * after the virtual tokens see them either way) */
+    ad.cfg.rank = 0;
+    llm_model_forward(&m, &a, tok, NULL);
+    memcpy(plain, a.probs, sizeof(float) * (size_t)T * V);
+    ad.cfg.rank = 4;
+    for (int t = 0; t < T; t++) {
+        const float *z = s.logits + (size_t)t * V;
+        float mx = z[0];
+        for (int j = 1; j < V; j++) mx = z[j] > mx ? z[j] : mx;
+        double sum = 0;
+        for (int j = 0; j < V; j++) sum += exp(z[j] - mx);
+        for (int j = 0; j < V; j++) {
+            size_t at = (size_t)t * V + j;
+            worst = fmax(worst, fabs(exp(z[j] - mx) / sum - trained[at]));
+            effect = fmax(effect, fabs(plain[at] - trained[at]));
+        }
+    }
+    CHECK_MSG(isfinite(worst) && worst < 0.02 * effect, "inference off by %g, the adapter's effect %g", worst, effect);
+    free(trained), free(plain);
+    llm_infer_free(&s);
+    llm_acts_free(&a);
+    llm_adapter_free(&ad);
+    llm_model_free(&m);
+}
+
 int main(void)
 {
     RUN(test_gradients);
@@ -474,5 +763,9 @@ int main(void)
     RUN(test_merge);
     RUN(test_stream_and_identity);
     RUN(test_example_encode);
+    RUN(test_qlora_gradients);
+    RUN(test_qlora_block_products);
+    RUN(test_qlora_training);
+    RUN(test_qlora_infer);
     return check_done();
 }
