@@ -1,6 +1,6 @@
 #!/bin/sh
 # Runs the stream reader's libFuzzer target for SECONDS and every other
-# target for half as long, starting from a corpus of valid inputs made by the
+# target for a third as long, starting from a corpus of valid inputs made by the
 # tools (tests/fuzz/seeds.sh), and fails on any finding.
 #   usage: tests/fuzz/run.sh SECONDS FUZZER...
 secs=$1; shift
@@ -12,7 +12,7 @@ for f in "$@"; do
     mkdir -p "$corpus"
     sh "$top/tests/fuzz/seeds.sh" "$name" "$corpus" "$top/bin"
     t=$secs
-    [ "$name" = fuzz_stream ] || t=$((secs / 2))
+    [ "$name" = fuzz_stream ] || t=$((secs / 3))
     echo "fuzz: $name for ${t}s"
     if ! "$f" -max_total_time="$t" -rss_limit_mb=2048 -malloc_limit_mb=256 -timeout=10 \
         -print_final_stats=0 -artifact_prefix="$top/build/fuzz/$name-" "$corpus" \
