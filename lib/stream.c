@@ -204,6 +204,8 @@ enum { MODE_DETECT, MODE_ZSTD, MODE_RAW };
 
 struct llm_reader {
     int fd, own_fd;
+    llm_reader_source source;  /* when set, input comes from source(source_ctx) instead of fd */
+    void *source_ctx;
     char label[256];
     /* input (compressed or raw bytes) */
     unsigned char *in_buf;     /* owned buffer for fd input */
@@ -284,6 +286,24 @@ int llm_reader_open_fd(llm_reader **out, int fd, const char *label, llm_error *e
     return 0;
 }
 
+int llm_reader_open_source(llm_reader **out, llm_reader_source fn, void *ctx, const char *label,
+                           llm_error *err)
+{
+    llm_reader *r;
+    TRY(reader_alloc(&r, label, err));
+    r->source = fn;
+    r->source_ctx = ctx;
+    r->in_cap = ZSTD_DStreamInSize();
+    r->in_buf = malloc(r->in_cap);
+    if (!r->in_buf) {
+        llm_reader_close(r);
+        return llm_error_set(err, LLM_ERR_NOMEM, "%s: out of memory", label);
+    }
+    r->in = r->in_buf;
+    *out = r;
+    return 0;
+}
+
 int llm_reader_open(llm_reader **out, const char *path, llm_error *err)
 {
     if (strcmp(path, "-") == 0) return llm_reader_open_fd(out, 0, "-", err);
@@ -343,9 +363,16 @@ static int64_t input_ensure(llm_reader *r, size_t want, llm_error *err)
             r->in_len -= r->in_pos;
             r->in_pos = 0;
         }
-        ssize_t n = read(r->fd, r->in_buf + r->in_len, r->in_cap - r->in_len);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) return llm_error_set(err, LLM_ERR_IO, "%s: read: %s", r->label, strerror(errno));
+        ssize_t n;
+        if (r->source) {
+            int64_t m = r->source(r->source_ctx, r->in_buf + r->in_len, r->in_cap - r->in_len, err);
+            if (m < 0) return m;
+            n = (ssize_t)m;
+        } else {
+            n = read(r->fd, r->in_buf + r->in_len, r->in_cap - r->in_len);
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0) return llm_error_set(err, LLM_ERR_IO, "%s: read: %s", r->label, strerror(errno));
+        }
         if (n == 0) r->in_eof = 1;
         r->in_len += (size_t)n;
         r->in_total += (uint64_t)n;
@@ -705,6 +732,7 @@ struct llm_writer {
     unsigned char *block, *block_tmp;
     size_t block_len;
     uint64_t records;
+    size_t frame_raw;          /* raw bytes in the current zstd frame */
 };
 
 static int write_all(llm_writer *w, const unsigned char *p, size_t n, llm_error *err)
@@ -743,11 +771,26 @@ static int compress(llm_writer *w, const void *data, size_t n, ZSTD_EndDirective
     }
 }
 
-/* Adds bytes to the raw stream. */
+/* Adds bytes to the raw stream, ending the zstd frame whenever it holds
+ * LLM_FRAME_BYTES raw bytes, so frames can be decoded independently. */
 static int emit(llm_writer *w, const void *data, size_t n, llm_error *err)
 {
-    if (!w->raw) return compress(w, data, n, ZSTD_e_continue, err);
     const unsigned char *p = data;
+    if (!w->raw) {
+        while (n > 0) {
+            size_t k = LLM_FRAME_BYTES - w->frame_raw;
+            if (k > n) k = n;
+            TRY(compress(w, p, k, ZSTD_e_continue, err));
+            w->frame_raw += k;
+            p += k;
+            n -= k;
+            if (w->frame_raw == LLM_FRAME_BYTES) {
+                TRY(compress(w, NULL, 0, ZSTD_e_end, err));
+                w->frame_raw = 0;
+            }
+        }
+        return 0;
+    }
     while (n > 0) {
         size_t k = w->out_cap - w->out_len < n ? w->out_cap - w->out_len : n;
         memcpy(w->out + w->out_len, p, k);
@@ -759,10 +802,12 @@ static int emit(llm_writer *w, const void *data, size_t n, llm_error *err)
     return 0;
 }
 
-/* Pushes everything written so far to the file descriptor. */
+/* Pushes everything written so far to the file descriptor (a frame that
+ * has just ended holds nothing more to flush or end). */
 static int flush_all(llm_writer *w, ZSTD_EndDirective mode, llm_error *err)
 {
-    if (!w->raw) TRY(compress(w, NULL, 0, mode, err));
+    if (!w->raw && w->frame_raw > 0) TRY(compress(w, NULL, 0, mode, err));
+    if (mode == ZSTD_e_end) w->frame_raw = 0;
     return drain(w, err);
 }
 
