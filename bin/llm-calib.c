@@ -1,5 +1,6 @@
 /* llm-calib — INT8 calibration tables from activation streams (llm-calib(1)). */
 #include <getopt.h>
+#include <omp.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -10,6 +11,7 @@
 #include "calib.h"
 #include "cli.h"
 #include "outfile.h"
+#include "pzstd.h"
 #include "stream.h"
 
 static const char usage_text[] =
@@ -27,7 +29,7 @@ static const char usage_text[] =
     "  --text              an aligned text table instead of the stream\n"
     "  --report            how each method's amax moves after 32, 64, 128, ... records (stderr)\n"
     "  --curve NAME        the MSE and KL curves of one tensor as TSV, instead of the table\n"
-    "  --threads N         threads (one reads while the others count)\n"
+    "  --threads N         threads (2 or more: zstd frames are decoded in parallel)\n"
     "  -o FILE             output (default stdout; written whole or not at all)\n"
     "  --force             write the stream to a terminal\n"
     "  -h/--help  -V/--version.  See llm-calib(1).\n";
@@ -284,11 +286,20 @@ int main(int argc, char **argv)
     static char *stdin_only[] = {"-"};
     char **paths = first < argc ? argv + first : stdin_only;
     int n_paths = first < argc ? argc - first : 1;
+    int threads = o.threads ? (int)o.threads : omp_get_max_threads();
+    if (threads > LLM_PZSTD_MAX_THREADS) threads = LLM_PZSTD_MAX_THREADS;
     for (int i = 0; i < n_paths; i++) {
         llm_reader *r;
-        if (llm_reader_open(&r, paths[i], &err) < 0) llm_die(LLM_EXIT_DATA, "%s", err.msg);
+        llm_pzstd *pz = NULL; /* two or more threads: frames decoded in parallel */
+        if (threads >= 2) {
+            if (llm_pzstd_open(&pz, paths[i], threads, &err) < 0 || llm_pzstd_reader_open(&r, pz, &err) < 0)
+                llm_die(LLM_EXIT_DATA, "%s", err.msg);
+        } else if (llm_reader_open(&r, paths[i], &err) < 0) {
+            llm_die(LLM_EXIT_DATA, "%s", err.msg);
+        }
         int rc = llm_calib_add_stream(c, r, &err);
         llm_reader_close(r);
+        llm_pzstd_close(pz);
         if (rc < 0) {
             size_t len = strlen(paths[i]); /* reader messages name the file already */
             if (strncmp(err.msg, paths[i], len) != 0 || err.msg[len] != ':') llm_error_prefix(&err, "%s", paths[i]);
