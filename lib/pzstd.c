@@ -216,7 +216,10 @@ static int cut_sequential(llm_pzstd *p)
                 return -1;
             }
             ZSTD_inBuffer ib = {p->in + p->in_pos, p->in_len - p->in_pos, 0};
-            ZSTD_outBuffer ob = {s->out, READ_CHUNK, s->out_len};
+            /* zstd drops a call's output when the call fails: keep calls
+             * as small as the stream reader's */
+            size_t end = s->out_len + ZSTD_DStreamOutSize();
+            ZSTD_outBuffer ob = {s->out, end < READ_CHUNK ? end : READ_CHUNK, s->out_len};
             ret = ZSTD_decompressStream(p->cut_dctx, &ob, &ib);
             p->in_pos += ib.pos;
             s->out_len = ob.pos;
