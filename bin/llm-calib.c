@@ -275,19 +275,20 @@ static void print_report(const llm_calib *c, const options *o)
 int main(int argc, char **argv)
 {
     llm_cli_init("llm-calib");
-    llm_cli_passive_openmp(argv, NULL);
+    llm_cli_passive_openmp(argv, "4"); /* OpenBLAS is linked in, never used: let its threads sleep at once */
     options o;
     int first = parse(argc, argv, &o);
     llm_calib_opts co = {.bins = (int)o.bins, .per_channel = o.per_channel, .skip_nonfinite = o.skip,
                          .threads = (int)o.threads, .report = o.report ? o.methods : 0, .percentile = o.percentile};
     llm_error err = {0};
     llm_calib *c;
+    int threads = o.threads ? (int)o.threads : omp_get_max_threads();
+    if (threads > LLM_PZSTD_MAX_THREADS) threads = LLM_PZSTD_MAX_THREADS;
+    if (threads >= 2) co.threads = 1; /* the decoding threads keep this one counting */
     if (llm_calib_create(&c, &co, &err) < 0) llm_die(LLM_EXIT_USAGE, "%s", err.msg);
     static char *stdin_only[] = {"-"};
     char **paths = first < argc ? argv + first : stdin_only;
     int n_paths = first < argc ? argc - first : 1;
-    int threads = o.threads ? (int)o.threads : omp_get_max_threads();
-    if (threads > LLM_PZSTD_MAX_THREADS) threads = LLM_PZSTD_MAX_THREADS;
     for (int i = 0; i < n_paths; i++) {
         llm_reader *r;
         llm_pzstd *pz = NULL; /* two or more threads: frames decoded in parallel */
