@@ -20,7 +20,11 @@
 #include <zstd.h>
 #include <zstd_errors.h>
 
-enum { READ_CHUNK = 1 << 20 };  /* bytes per pass-through or sequentially decoded slot */
+enum {
+    READ_CHUNK = 1 << 20, /* bytes per pass-through or sequentially decoded slot */
+    READ_STEP = 1 << 17,  /* bytes per read(2): a frame's buffer goes to its slot whole, and
+                           * only what was read past its end is copied out again */
+};
 
 enum slot_state {
     SLOT_FREE,  /* the cutter's */
@@ -149,7 +153,8 @@ static int cut_fill(llm_pzstd *p, size_t want)
             return -1;
         }
         if (pf[1].revents) return -1; /* stopping */
-        ssize_t n = read(p->fd, p->in + p->in_len, p->in_cap - p->in_len);
+        size_t room = p->in_cap - p->in_len;
+        ssize_t n = read(p->fd, p->in + p->in_len, room < READ_STEP ? room : READ_STEP);
         if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
         if (n < 0) {
             cut_fail(p, LLM_ERR_IO, 0, "read: %s", strerror(errno));
@@ -268,13 +273,24 @@ static void *cutter_main(void *arg)
         }
         slot *s = cut_acquire(p);
         if (!s) return NULL;
-        if (grow(&s->comp, &s->comp_cap, size) < 0) {
-            cut_fail(p, LLM_ERR_NOMEM, 0, "%s", "out of memory");
-            return NULL;
+        size_t tail = p->in_len - p->in_pos - size, in_cap = LLM_FRAME_BYTES + READ_CHUNK;
+        if (p->in_pos == 0 && grow(&s->comp, &s->comp_cap, tail > in_cap ? tail : in_cap) == 0) {
+            /* hand the input buffer to the slot; keep the slot's old one */
+            unsigned char *b = s->comp;
+            size_t cap = s->comp_cap;
+            s->comp = p->in, s->comp_cap = p->in_cap;
+            p->in = b, p->in_cap = cap;
+            memcpy(p->in, s->comp + size, tail);
+            p->in_len = tail;
+        } else {
+            if (grow(&s->comp, &s->comp_cap, size) < 0) {
+                cut_fail(p, LLM_ERR_NOMEM, 0, "%s", "out of memory");
+                return NULL;
+            }
+            memcpy(s->comp, p->in + p->in_pos, size);
+            p->in_pos += size;
         }
-        memcpy(s->comp, p->in + p->in_pos, size);
         s->comp_len = size;
-        p->in_pos += size;
         cut_publish(p, s, SLOT_FRAME);
     }
     slot *s = cut_acquire(p);
