@@ -216,6 +216,7 @@ struct llm_reader {
     int mode, frame_open, saw_zstd;
     ZSTD_DCtx *dctx;
     unsigned char *out;        /* decoded raw-stream bytes */
+    const unsigned char *parse; /* the bytes being parsed: out, or in place in the input of a raw stream */
     size_t out_cap, out_pos, out_len;
     uint64_t in_total, raw_total; /* raw_total: raw bytes handed to the parser */
     /* parsing */
@@ -403,7 +404,8 @@ static int64_t decode_more(llm_reader *r, llm_error *err)
             int64_t avail = input_ensure(r, 1, err);
             if (avail <= 0) return avail;
             size_t n = (size_t)avail < r->out_cap ? (size_t)avail : r->out_cap;
-            memcpy(r->out, r->in + r->in_pos, n);
+            r->parse = r->in + r->in_pos; /* valid until the next input_ensure, which comes
+                                           * only once these bytes are parsed */
             r->in_pos += n;
             r->out_len = n;
             return (int64_t)n;
@@ -417,6 +419,7 @@ static int64_t decode_more(llm_reader *r, llm_error *err)
         }
         ZSTD_inBuffer ib = {r->in + r->in_pos, r->in_len - r->in_pos, 0};
         ZSTD_outBuffer ob = {r->out, r->out_cap, 0};
+        r->parse = r->out;
         size_t ret = ZSTD_decompressStream(r->dctx, &ob, &ib);
         r->in_pos += ib.pos;
         if (ZSTD_isError(ret)) {
@@ -450,7 +453,7 @@ static int raw_read(llm_reader *r, void *dst, size_t n, const char *what, llm_er
         }
         size_t k = r->out_len - r->out_pos;
         if (k > n - got) k = n - got;
-        memcpy(d + got, r->out + r->out_pos, k);
+        memcpy(d + got, r->parse + r->out_pos, k);
         r->out_pos += k;
         got += k;
         r->raw_total += k;
