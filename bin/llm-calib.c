@@ -302,7 +302,6 @@ int main(int argc, char **argv)
     llm_error err = {0};
     llm_calib *c;
     int threads = o.threads ? (int)o.threads : omp_get_max_threads();
-    if (threads > LLM_PZSTD_MAX_THREADS) threads = LLM_PZSTD_MAX_THREADS;
     if (threads >= 2) co.threads = 1; /* the decoding threads keep this one counting */
     if (llm_calib_create(&c, &co, &err) < 0) llm_die(LLM_EXIT_USAGE, "%s", err.msg);
     static char *stdin_only[] = {"-"};
@@ -311,8 +310,8 @@ int main(int argc, char **argv)
     for (int i = 0; i < n_paths; i++) {
         llm_reader *r;
         llm_pzstd *pz = NULL; /* two or more threads: frames decoded in parallel */
-        if (threads >= 2) {
-            if (llm_pzstd_open(&pz, paths[i], threads, &err) < 0 || llm_pzstd_reader_open(&r, pz, &err) < 0)
+        if (threads >= 2) { /* more decoders than 4 would outrun the one counting thread */
+            if (llm_pzstd_open(&pz, paths[i], threads < 4 ? threads : 4, &err) < 0 || llm_pzstd_reader_open(&r, pz, &err) < 0)
                 llm_die(LLM_EXIT_DATA, "%s", err.msg);
         } else if (llm_reader_open(&r, paths[i], &err) < 0) {
             llm_die(LLM_EXIT_DATA, "%s", err.msg);

@@ -33,7 +33,7 @@
 #include "stream.h"
 
 #define LLM_PZSTD_MAX_FRAME (16u << 20) /* bytes of one frame decoded in parallel */
-#define LLM_PZSTD_MAX_THREADS 64
+#define LLM_PZSTD_MAX_THREADS 16
 
 typedef struct llm_pzstd llm_pzstd;
 
