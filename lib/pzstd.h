@@ -20,8 +20,13 @@
  * cannot decode, is decoded sequentially instead, so corrupt, truncated or
  * checksum-failing input gives the reader's errors ("NAME: byte N: zstd:
  * ...", "... truncated: the zstd frame is cut short") after every byte before
- * the fault.  Memory: at most threads + 2 frames, each at most
- * LLM_PZSTD_MAX_FRAME bytes compressed and decompressed.
+ * the fault.  A frame comes out only once all of it has arrived, so a
+ * consumer lags a live producer by up to a frame (4 MiB of raw stream): for
+ * consumers of a whole stream such as llm-calib, not for interactive pipes.
+ * Memory: threads + 2 slots, each holding one frame (at most
+ * LLM_PZSTD_MAX_FRAME + 1 MiB compressed and LLM_PZSTD_MAX_FRAME
+ * decompressed), and an input buffer as large; about 9 MiB a slot for the
+ * writer's 4 MiB frames.
  */
 #ifndef LLM_PZSTD_H
 #define LLM_PZSTD_H
