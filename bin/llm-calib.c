@@ -1,5 +1,6 @@
 /* llm-calib — INT8 calibration tables from activation streams (llm-calib(1)). */
 #include <getopt.h>
+#include <omp.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -10,6 +11,7 @@
 #include "calib.h"
 #include "cli.h"
 #include "outfile.h"
+#include "pzstd.h"
 #include "stream.h"
 
 static const char usage_text[] =
@@ -27,7 +29,7 @@ static const char usage_text[] =
     "  --text              an aligned text table instead of the stream\n"
     "  --report            how each method's amax moves after 32, 64, 128, ... records (stderr)\n"
     "  --curve NAME        the MSE and KL curves of one tensor as TSV, instead of the table\n"
-    "  --threads N         threads (one reads while the others count)\n"
+    "  --threads N         threads (2 or more: zstd frames are decoded in parallel)\n"
     "  -o FILE             output (default stdout; written whole or not at all)\n"
     "  --force             write the stream to a terminal\n"
     "  -h/--help  -V/--version.  See llm-calib(1).\n";
@@ -118,7 +120,28 @@ static void amaxes(const llm_calib_entry *e, const options *o, const int *list, 
             llm_die(LLM_EXIT_DATA, "%s: %s", e->name, err.msg);
 }
 
-static void write_table(const llm_calib *c, const options *o)
+/* Every entry's thresholds ([entry][LLM_CALIB_METHODS], malloc'd), the
+ * entries shared among `threads` threads: the MSE and entropy searches cost
+ * milliseconds per tensor, and come after the whole input has been read. */
+static double *all_amaxes(const llm_calib *c, const options *o, int threads)
+{
+    int list[LLM_CALIB_METHODS], n = method_list(o->methods, list), count = llm_calib_count(c);
+    double *amax = malloc((size_t)count * LLM_CALIB_METHODS * sizeof *amax);
+    int *failed = calloc((size_t)count, sizeof *failed);
+    if (!amax || !failed) llm_die(LLM_EXIT_DATA, "out of memory");
+#pragma omp parallel for schedule(dynamic) num_threads(threads)
+    for (int i = 0; i < count; i++)
+        for (int k = 0; k < n; k++)
+            if (llm_calib_amax(&llm_calib_entry_at(c, i)->hist, (llm_calib_method)list[k], o->percentile,
+                               &amax[(size_t)i * LLM_CALIB_METHODS + k], NULL) < 0)
+                failed[i] = 1;
+    for (int i = 0; i < count; i++) /* again, alone, for the message */
+        if (failed[i]) amaxes(llm_calib_entry_at(c, i), o, list, n, amax + (size_t)i * LLM_CALIB_METHODS);
+    free(failed);
+    return amax;
+}
+
+static void write_table(const llm_calib *c, const options *o, const double *all)
 {
     int list[LLM_CALIB_METHODS], n = method_list(o->methods, list);
     char methods[64] = "", count[32], records[32], bins[32], pct[32], nonfinite[32], name[LLM_MAX_NAME + 16];
@@ -133,9 +156,8 @@ static void write_table(const llm_calib *c, const options *o)
     llm_cli_remove_on_failure(llm_writer_temp_path(w));
     for (int i = 0; i < llm_calib_count(c); i++) {
         const llm_calib_entry *e = llm_calib_entry_at(c, i);
-        double amax[LLM_CALIB_METHODS];
+        const double *amax = all + (size_t)i * LLM_CALIB_METHODS;
         float a32[LLM_CALIB_METHODS], s32[LLM_CALIB_METHODS];
-        amaxes(e, o, list, n, amax);
         for (int k = 0; k < n; k++) a32[k] = (float)amax[k], s32[k] = (float)(amax[k] / 127.0);
         snprintf(count, sizeof count, "%" PRIu64, e->hist.total);
         snprintf(records, sizeof records, "%" PRIu64, e->records);
@@ -188,7 +210,7 @@ static void text_close(FILE *fp, llm_outfile *f)
     if (llm_outfile_commit(f, &err) < 0) llm_die(LLM_EXIT_DATA, "%s", err.msg);
 }
 
-static void write_text(const llm_calib *c, const options *o)
+static void write_text(const llm_calib *c, const options *o, const double *all)
 {
     int list[LLM_CALIB_METHODS], n = method_list(o->methods, list);
     int wname = 4;
@@ -203,8 +225,7 @@ static void write_text(const llm_calib *c, const options *o)
     fputc('\n', fp);
     for (int i = 0; i < llm_calib_count(c); i++) {
         const llm_calib_entry *e = llm_calib_entry_at(c, i);
-        double amax[LLM_CALIB_METHODS];
-        amaxes(e, o, list, n, amax);
+        const double *amax = all + (size_t)i * LLM_CALIB_METHODS;
         fprintf(fp, "%-*s %8" PRIu64 " %12" PRIu64, wname, e->name, e->records, e->hist.total);
         for (int k = 0; k < n; k++) fprintf(fp, " %12.6g", amax[k]);
         fputc('\n', fp);
@@ -273,22 +294,31 @@ static void print_report(const llm_calib *c, const options *o)
 int main(int argc, char **argv)
 {
     llm_cli_init("llm-calib");
-    llm_cli_passive_openmp(argv, NULL);
+    llm_cli_passive_openmp(argv, "4"); /* OpenBLAS is linked in, never used: let its threads sleep at once */
     options o;
     int first = parse(argc, argv, &o);
     llm_calib_opts co = {.bins = (int)o.bins, .per_channel = o.per_channel, .skip_nonfinite = o.skip,
                          .threads = (int)o.threads, .report = o.report ? o.methods : 0, .percentile = o.percentile};
     llm_error err = {0};
     llm_calib *c;
+    int threads = o.threads ? (int)o.threads : omp_get_max_threads();
+    if (threads >= 2) co.threads = 1; /* the decoding threads keep this one counting */
     if (llm_calib_create(&c, &co, &err) < 0) llm_die(LLM_EXIT_USAGE, "%s", err.msg);
     static char *stdin_only[] = {"-"};
     char **paths = first < argc ? argv + first : stdin_only;
     int n_paths = first < argc ? argc - first : 1;
     for (int i = 0; i < n_paths; i++) {
         llm_reader *r;
-        if (llm_reader_open(&r, paths[i], &err) < 0) llm_die(LLM_EXIT_DATA, "%s", err.msg);
+        llm_pzstd *pz = NULL; /* two or more threads: frames decoded in parallel */
+        if (threads >= 2) { /* more decoders than 4 would outrun the one counting thread */
+            if (llm_pzstd_open(&pz, paths[i], threads < 4 ? threads : 4, &err) < 0 || llm_pzstd_reader_open(&r, pz, &err) < 0)
+                llm_die(LLM_EXIT_DATA, "%s", err.msg);
+        } else if (llm_reader_open(&r, paths[i], &err) < 0) {
+            llm_die(LLM_EXIT_DATA, "%s", err.msg);
+        }
         int rc = llm_calib_add_stream(c, r, &err);
         llm_reader_close(r);
+        llm_pzstd_close(pz);
         if (rc < 0) {
             size_t len = strlen(paths[i]); /* reader messages name the file already */
             if (strncmp(err.msg, paths[i], len) != 0 || err.msg[len] != ':') llm_error_prefix(&err, "%s", paths[i]);
@@ -308,8 +338,12 @@ int main(int argc, char **argv)
     }
     if (o.report) print_report(c, &o);
     if (o.curve) write_curve(c, &o);
-    else if (o.text) write_text(c, &o);
-    else write_table(c, &o);
+    else {
+        double *amax = all_amaxes(c, &o, threads);
+        if (o.text) write_text(c, &o, amax);
+        else write_table(c, &o, amax);
+        free(amax);
+    }
     llm_calib_free(c);
     return 0;
 }

@@ -204,6 +204,8 @@ enum { MODE_DETECT, MODE_ZSTD, MODE_RAW };
 
 struct llm_reader {
     int fd, own_fd;
+    llm_reader_source source;  /* when set, input comes from source(source_ctx) instead of fd */
+    void *source_ctx;
     char label[256];
     /* input (compressed or raw bytes) */
     unsigned char *in_buf;     /* owned buffer for fd input */
@@ -214,6 +216,7 @@ struct llm_reader {
     int mode, frame_open, saw_zstd;
     ZSTD_DCtx *dctx;
     unsigned char *out;        /* decoded raw-stream bytes */
+    const unsigned char *parse; /* the bytes being parsed: out, or in place in the input of a raw stream */
     size_t out_cap, out_pos, out_len;
     uint64_t in_total, raw_total; /* raw_total: raw bytes handed to the parser */
     /* parsing */
@@ -284,6 +287,24 @@ int llm_reader_open_fd(llm_reader **out, int fd, const char *label, llm_error *e
     return 0;
 }
 
+int llm_reader_open_source(llm_reader **out, llm_reader_source fn, void *ctx, const char *label,
+                           llm_error *err)
+{
+    llm_reader *r;
+    TRY(reader_alloc(&r, label, err));
+    r->source = fn;
+    r->source_ctx = ctx;
+    r->in_cap = ZSTD_DStreamInSize();
+    r->in_buf = malloc(r->in_cap);
+    if (!r->in_buf) {
+        llm_reader_close(r);
+        return llm_error_set(err, LLM_ERR_NOMEM, "%s: out of memory", label);
+    }
+    r->in = r->in_buf;
+    *out = r;
+    return 0;
+}
+
 int llm_reader_open(llm_reader **out, const char *path, llm_error *err)
 {
     if (strcmp(path, "-") == 0) return llm_reader_open_fd(out, 0, "-", err);
@@ -343,9 +364,16 @@ static int64_t input_ensure(llm_reader *r, size_t want, llm_error *err)
             r->in_len -= r->in_pos;
             r->in_pos = 0;
         }
-        ssize_t n = read(r->fd, r->in_buf + r->in_len, r->in_cap - r->in_len);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) return llm_error_set(err, LLM_ERR_IO, "%s: read: %s", r->label, strerror(errno));
+        ssize_t n;
+        if (r->source) {
+            int64_t m = r->source(r->source_ctx, r->in_buf + r->in_len, r->in_cap - r->in_len, err);
+            if (m < 0) return m;
+            n = (ssize_t)m;
+        } else {
+            n = read(r->fd, r->in_buf + r->in_len, r->in_cap - r->in_len);
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0) return llm_error_set(err, LLM_ERR_IO, "%s: read: %s", r->label, strerror(errno));
+        }
         if (n == 0) r->in_eof = 1;
         r->in_len += (size_t)n;
         r->in_total += (uint64_t)n;
@@ -376,7 +404,8 @@ static int64_t decode_more(llm_reader *r, llm_error *err)
             int64_t avail = input_ensure(r, 1, err);
             if (avail <= 0) return avail;
             size_t n = (size_t)avail < r->out_cap ? (size_t)avail : r->out_cap;
-            memcpy(r->out, r->in + r->in_pos, n);
+            r->parse = r->in + r->in_pos; /* valid until the next input_ensure, which comes
+                                           * only once these bytes are parsed */
             r->in_pos += n;
             r->out_len = n;
             return (int64_t)n;
@@ -390,6 +419,7 @@ static int64_t decode_more(llm_reader *r, llm_error *err)
         }
         ZSTD_inBuffer ib = {r->in + r->in_pos, r->in_len - r->in_pos, 0};
         ZSTD_outBuffer ob = {r->out, r->out_cap, 0};
+        r->parse = r->out;
         size_t ret = ZSTD_decompressStream(r->dctx, &ob, &ib);
         r->in_pos += ib.pos;
         if (ZSTD_isError(ret)) {
@@ -423,7 +453,7 @@ static int raw_read(llm_reader *r, void *dst, size_t n, const char *what, llm_er
         }
         size_t k = r->out_len - r->out_pos;
         if (k > n - got) k = n - got;
-        memcpy(d + got, r->out + r->out_pos, k);
+        memcpy(d + got, r->parse + r->out_pos, k);
         r->out_pos += k;
         got += k;
         r->raw_total += k;
@@ -705,6 +735,7 @@ struct llm_writer {
     unsigned char *block, *block_tmp;
     size_t block_len;
     uint64_t records;
+    size_t frame_raw;          /* raw bytes in the current zstd frame */
 };
 
 static int write_all(llm_writer *w, const unsigned char *p, size_t n, llm_error *err)
@@ -743,11 +774,26 @@ static int compress(llm_writer *w, const void *data, size_t n, ZSTD_EndDirective
     }
 }
 
-/* Adds bytes to the raw stream. */
+/* Adds bytes to the raw stream, ending the zstd frame whenever it holds
+ * LLM_FRAME_BYTES raw bytes, so frames can be decoded independently. */
 static int emit(llm_writer *w, const void *data, size_t n, llm_error *err)
 {
-    if (!w->raw) return compress(w, data, n, ZSTD_e_continue, err);
     const unsigned char *p = data;
+    if (!w->raw) {
+        while (n > 0) {
+            size_t k = LLM_FRAME_BYTES - w->frame_raw;
+            if (k > n) k = n;
+            TRY(compress(w, p, k, ZSTD_e_continue, err));
+            w->frame_raw += k;
+            p += k;
+            n -= k;
+            if (w->frame_raw == LLM_FRAME_BYTES) {
+                TRY(compress(w, NULL, 0, ZSTD_e_end, err));
+                w->frame_raw = 0;
+            }
+        }
+        return 0;
+    }
     while (n > 0) {
         size_t k = w->out_cap - w->out_len < n ? w->out_cap - w->out_len : n;
         memcpy(w->out + w->out_len, p, k);
@@ -759,10 +805,12 @@ static int emit(llm_writer *w, const void *data, size_t n, llm_error *err)
     return 0;
 }
 
-/* Pushes everything written so far to the file descriptor. */
+/* Pushes everything written so far to the file descriptor (a frame that
+ * has just ended holds nothing more to flush or end). */
 static int flush_all(llm_writer *w, ZSTD_EndDirective mode, llm_error *err)
 {
-    if (!w->raw) TRY(compress(w, NULL, 0, mode, err));
+    if (!w->raw && w->frame_raw > 0) TRY(compress(w, NULL, 0, mode, err));
+    if (mode == ZSTD_e_end) w->frame_raw = 0;
     return drain(w, err);
 }
 

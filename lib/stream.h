@@ -5,7 +5,8 @@
  * exact bytes are in llm-tensor(5).  Readers also accept the raw, uncompressed
  * content, and treat concatenated streams (`cat a.llmt b.llmt`) as one.  The
  * writer flushes after every record so the next tool in a pipe can start on it,
- * and writes files through a temporary name renamed into place on close, so an
+ * ends a zstd frame every LLM_FRAME_BYTES raw bytes (also inside a payload) so
+ * a reader may decode frames in parallel (pzstd.h), and writes files through a temporary name renamed into place on close, so an
  * interrupted run never leaves a half-written output under the real name.
  *
  *     llm_reader *r;  const llm_record *rec;  int rc;
@@ -35,6 +36,7 @@
 #define LLM_MAX_VALUE (1u << 20)       /* bytes in an attribute value */
 #define LLM_MAX_ATTR_BYTES (4u << 20)  /* all keys and values of one record */
 #define LLM_SHUFFLE_BLOCK 65536        /* bytes per byte-shuffle block */
+#define LLM_FRAME_BYTES (4u << 20)     /* the writer ends a zstd frame after this many raw bytes */
 
 typedef enum llm_record_kind {
     LLM_RECORD_TENSOR = 'T',
@@ -80,6 +82,13 @@ int llm_reader_open_fd(llm_reader **out, int fd, const char *label, llm_error *e
 /* Reads from memory (not copied: buf must outlive the reader). */
 int llm_reader_open_mem(llm_reader **out, const void *buf, size_t len, const char *label,
                         llm_error *err);
+/* A source of input bytes, like read(2): fills up to n bytes of buf and
+ * returns how many, 0 at the end of input, or < 0 with err set (its message,
+ * which should name the input, is passed up as is). */
+typedef int64_t (*llm_reader_source)(void *ctx, void *buf, size_t n, llm_error *err);
+/* Reads from a source (ctx is not freed by the reader); label names it in messages. */
+int llm_reader_open_source(llm_reader **out, llm_reader_source fn, void *ctx, const char *label,
+                           llm_error *err);
 /* Closes the reader; r may be NULL. */
 void llm_reader_close(llm_reader *r);
 

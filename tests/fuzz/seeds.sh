@@ -23,6 +23,12 @@ if [ "$target" = fuzz_tok ]; then
     "$bin/llm-tensor" import-llama2c "$dir/m.bin" --tokenizer "$dir/t.bin" -o "$dir/bpe.llmt" 2>/dev/null
 fi
 rm -f "$dir/m.bin" "$dir/t.bin"
+if [ "$target" = fuzz_pzstd ]; then # several frames (payloads over 4 MiB compress to little), and raw
+    head -c 4300000 /dev/zero >"$dir/zeros.bin" && mknpy '|u1' '(4300000,)' "$dir/zeros.bin" "$dir/zeros.npy"
+    "$bin/llm-tensor" from-npy -o "$dir/frames.llmt" a="$dir/f4.npy" z="$dir/zeros.npy" b="$dir/i1.npy"
+    "$bin/llm-tensor" from-npy --raw -o "$dir/raw.llmt" a="$dir/f4.npy"
+    rm -f "$dir"/*.npy "$dir/zeros.bin"
+fi
 if [ "$target" = fuzz_stream ]; then
     "$bin/llm-tensor" from-npy -o "$dir/z.llmt" a="$dir/f4.npy" b="$dir/i1.npy"
     "$bin/llm-tensor" from-npy --shuffle --raw -o "$dir/raw.llmt" --attr k=v a="$dir/f4.npy"

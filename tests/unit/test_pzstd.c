@@ -1,0 +1,439 @@
+/* Unit tests for lib/pzstd and the writer's frame cuts: a multi-frame
+ * stream's frames, each decoded alone by libzstd's one-shot API, hold
+ * exactly LLM_FRAME_BYTES of the raw stream (which the raw writer gives
+ * byte for byte) and concatenate to it, as zstdcat agrees; the parallel
+ * decoder gives those bytes on 1..4 threads, from a file and from a pipe, and
+ * a reader on top gives the generated payloads; raw input, concatenations,
+ * skippable frames and frames too large to decode whole pass through intact;
+ * an empty, truncated, corrupted or checksum-failing input gives every byte
+ * before the fault, then the error code the normal reader gives. */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include "check.h"
+#include "pzstd.h"
+#include "stream.h"
+
+static unsigned long long rng = 777;
+
+typedef struct buf {
+    unsigned char *p;
+    size_t n;
+} buf;
+
+/* The test stream's records: one payload over two frames long, many small
+ * ones, one of 3 MiB; f32 ones shuffled every third record. */
+enum { N_SMALL = 300 };
+typedef struct rec {
+    char name[32];
+    llm_dtype dtype;
+    int64_t n;
+    unsigned flags;
+    unsigned char *data;
+    size_t nbytes;
+} rec;
+static rec recs[N_SMALL + 2];
+static int n_recs;
+
+static void make_records(void)
+{
+    int64_t sizes[N_SMALL + 2];
+    sizes[0] = (10 << 20) / 4 + 123; /* f32 values */
+    for (int i = 1; i <= N_SMALL; i++) sizes[i] = 1 + (int64_t)(check_uniform(&rng) * 1500);
+    sizes[N_SMALL + 1] = (3 << 20) / 4;
+    n_recs = N_SMALL + 2;
+    for (int i = 0; i < n_recs; i++) {
+        rec *r = &recs[i];
+        snprintf(r->name, sizeof r->name, "acts.%d", i);
+        r->dtype = LLM_DTYPE_F32;
+        r->n = sizes[i];
+        r->flags = i % 3 == 1 ? LLM_FLAG_SHUFFLE : 0;
+        r->nbytes = (size_t)r->n * 4;
+        r->data = malloc(r->nbytes);
+        for (int64_t k = 0; k < r->n; k++) {
+            float v = (float)check_normal(&rng);
+            memcpy(r->data + 4 * k, &v, 4);
+        }
+    }
+}
+
+static void write_stream(const char *path, int raw)
+{
+    llm_error err = {0};
+    llm_writer *w;
+    llm_writer_opts o = {.level = 1, .raw = raw};
+    CHECK_OK(llm_writer_open(&w, path, &o, &err));
+    for (int i = 0; i < n_recs; i++) {
+        llm_record r = {.kind = LLM_RECORD_TENSOR, .name = recs[i].name, .dtype = recs[i].dtype,
+                        .shape = llm_shape_make(1, (int64_t[]){recs[i].n}), .flags = recs[i].flags};
+        CHECK_OK(llm_writer_record(w, &r, recs[i].data, &err));
+    }
+    CHECK_OK(llm_writer_close(w, &err));
+}
+
+static buf slurp(const char *path)
+{
+    buf b = {0};
+    FILE *f = fopen(path, "rb");
+    if (!f) return b;
+    fseek(f, 0, SEEK_END);
+    b.n = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    b.p = malloc(b.n + 1);
+    if (fread(b.p, 1, b.n, f) != b.n) b.n = 0;
+    fclose(f);
+    return b;
+}
+
+static void spit(const char *path, const void *p, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    CHECK(f && fwrite(p, 1, n, f) == n);
+    if (f) fclose(f);
+}
+
+static char path_z[512], path_raw[512];
+static buf z, raw;
+
+/* Everything pzstd gives for fd or path: 0 at a clean end or the error code. */
+static int pz_all_fd(int fd, const char *path, int threads, size_t chunk, buf *out, llm_error *err)
+{
+    llm_pzstd *p;
+    int rc = fd >= 0 ? llm_pzstd_open_fd(&p, fd, "in", threads, err) : llm_pzstd_open(&p, path, threads, err);
+    if (rc < 0) return rc;
+    size_t cap = 1 << 20;
+    out->p = malloc(cap);
+    out->n = 0;
+    int64_t k;
+    for (;;) {
+        while (cap - out->n < chunk) out->p = realloc(out->p, cap *= 2);
+        k = llm_pzstd_read(p, out->p + out->n, chunk, err);
+        if (k <= 0) break;
+        out->n += (size_t)k;
+    }
+    llm_pzstd_close(p);
+    return k < 0 ? (int)k : 0;
+}
+
+static int pz_all(const char *path, int threads, size_t chunk, buf *out, llm_error *err)
+{
+    return pz_all_fd(-1, path, threads, chunk, out, err);
+}
+
+/* Reads every record of r, checking payloads against recs (repeated `copies`
+ * times; copies 0: damaged input, no checks); the last return code of
+ * llm_reader_next or the first error. */
+static int read_records(llm_reader *r, int copies, llm_error *err)
+{
+    const llm_record *h;
+    int i = 0, rc;
+    while ((rc = llm_reader_next(r, &h, err)) > 0) {
+        const rec *want = &recs[i % n_recs];
+        void *data;
+        size_t n;
+        if (llm_reader_read_all(r, &data, &n, err) < 0) return err->code;
+        if (copies)
+            CHECK_MSG(!strcmp(h->name, want->name) && n == want->nbytes && !memcmp(data, want->data, n),
+                      "record %d (%s) differs", i, h->name);
+        free(data);
+        i++;
+    }
+    if (rc == 0 && copies) CHECK_MSG(i == copies * n_recs, "%d records, expected %d", i, copies * n_recs);
+    return rc;
+}
+
+static void test_writer_frames(void)
+{
+    snprintf(path_z, sizeof path_z, "%s/s.llmt", check_tmpdir());
+    snprintf(path_raw, sizeof path_raw, "%s/s.raw", check_tmpdir());
+    make_records();
+    write_stream(path_z, 0);
+    write_stream(path_raw, 1);
+    z = slurp(path_z), raw = slurp(path_raw);
+    CHECK(raw.n > 13 * (1u << 20) && z.n > 0);
+    /* walk the frames; decode each alone */
+    size_t pos = 0, at = 0, frames = 0, cap = 2 * LLM_FRAME_BYTES;
+    unsigned char *out = malloc(cap);
+    int sizes_ok = 1;
+    while (pos < z.n) {
+        size_t fs = ZSTD_findFrameCompressedSize(z.p + pos, z.n - pos);
+        if (!CHECK_MSG(!ZSTD_isError(fs), "frame %zu: %s", frames, ZSTD_getErrorName(fs))) break;
+        size_t n = ZSTD_decompress(out, cap, z.p + pos, fs);
+        if (!CHECK_MSG(!ZSTD_isError(n), "frame %zu: %s", frames, ZSTD_getErrorName(n))) break;
+        int last = pos + fs == z.n;
+        if (last ? n == 0 || n > LLM_FRAME_BYTES : n != LLM_FRAME_BYTES) sizes_ok = 0;
+        CHECK_MSG(at + n <= raw.n && !memcmp(out, raw.p + at, n), "frame %zu content differs", frames);
+        at += n, pos += fs, frames++;
+    }
+    CHECK_MSG(sizes_ok, "every frame but the last holds exactly %u raw bytes", LLM_FRAME_BYTES);
+    CHECK(at == raw.n);
+    CHECK_MSG(frames == (raw.n + LLM_FRAME_BYTES - 1) / LLM_FRAME_BYTES, "%zu frames", frames);
+    free(out);
+    /* the normal reader gives the payloads back */
+    llm_error err = {0};
+    llm_reader *r;
+    CHECK_OK(llm_reader_open(&r, path_z, &err));
+    CHECK_OK(read_records(r, 1, &err));
+    llm_reader_close(r);
+}
+
+static void test_zstdcat_agrees(void)
+{
+    if (system("zstdcat --version >/dev/null 2>&1") != 0) {
+        check_skip("zstdcat not found");
+        return;
+    }
+    char cmd[1200], out[600];
+    snprintf(out, sizeof out, "%s/zcat.out", check_tmpdir());
+    snprintf(cmd, sizeof cmd, "zstdcat '%s' > '%s'", path_z, out);
+    CHECK(system(cmd) == 0);
+    buf b = slurp(out);
+    CHECK(b.n == raw.n && !memcmp(b.p, raw.p, raw.n));
+    free(b.p);
+}
+
+static void test_parallel_bytes(void)
+{
+    llm_error err = {0};
+    const size_t chunks[] = {1 << 17, 777, 5 << 20};
+    for (int t = 1; t <= 4; t++)
+        for (int c = 0; c < 3; c++) {
+            buf b;
+            CHECK_OK(pz_all(path_z, t, chunks[c], &b, &err));
+            CHECK_MSG(b.n == raw.n && !memcmp(b.p, raw.p, raw.n), "threads %d, reads of %zu: %zu bytes differ from the raw stream",
+                      t, chunks[c], b.n);
+            free(b.p);
+        }
+    /* a reader on top */
+    llm_pzstd *p;
+    llm_reader *r;
+    CHECK_OK(llm_pzstd_open(&p, path_z, 2, &err));
+    CHECK_OK(llm_pzstd_reader_open(&r, p, &err));
+    CHECK_OK(read_records(r, 1, &err));
+    llm_reader_close(r);
+    llm_pzstd_close(p);
+    CHECK(llm_pzstd_open(&p, path_z, 0, &err) == LLM_ERR_ARG);
+}
+
+/* From a pipe fed in small writes by another process. */
+static void test_pipe(void)
+{
+    int fds[2];
+    if (!CHECK(pipe(fds) == 0)) return;
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fds[0]);
+        for (size_t o = 0; o < z.n; o += 10007) {
+            size_t k = z.n - o < 10007 ? z.n - o : 10007;
+            if (write(fds[1], z.p + o, k) != (ssize_t)k) _exit(1);
+        }
+        _exit(0);
+    }
+    close(fds[1]);
+    llm_error err = {0};
+    buf b;
+    CHECK_OK(pz_all_fd(fds[0], NULL, 3, 1 << 16, &b, &err));
+    CHECK(b.n == raw.n && !memcmp(b.p, raw.p, raw.n));
+    free(b.p);
+    close(fds[0]);
+    int st;
+    CHECK(waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    /* closing while the input is still open and a frame half there must not hang */
+    CHECK(pipe(fds) == 0);
+    CHECK(write(fds[1], z.p, 1000) == 1000);
+    llm_pzstd *p;
+    CHECK_OK(llm_pzstd_open_fd(&p, fds[0], "pipe", 2, &err));
+    llm_pzstd_close(p);
+    close(fds[0]), close(fds[1]);
+}
+
+/* Raw input, a concatenation z + skippable frame + raw + z, and an empty input. */
+static void test_raw_concat_empty(void)
+{
+    llm_error err = {0};
+    buf b;
+    CHECK_OK(pz_all(path_raw, 2, 1 << 17, &b, &err));
+    CHECK(b.n == raw.n && !memcmp(b.p, raw.p, raw.n));
+    free(b.p);
+    /* a skippable frame (magic 0x184D2A53, 5 bytes) between the first two frames */
+    size_t f0 = ZSTD_findFrameCompressedSize(z.p, z.n);
+    const unsigned char skip[] = {0x53, 0x2a, 0x4d, 0x18, 5, 0, 0, 0, 'h', 'e', 'l', 'l', 'o'};
+    size_t n = z.n + sizeof skip + raw.n + z.n;
+    unsigned char *cat = malloc(n);
+    memcpy(cat, z.p, f0);
+    memcpy(cat + f0, skip, sizeof skip);
+    memcpy(cat + f0 + sizeof skip, z.p + f0, z.n - f0);
+    memcpy(cat + z.n + sizeof skip, raw.p, raw.n);
+    memcpy(cat + z.n + sizeof skip + raw.n, z.p, z.n);
+    char path[600];
+    snprintf(path, sizeof path, "%s/cat.llmt", check_tmpdir());
+    spit(path, cat, n);
+    free(cat);
+    CHECK_OK(pz_all(path, 2, 1 << 17, &b, &err));
+    /* after a raw stream everything passes through: the reader decodes the rest */
+    CHECK(b.n == 2 * raw.n + z.n && !memcmp(b.p, raw.p, raw.n) && !memcmp(b.p + raw.n, raw.p, raw.n) &&
+          !memcmp(b.p + 2 * raw.n, z.p, z.n));
+    free(b.p);
+    llm_pzstd *p;
+    llm_reader *r;
+    CHECK_OK(llm_pzstd_open(&p, path, 2, &err));
+    CHECK_OK(llm_pzstd_reader_open(&r, p, &err));
+    CHECK_OK(read_records(r, 3, &err));
+    llm_reader_close(r);
+    llm_pzstd_close(p);
+    /* empty: no bytes, and on top the normal reader's answer */
+    snprintf(path, sizeof path, "%s/empty.llmt", check_tmpdir());
+    spit(path, "", 0);
+    CHECK_OK(pz_all(path, 2, 100, &b, &err));
+    CHECK(b.n == 0);
+    free(b.p);
+    const llm_record *h;
+    llm_error e1 = {0}, e2 = {0};
+    CHECK_OK(llm_reader_open(&r, path, &err));
+    int rc1 = llm_reader_next(r, &h, &e1);
+    llm_reader_close(r);
+    CHECK_OK(llm_pzstd_open(&p, path, 2, &err));
+    CHECK_OK(llm_pzstd_reader_open(&r, p, &err));
+    int rc2 = llm_reader_next(r, &h, &e2);
+    llm_reader_close(r);
+    llm_pzstd_close(p);
+    CHECK_MSG(rc1 == rc2 && !strcmp(e1.msg, e2.msg), "empty: %d '%s' vs %d '%s'", rc1, e1.msg, rc2, e2.msg);
+}
+
+/* Damaged input: pzstd gives the first min_good bytes of the raw stream
+ * (the frames before the fault; a damaged frame's streamed bytes may follow),
+ * then want_code (0: a clean end); the reader on top fails with the
+ * code the normal reader gives. */
+static void check_damaged(const char *what, const unsigned char *p, size_t n, size_t min_good, int want_code)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/bad.llmt", check_tmpdir());
+    spit(path, p, n);
+    for (int t = 1; t <= 3; t += 2) {
+        llm_error err = {0};
+        buf b;
+        int rc = pz_all(path, t, 1 << 16, &b, &err);
+        CHECK_MSG(rc == want_code, "%s, %d threads: code %d (%s), want %d", what, t, rc, err.msg, want_code);
+        CHECK_MSG(!want_code || !strncmp(err.msg, path, strlen(path)),
+                  "%s: the message names the input: %s", what, err.msg);
+        CHECK_MSG(b.n >= min_good && b.n <= raw.n && !memcmp(b.p, raw.p, min_good),
+                  "%s: %zu good bytes before the error, want at least %zu", what, b.n, min_good);
+        free(b.p);
+    }
+    llm_error e1 = {0}, e2 = {0}, err = {0};
+    llm_reader *r;
+    llm_pzstd *pz;
+    CHECK_OK(llm_reader_open(&r, path, &err));
+    int rc1 = read_records(r, 0, &e1);
+    llm_reader_close(r);
+    CHECK_OK(llm_pzstd_open(&pz, path, 2, &err));
+    CHECK_OK(llm_pzstd_reader_open(&r, pz, &err));
+    int rc2 = read_records(r, 0, &e2);
+    llm_reader_close(r);
+    llm_pzstd_close(pz);
+    CHECK_MSG(rc1 < 0 && rc1 == rc2, "%s: reader %d (%s), through pzstd %d (%s)", what, rc1, e1.msg, rc2, e2.msg);
+    CHECK_MSG(strstr(e2.msg, path) == e2.msg, "%s: %s", what, e2.msg);
+}
+
+static void test_damaged(void)
+{
+    size_t f0 = ZSTD_findFrameCompressedSize(z.p, z.n);
+    size_t f1 = ZSTD_findFrameCompressedSize(z.p + f0, z.n - f0);
+    size_t f2 = ZSTD_findFrameCompressedSize(z.p + f0 + f1, z.n - f0 - f1);
+    unsigned char *p = malloc(z.n);
+    /* truncated: in the first frame, in the third, one byte short */
+    check_damaged("cut in frame 0", z.p, f0 / 2, 0, LLM_ERR_TRUNCATED);
+    check_damaged("cut in frame 2", z.p, f0 + f1 + f2 / 3, 2 * LLM_FRAME_BYTES, LLM_ERR_TRUNCATED);
+    check_damaged("last byte cut", z.p, z.n - 1, raw.n - LLM_FRAME_BYTES, LLM_ERR_TRUNCATED);
+    /* cut at a frame boundary: every byte comes, then the missing end record */
+    check_damaged("cut between frames", z.p, f0 + f1, 2 * LLM_FRAME_BYTES, 0);
+    /* a flipped byte in the middle of frame 2's blocks */
+    memcpy(p, z.p, z.n);
+    p[f0 + f1 + f2 / 2] ^= 0x5a;
+    {
+        llm_error e1 = {0};
+        llm_reader *r;
+        char path[600];
+        snprintf(path, sizeof path, "%s/flip.llmt", check_tmpdir());
+        spit(path, p, z.n);
+        CHECK(llm_reader_open(&r, path, &e1) == 0);
+        int rc = read_records(r, 0, &e1);
+        llm_reader_close(r);
+        CHECK_MSG(rc == LLM_ERR_CHECKSUM || rc == LLM_ERR_FORMAT, "flip: %d %s", rc, e1.msg);
+        check_damaged("flipped byte", p, z.n, 2 * LLM_FRAME_BYTES, rc);
+    }
+    /* a wrong checksum (the frame's last 4 bytes) */
+    memcpy(p, z.p, z.n);
+    p[f0 + f1 + f2 - 2] ^= 0x01;
+    check_damaged("checksum", p, z.n, 2 * LLM_FRAME_BYTES, LLM_ERR_CHECKSUM);
+    free(p);
+}
+
+/* Frames no worker decodes whole: over the compressed limit, over the
+ * decompressed limit with and without a content size in the header. */
+static void test_large_frames(void)
+{
+    llm_error err = {0};
+    char path[600];
+    snprintf(path, sizeof path, "%s/big.zst", check_tmpdir());
+    size_t n = LLM_PZSTD_MAX_FRAME + (1u << 20);
+    unsigned char *data = malloc(2 * n + 10);
+    for (size_t i = 0; i < n; i++) data[i] = (unsigned char)(check_uniform(&rng) * 256);
+    size_t zcap = ZSTD_compressBound(2 * n + 10);
+    unsigned char *zb = malloc(zcap);
+    /* incompressible: one frame larger than the limit, then a small frame */
+    size_t k1 = ZSTD_compress(zb, zcap, data, n, 1);
+    size_t k2 = ZSTD_compress(zb + k1, zcap - k1, "tail", 4, 1);
+    CHECK(!ZSTD_isError(k1) && !ZSTD_isError(k2) && k1 > LLM_PZSTD_MAX_FRAME);
+    spit(path, zb, k1 + k2);
+    buf b;
+    CHECK_OK(pz_all(path, 2, 1 << 17, &b, &err));
+    CHECK(b.n == n + 4 && !memcmp(b.p, data, n) && !memcmp(b.p + n, "tail", 4));
+    free(b.p);
+    /* 2n + 10 bytes of zeros: tiny compressed, too large decompressed */
+    memset(data, 0, 2 * n + 10);
+    for (int with_size = 0; with_size < 2; with_size++) {
+        size_t k;
+        if (with_size) {
+            k = ZSTD_compress(zb, zcap, data, 2 * n + 10, 3);
+        } else { /* the streaming API without a pledged size leaves the size out */
+            ZSTD_CCtx *c = ZSTD_createCCtx();
+            ZSTD_CCtx_setParameter(c, ZSTD_c_contentSizeFlag, 0);
+            ZSTD_inBuffer ib = {data, 2 * n + 10, 0};
+            ZSTD_outBuffer ob = {zb, zcap, 0};
+            size_t left;
+            do left = ZSTD_compressStream2(c, &ob, &ib, ZSTD_e_end);
+            while (left && !ZSTD_isError(left));
+            k = ZSTD_isError(left) ? left : ob.pos;
+            ZSTD_freeCCtx(c);
+        }
+        CHECK(!ZSTD_isError(k) && k < LLM_PZSTD_MAX_FRAME);
+        CHECK((ZSTD_getFrameContentSize(zb, k) == ZSTD_CONTENTSIZE_UNKNOWN) == !with_size);
+        spit(path, zb, k);
+        CHECK_OK(pz_all(path, 3, 1 << 20, &b, &err));
+        CHECK_MSG(b.n == 2 * n + 10 && !memcmp(b.p, data, b.n), "zeros, size %s: %zu bytes",
+                  with_size ? "given" : "left out", b.n);
+        free(b.p);
+    }
+    free(zb);
+    free(data);
+}
+
+int main(void)
+{
+    RUN(test_writer_frames);
+    RUN(test_zstdcat_agrees);
+    RUN(test_parallel_bytes);
+    RUN(test_pipe);
+    RUN(test_raw_concat_empty);
+    RUN(test_damaged);
+    RUN(test_large_frames);
+    free(z.p), free(raw.p);
+    for (int i = 0; i < n_recs; i++) free(recs[i].data);
+    return check_done();
+}
