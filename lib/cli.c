@@ -6,10 +6,13 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
+#include <string.h>
 #include <strings.h>
 #include <time.h>
 #include <omp.h>
 #include <unistd.h>
+
+#include "outfile.h"
 
 static const char *tool_name = "llmpipe";
 
@@ -31,15 +34,27 @@ static void on_fatal_signal(int sig)
 
 void llm_cli_remove_on_failure(const char *temp_path)
 {
-    if (!temp_path || n_temps == MAX_TEMPS) return;
+    if (!temp_path) return;
+    for (int i = 0; i < n_temps; i++) /* a checkpoint saved again reuses its name */
+        if (!strcmp(temp_paths[i], temp_path)) return;
+    if (n_temps == MAX_TEMPS) return;
     snprintf(temp_paths[n_temps], sizeof temp_paths[0], "%s", temp_path);
     if (n_temps++ == 0) {
+        /* a signal the tool handles itself (llm-train's SIGINT saves) stays its own */
         const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGPIPE};
-        for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) signal(sigs[i], on_fatal_signal);
+        for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+            struct sigaction old;
+            if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler == SIG_DFL)
+                signal(sigs[i], on_fatal_signal);
+        }
     }
 }
 
-void llm_cli_init(const char *tool) { tool_name = tool; }
+void llm_cli_init(const char *tool)
+{
+    tool_name = tool;
+    llm_outfile_watch(llm_cli_remove_on_failure); /* every temporary output, checkpoints too */
+}
 const char *llm_cli_tool(void) { return tool_name; }
 
 static int progress_open;

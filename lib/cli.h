@@ -29,7 +29,8 @@ void llm_usage_error(const char *fmt, ...) __attribute__((noreturn, format(print
 
 /* Registers a temporary output file to remove if the tool dies (llm_die,
  * llm_usage_error) or is killed by SIGINT, SIGTERM, SIGHUP or SIGPIPE before
- * it renames the file into place.  NULL is ignored.  Up to 8 files. */
+ * it renames the file into place.  NULL and a path already registered are
+ * ignored; up to 8 files.  Signals the tool already handles are left to it. */
 void llm_cli_remove_on_failure(const char *temp_path);
 
 /* Parses an integer option value in [min, max], or exits 2 naming the option. */

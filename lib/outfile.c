@@ -14,6 +14,9 @@ struct llm_outfile {
     char *tmp_path; /* NULL for stdout */
 };
 
+/* Told of every temporary file (llm_outfile_watch). */
+static void (*watcher)(const char *tmp_path);
+
 int llm_outfile_open(llm_outfile **out, const char *path, llm_error *err)
 {
     llm_outfile *f = calloc(1, sizeof *f);
@@ -45,9 +48,12 @@ int llm_outfile_open(llm_outfile **out, const char *path, llm_error *err)
         llm_outfile_abort(f);
         return llm_error_set(err, LLM_ERR_IO, "%s: cannot create: %s", path, strerror(e));
     }
+    if (watcher) watcher(f->tmp_path);
     *out = f;
     return 0;
 }
+
+void llm_outfile_watch(void (*on_temp)(const char *tmp_path)) { watcher = on_temp; }
 
 int llm_outfile_fd(const llm_outfile *f) { return f->fd; }
 const char *llm_outfile_path(const llm_outfile *f) { return f->path; }

@@ -32,4 +32,10 @@ int llm_outfile_commit(llm_outfile *f, llm_error *err);
 /* Closes and removes the temporary file and frees f; f may be NULL. */
 void llm_outfile_abort(llm_outfile *f);
 
+/* Calls on_temp (NULL: nobody) with the path of every temporary file created
+ * from now on, by this module or by the stream writer, which uses it: a tool
+ * registers them so that a signal arriving mid-write removes them
+ * (llm_cli_init does, with llm_cli_remove_on_failure). */
+void llm_outfile_watch(void (*on_temp)(const char *tmp_path));
+
 #endif

@@ -65,6 +65,27 @@ wait $pid
 status=$?
 [ "$status" -eq 130 ] && grep -q "interrupted: saved step" int.err && llm-tensor ls int.llmt | grep -q '^meta train .*step=' &&
     pass "SIGINT saves and exits 130" || fail "SIGINT saves and exits 130" "status $status"
+# SIGTERM while a checkpoint is being written: the temporary file goes, and
+# the old checkpoint (none here) is untouched.  The save of a 13M-parameter
+# model with its moments (about 150 MB) is long enough to be caught; if this
+# machine saves it before the poll sees the file, the check is skipped.
+llm-train --data a.txt --out term.llmt --dim 512 --layers 4 --heads 8 --seq 32 --batch 1 --steps 1 \
+    --eval-every 0 --threads 1 -q 2>term.err &
+pid=$!
+seen=0
+while kill -0 $pid 2>/dev/null; do
+    if ls term.llmt.tmp.* >/dev/null 2>&1; then seen=1; kill -TERM $pid; break; fi
+    sleep 0.01
+done
+wait $pid
+status=$?
+if [ $seen -eq 0 ]; then
+    skip "SIGTERM during a save removes the temporary file" "the save ended before the poll saw it"
+elif [ $status -eq 143 ] && ! ls term.llmt* >/dev/null 2>&1; then
+    pass "SIGTERM during a save removes the temporary file"
+else
+    fail "SIGTERM during a save removes the temporary file" "status $status; left: $(ls term.llmt* 2>&1)"
+fi
 expect "resume ignores new settings, says so" 0 "ignoring the ones given" -- \
     llm-train --data a.txt --init half.llmt --out r2.llmt $tiny --lr 0.5 --eval-every 0
 llm-tensor to-npy tok_emb r2.llmt >r2.npy && llm-tensor to-npy tok_emb whole.llmt >w.npy
