@@ -474,19 +474,6 @@ int llm_pzstd_reader_open(llm_reader **out, llm_pzstd *p, llm_error *err)
 
 /* ---------- opening and closing ---------- */
 
-/* As the stream reader does (stream.c): a pipe's default 64 KiB would make
- * the writer and the cutter take turns; ask for 1 MiB, best effort. */
-static void widen_pipe(int fd)
-{
-#ifdef F_SETPIPE_SZ
-    struct stat st;
-    if (fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode) && fcntl(fd, F_GETPIPE_SZ) < (1 << 20))
-        (void)fcntl(fd, F_SETPIPE_SZ, 1 << 20);
-#else
-    (void)fd;
-#endif
-}
-
 int llm_pzstd_open_fd(llm_pzstd **out, int fd, const char *label, int threads, llm_error *err)
 {
     *out = NULL;
@@ -496,7 +483,7 @@ int llm_pzstd_open_fd(llm_pzstd **out, int fd, const char *label, int threads, l
     llm_pzstd *p = calloc(1, sizeof *p);
     if (!p) return llm_error_set(err, LLM_ERR_NOMEM, "%s: out of memory", label);
     p->fd = fd;
-    widen_pipe(fd);
+    llm_widen_pipe(fd); /* else the writer and the cutter take turns */
     p->wake[0] = p->wake[1] = -1;
     snprintf(p->label, sizeof p->label, "%s", label);
     p->n_workers = threads;

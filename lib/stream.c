@@ -17,7 +17,7 @@
 /* A pipe's default 64 KiB buffer is smaller than one compressed zstd block,
  * so a writer and a reader joined by it would take turns instead of running
  * side by side.  Best effort: ask for 1 MiB (the unprivileged default limit). */
-static void widen_pipe(int fd)
+void llm_widen_pipe(int fd)
 {
 #ifdef F_SETPIPE_SZ
     struct stat st;
@@ -270,12 +270,11 @@ static int reader_alloc(llm_reader **out, const char *label, llm_error *err)
     return 0;
 }
 
-int llm_reader_open_fd(llm_reader **out, int fd, const char *label, llm_error *err)
+/* A reader with an input buffer of its own, for a descriptor or a source. */
+static int reader_alloc_buffered(llm_reader **out, const char *label, llm_error *err)
 {
     llm_reader *r;
     TRY(reader_alloc(&r, label, err));
-    r->fd = fd;
-    widen_pipe(fd);
     r->in_cap = ZSTD_DStreamInSize();
     r->in_buf = malloc(r->in_cap);
     if (!r->in_buf) {
@@ -287,21 +286,20 @@ int llm_reader_open_fd(llm_reader **out, int fd, const char *label, llm_error *e
     return 0;
 }
 
+int llm_reader_open_fd(llm_reader **out, int fd, const char *label, llm_error *err)
+{
+    TRY(reader_alloc_buffered(out, label, err));
+    (*out)->fd = fd;
+    llm_widen_pipe(fd);
+    return 0;
+}
+
 int llm_reader_open_source(llm_reader **out, llm_reader_source fn, void *ctx, const char *label,
                            llm_error *err)
 {
-    llm_reader *r;
-    TRY(reader_alloc(&r, label, err));
-    r->source = fn;
-    r->source_ctx = ctx;
-    r->in_cap = ZSTD_DStreamInSize();
-    r->in_buf = malloc(r->in_cap);
-    if (!r->in_buf) {
-        llm_reader_close(r);
-        return llm_error_set(err, LLM_ERR_NOMEM, "%s: out of memory", label);
-    }
-    r->in = r->in_buf;
-    *out = r;
+    TRY(reader_alloc_buffered(out, label, err));
+    (*out)->source = fn;
+    (*out)->source_ctx = ctx;
     return 0;
 }
 
@@ -854,7 +852,7 @@ int llm_writer_open_fd(llm_writer **out, int fd, const char *label, const llm_wr
     llm_writer *w = calloc(1, sizeof *w);
     if (!w) return llm_error_set(err, LLM_ERR_NOMEM, "%s: out of memory", label);
     w->fd = fd;
-    widen_pipe(fd);
+    llm_widen_pipe(fd);
     snprintf(w->label, sizeof w->label, "%s", label);
     int rc = writer_start(w, opts, err);
     if (rc < 0) {

@@ -92,6 +92,10 @@ int llm_reader_open_source(llm_reader **out, llm_reader_source fn, void *ctx, co
 /* Closes the reader; r may be NULL. */
 void llm_reader_close(llm_reader *r);
 
+/* Asks for a 1 MiB buffer on fd when it is a pipe (the default 64 KiB is
+ * smaller than a compressed zstd block); best effort, silent. */
+void llm_widen_pipe(int fd);
+
 /* Advances to the next record, skipping what is left of the current payload.
  * Returns 1 with *rec set, 0 at the clean end of input (after an end record),
  * or a negative LLM_ERR_* (a stream without its end record is LLM_ERR_TRUNCATED). */
