@@ -184,6 +184,48 @@ static int gather_last_rows(llm_infer *s, const segment *seg, int n_seg, int R, 
     return n_seg;
 }
 
+/* The attention of a segment's queries: its keys at 0..pos0+n-1. */
+static llm_attn_shape shape_of(const llm_infer *s, const segment *sg)
+{
+    const int E = s->m->cfg.dim / s->m->cfg.n_heads;
+    return (llm_attn_shape){.n_q = sg->n, .n_kv = sg->pos0 + sg->n, .q_pos0 = sg->pos0, .head_dim = E,
+                            .window = s->window, .scale = s->attn_scale / sqrtf((float)E)};
+}
+
+/* RoPE at each row's position, then each segment's new keys and values into
+ * its slot's cache of layer l. */
+static void rope_into_cache(llm_infer *s, const segment *seg, int n_seg, int l)
+{
+    const llm_config *c = &s->m->cfg;
+    const int H = c->n_heads, K = c->n_kv_heads, E = c->dim / H, HE = H * E, KE = K * E;
+    for (int g = 0; g < n_seg; g++) {
+        const segment *sg = &seg[g];
+        size_t r0 = (size_t)sg->row0;
+        llm_rope_apply(&s->rope, s->q + r0 * HE, sg->n, HE, H, sg->n, sg->pos0, 0);
+        llm_rope_apply(&s->rope, s->kn + r0 * KE, sg->n, KE, K, sg->n, sg->pos0, 0);
+        float *kc = cache_of(s, s->k, sg->slot, l), *vc = cache_of(s, s->v, sg->slot, l);
+        memcpy(kc + (size_t)sg->pos0 * KE, s->kn + r0 * KE, (size_t)sg->n * KE * sizeof(float));
+        memcpy(vc + (size_t)sg->pos0 * KE, s->vn + r0 * KE, (size_t)sg->n * KE * sizeof(float));
+    }
+}
+
+/* Head h of a segment in layer l (R rows in the pass): a single query
+ * without tiling when scores (its scratch, [P]) is given, else the tiled
+ * forward, which also leaves the rows' log-sum-exp. */
+static void attend(llm_infer *s, const segment *sg, int l, int h, int R, float *scores)
+{
+    const llm_config *c = &s->m->cfg;
+    const int H = c->n_heads, E = c->dim / H, HE = H * E, KE = c->n_kv_heads * E, G = H / c->n_kv_heads;
+    llm_attn_shape shape = shape_of(s, sg);
+    size_t q0 = (size_t)sg->row0 * HE + (size_t)h * E;
+    const float *kc = cache_of(s, s->k, sg->slot, l) + (size_t)(h / G) * E,
+                *vc = cache_of(s, s->v, sg->slot, l) + (size_t)(h / G) * E;
+    if (scores && sg->n == 1)
+        llm_attn_one_query(&shape, s->q + q0, kc, vc, KE, s->att + q0, scores);
+    else
+        llm_attn_forward(&shape, s->q + q0, HE, kc, vc, KE, s->att + q0, HE, s->lse + (size_t)h * R + sg->row0);
+}
+
 /* Rows [r0, r1) of y [M, out] (row stride ldy) = x [M, in] W^T + beta y for
  * the linear in `slot`, inside the decode step's parallel region: the float
  * kernel, or the quantized one (which overwrites, so beta = 1 goes through
@@ -213,7 +255,7 @@ static void run_rows(llm_infer *s, const segment *seg, int n_seg, int R, int all
     const llm_model *m = s->m;
     const llm_config *c = &m->cfg;
     const int D = c->dim, H = c->n_heads, K = c->n_kv_heads, E = D / H, HE = H * E, KE = K * E,
-              F = c->hidden, V = c->vocab, G = H / K, QKV = HE + 2 * KE;
+              F = c->hidden, V = c->vocab, QKV = HE + 2 * KE;
     /* tiny models run on one thread: waking the others costs more */
     const int parallel = (size_t)D * (size_t)(QKV + D + 3 * (size_t)F) >= 8 * LLM_PARALLEL_MIN;
 #pragma omp parallel num_threads(s->threads) if (parallel)
@@ -239,32 +281,10 @@ static void run_rows(llm_infer *s, const segment *seg, int n_seg, int R, int all
             }
 #pragma omp barrier
 #pragma omp single
-            for (int g = 0; g < n_seg; g++) {
-                const segment *sg = &seg[g];
-                size_t q0 = (size_t)sg->row0;
-                llm_rope_apply(&s->rope, s->q + q0 * HE, sg->n, HE, H, sg->n, sg->pos0, 0);
-                llm_rope_apply(&s->rope, s->kn + q0 * KE, sg->n, KE, K, sg->n, sg->pos0, 0);
-                float *kc = cache_of(s, s->k, sg->slot, l), *vc = cache_of(s, s->v, sg->slot, l);
-                memcpy(kc + (size_t)sg->pos0 * KE, s->kn + q0 * KE, (size_t)sg->n * KE * sizeof(float));
-                memcpy(vc + (size_t)sg->pos0 * KE, s->vn + q0 * KE, (size_t)sg->n * KE * sizeof(float));
-            }
+            rope_into_cache(s, seg, n_seg, l);
 #pragma omp for collapse(2) schedule(dynamic)
             for (int g = 0; g < n_seg; g++)
-                for (int h = 0; h < H; h++) {
-                    const segment *sg = &seg[g];
-                    llm_attn_shape shape = {.n_q = sg->n, .n_kv = sg->pos0 + sg->n, .q_pos0 = sg->pos0,
-                                            .head_dim = E, .window = s->window,
-                                            .scale = s->attn_scale / sqrtf((float)E)};
-                    size_t q0 = (size_t)sg->row0 * HE + (size_t)h * E;
-                    const float *kc = cache_of(s, s->k, sg->slot, l) + (size_t)(h / G) * E,
-                                *vc = cache_of(s, s->v, sg->slot, l) + (size_t)(h / G) * E;
-                    if (sg->n == 1)
-                        llm_attn_one_query(&shape, s->q + q0, kc, vc, KE, s->att + q0,
-                                           s->scores + (size_t)t * s->ctx);
-                    else
-                        llm_attn_forward(&shape, s->q + q0, HE, kc, vc, KE, s->att + q0, HE,
-                                         s->lse + (size_t)h * R + sg->row0);
-                }
+                for (int h = 0; h < H; h++) attend(s, &seg[g], l, h, R, s->scores + (size_t)t * s->ctx);
             llm_matvec_split(D, t, nt, &r0, &r1);
             rows_product(s, 7 * l + 3, w->wo, HE, s->att, R, s->x, D, r0, r1, 1, s->xn);
             adapt(s, l, LLM_LORA_WO, s->att, R, HE, s->x, D, r0, r1);
@@ -306,7 +326,7 @@ static int run_batched(llm_infer *s, const segment *seg, int n_seg, int R, int a
     const llm_model *m = s->m;
     const llm_config *c = &m->cfg;
     int D = c->dim, H = c->n_heads, K = c->n_kv_heads, E = D / H, HE = H * E, KE = K * E,
-        F = c->hidden, V = c->vocab, G = H / K;
+        F = c->hidden, V = c->vocab;
     for (int l = 0; l < c->n_layers; l++) {
         const llm_layer_params *w = &m->p.layers[l];
         llm_rmsnorm(s->x, w->attn_norm, s->xn, NULL, R, D, c->norm_eps);
@@ -317,35 +337,15 @@ static int run_batched(llm_infer *s, const segment *seg, int n_seg, int R, int a
         adapt(s, l, LLM_LORA_WQ, s->xn, R, D, s->q, HE, 0, HE);
         adapt(s, l, LLM_LORA_WK, s->xn, R, D, s->kn, KE, 0, KE);
         adapt(s, l, LLM_LORA_WV, s->xn, R, D, s->vn, KE, 0, KE);
-        for (int g = 0; g < n_seg; g++) { /* RoPE at each row's position; into the caches */
-            const segment *sg = &seg[g];
-            size_t r0 = (size_t)sg->row0;
-            llm_rope_apply(&s->rope, s->q + r0 * HE, sg->n, HE, H, sg->n, sg->pos0, 0);
-            llm_rope_apply(&s->rope, s->kn + r0 * KE, sg->n, KE, K, sg->n, sg->pos0, 0);
-            float *kc = cache_of(s, s->k, sg->slot, l), *vc = cache_of(s, s->v, sg->slot, l);
-            memcpy(kc + (size_t)sg->pos0 * KE, s->kn + r0 * KE, (size_t)sg->n * KE * sizeof(float));
-            memcpy(vc + (size_t)sg->pos0 * KE, s->vn + r0 * KE, (size_t)sg->n * KE * sizeof(float));
-        }
+        rope_into_cache(s, seg, n_seg, l);
         /* the work is about rows x keys x E per head: small steps run on one thread */
         size_t work = (size_t)R * (size_t)(seg[n_seg - 1].pos0 + seg[n_seg - 1].n) * (size_t)HE;
 #pragma omp parallel for collapse(2) schedule(dynamic) if (work >= 8 * LLM_PARALLEL_MIN)
         for (int g = 0; g < n_seg; g++)
-            for (int h = 0; h < H; h++) {
-                const segment *sg = &seg[g];
-                llm_attn_shape shape = {.n_q = sg->n, .n_kv = sg->pos0 + sg->n, .q_pos0 = sg->pos0,
-                                        .head_dim = E, .window = s->window,
-                                        .scale = s->attn_scale / sqrtf((float)E)};
-                size_t r0 = (size_t)sg->row0;
-                llm_attn_forward(&shape, s->q + r0 * HE + (size_t)h * E, HE,
-                                 cache_of(s, s->k, sg->slot, l) + (size_t)(h / G) * E,
-                                 cache_of(s, s->v, sg->slot, l) + (size_t)(h / G) * E, KE,
-                                 s->att + r0 * HE + (size_t)h * E, HE, s->lse + (size_t)h * R + r0);
-            }
+            for (int h = 0; h < H; h++) attend(s, &seg[g], l, h, R, NULL);
         if (s->tap.probs)
             for (int g = 0; g < n_seg; g++) {
-                llm_attn_shape shape = {.n_q = seg[g].n, .n_kv = seg[g].pos0 + seg[g].n,
-                                        .q_pos0 = seg[g].pos0, .head_dim = E, .window = s->window,
-                                        .scale = s->attn_scale / sqrtf((float)E)};
+                llm_attn_shape shape = shape_of(s, &seg[g]);
                 TRY(report_probs(s, l, &shape, s->q + (size_t)seg[g].row0 * HE,
                                  cache_of(s, s->k, seg[g].slot, l), err));
             }
