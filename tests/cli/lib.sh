@@ -35,6 +35,19 @@ same() {
     if cmp -s "$2" "$3"; then pass "$1"; else fail "$1" "$2 and $3 differ"; fi
 }
 
+# training_text FILE [BYTES]: text to train on — the GPL-3 every Debian
+# system has (its first BYTES bytes when given), or elsewhere 600 lines made up.
+training_text() {
+    gpl=/usr/share/common-licenses/GPL-3
+    if [ ! -r "$gpl" ]; then
+        for i in $(seq 600); do echo "line $i: the quick brown fox jumps over the lazy dog"; done >"$1"
+    elif [ -n "${2:-}" ]; then
+        head -c "$2" "$gpl" >"$1"
+    else
+        cp "$gpl" "$1"
+    fi
+}
+
 # Debian's interpreter, with numpy, or nothing.
 numpy_python() {
     if /usr/bin/python3 -c 'import numpy' 2>/dev/null; then echo /usr/bin/python3; fi

@@ -6,10 +6,7 @@
 # and int8 bases (codes untouched, peak RSS below LoRA on the float base).
 . "$(dirname "$0")/lib.sh"
 
-L=/usr/share/common-licenses
-if [ -r "$L/GPL-3" ]; then cp "$L/GPL-3" text.txt; else
-    for i in $(seq 400); do echo "line $i: the quick brown fox jumps over the lazy dog"; done >text.txt
-fi
+training_text text.txt
 head -c 20000 text.txt >a.txt
 tail -c 20000 text.txt >b.txt
 tiny="--batch 4 --threads 1"

@@ -3,10 +3,7 @@
 # sample, sampling determinism, evaluation output, and bad input.
 . "$(dirname "$0")/lib.sh"
 
-L=/usr/share/common-licenses
-if [ -r "$L/GPL-3" ]; then head -c 30000 "$L/GPL-3" >text.txt; else
-    for i in $(seq 600); do echo "line $i: the quick brown fox jumps over the lazy dog"; done >text.txt
-fi
+training_text text.txt 30000
 llm-train --data text.txt --out m.llmt --dim 32 --layers 2 --heads 4 --kv-heads 2 --seq 48 --batch 4 \
     --steps 30 --eval-every 0 --threads 1 -q --sample 30 --prompt "The" >sample.txt 2>train.err ||
     fail "train a model" "$(cat train.err)"

@@ -4,10 +4,7 @@
 # report against RTN's, SmoothQuant's float equivalence, and bad input.
 . "$(dirname "$0")/lib.sh"
 
-L=/usr/share/common-licenses
-if [ -r "$L/GPL-3" ]; then head -c 30000 "$L/GPL-3" >text.txt; else
-    for i in $(seq 600); do echo "line $i: the quick brown fox jumps over the lazy dog"; done >text.txt
-fi
+training_text text.txt 30000
 head -c 8000 text.txt >calib.txt
 llm-train --data text.txt --out m.llmt --dim 64 --layers 2 --heads 4 --kv-heads 2 --seq 64 --batch 8 \
     --steps 150 --eval-every 0 --threads 2 -q 2>train.err || fail "train a model" "$(cat train.err)"

@@ -3,10 +3,7 @@
 # bit, SIGINT, continual pre-training on new text.
 . "$(dirname "$0")/lib.sh"
 
-L=/usr/share/common-licenses
-if [ -r "$L/GPL-3" ]; then cp "$L/GPL-3" text.txt; else
-    for i in $(seq 400); do echo "line $i: the quick brown fox jumps over the lazy dog"; done >text.txt
-fi
+training_text text.txt
 head -c 20000 text.txt >a.txt
 tail -c 20000 text.txt >b.txt
 tiny="--dim 32 --layers 2 --heads 4 --kv-heads 2 --seq 32 --batch 4 --threads 1"

@@ -6,10 +6,7 @@
 # model, one thread per rank, on this machine.
 . "$(dirname "$0")/lib.sh"
 
-L=/usr/share/common-licenses
-if [ -r "$L/GPL-3" ]; then cp "$L/GPL-3" text.txt; else
-    for i in $(seq 600); do echo "line $i: the quick brown fox jumps over the lazy dog"; done >text.txt
-fi
+training_text text.txt
 head -c 20000 text.txt >a.txt
 tiny="--dim 32 --layers 2 --heads 4 --kv-heads 2 --seq 32 --batch 4 --threads 1"
 export OMP_NUM_THREADS=1
