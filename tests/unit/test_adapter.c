@@ -228,6 +228,18 @@ static void check_adapter_gradient(ref *r, double *aw, const float *agrad, const
 
 /* ---- tests ---- */
 
+/* T inputs: the first n_virtual the virtual tokens V, V+1, ..., the rest
+ * random ids; T targets, the first n_masked -1 (not scored), the rest random. */
+static void random_tokens(int32_t *in, int32_t *tg, int T, int V, int n_virtual, int n_masked,
+                          unsigned long long seed)
+{
+    unsigned long long rng = seed;
+    for (int t = 0; t < T; t++) {
+        in[t] = t < n_virtual ? V + t : (int32_t)(check_uniform(&rng) * V);
+        tg[t] = t < n_masked ? -1 : (int32_t)(check_uniform(&rng) * V);
+    }
+}
+
 static void test_gradients(void)
 {
     llm_error err = {0};
@@ -238,11 +250,7 @@ static void test_gradients(void)
     CHECK_OK(llm_adapter_attach(&m, &ad, &err));
     int T = 10, V = m.cfg.vocab;
     int32_t in[10], tg[10];
-    unsigned long long rng = 23;
-    for (int t = 0; t < T; t++) {
-        in[t] = t < 3 ? V + t : (int32_t)(check_uniform(&rng) * V);
-        tg[t] = t < 2 ? -1 : (int32_t)(check_uniform(&rng) * V);
-    }
+    random_tokens(in, tg, T, V, 3, 2, 23);
     llm_acts a;
     CHECK_OK(llm_acts_init(&a, &m.cfg, 1, T, &err));
     CHECK_OK(llm_acts_lora(&a, &m.cfg, ad.cfg.rank, &err));
@@ -541,11 +549,7 @@ static void test_qlora_gradients(void)
     CHECK_OK(llm_adapter_attach(&m, &ad, &err));
     int T = 10, V = m.cfg.vocab;
     int32_t in[10], tg[10];
-    unsigned long long rng = 29;
-    for (int t = 0; t < T; t++) {
-        in[t] = t < 2 ? V + t : (int32_t)(check_uniform(&rng) * V);
-        tg[t] = t < 3 ? -1 : (int32_t)(check_uniform(&rng) * V);
-    }
+    random_tokens(in, tg, T, V, 2, 3, 29);
     llm_acts a;
     CHECK_OK(llm_acts_init(&a, &m.cfg, 1, T, &err));
     CHECK_OK(llm_acts_lora(&a, &m.cfg, ad.cfg.rank, &err));
