@@ -120,24 +120,15 @@ static void amaxes(const llm_calib_entry *e, const options *o, const int *list, 
             llm_die(LLM_EXIT_DATA, "%s: %s", e->name, err.msg);
 }
 
-/* Every entry's thresholds ([entry][LLM_CALIB_METHODS], malloc'd), the
- * entries shared among `threads` threads: the MSE and entropy searches cost
- * milliseconds per tensor, and come after the whole input has been read. */
+/* Every entry's thresholds ([entry][LLM_CALIB_METHODS], malloc'd). */
 static double *all_amaxes(const llm_calib *c, const options *o, int threads)
 {
-    int list[LLM_CALIB_METHODS], n = method_list(o->methods, list), count = llm_calib_count(c);
-    double *amax = malloc((size_t)count * LLM_CALIB_METHODS * sizeof *amax);
-    int *failed = calloc((size_t)count, sizeof *failed);
-    if (!amax || !failed) llm_die(LLM_EXIT_DATA, "out of memory");
-#pragma omp parallel for schedule(dynamic) num_threads(threads)
-    for (int i = 0; i < count; i++)
-        for (int k = 0; k < n; k++)
-            if (llm_calib_amax(&llm_calib_entry_at(c, i)->hist, (llm_calib_method)list[k], o->percentile,
-                               &amax[(size_t)i * LLM_CALIB_METHODS + k], NULL) < 0)
-                failed[i] = 1;
-    for (int i = 0; i < count; i++) /* again, alone, for the message */
-        if (failed[i]) amaxes(llm_calib_entry_at(c, i), o, list, n, amax + (size_t)i * LLM_CALIB_METHODS);
-    free(failed);
+    int list[LLM_CALIB_METHODS], n = method_list(o->methods, list);
+    double *amax = malloc(((size_t)llm_calib_count(c) + 1) * LLM_CALIB_METHODS * sizeof *amax);
+    if (!amax) llm_die(LLM_EXIT_DATA, "out of memory");
+    llm_error err = {0};
+    if (llm_calib_amax_all(c, list, n, o->percentile, threads, amax, &err) < 0)
+        llm_die(LLM_EXIT_DATA, "%s", err.msg);
     return amax;
 }
 

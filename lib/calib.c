@@ -847,3 +847,25 @@ int llm_calib_table_scale(const llm_calib_table *t, const char *input, const cha
     *scale = e->data[k] > 0 ? e->data[k] : 1.0f;
     return 0;
 }
+
+int llm_calib_amax_all(const llm_calib *c, const int *methods, int n, double percentile, int threads,
+                       double *amax, llm_error *err)
+{
+    int count = llm_calib_count(c);
+    int *failed = calloc((size_t)count + 1, sizeof *failed);
+    if (!failed) return llm_error_set(err, LLM_ERR_NOMEM, "out of memory");
+#pragma omp parallel for schedule(dynamic) num_threads(threads > 0 ? threads : 1)
+    for (int i = 0; i < count; i++)
+        for (int k = 0; k < n; k++)
+            if (llm_calib_amax(&llm_calib_entry_at(c, i)->hist, (llm_calib_method)methods[k], percentile,
+                               &amax[(size_t)i * LLM_CALIB_METHODS + k], NULL) < 0)
+                failed[i] = 1;
+    int rc = 0;
+    for (int i = 0; rc == 0 && i < count; i++) /* again, alone, for the message */
+        for (int k = 0; failed[i] && rc == 0 && k < n; k++)
+            if ((rc = llm_calib_amax(&llm_calib_entry_at(c, i)->hist, (llm_calib_method)methods[k], percentile,
+                                     &amax[(size_t)i * LLM_CALIB_METHODS + k], err)) < 0)
+                llm_error_prefix(err, "%s", llm_calib_entry_at(c, i)->name);
+    free(failed);
+    return rc;
+}

@@ -150,6 +150,14 @@ int llm_calib_add(llm_calib *c, const char *name, llm_dtype dtype, const llm_sha
 int llm_calib_count(const llm_calib *c);
 const llm_calib_entry *llm_calib_entry_at(const llm_calib *c, int i);
 
+/* The thresholds of every entry by each of the n methods in methods[]:
+ * amax[i * LLM_CALIB_METHODS + k] for entry i and methods[k], the entries
+ * shared among `threads` threads (the MSE and entropy searches cost
+ * milliseconds per tensor).  0, or the first failing entry's error with its
+ * name in front. */
+int llm_calib_amax_all(const llm_calib *c, const int *methods, int n, double percentile, int threads,
+                       double *amax, llm_error *err);
+
 /* ---- reading a calibration table (llm-calib's output) ----
  *
  * The records llm-quant uses, per input N (llm-calib(1), llm-tensor(5)):

@@ -449,6 +449,37 @@ static void test_stream_aggregation(void)
 /* NaN and Inf name the tensor, record and element, or are counted when
  * skipped; integer dtypes, changing widths and truncated streams are errors;
  * f16 and bf16 count as the floats they hold. */
+/* Every entry's thresholds at once, on 1 and 3 threads, equal each entry's
+ * llm_calib_amax; a failing method is reported with the entry's name. */
+static void test_amax_all(void)
+{
+    llm_error err = {0};
+    const char *path = write_acts("all.llmt", 4, 6, 30, 16, 2);
+    int rc;
+    llm_calib *c = calib_file(path, &(llm_calib_opts){.threads = 1}, &rc, &err);
+    CHECK_OK(rc);
+    const int methods[4] = {LLM_CALIB_MAX, LLM_CALIB_PERCENTILE, LLM_CALIB_MSE, LLM_CALIB_ENTROPY};
+    int count = llm_calib_count(c);
+    CHECK(count == 4);
+    double *one = malloc(sizeof(double) * count * LLM_CALIB_METHODS),
+           *three = malloc(sizeof(double) * count * LLM_CALIB_METHODS);
+    CHECK_OK(llm_calib_amax_all(c, methods, 4, 99.9, 1, one, &err));
+    CHECK_OK(llm_calib_amax_all(c, methods, 4, 99.9, 3, three, &err));
+    int same = 1;
+    for (int i = 0; i < count; i++)
+        for (int k = 0; k < 4; k++) {
+            double want;
+            CHECK_OK(llm_calib_amax(&llm_calib_entry_at(c, i)->hist, (llm_calib_method)methods[k], 99.9, &want, &err));
+            same &= one[i * LLM_CALIB_METHODS + k] == want && three[i * LLM_CALIB_METHODS + k] == want;
+        }
+    CHECK_MSG(same, "llm_calib_amax_all differs from llm_calib_amax");
+    rc = llm_calib_amax_all(c, methods, 4, 250.0, 2, one, &err); /* a percentile out of range */
+    CHECK_MSG(rc < 0 && !strncmp(err.msg, llm_calib_entry_at(c, 0)->name, strlen(llm_calib_entry_at(c, 0)->name)),
+              "rc %d: %s", rc, err.msg);
+    free(one), free(three);
+    llm_calib_free(c);
+}
+
 static void test_bad_input(void)
 {
     llm_error err = {0};
@@ -669,6 +700,7 @@ int main(void)
     RUN(test_entropy_against_brute_force);
     RUN(test_degenerate_histograms);
     RUN(test_stream_aggregation);
+    RUN(test_amax_all);
     RUN(test_bad_input);
     RUN(test_table_read);
     RUN(test_table_bad_input);
