@@ -233,7 +233,7 @@ static void save(const char *path, llm_trainer *t)
 {
     llm_error err = {0};
     if (t->m->adapter) { /* the base is untouched: the adapter alone */
-        if (llm_adapter_save(path, t->m->adapter, &err) < 0) fatal("%s", err.msg);
+        if (llm_adapter_save(path, t->m->adapter, &t->optim, &t->st, &err) < 0) fatal("%s", err.msg);
         return;
     }
     if (!t->comm) {
