@@ -71,6 +71,36 @@ static int write_qlinear(llm_writer *w, const char *name, const llm_qlinear *q, 
     return llm_writer_record(w, &z, q->zero, err);
 }
 
+int llm_ckpt_write_train(llm_writer *w, const llm_ckpt_train *t, int64_t optim_t, llm_error *err)
+{
+    const llm_optim_config *oc = &t->optim;
+    attr_list tr = {0};
+    add(&tr, "step", "%" PRId64, t->step);
+    add(&tr, "tokens", "%" PRId64, t->tokens);
+    add(&tr, "optim", "%s", llm_optim_name(oc->kind));
+    add(&tr, "lr", "%a", (double)oc->lr);
+    add(&tr, "min_lr", "%a", (double)oc->min_lr);
+    add(&tr, "warmup", "%" PRId64, oc->warmup);
+    add(&tr, "steps", "%" PRId64, oc->steps);
+    add(&tr, "beta1", "%a", (double)oc->beta1);
+    add(&tr, "beta2", "%a", (double)oc->beta2);
+    add(&tr, "eps", "%a", (double)oc->eps);
+    add(&tr, "weight_decay", "%a", (double)oc->weight_decay);
+    add(&tr, "clip", "%a", (double)oc->clip);
+    add(&tr, "optim_t", "%" PRId64, optim_t);
+    add(&tr, "batch", "%d", t->batch);
+    add(&tr, "seq", "%d", t->seq);
+    add(&tr, "accum", "%d", t->accum);
+    add(&tr, "seed", "%" PRIu64, t->seed);
+    add(&tr, "data_hash", "%016" PRIx64, t->data_hash);
+    add(&tr, "val_frac", "%a", t->val_frac);
+    for (int i = 0; i < 4; i++) {
+        static const char *const keys[4] = {"rng0", "rng1", "rng2", "rng3"};
+        add(&tr, keys[i], "%016" PRIx64, t->rng.s[i]);
+    }
+    return write_meta(w, "train", &tr, err);
+}
+
 static int save_all(llm_writer *w, const llm_model *m, const llm_optim *o,
                     const llm_ckpt_train *t, llm_error *err)
 {
@@ -96,34 +126,7 @@ static int save_all(llm_writer *w, const llm_model *m, const llm_optim *o,
         }
     TRY(write_meta(w, "config", &l, err));
     TRY(llm_tok_write(&m->tok, w, err));
-    if (t) {
-        const llm_optim_config *oc = &t->optim;
-        attr_list tr = {0};
-        add(&tr, "step", "%" PRId64, t->step);
-        add(&tr, "tokens", "%" PRId64, t->tokens);
-        add(&tr, "optim", "%s", llm_optim_name(oc->kind));
-        add(&tr, "lr", "%a", (double)oc->lr);
-        add(&tr, "min_lr", "%a", (double)oc->min_lr);
-        add(&tr, "warmup", "%" PRId64, oc->warmup);
-        add(&tr, "steps", "%" PRId64, oc->steps);
-        add(&tr, "beta1", "%a", (double)oc->beta1);
-        add(&tr, "beta2", "%a", (double)oc->beta2);
-        add(&tr, "eps", "%a", (double)oc->eps);
-        add(&tr, "weight_decay", "%a", (double)oc->weight_decay);
-        add(&tr, "clip", "%a", (double)oc->clip);
-        add(&tr, "optim_t", "%" PRId64, o ? o->t : 0);
-        add(&tr, "batch", "%d", t->batch);
-        add(&tr, "seq", "%d", t->seq);
-        add(&tr, "accum", "%d", t->accum);
-        add(&tr, "seed", "%" PRIu64, t->seed);
-        add(&tr, "data_hash", "%016" PRIx64, t->data_hash);
-        add(&tr, "val_frac", "%a", t->val_frac);
-        for (int i = 0; i < 4; i++) {
-            static const char *const keys[4] = {"rng0", "rng1", "rng2", "rng3"};
-            add(&tr, keys[i], "%016" PRIx64, t->rng.s[i]);
-        }
-        TRY(write_meta(w, "train", &tr, err));
-    }
+    if (t) TRY(llm_ckpt_write_train(w, t, o ? o->t : 0, err));
     for (int i = 0; i < m->n_tensors; i++) {
         const llm_param_tensor *pt = &m->tensors[i];
         int slot = m->qlin ? llm_qlinear_slot(pt->name, c->n_layers) : -1;
@@ -220,7 +223,7 @@ static int parse_config(const llm_record *rec, llm_config *c, llm_error *err)
     return llm_config_check(c, err);
 }
 
-static int parse_train(const llm_record *rec, llm_ckpt_train *t, int64_t *optim_t, llm_error *err)
+int llm_ckpt_parse_train(const llm_record *rec, llm_ckpt_train *t, int64_t *optim_t, llm_error *err)
 {
     memset(t, 0, sizeof *t);
     long long v;
@@ -264,6 +267,10 @@ static int parse_train(const llm_record *rec, llm_ckpt_train *t, int64_t *optim_
     for (int i = 0; i < 4; i++) {
         static const char *const keys[4] = {"rng0", "rng1", "rng2", "rng3"};
         TRY(attr_u64(rec, keys[i], 16, &t->rng.s[i], err));
+    }
+    if (llm_optim_check(oc, err) < 0) {
+        err->code = LLM_ERR_FORMAT;
+        return llm_error_prefix(err, "%s", rec->name);
     }
     return 0;
 }
@@ -394,7 +401,7 @@ static int load_all(llm_reader *r, llm_model *m, llm_optim *o, llm_ckpt_train *t
         if (rec->kind == LLM_RECORD_META) {
             if (!strcmp(rec->name, "tokenizer")) rc = llm_tok_read(&m->tok, r, rec, err);
             else if (!strcmp(rec->name, "train")) {
-                rc = parse_train(rec, train, &optim_t, err);
+                rc = llm_ckpt_parse_train(rec, train, &optim_t, err);
                 *has_train = rc == 0;
                 if (rc == 0 && o) {
                     rc = llm_optim_init(o, &train->optim, m->n_params, err);

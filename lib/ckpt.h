@@ -28,6 +28,7 @@
 #include "model.h"
 #include "optim.h"
 #include "rng.h"
+#include "stream.h"
 
 /* Where a training run stands: enough to resume it exactly. */
 typedef struct llm_ckpt_train {
@@ -59,6 +60,14 @@ int llm_ckpt_load(const char *path, llm_model *m, llm_optim *o, llm_ckpt_train *
  * (m->qlin; their float views are left unused, never filled).  Training
  * state is ignored.  llm_ckpt_load refuses quantized checkpoints. */
 int llm_ckpt_load_model(const char *path, llm_model *m, llm_error *err);
+
+/* The "train" metadata record, which checkpoints and adapter streams share:
+ * llm_ckpt_write_train writes t with optim_t, the optimizer's own step count
+ * (llm_optim.t, for bias correction); llm_ckpt_parse_train reads rec back,
+ * every attribute present and in range and the optimizer settings usable
+ * (llm_optim_check), else LLM_ERR_FORMAT. */
+int llm_ckpt_write_train(llm_writer *w, const llm_ckpt_train *t, int64_t optim_t, llm_error *err);
+int llm_ckpt_parse_train(const llm_record *rec, llm_ckpt_train *t, int64_t *optim_t, llm_error *err);
 
 /* FNV-1a fingerprint of n token ids. */
 uint64_t llm_ckpt_hash_tokens(const int32_t *tokens, int64_t n);

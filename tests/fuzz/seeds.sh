@@ -49,11 +49,16 @@ if [ "$target" = fuzz_ckpt ]; then # a tiny float model and its int8 and int4 tw
     rm -f "$dir/text.txt" "$dir/f.llmt"
 fi
 if [ "$target" = fuzz_adapter ]; then
-    # a tiny base and a LoRA + prompt-tuning adapter for it
+    # a tiny base and LoRA + prompt-tuning adapters for it, with their training
+    # state (AdamW: two moments; Lion: one), also as raw streams to mutate
     for i in $(seq 60); do echo "line $i of a small text for a small model"; done >"$dir/t.txt"
     "$bin/llm-train" --data "$dir/t.txt" --out "$dir/b.llmt" --dim 8 --layers 1 --heads 2 --seq 8 --steps 1 -q &&
         "$bin/llm-train" --init "$dir/b.llmt" --data "$dir/t.txt" --out "$dir/a.llmt" --lora 1 \
-            --lora-targets wq,w2 --prompt-tune 2 --steps 1 -q
+            --lora-targets wq,w2 --prompt-tune 2 --steps 1 -q &&
+        "$bin/llm-train" --init "$dir/b.llmt" --data "$dir/t.txt" --out "$dir/lion.llmt" --lora 1 \
+            --lora-targets wv --optim lion --steps 1 -q &&
+        "$bin/llm-tensor" cat --raw -o "$dir/a-raw.llmt" "$dir/a.llmt" &&
+        "$bin/llm-tensor" cat --raw -o "$dir/lion-raw.llmt" "$dir/lion.llmt"
     rm -f "$dir/t.txt" "$dir/b.llmt"
 fi
 exit 0
