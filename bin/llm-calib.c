@@ -289,11 +289,10 @@ int main(int argc, char **argv)
     options o;
     int first = parse(argc, argv, &o);
     llm_calib_opts co = {.bins = (int)o.bins, .per_channel = o.per_channel, .skip_nonfinite = o.skip,
-                         .threads = (int)o.threads, .report = o.report ? o.methods : 0, .percentile = o.percentile};
+                         .report = o.report ? o.methods : 0, .percentile = o.percentile};
     llm_error err = {0};
     llm_calib *c;
     int threads = o.threads ? (int)o.threads : omp_get_max_threads();
-    if (threads >= 2) co.threads = 1; /* the decoding threads keep this one counting */
     if (llm_calib_create(&c, &co, &err) < 0) llm_die(LLM_EXIT_USAGE, "%s", err.msg);
     static char *stdin_only[] = {"-"};
     char **paths = first < argc ? argv + first : stdin_only;

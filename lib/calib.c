@@ -9,10 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 static const char *const method_names[LLM_CALIB_METHODS] = {"max", "percentile", "mse", "entropy"};
 
 const char *llm_calib_method_name(int method)
@@ -57,21 +53,15 @@ void llm_calib_hist_free(llm_calib_hist *h)
     memset(h, 0, sizeof *h);
 }
 
-void llm_calib_hist_clear(llm_calib_hist *h)
-{
-    memset(h->count, 0, (size_t)h->bins * sizeof *h->count);
-    h->total = 0;
-    h->absmax = 0;
-    h->min = INFINITY, h->max = -INFINITY;
-}
-
 /* How many halvings take range `big` to `small` (both powers of two). */
 static int doublings(double big, double small)
 {
     return ilogb(big) - ilogb(small);
 }
 
-void llm_calib_hist_grow(llm_calib_hist *h, double range)
+/* Widens the range to at least `range` (rounded up to a power of two),
+ * merging bins; a range below the current one changes nothing. */
+static void grow(llm_calib_hist *h, double range)
 {
     if (!(range > h->range)) return;
     int e;
@@ -107,7 +97,7 @@ void llm_calib_hist_add(llm_calib_hist *h, const float *x, size_t n)
          * most), so a value's bin never depends on rounding */
         double a = fabsf(v);
         if (a >= range && a > 0) {
-            llm_calib_hist_grow(h, pow2_above(a));
+            grow(h, pow2_above(a));
             range = h->range, inv = h->bins / range;
         }
         count[(size_t)(a * inv)]++;
@@ -116,22 +106,6 @@ void llm_calib_hist_add(llm_calib_hist *h, const float *x, size_t n)
     if (mn < h->min) h->min = mn;
     if (mx > h->max) h->max = mx;
     h->absmax = fmax(-h->min, h->max);
-}
-
-void llm_calib_hist_merge(llm_calib_hist *into, const llm_calib_hist *from)
-{
-    if (from->total == 0) return;
-    llm_calib_hist_grow(into, from->range);
-    if (from->range == 0) {
-        into->count[0] += from->count[0];
-    } else {
-        int s = into->range > 0 ? doublings(into->range, from->range) : 0;
-        for (int j = 0; j < from->bins; j++) into->count[s >= 31 ? 0 : j >> s] += from->count[j];
-    }
-    into->total += from->total;
-    if (from->min < into->min) into->min = from->min;
-    if (from->max > into->max) into->max = from->max;
-    into->absmax = fmax(-into->min, into->max);
 }
 
 int llm_calib_hist_top(const llm_calib_hist *h)
@@ -316,15 +290,6 @@ typedef struct job {
     int last;          /* the record's last chunk */
 } job;
 
-/* What one counting thread accumulates over its slice of a chunk. */
-typedef struct tally {
-    llm_calib_hist h;
-    float *chan;        /* [chan_cap] */
-    int64_t chan_cap;
-    uint64_t nonfinite;
-    int64_t first_bad;  /* job element index of the first NaN/Inf, -1: none */
-} tally;
-
 /* Where a stream's records come from while it is being read. */
 typedef struct source {
     llm_reader *r;           /* NULL for a tensor in memory */
@@ -371,7 +336,7 @@ int llm_calib_create(llm_calib **out, const llm_calib_opts *opts, llm_error *err
     c->opts = opts ? *opts : (llm_calib_opts){0};
     if (!c->opts.bins) c->opts.bins = LLM_CALIB_BINS;
     if (!c->opts.percentile) c->opts.percentile = 99.99;
-    if (c->opts.bins < LLM_CALIB_MIN_BINS || c->opts.bins > LLM_CALIB_MAX_BINS || c->opts.threads < 0 ||
+    if (c->opts.bins < LLM_CALIB_MIN_BINS || c->opts.bins > LLM_CALIB_MAX_BINS ||
         !(c->opts.percentile > 0 && c->opts.percentile <= 100)) {
         free(c);
         return llm_error_set(err, LLM_ERR_ARG, "calibration options out of range (bins %d, percentile %g)",
@@ -589,50 +554,35 @@ static int64_t first_nonfinite(const float *x, size_t n)
     return -1;
 }
 
-/* Counts x[a..b) of a job into t. */
-static void count_slice(const job *j, size_t a, size_t b, int skip_nonfinite, tally *t)
-{
-    const float *x = j->x + a;
-    size_t n = b - a;
-    int64_t bad = first_nonfinite(x, n);
-    if (bad >= 0) {
-        if (t->first_bad < 0) t->first_bad = (int64_t)a + bad;
-        if (!skip_nonfinite) return;
-        for (size_t i = 0; i < n; i++) {
-            if (isfinite(x[i])) llm_calib_hist_add(&t->h, x + i, 1);
-            else t->nonfinite++;
-        }
-    } else {
-        llm_calib_hist_add(&t->h, x, n);
-    }
-    if (!t->chan) return;
-    for (size_t r = 0; r < n; r += (size_t)j->width)
-        for (int64_t k = 0; k < j->width; k++) {
-            float v = fabsf(x[r + (size_t)k]);
-            /* NaN never compares greater; Inf is only here when skipped */
-            if (v > t->chan[k] && (bad < 0 || v <= FLT_MAX)) t->chan[k] = v;
-        }
-}
-
-/* Folds the tallies of a chunk into its entry; fails on NaN/Inf unless skipping. */
-static int job_finish(llm_calib *c, const job *j, tally *tl, int n_tally, llm_error *err)
+/* Counts a chunk into its entry; fails on NaN/Inf unless skipping them. */
+static int count_job(llm_calib *c, const job *j, llm_error *err)
 {
     llm_calib_entry *e = j->e;
-    int64_t bad = -1;
-    for (int w = 0; w < n_tally; w++)
-        if (tl[w].first_bad >= 0 && (bad < 0 || tl[w].first_bad < bad)) bad = tl[w].first_bad;
+    const float *x = j->x;
+    int64_t bad = first_nonfinite(x, j->n);
     if (bad >= 0 && !c->opts.skip_nonfinite)
         return llm_error_set(err, LLM_ERR_FORMAT, "%s: record %llu%s%s%s: element %llu is %s (--skip-nonfinite skips such values)",
                              e->name, (unsigned long long)j->record, j->seq[0] ? " (seq=" : "", j->seq,
                              j->seq[0] ? ")" : "", (unsigned long long)(j->offset + (uint64_t)bad),
-                             isnan(j->x[bad]) ? "NaN" : j->x[bad] > 0 ? "+Inf" : "-Inf");
-    for (int w = 0; w < n_tally; w++) {
-        llm_calib_hist_merge(&e->hist, &tl[w].h);
-        e->nonfinite += tl[w].nonfinite;
-        if (e->channel_absmax)
-            for (int64_t k = 0; k < j->width; k++)
-                if (tl[w].chan[k] > e->channel_absmax[k]) e->channel_absmax[k] = tl[w].chan[k];
+                             isnan(x[bad]) ? "NaN" : x[bad] > 0 ? "+Inf" : "-Inf");
+    if (bad < 0) {
+        llm_calib_hist_add(&e->hist, x, j->n);
+    } else { /* the finite runs between the skipped values */
+        size_t run = 0;
+        for (size_t i = 0; i <= j->n; i++) {
+            if (i < j->n && isfinite(x[i])) continue;
+            llm_calib_hist_add(&e->hist, x + run, i - run);
+            if (i < j->n) e->nonfinite++;
+            run = i + 1;
+        }
     }
+    if (e->channel_absmax)
+        for (size_t r = 0; r < j->n; r += (size_t)j->width)
+            for (int64_t k = 0; k < j->width; k++) {
+                float v = fabsf(x[r + (size_t)k]);
+                /* NaN never compares greater; Inf is only here when skipped */
+                if (v > e->channel_absmax[k] && v <= FLT_MAX) e->channel_absmax[k] = v;
+            }
     if (!j->last) return 0;
     e->records++;
     /* the report's snapshots: at 32, 64, 128, ... records */
@@ -648,90 +598,16 @@ static int job_finish(llm_calib *c, const job *j, tally *tl, int n_tally, llm_er
     return 0;
 }
 
-/* Gets each tally ready for a chunk of j: empty, at the entry's range, with
- * room for its channels. */
-static int tallies_reset(tally *tl, int n, const job *j, int per_channel, llm_error *err)
-{
-    for (int w = 0; w < n; w++) {
-        tally *t = &tl[w];
-        llm_calib_hist_clear(&t->h);
-        t->h.range = j->e->hist.range;
-        t->nonfinite = 0;
-        t->first_bad = -1;
-        if (per_channel) {
-            if (j->width > t->chan_cap) {
-                float *p = realloc(t->chan, (size_t)j->width * sizeof *p);
-                if (!p) return llm_error_set(err, LLM_ERR_NOMEM, "out of memory");
-                t->chan = p, t->chan_cap = j->width;
-            }
-            memset(t->chan, 0, (size_t)j->width * sizeof *t->chan);
-        }
-    }
-    return 0;
-}
-
-/* The whole loop: with one thread, read a chunk then count it; with more,
- * thread 0 reads chunk k + 1 while the others count chunk k (split by rows). */
+/* The whole loop: read a chunk, count it. */
 static int run(llm_calib *c, source *s, llm_error *err)
 {
-    int nt = c->opts.threads;
-#ifdef _OPENMP
-    if (nt == 0) nt = omp_get_max_threads();
-#endif
-    if (nt < 1 || !s->r) nt = 1;
-    int workers = nt > 1 ? nt - 1 : 1;
-    tally *tl = calloc((size_t)workers, sizeof *tl);
-    float *buf[2] = {NULL, NULL};
-    size_t cap[2] = {0, 0};
-    int rc = tl ? 0 : llm_error_set(err, LLM_ERR_NOMEM, "out of memory");
-    for (int w = 0; rc == 0 && w < workers; w++) rc = llm_calib_hist_init(&tl[w].h, c->opts.bins, err);
-    job cur, next;
-    int have = rc == 0 ? next_job(c, s, &cur, &buf[0], &cap[0], err) : rc;
-    int k = 0;
-    while (have > 0) {
-        rc = tallies_reset(tl, workers, &cur, c->opts.per_channel, err);
-        if (rc < 0) break;
-        llm_error read_err = {0};
-        int next_have = 0;
-        if (nt == 1) {
-            count_slice(&cur, 0, cur.n, c->opts.skip_nonfinite, &tl[0]);
-        } else {
-#pragma omp parallel num_threads(nt)
-            {
-#ifdef _OPENMP
-                int t = omp_get_thread_num();
-#else
-                int t = 0;
-#endif
-                if (t == 0) {
-                    next_have = next_job(c, s, &next, &buf[1 - k], &cap[1 - k], &read_err);
-                } else {
-                    size_t rows = cur.n / (size_t)cur.width, w = (size_t)t - 1;
-                    size_t a = rows * w / (size_t)workers * (size_t)cur.width;
-                    size_t b = rows * (w + 1) / (size_t)workers * (size_t)cur.width;
-                    count_slice(&cur, a, b, c->opts.skip_nonfinite, &tl[w]);
-                }
-            }
-        }
-        rc = job_finish(c, &cur, tl, workers, err);
-        if (rc < 0) break;
-        if (nt == 1) next_have = next_job(c, s, &next, &buf[1 - k], &cap[1 - k], &read_err);
-        if (next_have < 0) {
-            *err = read_err;
-            rc = next_have;
-            break;
-        }
-        have = next_have;
-        cur = next;
-        k = 1 - k;
-    }
-    if (have < 0) rc = have;
-    for (int w = 0; tl && w < workers; w++) {
-        llm_calib_hist_free(&tl[w].h);
-        free(tl[w].chan);
-    }
-    free(tl);
-    free(buf[0]), free(buf[1]);
+    float *buf = NULL;
+    size_t cap = 0;
+    job j;
+    int rc;
+    while ((rc = next_job(c, s, &j, &buf, &cap, err)) > 0)
+        if ((rc = count_job(c, &j, err)) < 0) break;
+    free(buf);
     return rc;
 }
 

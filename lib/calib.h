@@ -65,15 +65,8 @@ typedef struct llm_calib_hist {
 int llm_calib_hist_init(llm_calib_hist *h, int bins, llm_error *err);
 /* Frees the counts; h may be NULL. */
 void llm_calib_hist_free(llm_calib_hist *h);
-/* Empties h, keeping its range. */
-void llm_calib_hist_clear(llm_calib_hist *h);
 /* Counts x[0..n) (every one finite: the caller filters NaN and Inf). */
 void llm_calib_hist_add(llm_calib_hist *h, const float *x, size_t n);
-/* Widens the range to at least `range` (rounded up to a power of two),
- * merging bins; a range below the current one changes nothing. */
-void llm_calib_hist_grow(llm_calib_hist *h, double range);
-/* Adds `from` into `into` (same bin count; either may have the larger range). */
-void llm_calib_hist_merge(llm_calib_hist *into, const llm_calib_hist *from);
 
 /* The bin count past the largest value: thresholds j * range / bins for
  * j = 1..llm_calib_hist_top(h) are the candidates the MSE and entropy methods
@@ -102,7 +95,6 @@ typedef struct llm_calib_opts {
     int bins;           /* 0: LLM_CALIB_BINS */
     int per_channel;    /* keep the max |x| of each channel (last dimension) */
     int skip_nonfinite; /* count NaN and Inf and go on, instead of failing */
-    int threads;        /* 0: OpenMP's default; 2 or more: one reads while the others count */
     unsigned report;    /* bit mask of methods (1 << llm_calib_method) to snapshot as records arrive */
     double percentile;  /* for the report's percentile method; 0: 99.99 */
 } llm_calib_opts;
@@ -138,7 +130,7 @@ void llm_calib_free(llm_calib *c);
  * of its name.  Records must hold floating-point values (f32, f16, bf16,
  * f64); NaN or Inf fails with the name, record and element unless
  * skip_nonfinite.  With --per-channel every record of a name must share its
- * last dimension.  Reading and counting overlap on two or more threads.
+ * last dimension.
  * 0 or a negative LLM_ERR_*; the entries keep what was added before an error. */
 int llm_calib_add_stream(llm_calib *c, llm_reader *r, llm_error *err);
 
