@@ -234,11 +234,12 @@ static void write_curve(const llm_calib *c, const options *o)
     if (top == 0) llm_die(LLM_EXIT_DATA, "--curve: %s: every value is zero: no thresholds to compare", o->curve);
     double *mse = malloc((size_t)top * sizeof *mse), *kl = malloc((size_t)top * sizeof *kl);
     if (!mse || !kl) llm_die(LLM_EXIT_DATA, "out of memory");
-    llm_calib_curves(&e->hist, mse, kl);
+    llm_error err = {0};
+    if (llm_calib_curves(&e->hist, mse, kl, &err) < 0) llm_die(LLM_EXIT_DATA, "%s: %s", o->curve, err.msg);
     llm_outfile *f;
     FILE *fp = text_open(o, &f);
     fprintf(fp, "bin\tthreshold\tmse\tkl\n");
-    double width = e->hist.range / e->hist.bins;
+    double width = e->hist.absmax / e->hist.bins;
     for (int j = 1; j <= top; j++) fprintf(fp, "%d\t%.9g\t%.9g\t%.9g\n", j, j * width, mse[j - 1], kl[j - 1]);
     text_close(fp, f);
     free(mse), free(kl);
