@@ -234,11 +234,12 @@ static void write_curve(const llm_calib *c, const options *o)
     if (top == 0) llm_die(LLM_EXIT_DATA, "--curve: %s: every value is zero: no thresholds to compare", o->curve);
     double *mse = malloc((size_t)top * sizeof *mse), *kl = malloc((size_t)top * sizeof *kl);
     if (!mse || !kl) llm_die(LLM_EXIT_DATA, "out of memory");
-    llm_calib_curves(&e->hist, mse, kl);
+    llm_error err = {0};
+    if (llm_calib_curves(&e->hist, mse, kl, &err) < 0) llm_die(LLM_EXIT_DATA, "%s: %s", o->curve, err.msg);
     llm_outfile *f;
     FILE *fp = text_open(o, &f);
     fprintf(fp, "bin\tthreshold\tmse\tkl\n");
-    double width = e->hist.range / e->hist.bins;
+    double width = e->hist.absmax / e->hist.bins;
     for (int j = 1; j <= top; j++) fprintf(fp, "%d\t%.9g\t%.9g\t%.9g\n", j, j * width, mse[j - 1], kl[j - 1]);
     text_close(fp, f);
     free(mse), free(kl);
@@ -289,11 +290,10 @@ int main(int argc, char **argv)
     options o;
     int first = parse(argc, argv, &o);
     llm_calib_opts co = {.bins = (int)o.bins, .per_channel = o.per_channel, .skip_nonfinite = o.skip,
-                         .threads = (int)o.threads, .report = o.report ? o.methods : 0, .percentile = o.percentile};
+                         .report = o.report ? o.methods : 0, .percentile = o.percentile};
     llm_error err = {0};
     llm_calib *c;
     int threads = o.threads ? (int)o.threads : omp_get_max_threads();
-    if (threads >= 2) co.threads = 1; /* the decoding threads keep this one counting */
     if (llm_calib_create(&c, &co, &err) < 0) llm_die(LLM_EXIT_USAGE, "%s", err.msg);
     static char *stdin_only[] = {"-"};
     char **paths = first < argc ? argv + first : stdin_only;
