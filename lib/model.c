@@ -136,7 +136,7 @@ int llm_model_alloc(llm_model *m, const llm_config *cfg, llm_error *err)
     m->cfg = *cfg;
     llm_tok_bytes(&m->tok);
     int n;
-    layout(cfg, NULL, &n);
+    int64_t params = layout(cfg, NULL, &n);
     m->tensors = calloc((size_t)n, sizeof *m->tensors);
     m->spans = calloc((size_t)n, sizeof *m->spans);
     m->p.layers = calloc((size_t)cfg->n_layers, sizeof *m->p.layers);
@@ -151,7 +151,8 @@ int llm_model_alloc(llm_model *m, const llm_config *cfg, llm_error *err)
     return 0;
 nomem:
     llm_model_free(m);
-    return llm_error_set(err, LLM_ERR_NOMEM, "model: out of memory");
+    return llm_error_set(err, LLM_ERR_NOMEM, "model: out of memory for %lld parameters (%.1f GiB)",
+                         (long long)params, (double)params * sizeof(float) / 1073741824.0);
 }
 
 int llm_model_init(llm_model *m, const llm_config *cfg, uint64_t seed, llm_error *err)

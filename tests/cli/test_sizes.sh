@@ -1,0 +1,46 @@
+#!/bin/bash
+# CLI tests of what files that declare huge sizes cost: every tool is fed a
+# tiny file whose headers claim a huge model, tensor, context or head count,
+# and must answer with one line and exit 1 (or do its job), its peak resident
+# set staying under 64 MiB: memory follows the bytes that arrive, never what a
+# header claims.  Dimensions a tool cannot address are refused by name.
+. "$(dirname "$0")/lib.sh"
+
+MIB=64
+# a model config's attributes, with overrides: cfg KEY=VALUE...
+cfg() {
+    local a="format=llmpipe-model,vocab=258,dim=64,layers=1,heads=1,kv_heads=1,hidden=1,seq_len=16"
+    a="$a,tie=1,window=0,norm_eps=1e-05,rope_theta=10000"
+    for kv in "$@"; do a=$(echo "$a" | sed "s/\(^\|,\)${kv%%=*}=[^,]*/\1$kv/"); done
+    echo "$a"
+}
+bytes_tok="M:4:tokenizer:0:::kind=bytes,vocab=258,bos=256,eos=257"
+
+# ---- llm-gen: the checkpoint loader, the RoPE table, the KV cache ----
+
+# the config alone, declaring a context of 2^22 positions of head size 64
+rawstream ctx.llmt "M:4:config:0:::$(cfg seq_len=4194304)"
+bounded "gen: config of 2^22 positions, no weights" 1 "ctx.llmt: tensor tok_emb is missing" $MIB -- \
+    llm-gen -m ctx.llmt -p hi
+# a whole model (zero weights) with a context of 2^20 positions: runs, with
+# tables and caches for the positions it uses
+w="T:0:layers.0"
+rawstream long.llmt "M:4:config:0:::$(cfg seq_len=1048576)" "$bytes_tok" "T:0:tok_emb:258,64:z66048" \
+    "$w.attn.norm:64:z256" "$w.attn.wq:64,64:z16384" "$w.attn.wk:64,64:z16384" "$w.attn.wv:64,64:z16384" \
+    "$w.attn.wo:64,64:z16384" "$w.mlp.norm:64:z256" "$w.mlp.w1:1,64:z256" "$w.mlp.w2:64,1:z256" \
+    "$w.mlp.w3:1,64:z256" "T:0:norm:64:z256"
+bounded "gen: a model of 2^20 positions generates" 0 "" $MIB -- llm-gen -m long.llmt -p hi -n 4 --temp 0 -q
+bounded "gen: a model of 2^20 positions evaluates" 0 "" $MIB -- sh -c 'printf "some text" | llm-gen -m long.llmt --eval -'
+# a config of 1 TiB of weights, no weights: refused when mapped, or found empty
+rawstream huge.llmt "M:4:config:0:::$(cfg vocab=4194304 dim=65536)" "$bytes_tok"
+bounded "gen: config of 1 TiB of weights, none given" 1 \
+    "huge.llmt: (tensor tok_emb is missing|model: out of memory for 292058169344 parameters \(1088.0 GiB\))" \
+    $MIB -- llm-gen -m huge.llmt -p hi
+# 2048 tiny tensors scattered over a 6 GiB arena (each would make a huge page
+# resident): the loader takes tensors in the model's order only
+specs=("M:4:config:0:::$(cfg dim=2 layers=1024 hidden=262144)")
+for l in $(seq 0 1023); do specs+=("T:0:layers.$l.attn.norm:2:0000803f0000803f" "T:0:layers.$l.mlp.norm:2:z8"); done
+rawstream scatter.llmt "${specs[@]}"
+bounded "gen: tensors out of the model's order" 1 \
+    "scatter.llmt: layers.0.attn.norm: tensor tok_emb is missing before it \(a checkpoint's tensors come in the model's order\)" \
+    $MIB -- llm-gen -m scatter.llmt -p hi
