@@ -44,3 +44,23 @@ rawstream scatter.llmt "${specs[@]}"
 bounded "gen: tensors out of the model's order" 1 \
     "scatter.llmt: layers.0.attn.norm: tensor tok_emb is missing before it \(a checkpoint's tensors come in the model's order\)" \
     $MIB -- llm-gen -m scatter.llmt -p hi
+
+# ---- llm-attnviz: head counts beyond an int, per-head state ----
+
+# 2^32 + 1 heads of one query each, a chunk of rows present: the head count once
+# became 1 in an int, and the second head drew into a closed image
+NO_END=1 rawstream heads.llmt "T:0:layers.0.attn.probs:4294967297,1,1:z1048580:::17179869188"
+bounded "attnviz: 2^32+1 heads drawn" 1 \
+    "heads.llmt: layers.0.attn.probs: 4294967297 heads: llm-attnviz draws at most 2147483647" $MIB -- \
+    llm-attnviz --grid -o 'h-%d.pgm' heads.llmt
+[ -z "$(ls h-*.pgm 2>/dev/null)" ] && pass "attnviz: no image left" || fail "attnviz: no image left" "$(ls h-*)"
+# 2^26 heads declared, one row present: --stats keeps one head's sums at a time
+NO_END=1 rawstream stats.llmt "T:0:layers.0.attn.probs:67108864,1,1:0000803f:::268435456"
+bounded "attnviz: --stats of 2^26 declared heads" 1 "stats.llmt: .*truncated" $MIB -- llm-attnviz --stats stats.llmt
+bounded "attnviz: --check-causal of 2^26 declared heads" 1 "stats.llmt: .*truncated" $MIB -- \
+    llm-attnviz --check-causal stats.llmt
+# --head-sim compares every pair: refused beyond the pixel limit before reading
+NO_END=1 rawstream sim.llmt "T:0:layers.0.attn.probs:32768,1,1:0000803f:::131072"
+bounded "attnviz: --head-sim of 2^15 heads" 1 \
+    "sim.llmt: layers.0.attn.probs: --head-sim compares 32768 x 32768 heads, beyond the limit of 268435456 \(--force\)" \
+    $MIB -- llm-attnviz --head-sim sim.llmt
