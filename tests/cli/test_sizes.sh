@@ -64,3 +64,34 @@ NO_END=1 rawstream sim.llmt "T:0:layers.0.attn.probs:32768,1,1:0000803f:::131072
 bounded "attnviz: --head-sim of 2^15 heads" 1 \
     "sim.llmt: layers.0.attn.probs: --head-sim compares 32768 x 32768 heads, beyond the limit of 268435456 \(--force\)" \
     $MIB -- llm-attnviz --head-sim sim.llmt
+
+# ---- llm-tensor: per-channel statistics, conversions ----
+
+# 2^25 channels declared, one value present: the channels' sums grow as values arrive
+NO_END=1 rawstream wide.llmt "T:0:w:1,33554432:0000803f:::134217728"
+bounded "tensor: stats --per-channel of 2^25 declared channels" 1 "wide.llmt: .*truncated" $MIB -- \
+    llm-tensor stats --per-channel wide.llmt
+NO_END=1 rawstream wider.llmt "T:0:w:2,1099511627776:0000803f:::8796093022208"
+bounded "tensor: stats --per-channel of 2^40 declared channels" 1 "wider.llmt: .*truncated" $MIB -- \
+    llm-tensor stats --per-channel wider.llmt
+bounded "tensor: to-npy of 2^40 declared channels" 1 "wider.llmt: .*truncated" $MIB -- \
+    llm-tensor to-npy -o w.npy w wider.llmt
+# rows wider than a read (1 MiB): chunks start mid-row, every channel still
+# gets exactly its own values (row r holds r + 1 throughout)
+perl -e 'print pack("f<*", (1) x 300001, (2) x 300001, (3) x 300001)' >rows.bin
+mknpy '<f4' '(3, 300001)' rows.bin rows.npy
+llm-tensor from-npy rows=rows.npy | llm-tensor stats --per-channel >rows.txt
+n=$(grep -c '^rows\[[0-9]*\]  *count=3 min=1 max=3 mean=2 std=0.8164966 absmax=3$' rows.txt)
+[ "$n" -eq 300001 ] && [ "$(wc -l <rows.txt)" -eq 300002 ] &&
+    grep -q '^rows  *count=900003 min=1 max=3 mean=2 std=0.8164966 absmax=3$' rows.txt &&
+    pass "tensor: per-channel statistics of rows wider than a read" ||
+    fail "tensor: per-channel statistics of rows wider than a read" "$n good channel lines; $(head -2 rows.txt)"
+# a .npy header declaring 2^40 floats over 4 bytes of data
+printf '\000\000\200\077' >one.bin
+mknpy '<f4' '(1099511627776,)' one.bin big.npy
+bounded "tensor: from-npy of 2^40 declared floats" 1 "big.npy: truncated" $MIB -- \
+    llm-tensor from-npy -o big.llmt x=big.npy
+# a llama2.c header declaring a 7B model, without its weights
+perl -e 'print pack("l<7", 4096, 11008, 32, 32, 32, 32000, 2048)' >l7b.bin
+bounded "tensor: import-llama2c of a 7B header alone" 1 "l7b.bin: truncated: 28 bytes, but its header" $MIB -- \
+    llm-tensor import-llama2c -o l7b.llmt l7b.bin
