@@ -465,9 +465,7 @@ static int record_begin(llm_calib *c, source *s, const char *name, llm_dtype dty
             return llm_error_set(err, LLM_ERR_LIMIT, "%s: record %llu: %lld channels: --per-channel takes 1..%d",
                                  name, (unsigned long long)e->records_begun, (long long)width, LLM_CALIB_MAX_WIDTH);
         if (e->width < 0) {
-            e->channel_absmax = calloc((size_t)width, sizeof *e->channel_absmax);
-            if (!e->channel_absmax) return llm_error_set(err, LLM_ERR_NOMEM, "out of memory");
-            e->width = width;
+            e->width = width; /* channel_absmax comes with the first values (job_finish) */
         } else if (e->width != width) {
             return llm_error_set(err, LLM_ERR_FORMAT, "%s: record %llu has %lld channels, earlier ones %lld", name,
                                  (unsigned long long)e->records_begun, (long long)width, (long long)e->width);
@@ -626,10 +624,13 @@ static int job_finish(llm_calib *c, const job *j, tally *tl, int n_tally, llm_er
                              e->name, (unsigned long long)j->record, j->seq[0] ? " (seq=" : "", j->seq,
                              j->seq[0] ? ")" : "", (unsigned long long)(j->offset + (uint64_t)bad),
                              isnan(j->x[bad]) ? "NaN" : j->x[bad] > 0 ? "+Inf" : "-Inf");
+    if (c->opts.per_channel && j->n > 0 && !e->channel_absmax &&
+        !(e->channel_absmax = calloc((size_t)e->width, sizeof *e->channel_absmax)))
+        return llm_error_set(err, LLM_ERR_NOMEM, "%s: out of memory for %lld channels", e->name, (long long)e->width);
     for (int w = 0; w < n_tally; w++) {
         llm_calib_hist_merge(&e->hist, &tl[w].h);
         e->nonfinite += tl[w].nonfinite;
-        if (e->channel_absmax)
+        if (e->channel_absmax && j->n > 0)
             for (int64_t k = 0; k < j->width; k++)
                 if (tl[w].chan[k] > e->channel_absmax[k]) e->channel_absmax[k] = tl[w].chan[k];
     }
@@ -658,7 +659,7 @@ static int tallies_reset(tally *tl, int n, const job *j, int per_channel, llm_er
         t->h.range = j->e->hist.range;
         t->nonfinite = 0;
         t->first_bad = -1;
-        if (per_channel) {
+        if (per_channel && j->n > 0) { /* a record without values has no channels to count */
             if (j->width > t->chan_cap) {
                 float *p = realloc(t->chan, (size_t)j->width * sizeof *p);
                 if (!p) return llm_error_set(err, LLM_ERR_NOMEM, "out of memory");

@@ -95,3 +95,17 @@ bounded "tensor: from-npy of 2^40 declared floats" 1 "big.npy: truncated" $MIB -
 perl -e 'print pack("l<7", 4096, 11008, 32, 32, 32, 32000, 2048)' >l7b.bin
 bounded "tensor: import-llama2c of a 7B header alone" 1 "l7b.bin: truncated: 28 bytes, but its header" $MIB -- \
     llm-tensor import-llama2c -o l7b.llmt l7b.bin
+
+# ---- llm-calib: per-channel maxima ----
+
+NO_END=1 rawstream calw.llmt "T:0:x:1,67108864:0000803f:::268435456"
+for th in 1 3; do
+    bounded "calib: --per-channel --threads $th, 2^26 declared channels" 1 "calw.llmt: .*truncated" $MIB -- \
+        llm-calib --per-channel --threads $th calw.llmt
+done
+# a record of no rows declaring 2^26 channels: no values, no channels held or written
+rawstream cal0.llmt "T:0:x:0,67108864:"
+bounded "calib: --per-channel, 2^26 channels and no values" 0 "x: no values" $MIB -- \
+    llm-calib --per-channel -o cal0.out cal0.llmt
+[ "$(llm-tensor ls cal0.out | cut -d' ' -f1 | tr '\n' ' ')" = "x.amax x.scale " ] &&
+    pass "calib: no absmax without values" || fail "calib: no absmax without values" "$(llm-tensor ls cal0.out)"
