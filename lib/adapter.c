@@ -73,8 +73,12 @@ static void add_tensor(llm_adapter *ad, const char *name, int64_t d0, int64_t d1
     ad->n_tensors++;
 }
 
-/* Lays out and allocates (zeroed) an adapter of settings c for architecture base. */
-static int alloc_layout(llm_adapter *ad, const llm_config *base, const llm_adapter_config *c,
+#define GROW_FLOATS (1 << 18) /* the loader's first arena, then doubled as tensors arrive */
+
+/* Lays out an adapter of settings c for architecture base and, with
+ * arena, allocates its parameters (zeroed); without, the loader grows them
+ * as their tensors arrive. */
+static int alloc_layout(llm_adapter *ad, const llm_config *base, const llm_adapter_config *c, int arena,
                         llm_error *err)
 {
     memset(ad, 0, sizeof *ad);
@@ -112,8 +116,7 @@ static int alloc_layout(llm_adapter *ad, const llm_config *base, const llm_adapt
             site->b = ad->n_params;
             add_tensor(ad, name, site->out, c->rank);
         }
-    ad->arena = calloc((size_t)ad->n_params, sizeof *ad->arena);
-    if (!ad->arena) goto nomem;
+    if (arena && !(ad->arena = calloc((size_t)ad->n_params, sizeof *ad->arena))) goto nomem;
     return 0;
 nomem:
     llm_adapter_free(ad);
@@ -123,7 +126,7 @@ nomem:
 int llm_adapter_init(llm_adapter *ad, const llm_model *base, const llm_adapter_config *c,
                      uint64_t seed, llm_error *err)
 {
-    TRY(alloc_layout(ad, &base->cfg, c, err));
+    TRY(alloc_layout(ad, &base->cfg, c, 1, err));
     ad->base_hash = llm_model_content_hash(base);
     llm_rng rng;
     llm_rng_seed(&rng, seed);
@@ -327,10 +330,12 @@ static int load_all(llm_reader *r, llm_adapter *ad, llm_error *err)
     llm_adapter_config c;
     uint64_t hash = 0;
     TRY(parse_meta(rec, &base, &c, &hash, err));
-    TRY(alloc_layout(ad, &base, &c, err));
+    TRY(alloc_layout(ad, &base, &c, 0, err));
     ad->base_hash = hash;
-    char *seen = calloc((size_t)ad->n_tensors, 1);
-    if (!seen) return llm_error_set(err, LLM_ERR_NOMEM, "adapter: out of memory");
+    /* the tensors come in layout order, each once; the arena grows with them,
+     * so the sizes the settings declare cost nothing before their bytes */
+    int next = 0;
+    int64_t cap = 0;
     while ((rc = llm_reader_next(r, &rec, err)) > 0) {
         const llm_param_tensor *t = NULL;
         for (int i = 0; i < ad->n_tensors && !t; i++)
@@ -348,18 +353,37 @@ static int load_all(llm_reader *r, llm_adapter *ad, llm_error *err)
                                llm_shape_format(&t->shape, want, sizeof want));
             break;
         }
-        int64_t n = llm_reader_read(r, ad->arena + t->offset, (size_t)t->count * sizeof(float), err);
-        if (n < 0) {
-            rc = (int)n;
+        if (t - ad->tensors != next) {
+            rc = t - ad->tensors > next
+                     ? llm_error_set(err, LLM_ERR_FORMAT, "%s: tensor %s is missing before it (an adapter's "
+                                     "tensors come in its layout's order)", rec->name, ad->tensors[next].name)
+                     : llm_error_set(err, LLM_ERR_FORMAT, "%s: out of order or given twice", rec->name);
             break;
         }
-        seen[t - ad->tensors] = 1;
+        rc = 0;
+        for (int64_t at = t->offset, end = t->offset + t->count; rc == 0 && at < end;) {
+            if (at == cap) { /* room for what comes next, doubling */
+                int64_t grown = cap < GROW_FLOATS ? GROW_FLOATS : 2 * cap;
+                if (grown > ad->n_params) grown = ad->n_params;
+                float *p = realloc(ad->arena, (size_t)grown * sizeof *p);
+                if (!p) {
+                    rc = llm_error_set(err, LLM_ERR_NOMEM, "adapter: out of memory");
+                    break;
+                }
+                ad->arena = p, cap = grown;
+            }
+            int64_t want = (end < cap ? end : cap) - at;
+            int64_t n = llm_reader_read(r, ad->arena + at, (size_t)want * sizeof(float), err);
+            if (n < 0) rc = (int)n;
+            at += want;
+        }
+        if (rc < 0) break;
+        next++;
     }
-    for (int i = 0; rc == 0 && i < ad->n_tensors; i++)
-        if (!seen[i]) rc = llm_error_set(err, LLM_ERR_FORMAT, "tensor %s is missing", ad->tensors[i].name);
+    if (rc == 0 && next < ad->n_tensors)
+        rc = llm_error_set(err, LLM_ERR_FORMAT, "tensor %s is missing", ad->tensors[next].name);
     for (int64_t i = 0; rc == 0 && i < ad->n_params; i++)
         if (!isfinite(ad->arena[i])) rc = llm_error_set(err, LLM_ERR_FORMAT, "a weight is not finite");
-    free(seen);
     return rc;
 }
 

@@ -15,6 +15,14 @@ cfg() {
     echo "$a"
 }
 bytes_tok="M:4:tokenizer:0:::kind=bytes,vocab=258,bos=256,eos=257"
+# tiny_model FILE KEY=VALUE...: a one-layer model of width 64 with zero weights
+tiny_model() {
+    local out=$1 w="T:0:layers.0"; shift
+    rawstream "$out" "M:4:config:0:::$(cfg "$@")" "$bytes_tok" "T:0:tok_emb:258,64:z66048" \
+        "$w.attn.norm:64:z256" "$w.attn.wq:64,64:z16384" "$w.attn.wk:64,64:z16384" "$w.attn.wv:64,64:z16384" \
+        "$w.attn.wo:64,64:z16384" "$w.mlp.norm:64:z256" "$w.mlp.w1:1,64:z256" "$w.mlp.w2:64,1:z256" \
+        "$w.mlp.w3:1,64:z256" "T:0:norm:64:z256"
+}
 
 # ---- llm-gen: the checkpoint loader, the RoPE table, the KV cache ----
 
@@ -24,11 +32,7 @@ bounded "gen: config of 2^22 positions, no weights" 1 "ctx.llmt: tensor tok_emb 
     llm-gen -m ctx.llmt -p hi
 # a whole model (zero weights) with a context of 2^20 positions: runs, with
 # tables and caches for the positions it uses
-w="T:0:layers.0"
-rawstream long.llmt "M:4:config:0:::$(cfg seq_len=1048576)" "$bytes_tok" "T:0:tok_emb:258,64:z66048" \
-    "$w.attn.norm:64:z256" "$w.attn.wq:64,64:z16384" "$w.attn.wk:64,64:z16384" "$w.attn.wv:64,64:z16384" \
-    "$w.attn.wo:64,64:z16384" "$w.mlp.norm:64:z256" "$w.mlp.w1:1,64:z256" "$w.mlp.w2:64,1:z256" \
-    "$w.mlp.w3:1,64:z256" "T:0:norm:64:z256"
+tiny_model long.llmt seq_len=1048576
 bounded "gen: a model of 2^20 positions generates" 0 "" $MIB -- llm-gen -m long.llmt -p hi -n 4 --temp 0 -q
 bounded "gen: a model of 2^20 positions evaluates" 0 "" $MIB -- sh -c 'printf "some text" | llm-gen -m long.llmt --eval -'
 # a config of 1 TiB of weights, no weights: refused when mapped, or found empty
@@ -44,6 +48,48 @@ rawstream scatter.llmt "${specs[@]}"
 bounded "gen: tensors out of the model's order" 1 \
     "scatter.llmt: layers.0.attn.norm: tensor tok_emb is missing before it \(a checkpoint's tensors come in the model's order\)" \
     $MIB -- llm-gen -m scatter.llmt -p hi
+
+# adapters: settings declaring 1 TiB of parameters, with no tensor or a
+# truncated one; tensors out of their layout's order
+tiny_model small.llmt
+ad="M:4:adapter:0:::format=llmpipe-adapter,base_hash=0123456789abcdef,vocab=258,dim=65536,layers=1,heads=1"
+ad="$ad,kv_heads=1,hidden=1,seq_len=4194304,virtual=4194303,lora_rank=0"
+rawstream ad.llmt "$ad"
+bounded "gen: adapter of 1 TiB, no tensors" 1 "ad.llmt: tensor virtual is missing" $MIB -- \
+    llm-gen -m small.llmt --adapter ad.llmt -p hi
+NO_END=1 rawstream adt.llmt "$ad" "T:0:virtual:4194303,65536:0000803f:::1099511365632"
+bounded "gen: adapter of 1 TiB, truncated" 1 "adt.llmt: .*truncated" $MIB -- \
+    llm-gen -m small.llmt --adapter adt.llmt -p hi
+ad="M:4:adapter:0:::format=llmpipe-adapter,base_hash=0123456789abcdef,vocab=258,dim=64,layers=1,heads=1"
+ad="$ad,kv_heads=1,hidden=1,seq_len=16,virtual=0,lora_rank=1,lora_alpha=2,lora_targets=wq"
+rawstream adr.llmt "$ad" "T:0:layers.0.attn.wq.lora_b:64,1:z256" "T:0:layers.0.attn.wq.lora_a:1,64:z256"
+expect "gen: adapter tensors out of order" 1 \
+    "adr.llmt: layers.0.attn.wq.lora_b: tensor layers.0.attn.wq.lora_a is missing before it" -- \
+    llm-gen -m small.llmt --adapter adr.llmt -p hi
+
+# ---- llm-quant and llm-train: the same loader, activations, tables ----
+
+bounded "quant: config of 2^22 positions, no weights" 1 "ctx.llmt: tensor tok_emb is missing" $MIB -- \
+    llm-quant -m ctx.llmt --scheme int8 -o q.llmt
+training_text text.txt 2000
+bounded "train: --init from a config of 2^22 positions" 1 "ctx.llmt: tensor tok_emb is missing" $MIB -- \
+    llm-train --init ctx.llmt --data text.txt --steps 1 --out t.llmt
+bounded "train: --lora on a config of 2^22 positions" 1 "ctx.llmt: tensor tok_emb is missing" $MIB -- \
+    llm-train --init ctx.llmt --lora 2 --data text.txt --steps 1 --out t.llmt
+# activations declaring 2^31 rows (the Hessian's product counts rows in an
+# int), and 10^6 rows of which one arrives
+NO_END=1 rawstream acts.llmt "T:0:layers.0.attn.wq.in:2147483648,64:0000803f:::549755813888"
+bounded "quant: activations of 2^31 rows" 1 \
+    "acts.llmt: layers.0.attn.wq.in has 2147483648 rows; a record holds at most 1073741824" $MIB -- \
+    llm-quant -m small.llmt --scheme int8 --method gptq --acts acts.llmt -o q.llmt
+NO_END=1 rawstream acts6.llmt "T:0:layers.0.attn.wq.in:1000000,64:0000803f:::256000000"
+bounded "quant: activations of 10^6 declared rows" 1 "acts6.llmt: .*truncated" $MIB -- \
+    llm-quant -m small.llmt --scheme int8 --method gptq --acts acts6.llmt -o q.llmt
+# a calibration table declaring 2^30 channels
+NO_END=1 rawstream tab.llmt "T:0:layers.0.attn.wq.in.absmax:1073741824:0000803f:::4294967296"
+bounded "quant: calibration table of 2^30 declared channels" 1 "tab.llmt: .*truncated" $MIB -- \
+    llm-quant -m small.llmt --scheme w8a8 --smooth 0.5 --calib tab.llmt -o q.llmt
+[ ! -e q.llmt ] && pass "quant: no output left" || fail "quant: no output left" "q.llmt exists"
 
 # ---- llm-attnviz: head counts beyond an int, per-head state ----
 
