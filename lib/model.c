@@ -3,6 +3,7 @@
 #include "model.h"
 
 #include <cblas.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -214,6 +215,9 @@ int llm_acts_init(llm_acts *a, const llm_config *c, int B, int T, llm_error *err
     memset(a, 0, sizeof *a);
     if (B < 1 || T < 1 || T > c->seq_len)
         return llm_error_set(err, LLM_ERR_ARG, "batch %d x seq %d (seq at most %d)", B, T, c->seq_len);
+    if ((int64_t)B * T > INT_MAX) /* the passes count tokens (N = B*T) in an int */
+        return llm_error_set(err, LLM_ERR_LIMIT, "batch %d x seq %d is %lld tokens in one pass, more than %d", B, T,
+                             (long long)B * T, INT_MAX);
     size_t N = (size_t)B * (size_t)T, L = (size_t)c->n_layers, D = (size_t)c->dim,
            E = D / (size_t)c->n_heads, HE = (size_t)c->n_heads * E, KE = (size_t)c->n_kv_heads * E,
            F = (size_t)c->hidden, V = (size_t)c->vocab;
