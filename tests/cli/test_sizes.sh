@@ -35,6 +35,9 @@ bounded "gen: config of 2^22 positions, no weights" 1 "ctx.llmt: tensor tok_emb 
 tiny_model long.llmt seq_len=1048576
 bounded "gen: a model of 2^20 positions generates" 0 "" $MIB -- llm-gen -m long.llmt -p hi -n 4 --temp 0 -q
 bounded "gen: a model of 2^20 positions evaluates" 0 "" $MIB -- sh -c 'printf "some text" | llm-gen -m long.llmt --eval -'
+printf 'a short text\tyes\nanother one\tno\n' >ex.tsv
+bounded "gen: a model of 2^20 positions classifies" 0 "" $MIB -- llm-gen -m long.llmt --classify ex.tsv
+grep -q '^accuracy=.* n=2 labels=2$' out && pass "gen: classify output" || fail "gen: classify output" "$(cat out)"
 # a config of 1 TiB of weights, no weights: refused when mapped, or found empty
 rawstream huge.llmt "M:4:config:0:::$(cfg vocab=4194304 dim=65536)" "$bytes_tok"
 bounded "gen: config of 1 TiB of weights, none given" 1 \
