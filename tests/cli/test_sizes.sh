@@ -114,6 +114,13 @@ bounded "attnviz: --head-sim of 2^15 heads" 1 \
     "sim.llmt: layers.0.attn.probs: --head-sim compares 32768 x 32768 heads, beyond the limit of 268435456 \(--force\)" \
     $MIB -- llm-attnviz --head-sim sim.llmt
 
+# drawing a declared 16384 x 16384 map (the pixel limit) of which one row
+# arrives: the band's levels fill only as rows arrive
+NO_END=1 rawstream map.llmt "T:0:layers.0.attn.probs:1,16384,16384:z65536:::1073741824"
+bounded "attnviz: a declared 16384 x 16384 map drawn" 1 "map.llmt: .*truncated" $MIB -- \
+    llm-attnviz --layer 0 --grid -o map.pgm map.llmt
+[ ! -e map.pgm ] && pass "attnviz: no partial image" || fail "attnviz: no partial image" "map.pgm exists"
+
 # ---- llm-tensor: per-channel statistics, conversions ----
 
 # 2^25 channels declared, one value present: the channels' sums grow as values arrive
