@@ -380,6 +380,12 @@ static void run_classify(llm_infer *s, const llm_model *m, const options *o, int
     }
     if (n_labels < 2) llm_die(LLM_EXIT_USAGE, "%s: fewer than two labels to choose from", o->classify);
     int P = m->adapter ? m->adapter->cfg.n_virtual : 0, T = ctx - P;
+    size_t longest_text = 0, longest_label = 0; /* the window need not outgrow the examples */
+    for (int e = 0; e < k; e++) longest_text = strlen(texts[e]) > longest_text ? strlen(texts[e]) : longest_text;
+    for (int j = 0; j < n_labels; j++)
+        longest_label = strlen(labels[j]) > longest_label ? strlen(labels[j]) : longest_label;
+    size_t need = 1 + llm_tok_max_ids(longest_text) + llm_tok_max_ids(longest_label);
+    if (need < (size_t)T) T = (int)need;
     int32_t *prefix = malloc(((size_t)P + 1) * sizeof *prefix), *in = malloc((size_t)T * sizeof *in),
             *tg = malloc((size_t)T * sizeof *tg);
     if (!prefix || !in || !tg) llm_die(LLM_EXIT_DATA, "out of memory");

@@ -73,8 +73,12 @@ static void add_tensor(llm_adapter *ad, const char *name, int64_t d0, int64_t d1
     ad->n_tensors++;
 }
 
-/* Lays out and allocates (zeroed) an adapter of settings c for architecture base. */
-static int alloc_layout(llm_adapter *ad, const llm_config *base, const llm_adapter_config *c,
+#define GROW_FLOATS (1 << 18) /* the loader's first arena, then doubled as tensors arrive */
+
+/* Lays out an adapter of settings c for architecture base and, with
+ * arena, allocates its parameters (zeroed); without, the loader grows them
+ * as their tensors arrive. */
+static int alloc_layout(llm_adapter *ad, const llm_config *base, const llm_adapter_config *c, int arena,
                         llm_error *err)
 {
     memset(ad, 0, sizeof *ad);
@@ -112,8 +116,7 @@ static int alloc_layout(llm_adapter *ad, const llm_config *base, const llm_adapt
             site->b = ad->n_params;
             add_tensor(ad, name, site->out, c->rank);
         }
-    ad->arena = calloc((size_t)ad->n_params, sizeof *ad->arena);
-    if (!ad->arena) goto nomem;
+    if (arena && !(ad->arena = calloc((size_t)ad->n_params, sizeof *ad->arena))) goto nomem;
     return 0;
 nomem:
     llm_adapter_free(ad);
@@ -123,7 +126,7 @@ nomem:
 int llm_adapter_init(llm_adapter *ad, const llm_model *base, const llm_adapter_config *c,
                      uint64_t seed, llm_error *err)
 {
-    TRY(alloc_layout(ad, &base->cfg, c, err));
+    TRY(alloc_layout(ad, &base->cfg, c, 1, err));
     ad->base_hash = llm_model_content_hash(base);
     llm_rng rng;
     llm_rng_seed(&rng, seed);
@@ -357,6 +360,8 @@ typedef struct load_state {
     int has_train, o_ready;
     int64_t optim_t;
     char *seen; /* [3 * n_tensors]: weights, first moments, second moments */
+    int next;    /* the weight tensor that comes next (layout order) */
+    int64_t cap; /* floats the arena holds so far */
 } load_state;
 
 /* The "train" record: parsed, and checked against the adapter's settings. */
@@ -411,6 +416,9 @@ static int read_moment(llm_reader *r, const llm_record *rec, const llm_adapter *
     if (!t) return llm_error_set(err, LLM_ERR_FORMAT, "%s: not a tensor of this adapter", rec->name);
     if (!ls->has_train)
         return llm_error_set(err, LLM_ERR_FORMAT, "%s: optimizer state without training state", rec->name);
+    if (ls->next < ad->n_tensors) /* the moments' memory is earned by the weights' bytes */
+        return llm_error_set(err, LLM_ERR_FORMAT, "%s: optimizer state before tensor %s", rec->name,
+                             ad->tensors[ls->next].name);
     float *dst = NULL;
     if (ls->o) {
         /* allocated once the first moment arrives, not on the train record's word */
@@ -426,6 +434,38 @@ static int read_moment(llm_reader *r, const llm_record *rec, const llm_adapter *
         if (dst[i] < 0)
             return llm_error_set(err, LLM_ERR_FORMAT, "%s: element %lld is negative", rec->name, (long long)i);
     ls->seen[(size_t)which * ad->n_tensors + (size_t)(t - ad->tensors)] = 1;
+    return 0;
+}
+
+/* A weight tensor (the current record) into the arena, which grows as the
+ * tensors arrive (in layout order, each once), so the sizes the settings
+ * declare cost nothing before their bytes. */
+static int read_weights(llm_reader *r, const llm_record *rec, llm_adapter *ad, const llm_param_tensor *t,
+                        load_state *ls, llm_error *err)
+{
+    int i = (int)(t - ad->tensors);
+    if (i != ls->next)
+        return i > ls->next ? llm_error_set(err, LLM_ERR_FORMAT, "%s: tensor %s is missing before it (an adapter's "
+                                            "tensors come in its layout's order)", rec->name, ad->tensors[ls->next].name)
+                            : llm_error_set(err, LLM_ERR_FORMAT, "%s: out of order or given twice", rec->name);
+    TRY(read_tensor(r, rec, t, NULL, err)); /* the shape */
+    for (int64_t at = t->offset, end = t->offset + t->count; at < end;) {
+        if (at == ls->cap) { /* room for what comes next, doubling */
+            int64_t grown = ls->cap < GROW_FLOATS ? GROW_FLOATS : 2 * ls->cap;
+            if (grown > ad->n_params) grown = ad->n_params;
+            float *p = realloc(ad->arena, (size_t)grown * sizeof *p);
+            if (!p) return llm_error_set(err, LLM_ERR_NOMEM, "adapter: out of memory");
+            ad->arena = p, ls->cap = grown;
+        }
+        int64_t want = (end < ls->cap ? end : ls->cap) - at;
+        int64_t n = llm_reader_read(r, ad->arena + at, (size_t)want * sizeof(float), err);
+        if (n < 0) return (int)n;
+        at += want;
+    }
+    for (int64_t k = 0; k < t->count; k++)
+        if (!isfinite(ad->arena[t->offset + k]))
+            return llm_error_set(err, LLM_ERR_FORMAT, "%s: element %lld is not finite", rec->name, (long long)k);
+    ls->next++;
     return 0;
 }
 
@@ -446,7 +486,7 @@ static int load_records(llm_reader *r, llm_adapter *ad, load_state *ls, llm_erro
             TRY(read_moment(r, rec, ad, which, ls, err));
             continue;
         }
-        TRY(read_tensor(r, rec, t, ad->arena + t->offset, err));
+        TRY(read_weights(r, rec, ad, t, ls, err));
         ls->seen[t - ad->tensors] = 1;
     }
     if (rc < 0) return rc;
@@ -472,7 +512,7 @@ static int load_all(llm_reader *r, llm_adapter *ad, load_state *ls, llm_error *e
     llm_adapter_config c;
     uint64_t hash = 0;
     TRY(parse_meta(rec, &base, &c, &hash, err));
-    TRY(alloc_layout(ad, &base, &c, err));
+    TRY(alloc_layout(ad, &base, &c, 0, err));
     ad->base_hash = hash;
     ls->seen = calloc(3 * (size_t)ad->n_tensors, 1);
     if (!ls->seen) return llm_error_set(err, LLM_ERR_NOMEM, "adapter: out of memory");

@@ -528,9 +528,7 @@ static int record_begin(llm_calib *c, source *s, const char *name, llm_dtype dty
             return llm_error_set(err, LLM_ERR_LIMIT, "%s: record %llu: %lld channels: --per-channel takes 1..%d",
                                  name, (unsigned long long)e->records_begun, (long long)width, LLM_CALIB_MAX_WIDTH);
         if (e->width < 0) {
-            e->channel_absmax = calloc((size_t)width, sizeof *e->channel_absmax);
-            if (!e->channel_absmax) return llm_error_set(err, LLM_ERR_NOMEM, "out of memory");
-            e->width = width;
+            e->width = width; /* channel_absmax comes with the first values (count_job) */
         } else if (e->width != width) {
             return llm_error_set(err, LLM_ERR_FORMAT, "%s: record %llu has %lld channels, earlier ones %lld", name,
                                  (unsigned long long)e->records_begun, (long long)width, (long long)e->width);
@@ -674,6 +672,9 @@ static int count_job(llm_calib *c, const job *j, llm_error *err)
             run = i + 1;
         }
     }
+    if (c->opts.per_channel && j->n > 0 && !e->channel_absmax && /* with the first values */
+        !(e->channel_absmax = calloc((size_t)e->width, sizeof *e->channel_absmax)))
+        return llm_error_set(err, LLM_ERR_NOMEM, "%s: out of memory for %lld channels", e->name, (long long)e->width);
     if (e->channel_absmax)
         for (size_t r = 0; r < j->n; r += (size_t)j->width)
             for (int64_t k = 0; k < j->width; k++) {

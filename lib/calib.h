@@ -135,7 +135,7 @@ typedef struct llm_calib_entry {
     uint64_t records_begun; /* records whose reading has begun (one may be in flight) */
     uint64_t nonfinite;     /* NaN and Inf values skipped (skip_nonfinite) */
     int64_t width;          /* last dimension of the first record; -1 before one with a dimension */
-    float *channel_absmax;  /* [width], per_channel only */
+    float *channel_absmax;  /* [width], per_channel only, from the first record with values (NULL before) */
     int n_snapshots;
     llm_calib_snapshot snapshots[LLM_CALIB_MAX_SNAPSHOTS]; /* at 32, 64, 128, ... records */
 } llm_calib_entry;

@@ -374,6 +374,28 @@ static int read_companion(llm_reader *r, const llm_record *rec, llm_model *m, un
     return 1;
 }
 
+/* Checks that rec, which holds tensor pt (a weight, or one of its moments),
+ * is the one its sequence expects next (*next, an index into m->tensors),
+ * and advances it.  Tensors come once each in the model's order: so they
+ * fill the arenas front to back and the pages they touch are the pages their
+ * bytes fill (with transparent huge pages, tensors scattered over a large
+ * arena would each make a 2 MiB page resident for a few bytes). */
+static int in_order(const llm_model *m, const llm_record *rec, const llm_param_tensor *pt, int *next,
+                    llm_error *err)
+{
+    int i = (int)(pt - m->tensors);
+    if (i > *next)
+        return llm_error_set(err, LLM_ERR_FORMAT, "%s: tensor %s%s is missing before it (a checkpoint's "
+                             "tensors come in the model's order)", rec->name,
+                             strncmp(rec->name, "optim.", 6) ? "" : rec->name[6] == 'm' ? "optim.m." : "optim.v.",
+                             m->tensors[*next].name);
+    if (i < *next)
+        return llm_error_set(err, LLM_ERR_FORMAT, "%s: out of order or given twice (a checkpoint's tensors "
+                             "come once each, in the model's order)", rec->name);
+    (*next)++;
+    return 0;
+}
+
 static int load_all(llm_reader *r, llm_model *m, llm_optim *o, llm_ckpt_train *train,
                     int *has_train, int allow_quant, llm_error *err)
 {
@@ -390,6 +412,7 @@ static int load_all(llm_reader *r, llm_model *m, llm_optim *o, llm_ckpt_train *t
     if (allow_quant && llm_record_attr(rec, "quant")) llm_model_sparse_arena(m);
     *has_train = 0;
     int64_t optim_t = 0;
+    int next[3] = {0, 0, 0}; /* the tensor each sequence expects next: params, optim.m, optim.v */
     char *seen = calloc((size_t)m->n_tensors * 3, 1); /* params, m, v */
     int slots = llm_qlinear_slots(cfg.n_layers);
     unsigned char *qgot = calloc((size_t)slots, 1); /* companions of quantized linears */
@@ -419,8 +442,10 @@ static int load_all(llm_reader *r, llm_model *m, llm_optim *o, llm_ckpt_train *t
             break;
         }
         if (quant) {
-            if ((rc = read_qlinear(r, rec, m, err)) < 0) break;
             const llm_param_tensor *pt = llm_model_tensor(m, rec->name);
+            if ((pt && (rc = in_order(m, rec, pt, &next[0], err)) < 0) ||
+                (rc = read_qlinear(r, rec, m, err)) < 0)
+                break;
             if (pt) seen[pt - m->tensors] = 1;
             continue;
         }
@@ -438,6 +463,7 @@ static int load_all(llm_reader *r, llm_model *m, llm_optim *o, llm_ckpt_train *t
             rc = llm_error_set(err, LLM_ERR_FORMAT, "%s: not a tensor of this model", rec->name);
             break;
         }
+        if ((rc = in_order(m, rec, pt, &next[which], err)) < 0) break;
         float *base = which == 0 ? m->arena : NULL;
         if (which && o && *has_train) base = which == 1 ? o->m : o->v;
         if (which && !*has_train) {

@@ -36,7 +36,8 @@ int llm_example_encode(const llm_tok *tok, const char *text, size_t text_len, co
                              (int)(label_len < 40 ? label_len : 40), label, (long long)nl, T - 1, T);
     }
     int64_t n = 1 + nt + nl, first = n - 1 > T ? n - 1 - T : 0; /* window ids[first .. first+used] */
-    int used = (int)(n - 1 - first), label_from = (int)(1 + nt); /* the first label token's index */
+    int used = (int)(n - 1 - first); /* <= T */
+    int64_t label_from = 1 + nt;      /* the first label token's index */
     for (int i = 0; i < T; i++) {
         inputs[i] = i < used ? ids[first + i] : 0;
         targets[i] = i < used && first + i + 1 >= label_from ? ids[first + i + 1] : -1;

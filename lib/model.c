@@ -3,6 +3,7 @@
 #include "model.h"
 
 #include <cblas.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -136,7 +137,7 @@ int llm_model_alloc(llm_model *m, const llm_config *cfg, llm_error *err)
     m->cfg = *cfg;
     llm_tok_bytes(&m->tok);
     int n;
-    layout(cfg, NULL, &n);
+    int64_t params = layout(cfg, NULL, &n);
     m->tensors = calloc((size_t)n, sizeof *m->tensors);
     m->spans = calloc((size_t)n, sizeof *m->spans);
     m->p.layers = calloc((size_t)cfg->n_layers, sizeof *m->p.layers);
@@ -148,15 +149,11 @@ int llm_model_alloc(llm_model *m, const llm_config *cfg, llm_error *err)
         m->spans[i] = (llm_param_span){m->tensors[i].offset, m->tensors[i].count,
                                        m->tensors[i].shape.ndim == 2};
     llm_params_map(m, m->arena, &m->p);
-    int rc = llm_rope_init(&m->rope, cfg->dim / cfg->n_heads, cfg->seq_len, cfg->rope_theta, err);
-    if (rc < 0) {
-        llm_model_free(m);
-        return rc;
-    }
     return 0;
 nomem:
     llm_model_free(m);
-    return llm_error_set(err, LLM_ERR_NOMEM, "model: out of memory");
+    return llm_error_set(err, LLM_ERR_NOMEM, "model: out of memory for %lld parameters (%.1f GiB)",
+                         (long long)params, (double)params * sizeof(float) / 1073741824.0);
 }
 
 int llm_model_init(llm_model *m, const llm_config *cfg, uint64_t seed, llm_error *err)
@@ -193,7 +190,6 @@ void llm_model_free(llm_model *m)
     free(m->tensors);
     free(m->spans);
     free(m->p.layers);
-    llm_rope_free(&m->rope);
     llm_tok_free(&m->tok);
     memset(m, 0, sizeof *m);
 }
@@ -219,6 +215,9 @@ int llm_acts_init(llm_acts *a, const llm_config *c, int B, int T, llm_error *err
     memset(a, 0, sizeof *a);
     if (B < 1 || T < 1 || T > c->seq_len)
         return llm_error_set(err, LLM_ERR_ARG, "batch %d x seq %d (seq at most %d)", B, T, c->seq_len);
+    if ((int64_t)B * T > INT_MAX) /* the passes count tokens (N = B*T) in an int */
+        return llm_error_set(err, LLM_ERR_LIMIT, "batch %d x seq %d is %lld tokens in one pass, more than %d", B, T,
+                             (long long)B * T, INT_MAX);
     size_t N = (size_t)B * (size_t)T, L = (size_t)c->n_layers, D = (size_t)c->dim,
            E = D / (size_t)c->n_heads, HE = (size_t)c->n_heads * E, KE = (size_t)c->n_kv_heads * E,
            F = (size_t)c->hidden, V = (size_t)c->vocab;
@@ -246,6 +245,13 @@ int llm_acts_init(llm_acts *a, const llm_config *c, int B, int T, llm_error *err
         if (!*f[i].p) goto nomem;
         a->bytes += f[i].n * sizeof(float);
     }
+    int rc = llm_rope_init(&a->rope, c->dim / c->n_heads, T, c->rope_theta, err);
+    if (rc == 0) rc = llm_rope_reserve(&a->rope, T, err);
+    if (rc < 0) {
+        llm_acts_free(a);
+        return rc;
+    }
+    a->bytes += (size_t)T * E * sizeof(float);
     return 0;
 nomem:
     llm_acts_free(a);
@@ -291,6 +297,7 @@ void llm_acts_free(llm_acts *a)
                     a->s_nd,  a->s_nd2, a->s_nd3, a->s_nf, a->s_nf2, a->s_kv, a->s_kv2};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) free(all[i]);
     free(a->inputs);
+    llm_rope_free(&a->rope);
     memset(a, 0, sizeof *a);
 }
 
@@ -451,8 +458,8 @@ float llm_model_forward(const llm_model *m, llm_acts *a, const int32_t *inputs,
         lora_site(m, a, l, LLM_LORA_WQ, xn, q);
         lora_site(m, a, l, LLM_LORA_WK, xn, k);
         lora_site(m, a, l, LLM_LORA_WV, xn, v);
-        llm_rope_apply(&m->rope, q, N, HE, H, T, 0, 0);
-        llm_rope_apply(&m->rope, k, N, KE, K, T, 0, 0);
+        llm_rope_apply(&a->rope, q, N, HE, H, T, 0, 0);
+        llm_rope_apply(&a->rope, k, N, KE, K, T, 0, 0);
         llm_attention_forward(m, q, k, v, att, a->lse + (size_t)l * N * H, B, T);
         memcpy(x_mid, x, (size_t)N * D * sizeof(float));
         llm_linear_forward(m, a, 7 * l + 3, att, w->wo, x_mid, N, D, HE, 1);

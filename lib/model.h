@@ -92,7 +92,6 @@ typedef struct llm_model {
     int n_tensors;
     llm_param_tensor *tensors; /* [n_tensors] */
     llm_param_span *spans;     /* [n_tensors]: decay on 2-D tensors */
-    llm_rope rope;
     /* Borrowed, NULL when none: prompt-tuning tokens and LoRA factors every
      * forward pass applies (adapter.h); token ids V..V+P-1 are its virtual
      * tokens. */
@@ -154,6 +153,7 @@ typedef struct llm_acts {
     /* with a quantized base (llm_acts_quant): one block of LLM_QROWS
      * dequantized weight rows, [LLM_QROWS, max(D, H*E, F)] */
     float *qscratch;
+    llm_rope rope;     /* positions 0..T-1 (the table is [T, E/2]) */
     size_t bytes;      /* everything above */
     /* Optional (NULL after llm_acts_init): called by llm_model_backward as the
      * gradients of the arena's floats [from, n_params) become final, once

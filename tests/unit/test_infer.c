@@ -185,6 +185,40 @@ static void test_nll_matches_training_loss(void)
     llm_model_free(&m);
 }
 
+/* A context of 2^18 positions costs nothing until tokens come: the caches,
+ * the per-row buffers, the scores and the RoPE table follow the positions
+ * and rows used (doubling), and the logits are bit for bit those of a
+ * context just large enough. */
+static void test_buffers_follow_tokens(void)
+{
+    llm_error err = {0};
+    llm_model m;
+    make_model(&m, 32, 2, 0);
+    llm_infer big, small;
+    llm_infer_opts ob = {.ctx = 1 << 18}, os = {.ctx = 16};
+    CHECK_OK(llm_infer_init(&big, &m, &ob, &err));
+    CHECK_OK(llm_infer_init(&small, &m, &os, &err));
+    CHECK(big.cache_cap[0] == 0 && big.rows_cap == 0 && big.scores_cap == 0 && big.rope.cap == 0 && !big.x &&
+          !big.logits && !big.k[0]);
+    int32_t tok[15];
+    unsigned long long rng = 11;
+    for (int i = 0; i < 15; i++) tok[i] = (int32_t)(check_uniform(&rng) * m.cfg.vocab);
+    const size_t V = (size_t)m.cfg.vocab;
+    for (int at = 0; at < 15; at += at ? 1 : 5) {
+        int n = at ? 1 : 5;
+        CHECK_OK(llm_infer_feed(&big, tok + at, n, 0, &err));
+        CHECK_OK(llm_infer_feed(&small, tok + at, n, 0, &err));
+        CHECK_MSG(!memcmp(big.last, small.last, V * sizeof(float)), "position %d: the logits differ", at + n - 1);
+    }
+    CHECK_MSG(big.rows_cap == 5 && big.cache_cap[0] == 20 && big.scores_cap == 20 && big.rope.n_pos == 15 &&
+                  big.rope.cap == 20,
+              "rows %d, cache %d, scores %d, rope %d of %d", big.rows_cap, big.cache_cap[0], big.scores_cap,
+              big.rope.n_pos, big.rope.cap);
+    llm_infer_free(&big);
+    llm_infer_free(&small);
+    llm_model_free(&m);
+}
+
 static void test_infer_errors(void)
 {
     llm_error err = {0};
@@ -327,6 +361,7 @@ int main(void)
 {
     RUN(test_cache_matches_forward);
     RUN(test_nll_matches_training_loss);
+    RUN(test_buffers_follow_tokens);
     RUN(test_infer_errors);
     RUN(test_batched_decode_matches_single);
     RUN(test_quantized_decode_matches_prefill);

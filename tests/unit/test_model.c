@@ -237,6 +237,23 @@ static void test_config_errors(void)
     CHECK(llm_config_check(&c, &err) < 0 && strstr(err.msg, "layers 0"));
 }
 
+/* A pass counts its B*T tokens in an int: more are refused before any
+ * allocation; the RoPE table the acts carry covers exactly their T positions. */
+static void test_acts_limits(void)
+{
+    llm_error err = {0};
+    llm_config c = {.vocab = 258, .dim = 8, .n_layers = 1, .n_heads = 2, .n_kv_heads = 2,
+                    .hidden = 8, .seq_len = 1 << 20, .norm_eps = 1e-5f, .rope_theta = 10000};
+    llm_acts a;
+    CHECK(llm_acts_init(&a, &c, 1 << 16, 1 << 15, &err) == LLM_ERR_LIMIT);
+    CHECK_MSG(strstr(err.msg, "batch 65536 x seq 32768 is 2147483648 tokens in one pass, more than 2147483647"),
+              "%s", err.msg);
+    CHECK(!a.x && !a.inputs && !a.rope.cos);
+    CHECK_OK(llm_acts_init(&a, &c, 2, 24, &err));
+    CHECK(a.rope.n_pos == 24 && a.rope.max_pos == 24 && a.rope.head_dim == 4);
+    llm_acts_free(&a);
+}
+
 static void test_layout(void)
 {
     llm_error err = {0};
@@ -258,6 +275,7 @@ int main(void)
 {
     RUN(test_config_errors);
     RUN(test_layout);
+    RUN(test_acts_limits);
     RUN(test_gradients_untied_full_gqa);
     RUN(test_gradients_tied_window);
     RUN(test_gradients_mqa);
