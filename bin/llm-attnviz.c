@@ -203,7 +203,6 @@ static void open_image(const options *o, const llm_heatmap_opts *hopts, int64_t 
     char *path = o->pattern ? pattern_name(o->pattern, layer, head) : strdup("-");
     if (!path) fail("out of memory");
     if (llm_outfile_open(&current_out, path, &err) < 0) fail("%s", err.msg);
-    llm_cli_remove_on_failure(llm_outfile_temp_path(current_out));
     const char *label = strcmp(path, "-") ? path : "stdout";
     if (llm_heatmap_open(&current_map, hopts, T, cols, rows, llm_outfile_fd(current_out), label, &err) < 0)
         fail("%s", err.msg);

@@ -144,7 +144,6 @@ static void write_table(const llm_calib *c, const options *o, const double *all)
     llm_error err = {0};
     llm_writer *w;
     if (llm_writer_open(&w, path, NULL, &err) < 0) llm_die(LLM_EXIT_DATA, "%s", err.msg);
-    llm_cli_remove_on_failure(llm_writer_temp_path(w));
     for (int i = 0; i < llm_calib_count(c); i++) {
         const llm_calib_entry *e = llm_calib_entry_at(c, i);
         const double *amax = all + (size_t)i * LLM_CALIB_METHODS;
@@ -185,7 +184,6 @@ static FILE *text_open(const options *o, llm_outfile **f)
 {
     llm_error err = {0};
     if (llm_outfile_open(f, o->out ? o->out : "-", &err) < 0) llm_die(LLM_EXIT_DATA, "%s", err.msg);
-    llm_cli_remove_on_failure(llm_outfile_temp_path(*f));
     FILE *fp = fdopen(dup(llm_outfile_fd(*f)), "w");
     if (!fp) llm_die(LLM_EXIT_DATA, "%s: out of memory", o->out ? o->out : "-");
     return fp;

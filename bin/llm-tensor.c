@@ -151,7 +151,6 @@ static llm_writer *open_output(const opts *o)
     llm_error err = {0};
     llm_writer *w;
     if (llm_writer_open(&w, path, &o->wopts, &err) < 0) llm_die(LLM_EXIT_DATA, "%s", err.msg);
-    llm_cli_remove_on_failure(llm_writer_temp_path(w));
     return w;
 }
 
@@ -469,7 +468,6 @@ static int cmd_to_npy(int argc, char **argv)
     llm_error err = {0};
     npy_ctx c = {argv[first], NULL, 0};
     if (llm_outfile_open(&c.out, path, &err) < 0) llm_die(LLM_EXIT_DATA, "%s", err.msg);
-    llm_cli_remove_on_failure(llm_outfile_temp_path(c.out));
     int rc = each_record(argc - first - 1, argv + first + 1, npy_one, &c);
     if (c.matched == 0) {
         llm_outfile_abort(c.out);

@@ -16,7 +16,14 @@
 
 enum { LLM_EXIT_OK = 0, LLM_EXIT_DATA = 1, LLM_EXIT_USAGE = 2 };
 
-/* Sets the tool name put in front of every message. */
+/* Sets the tool name put in front of every message, and looks after the
+ * tool's outputs until it exits:
+ * - every temporary output file (outfile.h: stream writers, checkpoints,
+ *   images, tables) is removed if the tool dies (llm_die, llm_usage_error)
+ *   or is killed by any signal whose default action ends the process
+ *   (SIGINT, SIGTERM, SIGQUIT, SIGUSR1, SIGXFSZ, SIGPIPE, ...) before it is
+ *   renamed into place.  A signal the tool handles itself (llm-train's SIGINT
+ *   save) or that is ignored stays so; the list has no fixed length. */
 void llm_cli_init(const char *tool);
 const char *llm_cli_tool(void);
 
@@ -26,12 +33,6 @@ void llm_die(int status, const char *fmt, ...) __attribute__((noreturn, format(p
 void llm_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Prints "tool: message\nTry 'tool --help'." and exits 2. */
 void llm_usage_error(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
-
-/* Registers a temporary output file to remove if the tool dies (llm_die,
- * llm_usage_error) or is killed by SIGINT, SIGTERM, SIGHUP or SIGPIPE before
- * it renames the file into place.  NULL and a path already registered are
- * ignored; up to 8 files.  Signals the tool already handles are left to it. */
-void llm_cli_remove_on_failure(const char *temp_path);
 
 /* Parses an integer option value in [min, max], or exits 2 naming the option. */
 long llm_cli_long(const char *opt, const char *text, long min, long max);

@@ -30,6 +30,13 @@ expect() {
     fi
 }
 
+# chardev NAME MAJOR MINOR: prints the path of a character device for -o to
+# write to: one made here when mknod is allowed, so that no system file is at
+# stake should a tool replace its output (as root it could), else /dev/NAME.
+chardev() {
+    if mknod "$T/$1" c "$2" "$3" 2>/dev/null; then echo "$T/$1"; else echo "/dev/$1"; fi
+}
+
 # same NAME FILE1 FILE2: byte-identical files.
 same() {
     if cmp -s "$2" "$3"; then pass "$1"; else fail "$1" "$2 and $3 differ"; fi
