@@ -414,6 +414,7 @@ int main(int argc, char **argv)
             diagnose_record(&ru, &m, layer, maps);
             if (maps) head_sim(&ru, m.label, layer, maps, m.heads, m.T);
             free(maps);
+            llm_cli_check_output(stdout, "stdout", 0);
         }
         warn_rows(&m);
         llm_attnmap_close(&m);
@@ -427,7 +428,7 @@ int main(int argc, char **argv)
     if (current_map) close_image(); /* ALL_LAYERS: the mosaic of every layer */
     llm_labels_free(&ru.labels);
     free(ru.seen.layers);
-    if (fflush(stdout) != 0) llm_die(LLM_EXIT_DATA, "stdout: write failed");
+    llm_cli_check_output(stdout, "stdout", 1);
     if (ru.causal_failed) llm_die(LLM_EXIT_DATA, "%s", ru.causal_msg);
     return 0;
 }

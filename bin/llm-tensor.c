@@ -212,6 +212,7 @@ static int ls_one(llm_reader *r, const llm_record *rec, const char *path, void *
                llm_shape_format(&rec->shape, shape, sizeof shape), rec->nbytes);
     attrs_print(rec);
     putchar('\n');
+    llm_cli_check_output(stdout, "stdout", 0);
     return 0;
 }
 
@@ -234,6 +235,7 @@ static void stats_print(const char *label, const llm_stats *s)
     if (s->nan) printf(" nan=%" PRIu64, s->nan);
     if (s->inf) printf(" inf=%" PRIu64, s->inf);
     putchar('\n');
+    llm_cli_check_output(stdout, "stdout", 0);
 }
 
 static int stats_one(llm_reader *r, const llm_record *rec, const char *path, void *ctx)
@@ -520,6 +522,7 @@ static int cmd_verify(int argc, char **argv)
         if (zstd) printf(" (zstd, checksums ok, ratio %.3f)", in_bytes ? (double)raw_bytes / (double)in_bytes : 0.0);
         else printf(" (raw)");
         putchar('\n');
+        llm_cli_check_output(stdout, "stdout", 0);
     }
     free(buf);
     opts_free(&o);
@@ -572,10 +575,6 @@ int main(int argc, char **argv)
                 {"from-npy", cmd_from_npy}, {"to-npy", cmd_to_npy}, {"verify", cmd_verify},
                 {"import-llama2c", cmd_import_llama2c}};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
-        if (!strcmp(cmd, cmds[i].name)) {
-            int rc = cmds[i].fn(argc - 1, argv + 1);
-            if (fflush(stdout) != 0 || ferror(stdout)) llm_die(LLM_EXIT_DATA, "-: write error");
-            return rc;
-        }
+        if (!strcmp(cmd, cmds[i].name)) return cmds[i].fn(argc - 1, argv + 1); /* stdout checked at exit */
     llm_usage_error("unknown command '%s'", cmd);
 }

@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -17,6 +18,7 @@
 #include "outfile.h"
 
 static const char *tool_name = "llmpipe";
+static int dying; /* llm_die has spoken: the check of stdout at exit stays quiet */
 
 /* The temporary files to remove if the tool is killed or dies: a list the
  * signal handler walks.  Every edit happens with all signals blocked in the
@@ -126,12 +128,61 @@ static void temp_released(const char *path)
     free(t);
 }
 
+/* Flushes and closes fp: 0, or the errno of what failed (*op: "write" or
+ * "close").  A close that fails with EBADF after nothing was written is no
+ * error: the tool started without that descriptor and never needed it. */
+static int close_stream(FILE *fp, const char **op)
+{
+    int e = errno; /* a write that failed earlier left its errno */
+    int failed = ferror(fp);
+    int pending = __fpending(fp) > 0;
+    if (fflush(fp) != 0) failed = 1, e = errno;
+    *op = "write";
+    if (fclose(fp) != 0 && !failed && (pending || errno != EBADF)) {
+        *op = "close";
+        return errno;
+    }
+    return failed ? (e ? e : EIO) : 0;
+}
+
+/* atexit: standard output, checked. */
+static void close_stdout(void)
+{
+    const char *op;
+    int e = close_stream(stdout, &op);
+    if (e && !dying) {
+        fprintf(stderr, "%s: stdout: %s: %s\n", tool_name, op, strerror(e));
+        remove_temps();
+        _exit(LLM_EXIT_DATA);
+    }
+}
+
 void llm_cli_init(const char *tool)
 {
     tool_name = tool;
     llm_outfile_watch(temp_created, temp_released); /* every temporary output, checkpoints too */
+    atexit(close_stdout);
 }
 
+int llm_cli_output_errno(FILE *fp, int flush)
+{
+    int e = errno; /* a write that failed since the last check left its errno */
+    if (flush && fflush(fp) != 0) return errno ? errno : EIO;
+    return ferror(fp) ? (e ? e : EIO) : 0;
+}
+
+void llm_cli_check_output(FILE *fp, const char *name, int flush)
+{
+    int e = llm_cli_output_errno(fp, flush);
+    if (e) llm_die(LLM_EXIT_DATA, "%s: write: %s", name, strerror(e));
+}
+
+void llm_cli_close_output(FILE *fp, const char *name)
+{
+    const char *op;
+    int e = close_stream(fp, &op);
+    if (e) llm_die(LLM_EXIT_DATA, "%s: %s: %s", name, op, strerror(e));
+}
 const char *llm_cli_tool(void) { return tool_name; }
 
 static int progress_open;
@@ -151,6 +202,7 @@ void llm_die(int status, const char *fmt, ...)
     va_start(ap, fmt);
     vmessage(fmt, ap);
     va_end(ap);
+    dying = 1;
     remove_temps();
     exit(status);
 }
@@ -170,6 +222,7 @@ void llm_usage_error(const char *fmt, ...)
     vmessage(fmt, ap);
     va_end(ap);
     fprintf(stderr, "Try '%s --help'.\n", tool_name);
+    dying = 1;
     remove_temps();
     exit(LLM_EXIT_USAGE);
 }

@@ -23,7 +23,9 @@ enum { LLM_EXIT_OK = 0, LLM_EXIT_DATA = 1, LLM_EXIT_USAGE = 2 };
  *   or is killed by any signal whose default action ends the process
  *   (SIGINT, SIGTERM, SIGQUIT, SIGUSR1, SIGXFSZ, SIGPIPE, ...) before it is
  *   renamed into place.  A signal the tool handles itself (llm-train's SIGINT
- *   save) or that is ignored stays so; the list has no fixed length. */
+ *   save) or that is ignored stays so; the list has no fixed length;
+ * - standard output is flushed and closed at exit: when a write to it failed
+ *   the tool says "tool: stdout: write: strerror" and exits 1. */
 void llm_cli_init(const char *tool);
 const char *llm_cli_tool(void);
 
@@ -33,6 +35,18 @@ void llm_die(int status, const char *fmt, ...) __attribute__((noreturn, format(p
 void llm_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Prints "tool: message\nTry 'tool --help'." and exits 2. */
 void llm_usage_error(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+
+/* 0 when every write to fp so far succeeded, else the errno of the one that
+ * failed; with flush, fp's buffer is pushed to its file first.  Call it after
+ * each line or record written to a text output (stdout, a log): the failing
+ * write's errno is still at hand then, and a long run stops at once. */
+int llm_cli_output_errno(FILE *fp, int flush);
+/* Dies "tool: name: write: strerror" (exit 1) when llm_cli_output_errno
+ * finds a failed write. */
+void llm_cli_check_output(FILE *fp, const char *name, int flush);
+/* Flushes and closes fp; dies as llm_cli_check_output (or "name: close:
+ * strerror") when a write, the flush or the close failed. */
+void llm_cli_close_output(FILE *fp, const char *name);
 
 /* Parses an integer option value in [min, max], or exits 2 naming the option. */
 long llm_cli_long(const char *opt, const char *text, long min, long max);

@@ -171,6 +171,14 @@ status=$?
     pass "killed after 10 files: no temporary file left" ||
     fail "killed after 10 files: no temporary file left" "status $status; $(ls | grep many)"
 
+# every output checked: a full disk is an error that names the output
+full "image to a full disk" stdout -- llm-attnviz --layer 1 --head 2 attn.llmt
+full "grid to a full disk" stdout -- llm-attnviz --grid attn.llmt
+full "stats to a full disk" stdout -- llm-attnviz --stats attn.llmt
+full "head-sim to a full disk" stdout -- llm-attnviz --head-sim attn.llmt
+full "check-causal to a full disk" stdout -- llm-attnviz --check-causal attn.llmt
+full "help to a full disk" stdout -- llm-attnviz --help
+
 # usage
 expect "several heads in one image" 2 "add --grid" -- llm-attnviz --layer 0 attn.llmt
 expect "--head with --grid" 2 "exclude each other" -- llm-attnviz --head 0 --grid attn.llmt

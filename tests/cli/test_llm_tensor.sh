@@ -218,6 +218,19 @@ expect "-o a dangling link" 0 "" -- llm-tensor cat -o dangling.llmt all.llmt
     fail "a dangling link stays, its target made" "$(ls -l dangling.llmt nowhere.llmt 2>&1)"
 expect "-o a directory" 1 "^llm-tensor: sub: is a directory$" -- llm-tensor cat -o sub all.llmt
 
+# every output checked: a full disk is an error that names the output
+full "ls to a full disk" stdout -- llm-tensor ls all.llmt
+full "stats to a full disk" stdout -- llm-tensor stats --per-channel all.llmt
+full "verify to a full disk" stdout -- llm-tensor verify all.llmt
+full "cat to a full disk" stdout -- llm-tensor cat all.llmt
+full "from-npy to a full disk" stdout -- llm-tensor from-npy x=f4.npy
+full "to-npy to a full disk" stdout -- llm-tensor to-npy '*' all.llmt
+full "help to a full disk" stdout -- llm-tensor --help
+full "version to a full disk" stdout -- llm-tensor --version
+dev_full=$(chardev full 1 7)
+expect "-o a full device" 1 "^llm-tensor: $dev_full: write: No space left on device$" -- llm-tensor cat -o "$dev_full" all.llmt
+[ -c "$dev_full" ] && pass "$dev_full stays a character device" || fail "$dev_full stays a character device" "$(ls -l "$dev_full")"
+
 # option handling inside commands
 expect "version after command" 0 "" -- llm-tensor ls --version
 expect "unknown option in command" 2 "^llm-tensor: ls: unknown option or missing value: '--frob'" -- llm-tensor ls --frob
