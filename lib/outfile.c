@@ -77,19 +77,19 @@ static int open_temp(llm_outfile *f, const char *path, llm_error *err)
 {
     size_t len = strlen(f->target) + 40;
     if (!(f->tmp_path = malloc(len))) return llm_error_set(err, LLM_ERR_NOMEM, "%s: out of memory", path);
-    for (int i = 0; i < 100 && f->fd < 0; i++) {
+    int e = EEXIST;
+    for (int i = 0; i < 100 && e == EEXIST; i++) { /* a name taken: the next one */
         snprintf(f->tmp_path, len, "%s.tmp.%ld.%d", f->target, (long)getpid(), i);
+        /* told before the file exists, so a signal just after it appears removes it */
+        if (on_temp_create) on_temp_create(f->tmp_path);
         f->fd = open(f->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-        if (f->fd < 0 && errno != EEXIST) break;
+        if (f->fd >= 0) return 0;
+        e = errno;
+        if (on_temp_release) on_temp_release(f->tmp_path);
     }
-    if (f->fd < 0) {
-        int e = errno;
-        free(f->tmp_path);
-        f->tmp_path = NULL;
-        return llm_error_set(err, LLM_ERR_IO, "%s: cannot create: %s", path, strerror(e));
-    }
-    if (on_temp_create) on_temp_create(f->tmp_path);
-    return 0;
+    free(f->tmp_path);
+    f->tmp_path = NULL;
+    return llm_error_set(err, LLM_ERR_IO, "%s: cannot create: %s", path, strerror(e));
 }
 
 int llm_outfile_open(llm_outfile **out, const char *path, llm_error *err)

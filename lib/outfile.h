@@ -42,9 +42,10 @@ void llm_outfile_abort(llm_outfile *f);
 
 /* Calls on_create (NULL: nobody) with the path of every temporary file
  * created from now on, by this module or by the stream writer, which uses it,
- * and on_release with the same path once it has been renamed into place or
- * removed: a tool keeps a list of them so that a signal arriving mid-write
- * removes them (llm_cli_init does). */
+ * just before the file is created, and on_release with the same path once it
+ * has been renamed into place or removed (or could not be created): a tool
+ * keeps a list of them so that a signal arriving mid-write removes them
+ * (llm_cli_init does). */
 void llm_outfile_watch(void (*on_create)(const char *tmp_path), void (*on_release)(const char *tmp_path));
 
 #endif
