@@ -204,7 +204,6 @@ static void open_image(const options *o, const llm_heatmap_opts *hopts, int64_t 
     char *path = o->pattern ? pattern_name(o->pattern, layer, head) : strdup("-");
     if (!path) fail("out of memory");
     if (llm_outfile_open(&current_out, path, &err) < 0) fail("%s", err.msg);
-    llm_cli_remove_on_failure(llm_outfile_temp_path(current_out));
     const char *label = strcmp(path, "-") ? path : "stdout";
     if (llm_heatmap_open(&current_map, hopts, T, cols, rows, llm_outfile_fd(current_out), label, &err) < 0)
         fail("%s", err.msg);
@@ -432,6 +431,7 @@ int main(int argc, char **argv)
             diagnose_record(&ru, &m, layer, o.sim ? &maps : NULL);
             if (o.sim) head_sim(&ru, m.label, layer, maps, m.heads, m.T);
             free(maps);
+            llm_cli_check_output(stdout, "stdout", 0);
         }
         warn_rows(&m);
         llm_attnmap_close(&m);
@@ -445,7 +445,7 @@ int main(int argc, char **argv)
     if (current_map) close_image(); /* ALL_LAYERS: the mosaic of every layer */
     llm_labels_free(&ru.labels);
     free(ru.seen.layers);
-    if (fflush(stdout) != 0) llm_die(LLM_EXIT_DATA, "stdout: write failed");
+    llm_cli_check_output(stdout, "stdout", 1);
     if (ru.causal_failed) llm_die(LLM_EXIT_DATA, "%s", ru.causal_msg);
     return 0;
 }

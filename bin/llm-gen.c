@@ -202,7 +202,7 @@ static int emit_now(void *ctx, int seq, int32_t token)
     piece_of(oc, oc->prev, token, piece, &len);
     oc->prev = token;
     fwrite(piece, 1, (size_t)len, stdout);
-    fflush(stdout);
+    llm_cli_check_output(stdout, "stdout", 1);
     return 0;
 }
 
@@ -229,7 +229,7 @@ static int emit_batch(void *ctx, int seq, int32_t token)
         free(oc->text[oc->printed]);
         oc->text[oc->printed++] = NULL;
     }
-    fflush(stdout);
+    llm_cli_check_output(stdout, "stdout", 1);
     return 0;
 }
 
@@ -404,6 +404,7 @@ static void run_classify(llm_infer *s, const llm_model *m, const options *o, int
         }
         correct += !strcmp(labels[best], golds[e]);
         printf("%s\t%s\n", labels[best], golds[e]);
+        llm_cli_check_output(stdout, "stdout", 0);
     }
     printf("accuracy=%.4f correct=%d n=%d labels=%d\n", k ? (double)correct / k : 0.0, correct, k, n_labels);
     free(prefix), free(in), free(tg), free(texts), free(golds), free(labels), free(label_list), free(text);
@@ -478,12 +479,13 @@ int main(int argc, char **argv)
                            .sample = {.temp = (float)o.temp, .top_k = (int)o.top_k, .top_p = (float)o.top_p}};
         out_ctx oc = {.m = &m, .ids = o.ids, .prev = t[n - 1]};
         if (!o.ids) fputs(text, stdout);
+        llm_cli_check_output(stdout, "stdout", 0);
         const int32_t *prompts[1] = {t};
         llm_gen_stats st;
         if (llm_generate(&s, prompts, &n, 1, &go, emit_now, &oc, &st, &err) < 0)
             llm_die(LLM_EXIT_DATA, "%s", err.msg);
         putchar('\n');
-        fflush(stdout); /* before any message on stderr */
+        llm_cli_check_output(stdout, "stdout", 1); /* before any message on stderr */
         report_stats(&st, 1, ctx, o.quiet);
         free(t);
         free(text);

@@ -151,7 +151,6 @@ static llm_writer *open_output(const opts *o)
     llm_error err = {0};
     llm_writer *w;
     if (llm_writer_open(&w, path, &o->wopts, &err) < 0) llm_die(LLM_EXIT_DATA, "%s", err.msg);
-    llm_cli_remove_on_failure(llm_writer_temp_path(w));
     return w;
 }
 
@@ -213,6 +212,7 @@ static int ls_one(llm_reader *r, const llm_record *rec, const char *path, void *
                llm_shape_format(&rec->shape, shape, sizeof shape), rec->nbytes);
     attrs_print(rec);
     putchar('\n');
+    llm_cli_check_output(stdout, "stdout", 0);
     return 0;
 }
 
@@ -235,6 +235,7 @@ static void stats_print(const char *label, const llm_stats *s)
     if (s->nan) printf(" nan=%" PRIu64, s->nan);
     if (s->inf) printf(" inf=%" PRIu64, s->inf);
     putchar('\n');
+    llm_cli_check_output(stdout, "stdout", 0);
 }
 
 /* Per-channel statistics, one for each channel seen so far: they grow as
@@ -497,7 +498,6 @@ static int cmd_to_npy(int argc, char **argv)
     llm_error err = {0};
     npy_ctx c = {argv[first], NULL, 0};
     if (llm_outfile_open(&c.out, path, &err) < 0) llm_die(LLM_EXIT_DATA, "%s", err.msg);
-    llm_cli_remove_on_failure(llm_outfile_temp_path(c.out));
     int rc = each_record(argc - first - 1, argv + first + 1, npy_one, &c);
     if (c.matched == 0) {
         llm_outfile_abort(c.out);
@@ -550,6 +550,7 @@ static int cmd_verify(int argc, char **argv)
         if (zstd) printf(" (zstd, checksums ok, ratio %.3f)", in_bytes ? (double)raw_bytes / (double)in_bytes : 0.0);
         else printf(" (raw)");
         putchar('\n');
+        llm_cli_check_output(stdout, "stdout", 0);
     }
     free(buf);
     opts_free(&o);
@@ -602,10 +603,6 @@ int main(int argc, char **argv)
                 {"from-npy", cmd_from_npy}, {"to-npy", cmd_to_npy}, {"verify", cmd_verify},
                 {"import-llama2c", cmd_import_llama2c}};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
-        if (!strcmp(cmd, cmds[i].name)) {
-            int rc = cmds[i].fn(argc - 1, argv + 1);
-            if (fflush(stdout) != 0 || ferror(stdout)) llm_die(LLM_EXIT_DATA, "-: write error");
-            return rc;
-        }
+        if (!strcmp(cmd, cmds[i].name)) return cmds[i].fn(argc - 1, argv + 1); /* stdout checked at exit */
     llm_usage_error("unknown command '%s'", cmd);
 }

@@ -545,7 +545,8 @@ int main(int argc, char **argv)
             if (dist) fprintf(log, "\t%.0f\t%.6f\t%.6f", s.comm_bytes, s.comm_s, now - t0);
             if (adapting) fprintf(log, "\t%" PRId64 "\t%.1f", t.n_train, peak_rss_mib());
             fputc('\n', log);
-            fflush(log);
+            int e = llm_cli_output_errno(log, 1);
+            if (e) fatal("%s: write: %s", o.log, strerror(e));
         }
         double avg_tps = (double)(step - first) * st.batch * st.seq * st.accum / train_time;
         char eta[32];
@@ -565,7 +566,11 @@ int main(int argc, char **argv)
     if (stop) interrupted = 1;
     llm_cli_progress_done();
     save(o.out, &t);
-    if (log) fclose(log);
+    if (log) {
+        int e = llm_cli_output_errno(log, 1);
+        if (e) fatal("%s: write: %s", o.log, strerror(e));
+        if (fclose(log) != 0) fatal("%s: close: %m", o.log);
+    }
     if (interrupted && !rank) llm_warn("interrupted: saved step %" PRId64 " to %s", t.st.step, o.out);
     else if (!o.quiet)
         fprintf(stderr, "llm-train: saved %s%s at step %" PRId64 " (%.1f s; %.1f s training); peak RSS %.1f MiB\n",

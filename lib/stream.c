@@ -868,18 +868,13 @@ int llm_writer_open(llm_writer **out, const char *path, const llm_writer_opts *o
 {
     llm_outfile *f;
     TRY(llm_outfile_open(&f, path, err));
-    int rc = llm_writer_open_fd(out, llm_outfile_fd(f), path, opts, err);
+    int rc = llm_writer_open_fd(out, llm_outfile_fd(f), llm_outfile_path(f), opts, err);
     if (rc < 0) {
         llm_outfile_abort(f);
         return rc;
     }
     (*out)->file = f;
     return 0;
-}
-
-const char *llm_writer_temp_path(const llm_writer *w)
-{
-    return w->file ? llm_outfile_temp_path(w->file) : NULL;
 }
 
 int llm_writer_begin(llm_writer *w, const llm_record *rec_in, llm_error *err)

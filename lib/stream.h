@@ -128,7 +128,9 @@ typedef struct llm_writer_opts {
 } llm_writer_opts;
 
 /* Creates path ("-" is stdout).  A file is written under a temporary name in
- * the same directory and renamed to path by llm_writer_close.  opts may be NULL. */
+ * the same directory and renamed to path by llm_writer_close; a FIFO or a
+ * device is written directly (outfile.h says what a path gets).  opts may be
+ * NULL. */
 int llm_writer_open(llm_writer **out, const char *path, const llm_writer_opts *opts,
                     llm_error *err);
 /* Writes to fd (not closed); label names it in messages. */
@@ -141,10 +143,6 @@ int llm_writer_begin(llm_writer *w, const llm_record *rec, llm_error *err);
 int llm_writer_write(llm_writer *w, const void *data, size_t n, llm_error *err);
 /* Ends the record and flushes it all the way to the file descriptor. */
 int llm_writer_end_record(llm_writer *w, llm_error *err);
-
-/* The temporary file a file writer is filling (NULL for a descriptor), so a
- * tool can remove it if it is killed before llm_writer_close. */
-const char *llm_writer_temp_path(const llm_writer *w);
 
 /* begin + write + end_record for a payload held whole in memory. */
 int llm_writer_record(llm_writer *w, const llm_record *rec, const void *data, llm_error *err);

@@ -30,6 +30,22 @@ expect() {
     fi
 }
 
+# full NAME OUTPUT -- COMMAND...: COMMAND with its standard output on
+# /dev/full must exit 1 with one line on stderr that names OUTPUT and says
+# why: "tool: [...: ]OUTPUT: write: No space left on device".
+full() {
+    name=$1 what=$2; shift 3
+    if [ ! -c /dev/full ]; then skip "$name" "no /dev/full"; return; fi
+    expect "$name" 1 "^[a-z-]+: (.*: )?$what: (write|close): No space left on device\$" -- sh -c '"$@" >/dev/full' sh "$@"
+}
+
+# chardev NAME MAJOR MINOR: prints the path of a character device for -o to
+# write to: one made here when mknod is allowed, so that no system file is at
+# stake should a tool replace its output (as root it could), else /dev/NAME.
+chardev() {
+    if mknod "$T/$1" c "$2" "$3" 2>/dev/null; then echo "$T/$1"; else echo "/dev/$1"; fi
+}
+
 # same NAME FILE1 FILE2: byte-identical files.
 same() {
     if cmp -s "$2" "$3"; then pass "$1"; else fail "$1" "$2 and $3 differ"; fi

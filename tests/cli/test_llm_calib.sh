@@ -194,3 +194,23 @@ rawstream w1.llmt 'T:0:y:1,2:0000803f00000040' 'T:0:y:1,3:0000803f00000040000000
 expect "per-channel width change" 1 "y: record 1 has 3 channels, earlier ones 2" -- llm-calib --per-channel w1.llmt
 expect "binary to a terminal refused unless -o" 0 "" -- llm-calib -o t.llmt acts.llmt
 [ -s t.llmt ] && pass "-o writes the file" || fail "-o writes the file" "empty"
+
+# every output checked: a full disk is an error that names the output (and
+# the table's text files are not touched after the failed write: ASan)
+full "table to a full disk" stdout -- llm-calib --method max acts.llmt
+full "--text to a full disk" stdout -- llm-calib --method max --text acts.llmt
+full "--curve to a full disk" stdout -- llm-calib --curve layers.0.mlp.w2.in acts.llmt
+full "help to a full disk" stdout -- llm-calib --help
+if [ -c /dev/full ]; then # --report speaks on stderr: the error is its last line
+    llm-calib --method max --report acts.llmt >/dev/full 2>report.err
+    status=$?
+    [ "$status" -eq 1 ] && [ "$(tail -n 1 report.err)" = "llm-calib: stdout: write: No space left on device" ] &&
+        pass "--report with the table to a full disk" ||
+        fail "--report with the table to a full disk" "status $status: $(tail -n 2 report.err)"
+fi
+dev_full=$(chardev full 1 7)
+for mode in "" --text "--curve layers.0.mlp.w2.in"; do
+    expect "-o a full device ${mode:-(table)}" 1 "^llm-calib: $dev_full: write: No space left on device$" -- \
+        llm-calib --method max $mode -o "$dev_full" acts.llmt
+done
+[ -c "$dev_full" ] && pass "$dev_full stays a character device" || fail "$dev_full stays a character device" "$(ls -l "$dev_full")"

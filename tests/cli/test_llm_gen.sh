@@ -120,3 +120,13 @@ head -c 47 text.txt >p47.txt
 expect "a prompt filling the context" 0 "context \(48 tokens\) is full" -- llm-gen -m m.llmt -p "$(cat p47.txt)" -n 5
 printf 'a\n\nb\n' | llm-gen -m m.llmt --batch -n 30 --temp 0 -q >nl.txt
 [ "$(wc -l <nl.txt)" -eq 3 ] && pass "batch: one line per prompt" || fail "batch: one line per prompt" "$(cat -A nl.txt | head -5)"
+
+# every output checked: a full disk is an error that names the output
+printf 'the cat\tyes\nthe dog\tno\n' >cls.tsv
+full "generation to a full disk" stdout -- llm-gen -m m.llmt -p "The" -n 5 --temp 0 -q
+full "generation of ids to a full disk" stdout -- llm-gen -m m.llmt --ids -p "256 84" -n 5 --temp 0 -q
+full "eval to a full disk" stdout -- llm-gen -m m.llmt --eval p47.txt -q
+full "classify to a full disk" stdout -- llm-gen -m m.llmt --classify cls.tsv -q
+full "batch to a full disk" stdout -- sh -c 'llm-gen -m m.llmt --batch -n 5 --temp 0 -q <prompts.txt'
+full "dump-acts to a full disk" stdout -- sh -c 'llm-gen -m m.llmt --dump-acts -q <p47.txt'
+full "help to a full disk" stdout -- llm-gen --help
