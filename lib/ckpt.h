@@ -15,6 +15,9 @@
  * "<name>.zero" u8 [rows, groups]; a tied classifier that is quantized is a
  * record "cls" of its own.  The config record then has quant=<scheme>.
  *
+ * Loading refuses a tokenizer whose ids do not fit the model's vocabulary
+ * (LLM_ERR_FORMAT).
+ *
  *     TRY(llm_ckpt_save("m.llmt", &model, &optim, &train, &err));   // optim, train may be NULL
  *     llm_ckpt_train t;  int has_train;
  *     TRY(llm_ckpt_load("m.llmt", &model, &optim, &t, &has_train, &err));

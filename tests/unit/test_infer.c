@@ -1,13 +1,15 @@
 /* Unit tests for lib/infer and lib/sample: the KV-cache path (prefill in
  * chunks, then one token at a time) against the training forward pass, which
  * recomputes everything; the windowed log-likelihood against the training
- * loss; and the sampler's choices and distribution. */
+ * loss; the sampler's choices and distribution; and ids out of the
+ * vocabulary refused by scoring. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
+#include "examples.h"
 #include "infer.h"
 #include "quant.h"
 #include "sample.h"
@@ -323,8 +325,31 @@ static void test_sampler(void)
     CHECK(llm_sampler_init(&sp, 6, &(llm_sample_opts){.temp = -1, .top_p = 1}, &err) == LLM_ERR_ARG);
 }
 
+/* Scoring refuses a target outside the vocabulary (naming it) instead of
+ * reading past the logits. */
+static void test_scored_ids_checked(void)
+{
+    llm_error err = {0};
+    llm_model m;
+    make_model(&m, 32, 2, 0);
+    llm_infer s;
+    CHECK_OK(llm_infer_init(&s, &m, &(llm_infer_opts){.ctx = 8}, &err));
+    int32_t tok[5] = {1, 2, 3, 4, 40}; /* 40: one past the vocabulary */
+    double nats;
+    int64_t scored;
+    CHECK(llm_infer_nll(&s, tok, 5, 4, &nats, &scored, &err) == LLM_ERR_ARG);
+    CHECK_MSG(strstr(err.msg, "token 5 of 5: id 40 outside the vocabulary (0..39)") != NULL, "%s", err.msg);
+    int32_t in[4] = {1, 2, 3, 4}, tg[4] = {-1, -1, 7, 41};
+    double lp;
+    CHECK(llm_examples_logp(&s, NULL, 0, in, tg, 4, &lp, &err) == LLM_ERR_ARG);
+    CHECK_MSG(strstr(err.msg, "token 4 of 4: id 41 outside") != NULL, "%s", err.msg);
+    llm_infer_free(&s);
+    llm_model_free(&m);
+}
+
 int main(void)
 {
+    RUN(test_scored_ids_checked);
     RUN(test_cache_matches_forward);
     RUN(test_nll_matches_training_loss);
     RUN(test_infer_errors);
