@@ -282,7 +282,12 @@ static int read_into(llm_reader *r, const llm_record *rec, const llm_param_tenso
     }
     size_t bytes = (size_t)pt->count * sizeof(float);
     int64_t n = llm_reader_read(r, dst, bytes, err);
-    return n < 0 ? (int)n : 0;
+    if (n < 0) return (int)n;
+    int64_t bad = llm_f32_find_nonfinite(dst, pt->count); /* a NaN would reach every output */
+    if (bad >= 0)
+        return llm_error_set(err, LLM_ERR_FORMAT, "%s: element %lld is %g, not a finite number", rec->name,
+                             (long long)bad, (double)dst[bad]);
+    return 0;
 }
 
 /* A quantized linear's codes (the current record) into m->qlin. */

@@ -2,8 +2,9 @@
 # CLI tests for what reaches a model: token ids beyond its vocabulary on every
 # path that feeds one (llm-train's text and examples, llm-gen's --ids prompts,
 # --batch, --eval, dumps and --classify), with and without adapters, each
-# refused in one line that says which id and where; and tokenizers that do not
-# fit the model.
+# refused in one line that says which id and where; tokenizers that do not fit
+# the model; and checkpoints whose weights are not finite, refused by every
+# tool that loads them with the tensor and element named.
 . "$(dirname "$0")/lib.sh"
 
 # llama2c FILE V: a llama2.c model of vocabulary V (shared classifier), random
@@ -113,3 +114,30 @@ for a in lora.llmt pt.llmt; do
     expect "--ids in range with $a" 0 "" -- llm-gen -m m.llmt --adapter $a --ids -p "256 104" -n 3 -q
 done
 
+# weights that are not numbers: a NaN gain in the final norm (element 3),
+# then an infinite one in layer 0's attention norm, refused by every tool
+# that loads a model, before it does anything
+nan_at='sub put { my ($name, $i, $bits) = @_; my $at = index($s, pack("v", length $name) . $name);
+                 die "no $name" if $at < 0;
+                 substr($s, $at + 2 + length($name) + 2 + 8 + 8 + 4 * $i, 4) = pack("V", $bits); }'
+rm -f o.llmt q.llmt
+raw_edit m.llmt nan.llmt "$nan_at; put(\"norm\", 3, 0x7fc00000);"
+raw_edit m.llmt inf.llmt "$nan_at; put(\"layers.0.attn.norm\", 5, 0x7f800000);"
+for f in nan inf; do
+    [ $f = nan ] && msg="$f.llmt: norm: element 3 is nan, not a finite number" ||
+        msg="$f.llmt: layers.0.attn.norm: element 5 is inf, not a finite number"
+    expect "llm-gen on $f weights" 1 "^llm-gen: $msg$" -- llm-gen -m $f.llmt -p "The" -n 3
+    expect "llm-gen --classify on $f weights" 1 "^llm-gen: $msg$" -- llm-gen -m $f.llmt --classify ex.tsv
+    expect "llm-gen --eval on $f weights" 1 "^llm-gen: $msg$" -- llm-gen -m $f.llmt --eval text.txt
+    expect "llm-train --init on $f weights" 1 "^llm-train: $msg$" -- \
+        llm-train --init $f.llmt --data text.txt --out o.llmt --steps 5 -q
+    expect "llm-train --lora on $f weights" 1 "^llm-train: $msg$" -- \
+        llm-train --init $f.llmt --data text.txt --lora 2 --out o.llmt --steps 5 -q
+    expect "llm-quant on $f weights" 1 "^llm-quant: $msg$" -- llm-quant -m $f.llmt --scheme int8 -o q.llmt
+done
+[ ! -e q.llmt ] && [ ! -e o.llmt ] && pass "nothing written" || fail "nothing written" "$(ls)"
+# and a llama2.c model with one: refused at import, named the same way
+perl -e 'open(my $f, "+<:raw", $ARGV[0]) or die; seek($f, 28 + 4 * 39, 0);
+         print $f pack("V", 0xffc00000); close $f' v3.bin
+expect "import-llama2c of a NaN weight" 1 "^llm-tensor: v3.bin: tok_emb: element 39 is -?nan, not a finite number$" -- \
+    llm-tensor import-llama2c -o bad.llmt v3.bin

@@ -1,8 +1,9 @@
 /* Unit tests for lib/tok, lib/data, lib/ckpt and lib/train: tokenizing (a
  * tokenizer without BOS too), the held-out split and batches, checkpoint
- * round trips and their errors (a tokenizer wider than the model), the
- * trainer's refusal of ids its model cannot take, and a tiny model that
- * must learn a repetitive text far below its unigram entropy. */
+ * round trips and their errors (weights that are not finite, a tokenizer
+ * wider than the model), the trainer's refusal of ids its model cannot take,
+ * and a tiny model that must learn a repetitive text far below its unigram
+ * entropy. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -156,6 +157,31 @@ static void test_checkpoint_errors(void)
     CHECK_OK(llm_writer_close(w, &err));
     CHECK(llm_ckpt_load(bad, &back, NULL, NULL, &has, &err) == LLM_ERR_FORMAT);
     CHECK_MSG(strstr(err.msg, "not a model checkpoint") && strstr(err.msg, "bad.llmt"), "%s", err.msg);
+
+    /* a weight or an optimizer moment that is not a number, named by tensor
+     * and element, through both loaders */
+    llm_ckpt_train st = {.batch = 4, .seq = 32, .accum = 1, .val_frac = 0.1};
+    llm_optim_defaults(&st.optim, LLM_OPTIM_ADAMW);
+    llm_optim o, o2;
+    CHECK_OK(llm_optim_init(&o, &st.optim, m.n_params, &err));
+    const llm_param_tensor *w1 = llm_model_tensor(&m, "layers.0.mlp.w1");
+    float *spots[3] = {m.p.layers[1].attn_norm + 5, m.p.tok_emb + 1234, o.v + w1->offset + 9};
+    const float values[3] = {NAN, INFINITY, NAN};
+    const char *want[3] = {"layers.1.attn.norm: element 5 is nan, not a finite number",
+                           "tok_emb: element 1234 is inf, not a finite number",
+                           "optim.v.layers.0.mlp.w1: element 9 is nan, not a finite number"};
+    for (int k = 0; k < 3; k++) {
+        float keep = *spots[k];
+        *spots[k] = values[k];
+        CHECK_OK(llm_ckpt_save(bad, &m, &o, &st, &err));
+        *spots[k] = keep;
+        CHECK(llm_ckpt_load(bad, &back, &o2, NULL, &has, &err) == LLM_ERR_FORMAT);
+        CHECK_MSG(strstr(err.msg, want[k]) && strstr(err.msg, "bad.llmt"), "%s", err.msg);
+        if (k == 2) continue; /* a model alone reads no moments */
+        CHECK(llm_ckpt_load_model(bad, &back, &err) == LLM_ERR_FORMAT);
+        CHECK_MSG(strstr(err.msg, want[k]) != NULL, "%s", err.msg);
+    }
+    llm_optim_free(&o);
     llm_model_free(&m);
 
     /* a byte-level tokenizer (ids to 257) on a model of 100 ids */
