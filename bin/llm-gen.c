@@ -396,7 +396,7 @@ static void run_classify(llm_infer *s, const llm_model *m, const options *o, int
     for (int i = 0; i < P; i++) prefix[i] = m->cfg.vocab + i;
     int correct = 0;
     for (int e = 0; e < k; e++) {
-        int best = -1;
+        int best = 0;
         double best_lp = -INFINITY;
         for (int j = 0; j < n_labels; j++) {
             double lp;
@@ -404,7 +404,7 @@ static void run_classify(llm_infer *s, const llm_model *m, const options *o, int
                                    tg, &err) < 0 ||
                 llm_examples_logp(s, prefix, P, in, tg, T, &lp, &err) < 0)
                 llm_die(LLM_EXIT_DATA, "%s: example %d: %s", o->classify, e + 1, err.msg);
-            if (lp > best_lp) best_lp = lp, best = j;
+            if (j == 0 || lp > best_lp) best_lp = lp, best = j; /* always a label, even if lp were NaN */
         }
         correct += !strcmp(labels[best], golds[e]);
         printf("%s\t%s\n", labels[best], golds[e]);

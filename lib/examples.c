@@ -136,7 +136,10 @@ int llm_examples_logp(llm_infer *s, const int32_t *prefix, int n_prefix, const i
         for (int j = 1; j < V; j++) mx = z[j] > mx ? z[j] : mx;
         double e = 0;
         for (int j = 0; j < V; j++) e += exp((double)z[j] - mx);
-        sum += (double)z[targets[i]] - mx - log(e);
+        double lp = (double)z[targets[i]] - mx - log(e);
+        if (!isfinite(lp)) /* a logit is NaN or infinite: the activations overflowed */
+            return llm_error_set(err, LLM_ERR_FORMAT, "position %d: the model's logits are not finite", i);
+        sum += lp;
     }
     *logp = sum;
     return 0;

@@ -54,7 +54,8 @@ void llm_examples_batch(const llm_examples *ex, llm_rng *rng, int B, int32_t *in
  * given what precedes it, after n_prefix ids (an adapter's virtual tokens;
  * may be 0).  s is reset first; n_prefix + n must fit in one pass.  The
  * targets are checked (llm_model_check_ids, LLM_IDS_UNSCORED) and the inputs
- * by the pass (LLM_ERR_ARG). */
+ * by the pass (LLM_ERR_ARG); logits that are not finite give LLM_ERR_FORMAT,
+ * never a NaN log-likelihood. */
 int llm_examples_logp(llm_infer *s, const int32_t *prefix, int n_prefix, const int32_t *inputs,
                       const int32_t *targets, int n, double *logp, llm_error *err);
 

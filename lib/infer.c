@@ -468,7 +468,11 @@ int llm_infer_nll(llm_infer *s, const int32_t *tokens, int64_t n, int stride, do
             for (int j = 1; j < V; j++) mx = z[j] > mx ? z[j] : mx;
             double sum = 0;
             for (int j = 0; j < V; j++) sum += exp((double)z[j] - mx);
-            total += log(sum) + mx - z[tokens[t]];
+            double nll = log(sum) + mx - z[tokens[t]];
+            if (!isfinite(nll)) /* a logit is NaN or infinite: the activations overflowed */
+                return llm_error_set(err, LLM_ERR_FORMAT, "token %lld: the model's logits are not finite",
+                                     (long long)t);
+            total += nll;
             count++;
         }
         done = end;

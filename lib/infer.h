@@ -109,7 +109,9 @@ int llm_infer_prefill(llm_infer *s, const int *slots, const int32_t *const *prom
  * it, in windows of at most ctx tokens advancing by stride (each token is
  * scored once, with as much context as its window gives: stride < ctx
  * overlaps the windows).  *scored gets the number of tokens scored.  Every
- * id must be in the vocabulary (no virtual tokens: LLM_ERR_ARG otherwise). */
+ * id must be in the vocabulary (no virtual tokens: LLM_ERR_ARG otherwise);
+ * logits that are not finite (NaN or infinite: overflowed activations) end
+ * it with LLM_ERR_FORMAT rather than a NaN. */
 int llm_infer_nll(llm_infer *s, const int32_t *tokens, int64_t n, int stride, double *nats,
                   int64_t *scored, llm_error *err);
 

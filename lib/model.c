@@ -16,6 +16,7 @@
 #include "model_internal.h"
 #include "quant.h"
 #include "rng.h"
+#include "sample.h"
 
 int llm_config_check(const llm_config *c, llm_error *err)
 {
@@ -541,10 +542,7 @@ int llm_model_greedy(const llm_model *m, llm_acts *a, const int32_t *prompt, int
         }
         for (int i = len; i < T; i++) window[i] = 0;
         llm_model_forward(m, a, window, NULL);
-        const float *p = a->probs + (size_t)(len - 1) * V;
-        int best = 0;
-        for (int j = 1; j < V; j++)
-            if (p[j] > p[best]) best = j;
+        int best = llm_sample_argmax(a->probs + (size_t)(len - 1) * V, V);
         out[made++] = best;
         if (best == m->tok.eos || best == m->tok.bos) break; /* the end of a text */
     }

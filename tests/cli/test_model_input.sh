@@ -3,8 +3,9 @@
 # path that feeds one (llm-train's text and examples, llm-gen's --ids prompts,
 # --batch, --eval, dumps and --classify), with and without adapters, each
 # refused in one line that says which id and where; tokenizers that do not fit
-# the model; and checkpoints whose weights are not finite, refused by every
-# tool that loads them with the tensor and element named.
+# the model; checkpoints whose weights are not finite, refused by every tool
+# that loads them with the tensor and element named; and logits that overflow,
+# refused where llm-gen scores or chooses.
 . "$(dirname "$0")/lib.sh"
 
 # llama2c FILE V: a llama2.c model of vocabulary V (shared classifier), random
@@ -136,6 +137,19 @@ for f in nan inf; do
     expect "llm-quant on $f weights" 1 "^llm-quant: $msg$" -- llm-quant -m $f.llmt --scheme int8 -o q.llmt
 done
 [ ! -e q.llmt ] && [ ! -e o.llmt ] && pass "nothing written" || fail "nothing written" "$(ls)"
+# finite weights whose activations overflow (the final gain at FLT_MAX): the
+# logits are NaN or infinite, and scoring and generating refuse them in one
+# line (--classify used to choose labels[-1])
+raw_edit m.llmt huge.llmt "$nan_at; put(\"norm\", \$_, 0x7f7fffff) for 0 .. 31;"
+overflow="the model's activations are not finite$"
+expect "llm-gen on overflowing logits" 1 "^llm-gen: prompt 0: logit [0-9]+ is -?(nan|inf): $overflow" -- \
+    llm-gen -m huge.llmt -p "The" -n 3
+expect "--batch on overflowing logits" 1 "^llm-gen: prompt 0: logit [0-9]+ is -?(nan|inf): $overflow" -- \
+    sh -c 'printf "The\nA\n" | llm-gen -m huge.llmt --batch -n 3'
+expect "--classify on overflowing logits" 1 "^llm-gen: ex.tsv: example 1: position [0-9]+: the model's logits are not finite$" -- \
+    llm-gen -m huge.llmt --classify ex.tsv
+expect "--eval on overflowing logits" 1 "^llm-gen: token 1: the model's logits are not finite$" -- \
+    llm-gen -m huge.llmt --eval text.txt
 # and a llama2.c model with one: refused at import, named the same way
 perl -e 'open(my $f, "+<:raw", $ARGV[0]) or die; seek($f, 28 + 4 * 39, 0);
          print $f pack("V", 0xffc00000); close $f' v3.bin

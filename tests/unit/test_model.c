@@ -1,8 +1,8 @@
 /* Unit tests for lib/model and lib/grad: the whole model's loss against an
  * independent forward pass written here in double precision, and every
  * gradient of every parameter tensor against central finite differences of
- * that double-precision loss; and the check of token ids against the rule
- * written out here. */
+ * that double-precision loss; the check of token ids against the rule
+ * written out here; greedy decoding on logits that are NaN. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -309,9 +309,33 @@ static void test_check_ids(void)
     llm_model_free(&m);
 }
 
+/* Greedy decoding on logits that are NaN (one NaN logit makes the whole
+ * softmax row NaN): every id it gives is still one of the vocabulary. */
+static void test_greedy_nan(void)
+{
+    llm_error err = {0};
+    llm_config c = {.vocab = 10, .dim = 8, .n_layers = 1, .n_heads = 2, .n_kv_heads = 2, .hidden = 8,
+                    .seq_len = 8, .tie = 0, .norm_eps = 1e-5f, .rope_theta = 10000};
+    llm_model m;
+    CHECK_OK(llm_model_init(&m, &c, 1, &err));
+    llm_acts a;
+    CHECK_OK(llm_acts_init(&a, &m.cfg, 1, 8, &err));
+    for (int last = 7; last <= 9; last += 2) {
+        for (int v = 7; v <= last; v++) m.p.cls[v * 8] = NAN; /* logit 7, then 7..9, NaN */
+        const int32_t prompt[2] = {4, 5};
+        int32_t out[4] = {-2, -2, -2, -2};
+        int made = llm_model_greedy(&m, &a, prompt, 2, 4, out);
+        CHECK(made >= 1 && made <= 4);
+        for (int i = 0; i < made; i++) CHECK_MSG(out[i] >= 0 && out[i] < 10, "token %d is %d", i, (int)out[i]);
+    }
+    llm_acts_free(&a);
+    llm_model_free(&m);
+}
+
 int main(void)
 {
     RUN(test_check_ids);
+    RUN(test_greedy_nan);
     RUN(test_config_errors);
     RUN(test_layout);
     RUN(test_gradients_untied_full_gqa);
