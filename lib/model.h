@@ -176,8 +176,9 @@ void llm_acts_free(llm_acts *a);
 
 /* What an array of token ids may hold besides the vocabulary 0..V-1 (bits):
  * LLM_IDS_VIRTUAL the ids V..V+P-1 of the attached adapter's P virtual
- * tokens (inputs of a prompt-tuned model), LLM_IDS_UNSCORED the id -1 (a
- * target that is not scored).  0: the vocabulary only (text, targets). */
+ * tokens (inputs of a prompt-tuned model), LLM_IDS_UNSCORED negative ids
+ * (targets that are not scored, -1 by convention).  0: the vocabulary only
+ * (text, and targets that are all scored). */
 enum { LLM_IDS_VIRTUAL = 1, LLM_IDS_UNSCORED = 2 };
 
 /* Checks that the n ids are ids model m takes (0..V-1, and what allow adds);
@@ -206,9 +207,10 @@ void llm_model_backward(const llm_model *m, llm_acts *a, float *grad);
 void llm_model_backward_adapter(const llm_model *m, llm_acts *a, float *grad, float *adapter_grad);
 
 /* Greedy continuation of prompt (n_prompt >= 1 ids, checked as inputs of
- * llm_model_forward are) by n_new tokens, each
- * from a full forward pass over the last a->T tokens (a has B = 1): simple
- * and slow, O(n T^2), for samples during training.  Stops after EOS or BOS.  Writes
+ * llm_model_forward are) by n_new tokens, each the most likely one
+ * (llm_sample_argmax: an id of the vocabulary even on NaN) after a full
+ * forward pass over the last a->T tokens (a has B = 1): simple and slow,
+ * O(n T^2), for samples during training.  Stops after EOS or BOS.  Writes
  * the new ids to out and returns how many. */
 int llm_model_greedy(const llm_model *m, llm_acts *a, const int32_t *prompt, int n_prompt,
                      int n_new, int32_t *out);
