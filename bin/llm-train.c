@@ -278,11 +278,16 @@ static void print_sample(const llm_trainer *t, const options *o)
         llm_acts_quant(&a, t->m, &err) < 0)
         fatal("%s", err.msg);
     size_t plen = strlen(o->prompt);
-    int32_t *ids = malloc((plen + 1 + (size_t)t->prefix + (size_t)o->sample) * sizeof *ids);
+    int32_t *ids = malloc((llm_tok_max_ids(plen) + 1 + (size_t)t->prefix + (size_t)o->sample) * sizeof *ids);
     if (!ids) fatal("out of memory");
     for (int i = 0; i < t->prefix; i++) ids[i] = t->m->cfg.vocab + i; /* the virtual tokens */
-    ids[t->prefix] = t->m->tok.bos;
-    int n = t->prefix + 1 + (int)llm_tok_encode(&t->m->tok, o->prompt, plen, ids + t->prefix + 1);
+    int n = t->prefix, bos = t->m->tok.bos;
+    if (bos >= 0) ids[n++] = bos;
+    int64_t k = llm_tok_encode_text(&t->m->tok, o->prompt, plen, ids + n, &err);
+    if (k < 0) fatal("--prompt: %s", err.msg);
+    n += (int)k;
+    if (n == 0) fatal("--sample: an empty --prompt, and the tokenizer has no BOS to start from");
+    if (llm_model_check_ids(t->m, ids, n, LLM_IDS_VIRTUAL, &err) < 0) fatal("--prompt: %s", err.msg);
     int made = llm_model_greedy(t->m, &a, ids, n, (int)o->sample, ids + n);
     fputs(o->prompt, stdout);
     for (int i = 0; i < made; i++) {
@@ -292,6 +297,16 @@ static void print_sample(const llm_trainer *t, const options *o)
     putchar('\n');
     free(ids);
     llm_acts_free(&a);
+}
+
+/* Reads and tokenizes the --data files (nothing with --examples) with tok,
+ * the model's own tokenizer; returns their fingerprint. */
+static uint64_t load_text(const options *o, const llm_tok *tok, llm_data *data)
+{
+    llm_error err = {0};
+    if (!o->n_data) return 0;
+    if (llm_data_load(data, o->data, o->n_data, tok, o->val_frac, &err) < 0) fatal("%s", err.msg);
+    return llm_ckpt_hash_tokens(data->tokens, data->n_tokens);
 }
 
 /* Peak resident memory of this process so far, MiB. */
@@ -328,15 +343,9 @@ int main(int argc, char **argv)
     llm_ckpt_train st = {0};
     int has_train = 0;
     const char *how = "new model";
-    llm_tok tok;
-    llm_tok_bytes(&tok);
     llm_data data = {0};
     llm_examples ex = {0};
     uint64_t data_hash = 0;
-    if (o.n_data) {
-        if (llm_data_load(&data, o.data, o.n_data, &tok, o.val_frac, &err) < 0) fatal("%s", err.msg);
-        data_hash = llm_ckpt_hash_tokens(data.tokens, data.n_tokens);
-    }
     int adapting = o.prompt_tune || o.lora || o.adapter;
     if (!o.given[O_ACCUM]) o.accum = n_ranks; /* one micro-batch per rank */
 
@@ -351,6 +360,10 @@ int main(int argc, char **argv)
                                        ? " (a quantized base trains adapters only: give --lora R or --prompt-tune N)"
                                        : "");
         check_arch(&o, &model.cfg, o.init);
+        if (llm_tok_has_text(&model.tok, &err) < 0)
+            fatal("%s: this model has no tokenizer (imported without one): llm-train has no text for it",
+                  o.init);
+        data_hash = load_text(&o, &model.tok, &data); /* in the model's own tokens */
         if (o.adapter) { /* its settings and weights, and where its training stands */
             if (llm_adapter_load_train(o.adapter, &adapter, &resume, &st, &has_train, &err) < 0) fatal("%s", err.msg);
             check_adapter(&o, &adapter.cfg, o.adapter);
@@ -401,6 +414,9 @@ int main(int argc, char **argv)
             has_train = 0;
         }
     } else {
+        llm_tok tok;
+        llm_tok_bytes(&tok);
+        data_hash = load_text(&o, &tok, &data);
         long hidden = o.hidden ? o.hidden : (8 * o.dim / 3 + 31) / 32 * 32;
         llm_config cfg = {.vocab = tok.vocab, .dim = (int)o.dim, .n_layers = (int)o.layers,
                           .n_heads = (int)o.heads, .n_kv_heads = (int)(o.kv_heads ? o.kv_heads : o.heads),

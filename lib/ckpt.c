@@ -289,7 +289,12 @@ static int read_into(llm_reader *r, const llm_record *rec, const llm_param_tenso
     }
     size_t bytes = (size_t)pt->count * sizeof(float);
     int64_t n = llm_reader_read(r, dst, bytes, err);
-    return n < 0 ? (int)n : 0;
+    if (n < 0) return (int)n;
+    int64_t bad = llm_f32_find_nonfinite(dst, pt->count); /* a NaN would reach every output */
+    if (bad >= 0)
+        return llm_error_set(err, LLM_ERR_FORMAT, "%s: element %lld is %g, not a finite number", rec->name,
+                             (long long)bad, (double)dst[bad]);
+    return 0;
 }
 
 /* A quantized linear's codes (the current record) into m->qlin. */
@@ -478,6 +483,9 @@ static int load_all(llm_reader *r, llm_model *m, llm_optim *o, llm_ckpt_train *t
     if (rc == 0 && m->tok.kind != LLM_TOK_BYTES && m->tok.vocab != m->cfg.vocab)
         rc = llm_error_set(err, LLM_ERR_FORMAT, "the tokenizer has %d tokens, the model %d",
                            m->tok.vocab, m->cfg.vocab);
+    if (rc == 0 && m->tok.kind == LLM_TOK_BYTES && m->tok.vocab > m->cfg.vocab) /* text would give ids past it */
+        rc = llm_error_set(err, LLM_ERR_FORMAT, "the byte-level tokenizer (ids 0..%d) does not fit the "
+                           "model's vocabulary (0..%d)", m->tok.vocab - 1, m->cfg.vocab - 1);
     for (int i = 0; rc == 0 && i < m->n_tensors; i++)
         if (!seen[i]) rc = llm_error_set(err, LLM_ERR_FORMAT, "tensor %s is missing", m->tensors[i].name);
     for (int k = 1; rc == 0 && o && *has_train && k <= 2; k++) {

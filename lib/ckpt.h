@@ -15,6 +15,11 @@
  * "<name>.zero" u8 [rows, groups]; a tied classifier that is quantized is a
  * record "cls" of its own.  The config record then has quant=<scheme>.
  *
+ * Loading checks every float it reads: a parameter or optimizer moment that
+ * is NaN or infinite, or a scale that is not positive and finite, is an
+ * error naming the tensor and the element (LLM_ERR_FORMAT), as is a
+ * tokenizer whose ids do not fit the model's vocabulary.
+ *
  *     TRY(llm_ckpt_save("m.llmt", &model, &optim, &train, &err));   // optim, train may be NULL
  *     llm_ckpt_train t;  int has_train;
  *     TRY(llm_ckpt_load("m.llmt", &model, &optim, &t, &has_train, &err));

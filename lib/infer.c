@@ -435,11 +435,8 @@ static int run(llm_infer *s, const segment *seg, int n_seg, const int32_t *token
                int all_logits, llm_error *err)
 {
     const llm_model *m = s->m;
-    const int D = m->cfg.dim, V = m->cfg.vocab, P = m->adapter ? m->adapter->cfg.n_virtual : 0;
-    for (int i = 0; i < R; i++)
-        if (tokens[i] < 0 || tokens[i] >= V + P)
-            return llm_error_set(err, LLM_ERR_ARG, "token id %d outside the vocabulary (0..%d)",
-                                 tokens[i], V + P - 1);
+    const int D = m->cfg.dim, V = m->cfg.vocab;
+    TRY(llm_model_check_ids(m, tokens, R, LLM_IDS_VIRTUAL, err));
     for (int i = 0; i < n_seg; i++)
         if (seg[i].pos0 + seg[i].n > s->ctx)
             return llm_error_set(err, LLM_ERR_LIMIT, "context full: %d + %d tokens > --ctx %d",
@@ -517,6 +514,7 @@ int llm_infer_nll(llm_infer *s, const int32_t *tokens, int64_t n, int stride, do
     int V = s->m->cfg.vocab, ctx = s->ctx < s->chunk ? s->ctx : s->chunk;
     if (stride < 1 || stride > ctx)
         return llm_error_set(err, LLM_ERR_ARG, "stride %d out of range 1..%d", stride, ctx);
+    TRY(llm_model_check_ids(s->m, tokens, n, 0, err)); /* targets too: no virtual tokens */
     double total = 0;
     int64_t count = 0, done = 0; /* targets 1..done are scored */
     for (int64_t begin = 0; done < n - 1; begin += stride) {
@@ -529,7 +527,11 @@ int llm_infer_nll(llm_infer *s, const int32_t *tokens, int64_t n, int stride, do
             for (int j = 1; j < V; j++) mx = z[j] > mx ? z[j] : mx;
             double sum = 0;
             for (int j = 0; j < V; j++) sum += exp((double)z[j] - mx);
-            total += log(sum) + mx - z[tokens[t]];
+            double nll = log(sum) + mx - z[tokens[t]];
+            if (!isfinite(nll)) /* a logit is NaN or infinite: the activations overflowed */
+                return llm_error_set(err, LLM_ERR_FORMAT, "token %lld: the model's logits are not finite",
+                                     (long long)t);
+            total += nll;
             count++;
         }
         done = end;

@@ -95,7 +95,9 @@ void llm_infer_reset_slot(llm_infer *s, int slot);
 /* Runs n tokens (1 <= n <= chunk) at positions pos..pos+n-1 and appends
  * their keys and values to the cache.  Logits go to s->logits: every row when
  * all_logits, else only the last token's, in row 0; s->last points to them
- * (until the next pass, which may move the buffer). */
+ * (until the next pass, which may move the buffer).  The ids are checked
+ * first (llm_model_check_ids with LLM_IDS_VIRTUAL: this and every other pass
+ * refuse an id out of range, LLM_ERR_ARG). */
 int llm_infer_feed(llm_infer *s, const int32_t *tokens, int n, int all_logits, llm_error *err);
 /* The same for the sequence in slot (0 <= slot < slots). */
 int llm_infer_feed_slot(llm_infer *s, int slot, const int32_t *tokens, int n, int all_logits,
@@ -114,7 +116,10 @@ int llm_infer_prefill(llm_infer *s, const int *slots, const int32_t *const *prom
 /* Negative log-likelihood (nats) of tokens[1..n-1] each given what precedes
  * it, in windows of at most ctx tokens advancing by stride (each token is
  * scored once, with as much context as its window gives: stride < ctx
- * overlaps the windows).  *scored gets the number of tokens scored. */
+ * overlaps the windows).  *scored gets the number of tokens scored.  Every
+ * id must be in the vocabulary (no virtual tokens: LLM_ERR_ARG otherwise);
+ * logits that are not finite (NaN or infinite: overflowed activations) end
+ * it with LLM_ERR_FORMAT rather than a NaN. */
 int llm_infer_nll(llm_infer *s, const int32_t *tokens, int64_t n, int stride, double *nats,
                   int64_t *scored, llm_error *err);
 

@@ -2,6 +2,7 @@
  * pass of the Llama decoder (the backward pass is in grad.c). */
 #include "model.h"
 
+#include <assert.h>
 #include <cblas.h>
 #include <limits.h>
 #include <math.h>
@@ -16,6 +17,7 @@
 #include "model_internal.h"
 #include "quant.h"
 #include "rng.h"
+#include "sample.h"
 
 int llm_config_check(const llm_config *c, llm_error *err)
 {
@@ -430,6 +432,22 @@ static void lora_site(const llm_model *m, llm_acts *a, int l, int site, const fl
                      a->lora_u + ((size_t)l * LLM_LORA_SITES + (size_t)site) * N * R, y);
 }
 
+int llm_model_check_ids(const llm_model *m, const int32_t *ids, int64_t n, unsigned allow, llm_error *err)
+{
+    int64_t V = m->cfg.vocab, P = (allow & LLM_IDS_VIRTUAL) && m->adapter ? m->adapter->cfg.n_virtual : 0;
+    int64_t lo = allow & LLM_IDS_UNSCORED ? INT32_MIN : 0, hi = V + P; /* ids in [lo, hi) */
+    int bad = 0;
+#pragma omp simd reduction(| : bad)
+    for (int64_t i = 0; i < n; i++) bad |= ids[i] < lo || ids[i] >= hi;
+    if (!bad) return 0;
+    int64_t i = 0;
+    while (ids[i] >= lo && ids[i] < hi) i++;
+    char virt[64] = "";
+    if (P) snprintf(virt, sizeof virt, "; virtual tokens %lld..%lld", (long long)V, (long long)(V + P - 1));
+    return llm_error_set(err, LLM_ERR_ARG, "token %lld of %lld: id %d outside the vocabulary (0..%lld%s)",
+                         (long long)(i + 1), (long long)n, (int)ids[i], (long long)(V - 1), virt);
+}
+
 float llm_model_forward(const llm_model *m, llm_acts *a, const int32_t *inputs,
                         const int32_t *targets)
 {
@@ -437,6 +455,9 @@ float llm_model_forward(const llm_model *m, llm_acts *a, const int32_t *inputs,
     const llm_params *p = &m->p;
     int B = a->B, T = a->T, N = B * T, D = c->dim, H = c->n_heads, K = c->n_kv_heads, E = D / H,
         HE = H * E, KE = K * E, F = c->hidden, V = c->vocab;
+    /* every caller checked them: an id past the embeddings is a bug */
+    assert(llm_model_check_ids(m, inputs, N, LLM_IDS_VIRTUAL, NULL) == 0);
+    assert(!targets || llm_model_check_ids(m, targets, N, LLM_IDS_UNSCORED, NULL) == 0);
     memcpy(a->inputs, inputs, (size_t)N * sizeof *inputs);
     for (int i = 0; i < N; i++) a->targets[i] = targets ? targets[i] : -1;
 #pragma omp parallel for schedule(static)
@@ -528,10 +549,7 @@ int llm_model_greedy(const llm_model *m, llm_acts *a, const int32_t *prompt, int
         }
         for (int i = len; i < T; i++) window[i] = 0;
         llm_model_forward(m, a, window, NULL);
-        const float *p = a->probs + (size_t)(len - 1) * V;
-        int best = 0;
-        for (int j = 1; j < V; j++)
-            if (p[j] > p[best]) best = j;
+        int best = llm_sample_argmax(a->probs + (size_t)(len - 1) * V, V);
         out[made++] = best;
         if (best == m->tok.eos || best == m->tok.bos) break; /* the end of a text */
     }

@@ -174,9 +174,25 @@ int llm_acts_lora(llm_acts *a, const llm_config *c, int rank, llm_error *err);
 int llm_acts_quant(llm_acts *a, const llm_model *m, llm_error *err);
 void llm_acts_free(llm_acts *a);
 
-/* Forward pass over inputs [B*T] (ids V.. are the adapter's virtual tokens); returns the mean cross-entropy (nats) of
- * targets [B*T] (ids < 0 are ignored).  T may be at most a->T and
- * cfg.seq_len... B and T come from a. */
+/* What an array of token ids may hold besides the vocabulary 0..V-1 (bits):
+ * LLM_IDS_VIRTUAL the ids V..V+P-1 of the attached adapter's P virtual
+ * tokens (inputs of a prompt-tuned model), LLM_IDS_UNSCORED negative ids
+ * (targets that are not scored, -1 by convention).  0: the vocabulary only
+ * (text, and targets that are all scored). */
+enum { LLM_IDS_VIRTUAL = 1, LLM_IDS_UNSCORED = 2 };
+
+/* Checks that the n ids are ids model m takes (0..V-1, and what allow adds);
+ * every path that hands ids to m's forward passes checks them so first,
+ * since an id out of range would index past the embeddings.  Returns 0, or
+ * LLM_ERR_ARG with "token K of N: id X outside the vocabulary (0..V-1)"
+ * (K counted from 1; the caller prefixes where the ids came from). */
+int llm_model_check_ids(const llm_model *m, const int32_t *ids, int64_t n, unsigned allow, llm_error *err);
+
+/* Forward pass over inputs [B*T] (ids V.. are the adapter's virtual tokens);
+ * returns the mean cross-entropy (nats) of targets [B*T] (ids < 0 are
+ * ignored).  B and T come from a.  The ids must pass llm_model_check_ids
+ * (inputs with LLM_IDS_VIRTUAL, targets with LLM_IDS_UNSCORED): an id out of
+ * range is a programmer error (assert). */
 float llm_model_forward(const llm_model *m, llm_acts *a, const int32_t *inputs,
                         const int32_t *targets);
 
@@ -190,9 +206,11 @@ void llm_model_backward(const llm_model *m, llm_acts *a, float *grad);
  * adapter's gradient added. */
 void llm_model_backward_adapter(const llm_model *m, llm_acts *a, float *grad, float *adapter_grad);
 
-/* Greedy continuation of prompt (n_prompt >= 1 ids) by n_new tokens, each
- * from a full forward pass over the last a->T tokens (a has B = 1): simple
- * and slow, O(n T^2), for samples during training.  Stops after EOS or BOS.  Writes
+/* Greedy continuation of prompt (n_prompt >= 1 ids, checked as inputs of
+ * llm_model_forward are) by n_new tokens, each the most likely one
+ * (llm_sample_argmax: an id of the vocabulary even on NaN) after a full
+ * forward pass over the last a->T tokens (a has B = 1): simple and slow,
+ * O(n T^2), for samples during training.  Stops after EOS or BOS.  Writes
  * the new ids to out and returns how many. */
 int llm_model_greedy(const llm_model *m, llm_acts *a, const int32_t *prompt, int n_prompt,
                      int n_new, int32_t *out);

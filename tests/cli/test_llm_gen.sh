@@ -47,7 +47,7 @@ llm-tensor from-npy -o notmodel.llmt x=/dev/null 2>/dev/null || { printf 'LLMT\0
 expect "a stream that is not a model" 1 "not a model checkpoint" -- llm-gen -m notmodel.llmt -p hi
 head -c 100 text.txt >long.txt
 expect "prompt longer than the context" 1 "the prompt is 101 tokens; the context holds 48" -- llm-gen -m m.llmt -p "$(cat long.txt)"
-expect "token outside the vocabulary" 1 "token 999 outside the vocabulary" -- llm-gen -m m.llmt --ids -p "1 999"
+expect "token outside the vocabulary" 1 "^llm-gen: -p: token 2 of 2: id 999 outside the vocabulary \(0..257\)$" -- llm-gen -m m.llmt --ids -p "1 999"
 llm-train --data text.txt --out wide.llmt --dim 256 --layers 8 --heads 4 --seq 16 --batch 1 --steps 1 \
     --eval-every 0 -q 2>/dev/null
 expect "context beyond memory" 1 "context 4000000 needs 61.0 GiB for the KV cache" -- \
