@@ -27,6 +27,19 @@ if [ "$target" = fuzz_pzstd ]; then # several frames (payloads over 4 MiB compre
     head -c 4300000 /dev/zero >"$dir/zeros.bin" && mknpy '|u1' '(4300000,)' "$dir/zeros.bin" "$dir/zeros.npy"
     "$bin/llm-tensor" from-npy -o "$dir/frames.llmt" a="$dir/f4.npy" z="$dir/zeros.npy" b="$dir/i1.npy"
     "$bin/llm-tensor" from-npy --raw -o "$dir/raw.llmt" a="$dir/f4.npy"
+    # recipes (see fuzz_pzstd.c): 0xA5, n, n x (length u16, op, param), then
+    # the content, here the raw stream twice: a frame with a 2^30 window, a
+    # frame ending inside a record then raw bytes, zstd then raw and raw then
+    # zstd at the stream boundary, skippable frames, a frame inside a frame,
+    # single-segment frames, and a frame's window just at the limit
+    perl -e 'open(my $f, "<:raw", $ARGV[0]) or die; local $/; my $s = <$f>; my $L = length $s;
+             my @r = ([[2 * $L, 2, 160]], [[30, 1, 16]], [[$L, 1, 0]], [[$L, 0, 0], [$L, 1, 16]],
+                      [[3, 4, 0], [$L, 1, 0], [0, 4, 15]], [[$L, 1, 0], [0, 5, 0]],
+                      [[$L, 3, 0], [$L, 3, 0]], [[2 * $L, 2, 136]], [[2 * $L, 2, 0]]);
+             for my $i (0 .. $#r) {
+                 open(my $o, ">:raw", "$ARGV[1]/recipe$i.seed") or die;
+                 print $o pack("CC", 0xA5, scalar @{$r[$i]}), map({ pack("vCC", @$_) } @{$r[$i]}), $s, $s;
+             }' "$dir/raw.llmt" "$dir"
     rm -f "$dir"/*.npy "$dir/zeros.bin"
 fi
 if [ "$target" = fuzz_stream ]; then
