@@ -3,6 +3,7 @@
  * (llm-attnviz(1)). */
 #include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -203,7 +204,6 @@ static void open_image(const options *o, const llm_heatmap_opts *hopts, int64_t 
     char *path = o->pattern ? pattern_name(o->pattern, layer, head) : strdup("-");
     if (!path) fail("out of memory");
     if (llm_outfile_open(&current_out, path, &err) < 0) fail("%s", err.msg);
-    llm_cli_remove_on_failure(llm_outfile_temp_path(current_out));
     const char *label = strcmp(path, "-") ? path : "stdout";
     if (llm_heatmap_open(&current_map, hopts, T, cols, rows, llm_outfile_fd(current_out), label, &err) < 0)
         fail("%s", err.msg);
@@ -265,6 +265,8 @@ static void draw_record(run *ru, llm_attnmap *m, const llm_record *rec, long lay
     llm_error err = {0};
     int64_t H = m->heads, T = m->T;
     if (o->head >= H) fail("%s: no head %ld: the record has %" PRId64, m->label, o->head, H);
+    if (H > INT_MAX) /* the cells of a mosaic are counted in ints */
+        fail("%s: %" PRId64 " heads: llm-attnviz draws at most %d", m->label, H, INT_MAX);
     int n_sel = o->head >= 0 ? 1 : (int)H;
     if (o->split == ALL_LAYERS && ru->T && (T != ru->T || H != ru->heads))
         fail("%s: [%" PRId64 ",%" PRId64 ",%" PRId64 "] differs from the first layer's [%" PRId64 ",%" PRId64
@@ -300,34 +302,50 @@ static void draw_record(run *ru, llm_attnmap *m, const llm_record *rec, long lay
     if (rc < 0) fail("%s", err.msg);
 }
 
-/* --check-causal and --stats for one record. */
-static void diagnose_record(run *ru, llm_attnmap *m, long layer, float *maps)
+/* The statistics of one head, once its last row is in: its --stats line,
+ * and for --check-causal the head that leaks most so far (the first of equals). */
+static void head_done(run *ru, long layer, int64_t h, llm_attnstat *st, int64_t *worst, llm_attnstat *worst_st)
+{
+    llm_attnstat_finish(st);
+    if (ru->o->stats)
+        printf("%ld\t%" PRId64 "\t%.6f\t%.4f\t%.6f\t%.6f\t%.3g\n", layer, h, st->entropy, st->distance,
+               st->diagonal, st->first, st->leak_max);
+    if (*worst < 0 || st->leak_max > worst_st->leak_max) *worst = h, *worst_st = *st;
+}
+
+/* --check-causal and --stats for one record, head by head as the rows
+ * arrive (the heads follow one another), and for --head-sim its maps into
+ * *maps, grown as the rows arrive ([H][T][T] once all are in). */
+static void diagnose_record(run *ru, llm_attnmap *m, long layer, float **maps)
 {
     const options *o = ru->o;
     llm_error err = {0};
-    int64_t H = m->heads, T = m->T;
-    llm_attnstat *st = malloc((size_t)H * sizeof *st);
-    if (!st) fail("out of memory");
-    for (int64_t h = 0; h < H; h++) llm_attnstat_init(&st[h]);
+    int64_t T = m->T, cur = -1, worst = -1;
+    llm_attnstat st, worst_st;
+    size_t have = 0, cap = 0;
     const double *p;
     int64_t h, i;
     int rc;
     while ((rc = llm_attnmap_next(m, &p, &h, &i, &err)) > 0) {
-        llm_attnstat_add_row(&st[h], i, p, T);
-        if (maps)
-            for (int64_t j = 0; j < T; j++) maps[((size_t)h * (size_t)T + (size_t)i) * (size_t)T + (size_t)j] = (float)p[j];
+        if (h != cur) {
+            if (cur >= 0) head_done(ru, layer, cur, &st, &worst, &worst_st);
+            llm_attnstat_init(&st);
+            cur = h;
+        }
+        llm_attnstat_add_row(&st, i, p, T);
+        if (!maps) continue;
+        if (have + (size_t)T > cap) {
+            cap = cap ? 2 * cap : (size_t)T * (size_t)T;
+            float *grown = realloc(*maps, cap * sizeof *grown);
+            if (!grown) fail("%s: out of memory for the layer's maps", m->label);
+            *maps = grown;
+        }
+        for (int64_t j = 0; j < T; j++) (*maps)[have++] = (float)p[j];
     }
     if (rc < 0) fail("%s", err.msg);
-    int64_t worst = 0;
-    for (int64_t k = 0; k < H; k++) {
-        llm_attnstat_finish(&st[k]);
-        if (st[k].leak_max > st[worst].leak_max) worst = k;
-        if (o->stats)
-            printf("%ld\t%" PRId64 "\t%.6f\t%.4f\t%.6f\t%.6f\t%.3g\n", layer, k, st[k].entropy, st[k].distance,
-                   st[k].diagonal, st[k].first, st[k].leak_max);
-    }
+    head_done(ru, layer, cur, &st, &worst, &worst_st);
     if (o->causal) {
-        const llm_attnstat *w = &st[worst];
+        const llm_attnstat *w = &worst_st;
         int bad = w->leak_max > o->tol;
         printf("layer %ld\t%s\tmax leak %.3g", layer, bad ? "LEAK" : "ok", w->leak_max);
         if (w->leak_row >= 0) printf(" (head %" PRId64 " row %" PRId64 ")", worst, w->leak_row);
@@ -339,7 +357,6 @@ static void diagnose_record(run *ru, llm_attnmap *m, long layer, float *maps)
                      "(tolerance %g)", m->label, worst, w->leak_row, w->leak_max, o->tol);
         }
     }
-    free(st);
 }
 
 /* --head-sim for one record whose maps are in `maps` [H][T*T]. */
@@ -405,16 +422,16 @@ int main(int argc, char **argv)
             draw_record(&ru, &m, rec, layer);
         } else {
             float *maps = NULL;
-            if (o.sim) {
-                if (max_pixels && m.heads > max_pixels / (m.T * m.T))
-                    fail("%s: --head-sim holds the layer's %" PRId64 " x %" PRId64 " x %" PRId64
-                         " values, beyond the limit of %" PRId64 " (--force)", m.label, m.heads, m.T, m.T, max_pixels);
-                maps = malloc((size_t)(m.heads * m.T * m.T) * sizeof *maps);
-                if (!maps) fail("%s: out of memory for the layer", m.label);
-            }
-            diagnose_record(&ru, &m, layer, maps);
-            if (maps) head_sim(&ru, m.label, layer, maps, m.heads, m.T);
+            if (o.sim && max_pixels && m.heads > max_pixels / (m.T * m.T))
+                fail("%s: --head-sim holds the layer's %" PRId64 " x %" PRId64 " x %" PRId64
+                     " values, beyond the limit of %" PRId64 " (--force)", m.label, m.heads, m.T, m.T, max_pixels);
+            if (o.sim && max_pixels && m.heads > max_pixels / m.heads)
+                fail("%s: --head-sim compares %" PRId64 " x %" PRId64 " heads, beyond the limit of %" PRId64
+                     " (--force)", m.label, m.heads, m.heads, max_pixels);
+            diagnose_record(&ru, &m, layer, o.sim ? &maps : NULL);
+            if (o.sim) head_sim(&ru, m.label, layer, maps, m.heads, m.T);
             free(maps);
+            llm_cli_check_output(stdout, "stdout", 0);
         }
         warn_rows(&m);
         llm_attnmap_close(&m);
@@ -428,7 +445,7 @@ int main(int argc, char **argv)
     if (current_map) close_image(); /* ALL_LAYERS: the mosaic of every layer */
     llm_labels_free(&ru.labels);
     free(ru.seen.layers);
-    if (fflush(stdout) != 0) llm_die(LLM_EXIT_DATA, "stdout: write failed");
+    llm_cli_check_output(stdout, "stdout", 1);
     if (ru.causal_failed) llm_die(LLM_EXIT_DATA, "%s", ru.causal_msg);
     return 0;
 }

@@ -1,4 +1,5 @@
 /* llm-calib — INT8 calibration tables from activation streams (llm-calib(1)). */
+#include <errno.h>
 #include <getopt.h>
 #include <omp.h>
 #include <inttypes.h>
@@ -144,7 +145,6 @@ static void write_table(const llm_calib *c, const options *o, const double *all)
     llm_error err = {0};
     llm_writer *w;
     if (llm_writer_open(&w, path, NULL, &err) < 0) llm_die(LLM_EXIT_DATA, "%s", err.msg);
-    llm_cli_remove_on_failure(llm_writer_temp_path(w));
     for (int i = 0; i < llm_calib_count(c); i++) {
         const llm_calib_entry *e = llm_calib_entry_at(c, i);
         const double *amax = all + (size_t)i * LLM_CALIB_METHODS;
@@ -185,19 +185,17 @@ static FILE *text_open(const options *o, llm_outfile **f)
 {
     llm_error err = {0};
     if (llm_outfile_open(f, o->out ? o->out : "-", &err) < 0) llm_die(LLM_EXIT_DATA, "%s", err.msg);
-    llm_cli_remove_on_failure(llm_outfile_temp_path(*f));
-    FILE *fp = fdopen(dup(llm_outfile_fd(*f)), "w");
-    if (!fp) llm_die(LLM_EXIT_DATA, "%s: out of memory", o->out ? o->out : "-");
+    int fd = dup(llm_outfile_fd(*f));
+    FILE *fp = fd < 0 ? NULL : fdopen(fd, "w");
+    if (!fp) llm_die(LLM_EXIT_DATA, "%s: %s", llm_outfile_path(*f), strerror(errno));
     return fp;
 }
 
+/* A failed write dies through llm_die, which removes the temporary file. */
 static void text_close(FILE *fp, llm_outfile *f)
 {
     llm_error err = {0};
-    if (fclose(fp) != 0) {
-        llm_outfile_abort(f);
-        llm_die(LLM_EXIT_DATA, "%s: write failed", llm_outfile_path(f));
-    }
+    llm_cli_close_output(fp, llm_outfile_path(f));
     if (llm_outfile_commit(f, &err) < 0) llm_die(LLM_EXIT_DATA, "%s", err.msg);
 }
 
@@ -220,6 +218,7 @@ static void write_text(const llm_calib *c, const options *o, const double *all)
         fprintf(fp, "%-*s %8" PRIu64 " %12" PRIu64, wname, e->name, e->records, e->hist.total);
         for (int k = 0; k < n; k++) fprintf(fp, " %12.6g", amax[k]);
         fputc('\n', fp);
+        llm_cli_check_output(fp, llm_outfile_path(f), 0);
     }
     text_close(fp, f);
 }
@@ -234,12 +233,16 @@ static void write_curve(const llm_calib *c, const options *o)
     if (top == 0) llm_die(LLM_EXIT_DATA, "--curve: %s: every value is zero: no thresholds to compare", o->curve);
     double *mse = malloc((size_t)top * sizeof *mse), *kl = malloc((size_t)top * sizeof *kl);
     if (!mse || !kl) llm_die(LLM_EXIT_DATA, "out of memory");
-    llm_calib_curves(&e->hist, mse, kl);
+    llm_error err = {0};
+    if (llm_calib_curves(&e->hist, mse, kl, &err) < 0) llm_die(LLM_EXIT_DATA, "%s: %s", o->curve, err.msg);
     llm_outfile *f;
     FILE *fp = text_open(o, &f);
     fprintf(fp, "bin\tthreshold\tmse\tkl\n");
-    double width = e->hist.range / e->hist.bins;
-    for (int j = 1; j <= top; j++) fprintf(fp, "%d\t%.9g\t%.9g\t%.9g\n", j, j * width, mse[j - 1], kl[j - 1]);
+    double width = e->hist.absmax / e->hist.bins;
+    for (int j = 1; j <= top; j++) {
+        fprintf(fp, "%d\t%.9g\t%.9g\t%.9g\n", j, j * width, mse[j - 1], kl[j - 1]);
+        llm_cli_check_output(fp, llm_outfile_path(f), 0);
+    }
     text_close(fp, f);
     free(mse), free(kl);
 }
@@ -289,11 +292,10 @@ int main(int argc, char **argv)
     options o;
     int first = parse(argc, argv, &o);
     llm_calib_opts co = {.bins = (int)o.bins, .per_channel = o.per_channel, .skip_nonfinite = o.skip,
-                         .threads = (int)o.threads, .report = o.report ? o.methods : 0, .percentile = o.percentile};
+                         .report = o.report ? o.methods : 0, .percentile = o.percentile};
     llm_error err = {0};
     llm_calib *c;
     int threads = o.threads ? (int)o.threads : omp_get_max_threads();
-    if (threads >= 2) co.threads = 1; /* the decoding threads keep this one counting */
     if (llm_calib_create(&c, &co, &err) < 0) llm_die(LLM_EXIT_USAGE, "%s", err.msg);
     static char *stdin_only[] = {"-"};
     char **paths = first < argc ? argv + first : stdin_only;

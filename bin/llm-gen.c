@@ -132,8 +132,9 @@ static char *slurp(const char *path, size_t *len)
     return text;
 }
 
-/* Token ids from "1 17 42" text. */
-static int64_t parse_ids(const char *text, int32_t *ids, int64_t cap, int vocab)
+/* Token ids from "1 17 42" text (where names it in messages); tokenize
+ * checks them against the model. */
+static int64_t parse_ids(const char *text, int32_t *ids, int64_t cap, const char *where)
 {
     int64_t n = 0;
     for (const char *p = text; *p;) {
@@ -141,9 +142,11 @@ static int64_t parse_ids(const char *text, int32_t *ids, int64_t cap, int vocab)
         long v = strtol(p, &end, 10);
         if (end == p) {
             if (*p == ' ' || *p == '\n' || *p == '\t' || *p == ',') { p++; continue; }
-            llm_die(LLM_EXIT_DATA, "--ids: '%.20s' is not a token id", p);
+            llm_die(LLM_EXIT_DATA, "%s: '%.20s' is not a token id", where, p);
         }
-        if (v < 0 || v >= vocab) llm_die(LLM_EXIT_DATA, "--ids: token %ld outside the vocabulary (0..%d)", v, vocab - 1);
+        if (v < INT32_MIN || v > INT32_MAX)
+            llm_die(LLM_EXIT_DATA, "%s: token %" PRId64 ": id %.*s outside the vocabulary", where, n + 1,
+                    (int)(end - p), p);
         if (n < cap) ids[n] = (int32_t)v;
         n++;
         p = end;
@@ -152,23 +155,28 @@ static int64_t parse_ids(const char *text, int32_t *ids, int64_t cap, int vocab)
 }
 
 /* The adapter's virtual tokens (ids V..V+P-1), BOS and the text's tokens
- * (or the ids given); *n gets the count. */
-static int32_t *tokenize(const llm_model *m, const char *text, size_t len, int ids, int64_t *n)
+ * (or the ids given), each checked against the model's vocabulary, with
+ * `where` in the message; *n gets the count. */
+static int32_t *tokenize(const llm_model *m, const char *text, size_t len, int ids, const char *where,
+                         int64_t *n)
 {
     int P = m->adapter ? m->adapter->cfg.n_virtual : 0;
     size_t cap = llm_tok_max_ids(len) + 1 + (size_t)P;
     int32_t *t = malloc(cap * sizeof *t);
     if (!t) llm_die(LLM_EXIT_DATA, "out of memory");
     for (int i = 0; i < P; i++) t[i] = m->cfg.vocab + i;
-    if (ids) {
-        *n = P + parse_ids(text, t + P, (int64_t)cap - P, m->cfg.vocab);
-        return t;
-    }
     llm_error err = {0};
-    t[P] = m->tok.bos;
-    int64_t k = llm_tok_encode_text(&m->tok, text, len, t + P + 1, &err);
-    if (k < 0) llm_die(LLM_EXIT_DATA, "%s", err.msg);
-    *n = P + 1 + k;
+    int64_t k = 0;
+    if (ids) {
+        k = parse_ids(text, t + P, (int64_t)cap - P, where);
+    } else {
+        if (m->tok.bos >= 0) t[P + k++] = m->tok.bos;
+        int64_t got = llm_tok_encode_text(&m->tok, text, len, t + P + k, &err);
+        if (got < 0) llm_die(LLM_EXIT_DATA, "%s: %s", where, err.msg);
+        k += got;
+    }
+    if (llm_model_check_ids(m, t + P, k, 0, &err) < 0) llm_die(LLM_EXIT_DATA, "%s: %s", where, err.msg);
+    *n = P + k;
     return t;
 }
 
@@ -202,7 +210,7 @@ static int emit_now(void *ctx, int seq, int32_t token)
     piece_of(oc, oc->prev, token, piece, &len);
     oc->prev = token;
     fwrite(piece, 1, (size_t)len, stdout);
-    fflush(stdout);
+    llm_cli_check_output(stdout, "stdout", 1);
     return 0;
 }
 
@@ -229,7 +237,7 @@ static int emit_batch(void *ctx, int seq, int32_t token)
         free(oc->text[oc->printed]);
         oc->text[oc->printed++] = NULL;
     }
-    fflush(stdout);
+    llm_cli_check_output(stdout, "stdout", 1);
     return 0;
 }
 
@@ -268,7 +276,9 @@ static void run_batch(llm_infer *s, const llm_model *m, const options *o, int ct
     for (int i = 0; i < n; i++) {
         char *end = strchr(line, '\n');
         if (end) *end = '\0';
-        prompts[i] = tokenize(m, line, strlen(line), o->ids, &lens[i]);
+        char where[32];
+        snprintf(where, sizeof where, "line %d", i + 1);
+        prompts[i] = tokenize(m, line, strlen(line), o->ids, where, &lens[i]);
         if (lens[i] == 0) llm_die(LLM_EXIT_DATA, "line %d: no token ids", i + 1);
         if (lens[i] > ctx)
             llm_die(LLM_EXIT_DATA, "line %d: the prompt is %" PRId64 " tokens; the context holds %d", i + 1,
@@ -317,7 +327,7 @@ static void run_dump(llm_infer *s, const llm_model *m, const options *o, int ctx
     char *text = o->prompt && o->dump_attn ? strdup(o->prompt) : slurp("-", &len);
     if (!text) llm_die(LLM_EXIT_DATA, "out of memory");
     int64_t n;
-    int32_t *t = tokenize(m, text, strlen(text), o->ids, &n);
+    int32_t *t = tokenize(m, text, strlen(text), o->ids, o->prompt && o->dump_attn ? "-p" : "stdin", &n);
     if (o->dump_attn && n > ctx)
         llm_die(LLM_EXIT_DATA, "the prompt is %" PRId64 " tokens; the context holds %d (see --ctx)", n, ctx);
     if (o->dump_attn) { /* labels too long for an attribute are left out */
@@ -380,13 +390,19 @@ static void run_classify(llm_infer *s, const llm_model *m, const options *o, int
     }
     if (n_labels < 2) llm_die(LLM_EXIT_USAGE, "%s: fewer than two labels to choose from", o->classify);
     int P = m->adapter ? m->adapter->cfg.n_virtual : 0, T = ctx - P;
+    size_t longest_text = 0, longest_label = 0; /* the window need not outgrow the examples */
+    for (int e = 0; e < k; e++) longest_text = strlen(texts[e]) > longest_text ? strlen(texts[e]) : longest_text;
+    for (int j = 0; j < n_labels; j++)
+        longest_label = strlen(labels[j]) > longest_label ? strlen(labels[j]) : longest_label;
+    size_t need = 1 + llm_tok_max_ids(longest_text) + llm_tok_max_ids(longest_label);
+    if (need < (size_t)T) T = (int)need;
     int32_t *prefix = malloc(((size_t)P + 1) * sizeof *prefix), *in = malloc((size_t)T * sizeof *in),
             *tg = malloc((size_t)T * sizeof *tg);
     if (!prefix || !in || !tg) llm_die(LLM_EXIT_DATA, "out of memory");
     for (int i = 0; i < P; i++) prefix[i] = m->cfg.vocab + i;
     int correct = 0;
     for (int e = 0; e < k; e++) {
-        int best = -1;
+        int best = 0;
         double best_lp = -INFINITY;
         for (int j = 0; j < n_labels; j++) {
             double lp;
@@ -394,10 +410,11 @@ static void run_classify(llm_infer *s, const llm_model *m, const options *o, int
                                    tg, &err) < 0 ||
                 llm_examples_logp(s, prefix, P, in, tg, T, &lp, &err) < 0)
                 llm_die(LLM_EXIT_DATA, "%s: example %d: %s", o->classify, e + 1, err.msg);
-            if (lp > best_lp) best_lp = lp, best = j;
+            if (j == 0 || lp > best_lp) best_lp = lp, best = j; /* always a label, even if lp were NaN */
         }
         correct += !strcmp(labels[best], golds[e]);
         printf("%s\t%s\n", labels[best], golds[e]);
+        llm_cli_check_output(stdout, "stdout", 0);
     }
     printf("accuracy=%.4f correct=%d n=%d labels=%d\n", k ? (double)correct / k : 0.0, correct, k, n_labels);
     free(prefix), free(in), free(tg), free(texts), free(golds), free(labels), free(label_list), free(text);
@@ -448,7 +465,7 @@ int main(int argc, char **argv)
         size_t len;
         char *text = slurp(o.eval, &len);
         int64_t n;
-        int32_t *t = tokenize(&m, text, len, o.ids, &n);
+        int32_t *t = tokenize(&m, text, len, o.ids, strcmp(o.eval, "-") ? o.eval : "stdin", &n);
         if (n < 2) llm_die(LLM_EXIT_DATA, "%s: nothing to evaluate", o.eval);
         int stride = o.stride ? (int)o.stride : (ctx / 2 > 0 ? ctx / 2 : 1);
         double nats;
@@ -464,7 +481,7 @@ int main(int argc, char **argv)
         if (!text) llm_die(LLM_EXIT_DATA, "out of memory");
         len = strlen(text);
         int64_t n;
-        int32_t *t = tokenize(&m, text, len, o.ids, &n);
+        int32_t *t = tokenize(&m, text, len, o.ids, o.prompt ? "-p" : "stdin", &n);
         if (n == 0) llm_die(LLM_EXIT_USAGE, "--ids: no token ids in the prompt");
         if (n > ctx)
             llm_die(LLM_EXIT_DATA, "the prompt is %" PRId64 " tokens; the context holds %d (see --ctx)", n, ctx);
@@ -472,12 +489,13 @@ int main(int argc, char **argv)
                            .sample = {.temp = (float)o.temp, .top_k = (int)o.top_k, .top_p = (float)o.top_p}};
         out_ctx oc = {.m = &m, .ids = o.ids, .prev = t[n - 1]};
         if (!o.ids) fputs(text, stdout);
+        llm_cli_check_output(stdout, "stdout", 0);
         const int32_t *prompts[1] = {t};
         llm_gen_stats st;
         if (llm_generate(&s, prompts, &n, 1, &go, emit_now, &oc, &st, &err) < 0)
             llm_die(LLM_EXIT_DATA, "%s", err.msg);
         putchar('\n');
-        fflush(stdout); /* before any message on stderr */
+        llm_cli_check_output(stdout, "stdout", 1); /* before any message on stderr */
         report_stats(&st, 1, ctx, o.quiet);
         free(t);
         free(text);

@@ -1,6 +1,7 @@
 /* llm-quant — quantize a checkpoint's linear layers: int8, int4 (RTN or
  * GPTQ), SmoothQuant, W8A8 (llm-quant(1)).  Options, files, progress and the
  * report; the work is lib/qmodel's. */
+#include <errno.h>
 #include <getopt.h>
 #include <math.h>
 #include <stdio.h>
@@ -143,8 +144,9 @@ static void write_report(const options *o, const llm_qmodel *q)
     llm_error err = {0};
     llm_outfile *f;
     if (llm_outfile_open(&f, o->report, &err) < 0) llm_die(LLM_EXIT_DATA, "%s", err.msg);
-    FILE *fp = fdopen(dup(llm_outfile_fd(f)), "w");
-    if (!fp) llm_die(LLM_EXIT_DATA, "%s: cannot write", o->report);
+    int fd = dup(llm_outfile_fd(f));
+    FILE *fp = fd < 0 ? NULL : fdopen(fd, "w");
+    if (!fp) llm_die(LLM_EXIT_DATA, "%s: %s", llm_outfile_path(f), strerror(errno));
     const char *scheme = llm_qscheme_name(o->f.scheme);
     fprintf(fp, "# llm-quant %s -> %s: scheme %s", o->model, o->out, scheme);
     if (o->f.scheme == LLM_Q_INT4) fprintf(fp, " group %d %s", o->f.group, o->f.sym ? "sym" : "asym");
@@ -155,6 +157,7 @@ static void write_report(const options *o, const llm_qmodel *q)
     fprintf(fp, "%-24s %6s %6s %8s %14s %12s %15s\n", "tensor", "rows", "cols", "scheme", "weight_sqnr_db",
             "out_sqnr_db", "rtn_out_sqnr_db");
     for (int i = 0; i < q->n_lin; i++) {
+        llm_cli_check_output(fp, llm_outfile_path(f), 0); /* the lines so far */
         const llm_qmodel_linear *li = &q->lin[i];
         if (!li->quantize) {
             fprintf(fp, "%-24s %6d %6d %8s %14s %12s %15s\n", li->name, li->rows, li->cols, "float", "-", "-", "-");
@@ -172,10 +175,7 @@ static void write_report(const options *o, const llm_qmodel *q)
     fprintf(fp, "# file bytes: %lld -> %lld", before, after);
     if (before > 0 && after > 0) fprintf(fp, " (%.3fx)", (double)after / (double)before);
     fputc('\n', fp);
-    if (fclose(fp) != 0) {
-        llm_outfile_abort(f);
-        llm_die(LLM_EXIT_DATA, "%s: write failed", o->report);
-    }
+    llm_cli_close_output(fp, llm_outfile_path(f)); /* dies removing the temporary file */
     if (llm_outfile_commit(f, &err) < 0) llm_die(LLM_EXIT_DATA, "%s", err.msg);
 }
 

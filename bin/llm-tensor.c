@@ -151,7 +151,6 @@ static llm_writer *open_output(const opts *o)
     llm_error err = {0};
     llm_writer *w;
     if (llm_writer_open(&w, path, &o->wopts, &err) < 0) llm_die(LLM_EXIT_DATA, "%s", err.msg);
-    llm_cli_remove_on_failure(llm_writer_temp_path(w));
     return w;
 }
 
@@ -213,6 +212,7 @@ static int ls_one(llm_reader *r, const llm_record *rec, const char *path, void *
                llm_shape_format(&rec->shape, shape, sizeof shape), rec->nbytes);
     attrs_print(rec);
     putchar('\n');
+    llm_cli_check_output(stdout, "stdout", 0);
     return 0;
 }
 
@@ -235,6 +235,28 @@ static void stats_print(const char *label, const llm_stats *s)
     if (s->nan) printf(" nan=%" PRIu64, s->nan);
     if (s->inf) printf(" inf=%" PRIu64, s->inf);
     putchar('\n');
+    llm_cli_check_output(stdout, "stdout", 0);
+}
+
+/* Per-channel statistics, one for each channel seen so far: they grow as
+ * the first row arrives, so a declared width costs nothing before its values. */
+typedef struct channels {
+    llm_stats *s;
+    int64_t n, cap;
+} channels;
+
+static void channels_reach(channels *ch, int64_t n, const char *path, const char *name)
+{
+    if (n <= ch->n) return;
+    if (n > ch->cap) {
+        int64_t cap = ch->cap ? 2 * ch->cap : 1024;
+        if (cap < n) cap = n;
+        llm_stats *p = realloc(ch->s, (size_t)cap * sizeof *p);
+        if (!p) llm_die(LLM_EXIT_DATA, "%s: %s: out of memory for %" PRId64 " channels", path, name, cap);
+        ch->s = p, ch->cap = cap;
+    }
+    for (int64_t c = ch->n; c < n; c++) llm_stats_init(&ch->s[c]);
+    ch->n = n;
 }
 
 static int stats_one(llm_reader *r, const llm_record *rec, const char *path, void *ctx)
@@ -243,20 +265,25 @@ static int stats_one(llm_reader *r, const llm_record *rec, const char *path, voi
     if (rec->kind != LLM_RECORD_TENSOR || !name_selected(o, rec->name)) return 0;
     int64_t numel = llm_shape_numel(&rec->shape);
     int per_channel = o->per_channel && rec->shape.ndim > 0; /* a scalar has no channels */
-    int64_t channels = per_channel ? rec->shape.dim[rec->shape.ndim - 1] : 1;
-    if (channels == 0) channels = 1, per_channel = 0; /* nor has an empty last axis */
-    /* whole rows per chunk, so each chunk starts at channel 0 */
+    int64_t width = per_channel ? rec->shape.dim[rec->shape.ndim - 1] : 1;
+    if (width == 0) width = 1, per_channel = 0; /* nor has an empty last axis */
+    /* whole rows per chunk when a row fits in one, as the sums were always
+     * merged; a wider row in chunks of CHUNK bytes, each starting where the
+     * last ended (channel done % width) */
     int bits = llm_dtype_bits(rec->dtype);
-    int64_t rows_per_chunk = (int64_t)CHUNK * 8 / bits / channels;
-    if (rows_per_chunk < 1) rows_per_chunk = 1;
-    if (bits == 4 && channels % 2 && rows_per_chunk % 2) rows_per_chunk++; /* whole bytes */
-    size_t chunk_elems = (size_t)(rows_per_chunk * channels);
+    int64_t per_chunk = (int64_t)CHUNK * 8 / bits;
+    if (width <= per_chunk) {
+        int64_t rows_per_chunk = per_chunk / width;
+        if (bits == 4 && width % 2 && rows_per_chunk % 2) rows_per_chunk++; /* whole bytes */
+        per_chunk = rows_per_chunk * width;
+    }
+    size_t chunk_elems = (size_t)per_chunk;
     unsigned char *buf = malloc(chunk_elems * (size_t)bits / 8 + 1);
     double *vals = malloc(chunk_elems * sizeof *vals);
-    llm_stats total, *per = calloc((size_t)channels, sizeof *per);
-    if (!buf || !vals || !per) llm_die(LLM_EXIT_DATA, "%s: %s: out of memory", path, rec->name);
+    if (!buf || !vals) llm_die(LLM_EXIT_DATA, "%s: %s: out of memory", path, rec->name);
+    llm_stats total;
     llm_stats_init(&total);
-    for (int64_t c = 0; c < channels; c++) llm_stats_init(&per[c]);
+    channels ch = {0};
     llm_error err = {0};
     for (int64_t done = 0; done < numel;) {
         size_t n = (size_t)(numel - done) < chunk_elems ? (size_t)(numel - done) : chunk_elems;
@@ -264,22 +291,24 @@ static int stats_one(llm_reader *r, const llm_record *rec, const char *path, voi
         if (llm_reader_read(r, buf, bytes, &err) < 0) llm_die(LLM_EXIT_DATA, "%s", err.msg);
         llm_dtype_to_f64(rec->dtype, buf, n, vals);
         llm_stats_add(&total, vals, n, 1);
-        if (per_channel)
-            for (int64_t c = 0; c < channels && (size_t)c < n; c++)
-                llm_stats_add(&per[c], vals + c, (n - (size_t)c + (size_t)channels - 1) / (size_t)channels,
-                              (size_t)channels);
+        if (per_channel) {
+            int64_t c0 = done % width, span = (int64_t)n < width ? (int64_t)n : width;
+            channels_reach(&ch, c0 + span < width ? c0 + span : width, path, rec->name);
+            for (int64_t c = 0; c < span; c++) /* elements c, c + width, ...: channel (c0 + c) % width */
+                llm_stats_add(&ch.s[(c0 + c) % width], vals + c,
+                              (n - (size_t)c + (size_t)width - 1) / (size_t)width, (size_t)width);
+        }
         done += (int64_t)n;
     }
     stats_print(rec->name, &total);
-    if (per_channel)
-        for (int64_t c = 0; c < channels; c++) {
-            char label[LLM_MAX_NAME + 32];
-            snprintf(label, sizeof label, "%s[%" PRId64 "]", rec->name, c);
-            stats_print(label, &per[c]);
-        }
+    for (int64_t c = 0; c < ch.n; c++) {
+        char label[LLM_MAX_NAME + 32];
+        snprintf(label, sizeof label, "%s[%" PRId64 "]", rec->name, c);
+        stats_print(label, &ch.s[c]);
+    }
     free(buf);
     free(vals);
-    free(per);
+    free(ch.s);
     return 0;
 }
 
@@ -469,7 +498,6 @@ static int cmd_to_npy(int argc, char **argv)
     llm_error err = {0};
     npy_ctx c = {argv[first], NULL, 0};
     if (llm_outfile_open(&c.out, path, &err) < 0) llm_die(LLM_EXIT_DATA, "%s", err.msg);
-    llm_cli_remove_on_failure(llm_outfile_temp_path(c.out));
     int rc = each_record(argc - first - 1, argv + first + 1, npy_one, &c);
     if (c.matched == 0) {
         llm_outfile_abort(c.out);
@@ -522,6 +550,7 @@ static int cmd_verify(int argc, char **argv)
         if (zstd) printf(" (zstd, checksums ok, ratio %.3f)", in_bytes ? (double)raw_bytes / (double)in_bytes : 0.0);
         else printf(" (raw)");
         putchar('\n');
+        llm_cli_check_output(stdout, "stdout", 0);
     }
     free(buf);
     opts_free(&o);
@@ -574,10 +603,6 @@ int main(int argc, char **argv)
                 {"from-npy", cmd_from_npy}, {"to-npy", cmd_to_npy}, {"verify", cmd_verify},
                 {"import-llama2c", cmd_import_llama2c}};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
-        if (!strcmp(cmd, cmds[i].name)) {
-            int rc = cmds[i].fn(argc - 1, argv + 1);
-            if (fflush(stdout) != 0 || ferror(stdout)) llm_die(LLM_EXIT_DATA, "-: write error");
-            return rc;
-        }
+        if (!strcmp(cmd, cmds[i].name)) return cmds[i].fn(argc - 1, argv + 1); /* stdout checked at exit */
     llm_usage_error("unknown command '%s'", cmd);
 }

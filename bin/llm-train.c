@@ -39,6 +39,7 @@ static const char usage_text[] =
     "  --prompt-tune N (N virtual tokens before every sequence; lr 0.1)\n"
     "  --lora R  --lora-alpha A (2R)  --lora-targets wq,wk,wv,wo,w1,w2,w3 (wq,wv; or all)\n"
     "  --examples FILE.tsv (instead of --data: 'text<TAB>label' lines, loss on the label only)\n"
+    "  --adapter A.llmt (resume the adapter run that saved A on BASE, or train A further)\n"
     "Data parallelism (mpirun -np N llm-train ...; --accum counts micro-batches over all ranks, default N):\n"
     "  --shard-optim (ZeRO-1: 1/N of the optimizer state per rank)  --no-overlap\n"
     "  --bucket-mb X (1; 0 = a bucket per layer)  --dist (start MPI without mpirun: one rank)\n"
@@ -49,7 +50,7 @@ enum {
     O_TIE, O_NO_TIE, O_OPTIM, O_LR, O_MIN_LR, O_WARMUP, O_WD, O_CLIP, O_ACCUM, O_WINDOW,
     O_EVAL, O_SAVE, O_SEED, O_THREADS, O_LOG, O_STOP, O_SAMPLE, O_PROMPT, O_PROGRESS, O_VALFRAC,
     O_DIST, O_SHARD, O_NO_OVERLAP, O_BUCKET, O_PROMPT_TUNE, O_LORA, O_LORA_ALPHA, O_LORA_TARGETS,
-    O_EXAMPLES, O_COUNT
+    O_EXAMPLES, O_ADAPTER, O_COUNT
 };
 
 static const struct option long_opts[] = {
@@ -73,7 +74,7 @@ static const struct option long_opts[] = {
     {"no-overlap", no_argument, 0, O_NO_OVERLAP}, {"bucket-mb", required_argument, 0, O_BUCKET},
     {"prompt-tune", required_argument, 0, O_PROMPT_TUNE}, {"lora", required_argument, 0, O_LORA},
     {"lora-alpha", required_argument, 0, O_LORA_ALPHA}, {"lora-targets", required_argument, 0, O_LORA_TARGETS},
-    {"examples", required_argument, 0, O_EXAMPLES},
+    {"examples", required_argument, 0, O_EXAMPLES}, {"adapter", required_argument, 0, O_ADAPTER},
     {"help", no_argument, 0, 'h'},                {"version", no_argument, 0, 'V'},
     {0, 0, 0, 0},
 };
@@ -81,7 +82,7 @@ static const struct option long_opts[] = {
 typedef struct options {
     const char **data;
     int n_data;
-    const char *out, *init, *log, *prompt, *examples;
+    const char *out, *init, *log, *prompt, *examples, *adapter;
     long prompt_tune, lora;
     double lora_alpha;
     unsigned lora_targets;
@@ -150,6 +151,7 @@ static void parse(int argc, char **argv, options *o)
             if (llm_adapter_parse_targets(optarg, &o->lora_targets, &err) < 0) llm_usage_error("--lora-targets: %s", err.msg);
             break;
         case O_EXAMPLES: o->examples = optarg; break;
+        case O_ADAPTER: o->adapter = optarg; break;
         case O_VALFRAC: o->val_frac = llm_cli_double("--val-frac", optarg, 0.001, 0.5); break;
         case 'q': o->quiet = 1; break;
         case 'h': fputs(usage_text, stdout); exit(0);
@@ -160,10 +162,10 @@ static void parse(int argc, char **argv, options *o)
     while (optind < argc) o->data[o->n_data++] = argv[optind++];
     if (o->examples && o->n_data) llm_usage_error("--examples replaces --data: give one or the other");
     if (!o->n_data && !o->examples) llm_usage_error("no training text: give --data FILE (or '-' for stdin)");
-    if ((o->prompt_tune || o->lora) && !o->init)
-        llm_usage_error("--prompt-tune and --lora adapt a base model: give it with --init BASE");
-    if ((o->given[O_LORA_ALPHA] || o->given[O_LORA_TARGETS]) && !o->lora)
-        llm_usage_error("--lora-alpha and --lora-targets need --lora R");
+    if ((o->prompt_tune || o->lora || o->adapter) && !o->init)
+        llm_usage_error("--prompt-tune, --lora and --adapter adapt a base model: give it with --init BASE");
+    if ((o->given[O_LORA_ALPHA] || o->given[O_LORA_TARGETS]) && !o->lora && !o->adapter)
+        llm_usage_error("--lora-alpha and --lora-targets need --lora R (or --adapter A)");
     if (!o->out) llm_usage_error("no --out CKPT to write the model to");
 }
 
@@ -209,6 +211,23 @@ static void check_arch(const options *o, const llm_config *c, const char *path)
                 path, o->seq, c->seq_len);
 }
 
+/* The adapter options a user set that disagree with the --adapter file's
+ * settings: its shapes are fixed once trained. */
+static void check_adapter(const options *o, const llm_adapter_config *c, const char *path)
+{
+    char want[40], have[40];
+    llm_adapter_targets_name(c->rank ? c->targets : 0, have, sizeof have);
+    llm_adapter_targets_name(o->lora_targets, want, sizeof want);
+    if (o->given[O_PROMPT_TUNE] && o->prompt_tune != c->n_virtual)
+        fatal("%s: incompatible adapter: it has %d virtual tokens, not %ld", path, c->n_virtual, o->prompt_tune);
+    if (o->given[O_LORA] && o->lora != c->rank)
+        fatal("%s: incompatible adapter: it has LoRA rank %d, not %ld", path, c->rank, o->lora);
+    if (o->given[O_LORA_ALPHA] && (float)o->lora_alpha != c->alpha)
+        fatal("%s: incompatible adapter: it has LoRA alpha %g, not %g", path, (double)c->alpha, o->lora_alpha);
+    if (o->given[O_LORA_TARGETS] && strcmp(want, have))
+        fatal("%s: incompatible adapter: it has LoRA targets %s, not %s", path, *have ? have : "none", want);
+}
+
 static void optim_config(const options *o, llm_optim_config *oc)
 {
     llm_optim_defaults(oc, (llm_optim_kind)llm_optim_parse(o->optim));
@@ -233,7 +252,7 @@ static void save(const char *path, llm_trainer *t)
 {
     llm_error err = {0};
     if (t->m->adapter) { /* the base is untouched: the adapter alone */
-        if (llm_adapter_save(path, t->m->adapter, &err) < 0) fatal("%s", err.msg);
+        if (llm_adapter_save(path, t->m->adapter, &t->optim, &t->st, &err) < 0) fatal("%s", err.msg);
         return;
     }
     if (!t->comm) {
@@ -259,11 +278,16 @@ static void print_sample(const llm_trainer *t, const options *o)
         llm_acts_quant(&a, t->m, &err) < 0)
         fatal("%s", err.msg);
     size_t plen = strlen(o->prompt);
-    int32_t *ids = malloc((plen + 1 + (size_t)t->prefix + (size_t)o->sample) * sizeof *ids);
+    int32_t *ids = malloc((llm_tok_max_ids(plen) + 1 + (size_t)t->prefix + (size_t)o->sample) * sizeof *ids);
     if (!ids) fatal("out of memory");
     for (int i = 0; i < t->prefix; i++) ids[i] = t->m->cfg.vocab + i; /* the virtual tokens */
-    ids[t->prefix] = t->m->tok.bos;
-    int n = t->prefix + 1 + (int)llm_tok_encode(&t->m->tok, o->prompt, plen, ids + t->prefix + 1);
+    int n = t->prefix, bos = t->m->tok.bos;
+    if (bos >= 0) ids[n++] = bos;
+    int64_t k = llm_tok_encode_text(&t->m->tok, o->prompt, plen, ids + n, &err);
+    if (k < 0) fatal("--prompt: %s", err.msg);
+    n += (int)k;
+    if (n == 0) fatal("--sample: an empty --prompt, and the tokenizer has no BOS to start from");
+    if (llm_model_check_ids(t->m, ids, n, LLM_IDS_VIRTUAL, &err) < 0) fatal("--prompt: %s", err.msg);
     int made = llm_model_greedy(t->m, &a, ids, n, (int)o->sample, ids + n);
     fputs(o->prompt, stdout);
     for (int i = 0; i < made; i++) {
@@ -273,6 +297,16 @@ static void print_sample(const llm_trainer *t, const options *o)
     putchar('\n');
     free(ids);
     llm_acts_free(&a);
+}
+
+/* Reads and tokenizes the --data files (nothing with --examples) with tok,
+ * the model's own tokenizer; returns their fingerprint. */
+static uint64_t load_text(const options *o, const llm_tok *tok, llm_data *data)
+{
+    llm_error err = {0};
+    if (!o->n_data) return 0;
+    if (llm_data_load(data, o->data, o->n_data, tok, o->val_frac, &err) < 0) fatal("%s", err.msg);
+    return llm_ckpt_hash_tokens(data->tokens, data->n_tokens);
 }
 
 /* Peak resident memory of this process so far, MiB. */
@@ -309,18 +343,14 @@ int main(int argc, char **argv)
     llm_ckpt_train st = {0};
     int has_train = 0;
     const char *how = "new model";
-    llm_tok tok;
-    llm_tok_bytes(&tok);
     llm_data data = {0};
     llm_examples ex = {0};
     uint64_t data_hash = 0;
-    if (o.n_data) {
-        if (llm_data_load(&data, o.data, o.n_data, &tok, o.val_frac, &err) < 0) fatal("%s", err.msg);
-        data_hash = llm_ckpt_hash_tokens(data.tokens, data.n_tokens);
-    }
-    int adapting = o.prompt_tune || o.lora;
+    int adapting = o.prompt_tune || o.lora || o.adapter;
     if (!o.given[O_ACCUM]) o.accum = n_ranks; /* one micro-batch per rank */
 
+    llm_adapter adapter;
+    const char *state_file = o.adapter ? o.adapter : o.init;
     if (o.init) {
         /* an adapter needs the weights only: float, or int8/int4 kept
          * quantized (QLoRA) */
@@ -330,13 +360,29 @@ int main(int argc, char **argv)
                                        ? " (a quantized base trains adapters only: give --lora R or --prompt-tune N)"
                                        : "");
         check_arch(&o, &model.cfg, o.init);
-        if (has_train && !adapting && !o.examples && st.data_hash == data_hash && st.val_frac == o.val_frac) {
+        if (llm_tok_has_text(&model.tok, &err) < 0)
+            fatal("%s: this model has no tokenizer (imported without one): llm-train has no text for it",
+                  o.init);
+        data_hash = load_text(&o, &model.tok, &data); /* in the model's own tokens */
+        if (o.adapter) { /* its settings and weights, and where its training stands */
+            if (llm_adapter_load_train(o.adapter, &adapter, &resume, &st, &has_train, &err) < 0) fatal("%s", err.msg);
+            check_adapter(&o, &adapter.cfg, o.adapter);
+            if (llm_adapter_attach(&model, &adapter, &err) < 0) fatal("%s: not for %s: %s", o.adapter, o.init, err.msg);
+        }
+        /* examples become windows of the saved length (or --seq): the fingerprint covers those */
+        if (o.examples && has_train) {
+            if (llm_examples_load(&ex, o.examples, &model.tok, o.given[O_SEQ] ? (int)o.seq : st.seq, o.val_frac,
+                                  &err) < 0)
+                fatal("%s", err.msg);
+            data_hash = llm_ckpt_hash_tokens(ex.inputs, ex.n * ex.T);
+        }
+        if (has_train && st.data_hash == data_hash && st.val_frac == o.val_frac && (!o.examples || ex.T == st.seq)) {
             how = "resumed";
             resume_p = &resume;
             /* the schedule may be extended; everything else carries on */
             if (o.given[O_STEPS]) st.optim.steps = o.steps;
             if (st.step >= st.optim.steps)
-                fatal("%s: already at step %" PRId64 " of %" PRId64 "; give a larger --steps", o.init,
+                fatal("%s: already at step %" PRId64 " of %" PRId64 "; give a larger --steps", state_file,
                       st.step, st.optim.steps);
             llm_optim_config want;
             optim_config(&o, &want);
@@ -355,20 +401,22 @@ int main(int argc, char **argv)
             for (size_t i = 0; i < sizeof fixed / sizeof fixed[0] && !rank; i++)
                 if (o.given[fixed[i].opt] && fixed[i].differs) {
                     llm_warn("resuming %s: batch, seq, accum, optimizer, learning rates, warmup, "
-                             "wd, clip and seed come from the checkpoint; ignoring the ones given",
-                             o.init);
+                             "wd, clip and seed come from the %s; ignoring the ones given",
+                             state_file, o.adapter ? "adapter" : "checkpoint");
                     break;
                 }
         } else {
-            how = adapting ? (llm_model_quantized(&model) ? "adapting a frozen quantized base (QLoRA: its linears stay "
-                                           "integer, dequantized a block at a time)"
-                                         : "adapting a frozen base")
-                  : has_train ? "continued on new text (fresh optimizer)"
+            how = has_train ? (o.examples ? "continued on new examples (fresh optimizer)"
+                                          : "continued on new text (fresh optimizer)")
+                  : o.adapter ? "continued from an adapter without training state (fresh optimizer)"
                               : "initialised from a model";
             llm_optim_free(&resume);
             has_train = 0;
         }
     } else {
+        llm_tok tok;
+        llm_tok_bytes(&tok);
+        data_hash = load_text(&o, &tok, &data);
         long hidden = o.hidden ? o.hidden : (8 * o.dim / 3 + 31) / 32 * 32;
         llm_config cfg = {.vocab = tok.vocab, .dim = (int)o.dim, .n_layers = (int)o.layers,
                           .n_heads = (int)o.heads, .n_kv_heads = (int)(o.kv_heads ? o.kv_heads : o.heads),
@@ -377,8 +425,15 @@ int main(int argc, char **argv)
         if (llm_config_check(&cfg, &err) < 0) llm_usage_error("%s", err.msg);
         if (llm_model_init(&model, &cfg, o.seed, &err) < 0) fatal("%s", err.msg);
     }
-    llm_adapter adapter;
-    if (adapting) {
+    char how_text[192];
+    if (adapting) { /* and on what: "[resumed, ]adapting a frozen base" */
+        snprintf(how_text, sizeof how_text, "%s%sadapting a frozen %s", o.adapter ? how : "",
+                 o.adapter ? ", " : "",
+                 llm_model_quantized(&model) ? "quantized base (QLoRA: its linears stay integer, dequantized a block at a time)"
+                            : "base");
+        how = how_text;
+    }
+    if (adapting && !o.adapter) {
         llm_adapter_config ac = {.n_virtual = (int)o.prompt_tune, .rank = (int)o.lora,
                                  .alpha = (float)(o.given[O_LORA_ALPHA] ? o.lora_alpha : 2.0 * o.lora),
                                  .targets = o.lora_targets};
@@ -386,16 +441,17 @@ int main(int argc, char **argv)
             llm_adapter_attach(&model, &adapter, &err) < 0)
             fatal("%s: %s", o.init, err.msg);
     }
-    int prefix = adapting ? (int)o.prompt_tune : 0;
+    int prefix = adapting ? adapter.cfg.n_virtual : 0;
     if (!resume_p) {
         st = (llm_ckpt_train){.batch = (int)o.batch, .accum = (int)o.accum, .seed = o.seed,
                               .data_hash = data_hash, .val_frac = o.val_frac,
-                              .seq = (int)(o.given[O_SEQ] || !o.init ? o.seq : model.cfg.seq_len - prefix)};
+                              .seq = ex.T ? ex.T
+                                          : (int)(o.given[O_SEQ] || !o.init ? o.seq : model.cfg.seq_len - prefix)};
         if (st.seq > model.cfg.seq_len - prefix) st.seq = model.cfg.seq_len - prefix;
         if (st.seq < 1) fatal("%s: %d virtual tokens leave no room in its context of %d", o.init, prefix,
                               model.cfg.seq_len);
         optim_config(&o, &st.optim);
-        if (o.prompt_tune && !o.given[O_LR]) { /* prompt tuning wants a large step */
+        if (prefix && !o.given[O_LR]) { /* prompt tuning wants a large step */
             st.optim.lr = 0.1f;
             st.optim.min_lr = o.given[O_MIN_LR] ? (float)o.min_lr : 0.01f;
         }
@@ -403,7 +459,8 @@ int main(int argc, char **argv)
         llm_rng_seed(&st.rng, o.seed ^ 0x9e3779b97f4a7c15ull);
     }
     if (o.examples) {
-        if (llm_examples_load(&ex, o.examples, &model.tok, st.seq, o.val_frac, &err) < 0) fatal("%s", err.msg);
+        if (!ex.T && llm_examples_load(&ex, o.examples, &model.tok, st.seq, o.val_frac, &err) < 0)
+            fatal("%s", err.msg);
         st.data_hash = llm_ckpt_hash_tokens(ex.inputs, ex.n * ex.T);
     }
     llm_trainer t;
@@ -448,7 +505,7 @@ int main(int argc, char **argv)
         if (adapting) {
             char targets[40] = "", lora[96] = "no LoRA";
             llm_adapter_targets_name(adapter.cfg.targets, targets, sizeof targets);
-            if (o.lora)
+            if (adapter.cfg.rank)
                 snprintf(lora, sizeof lora, "LoRA rank %d alpha %g on %s", adapter.cfg.rank,
                          (double)adapter.cfg.alpha, targets);
             fprintf(stderr, "llm-train: adapter: %d virtual tokens, %s; base frozen (no gradient, no "
@@ -504,7 +561,8 @@ int main(int argc, char **argv)
             if (dist) fprintf(log, "\t%.0f\t%.6f\t%.6f", s.comm_bytes, s.comm_s, now - t0);
             if (adapting) fprintf(log, "\t%" PRId64 "\t%.1f", t.n_train, peak_rss_mib());
             fputc('\n', log);
-            fflush(log);
+            int e = llm_cli_output_errno(log, 1);
+            if (e) fatal("%s: write: %s", o.log, strerror(e));
         }
         double avg_tps = (double)(step - first) * st.batch * st.seq * st.accum / train_time;
         char eta[32];
@@ -524,7 +582,11 @@ int main(int argc, char **argv)
     if (stop) interrupted = 1;
     llm_cli_progress_done();
     save(o.out, &t);
-    if (log) fclose(log);
+    if (log) {
+        int e = llm_cli_output_errno(log, 1);
+        if (e) fatal("%s: write: %s", o.log, strerror(e));
+        if (fclose(log) != 0) fatal("%s: close: %m", o.log);
+    }
     if (interrupted && !rank) llm_warn("interrupted: saved step %" PRId64 " to %s", t.st.step, o.out);
     else if (!o.quiet)
         fprintf(stderr, "llm-train: saved %s%s at step %" PRId64 " (%.1f s; %.1f s training); peak RSS %.1f MiB\n",

@@ -64,8 +64,12 @@ static void add_tensor(llm_adapter *ad, const char *name, int64_t d0, int64_t d1
     ad->n_tensors++;
 }
 
-/* Lays out and allocates (zeroed) an adapter of settings c for architecture base. */
-static int alloc_layout(llm_adapter *ad, const llm_config *base, const llm_adapter_config *c,
+#define GROW_FLOATS (1 << 18) /* the loader's first arena, then doubled as tensors arrive */
+
+/* Lays out an adapter of settings c for architecture base and, with
+ * arena, allocates its parameters (zeroed); without, the loader grows them
+ * as their tensors arrive. */
+static int alloc_layout(llm_adapter *ad, const llm_config *base, const llm_adapter_config *c, int arena,
                         llm_error *err)
 {
     memset(ad, 0, sizeof *ad);
@@ -103,8 +107,7 @@ static int alloc_layout(llm_adapter *ad, const llm_config *base, const llm_adapt
             site->b = ad->n_params;
             add_tensor(ad, name, site->out, c->rank);
         }
-    ad->arena = calloc((size_t)ad->n_params, sizeof *ad->arena);
-    if (!ad->arena) goto nomem;
+    if (arena && !(ad->arena = calloc((size_t)ad->n_params, sizeof *ad->arena))) goto nomem;
     return 0;
 nomem:
     llm_adapter_free(ad);
@@ -114,7 +117,7 @@ nomem:
 int llm_adapter_init(llm_adapter *ad, const llm_model *base, const llm_adapter_config *c,
                      uint64_t seed, llm_error *err)
 {
-    TRY(alloc_layout(ad, &base->cfg, c, err));
+    TRY(alloc_layout(ad, &base->cfg, c, 1, err));
     ad->base_hash = llm_model_content_hash(base);
     llm_rng rng;
     llm_rng_seed(&rng, seed);
@@ -246,7 +249,36 @@ int llm_adapter_merge(llm_model *m, const llm_adapter *ad, llm_error *err)
 
 /* ---- the stream ---- */
 
-int llm_adapter_save(const char *path, const llm_adapter *ad, llm_error *err)
+/* The records after the "adapter" one: training state, tensors, moments. */
+static int save_records(llm_writer *w, const llm_adapter *ad, const llm_optim *o,
+                        const llm_ckpt_train *train, llm_error *err)
+{
+    if (train) TRY(llm_ckpt_write_train(w, train, o ? o->t : 0, err));
+    for (int i = 0; i < ad->n_tensors; i++) {
+        const llm_param_tensor *t = &ad->tensors[i];
+        llm_record rec = {.kind = LLM_RECORD_TENSOR, .name = t->name, .dtype = LLM_DTYPE_F32,
+                          .shape = t->shape, .flags = LLM_FLAG_SHUFFLE};
+        TRY(llm_writer_record(w, &rec, ad->arena + t->offset, err));
+    }
+    if (!train || !o) return 0;
+    if (o->n != ad->n_params)
+        return llm_error_set(err, LLM_ERR_ARG, "optimizer state for %lld floats, the adapter has %lld",
+                             (long long)o->n, (long long)ad->n_params);
+    const float *moments[2] = {o->m, o->v};
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; moments[k] && i < ad->n_tensors; i++) {
+            const llm_param_tensor *t = &ad->tensors[i];
+            char name[64];
+            snprintf(name, sizeof name, "optim.%c.%s", "mv"[k], t->name);
+            llm_record rec = {.kind = LLM_RECORD_TENSOR, .name = name, .dtype = LLM_DTYPE_F32,
+                              .shape = t->shape, .flags = LLM_FLAG_SHUFFLE};
+            TRY(llm_writer_record(w, &rec, moments[k] + t->offset, err));
+        }
+    return 0;
+}
+
+int llm_adapter_save(const char *path, const llm_adapter *ad, const llm_optim *o,
+                     const llm_ckpt_train *train, llm_error *err)
 {
     char text[12][40], targets[40];
     const llm_config *b = &ad->base;
@@ -268,12 +300,7 @@ int llm_adapter_save(const char *path, const llm_adapter *ad, llm_error *err)
                        .shape = llm_shape_make(1, (int64_t[]){0}), .attrs = attrs,
                        .n_attrs = (int)(sizeof attrs / sizeof attrs[0])};
     int rc = llm_writer_record(w, &meta, "", err);
-    for (int i = 0; rc >= 0 && i < ad->n_tensors; i++) {
-        const llm_param_tensor *t = &ad->tensors[i];
-        llm_record rec = {.kind = LLM_RECORD_TENSOR, .name = t->name, .dtype = LLM_DTYPE_F32,
-                          .shape = t->shape, .flags = LLM_FLAG_SHUFFLE};
-        rc = llm_writer_record(w, &rec, ad->arena + t->offset, err);
-    }
+    if (rc >= 0) rc = save_records(w, ad, o, train, err);
     if (rc < 0) {
         llm_writer_abort(w);
         return rc;
@@ -324,7 +351,165 @@ static int parse_meta(const llm_record *rec, llm_config *base, llm_adapter_confi
     return 0;
 }
 
-static int load_all(llm_reader *r, llm_adapter *ad, llm_error *err)
+/* The adapter tensor named name, or NULL. */
+static const llm_param_tensor *find_tensor(const llm_adapter *ad, const char *name)
+{
+    for (int i = 0; i < ad->n_tensors; i++)
+        if (!strcmp(ad->tensors[i].name, name)) return &ad->tensors[i];
+    return NULL;
+}
+
+/* Where loading stands: the training state found so far and the optimizer
+ * state wanted (o NULL: a load for running the adapter). */
+typedef struct load_state {
+    llm_optim *o;
+    llm_ckpt_train *train;
+    int has_train, o_ready;
+    int64_t optim_t;
+    char *seen; /* [3 * n_tensors]: weights, first moments, second moments */
+    int next;    /* the weight tensor that comes next (layout order) */
+    int64_t cap; /* floats the arena holds so far */
+} load_state;
+
+/* The "train" record: parsed, and checked against the adapter's settings. */
+static int read_train(const llm_record *rec, const llm_adapter *ad, load_state *ls, llm_error *err)
+{
+    if (ls->has_train) return llm_error_set(err, LLM_ERR_FORMAT, "train: given twice");
+    TRY(llm_ckpt_parse_train(rec, ls->train, &ls->optim_t, err));
+    int room = ad->base.seq_len - ad->cfg.n_virtual;
+    if (ls->train->seq > room)
+        return llm_error_set(err, LLM_ERR_FORMAT, "train: seq %d, but %d virtual tokens leave %d positions "
+                             "of the base's context %d", ls->train->seq, ad->cfg.n_virtual, room, ad->base.seq_len);
+    ls->has_train = 1;
+    return 0;
+}
+
+/* The current record's payload, f32 of t's shape, into dst (NULL: skipped). */
+static int read_tensor(llm_reader *r, const llm_record *rec, const llm_param_tensor *t, float *dst,
+                       llm_error *err)
+{
+    int same = rec->dtype == LLM_DTYPE_F32 && rec->shape.ndim == 2 && rec->shape.dim[0] == t->shape.dim[0] &&
+               rec->shape.dim[1] == t->shape.dim[1];
+    if (!same) {
+        char want[64], got[64];
+        return llm_error_set(err, LLM_ERR_FORMAT, "%s: %s%s, but the settings need f32%s", rec->name,
+                             llm_dtype_name(rec->dtype), llm_shape_format(&rec->shape, got, sizeof got),
+                             llm_shape_format(&t->shape, want, sizeof want));
+    }
+    if (!dst) return 0;
+    int64_t n = llm_reader_read(r, dst, (size_t)t->count * sizeof(float), err);
+    if (n < 0) return (int)n;
+    for (int64_t i = 0; i < t->count; i++)
+        if (!isfinite(dst[i]))
+            return llm_error_set(err, LLM_ERR_FORMAT, "%s: element %lld is not finite", rec->name, (long long)i);
+    return 0;
+}
+
+/* The optimizer state of the training state read, zeroed (once). */
+static int ready_optim(const llm_adapter *ad, load_state *ls, llm_error *err)
+{
+    if (ls->o_ready) return 0;
+    TRY(llm_optim_init(ls->o, &ls->train->optim, ad->n_params, err));
+    ls->o->t = ls->optim_t;
+    ls->o_ready = 1;
+    return 0;
+}
+
+/* An optimizer moment, "optim.m.NAME" or "optim.v.NAME" (which 1 or 2). */
+static int read_moment(llm_reader *r, const llm_record *rec, const llm_adapter *ad, int which,
+                       load_state *ls, llm_error *err)
+{
+    const llm_param_tensor *t = find_tensor(ad, rec->name + 8);
+    if (!t) return llm_error_set(err, LLM_ERR_FORMAT, "%s: not a tensor of this adapter", rec->name);
+    if (!ls->has_train)
+        return llm_error_set(err, LLM_ERR_FORMAT, "%s: optimizer state without training state", rec->name);
+    if (ls->next < ad->n_tensors) /* the moments' memory is earned by the weights' bytes */
+        return llm_error_set(err, LLM_ERR_FORMAT, "%s: optimizer state before tensor %s", rec->name,
+                             ad->tensors[ls->next].name);
+    float *dst = NULL;
+    if (ls->o) {
+        /* allocated once the first moment arrives, not on the train record's word */
+        TRY(ready_optim(ad, ls, err));
+        float *base = which == 1 ? ls->o->m : ls->o->v;
+        if (!base)
+            return llm_error_set(err, LLM_ERR_FORMAT, "%s: optimizer %s keeps no such moment", rec->name,
+                                 llm_optim_name(ls->train->optim.kind));
+        dst = base + t->offset;
+    }
+    TRY(read_tensor(r, rec, t, dst, err));
+    for (int64_t i = 0; dst && which == 2 && i < t->count; i++)
+        if (dst[i] < 0)
+            return llm_error_set(err, LLM_ERR_FORMAT, "%s: element %lld is negative", rec->name, (long long)i);
+    ls->seen[(size_t)which * ad->n_tensors + (size_t)(t - ad->tensors)] = 1;
+    return 0;
+}
+
+/* A weight tensor (the current record) into the arena, which grows as the
+ * tensors arrive (in layout order, each once), so the sizes the settings
+ * declare cost nothing before their bytes. */
+static int read_weights(llm_reader *r, const llm_record *rec, llm_adapter *ad, const llm_param_tensor *t,
+                        load_state *ls, llm_error *err)
+{
+    int i = (int)(t - ad->tensors);
+    if (i != ls->next)
+        return i > ls->next ? llm_error_set(err, LLM_ERR_FORMAT, "%s: tensor %s is missing before it (an adapter's "
+                                            "tensors come in its layout's order)", rec->name, ad->tensors[ls->next].name)
+                            : llm_error_set(err, LLM_ERR_FORMAT, "%s: out of order or given twice", rec->name);
+    TRY(read_tensor(r, rec, t, NULL, err)); /* the shape */
+    for (int64_t at = t->offset, end = t->offset + t->count; at < end;) {
+        if (at == ls->cap) { /* room for what comes next, doubling */
+            int64_t grown = ls->cap < GROW_FLOATS ? GROW_FLOATS : 2 * ls->cap;
+            if (grown > ad->n_params) grown = ad->n_params;
+            float *p = realloc(ad->arena, (size_t)grown * sizeof *p);
+            if (!p) return llm_error_set(err, LLM_ERR_NOMEM, "adapter: out of memory");
+            ad->arena = p, ls->cap = grown;
+        }
+        int64_t want = (end < ls->cap ? end : ls->cap) - at;
+        int64_t n = llm_reader_read(r, ad->arena + at, (size_t)want * sizeof(float), err);
+        if (n < 0) return (int)n;
+        at += want;
+    }
+    for (int64_t k = 0; k < t->count; k++)
+        if (!isfinite(ad->arena[t->offset + k]))
+            return llm_error_set(err, LLM_ERR_FORMAT, "%s: element %lld is not finite", rec->name, (long long)k);
+    ls->next++;
+    return 0;
+}
+
+static int load_records(llm_reader *r, llm_adapter *ad, load_state *ls, llm_error *err)
+{
+    const llm_record *rec;
+    int rc;
+    while ((rc = llm_reader_next(r, &rec, err)) > 0) {
+        if (rec->kind == LLM_RECORD_META && !strcmp(rec->name, "train")) {
+            TRY(read_train(rec, ad, ls, err));
+            continue;
+        }
+        int which = !strncmp(rec->name, "optim.m.", 8) ? 1 : !strncmp(rec->name, "optim.v.", 8) ? 2 : 0;
+        const llm_param_tensor *t = which ? NULL : find_tensor(ad, rec->name);
+        if (rec->kind != LLM_RECORD_TENSOR || (!which && !t))
+            return llm_error_set(err, LLM_ERR_FORMAT, "%s: not a tensor of this adapter", rec->name);
+        if (which) {
+            TRY(read_moment(r, rec, ad, which, ls, err));
+            continue;
+        }
+        TRY(read_weights(r, rec, ad, t, ls, err));
+        ls->seen[t - ad->tensors] = 1;
+    }
+    if (rc < 0) return rc;
+    for (int i = 0; i < ad->n_tensors; i++)
+        if (!ls->seen[i]) return llm_error_set(err, LLM_ERR_FORMAT, "tensor %s is missing", ad->tensors[i].name);
+    if (!ls->o || !ls->has_train) return 0;
+    TRY(ready_optim(ad, ls, err)); /* when no moment came: which are missing? */
+    for (int k = 1; k <= 2; k++)
+        for (int i = 0; (k == 1 ? ls->o->m : ls->o->v) && i < ad->n_tensors; i++)
+            if (!ls->seen[(size_t)k * ad->n_tensors + i])
+                return llm_error_set(err, LLM_ERR_FORMAT, "optimizer state optim.%c.%s is missing", "mv"[k - 1],
+                                     ad->tensors[i].name);
+    return 0;
+}
+
+static int load_all(llm_reader *r, llm_adapter *ad, load_state *ls, llm_error *err)
 {
     const llm_record *rec;
     int rc = llm_reader_next(r, &rec, err);
@@ -334,66 +519,58 @@ static int load_all(llm_reader *r, llm_adapter *ad, llm_error *err)
     llm_adapter_config c;
     uint64_t hash = 0;
     TRY(parse_meta(rec, &base, &c, &hash, err));
-    TRY(alloc_layout(ad, &base, &c, err));
+    TRY(alloc_layout(ad, &base, &c, 0, err));
     ad->base_hash = hash;
-    char *seen = calloc((size_t)ad->n_tensors, 1);
-    if (!seen) return llm_error_set(err, LLM_ERR_NOMEM, "adapter: out of memory");
-    while ((rc = llm_reader_next(r, &rec, err)) > 0) {
-        const llm_param_tensor *t = NULL;
-        for (int i = 0; i < ad->n_tensors && !t; i++)
-            if (!strcmp(ad->tensors[i].name, rec->name)) t = &ad->tensors[i];
-        if (!t || rec->kind != LLM_RECORD_TENSOR) {
-            rc = llm_error_set(err, LLM_ERR_FORMAT, "%s: not a tensor of this adapter", rec->name);
-            break;
-        }
-        int same = rec->dtype == LLM_DTYPE_F32 && rec->shape.ndim == 2 &&
-                   rec->shape.dim[0] == t->shape.dim[0] && rec->shape.dim[1] == t->shape.dim[1];
-        if (!same) {
-            char want[64], got[64];
-            rc = llm_error_set(err, LLM_ERR_FORMAT, "%s: %s%s, but the settings need f32%s", rec->name,
-                               llm_dtype_name(rec->dtype), llm_shape_format(&rec->shape, got, sizeof got),
-                               llm_shape_format(&t->shape, want, sizeof want));
-            break;
-        }
-        int64_t n = llm_reader_read(r, ad->arena + t->offset, (size_t)t->count * sizeof(float), err);
-        if (n < 0) {
-            rc = (int)n;
-            break;
-        }
-        seen[t - ad->tensors] = 1;
-    }
-    for (int i = 0; rc == 0 && i < ad->n_tensors; i++)
-        if (!seen[i]) rc = llm_error_set(err, LLM_ERR_FORMAT, "tensor %s is missing", ad->tensors[i].name);
-    for (int64_t i = 0; rc == 0 && i < ad->n_params; i++)
-        if (!isfinite(ad->arena[i])) rc = llm_error_set(err, LLM_ERR_FORMAT, "a weight is not finite");
-    free(seen);
+    ls->seen = calloc(3 * (size_t)ad->n_tensors, 1);
+    if (!ls->seen) return llm_error_set(err, LLM_ERR_NOMEM, "adapter: out of memory");
+    rc = load_records(r, ad, ls, err);
+    free(ls->seen);
     return rc;
 }
 
-/* Loads from an open reader, which it closes; label names the input. */
-static int load_from(llm_reader *r, const char *path, llm_adapter *ad, llm_error *err)
+/* Loads from an open reader, which it closes; label names the input.  o,
+ * train and has_train: NULL, or the training state wanted. */
+static int load_from(llm_reader *r, const char *path, llm_adapter *ad, llm_optim *o, llm_ckpt_train *train,
+                     int *has_train, llm_error *err)
 {
-    int rc = load_all(r, ad, err);
+    llm_ckpt_train scratch;
+    load_state ls = {.o = o, .train = train ? train : &scratch};
+    int rc = load_all(r, ad, &ls, err);
     llm_reader_close(r);
+    if (has_train) *has_train = rc == 0 && ls.has_train;
     if (rc < 0) {
         llm_adapter_free(ad);
+        if (o) llm_optim_free(o);
         if (strncmp(err->msg, path, strlen(path)) != 0) llm_error_prefix(err, "%s", path);
     }
     return rc;
 }
 
-int llm_adapter_load(const char *path, llm_adapter *ad, llm_error *err)
+/* Opens path (or the buffer) and loads it. */
+static int load_path(const char *path, const void *buf, size_t len, llm_adapter *ad, llm_optim *o,
+                     llm_ckpt_train *train, int *has_train, llm_error *err)
 {
     memset(ad, 0, sizeof *ad);
+    if (o) memset(o, 0, sizeof *o);
+    if (has_train) *has_train = 0;
     llm_reader *r;
-    TRY(llm_reader_open(&r, path, err));
-    return load_from(r, path, ad, err);
+    TRY(buf ? llm_reader_open_mem(&r, buf, len, path, err) : llm_reader_open(&r, path, err));
+    return load_from(r, path, ad, o, train, has_train, err);
 }
 
-int llm_adapter_load_mem(const void *buf, size_t len, const char *label, llm_adapter *ad, llm_error *err)
+int llm_adapter_load(const char *path, llm_adapter *ad, llm_error *err)
 {
-    memset(ad, 0, sizeof *ad);
-    llm_reader *r;
-    TRY(llm_reader_open_mem(&r, buf, len, label, err));
-    return load_from(r, label, ad, err);
+    return load_path(path, NULL, 0, ad, NULL, NULL, NULL, err);
+}
+
+int llm_adapter_load_train(const char *path, llm_adapter *ad, llm_optim *o, llm_ckpt_train *train,
+                           int *has_train, llm_error *err)
+{
+    return load_path(path, NULL, 0, ad, o, train, has_train, err);
+}
+
+int llm_adapter_load_mem(const void *buf, size_t len, const char *label, llm_adapter *ad, llm_optim *o,
+                         llm_ckpt_train *train, int *has_train, llm_error *err)
+{
+    return load_path(label, buf ? buf : "", len, ad, o, train, has_train, err);
 }

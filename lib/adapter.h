@@ -15,15 +15,17 @@
  * The adapter is attached to a model (m->adapter); the base weights stay
  * untouched.  Its stream (llm-tensor(5)) is a metadata record "adapter"
  * (format llmpipe-adapter, the settings, and base_hash: a content hash of the
- * base's architecture and weights) and the tensors "virtual",
- * "layers.L.attn.wq.lora_a", "layers.L.attn.wq.lora_b", ...; loading it onto
- * another base is refused.
+ * base's architecture and weights), the training state of the run that made
+ * it (a "train" record as in a checkpoint, ckpt.h), the tensors "virtual",
+ * "layers.L.attn.wq.lora_a", "layers.L.attn.wq.lora_b", ..., and the
+ * optimizer moments of each, "optim.m.virtual", ..., so that the run can be
+ * resumed exactly; loading it onto another base is refused.
  *
  *     llm_adapter ad;
  *     llm_adapter_config ac = {.rank = 8, .alpha = 16, .targets = LLM_LORA_ALL};
  *     TRY(llm_adapter_init(&ad, &base, &ac, seed, &err));
  *     TRY(llm_adapter_attach(&base, &ad, &err));       // forward passes now use it
- *     TRY(llm_adapter_save("a.llmt", &ad, &err));
+ *     TRY(llm_adapter_save("a.llmt", &ad, &optim, &train, &err));   // optim, train may be NULL
  */
 #ifndef LLM_ADAPTER_H
 #define LLM_ADAPTER_H
@@ -31,6 +33,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ckpt.h"
 #include "err.h"
 #include "model.h"
 #include "optim.h"
@@ -94,11 +97,26 @@ void llm_adapter_detach(llm_model *m);
  * cannot be folded: an adapter with them is refused. */
 int llm_adapter_merge(llm_model *m, const llm_adapter *ad, llm_error *err);
 
-/* The adapter as a stream (written through a temporary name). */
-int llm_adapter_save(const char *path, const llm_adapter *ad, llm_error *err);
-/* Loads an adapter stream (allocated here; free with llm_adapter_free). */
+/* The adapter as a stream (written through a temporary name); with train
+ * (may be NULL) also the training state and, with o too, the optimizer's
+ * moments of the adapter's arena (o->n == ad->n_params). */
+int llm_adapter_save(const char *path, const llm_adapter *ad, const llm_optim *o,
+                     const llm_ckpt_train *train, llm_error *err);
+/* Loads an adapter stream for running it (allocated here; free with
+ * llm_adapter_free).  A training state, when there is one, is checked and
+ * left out; its moments are optional. */
 int llm_adapter_load(const char *path, llm_adapter *ad, llm_error *err);
-/* The same from a stream in memory (buf is not copied); label names it in messages. */
-int llm_adapter_load_mem(const void *buf, size_t len, const char *label, llm_adapter *ad, llm_error *err);
+/* Loads an adapter stream to train it further.  When it has a training
+ * state: *has_train = 1, *train is filled and o is initialised with the saved
+ * optimizer state (free with llm_optim_free), whose every moment must be
+ * there.  Otherwise (an adapter saved without one) *has_train = 0 and o is
+ * zeroed. */
+int llm_adapter_load_train(const char *path, llm_adapter *ad, llm_optim *o, llm_ckpt_train *train,
+                           int *has_train, llm_error *err);
+/* Either from a stream in memory (buf is not copied); label names it in
+ * messages.  o, train and has_train all NULL: as llm_adapter_load; all
+ * given: as llm_adapter_load_train. */
+int llm_adapter_load_mem(const void *buf, size_t len, const char *label, llm_adapter *ad, llm_optim *o,
+                         llm_ckpt_train *train, int *has_train, llm_error *err);
 
 #endif

@@ -9,10 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 static const char *const method_names[LLM_CALIB_METHODS] = {"max", "percentile", "mse", "entropy"};
 
 const char *llm_calib_method_name(int method)
@@ -43,9 +39,10 @@ int llm_calib_hist_init(llm_calib_hist *h, int bins, llm_error *err)
     if (bins < LLM_CALIB_MIN_BINS || bins > LLM_CALIB_MAX_BINS)
         return llm_error_set(err, LLM_ERR_ARG, "bin count %d outside %d..%d", bins, LLM_CALIB_MIN_BINS,
                              LLM_CALIB_MAX_BINS);
-    h->count = calloc((size_t)bins, sizeof *h->count);
-    if (!h->count) return llm_error_set(err, LLM_ERR_NOMEM, "out of memory for a %d-bin histogram", bins);
-    h->bins = bins;
+    int fine = bins * LLM_CALIB_FINE;
+    h->count = calloc((size_t)fine, sizeof *h->count);
+    if (!h->count) return llm_error_set(err, LLM_ERR_NOMEM, "out of memory for a %d-bin histogram", fine);
+    h->bins = bins, h->fine = fine;
     h->min = INFINITY, h->max = -INFINITY;
     return 0;
 }
@@ -57,58 +54,42 @@ void llm_calib_hist_free(llm_calib_hist *h)
     memset(h, 0, sizeof *h);
 }
 
-void llm_calib_hist_clear(llm_calib_hist *h)
+/* Widens the range to `range`, a power of two above the current one, merging
+ * bins.  Bin j covers [j, j+1) * range / fine; after s doublings it lies
+ * inside bin j >> s, whose edges are also edges of the old bins: the merge is
+ * exact.  Destinations j >> s < j are already read, so this works in place. */
+static void grow(llm_calib_hist *h, double range)
 {
-    memset(h->count, 0, (size_t)h->bins * sizeof *h->count);
-    h->total = 0;
-    h->absmax = 0;
-    h->min = INFINITY, h->max = -INFINITY;
-}
-
-/* How many halvings take range `big` to `small` (both powers of two). */
-static int doublings(double big, double small)
-{
-    return ilogb(big) - ilogb(small);
-}
-
-void llm_calib_hist_grow(llm_calib_hist *h, double range)
-{
-    if (!(range > h->range)) return;
-    int e;
-    double m = frexp(range, &e);
-    double target = m == 0.5 ? range : ldexp(1.0, e); /* a power of two >= range */
     if (h->range == 0) { /* every value so far was zero: bin 0 stays bin 0 */
-        h->range = target;
+        h->range = range;
         return;
     }
-    /* Bin j covers [j, j+1) * range / bins; after s doublings it lies inside
-     * bin j >> s, whose edges are also edges of the old bins: the merge is exact.
-     * Destinations j >> s < j are already read, so this works in place. */
-    int s = doublings(target, h->range);
-    for (int j = 1; j < h->bins; j++) {
+    int s = ilogb(range) - ilogb(h->range);
+    for (int j = 1; j < h->fine; j++) { /* empty bins are left alone: their pages may never be touched */
         uint64_t c = h->count[j];
+        if (!c) continue;
         h->count[j] = 0;
         h->count[s >= 31 ? 0 : j >> s] += c;
     }
-    h->range = target;
+    h->range = range;
 }
 
 void llm_calib_hist_add(llm_calib_hist *h, const float *x, size_t n)
 {
     if (n == 0) return;
-    double range = h->range, inv = range > 0 ? h->bins / range : 0;
+    double range = h->range, inv = range > 0 ? h->fine / range : 0;
     float mn = INFINITY, mx = -INFINITY;
     uint64_t *count = h->count;
     for (size_t i = 0; i < n; i++) {
         float v = x[i];
         mn = v < mn ? v : mn;
         mx = v > mx ? v : mx;
-        /* |x| * bins / range is exact in a double (24 + 20 significant bits at
+        /* |x| * fine / range is exact in a double (24 + 24 significant bits at
          * most), so a value's bin never depends on rounding */
         double a = fabsf(v);
         if (a >= range && a > 0) {
-            llm_calib_hist_grow(h, pow2_above(a));
-            range = h->range, inv = h->bins / range;
+            grow(h, pow2_above(a));
+            range = h->range, inv = h->fine / range;
         }
         count[(size_t)(a * inv)]++;
     }
@@ -118,65 +99,146 @@ void llm_calib_hist_add(llm_calib_hist *h, const float *x, size_t n)
     h->absmax = fmax(-h->min, h->max);
 }
 
-void llm_calib_hist_merge(llm_calib_hist *into, const llm_calib_hist *from)
-{
-    if (from->total == 0) return;
-    llm_calib_hist_grow(into, from->range);
-    if (from->range == 0) {
-        into->count[0] += from->count[0];
-    } else {
-        int s = into->range > 0 ? doublings(into->range, from->range) : 0;
-        for (int j = 0; j < from->bins; j++) into->count[s >= 31 ? 0 : j >> s] += from->count[j];
-    }
-    into->total += from->total;
-    if (from->min < into->min) into->min = from->min;
-    if (from->max > into->max) into->max = from->max;
-    into->absmax = fmax(-into->min, into->max);
-}
-
 int llm_calib_hist_top(const llm_calib_hist *h)
 {
-    if (h->range == 0 || h->total == 0) return 0;
-    int top = (int)(h->absmax * h->bins / h->range) + 1;
-    return top < h->bins ? top : h->bins;
+    return h->total > 0 && h->absmax > 0 ? h->bins : 0;
 }
 
-/* ---------- the methods ---------- */
+/* ---------- the histogram as a density ----------
+ *
+ * Fine bin j holds its count spread evenly over [lo_j, hi_j): lo_j =
+ * j * range / fine, hi_j = lo_{j+1}, except that the bin holding absmax (top)
+ * ends at absmax.  The percentile, MSE and entropy methods read the
+ * histogram through this density. */
 
-/* Smallest value v with at least p% of the values at or below it, the values
- * of a bin taken as spread evenly across it. */
+/* The fine bin holding absmax (absmax > 0). */
+static int fine_top(const llm_calib_hist *h)
+{
+    return (int)(h->absmax * h->fine / h->range); /* exact, as when counting */
+}
+
+/* The edges of fine bin j <= top. */
+static void fine_edges(const llm_calib_hist *h, int top, int j, double *lo, double *hi)
+{
+    *lo = j * h->range / h->fine;
+    *hi = j == top ? h->absmax : (j + 1) * h->range / h->fine;
+}
+
+void llm_calib_hist_rebin(const llm_calib_hist *h, double *count)
+{
+    memset(count, 0, (size_t)h->bins * sizeof *count);
+    if (h->total == 0) return;
+    if (h->absmax == 0) {
+        count[0] = (double)h->total;
+        return;
+    }
+    int top = fine_top(h), last = h->bins - 1;
+    double per = h->bins / h->absmax; /* coarse bins per unit of |x| */
+    for (int j = 0; j <= top; j++) {
+        if (!h->count[j]) continue;
+        double c = (double)h->count[j], lo, hi;
+        fine_edges(h, top, j, &lo, &hi);
+        if (!(hi > lo)) { /* the values of the top bin all equal absmax */
+            count[last] += c;
+            continue;
+        }
+        /* a fine bin is at most 1/16 of a coarse one: it overlaps one or two */
+        int k = (int)(lo * per);
+        if (k > last) k = last;
+        if (k > 0 && (double)k * h->absmax / h->bins > lo) k--; /* lo * per rounded up to an edge */
+        for (; k <= last; k++) {
+            double a = (double)k * h->absmax / h->bins, b = k == last ? hi : (double)(k + 1) * h->absmax / h->bins;
+            double part = fmin(hi, b) - fmax(lo, a);
+            if (part > 0) count[k] += c * part / (hi - lo);
+            if (b >= hi) break;
+        }
+    }
+}
+
+/* Smallest value v with at least p% of the values at or below it under the
+ * density (within one fine bin of the order statistic). */
 static double percentile_amax(const llm_calib_hist *h, double p)
 {
-    double target = p / 100.0 * (double)h->total, width = h->range / h->bins;
+    double target = p / 100.0 * (double)h->total, lo, hi;
+    int top = fine_top(h);
     uint64_t below = 0;
-    for (int j = 0; j < h->bins; j++) {
+    for (int j = 0; j <= top; j++) {
         if (h->count[j] && (double)(below + h->count[j]) >= target) {
             double frac = (target - (double)below) / (double)h->count[j];
-            if (frac < 0) frac = 0;
-            return (j + frac) * width;
+            fine_edges(h, top, j, &lo, &hi);
+            return lo + (frac > 0 ? frac : 0) * (hi - lo);
         }
         below += h->count[j];
     }
     return h->absmax;
 }
 
-/* Mean squared error of symmetric int8 quantize-dequantize with threshold t,
- * values at their bin's centre: q(c) = s * min(round(c / s), 127), s = t/127. */
-static double mse_at(const llm_calib_hist *h, int top, double t)
+/* Prefix sums of the density's moments: m[k][j] = the integral of x^k over
+ * fine bins 0..j-1, k = 0, 1, 2, j = 0..top+1. */
+typedef struct moments {
+    const llm_calib_hist *h;
+    int top;
+    double *m[3];
+} moments;
+
+static int moments_init(moments *mo, const llm_calib_hist *h, llm_error *err)
 {
-    double width = h->range / h->bins, s = t / (LLM_CALIB_LEVELS - 1), sum = 0;
-    for (int k = 0; k < top; k++) {
-        if (!h->count[k]) continue;
-        double c = (k + 0.5) * width, d;
-        if (c >= t) {
-            d = c - t;
-        } else {
-            double r = round(c / s);
-            d = c - (r > LLM_CALIB_LEVELS - 1 ? LLM_CALIB_LEVELS - 1 : r) * s;
-        }
-        sum += (double)h->count[k] * d * d;
+    mo->h = h, mo->top = fine_top(h);
+    size_t n = (size_t)mo->top + 2;
+    for (int k = 0; k < 3; k++) mo->m[k] = malloc(n * sizeof *mo->m[k]);
+    if (!mo->m[0] || !mo->m[1] || !mo->m[2]) {
+        for (int k = 0; k < 3; k++) free(mo->m[k]);
+        return llm_error_set(err, LLM_ERR_NOMEM, "out of memory for %zu prefix sums", 3 * n);
     }
-    return sum / (double)h->total;
+    mo->m[0][0] = mo->m[1][0] = mo->m[2][0] = 0;
+    for (int j = 0; j <= mo->top; j++) {
+        double c = (double)h->count[j], lo, hi;
+        fine_edges(h, mo->top, j, &lo, &hi);
+        mo->m[0][j + 1] = mo->m[0][j] + c;
+        mo->m[1][j + 1] = mo->m[1][j] + c * (lo + hi) / 2;
+        mo->m[2][j + 1] = mo->m[2][j] + c * (lo * lo + lo * hi + hi * hi) / 3;
+    }
+    return 0;
+}
+
+static void moments_free(moments *mo)
+{
+    for (int k = 0; k < 3; k++) free(mo->m[k]);
+}
+
+/* The density's count, sum and sum of squares below x >= 0 (out[0..2]). */
+static void moments_below(const moments *mo, double x, double *out)
+{
+    const llm_calib_hist *h = mo->h;
+    int j = x < h->absmax ? (int)(x * h->fine / h->range) : mo->top + 1;
+    if (j > mo->top) {
+        for (int k = 0; k < 3; k++) out[k] = mo->m[k][mo->top + 1];
+        return;
+    }
+    double lo, hi;
+    fine_edges(h, mo->top, j, &lo, &hi);
+    x = fmin(fmax(x, lo), hi); /* x * fine / range may round across an edge */
+    double c = hi > lo ? (double)h->count[j] * (x - lo) / (hi - lo) : 0;
+    out[0] = mo->m[0][j] + c;
+    out[1] = mo->m[1][j] + c * (lo + x) / 2;
+    out[2] = mo->m[2][j] + c * (lo * lo + lo * x + x * x) / 3;
+}
+
+/* Mean squared error of symmetric int8 quantize-dequantize with threshold t
+ * over the density: q(v) = s * min(round(v / s), 127), s = t / 127, so level
+ * k takes the values in [k - 1/2, k + 1/2) * s (level 127 every one from
+ * 126.5 s up, the clipped ones too) and costs S2 - 2 k s S1 + (k s)^2 S0
+ * over them. */
+static double mse_at(const moments *mo, double t)
+{
+    double s = t / (LLM_CALIB_LEVELS - 1), sum = 0, prev[3] = {0, 0, 0}, cur[3];
+    for (int k = 0; k < LLM_CALIB_LEVELS; k++) {
+        moments_below(mo, k < LLM_CALIB_LEVELS - 1 ? (k + 0.5) * s : INFINITY, cur);
+        double L = k * s;
+        sum += (cur[2] - prev[2]) - 2 * L * (cur[1] - prev[1]) + L * L * (cur[0] - prev[0]);
+        memcpy(prev, cur, sizeof prev);
+    }
+    return sum > 0 ? sum / (double)mo->h->total : 0;
 }
 
 static double xlogx(double x)
@@ -184,81 +246,90 @@ static double xlogx(double x)
     return x > 0 ? x * log(x) : 0;
 }
 
-/* KL(P || Q) for every candidate i in LLM_CALIB_LEVELS..top (kl[i - 1]).
- * P: the first i bins, the mass above them added to bin i - 1.  Q: the first
- * i bins without that mass, merged into 128 groups (bin j into group
- * j * 128 / i), each group's mass spread evenly over the bins of the group
- * where P is not zero; a bin where P is not zero but Q is gets
- * LLM_CALIB_KL_EPS.  Both normalised, KL = sum over P > 0 of p log(p / q).
- * Q is constant inside a group, so with prefix sums of counts, of non-empty
- * bins and of c log c, each candidate costs one step per group:
+/* KL(P || Q) for every candidate i in LLM_CALIB_LEVELS..bins (kl[i - 1]) over
+ * the counts h[0..bins), as TensorRT Model Optimizer computes it.  P: the
+ * first i bins, the mass above them added to bin i - 1.  Q: the first i bins
+ * without that mass, merged into 128 groups (bin j into group j * 128 / i),
+ * each group's mass spread evenly over its non-empty bins.  Both normalised,
+ * KL = sum over P > 0 of p log(p / q); infinite where P > 0 and Q = 0 (mass
+ * clipped onto an empty bin i - 1) or when no mass lies below bin i.  Q is
+ * constant inside a group, so with prefix sums of counts, of non-empty bins
+ * and of c log c, each candidate costs one step per group:
  *   total * KL = sum_j P_j log P_j - sum_g PG_g log Q_g + total * log(sumQ / total)
- * where PG_g is P's mass in group g and Q_g the value Q has on its bins. */
-static void kl_curve(const llm_calib_hist *h, int top, double *kl)
+ * where PG_g is P's mass in group g, Q_g the value Q has on its bins and
+ * sumQ the mass below bin i. */
+static int kl_curve(const double *h, int bins, double *kl, llm_error *err)
 {
-    size_t n = (size_t)top + 1;
-    double *cum = malloc(n * sizeof *cum), *clogc = malloc(n * sizeof *clogc);
+    size_t n = (size_t)bins + 1;
+    double *cum = malloc(n * sizeof *cum), *above = malloc(n * sizeof *above), *clogc = malloc(n * sizeof *clogc);
     int *nz = malloc(n * sizeof *nz);
-    if (!cum || !clogc || !nz) { /* tiny allocations; report the curve as unknown */
-        for (int i = 0; i < top; i++) kl[i] = NAN;
-        free(cum), free(clogc), free(nz);
-        return;
+    if (!cum || !above || !clogc || !nz) {
+        free(cum), free(above), free(clogc), free(nz);
+        return llm_error_set(err, LLM_ERR_NOMEM, "out of memory for a %d-point curve", bins);
     }
     cum[0] = clogc[0] = 0, nz[0] = 0;
-    for (int j = 0; j < top; j++) {
-        double c = (double)h->count[j];
-        cum[j + 1] = cum[j] + c;
-        clogc[j + 1] = clogc[j] + xlogx(c);
-        nz[j + 1] = nz[j] + (c > 0);
+    for (int j = 0; j < bins; j++) {
+        cum[j + 1] = cum[j] + h[j];
+        clogc[j + 1] = clogc[j] + xlogx(h[j]);
+        nz[j + 1] = nz[j] + (h[j] > 0);
     }
-    double total = (double)h->total;
-    for (int i = 1; i < top && i < LLM_CALIB_LEVELS; i++) kl[i - 1] = NAN;
-    for (int i = LLM_CALIB_LEVELS; i <= top; i++) {
-        double outliers = total - cum[i], last = (double)h->count[i - 1];
-        if (cum[i] == 0) { /* the threshold leaves nothing below it: Q is empty */
+    above[bins] = 0; /* summed from the top: exactly 0 when nothing is beyond */
+    for (int j = bins - 1; j >= 0; j--) above[j] = above[j + 1] + h[j];
+    double total = above[0];
+    for (int i = 1; i < bins && i < LLM_CALIB_LEVELS; i++) kl[i - 1] = NAN;
+    for (int i = LLM_CALIB_LEVELS; i <= bins; i++) {
+        double clipped = above[i], last = h[i - 1];
+        if (cum[i] <= 0 || (clipped > 0 && last == 0)) {
             kl[i - 1] = INFINITY;
             continue;
         }
-        /* sum of P log P: the clipped bins, the last one with the outliers added */
-        double plogp = clogc[i - 1] + xlogx(last + outliers);
-        double sum_q = 0, pg_logq = 0;
+        /* sum of P log P: the clipped bins, the last one with the clipped mass added */
+        double plogp = clogc[i - 1] + xlogx(last + clipped), pg_logq = 0;
         for (int g = 0; g < LLM_CALIB_LEVELS; g++) {
             int a = (g * i + LLM_CALIB_LEVELS - 1) / LLM_CALIB_LEVELS;
             int b = ((g + 1) * i + LLM_CALIB_LEVELS - 1) / LLM_CALIB_LEVELS;
-            double mass = cum[b] - cum[a]; /* Q's mass: no outliers */
-            double pg = mass;              /* P's mass */
-            int support = nz[b] - nz[a];   /* bins where P > 0 */
-            if (b == i && outliers > 0) {
-                pg += outliers;
-                if (last == 0) support++;
-            }
+            int support = nz[b] - nz[a]; /* Q's non-empty bins, P's too */
             if (support == 0) continue;
-            double q = mass > 0 ? mass / support : LLM_CALIB_KL_EPS;
-            sum_q += q * support;
-            pg_logq += pg * log(q);
+            double mass = cum[b] - cum[a];
+            if (!(mass > 0)) /* a sliver of mass lost to rounding in the prefix sums */
+                for (int k = a; k < b; k++) mass += h[k];
+            pg_logq += (b == i ? mass + clipped : mass) * log(mass / support);
         }
-        double v = (plogp - pg_logq) / total + log(sum_q / total);
+        double v = (plogp - pg_logq) / total + log(cum[i] / total);
         kl[i - 1] = v > 0 ? v : 0; /* KL >= 0; rounding may leave -1e-17 */
     }
-    free(cum), free(clogc), free(nz);
+    free(cum), free(above), free(clogc), free(nz);
+    return 0;
 }
 
-void llm_calib_curves(const llm_calib_hist *h, double *mse, double *kl)
+int llm_calib_curves(const llm_calib_hist *h, double *mse, double *kl, llm_error *err)
 {
     int top = llm_calib_hist_top(h);
-    if (top == 0) return;
-    double width = h->range / h->bins;
-    if (mse)
-        for (int j = 1; j <= top; j++) mse[j - 1] = mse_at(h, top, j * width);
-    if (kl) kl_curve(h, top, kl);
+    if (top == 0) return 0;
+    if (mse) {
+        moments mo;
+        TRY(moments_init(&mo, h, err));
+        for (int j = 1; j <= top; j++) mse[j - 1] = mse_at(&mo, (double)j * h->absmax / h->bins);
+        moments_free(&mo);
+    }
+    if (kl) {
+        double *coarse = malloc((size_t)h->bins * sizeof *coarse);
+        if (!coarse) return llm_error_set(err, LLM_ERR_NOMEM, "out of memory for a %d-bin histogram", h->bins);
+        llm_calib_hist_rebin(h, coarse);
+        int rc = kl_curve(coarse, h->bins, kl, err);
+        free(coarse);
+        return rc;
+    }
+    return 0;
 }
 
-/* The index of the smallest value (the first of equals), or -1 when none is a number. */
-static int argmin(const double *v, int n)
+/* The index of the smallest value, among equals the first (or the last when
+ * `last`), or -1 when none is a number. */
+static int argmin(const double *v, int n, int last)
 {
     int best = -1;
     for (int i = 0; i < n; i++)
-        if (!isnan(v[i]) && (best < 0 || v[i] < v[best])) best = i;
+        if (!isnan(v[i]) && (best < 0 || v[i] < v[best] || (last && v[i] == v[best]))) best = i;
     return best;
 }
 
@@ -280,13 +351,14 @@ int llm_calib_amax(const llm_calib_hist *h, llm_calib_method method, double perc
     if (method == LLM_CALIB_PERCENTILE) {
         t = percentile_amax(h, percentile);
     } else {
-        int top = llm_calib_hist_top(h);
-        double *curve = malloc((size_t)top * sizeof *curve);
-        if (!curve) return llm_error_set(err, LLM_ERR_NOMEM, "out of memory for a %d-point curve", top);
-        llm_calib_curves(h, method == LLM_CALIB_MSE ? curve : NULL, method == LLM_CALIB_ENTROPY ? curve : NULL);
-        int best = argmin(curve, top);
+        double *curve = malloc((size_t)h->bins * sizeof *curve);
+        if (!curve) return llm_error_set(err, LLM_ERR_NOMEM, "out of memory for a %d-point curve", h->bins);
+        int rc = llm_calib_curves(h, method == LLM_CALIB_MSE ? curve : NULL,
+                                  method == LLM_CALIB_ENTROPY ? curve : NULL, err);
+        int best = rc < 0 ? -1 : argmin(curve, h->bins, method == LLM_CALIB_ENTROPY);
         free(curve);
-        t = best < 0 ? h->absmax : (best + 1) * (h->range / h->bins);
+        if (rc < 0) return rc;
+        t = best < 0 ? h->absmax : (double)(best + 1) * h->absmax / h->bins;
     }
     *amax = t < h->absmax ? t : h->absmax;
     return 0;
@@ -315,15 +387,6 @@ typedef struct job {
     int64_t width;     /* channels (per_channel), chunks hold whole rows */
     int last;          /* the record's last chunk */
 } job;
-
-/* What one counting thread accumulates over its slice of a chunk. */
-typedef struct tally {
-    llm_calib_hist h;
-    float *chan;        /* [chan_cap] */
-    int64_t chan_cap;
-    uint64_t nonfinite;
-    int64_t first_bad;  /* job element index of the first NaN/Inf, -1: none */
-} tally;
 
 /* Where a stream's records come from while it is being read. */
 typedef struct source {
@@ -371,7 +434,7 @@ int llm_calib_create(llm_calib **out, const llm_calib_opts *opts, llm_error *err
     c->opts = opts ? *opts : (llm_calib_opts){0};
     if (!c->opts.bins) c->opts.bins = LLM_CALIB_BINS;
     if (!c->opts.percentile) c->opts.percentile = 99.99;
-    if (c->opts.bins < LLM_CALIB_MIN_BINS || c->opts.bins > LLM_CALIB_MAX_BINS || c->opts.threads < 0 ||
+    if (c->opts.bins < LLM_CALIB_MIN_BINS || c->opts.bins > LLM_CALIB_MAX_BINS ||
         !(c->opts.percentile > 0 && c->opts.percentile <= 100)) {
         free(c);
         return llm_error_set(err, LLM_ERR_ARG, "calibration options out of range (bins %d, percentile %g)",
@@ -465,9 +528,7 @@ static int record_begin(llm_calib *c, source *s, const char *name, llm_dtype dty
             return llm_error_set(err, LLM_ERR_LIMIT, "%s: record %llu: %lld channels: --per-channel takes 1..%d",
                                  name, (unsigned long long)e->records_begun, (long long)width, LLM_CALIB_MAX_WIDTH);
         if (e->width < 0) {
-            e->channel_absmax = calloc((size_t)width, sizeof *e->channel_absmax);
-            if (!e->channel_absmax) return llm_error_set(err, LLM_ERR_NOMEM, "out of memory");
-            e->width = width;
+            e->width = width; /* channel_absmax comes with the first values (count_job) */
         } else if (e->width != width) {
             return llm_error_set(err, LLM_ERR_FORMAT, "%s: record %llu has %lld channels, earlier ones %lld", name,
                                  (unsigned long long)e->records_begun, (long long)width, (long long)e->width);
@@ -589,50 +650,38 @@ static int64_t first_nonfinite(const float *x, size_t n)
     return -1;
 }
 
-/* Counts x[a..b) of a job into t. */
-static void count_slice(const job *j, size_t a, size_t b, int skip_nonfinite, tally *t)
-{
-    const float *x = j->x + a;
-    size_t n = b - a;
-    int64_t bad = first_nonfinite(x, n);
-    if (bad >= 0) {
-        if (t->first_bad < 0) t->first_bad = (int64_t)a + bad;
-        if (!skip_nonfinite) return;
-        for (size_t i = 0; i < n; i++) {
-            if (isfinite(x[i])) llm_calib_hist_add(&t->h, x + i, 1);
-            else t->nonfinite++;
-        }
-    } else {
-        llm_calib_hist_add(&t->h, x, n);
-    }
-    if (!t->chan) return;
-    for (size_t r = 0; r < n; r += (size_t)j->width)
-        for (int64_t k = 0; k < j->width; k++) {
-            float v = fabsf(x[r + (size_t)k]);
-            /* NaN never compares greater; Inf is only here when skipped */
-            if (v > t->chan[k] && (bad < 0 || v <= FLT_MAX)) t->chan[k] = v;
-        }
-}
-
-/* Folds the tallies of a chunk into its entry; fails on NaN/Inf unless skipping. */
-static int job_finish(llm_calib *c, const job *j, tally *tl, int n_tally, llm_error *err)
+/* Counts a chunk into its entry; fails on NaN/Inf unless skipping them. */
+static int count_job(llm_calib *c, const job *j, llm_error *err)
 {
     llm_calib_entry *e = j->e;
-    int64_t bad = -1;
-    for (int w = 0; w < n_tally; w++)
-        if (tl[w].first_bad >= 0 && (bad < 0 || tl[w].first_bad < bad)) bad = tl[w].first_bad;
+    const float *x = j->x;
+    int64_t bad = first_nonfinite(x, j->n);
     if (bad >= 0 && !c->opts.skip_nonfinite)
         return llm_error_set(err, LLM_ERR_FORMAT, "%s: record %llu%s%s%s: element %llu is %s (--skip-nonfinite skips such values)",
                              e->name, (unsigned long long)j->record, j->seq[0] ? " (seq=" : "", j->seq,
                              j->seq[0] ? ")" : "", (unsigned long long)(j->offset + (uint64_t)bad),
-                             isnan(j->x[bad]) ? "NaN" : j->x[bad] > 0 ? "+Inf" : "-Inf");
-    for (int w = 0; w < n_tally; w++) {
-        llm_calib_hist_merge(&e->hist, &tl[w].h);
-        e->nonfinite += tl[w].nonfinite;
-        if (e->channel_absmax)
-            for (int64_t k = 0; k < j->width; k++)
-                if (tl[w].chan[k] > e->channel_absmax[k]) e->channel_absmax[k] = tl[w].chan[k];
+                             isnan(x[bad]) ? "NaN" : x[bad] > 0 ? "+Inf" : "-Inf");
+    if (bad < 0) {
+        llm_calib_hist_add(&e->hist, x, j->n);
+    } else { /* the finite runs between the skipped values */
+        size_t run = 0;
+        for (size_t i = 0; i <= j->n; i++) {
+            if (i < j->n && isfinite(x[i])) continue;
+            llm_calib_hist_add(&e->hist, x + run, i - run);
+            if (i < j->n) e->nonfinite++;
+            run = i + 1;
+        }
     }
+    if (c->opts.per_channel && j->n > 0 && !e->channel_absmax && /* with the first values */
+        !(e->channel_absmax = calloc((size_t)e->width, sizeof *e->channel_absmax)))
+        return llm_error_set(err, LLM_ERR_NOMEM, "%s: out of memory for %lld channels", e->name, (long long)e->width);
+    if (e->channel_absmax)
+        for (size_t r = 0; r < j->n; r += (size_t)j->width)
+            for (int64_t k = 0; k < j->width; k++) {
+                float v = fabsf(x[r + (size_t)k]);
+                /* NaN never compares greater; Inf is only here when skipped */
+                if (v > e->channel_absmax[k] && v <= FLT_MAX) e->channel_absmax[k] = v;
+            }
     if (!j->last) return 0;
     e->records++;
     /* the report's snapshots: at 32, 64, 128, ... records */
@@ -648,90 +697,16 @@ static int job_finish(llm_calib *c, const job *j, tally *tl, int n_tally, llm_er
     return 0;
 }
 
-/* Gets each tally ready for a chunk of j: empty, at the entry's range, with
- * room for its channels. */
-static int tallies_reset(tally *tl, int n, const job *j, int per_channel, llm_error *err)
-{
-    for (int w = 0; w < n; w++) {
-        tally *t = &tl[w];
-        llm_calib_hist_clear(&t->h);
-        t->h.range = j->e->hist.range;
-        t->nonfinite = 0;
-        t->first_bad = -1;
-        if (per_channel) {
-            if (j->width > t->chan_cap) {
-                float *p = realloc(t->chan, (size_t)j->width * sizeof *p);
-                if (!p) return llm_error_set(err, LLM_ERR_NOMEM, "out of memory");
-                t->chan = p, t->chan_cap = j->width;
-            }
-            memset(t->chan, 0, (size_t)j->width * sizeof *t->chan);
-        }
-    }
-    return 0;
-}
-
-/* The whole loop: with one thread, read a chunk then count it; with more,
- * thread 0 reads chunk k + 1 while the others count chunk k (split by rows). */
+/* The whole loop: read a chunk, count it. */
 static int run(llm_calib *c, source *s, llm_error *err)
 {
-    int nt = c->opts.threads;
-#ifdef _OPENMP
-    if (nt == 0) nt = omp_get_max_threads();
-#endif
-    if (nt < 1 || !s->r) nt = 1;
-    int workers = nt > 1 ? nt - 1 : 1;
-    tally *tl = calloc((size_t)workers, sizeof *tl);
-    float *buf[2] = {NULL, NULL};
-    size_t cap[2] = {0, 0};
-    int rc = tl ? 0 : llm_error_set(err, LLM_ERR_NOMEM, "out of memory");
-    for (int w = 0; rc == 0 && w < workers; w++) rc = llm_calib_hist_init(&tl[w].h, c->opts.bins, err);
-    job cur, next;
-    int have = rc == 0 ? next_job(c, s, &cur, &buf[0], &cap[0], err) : rc;
-    int k = 0;
-    while (have > 0) {
-        rc = tallies_reset(tl, workers, &cur, c->opts.per_channel, err);
-        if (rc < 0) break;
-        llm_error read_err = {0};
-        int next_have = 0;
-        if (nt == 1) {
-            count_slice(&cur, 0, cur.n, c->opts.skip_nonfinite, &tl[0]);
-        } else {
-#pragma omp parallel num_threads(nt)
-            {
-#ifdef _OPENMP
-                int t = omp_get_thread_num();
-#else
-                int t = 0;
-#endif
-                if (t == 0) {
-                    next_have = next_job(c, s, &next, &buf[1 - k], &cap[1 - k], &read_err);
-                } else {
-                    size_t rows = cur.n / (size_t)cur.width, w = (size_t)t - 1;
-                    size_t a = rows * w / (size_t)workers * (size_t)cur.width;
-                    size_t b = rows * (w + 1) / (size_t)workers * (size_t)cur.width;
-                    count_slice(&cur, a, b, c->opts.skip_nonfinite, &tl[w]);
-                }
-            }
-        }
-        rc = job_finish(c, &cur, tl, workers, err);
-        if (rc < 0) break;
-        if (nt == 1) next_have = next_job(c, s, &next, &buf[1 - k], &cap[1 - k], &read_err);
-        if (next_have < 0) {
-            *err = read_err;
-            rc = next_have;
-            break;
-        }
-        have = next_have;
-        cur = next;
-        k = 1 - k;
-    }
-    if (have < 0) rc = have;
-    for (int w = 0; tl && w < workers; w++) {
-        llm_calib_hist_free(&tl[w].h);
-        free(tl[w].chan);
-    }
-    free(tl);
-    free(buf[0]), free(buf[1]);
+    float *buf = NULL;
+    size_t cap = 0;
+    job j;
+    int rc;
+    while ((rc = next_job(c, s, &j, &buf, &cap, err)) > 0)
+        if ((rc = count_job(c, &j, err)) < 0) break;
+    free(buf);
     return rc;
 }
 

@@ -71,6 +71,36 @@ static int write_qlinear(llm_writer *w, const char *name, const llm_qlinear *q, 
     return llm_writer_record(w, &z, q->zero, err);
 }
 
+int llm_ckpt_write_train(llm_writer *w, const llm_ckpt_train *t, int64_t optim_t, llm_error *err)
+{
+    const llm_optim_config *oc = &t->optim;
+    attr_list tr = {0};
+    add(&tr, "step", "%" PRId64, t->step);
+    add(&tr, "tokens", "%" PRId64, t->tokens);
+    add(&tr, "optim", "%s", llm_optim_name(oc->kind));
+    add(&tr, "lr", "%a", (double)oc->lr);
+    add(&tr, "min_lr", "%a", (double)oc->min_lr);
+    add(&tr, "warmup", "%" PRId64, oc->warmup);
+    add(&tr, "steps", "%" PRId64, oc->steps);
+    add(&tr, "beta1", "%a", (double)oc->beta1);
+    add(&tr, "beta2", "%a", (double)oc->beta2);
+    add(&tr, "eps", "%a", (double)oc->eps);
+    add(&tr, "weight_decay", "%a", (double)oc->weight_decay);
+    add(&tr, "clip", "%a", (double)oc->clip);
+    add(&tr, "optim_t", "%" PRId64, optim_t);
+    add(&tr, "batch", "%d", t->batch);
+    add(&tr, "seq", "%d", t->seq);
+    add(&tr, "accum", "%d", t->accum);
+    add(&tr, "seed", "%" PRIu64, t->seed);
+    add(&tr, "data_hash", "%016" PRIx64, t->data_hash);
+    add(&tr, "val_frac", "%a", t->val_frac);
+    for (int i = 0; i < 4; i++) {
+        static const char *const keys[4] = {"rng0", "rng1", "rng2", "rng3"};
+        add(&tr, keys[i], "%016" PRIx64, t->rng.s[i]);
+    }
+    return write_meta(w, "train", &tr, err);
+}
+
 static int save_all(llm_writer *w, const llm_model *m, const llm_optim *o,
                     const llm_ckpt_train *t, llm_error *err)
 {
@@ -96,34 +126,7 @@ static int save_all(llm_writer *w, const llm_model *m, const llm_optim *o,
         }
     TRY(write_meta(w, "config", &l, err));
     TRY(llm_tok_write(&m->tok, w, err));
-    if (t) {
-        const llm_optim_config *oc = &t->optim;
-        attr_list tr = {0};
-        add(&tr, "step", "%" PRId64, t->step);
-        add(&tr, "tokens", "%" PRId64, t->tokens);
-        add(&tr, "optim", "%s", llm_optim_name(oc->kind));
-        add(&tr, "lr", "%a", (double)oc->lr);
-        add(&tr, "min_lr", "%a", (double)oc->min_lr);
-        add(&tr, "warmup", "%" PRId64, oc->warmup);
-        add(&tr, "steps", "%" PRId64, oc->steps);
-        add(&tr, "beta1", "%a", (double)oc->beta1);
-        add(&tr, "beta2", "%a", (double)oc->beta2);
-        add(&tr, "eps", "%a", (double)oc->eps);
-        add(&tr, "weight_decay", "%a", (double)oc->weight_decay);
-        add(&tr, "clip", "%a", (double)oc->clip);
-        add(&tr, "optim_t", "%" PRId64, o ? o->t : 0);
-        add(&tr, "batch", "%d", t->batch);
-        add(&tr, "seq", "%d", t->seq);
-        add(&tr, "accum", "%d", t->accum);
-        add(&tr, "seed", "%" PRIu64, t->seed);
-        add(&tr, "data_hash", "%016" PRIx64, t->data_hash);
-        add(&tr, "val_frac", "%a", t->val_frac);
-        for (int i = 0; i < 4; i++) {
-            static const char *const keys[4] = {"rng0", "rng1", "rng2", "rng3"};
-            add(&tr, keys[i], "%016" PRIx64, t->rng.s[i]);
-        }
-        TRY(write_meta(w, "train", &tr, err));
-    }
+    if (t) TRY(llm_ckpt_write_train(w, t, o ? o->t : 0, err));
     for (int i = 0; i < m->n_tensors; i++) {
         const llm_param_tensor *pt = &m->tensors[i];
         int at = llm_linear_find(pt->name, c->n_layers);
@@ -220,7 +223,7 @@ static int parse_config(const llm_record *rec, llm_config *c, llm_error *err)
     return llm_config_check(c, err);
 }
 
-static int parse_train(const llm_record *rec, llm_ckpt_train *t, int64_t *optim_t, llm_error *err)
+int llm_ckpt_parse_train(const llm_record *rec, llm_ckpt_train *t, int64_t *optim_t, llm_error *err)
 {
     memset(t, 0, sizeof *t);
     long long v;
@@ -265,6 +268,10 @@ static int parse_train(const llm_record *rec, llm_ckpt_train *t, int64_t *optim_
         static const char *const keys[4] = {"rng0", "rng1", "rng2", "rng3"};
         TRY(attr_u64(rec, keys[i], 16, &t->rng.s[i], err));
     }
+    if (llm_optim_check(oc, err) < 0) {
+        err->code = LLM_ERR_FORMAT;
+        return llm_error_prefix(err, "%s", rec->name);
+    }
     return 0;
 }
 
@@ -282,7 +289,12 @@ static int read_into(llm_reader *r, const llm_record *rec, const llm_param_tenso
     }
     size_t bytes = (size_t)pt->count * sizeof(float);
     int64_t n = llm_reader_read(r, dst, bytes, err);
-    return n < 0 ? (int)n : 0;
+    if (n < 0) return (int)n;
+    int64_t bad = llm_f32_find_nonfinite(dst, pt->count); /* a NaN would reach every output */
+    if (bad >= 0)
+        return llm_error_set(err, LLM_ERR_FORMAT, "%s: element %lld is %g, not a finite number", rec->name,
+                             (long long)bad, (double)dst[bad]);
+    return 0;
 }
 
 /* A quantized linear's codes (the current record) into its m->lin[].q. */
@@ -365,6 +377,28 @@ static int read_companion(llm_reader *r, const llm_record *rec, llm_model *m, un
     return 1;
 }
 
+/* Checks that rec, which holds tensor pt (a weight, or one of its moments),
+ * is the one its sequence expects next (*next, an index into m->tensors),
+ * and advances it.  Tensors come once each in the model's order: so they
+ * fill the arenas front to back and the pages they touch are the pages their
+ * bytes fill (with transparent huge pages, tensors scattered over a large
+ * arena would each make a 2 MiB page resident for a few bytes). */
+static int in_order(const llm_model *m, const llm_record *rec, const llm_param_tensor *pt, int *next,
+                    llm_error *err)
+{
+    int i = (int)(pt - m->tensors);
+    if (i > *next)
+        return llm_error_set(err, LLM_ERR_FORMAT, "%s: tensor %s%s is missing before it (a checkpoint's "
+                             "tensors come in the model's order)", rec->name,
+                             strncmp(rec->name, "optim.", 6) ? "" : rec->name[6] == 'm' ? "optim.m." : "optim.v.",
+                             m->tensors[*next].name);
+    if (i < *next)
+        return llm_error_set(err, LLM_ERR_FORMAT, "%s: out of order or given twice (a checkpoint's tensors "
+                             "come once each, in the model's order)", rec->name);
+    (*next)++;
+    return 0;
+}
+
 static int load_all(llm_reader *r, llm_model *m, llm_optim *o, llm_ckpt_train *train,
                     int *has_train, int allow_quant, llm_error *err)
 {
@@ -381,6 +415,7 @@ static int load_all(llm_reader *r, llm_model *m, llm_optim *o, llm_ckpt_train *t
     if (allow_quant && llm_record_attr(rec, "quant")) llm_model_sparse_arena(m);
     *has_train = 0;
     int64_t optim_t = 0;
+    int next[3] = {0, 0, 0}; /* the tensor each sequence expects next: params, optim.m, optim.v */
     char *seen = calloc((size_t)m->n_tensors * 3, 1); /* params, m, v */
     int slots = llm_linear_count(cfg.n_layers);
     unsigned char *qgot = calloc((size_t)slots, 1); /* companions of quantized linears */
@@ -392,7 +427,7 @@ static int load_all(llm_reader *r, llm_model *m, llm_optim *o, llm_ckpt_train *t
         if (rec->kind == LLM_RECORD_META) {
             if (!strcmp(rec->name, "tokenizer")) rc = llm_tok_read(&m->tok, r, rec, err);
             else if (!strcmp(rec->name, "train")) {
-                rc = parse_train(rec, train, &optim_t, err);
+                rc = llm_ckpt_parse_train(rec, train, &optim_t, err);
                 *has_train = rc == 0;
                 if (rc == 0 && o) {
                     rc = llm_optim_init(o, &train->optim, m->n_params, err);
@@ -410,8 +445,10 @@ static int load_all(llm_reader *r, llm_model *m, llm_optim *o, llm_ckpt_train *t
             break;
         }
         if (quant) {
-            if ((rc = read_qlinear(r, rec, m, err)) < 0) break;
             const llm_param_tensor *pt = llm_model_tensor(m, rec->name);
+            if ((pt && (rc = in_order(m, rec, pt, &next[0], err)) < 0) ||
+                (rc = read_qlinear(r, rec, m, err)) < 0)
+                break;
             if (pt) seen[pt - m->tensors] = 1;
             continue;
         }
@@ -429,6 +466,7 @@ static int load_all(llm_reader *r, llm_model *m, llm_optim *o, llm_ckpt_train *t
             rc = llm_error_set(err, LLM_ERR_FORMAT, "%s: not a tensor of this model", rec->name);
             break;
         }
+        if ((rc = in_order(m, rec, pt, &next[which], err)) < 0) break;
         float *base = which == 0 ? m->arena : NULL;
         if (which && o && *has_train) base = which == 1 ? o->m : o->v;
         if (which && !*has_train) {
@@ -443,6 +481,9 @@ static int load_all(llm_reader *r, llm_model *m, llm_optim *o, llm_ckpt_train *t
     if (rc == 0 && m->tok.kind != LLM_TOK_BYTES && m->tok.vocab != m->cfg.vocab)
         rc = llm_error_set(err, LLM_ERR_FORMAT, "the tokenizer has %d tokens, the model %d",
                            m->tok.vocab, m->cfg.vocab);
+    if (rc == 0 && m->tok.kind == LLM_TOK_BYTES && m->tok.vocab > m->cfg.vocab) /* text would give ids past it */
+        rc = llm_error_set(err, LLM_ERR_FORMAT, "the byte-level tokenizer (ids 0..%d) does not fit the "
+                           "model's vocabulary (0..%d)", m->tok.vocab - 1, m->cfg.vocab - 1);
     for (int i = 0; rc == 0 && i < m->n_tensors; i++)
         if (!seen[i]) rc = llm_error_set(err, LLM_ERR_FORMAT, "tensor %s is missing", m->tensors[i].name);
     for (int k = 1; rc == 0 && o && *has_train && k <= 2; k++) {

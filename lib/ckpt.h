@@ -15,6 +15,11 @@
  * "<name>.zero" u8 [rows, groups]; a tied classifier that is quantized is a
  * record "cls" of its own.  The config record then has quant=<scheme>.
  *
+ * Loading checks every float it reads: a parameter or optimizer moment that
+ * is NaN or infinite, or a scale that is not positive and finite, is an
+ * error naming the tensor and the element (LLM_ERR_FORMAT), as is a
+ * tokenizer whose ids do not fit the model's vocabulary.
+ *
  *     TRY(llm_ckpt_save("m.llmt", &model, &optim, &train, &err));   // optim, train may be NULL
  *     llm_ckpt_train t;  int has_train;
  *     TRY(llm_ckpt_load("m.llmt", &model, &optim, &t, &has_train, &err));
@@ -28,6 +33,7 @@
 #include "model.h"
 #include "optim.h"
 #include "rng.h"
+#include "stream.h"
 
 /* Where a training run stands: enough to resume it exactly. */
 typedef struct llm_ckpt_train {
@@ -59,6 +65,14 @@ int llm_ckpt_load(const char *path, llm_model *m, llm_optim *o, llm_ckpt_train *
  * (m->lin[].q; their float views are left unused, never filled).  Training
  * state is ignored.  llm_ckpt_load refuses quantized checkpoints. */
 int llm_ckpt_load_model(const char *path, llm_model *m, llm_error *err);
+
+/* The "train" metadata record, which checkpoints and adapter streams share:
+ * llm_ckpt_write_train writes t with optim_t, the optimizer's own step count
+ * (llm_optim.t, for bias correction); llm_ckpt_parse_train reads rec back,
+ * every attribute present and in range and the optimizer settings usable
+ * (llm_optim_check), else LLM_ERR_FORMAT. */
+int llm_ckpt_write_train(llm_writer *w, const llm_ckpt_train *t, int64_t optim_t, llm_error *err);
+int llm_ckpt_parse_train(const llm_record *rec, llm_ckpt_train *t, int64_t *optim_t, llm_error *err);
 
 /* FNV-1a fingerprint of n token ids. */
 uint64_t llm_ckpt_hash_tokens(const int32_t *tokens, int64_t n);

@@ -16,7 +16,16 @@
 
 enum { LLM_EXIT_OK = 0, LLM_EXIT_DATA = 1, LLM_EXIT_USAGE = 2 };
 
-/* Sets the tool name put in front of every message. */
+/* Sets the tool name put in front of every message, and looks after the
+ * tool's outputs until it exits:
+ * - every temporary output file (outfile.h: stream writers, checkpoints,
+ *   images, tables) is removed if the tool dies (llm_die, llm_usage_error)
+ *   or is killed by any signal whose default action ends the process
+ *   (SIGINT, SIGTERM, SIGQUIT, SIGUSR1, SIGXFSZ, SIGPIPE, ...) before it is
+ *   renamed into place.  A signal the tool handles itself (llm-train's SIGINT
+ *   save) or that is ignored stays so; the list has no fixed length;
+ * - standard output is flushed and closed at exit: when a write to it failed
+ *   the tool says "tool: stdout: write: strerror" and exits 1. */
 void llm_cli_init(const char *tool);
 const char *llm_cli_tool(void);
 
@@ -27,11 +36,17 @@ void llm_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Prints "tool: message\nTry 'tool --help'." and exits 2. */
 void llm_usage_error(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 
-/* Registers a temporary output file to remove if the tool dies (llm_die,
- * llm_usage_error) or is killed by SIGINT, SIGTERM, SIGHUP or SIGPIPE before
- * it renames the file into place.  NULL and a path already registered are
- * ignored; up to 8 files.  Signals the tool already handles are left to it. */
-void llm_cli_remove_on_failure(const char *temp_path);
+/* 0 when every write to fp so far succeeded, else the errno of the one that
+ * failed; with flush, fp's buffer is pushed to its file first.  Call it after
+ * each line or record written to a text output (stdout, a log): the failing
+ * write's errno is still at hand then, and a long run stops at once. */
+int llm_cli_output_errno(FILE *fp, int flush);
+/* Dies "tool: name: write: strerror" (exit 1) when llm_cli_output_errno
+ * finds a failed write. */
+void llm_cli_check_output(FILE *fp, const char *name, int flush);
+/* Flushes and closes fp; dies as llm_cli_check_output (or "name: close:
+ * strerror") when a write, the flush or the close failed. */
+void llm_cli_close_output(FILE *fp, const char *name);
 
 /* Parses an integer option value in [min, max], or exits 2 naming the option. */
 long llm_cli_long(const char *opt, const char *text, long min, long max);

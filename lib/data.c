@@ -41,11 +41,12 @@ int llm_data_read_text(const char *path, char **out, size_t *len, llm_error *err
     return 0;
 }
 
-/* Appends BOS and the tokens of text to d->tokens (capacity grown as needed). */
+/* Appends BOS (when tok has one) and the tokens of text to d->tokens
+ * (capacity grown as needed). */
 static int append_text(llm_data *d, int64_t *cap, const char *text, size_t len, const llm_tok *tok,
                        llm_error *err)
 {
-    int64_t need = d->n_tokens + 1 + (int64_t)len;
+    int64_t need = d->n_tokens + 1 + (int64_t)llm_tok_max_ids(len);
     if (need > *cap) {
         int64_t c = *cap ? *cap : 1024;
         while (c < need) c *= 2;
@@ -54,8 +55,10 @@ static int append_text(llm_data *d, int64_t *cap, const char *text, size_t len, 
         d->tokens = t;
         *cap = c;
     }
-    d->tokens[d->n_tokens++] = tok->bos;
-    d->n_tokens += llm_tok_encode(tok, text, len, d->tokens + d->n_tokens);
+    if (tok->bos >= 0) d->tokens[d->n_tokens++] = tok->bos;
+    int64_t n = llm_tok_encode_text(tok, text, len, d->tokens + d->n_tokens, err);
+    if (n < 0) return (int)n;
+    d->n_tokens += n;
     d->n_bytes += (int64_t)len;
     return 0;
 }
@@ -75,7 +78,8 @@ int llm_data_load(llm_data *d, const char *const *paths, int n_paths, const llm_
         size_t len = 0;
         int rc = llm_data_read_text(paths[i], &text, &len, err);
         if (rc == 0 && len == 0) rc = llm_error_set(err, LLM_ERR_FORMAT, "%s: empty file", paths[i]);
-        if (rc == 0) rc = append_text(d, &cap, text, len, tok, err);
+        if (rc == 0 && (rc = append_text(d, &cap, text, len, tok, err)) < 0 && rc != LLM_ERR_NOMEM)
+            llm_error_prefix(err, "%s", paths[i]);
         if (rc < 0) {
             free(text);
             llm_data_free(d);

@@ -23,9 +23,10 @@ int llm_example_encode(const llm_tok *tok, const char *text, size_t text_len, co
     size_t cap = 1 + llm_tok_max_ids(text_len) + llm_tok_max_ids(label_len);
     int32_t *ids = malloc(cap * sizeof *ids);
     if (!ids) return llm_error_set(err, LLM_ERR_NOMEM, "example: out of memory");
-    ids[0] = tok->bos;
-    int64_t nt = llm_tok_encode_text(tok, text, text_len, ids + 1, err);
-    int64_t nl = nt < 0 ? nt : llm_tok_encode_text(tok, label, label_len, ids + 1 + nt, err);
+    int bos = tok->bos >= 0; /* a tokenizer may have none */
+    if (bos) ids[0] = tok->bos;
+    int64_t nt = llm_tok_encode_text(tok, text, text_len, ids + bos, err);
+    int64_t nl = nt < 0 ? nt : llm_tok_encode_text(tok, label, label_len, ids + bos + nt, err);
     if (nl < 0) {
         free(ids);
         return (int)nl;
@@ -35,8 +36,14 @@ int llm_example_encode(const llm_tok *tok, const char *text, size_t text_len, co
         return llm_error_set(err, LLM_ERR_ARG, "label '%.*s' is %lld tokens: 1..%d fit in --seq %d",
                              (int)(label_len < 40 ? label_len : 40), label, (long long)nl, T - 1, T);
     }
-    int64_t n = 1 + nt + nl, first = n - 1 > T ? n - 1 - T : 0; /* window ids[first .. first+used] */
-    int used = (int)(n - 1 - first), label_from = (int)(1 + nt); /* the first label token's index */
+    if (bos + nt == 0) {
+        free(ids);
+        return llm_error_set(err, LLM_ERR_ARG, "an empty text, and the tokenizer has no BOS to put before "
+                             "the label");
+    }
+    int64_t n = bos + nt + nl, first = n - 1 > T ? n - 1 - T : 0; /* window ids[first .. first+used] */
+    int used = (int)(n - 1 - first); /* <= T */
+    int64_t label_from = bos + nt;   /* the first label token's index */
     for (int i = 0; i < T; i++) {
         inputs[i] = i < used ? ids[first + i] : 0;
         targets[i] = i < used && first + i + 1 >= label_from ? ids[first + i + 1] : -1;
@@ -110,12 +117,13 @@ int llm_examples_logp(llm_infer *s, const int32_t *prefix, int n_prefix, const i
                       const int32_t *targets, int n, double *logp, llm_error *err)
 {
     int V = s->m->cfg.vocab, used = 0;
+    TRY(llm_model_check_ids(s->m, targets, n, LLM_IDS_UNSCORED, err));
     for (int i = 0; i < n; i++)
         if (targets[i] >= 0) used = i + 1; /* positions after the last target are padding */
     int total = n_prefix + used;
     int32_t *ids = malloc((size_t)(total ? total : 1) * sizeof *ids);
     if (!ids) return llm_error_set(err, LLM_ERR_NOMEM, "scoring: out of memory");
-    memcpy(ids, prefix, (size_t)n_prefix * sizeof *ids);
+    if (n_prefix) memcpy(ids, prefix, (size_t)n_prefix * sizeof *ids); /* prefix may be NULL then */
     memcpy(ids + n_prefix, inputs, (size_t)used * sizeof *ids);
     llm_infer_reset(s);
     int rc = total ? llm_infer_feed(s, ids, total, 1, err) : 0;
@@ -129,7 +137,10 @@ int llm_examples_logp(llm_infer *s, const int32_t *prefix, int n_prefix, const i
         for (int j = 1; j < V; j++) mx = z[j] > mx ? z[j] : mx;
         double e = 0;
         for (int j = 0; j < V; j++) e += exp((double)z[j] - mx);
-        sum += (double)z[targets[i]] - mx - log(e);
+        double lp = (double)z[targets[i]] - mx - log(e);
+        if (!isfinite(lp)) /* a logit is NaN or infinite: the activations overflowed */
+            return llm_error_set(err, LLM_ERR_FORMAT, "position %d: the model's logits are not finite", i);
+        sum += lp;
     }
     *logp = sum;
     return 0;

@@ -3,7 +3,8 @@
  *
  * A file of examples has one per line, "text<TAB>label" (the last tab
  * separates them).  An example becomes one window of T positions: the
- * tokens BOS, text, label (the text's start cut off when they do not fit),
+ * tokens BOS (when the tokenizer has one), text, label (the text's start
+ * cut off when they do not fit),
  * inputs = tokens[0..], targets = tokens[1..] where the target is a label
  * token and -1 elsewhere, padding after the end.  Training on such windows
  * is fine-tuning for classification; a classifier scores each candidate
@@ -35,7 +36,8 @@ typedef struct llm_examples {
 int llm_example_split(char *line, char **label);
 
 /* Encodes one example into inputs and targets [T]; returns the positions
- * used (the rest is padding: input 0, target -1). */
+ * used (the rest is padding: input 0, target -1).  An empty text with a
+ * tokenizer without BOS is refused: nothing would precede the label. */
 int llm_example_encode(const llm_tok *tok, const char *text, size_t text_len, const char *label,
                        size_t label_len, int T, int32_t *inputs, int32_t *targets, llm_error *err);
 
@@ -50,7 +52,10 @@ void llm_examples_batch(const llm_examples *ex, llm_rng *rng, int B, int32_t *in
 
 /* The log-likelihood (nats) of the targets >= 0 of an encoded example, each
  * given what precedes it, after n_prefix ids (an adapter's virtual tokens;
- * may be 0).  s is reset first; n_prefix + n must fit in one pass. */
+ * may be 0).  s is reset first; n_prefix + n must fit in one pass.  The
+ * targets are checked (llm_model_check_ids, LLM_IDS_UNSCORED) and the inputs
+ * by the pass (LLM_ERR_ARG); logits that are not finite give LLM_ERR_FORMAT,
+ * never a NaN log-likelihood. */
 int llm_examples_logp(llm_infer *s, const int32_t *prefix, int n_prefix, const int32_t *inputs,
                       const int32_t *targets, int n, double *logp, llm_error *err);
 

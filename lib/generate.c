@@ -5,6 +5,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "tensor.h"
+
 static double now(void)
 {
     struct timespec ts;
@@ -19,6 +21,20 @@ typedef struct slot {
     int fresh;    /* next is new: not yet handed to emit */
     llm_rng rng;
 } slot;
+
+/* The next token of sequence x from its logits [V] into x->next; an error
+ * when a logit is NaN or infinite (the model's activations overflowed),
+ * where any choice would be noise, as scoring refuses such logits too. */
+static int pick(llm_sampler *sp, const float *logits, slot *x, llm_error *err)
+{
+    int64_t bad = llm_f32_find_nonfinite(logits, sp->vocab);
+    if (bad >= 0)
+        return llm_error_set(err, LLM_ERR_FORMAT, "prompt %d: logit %lld is %g: the model's activations are "
+                             "not finite", x->seq, (long long)bad, (double)logits[bad]);
+    x->next = llm_sampler_pick(sp, logits, &x->rng);
+    x->fresh = 1;
+    return 0;
+}
 
 /* Slot k takes sequence seq: an empty cache and the sequence's generator. */
 static void take(llm_infer *s, slot *x, int k, int seq, const llm_gen_opts *o)
@@ -58,8 +74,7 @@ static int admit(llm_infer *s, slot *sl, int *waiting, const int32_t *const *pro
                 }
                 st->prefill_s += now() - t0;
                 st->prompt_tokens += len;
-                sl[k].next = llm_sampler_pick(sp, s->last, &sl[k].rng);
-                sl[k].fresh = 1;
+                TRY(pick(sp, s->last, &sl[k], err));
                 (*waiting)++;
                 continue;
             }
@@ -73,11 +88,7 @@ static int admit(llm_infer *s, slot *sl, int *waiting, const int32_t *const *pro
         TRY(llm_infer_prefill(s, ks, ps, lens_b, B, err));
         st->prefill_s += now() - t0;
         st->prompt_tokens += rows;
-        for (int b = 0; b < B; b++) {
-            slot *x = &sl[ks[b]];
-            x->next = llm_sampler_pick(sp, s->logits + (size_t)b * s->m->cfg.vocab, &x->rng);
-            x->fresh = 1;
-        }
+        for (int b = 0; b < B; b++) TRY(pick(sp, s->logits + (size_t)b * s->m->cfg.vocab, &sl[ks[b]], err));
     }
     return 0;
 }
@@ -131,11 +142,8 @@ int llm_generate(llm_infer *s, const int32_t *const *prompts, const int64_t *len
         rc = llm_infer_decode(s, ids, tok, B, err);
         st->decode_s += now() - t0;
         if (rc) break;
-        for (int b = 0; b < B; b++) {
-            slot *x = &sl[ids[b]];
-            x->next = llm_sampler_pick(&sp, s->logits + (size_t)b * s->m->cfg.vocab, &x->rng);
-            x->fresh = 1;
-        }
+        for (int b = 0; rc == 0 && b < B; b++)
+            rc = pick(&sp, s->logits + (size_t)b * s->m->cfg.vocab, &sl[ids[b]], err);
     }
     free(sl);
     free(ids);

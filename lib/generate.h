@@ -40,7 +40,9 @@ typedef struct llm_gen_stats {
 typedef int (*llm_gen_emit)(void *ctx, int seq, int32_t token);
 
 /* Continues n prompts (prompts[i]: lens[i] >= 1 token ids, shorter than the
- * context).  s is reset first. */
+ * context).  s is reset first.  Logits that are not finite (NaN or
+ * infinite: the model's activations overflowed) stop it with LLM_ERR_FORMAT
+ * rather than choosing among them. */
 int llm_generate(llm_infer *s, const int32_t *const *prompts, const int64_t *lens, int n,
                  const llm_gen_opts *o, llm_gen_emit emit, void *ctx, llm_gen_stats *stats,
                  llm_error *err);

@@ -30,7 +30,7 @@ void llm_hessian_free(llm_hessian *h)
 
 int llm_hessian_add(llm_hessian *h, const float *x, int64_t rows, llm_error *err)
 {
-    if (rows < 0 || rows > (1 << 30)) return llm_error_set(err, LLM_ERR_ARG, "%lld rows", (long long)rows);
+    if (rows < 0 || rows > LLM_HESSIAN_MAX_ROWS) return llm_error_set(err, LLM_ERR_ARG, "%lld rows", (long long)rows);
     if (rows == 0) return 0;
     cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, h->n, (int)rows, 1.0f, x, h->n, 1.0f, h->sum,
                 h->n);

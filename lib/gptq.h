@@ -44,7 +44,9 @@ typedef struct llm_hessian {
 
 int llm_hessian_init(llm_hessian *h, int n, llm_error *err);
 void llm_hessian_free(llm_hessian *h);
-/* Adds rows x [rows, n]: sum += xᵀx. */
+/* Rows one llm_hessian_add takes (BLAS counts them in an int). */
+#define LLM_HESSIAN_MAX_ROWS (1 << 30)
+/* Adds rows x [rows, n] (rows <= LLM_HESSIAN_MAX_ROWS): sum += xᵀx. */
 int llm_hessian_add(llm_hessian *h, const float *x, int64_t rows, llm_error *err);
 /* The statistics of inputs x * s (column j scaled by s[j]): sum_ij *= s_i s_j. */
 void llm_hessian_scale(llm_hessian *h, const float *s);

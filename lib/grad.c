@@ -171,8 +171,8 @@ void llm_model_backward_adapter(const llm_model *m, llm_acts *a, float *grad, fl
         llm_linear_input_grad(&lin[LLM_LIN_WO], dx, N, datt, 0, a->qscratch);
         lora_input(a, lora_weights(m, a, agrad, at + LLM_LIN_WO, att, dx), datt);
         attention_backward(m, a, l, datt, dq, dk, dv);
-        llm_rope_apply(&m->rope, dq, N, HE, H, T, 0, 1);
-        llm_rope_apply(&m->rope, dk, N, KE, K, T, 0, 1);
+        llm_rope_apply(&a->rope, dq, N, HE, H, T, 0, 1);
+        llm_rope_apply(&a->rope, dk, N, KE, K, T, 0, 1);
         xn = buf; /* datt is spent: recompute the normalised input there */
         llm_rmsnorm_apply(x, w->attn_norm, rms1, xn, N, D);
         WEIGHT_GRAD(l, LLM_LIN_WQ, dq, xn, gw->wq);

@@ -97,7 +97,7 @@ static int write_all(int fd, const void *buf, size_t n, const char *label, llm_e
     while (n > 0) {
         ssize_t k = write(fd, p, n);
         if (k < 0 && errno == EINTR) continue;
-        if (k <= 0) return llm_error_set(err, LLM_ERR_IO, "%s: write failed: %s", label, strerror(errno));
+        if (k <= 0) return llm_error_set(err, LLM_ERR_IO, "%s: write: %s", label, strerror(errno));
         p += k, n -= (size_t)k;
     }
     return 0;

@@ -16,6 +16,11 @@
 #include "model_internal.h"
 #include "qmatmul.h"
 
+/* A run of rows that continue one slot's sequence from position pos0. */
+typedef struct segment {
+    int slot, pos0, row0, n;
+} segment;
+
 int llm_infer_init(llm_infer *s, const llm_model *m, const llm_infer_opts *o, llm_error *err)
 {
     memset(s, 0, sizeof *s);
@@ -29,9 +34,8 @@ int llm_infer_init(llm_infer *s, const llm_model *m, const llm_infer_opts *o, ll
         return llm_error_set(err, LLM_ERR_ARG, "%d sequences at once (1..4096)", slots);
     if (chunk > ctx) chunk = ctx;
     int rows = chunk > slots ? chunk : slots;
-    size_t L = (size_t)c->n_layers, D = (size_t)c->dim, E = D / (size_t)c->n_heads,
-           HE = (size_t)c->n_heads * E, KE = (size_t)c->n_kv_heads * E, F = (size_t)c->hidden,
-           V = (size_t)c->vocab, R = (size_t)rows, S = (size_t)slots;
+    size_t L = (size_t)c->n_layers, E = (size_t)c->dim / (size_t)c->n_heads,
+           KE = (size_t)c->n_kv_heads * E, S = (size_t)slots;
     s->cache_bytes = 2 * S * L * (size_t)ctx * KE * sizeof(float);
     long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
     double have = pages > 0 && page > 0 ? (double)pages * (double)page : 0;
@@ -50,19 +54,12 @@ int llm_infer_init(llm_infer *s, const llm_model *m, const llm_infer_opts *o, ll
     int rc = llm_rope_init_scaled(&s->rope, (int)E, ctx, c->rope_theta, o ? o->rope : NULL, err);
     if (rc < 0) return rc;
     s->slot_pos = calloc(S, sizeof *s->slot_pos);
-    struct {
-        float **p;
-        size_t n;
-    } f[] = {{&s->k, S * L * (size_t)ctx * KE}, {&s->v, S * L * (size_t)ctx * KE},
-             {&s->x, R * D},  {&s->xn, R * D},  {&s->q, R * HE},  {&s->att, R * HE},
-             {&s->kn, R * KE}, {&s->vn, R * KE}, {&s->h1, R * F},  {&s->h3, R * F},
-             {&s->lse, R * (size_t)c->n_heads}, {&s->logits, R * V},
-             {&s->scores, (size_t)s->threads * (size_t)ctx}};
-    int ok = s->slot_pos != NULL;
-    for (size_t i = 0; ok && i < sizeof f / sizeof f[0]; i++) ok = (*f[i].p = malloc(f[i].n * sizeof(float))) != NULL;
-    if (!ok) {
+    s->cache_cap = calloc(S, sizeof *s->cache_cap);
+    s->k = calloc(S * L, sizeof *s->k);
+    s->v = calloc(S * L, sizeof *s->v);
+    if (!s->slot_pos || !s->cache_cap || !s->k || !s->v) {
         llm_infer_free(s);
-        return llm_error_set(err, LLM_ERR_NOMEM, "inference buffers for context %d: out of memory", ctx);
+        return llm_error_set(err, LLM_ERR_NOMEM, "inference state for %d sequences: out of memory", slots);
     }
     return 0;
 }
@@ -72,11 +69,79 @@ void llm_infer_free(llm_infer *s)
     if (!s) return;
     free(s->probs);
     free(s->slot_pos);
-    float *all[] = {s->k,  s->v,  s->x,   s->xn,  s->q,      s->att,
-                    s->kn, s->vn, s->h1, s->h3, s->lse, s->logits, s->scores};
+    for (size_t i = 0; (s->k || s->v) && i < (size_t)s->slots * (size_t)s->m->cfg.n_layers; i++) {
+        if (s->k) free(s->k[i]);
+        if (s->v) free(s->v[i]);
+    }
+    free(s->k);
+    free(s->v);
+    free(s->cache_cap);
+    float *all[] = {s->x,  s->xn, s->q,   s->att,    s->kn,    s->vn,
+                    s->h1, s->h3, s->lse, s->logits, s->scores};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) free(all[i]);
     llm_rope_free(&s->rope);
     memset(s, 0, sizeof *s);
+}
+
+/* Grows *p to n floats (contents kept); 0 or -1. */
+static int grow(float **p, size_t n)
+{
+    float *q = realloc(*p, n * sizeof *q);
+    if (!q) return -1;
+    *p = q;
+    return 0;
+}
+
+/* The room a buffer of `have` items needs for `need`: doubling, at most `most`. */
+static int room(int have, int need, int most)
+{
+    int cap = have > most / 2 ? most : 2 * have;
+    return cap < need ? need : cap;
+}
+
+/* Makes room for a pass of R rows in segments seg: per-row buffers for R
+ * rows, each segment's slot's caches and the RoPE table up to its last
+ * position, and scores for as many keys.  What earlier passes wrote into
+ * the caches is kept.  0 or LLM_ERR_NOMEM (with everything still usable). */
+static int fit(llm_infer *s, const segment *seg, int n_seg, int R, llm_error *err)
+{
+    const llm_config *c = &s->m->cfg;
+    const size_t L = (size_t)c->n_layers, D = (size_t)c->dim, E = D / (size_t)c->n_heads,
+                 HE = (size_t)c->n_heads * E, KE = (size_t)c->n_kv_heads * E, F = (size_t)c->hidden,
+                 V = (size_t)c->vocab;
+    if (R > s->rows_cap) {
+        int cap = room(s->rows_cap, R, s->rows);
+        size_t n = (size_t)cap;
+        struct {
+            float **p;
+            size_t n;
+        } f[] = {{&s->x, n * D},   {&s->xn, n * D},  {&s->q, n * HE},  {&s->att, n * HE},
+                 {&s->kn, n * KE}, {&s->vn, n * KE}, {&s->h1, n * F},  {&s->h3, n * F},
+                 {&s->lse, n * (size_t)c->n_heads}, {&s->logits, n * V}};
+        for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
+            if (grow(f[i].p, f[i].n) < 0)
+                return llm_error_set(err, LLM_ERR_NOMEM, "buffers for %d tokens in one pass: out of memory", cap);
+        s->rows_cap = cap;
+    }
+    int end = 0;
+    for (int g = 0; g < n_seg; g++) {
+        int need = seg[g].pos0 + seg[g].n, slot = seg[g].slot;
+        if (need > end) end = need;
+        if (need <= s->cache_cap[slot]) continue;
+        int cap = room(s->cache_cap[slot], need, s->ctx);
+        for (size_t l = 0; l < L; l++)
+            if (grow(&s->k[(size_t)slot * L + l], (size_t)cap * KE) < 0 ||
+                grow(&s->v[(size_t)slot * L + l], (size_t)cap * KE) < 0)
+                return llm_error_set(err, LLM_ERR_NOMEM, "KV cache for %d positions: out of memory", cap);
+        s->cache_cap[slot] = cap;
+    }
+    if (end > s->scores_cap) {
+        int cap = room(s->scores_cap, end, s->ctx);
+        if (grow(&s->scores, (size_t)s->threads * (size_t)cap) < 0)
+            return llm_error_set(err, LLM_ERR_NOMEM, "attention scores for %d positions: out of memory", cap);
+        s->scores_cap = cap;
+    }
+    return llm_rope_reserve(&s->rope, end, err);
 }
 
 void llm_infer_reset(llm_infer *s)
@@ -125,17 +190,10 @@ static int report_probs(llm_infer *s, int layer, const llm_attn_shape *shape, co
     return s->tap.fn(s->tap.ctx, name, s->probs, &dims, err);
 }
 
-/* A run of rows that continue one slot's sequence from position pos0. */
-typedef struct segment {
-    int slot, pos0, row0, n;
-} segment;
-
-/* The cache of one layer of one slot: [P, K*E]. */
-static float *cache_of(const llm_infer *s, float *base, int slot, int layer)
+/* The cache of one layer of one slot: [cache_cap[slot], K*E]. */
+static float *cache_of(const llm_infer *s, float *const *base, int slot, int layer)
 {
-    const llm_config *c = &s->m->cfg;
-    size_t KE = (size_t)c->n_kv_heads * (c->dim / c->n_heads);
-    return base + ((size_t)slot * c->n_layers + (size_t)layer) * (size_t)s->ctx * KE;
+    return base[(size_t)slot * (size_t)s->m->cfg.n_layers + (size_t)layer];
 }
 
 /* Without all_logits only the last row of each segment needs logits: those
@@ -229,7 +287,7 @@ static void run_rows(llm_infer *s, const segment *seg, int n_seg, int R, int all
             rope_into_cache(s, seg, n_seg, l);
 #pragma omp for collapse(2) schedule(dynamic)
             for (int g = 0; g < n_seg; g++)
-                for (int h = 0; h < H; h++) attend(s, &seg[g], l, h, R, s->scores + (size_t)t * s->ctx);
+                for (int h = 0; h < H; h++) attend(s, &seg[g], l, h, R, s->scores + (size_t)t * (size_t)s->scores_cap);
             llm_matvec_split(D, t, nt, &r0, &r1);
             llm_linear_rows(&lin[LLM_LIN_WO], s->att, R, s->x, D, r0, r1, 1, s->xn);
 #pragma omp barrier
@@ -312,15 +370,13 @@ static int run(llm_infer *s, const segment *seg, int n_seg, const int32_t *token
                int all_logits, llm_error *err)
 {
     const llm_model *m = s->m;
-    const int D = m->cfg.dim, V = m->cfg.vocab, P = m->adapter ? m->adapter->cfg.n_virtual : 0;
-    for (int i = 0; i < R; i++)
-        if (tokens[i] < 0 || tokens[i] >= V + P)
-            return llm_error_set(err, LLM_ERR_ARG, "token id %d outside the vocabulary (0..%d)",
-                                 tokens[i], V + P - 1);
+    const int D = m->cfg.dim, V = m->cfg.vocab;
+    TRY(llm_model_check_ids(m, tokens, R, LLM_IDS_VIRTUAL, err));
     for (int i = 0; i < n_seg; i++)
         if (seg[i].pos0 + seg[i].n > s->ctx)
             return llm_error_set(err, LLM_ERR_LIMIT, "context full: %d + %d tokens > --ctx %d",
                                  seg[i].pos0, seg[i].n, s->ctx);
+    TRY(fit(s, seg, n_seg, R, err));
     for (int i = 0; i < R; i++) /* ids from V: the adapter's virtual tokens */
         memcpy(s->x + (size_t)i * D,
                tokens[i] < V ? m->p.tok_emb + (size_t)tokens[i] * D
@@ -393,6 +449,7 @@ int llm_infer_nll(llm_infer *s, const int32_t *tokens, int64_t n, int stride, do
     int V = s->m->cfg.vocab, ctx = s->ctx < s->chunk ? s->ctx : s->chunk;
     if (stride < 1 || stride > ctx)
         return llm_error_set(err, LLM_ERR_ARG, "stride %d out of range 1..%d", stride, ctx);
+    TRY(llm_model_check_ids(s->m, tokens, n, 0, err)); /* targets too: no virtual tokens */
     double total = 0;
     int64_t count = 0, done = 0; /* targets 1..done are scored */
     for (int64_t begin = 0; done < n - 1; begin += stride) {
@@ -405,7 +462,11 @@ int llm_infer_nll(llm_infer *s, const int32_t *tokens, int64_t n, int stride, do
             for (int j = 1; j < V; j++) mx = z[j] > mx ? z[j] : mx;
             double sum = 0;
             for (int j = 0; j < V; j++) sum += exp((double)z[j] - mx);
-            total += log(sum) + mx - z[tokens[t]];
+            double nll = log(sum) + mx - z[tokens[t]];
+            if (!isfinite(nll)) /* a logit is NaN or infinite: the activations overflowed */
+                return llm_error_set(err, LLM_ERR_FORMAT, "token %lld: the model's logits are not finite",
+                                     (long long)t);
+            total += nll;
             count++;
         }
         done = end;

@@ -57,27 +57,34 @@ typedef struct llm_infer {
     int pos;            /* tokens in slot 0's cache */
     int *slot_pos;      /* [S] tokens in each slot's cache */
     float attn_scale;   /* multiplies q.k/sqrt(E) (YaRN's temperature; else 1) */
-    llm_rope rope;      /* positions 0..ctx-1 */
-    float *k, *v;       /* [S, L, P, K*E] the caches */
-    float *x, *xn;      /* [R, D] */
-    float *q, *att;     /* [R, H*E] */
-    float *kn, *vn;     /* [R, K*E] new keys and values before they enter a cache */
-    float *h1, *h3;     /* [R, F] */
-    float *lse;         /* [H, R] */
-    float *scores;      /* [threads, P] one query's attention scores, per thread */
-    float *logits;      /* [R, V]: after a pass with all_logits, row i holds
+    /* Everything below is sized by what the passes so far used, never by P
+     * or R alone: a pass grows what it needs (doubling), so memory follows
+     * the tokens actually fed, whatever context the model declares. */
+    llm_rope rope;      /* positions 0..ctx-1, tabulated as they come into use */
+    float **k, **v;     /* [S * L] the caches: slot s, layer l at [s * L + l], [cache_cap[s], K*E] */
+    int *cache_cap;     /* [S] positions each slot's caches have room for */
+    int rows_cap;       /* rows the per-row buffers below have room for (<= R) */
+    float *x, *xn;      /* [rows, D] */
+    float *q, *att;     /* [rows, H*E] */
+    float *kn, *vn;     /* [rows, K*E] new keys and values before they enter a cache */
+    float *h1, *h3;     /* [rows, F] */
+    float *lse;         /* [H, rows] */
+    float *logits;      /* [rows, V]: after a pass with all_logits, row i holds
                          * row i's logits; without, row g holds the logits of
                          * the last token of sequence g of the pass */
+    float *scores;      /* [threads, scores_cap] one query's attention scores, per thread */
+    int scores_cap;     /* keys a thread's scores have room for */
     int logit_rows;     /* rows of logits the last pass filled */
     const float *last;  /* [V]: the last fed token's logits (a row of logits) */
     llm_infer_tap tap;  /* zeroed: nothing is reported */
     float *probs;       /* [H, n, pos+n] for tap.probs, grown on demand */
     size_t probs_cap;
-    size_t cache_bytes;
+    size_t cache_bytes; /* the caches of every slot at the full context */
 } llm_infer;
 
-/* Allocates the cache and scratch; refuses a ctx whose cache would not fit
- * in this machine's memory, saying how much it needs. */
+/* Sets up inference; the caches and scratch are allocated by the passes, as
+ * their tokens need them.  Refuses a ctx whose full cache would not fit in
+ * this machine's memory, saying how much it needs. */
 int llm_infer_init(llm_infer *s, const llm_model *m, const llm_infer_opts *o, llm_error *err);
 void llm_infer_free(llm_infer *s);
 /* Empties every slot's cache (position 0 again). */
@@ -87,7 +94,10 @@ void llm_infer_reset_slot(llm_infer *s, int slot);
 
 /* Runs n tokens (1 <= n <= chunk) at positions pos..pos+n-1 and appends
  * their keys and values to the cache.  Logits go to s->logits: every row when
- * all_logits, else only the last token's, in row 0; s->last points to them. */
+ * all_logits, else only the last token's, in row 0; s->last points to them
+ * (until the next pass, which may move the buffer).  The ids are checked
+ * first (llm_model_check_ids with LLM_IDS_VIRTUAL: this and every other pass
+ * refuse an id out of range, LLM_ERR_ARG). */
 int llm_infer_feed(llm_infer *s, const int32_t *tokens, int n, int all_logits, llm_error *err);
 /* The same for the sequence in slot (0 <= slot < slots). */
 int llm_infer_feed_slot(llm_infer *s, int slot, const int32_t *tokens, int n, int all_logits,
@@ -106,7 +116,10 @@ int llm_infer_prefill(llm_infer *s, const int *slots, const int32_t *const *prom
 /* Negative log-likelihood (nats) of tokens[1..n-1] each given what precedes
  * it, in windows of at most ctx tokens advancing by stride (each token is
  * scored once, with as much context as its window gives: stride < ctx
- * overlaps the windows).  *scored gets the number of tokens scored. */
+ * overlaps the windows).  *scored gets the number of tokens scored.  Every
+ * id must be in the vocabulary (no virtual tokens: LLM_ERR_ARG otherwise);
+ * logits that are not finite (NaN or infinite: overflowed activations) end
+ * it with LLM_ERR_FORMAT rather than a NaN. */
 int llm_infer_nll(llm_infer *s, const int32_t *tokens, int64_t n, int stride, double *nats,
                   int64_t *scored, llm_error *err);
 

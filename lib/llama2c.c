@@ -173,6 +173,20 @@ static int read_weights(int fd, const char *path, llm_model *m, llm_error *err)
     return 0;
 }
 
+/* Every weight read must be a finite number, as a checkpoint's are (ckpt.h). */
+static int check_finite(const llm_model *m, const char *path, llm_error *err)
+{
+    for (int i = 0; i < m->n_tensors; i++) {
+        const llm_param_tensor *t = &m->tensors[i];
+        const float *w = m->arena + t->offset;
+        int64_t bad = llm_f32_find_nonfinite(w, t->count);
+        if (bad >= 0)
+            return llm_error_set(err, LLM_ERR_FORMAT, "%s: %s: element %lld is %g, not a finite number", path,
+                                 t->name, (long long)bad, (double)w[bad]);
+    }
+    return 0;
+}
+
 int llm_llama2c_load(const char *model_path, const char *tokenizer_path, llm_model *m,
                      llm_error *err)
 {
@@ -186,6 +200,7 @@ int llm_llama2c_load(const char *model_path, const char *tokenizer_path, llm_mod
     if (rc == 0) rc = llm_model_alloc(m, &cfg, err);
     if (rc == 0) rc = read_weights(fd, model_path, m, err);
     close(fd);
+    if (rc == 0) rc = check_finite(m, model_path, err);
     if (rc == 0 && tokenizer_path)
         rc = llm_llama2c_read_tokenizer(tokenizer_path, cfg.vocab, &m->tok, err);
     else if (rc == 0)

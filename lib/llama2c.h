@@ -17,7 +17,8 @@
  * with E = D/H the head size; matrices are [out, in], as ours.  The model
  * maps onto llm_model (model.h) with norm eps 1e-5, RoPE base 10000 on
  * interleaved pairs (as run.c), no sliding window, and tie = 1 for a shared
- * classifier.  The file's size must be exactly what the header implies.
+ * classifier.  The file's size must be exactly what the header implies, and
+ * every weight a finite number.
  * Newer llama2.c exports (magic "ak42", versions 1 and 2) are refused with a
  * message saying so.
  *

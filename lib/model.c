@@ -2,7 +2,9 @@
  * pass of the Llama decoder (the backward pass is in grad.c). */
 #include "model.h"
 
+#include <assert.h>
 #include <cblas.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +15,7 @@
 #include "attn.h"
 #include "model_internal.h"
 #include "rng.h"
+#include "sample.h"
 
 int llm_config_check(const llm_config *c, llm_error *err)
 {
@@ -165,7 +168,7 @@ int llm_model_alloc(llm_model *m, const llm_config *cfg, llm_error *err)
     m->cfg = *cfg;
     llm_tok_bytes(&m->tok);
     int n;
-    layout(cfg, NULL, &n);
+    int64_t params = layout(cfg, NULL, &n);
     m->tensors = calloc((size_t)n, sizeof *m->tensors);
     m->spans = calloc((size_t)n, sizeof *m->spans);
     m->p.layers = calloc((size_t)cfg->n_layers, sizeof *m->p.layers);
@@ -179,15 +182,11 @@ int llm_model_alloc(llm_model *m, const llm_config *cfg, llm_error *err)
                                        m->tensors[i].shape.ndim == 2};
     llm_params_map(m, m->arena, &m->p);
     map_linears(m);
-    int rc = llm_rope_init(&m->rope, cfg->dim / cfg->n_heads, cfg->seq_len, cfg->rope_theta, err);
-    if (rc < 0) {
-        llm_model_free(m);
-        return rc;
-    }
     return 0;
 nomem:
     llm_model_free(m);
-    return llm_error_set(err, LLM_ERR_NOMEM, "model: out of memory");
+    return llm_error_set(err, LLM_ERR_NOMEM, "model: out of memory for %lld parameters (%.1f GiB)",
+                         (long long)params, (double)params * sizeof(float) / 1073741824.0);
 }
 
 int llm_model_init(llm_model *m, const llm_config *cfg, uint64_t seed, llm_error *err)
@@ -224,7 +223,6 @@ void llm_model_free(llm_model *m)
     free(m->tensors);
     free(m->spans);
     free(m->p.layers);
-    llm_rope_free(&m->rope);
     llm_tok_free(&m->tok);
     memset(m, 0, sizeof *m);
 }
@@ -250,6 +248,9 @@ int llm_acts_init(llm_acts *a, const llm_config *c, int B, int T, llm_error *err
     memset(a, 0, sizeof *a);
     if (B < 1 || T < 1 || T > c->seq_len)
         return llm_error_set(err, LLM_ERR_ARG, "batch %d x seq %d (seq at most %d)", B, T, c->seq_len);
+    if ((int64_t)B * T > INT_MAX) /* the passes count tokens (N = B*T) in an int */
+        return llm_error_set(err, LLM_ERR_LIMIT, "batch %d x seq %d is %lld tokens in one pass, more than %d", B, T,
+                             (long long)B * T, INT_MAX);
     size_t N = (size_t)B * (size_t)T, L = (size_t)c->n_layers, D = (size_t)c->dim,
            E = D / (size_t)c->n_heads, HE = (size_t)c->n_heads * E, KE = (size_t)c->n_kv_heads * E,
            F = (size_t)c->hidden, V = (size_t)c->vocab;
@@ -277,6 +278,13 @@ int llm_acts_init(llm_acts *a, const llm_config *c, int B, int T, llm_error *err
         if (!*f[i].p) goto nomem;
         a->bytes += f[i].n * sizeof(float);
     }
+    int rc = llm_rope_init(&a->rope, c->dim / c->n_heads, T, c->rope_theta, err);
+    if (rc == 0) rc = llm_rope_reserve(&a->rope, T, err);
+    if (rc < 0) {
+        llm_acts_free(a);
+        return rc;
+    }
+    a->bytes += (size_t)T * E * sizeof(float);
     return 0;
 nomem:
     llm_acts_free(a);
@@ -322,6 +330,7 @@ void llm_acts_free(llm_acts *a)
                     a->s_nd,  a->s_nd2, a->s_nd3, a->s_nf, a->s_nf2, a->s_kv, a->s_kv2};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) free(all[i]);
     free(a->inputs);
+    llm_rope_free(&a->rope);
     memset(a, 0, sizeof *a);
 }
 
@@ -377,6 +386,22 @@ static float *lora_u(llm_acts *a, int index, int rank)
     return a->lora_u ? a->lora_u + (size_t)index * (size_t)a->B * (size_t)a->T * (size_t)rank : NULL;
 }
 
+int llm_model_check_ids(const llm_model *m, const int32_t *ids, int64_t n, unsigned allow, llm_error *err)
+{
+    int64_t V = m->cfg.vocab, P = (allow & LLM_IDS_VIRTUAL) && m->adapter ? m->adapter->cfg.n_virtual : 0;
+    int64_t lo = allow & LLM_IDS_UNSCORED ? INT32_MIN : 0, hi = V + P; /* ids in [lo, hi) */
+    int bad = 0;
+#pragma omp simd reduction(| : bad)
+    for (int64_t i = 0; i < n; i++) bad |= ids[i] < lo || ids[i] >= hi;
+    if (!bad) return 0;
+    int64_t i = 0;
+    while (ids[i] >= lo && ids[i] < hi) i++;
+    char virt[64] = "";
+    if (P) snprintf(virt, sizeof virt, "; virtual tokens %lld..%lld", (long long)V, (long long)(V + P - 1));
+    return llm_error_set(err, LLM_ERR_ARG, "token %lld of %lld: id %d outside the vocabulary (0..%lld%s)",
+                         (long long)(i + 1), (long long)n, (int)ids[i], (long long)(V - 1), virt);
+}
+
 float llm_model_forward(const llm_model *m, llm_acts *a, const int32_t *inputs,
                         const int32_t *targets)
 {
@@ -384,6 +409,9 @@ float llm_model_forward(const llm_model *m, llm_acts *a, const int32_t *inputs,
     const llm_params *p = &m->p;
     int B = a->B, T = a->T, N = B * T, D = c->dim, H = c->n_heads, K = c->n_kv_heads, E = D / H,
         HE = H * E, KE = K * E, F = c->hidden, V = c->vocab;
+    /* every caller checked them: an id past the embeddings is a bug */
+    assert(llm_model_check_ids(m, inputs, N, LLM_IDS_VIRTUAL, NULL) == 0);
+    assert(!targets || llm_model_check_ids(m, targets, N, LLM_IDS_UNSCORED, NULL) == 0);
     memcpy(a->inputs, inputs, (size_t)N * sizeof *inputs);
     for (int i = 0; i < N; i++) a->targets[i] = targets ? targets[i] : -1;
 #pragma omp parallel for schedule(static)
@@ -406,8 +434,8 @@ float llm_model_forward(const llm_model *m, llm_acts *a, const int32_t *inputs,
         FORWARD(LLM_LIN_WQ, xn, q, 0);
         FORWARD(LLM_LIN_WK, xn, k, 0);
         FORWARD(LLM_LIN_WV, xn, v, 0);
-        llm_rope_apply(&m->rope, q, N, HE, H, T, 0, 0);
-        llm_rope_apply(&m->rope, k, N, KE, K, T, 0, 0);
+        llm_rope_apply(&a->rope, q, N, HE, H, T, 0, 0);
+        llm_rope_apply(&a->rope, k, N, KE, K, T, 0, 0);
         llm_attention_forward(m, q, k, v, att, a->lse + (size_t)l * N * H, B, T);
         memcpy(x_mid, x, (size_t)N * D * sizeof(float));
         FORWARD(LLM_LIN_WO, att, x_mid, 1);
@@ -473,10 +501,7 @@ int llm_model_greedy(const llm_model *m, llm_acts *a, const int32_t *prompt, int
         }
         for (int i = len; i < T; i++) window[i] = 0;
         llm_model_forward(m, a, window, NULL);
-        const float *p = a->probs + (size_t)(len - 1) * V;
-        int best = 0;
-        for (int j = 1; j < V; j++)
-            if (p[j] > p[best]) best = j;
+        int best = llm_sample_argmax(a->probs + (size_t)(len - 1) * V, V);
         out[made++] = best;
         if (best == m->tok.eos || best == m->tok.bos) break; /* the end of a text */
     }

@@ -95,7 +95,6 @@ typedef struct llm_model {
     int n_tensors;
     llm_param_tensor *tensors; /* [n_tensors] */
     llm_param_span *spans;     /* [n_tensors]: decay on 2-D tensors */
-    llm_rope rope;
     /* Borrowed, NULL when none: prompt-tuning tokens and LoRA factors every
      * forward pass applies (adapter.h); token ids V..V+P-1 are its virtual
      * tokens. */
@@ -157,6 +156,7 @@ typedef struct llm_acts {
     /* with a quantized base (llm_acts_quant): one block of LLM_QROWS
      * dequantized weight rows, [LLM_QROWS, max(D, H*E, F)] */
     float *qscratch;
+    llm_rope rope;     /* positions 0..T-1 (the table is [T, E/2]) */
     size_t bytes;      /* everything above */
     /* Optional (NULL after llm_acts_init): called by llm_model_backward as the
      * gradients of the arena's floats [from, n_params) become final, once
@@ -175,10 +175,26 @@ int llm_acts_lora(llm_acts *a, const llm_config *c, int rank, llm_error *err);
 int llm_acts_quant(llm_acts *a, const llm_model *m, llm_error *err);
 void llm_acts_free(llm_acts *a);
 
+/* What an array of token ids may hold besides the vocabulary 0..V-1 (bits):
+ * LLM_IDS_VIRTUAL the ids V..V+P-1 of the attached adapter's P virtual
+ * tokens (inputs of a prompt-tuned model), LLM_IDS_UNSCORED negative ids
+ * (targets that are not scored, -1 by convention).  0: the vocabulary only
+ * (text, and targets that are all scored). */
+enum { LLM_IDS_VIRTUAL = 1, LLM_IDS_UNSCORED = 2 };
+
+/* Checks that the n ids are ids model m takes (0..V-1, and what allow adds);
+ * every path that hands ids to m's forward passes checks them so first,
+ * since an id out of range would index past the embeddings.  Returns 0, or
+ * LLM_ERR_ARG with "token K of N: id X outside the vocabulary (0..V-1)"
+ * (K counted from 1; the caller prefixes where the ids came from). */
+int llm_model_check_ids(const llm_model *m, const int32_t *ids, int64_t n, unsigned allow, llm_error *err);
+
 /* The reference forward pass: every faster one (infer.h) is tested against
  * it.  Runs B sequences of T tokens (B and T from a), inputs [B*T] (ids from
  * V on are the adapter's virtual tokens), and returns the mean cross-entropy
- * (nats) of targets [B*T] (ids < 0 are ignored); a->probs gets the softmax. */
+ * (nats) of targets [B*T] (ids < 0 are ignored); a->probs gets the softmax.  The ids must pass llm_model_check_ids
+ * (inputs with LLM_IDS_VIRTUAL, targets with LLM_IDS_UNSCORED): an id out of
+ * range is a programmer error (assert). */
 float llm_model_forward(const llm_model *m, llm_acts *a, const int32_t *inputs,
                         const int32_t *targets);
 
@@ -192,9 +208,11 @@ void llm_model_backward(const llm_model *m, llm_acts *a, float *grad);
  * adapter's gradient added. */
 void llm_model_backward_adapter(const llm_model *m, llm_acts *a, float *grad, float *adapter_grad);
 
-/* Greedy continuation of prompt (n_prompt >= 1 ids) by n_new tokens, each
- * from a full forward pass over the last a->T tokens (a has B = 1): simple
- * and slow, O(n T^2), for samples during training.  Stops after EOS or BOS.  Writes
+/* Greedy continuation of prompt (n_prompt >= 1 ids, checked as inputs of
+ * llm_model_forward are) by n_new tokens, each the most likely one
+ * (llm_sample_argmax: an id of the vocabulary even on NaN) after a full
+ * forward pass over the last a->T tokens (a has B = 1): simple and slow,
+ * O(n T^2), for samples during training.  Stops after EOS or BOS.  Writes
  * the new ids to out and returns how many. */
 int llm_model_greedy(const llm_model *m, llm_acts *a, const int32_t *prompt, int n_prompt,
                      int n_new, int32_t *out);

@@ -68,7 +68,11 @@ typedef struct llm_optim {
     float *v;      /* second moment [n] (Adam, AdamW only) */
 } llm_optim;
 
-/* Allocates zeroed state for n parameters. */
+/* 0 when c is a usable configuration: a known kind, finite learning rates,
+ * eps, weight decay and clip >= 0, betas in [0, 1] ([0, 1) for Adam and
+ * AdamW), warmup and steps >= 0; else LLM_ERR_ARG saying which. */
+int llm_optim_check(const llm_optim_config *c, llm_error *err);
+/* Allocates zeroed state for n parameters (c checked as above). */
 int llm_optim_init(llm_optim *o, const llm_optim_config *cfg, int64_t n, llm_error *err);
 void llm_optim_free(llm_optim *o);
 /* Bytes of optimizer state (m and v). */

@@ -20,6 +20,8 @@
 #include <zstd.h>
 #include <zstd_errors.h>
 
+#include "zframe.h"
+
 enum {
     READ_CHUNK = 1 << 20, /* bytes per pass-through or sequentially decoded slot */
     READ_STEP = 1 << 17,  /* bytes per read(2): a frame's buffer goes to its slot whole, and
@@ -35,7 +37,8 @@ enum slot_state {
 
 enum slot_kind {
     SLOT_FRAME, /* comp: one whole frame; out: its content unless `sequential` */
-    SLOT_BYTES, /* out: bytes as they are (raw input, or decoded by the cutter) */
+    SLOT_BYTES, /* out: a frame's content decoded by the cutter */
+    SLOT_INPUT, /* out: input passed through as it is (from the first point no frame starts) */
     SLOT_END,   /* the input ended cleanly */
     SLOT_FAIL,  /* the input failed here: code and what */
 };
@@ -166,13 +169,6 @@ static int cut_fill(llm_pzstd *p, size_t want)
     return 0;
 }
 
-static int is_frame_magic(const unsigned char *b, int *skippable)
-{
-    uint32_t m = (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
-    *skippable = (m & ZSTD_MAGIC_SKIPPABLE_MASK) == ZSTD_MAGIC_SKIPPABLE_START;
-    return m == ZSTD_MAGICNUMBER || *skippable;
-}
-
 /* Passes the rest of the input through unchanged.  0 at its end, -1 when stopped. */
 static int cut_pass_through(llm_pzstd *p)
 {
@@ -190,7 +186,7 @@ static int cut_pass_through(llm_pzstd *p)
         memcpy(s->out, p->in + p->in_pos, k);
         s->out_len = k;
         p->in_pos += k;
-        cut_publish(p, s, SLOT_BYTES);
+        cut_publish(p, s, SLOT_INPUT);
     }
 }
 
@@ -248,8 +244,8 @@ static void *cutter_main(void *arg)
         if (cut_fill(p, 4) < 0) return NULL;
         size_t avail = p->in_len - p->in_pos;
         if (avail == 0) break;
-        int skippable = 0;
-        if (avail < 4 || !is_frame_magic(p->in + p->in_pos, &skippable)) {
+        llm_zframe_kind kind = llm_zframe_detect(p->in + p->in_pos, avail);
+        if (kind == LLM_ZFRAME_NONE) {
             if (cut_pass_through(p) < 0) return NULL;
             break;
         }
@@ -263,11 +259,16 @@ static void *cutter_main(void *arg)
             if (cut_fill(p, avail + 1) < 0) return NULL;
             avail = p->in_len - p->in_pos;
         }
+        llm_error e = {0};
+        if (llm_zframe_check_header(p->in + p->in_pos, avail, &e) < 0) {
+            cut_fail(p, e.code, 1, "%s", e.msg);
+            return NULL;
+        }
         if (ZSTD_isError(size) || size > LLM_PZSTD_MAX_FRAME) {
             if (cut_sequential(p) < 0) return NULL;
             continue;
         }
-        if (skippable) {
+        if (kind == LLM_ZFRAME_SKIPPABLE) {
             p->in_pos += size;
             continue;
         }
@@ -419,7 +420,9 @@ static int64_t consumer_sequential(llm_pzstd *p, slot *s, unsigned char *buf, si
     }
 }
 
-int64_t llm_pzstd_read(llm_pzstd *p, void *buf, size_t n, llm_error *err)
+/* llm_pzstd_read, stopping where decoded content gives way to input
+ * passed through: *decoded says which the bytes are. */
+static int64_t pzstd_read(llm_pzstd *p, void *buf, size_t n, int *decoded, llm_error *err)
 {
     unsigned char *d = buf;
     size_t got = 0;
@@ -439,6 +442,9 @@ int64_t llm_pzstd_read(llm_pzstd *p, void *buf, size_t n, llm_error *err)
             consumer_fail(p, s->code, s->at_byte, s->what, &e);
             break;
         }
+        int dec = s->kind != SLOT_INPUT;
+        if (got > 0 && dec != *decoded) break;
+        *decoded = dec;
         if (s->kind == SLOT_FRAME && s->sequential) {
             size_t produced;
             int64_t k = consumer_sequential(p, s, d + got, n - got, &produced);
@@ -462,9 +468,15 @@ int64_t llm_pzstd_read(llm_pzstd *p, void *buf, size_t n, llm_error *err)
     return (int64_t)got;
 }
 
-static int64_t pzstd_source(void *ctx, void *buf, size_t n, llm_error *err)
+int64_t llm_pzstd_read(llm_pzstd *p, void *buf, size_t n, llm_error *err)
 {
-    return llm_pzstd_read(ctx, buf, n, err);
+    int decoded = 0;
+    return pzstd_read(p, buf, n, &decoded, err);
+}
+
+static int64_t pzstd_source(void *ctx, void *buf, size_t n, int *decoded, llm_error *err)
+{
+    return pzstd_read(ctx, buf, n, decoded, err);
 }
 
 int llm_pzstd_reader_open(llm_reader **out, llm_pzstd *p, llm_error *err)

@@ -15,7 +15,11 @@
  * Any input the reader accepts gives the same bytes: input that does not
  * begin with a zstd frame (a raw stream) is passed through unchanged, and so
  * is everything from the first point after a frame where no zstd frame
- * starts; skippable frames are dropped.  A frame too large to hold whole
+ * starts; skippable frames are dropped.  Decoded content and input passed
+ * through never come in one read, so a reader on top knows which is which
+ * and applies the reader's rules (zframe.h, stream.h) to the same effect:
+ * a frame whose window is over the limit fails here with the reader's
+ * message.  A frame too large to hold whole
  * (over LLM_PZSTD_MAX_FRAME compressed or decompressed), or one a worker
  * cannot decode, is decoded sequentially instead, so corrupt, truncated or
  * checksum-failing input gives the reader's errors ("NAME: byte N: zstd:
@@ -49,7 +53,8 @@ int llm_pzstd_open(llm_pzstd **out, const char *path, int threads, llm_error *er
 int llm_pzstd_open_fd(llm_pzstd **out, int fd, const char *label, int threads, llm_error *err);
 
 /* Reads up to n decoded bytes into buf: the bytes read (0 at the end of the
- * input) or < 0 with err set.  After an error every call fails the same way. */
+ * input) or < 0 with err set.  After an error every call fails the same way.
+ * A read stops short where decoded content gives way to input passed through. */
 int64_t llm_pzstd_read(llm_pzstd *p, void *buf, size_t n, llm_error *err);
 
 /* A reader (llm_reader_open_source) over p's decoded bytes; p must outlive it. */

@@ -50,20 +50,19 @@ static void quantize_row(const float *x, int cols, float step, int interleave, i
     int nb = (cols + LLM_QBLOCK - 1) / LLM_QBLOCK;
     for (int b = 0; b < nb; b++) {
         int k0 = b * LLM_QBLOCK, n = cols - k0 < LLM_QBLOCK ? cols - k0 : LLM_QBLOCK;
-        float s = step;
-        if (s == 0) {
-            float amax = 0;
-            for (int k = 0; k < n; k++) amax = fmaxf(amax, fabsf(x[k0 + k]));
-            s = amax / 127.0f;
-        }
+        float s = step, amax = 0;
+        for (int k = 0; k < n; k++) amax = fmaxf(amax, fabsf(x[k0 + k])); /* NaN skipped, */
+        for (int k = 0; k < n; k++) /* but a block with one gets step NaN: the product shows it */
+            if (isnan(x[k0 + k])) s = NAN;
+        if (s == 0) s = amax / 127.0f;
         float inv = s > 0 ? 1.0f / s : 0.0f;
         int8_t *qb = q + (size_t)b * LLM_QBLOCK;
         int32_t sum = 0;
         for (int k = 0; k < LLM_QBLOCK; k++) {
             int v = 0;
-            if (k < n) {
+            if (k < n) { /* NaN (from NaN or Inf times 0) gets code 0, never an undefined cast */
                 float c = rintf(x[k0 + k] * inv);
-                v = c > 127.0f ? 127 : c < -127.0f ? -127 : (int)c;
+                v = c > 127.0f ? 127 : c < -127.0f ? -127 : c == c ? (int)c : 0;
             }
             sum += v;
             qb[interleave ? (k & 1) * (LLM_QBLOCK / 2) + k / 2 : k] = (int8_t)v;

@@ -159,6 +159,9 @@ static int add_record(llm_qmodel *q, llm_reader *r, const llm_record *rec, const
                              q->in_width[k]);
     }
     if (!q->h[k].sum) return 0; /* an input no quantized linear reads */
+    if (rec->shape.dim[0] > LLM_HESSIAN_MAX_ROWS) /* before reading it whole */
+        return llm_error_set(err, LLM_ERR_LIMIT, "%s: %s has %" PRId64 " rows; a record holds at most %d", label,
+                             rec->name, rec->shape.dim[0], LLM_HESSIAN_MAX_ROWS);
     llm_tensor t;
     if (llm_reader_read_tensor(r, &t, err) < 0) return llm_error_prefix(err, "%s", label);
     int rc = llm_hessian_add(&q->h[k], t.data, rec->shape.dim[0], err);

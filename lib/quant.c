@@ -90,7 +90,7 @@ int llm_qcode(const llm_qformat *f, float w, float scale, int zero)
 {
     int lo = f->scheme == LLM_Q_INT4 ? 0 : -127, hi = f->scheme == LLM_Q_INT4 ? 15 : 127;
     float c = rintf(w / scale) + (float)zero;
-    return c < (float)lo ? lo : c > (float)hi ? hi : (int)c;
+    return !(c >= (float)lo) ? lo : c > (float)hi ? hi : (int)c; /* NaN: lo, never an undefined cast */
 }
 
 int llm_qlinear_zero(const llm_qlinear *q, int r, int g)

@@ -114,29 +114,11 @@ int llm_rope_init_scaled(llm_rope *r, int head_dim, int max_pos, double theta,
 {
     memset(r, 0, sizeof *r);
     TRY(check_args(head_dim, max_pos, theta, s, err));
-    int half = head_dim / 2;
-    size_t n = (size_t)max_pos * (size_t)half;
-    double *freq = malloc((size_t)half * sizeof *freq);
-    r->cos = malloc(n * sizeof *r->cos);
-    r->sin = malloc(n * sizeof *r->sin);
-    if (!freq || !r->cos || !r->sin) {
-        free(freq);
-        llm_rope_free(r);
-        return llm_error_set(err, LLM_ERR_NOMEM, "RoPE table: out of memory");
-    }
-    llm_rope_freqs(freq, head_dim, max_pos, theta, s, err); /* checked above */
+    r->freq = malloc((size_t)(head_dim / 2) * sizeof *r->freq);
+    if (!r->freq) return llm_error_set(err, LLM_ERR_NOMEM, "RoPE: out of memory");
+    llm_rope_freqs(r->freq, head_dim, max_pos, theta, s, err); /* checked above */
     r->head_dim = head_dim;
     r->max_pos = max_pos;
-    float *c = r->cos, *sn = r->sin;
-#pragma omp parallel for schedule(static) if (n > 65536)
-    for (int p = 0; p < max_pos; p++) {
-        for (int i = 0; i < half; i++) {
-            double a = p * freq[i];
-            c[(size_t)p * half + i] = (float)cos(a);
-            sn[(size_t)p * half + i] = (float)sin(a);
-        }
-    }
-    free(freq);
     return 0;
 }
 
@@ -145,9 +127,43 @@ int llm_rope_init(llm_rope *r, int head_dim, int max_pos, double theta, llm_erro
     return llm_rope_init_scaled(r, head_dim, max_pos, theta, NULL, err);
 }
 
+int llm_rope_reserve(llm_rope *r, int n_pos, llm_error *err)
+{
+    if (n_pos <= r->n_pos) return 0;
+    if (n_pos > r->max_pos)
+        return llm_error_set(err, LLM_ERR_ARG, "RoPE: position %d beyond the %d of the context", n_pos - 1,
+                             r->max_pos);
+    int half = r->head_dim / 2;
+    if (n_pos > r->cap) {
+        int cap = r->cap > r->max_pos / 2 ? r->max_pos : 2 * r->cap;
+        if (cap < n_pos) cap = n_pos;
+        size_t n = (size_t)cap * (size_t)half;
+        float *c = realloc(r->cos, n * sizeof *c);
+        if (c) r->cos = c;
+        float *sn = c ? realloc(r->sin, n * sizeof *sn) : NULL;
+        if (!sn) return llm_error_set(err, LLM_ERR_NOMEM, "RoPE table of %d positions: out of memory", cap);
+        r->sin = sn;
+        r->cap = cap;
+    }
+    const double *freq = r->freq;
+    float *c = r->cos, *sn = r->sin;
+    int from = r->n_pos;
+#pragma omp parallel for schedule(static) if ((size_t)(n_pos - from) * half > 65536)
+    for (int p = from; p < n_pos; p++) {
+        for (int i = 0; i < half; i++) {
+            double a = p * freq[i];
+            c[(size_t)p * half + i] = (float)cos(a);
+            sn[(size_t)p * half + i] = (float)sin(a);
+        }
+    }
+    r->n_pos = n_pos;
+    return 0;
+}
+
 void llm_rope_free(llm_rope *r)
 {
     if (!r) return;
+    free(r->freq);
     free(r->cos);
     free(r->sin);
     memset(r, 0, sizeof *r);

@@ -4,11 +4,15 @@
  * Each head vector is split into pairs (x[2i], x[2i+1]), as in Meta's Llama
  * and llama2.c, and pair i at position p is rotated by the angle p * f_i with
  * f_i = theta^(-2i/d).  q.k then depends only on the distance between the two
- * positions.  The cos/sin table is computed once in double precision.  The
- * rotation is orthogonal, so its backward pass is the rotation by -angle.
+ * positions.  The cos/sin table is computed in double precision, position by
+ * position as positions come into use (llm_rope_reserve): a context of
+ * millions of positions costs nothing until they are used, and each entry is
+ * the same whenever it is computed.  The rotation is orthogonal, so its
+ * backward pass is the rotation by -angle.
  *
  *     llm_rope r;
  *     TRY(llm_rope_init(&r, 64, 2048, 10000.0, &err));    // head size, positions, base
+ *     TRY(llm_rope_reserve(&r, T, &err));                 // positions 0..T-1 tabulated
  *     llm_rope_apply(&r, q, B * T, ld, n_heads, T, 0, 0); // row i at position i % T
  *     llm_rope_free(&r);
  *
@@ -67,17 +71,26 @@
 
 typedef struct llm_rope {
     int head_dim;  /* d, even */
-    int max_pos;   /* positions 0..max_pos-1 */
-    float *cos;    /* [max_pos, d/2] */
-    float *sin;    /* [max_pos, d/2] */
+    int max_pos;   /* positions 0..max_pos-1 may be tabulated */
+    int n_pos;     /* positions tabulated so far (llm_rope_reserve) */
+    int cap;       /* positions the table has room for */
+    double *freq;  /* [d/2] radians per position of each pair */
+    float *cos;    /* [n_pos, d/2] */
+    float *sin;    /* [n_pos, d/2] */
 } llm_rope;
 
-/* Builds the unscaled table for head size d = head_dim (even, > 0), positions
- * 0..max_pos-1 and base theta (> 1).  r is the caller's; on success it owns
- * the table until llm_rope_free; on error r is zeroed (freeing it is safe).
+/* Sets up unscaled RoPE for head size d = head_dim (even, > 0), positions
+ * 0..max_pos-1 and base theta (> 1): the frequencies, and an empty table
+ * (llm_rope_reserve fills it).  r is the caller's; on success it owns what it
+ * holds until llm_rope_free; on error r is zeroed (freeing it is safe).
  * Returns 0 or LLM_ERR_ARG / LLM_ERR_NOMEM. */
 int llm_rope_init(llm_rope *r, int head_dim, int max_pos, double theta, llm_error *err);
 void llm_rope_free(llm_rope *r);
+
+/* Tabulates positions 0..n_pos-1 (n_pos <= max_pos), computing only the ones
+ * not tabulated yet; the table's room grows by doubling.  0, LLM_ERR_ARG for
+ * n_pos beyond max_pos, or LLM_ERR_NOMEM (the table is left as it was). */
+int llm_rope_reserve(llm_rope *r, int n_pos, llm_error *err);
 
 /* The scalings (see the top of this file).  Values are stable. */
 typedef enum {
@@ -96,7 +109,9 @@ typedef struct llm_rope_scaling {
     double yarn_alpha, yarn_beta; /* yarn ramp bounds in rotations; 0 = 1 and 32 */
 } llm_rope_scaling;
 
-/* Like llm_rope_init, with the frequencies changed by s (NULL = none).  Checks
+/* Like llm_rope_init, with the frequencies changed by s (NULL = none; for
+ * dynamic-ntk they depend on max_pos or cur_len, never on the positions
+ * tabulated).  Checks
  * that the factor is finite and >= 1 for every kind but none, orig_ctx >= 1
  * for dynamic-ntk and yarn, cur_len >= 0, 0 < alpha < beta for yarn and
  * d >= 4 for ntk and dynamic-ntk.  Returns 0 or LLM_ERR_ARG / LLM_ERR_NOMEM,
@@ -126,8 +141,8 @@ int llm_rope_kind_parse(const char *name);
 /* Rotates, in place, n_heads heads of d floats at the start of each of n_rows
  * rows of x (row stride ld floats).  Row i sits at position pos0 + i % T
  * (T = sequence length: rows are B sequences of T tokens); positions must be
- * below max_pos.  inverse = 1 rotates by the negative angle (the backward
- * pass). */
+ * tabulated (below n_pos, see llm_rope_reserve).  inverse = 1 rotates by the
+ * negative angle (the backward pass). */
 void llm_rope_apply(const llm_rope *r, float *x, int n_rows, int ld, int n_heads, int T, int pos0,
                     int inverse);
 

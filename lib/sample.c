@@ -38,14 +38,28 @@ static int by_prob_desc(const void *a, const void *b, void *prob)
     return *(const int *)a - *(const int *)b; /* ties: lower id first, deterministic */
 }
 
+int llm_sample_argmax(const float *x, int n)
+{
+    int best = 0;
+    while (best < n - 1 && isnan(x[best])) best++;
+    for (int j = best + 1; j < n; j++)
+        if (x[j] > x[best]) best = j; /* false for a NaN x[j] */
+    return isnan(x[best]) ? 0 : best;
+}
+
 int llm_sampler_pick(llm_sampler *sp, const float *logits, llm_rng *rng)
 {
-    int V = sp->vocab, best = 0;
-    for (int j = 1; j < V; j++)
-        if (logits[j] > logits[best]) best = j;
-    if (sp->o.temp == 0) return best;
+    int V = sp->vocab, best = llm_sample_argmax(logits, V);
+    float top = logits[best];
+    if (sp->o.temp == 0 || isnan(top)) return best;
     double sum = 0;
-    for (int j = 0; j < V; j++) sum += sp->prob[j] = expf((logits[j] - logits[best]) / sp->o.temp);
+    for (int j = 0; j < V; j++) {
+        /* d is NaN for a NaN logit (probability 0) and for inf - inf (the
+         * largest logit is infinite: its equals share all the mass), so no
+         * probability is ever NaN and the sort below stays consistent */
+        float d = logits[j] - top;
+        sum += sp->prob[j] = !isnan(d) ? expf(d / sp->o.temp) : logits[j] == top ? 1.0f : 0.0f;
+    }
     for (int j = 0; j < V; j++) sp->prob[j] = (float)(sp->prob[j] / sum);
     int keep = V;
     if (sp->o.top_k > 0 && sp->o.top_k < V) keep = sp->o.top_k;

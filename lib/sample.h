@@ -28,7 +28,14 @@ typedef struct llm_sampler {
 int llm_sampler_init(llm_sampler *sp, int vocab, const llm_sample_opts *o, llm_error *err);
 void llm_sampler_free(llm_sampler *sp);
 /* The next token for logits [V]: argmax when temp is 0 (lowest id on ties),
- * else a draw from the tempered softmax restricted by top-k, then top-p. */
+ * else a draw from the tempered softmax restricted by top-k, then top-p.
+ * Always an id in 0..V-1: a NaN logit has probability 0, and when every
+ * logit is NaN the choice is llm_sample_argmax's, 0 (callers that must not
+ * go on with such logits test the chosen id's logit with isnan). */
 int llm_sampler_pick(llm_sampler *sp, const float *logits, llm_rng *rng);
+
+/* The index of the largest of x[0..n-1] (n >= 1) that is not NaN, the lowest
+ * on ties; 0 when all are NaN.  Every argmax over logits goes through it. */
+int llm_sample_argmax(const float *x, int n);
 
 #endif

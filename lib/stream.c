@@ -13,6 +13,7 @@
 #include <zstd_errors.h>
 
 #include "outfile.h"
+#include "zframe.h"
 
 /* A pipe's default 64 KiB buffer is smaller than one compressed zstd block,
  * so a writer and a reader joined by it would take turns instead of running
@@ -200,7 +201,10 @@ static uint64_t get_u64(const unsigned char *p) { uint64_t v = 0; for (int i = 7
 
 /* ---------- reader ---------- */
 
-enum { MODE_DETECT, MODE_ZSTD, MODE_RAW };
+/* What the input holds where the parser stands: not known yet (look at the
+ * next bytes), a zstd frame, a raw stream, or a source's already decoded
+ * zstd content (parsed as it is: never searched for frames). */
+enum { MODE_DETECT, MODE_ZSTD, MODE_RAW, MODE_DECODED };
 
 struct llm_reader {
     int fd, own_fd;
@@ -212,6 +216,7 @@ struct llm_reader {
     const unsigned char *in;   /* in_buf, or the caller's memory */
     size_t in_cap, in_pos, in_len;
     int in_eof;
+    int in_decoded;            /* a source's buffered bytes are decoded zstd content */
     /* decoding */
     int mode, frame_open, saw_zstd;
     ZSTD_DCtx *dctx;
@@ -221,6 +226,7 @@ struct llm_reader {
     uint64_t in_total, raw_total; /* raw_total: raw bytes handed to the parser */
     /* parsing */
     int need_header, streams_seen;
+    uint64_t boundary;         /* raw_total where the last stream ended (0: none yet) */
     uint64_t records_in_stream, record_index;
     llm_record rec;
     char *strings;             /* name, keys and values, NUL-terminated */
@@ -364,8 +370,10 @@ static int64_t input_ensure(llm_reader *r, size_t want, llm_error *err)
         }
         ssize_t n;
         if (r->source) {
-            int64_t m = r->source(r->source_ctx, r->in_buf + r->in_len, r->in_cap - r->in_len, err);
+            int decoded = 0;
+            int64_t m = r->source(r->source_ctx, r->in_buf + r->in_len, r->in_cap - r->in_len, &decoded, err);
             if (m < 0) return m;
+            if (m > 0) r->in_decoded = decoded; /* one kind a call, decoded ones first: never mixed here */
             n = (ssize_t)m;
         } else {
             n = read(r->fd, r->in_buf + r->in_len, r->in_cap - r->in_len);
@@ -379,12 +387,6 @@ static int64_t input_ensure(llm_reader *r, size_t want, llm_error *err)
     return (int64_t)(r->in_len - r->in_pos);
 }
 
-static int is_zstd_frame(const unsigned char *p)
-{
-    uint32_t m = get_u32(p);
-    return m == ZSTD_MAGICNUMBER || (m & ZSTD_MAGIC_SKIPPABLE_MASK) == ZSTD_MAGIC_SKIPPABLE_START;
-}
-
 /* Decodes more raw-stream bytes into r->out (which the caller has emptied).
  * Returns the bytes produced, 0 at the end of input, or < 0. */
 static int64_t decode_more(llm_reader *r, llm_error *err)
@@ -392,15 +394,35 @@ static int64_t decode_more(llm_reader *r, llm_error *err)
     r->out_pos = r->out_len = 0;
     for (;;) {
         if (r->mode == MODE_DETECT) {
-            int64_t avail = input_ensure(r, 4, err);
-            if (avail < 0) return avail;
-            if (avail == 0) return 0;
-            r->mode = avail >= 4 && is_zstd_frame(r->in + r->in_pos) ? MODE_ZSTD : MODE_RAW;
-            if (r->mode == MODE_ZSTD) r->saw_zstd = 1;
-        }
-        if (r->mode == MODE_RAW) {
             int64_t avail = input_ensure(r, 1, err);
             if (avail <= 0) return avail;
+            if (r->in_decoded) {
+                r->mode = MODE_DECODED;
+            } else if ((avail = input_ensure(r, 4, err)) < 0) {
+                return avail;
+            } else if (llm_zframe_detect(r->in + r->in_pos, (size_t)avail) != LLM_ZFRAME_NONE) {
+                llm_error sub = {0};
+                if ((avail = input_ensure(r, LLM_ZFRAME_HEADER_MAX, err)) < 0) return avail;
+                if (llm_zframe_check_header(r->in + r->in_pos, (size_t)avail, &sub) < 0)
+                    return rfail(r, err, sub.code, "%s", sub.msg);
+                r->mode = MODE_ZSTD;
+            } else {
+                /* raw input after zstd frames: only where a stream ended (or none began) */
+                if (r->raw_total != r->boundary)
+                    return rfail(r, err, LLM_ERR_FORMAT,
+                                 "raw bytes follow a zstd frame inside a stream (compressed and raw "
+                                 "input may switch only between streams)");
+                r->mode = MODE_RAW;
+            }
+            if (r->mode != MODE_RAW) r->saw_zstd = 1;
+        }
+        if (r->mode == MODE_RAW || r->mode == MODE_DECODED) {
+            int64_t avail = input_ensure(r, 1, err);
+            if (avail <= 0) return avail;
+            if (r->mode == MODE_DECODED && !r->in_decoded) { /* the source passes input through now */
+                r->mode = MODE_DETECT;
+                continue;
+            }
             size_t n = (size_t)avail < r->out_cap ? (size_t)avail : r->out_cap;
             r->parse = r->in + r->in_pos; /* valid until the next input_ensure, which comes
                                            * only once these bytes are parsed */
@@ -627,6 +649,7 @@ int llm_reader_next(llm_reader *r, const llm_record **rec, llm_error *err)
                 return rfail(r, err, LLM_ERR_FORMAT, "end record counts %llu records, stream had %llu",
                              (unsigned long long)get_u64(c), (unsigned long long)r->records_in_stream);
             r->need_header = 1;
+            r->boundary = r->raw_total;
             if (r->mode == MODE_RAW) { /* the next stream may be compressed: look again */
                 r->in_pos -= r->out_len - r->out_pos; /* un-copy bytes not parsed yet */
                 r->out_pos = r->out_len;
@@ -868,18 +891,13 @@ int llm_writer_open(llm_writer **out, const char *path, const llm_writer_opts *o
 {
     llm_outfile *f;
     TRY(llm_outfile_open(&f, path, err));
-    int rc = llm_writer_open_fd(out, llm_outfile_fd(f), path, opts, err);
+    int rc = llm_writer_open_fd(out, llm_outfile_fd(f), llm_outfile_path(f), opts, err);
     if (rc < 0) {
         llm_outfile_abort(f);
         return rc;
     }
     (*out)->file = f;
     return 0;
-}
-
-const char *llm_writer_temp_path(const llm_writer *w)
-{
-    return w->file ? llm_outfile_temp_path(w->file) : NULL;
 }
 
 int llm_writer_begin(llm_writer *w, const llm_record *rec_in, llm_error *err)

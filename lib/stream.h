@@ -71,7 +71,11 @@ const char *llm_record_attr(const llm_record *rec, const char *key);
  * flags.  Fills rec->nbytes.  0 or a negative LLM_ERR_*. */
 int llm_record_check(llm_record *rec, llm_error *err);
 
-/* ---- reading ---- */
+/* ---- reading ----
+ *
+ * Compressed and raw input may switch only between streams: raw bytes after
+ * a zstd frame that ends inside a stream are an error, and so is a frame
+ * whose window is over the limit of zframe.h. */
 
 typedef struct llm_reader llm_reader;
 
@@ -84,8 +88,12 @@ int llm_reader_open_mem(llm_reader **out, const void *buf, size_t len, const cha
                         llm_error *err);
 /* A source of input bytes, like read(2): fills up to n bytes of buf and
  * returns how many, 0 at the end of input, or < 0 with err set (its message,
- * which should name the input, is passed up as is). */
-typedef int64_t (*llm_reader_source)(void *ctx, void *buf, size_t n, llm_error *err);
+ * which should name the input, is passed up as is).  A source that decodes
+ * zstd frames itself (pzstd.h) sets *decoded to 1 for their content, which
+ * the reader parses as raw stream without looking for frames in it; it leaves
+ * *decoded 0 for input passed through as it is.  One call returns one kind,
+ * and decoded bytes come only before any passed through. */
+typedef int64_t (*llm_reader_source)(void *ctx, void *buf, size_t n, int *decoded, llm_error *err);
 /* Reads from a source (ctx is not freed by the reader); label names it in messages. */
 int llm_reader_open_source(llm_reader **out, llm_reader_source fn, void *ctx, const char *label,
                            llm_error *err);
@@ -128,7 +136,9 @@ typedef struct llm_writer_opts {
 } llm_writer_opts;
 
 /* Creates path ("-" is stdout).  A file is written under a temporary name in
- * the same directory and renamed to path by llm_writer_close.  opts may be NULL. */
+ * the same directory and renamed to path by llm_writer_close; a FIFO or a
+ * device is written directly (outfile.h says what a path gets).  opts may be
+ * NULL. */
 int llm_writer_open(llm_writer **out, const char *path, const llm_writer_opts *opts,
                     llm_error *err);
 /* Writes to fd (not closed); label names it in messages. */
@@ -141,10 +151,6 @@ int llm_writer_begin(llm_writer *w, const llm_record *rec, llm_error *err);
 int llm_writer_write(llm_writer *w, const void *data, size_t n, llm_error *err);
 /* Ends the record and flushes it all the way to the file descriptor. */
 int llm_writer_end_record(llm_writer *w, llm_error *err);
-
-/* The temporary file a file writer is filling (NULL for a descriptor), so a
- * tool can remove it if it is killed before llm_writer_close. */
-const char *llm_writer_temp_path(const llm_writer *w);
 
 /* begin + write + end_record for a payload held whole in memory. */
 int llm_writer_record(llm_writer *w, const llm_record *rec, const void *data, llm_error *err);

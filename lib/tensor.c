@@ -1,6 +1,7 @@
 /* tensor — dtype table, checked shape arithmetic, half-precision conversions. */
 #include "tensor.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -266,4 +267,15 @@ void llm_dtype_widen(llm_dtype from, const void *src, size_t n, void *dst)
         memcpy(dst, src, (size_t)bytes);
     }
     }
+}
+
+int64_t llm_f32_find_nonfinite(const float *x, int64_t n)
+{
+    int bad = 0;
+#pragma omp simd reduction(| : bad)
+    for (int64_t i = 0; i < n; i++) bad |= !(fabsf(x[i]) <= FLT_MAX); /* NaN compares false */
+    if (!bad) return -1;
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(x[i])) return i;
+    return -1;
 }

@@ -90,6 +90,11 @@ uint16_t llm_f32_to_f16(float f);
 float llm_bf16_to_f32(uint16_t b);
 uint16_t llm_f32_to_bf16(float f);
 
+/* The index of the first of x[0..n-1] that is NaN or infinite, or -1 when
+ * every one is finite: one vectorised pass, and a second only over a tensor
+ * that has such a value, to find where. */
+int64_t llm_f32_find_nonfinite(const float *x, int64_t n);
+
 /* Converts the first n elements of a payload slice src (which starts on an
  * element boundary: for 4-bit types, the low nibble of its first byte) to
  * doubles.  Integers convert exactly up to 2^53. */

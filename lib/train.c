@@ -82,6 +82,7 @@ int llm_trainer_init(llm_trainer *t, llm_model *m, const llm_data *d, const llm_
     memset(t, 0, sizeof *t);
     t->data = d;
     TRY(llm_data_check(d, st->seq, err));
+    if (llm_model_check_ids(m, d->tokens, d->n_tokens, 0, err) < 0) return llm_error_prefix(err, "the text");
     return init_common(t, m, st, resume, err);
 }
 
@@ -93,6 +94,12 @@ int llm_trainer_init_examples(llm_trainer *t, llm_model *m, const llm_examples *
     if (ex->T != st->seq)
         return llm_error_set(err, LLM_ERR_ARG, "examples of %d positions, --seq %d", ex->T, st->seq);
     if (ex->n_train < 1) return llm_error_set(err, LLM_ERR_ARG, "no training examples");
+    for (int64_t k = 0; k < ex->n; k++) {
+        const int32_t *in = ex->inputs + (size_t)k * (size_t)ex->T, *tg = ex->targets + (size_t)k * (size_t)ex->T;
+        if (llm_model_check_ids(m, in, ex->T, 0, err) < 0 ||
+            llm_model_check_ids(m, tg, ex->T, LLM_IDS_UNSCORED, err) < 0)
+            return llm_error_prefix(err, "example %lld", (long long)(k + 1));
+    }
     return init_common(t, m, st, resume, err);
 }
 

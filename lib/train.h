@@ -121,10 +121,13 @@ typedef struct llm_step_stats {
 
 /* Sets up training of m on d with the settings in st (batch, seq, accum,
  * optimizer, step, generator).  resume (may be NULL) is optimizer state to
- * take over: ownership moves to the trainer. */
+ * take over: ownership moves to the trainer.  Every token of d must be in
+ * m's vocabulary: LLM_ERR_ARG "the text: token K of N: id X outside the
+ * vocabulary (0..V-1)" otherwise (llm_model_check_ids). */
 int llm_trainer_init(llm_trainer *t, llm_model *m, const llm_data *d, const llm_ckpt_train *st,
                      llm_optim *resume, llm_error *err);
-/* The same on labelled examples (their window length is st->seq). */
+/* The same on labelled examples (their window length is st->seq; each
+ * example's inputs and targets are checked the same way, "example K: ..."). */
 int llm_trainer_init_examples(llm_trainer *t, llm_model *m, const llm_examples *ex,
                               const llm_ckpt_train *st, llm_optim *resume, llm_error *err);
 void llm_trainer_free(llm_trainer *t);

@@ -19,36 +19,26 @@
 # stderr.  A measurement, not a test: only a failing command makes it exit
 # non-zero.
 set -eu
+. "$(dirname "$0")/lib.sh"
 
-top=$(cd "${1:-.}" && pwd) || exit 2
-H=${BENCH_ATTN_HEADS:-32}
-T=${BENCH_ATTN_T:-2048}
-case $H$T in *[!0-9]*|'') echo "bench: BENCH_ATTN_HEADS and BENCH_ATTN_T must be numbers" >&2; exit 2;; esac
-say() { echo "bench: $*" >&2; }
-die() { echo "bench: error: $*" >&2; exit 1; }
-[ -x "$top/bin/llm-attnviz" ] && [ -f "$top/lib/libllm.a" ] || die "build first (make)"
+H=$(number BENCH_ATTN_HEADS 32 1) || exit
+T=$(number BENCH_ATTN_T 2048 1) || exit
+need llm-attnviz
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/llmpipe-bench.XXXXXX") || exit 1
-trap 'rm -rf "$tmp"' EXIT
-trap 'exit 130' INT TERM
-cc=${CC:-cc}
-$cc -O2 -std=c11 -D_GNU_SOURCE -I"$top/lib" -o "$tmp/attn_stream" "$top/tests/bench/attn_stream.c" \
-    "$top/lib/libllm.a" $(pkg-config --libs libzstd openblas) -fopenmp -lm || die "cannot compile attn_stream.c"
-$cc -O2 -std=c11 -D_GNU_SOURCE -o "$tmp/maxrss" "$top/tests/bench/maxrss.c" || die "cannot compile maxrss.c"
+tmpdir
+helper attn_stream libllm
+helper maxrss
 
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
-mib() { awk -v k="$(sed -n 's/^maxrss_kib=//p' "$1")" 'BEGIN { printf "%.0f", k / 1024 }'; }
+mib() { awk -v k="$(kv maxrss_kib "$1")" 'BEGIN { printf "%.0f", k / 1024 }'; }
 
-out="$top/build/bench/attnviz.md"
-mkdir -p "$(dirname "$out")"
+out=$(table_file attnviz)
 {
     echo "| $H heads x $T x $T (f32 layer: $((H * T * T * 4 / 1048576)) MiB) | image | seconds | peak RSS MiB |"
     echo "|---|---|---:|---:|"
     say "generator alone"
     t0=$(now)
     "$tmp/attn_stream" "$H" "$T" >/dev/null || die "attn_stream failed"
-    echo "| attn_stream alone (writes the stream, no rendering) | - | $(elapsed "$t0" "$(now)") | - |"
+    echo "| attn_stream alone (writes the stream, no rendering) | - | $(elapsed "$t0" "$(now)" 2) | - |"
     variant() { # label, image description ("": the header's size), llm-attnviz options...
         label=$1 image=$2; shift 2
         say "$label"
@@ -56,7 +46,7 @@ mkdir -p "$(dirname "$out")"
         (cd "$tmp" && "$tmp/attn_stream" "$H" "$T" | "$tmp/maxrss" "$tmp/rss" "$top/bin/llm-attnviz" "$@" >"$tmp/stdout") ||
             die "llm-attnviz $* failed"
         [ -n "$image" ] || image="$(head -c 2 "$tmp/stdout") $(sed -n 2p "$tmp/stdout" | tr ' ' 'x') px"
-        echo "| \`llm-attnviz $*\` | $image | $(elapsed "$t0" "$(now)") | $(mib "$tmp/rss") |"
+        echo "| \`llm-attnviz $*\` | $image | $(elapsed "$t0" "$(now)" 2) | $(mib "$tmp/rss") |"
         rm -f "$tmp"/*.pgm
     }
     variant "grid, 8-bit" "" --layer 0 --grid

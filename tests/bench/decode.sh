@@ -45,31 +45,19 @@
 # stderr.  A missed goal is reported, not failed (this is not a test); a
 # command that fails makes the script exit non-zero.
 set -eu
+. "$(dirname "$0")/lib.sh"
 
-top=$(cd "${1:-.}" && pwd) || exit 2
-threads=${BENCH_THREADS:-2}
-runs=${BENCH_RUNS:-3}
+threads=$(number BENCH_THREADS 2 1) || exit
+runs=$(number BENCH_RUNS 3 1) || exit
+nprompts=$(number BENCH_PROMPTS 16 1) || exit
+triad_mib=$(number BENCH_TRIAD_MIB 256 1) || exit
 shapes=${BENCH_SHAPES:-15M 110M}
-nprompts=${BENCH_PROMPTS:-16}
-triad_mib=${BENCH_TRIAD_MIB:-256}
-case $threads$runs$nprompts$triad_mib in
-    *[!0-9]*|'') echo "bench: BENCH_THREADS, _RUNS, _PROMPTS and _TRIAD_MIB must be numbers" >&2; exit 2;;
-esac
-[ "$threads" -ge 1 ] && [ "$runs" -ge 1 ] && [ "$nprompts" -ge 1 ] && [ "$triad_mib" -ge 1 ] ||
-    { echo "bench: BENCH_THREADS, _RUNS, _PROMPTS and _TRIAD_MIB must be >= 1" >&2; exit 2; }
 for s in $shapes; do
-    case $s in 15M|110M) ;; *) echo "bench: BENCH_SHAPES: '$s' is not 15M or 110M" >&2; exit 2;; esac
+    case $s in 15M|110M) ;; *) bad "BENCH_SHAPES: '$s' is not 15M or 110M";; esac
 done
 
-say() { echo "bench: $*" >&2; }
-die() { echo "bench: error: $*" >&2; exit 1; }
-
-[ -x "$top/bin/llm-gen" ] || die "$top/bin/llm-gen not built (run make)"
-[ -f "$top/lib/libllm.a" ] || die "$top/lib/libllm.a not built (run make)"
-
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/llmpipe-bench.XXXXXX") || exit 1
-trap 'rm -rf "$tmp"' EXIT
-trap 'exit 130' INT TERM
+need llm-gen
+tmpdir
 
 # The settings llm-gen runs under: it re-executes itself with OMP_WAIT_POLICY
 # set when it is not, and leaves OPENBLAS_THREAD_TIMEOUT to OpenBLAS; record
@@ -83,23 +71,10 @@ if [ -n "${GOMP_SPINCOUNT:-}" ]; then spin="GOMP_SPINCOUNT=$GOMP_SPINCOUNT (from
 elif [ "$spin" = PASSIVE ]; then spin="GOMP_SPINCOUNT=10000 (set by llm-gen)"
 else spin="GOMP_SPINCOUNT not set"; fi
 
-# A private copy of the tool and the library, so a rebuild meanwhile does not
-# change what is measured.
-cp "$top/bin/llm-gen" "$tmp/llm-gen" || die "cannot copy llm-gen"
-cp "$top/lib/libllm.a" "$tmp/libllm.a" || die "cannot copy libllm.a"
-cc=${CC:-cc}
-pkgs="libzstd openblas"
-pcflags=$(pkg-config --cflags $pkgs) || die "pkg-config $pkgs failed (make deps)"
-plibs=$(pkg-config --libs $pkgs) || die "pkg-config $pkgs failed (make deps)"
+private_copy llm-gen
 say "compiling the helpers"
-$cc -O2 -std=c11 -D_GNU_SOURCE -fopenmp -o "$tmp/bench_triad" "$top/tests/bench/bench_triad.c" -fopenmp ||
-    die "cannot compile bench_triad.c"
-$cc -O2 -std=c11 -D_GNU_SOURCE -fopenmp -I"$top/lib" $pcflags -o "$tmp/make_random_model" \
-    "$top/tests/bench/make_random_model.c" "$tmp/libllm.a" $plibs -fopenmp -lm ||
-    die "cannot compile make_random_model.c"
-
-kv() { sed -n "s/.*\\b$1=\\([^ ]*\\).*/\\1/p" "$2" | head -n 1; }
-max() { printf '%s\n' "$@" | sort -g | tail -n 1; }
+helper bench_triad openmp
+helper make_random_model libllm
 
 # shape NAME: sets D F L H V T (the model), N (decode tokens), NB (batch-8
 # tokens per prompt), PP (prefill prompt length).
@@ -148,7 +123,7 @@ summary() {
         head -n 1
 }
 
-load0=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?")
+load0=$(load_average)
 say "triad with $threads threads, 3 x $triad_mib MiB"
 t=$(triad) || exit 1
 triads=$t
@@ -196,7 +171,7 @@ while [ "$i" -le "$runs" ]; do
     say "triad: $t GB/s"
     i=$((i + 1))
 done
-load1=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?")
+load1=$(load_average)
 triad_best=$(max $triads)
 
 # best NAME LIST: the largest value of NAME=... in LIST.
@@ -215,14 +190,11 @@ for s in $shapes; do
 done
 
 # ---- the report ----
-cpu=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || true)
-ncpu=$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo "?")
 blas=$(pkg-config --modversion openblas 2>/dev/null || echo "?")
-mkdir -p "$top/build/bench"
-md="$top/build/bench/decode.md"
+md=$(table_file decode)
 {
 printf '%s' "$rows" | awk -F'|' -v triad="$triad_best" -v triads="$triads" -v threads="$threads" \
-    -v ncpu="$ncpu" -v cpu="${cpu:-unknown CPU}" -v runs="$runs" -v load0="$load0" -v load1="$load1" \
+    -v ncpu="$(cpu_count)" -v cpu="$(cpu_name)" -v runs="$runs" -v load0="$load0" -v load1="$load1" \
     -v wp="$wait_policy" -v wps="$wait_src" -v bt="$blas_timeout" -v bts="$timeout_src" -v spin="$spin" \
     -v np="$nprompts" -v blas="$blas" -v mib="$triad_mib" '
 {

@@ -24,15 +24,15 @@
 #
 # The table goes to stdout and to TOP/build/bench/fewshot.md.
 set -eu
-top=$(cd "${1:-.}" && pwd)
+. "$(dirname "$0")/lib.sh"
 bin=$top/bin
-threads=${BENCH_THREADS:-2}
-base_steps=${BENCH_BASE_STEPS:-600}
-ft_steps=${BENCH_FT_STEPS:-150}
+threads=$(number BENCH_THREADS 2 1) || exit
+base_steps=$(number BENCH_BASE_STEPS 600 1) || exit
+ft_steps=$(number BENCH_FT_STEPS 150 1) || exit
 L=/usr/share/common-licenses
-work=$(mktemp -d "${TMPDIR:-/tmp}/fewshot.XXXXXX")
-trap 'rm -rf "$work"' EXIT
-cd "$work"
+need llm-train llm-gen llm-quant
+tmpdir
+cd "$tmp"
 
 # the examples: per licence, 60 train and 40 test stretches
 labels="Apache-2.0:Apache GPL-3:GNU MPL-2.0:Mozilla Artistic:Artistic"
@@ -52,37 +52,35 @@ done
 # a fixed shuffle of the training examples (llm-train holds out the last 10%)
 awk 'BEGIN {srand(7)} {print rand() "\t" $0}' train.tsv | sort -k1,1 | cut -f2- >train.shuf
 
-now() { date +%s.%N; }
 # run NAME CMD...: times CMD, keeps its stderr in NAME.err
 run() {
     name=$1; shift
     t0=$(now)
     "$@" 2>"$name.err" >/dev/null || { cat "$name.err" >&2; exit 1; }
-    t1=$(now)
-    awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f", b - a}' >"$name.time"
+    elapsed "$t0" "$(now)" 1 >"$name.time"
 }
 trainable() { sed -n 's/.*trainable \([0-9]*\) parameters.*/\1/p' "$1.err"; }
 peak() { sed -n 's/.*saved .*peak RSS \([0-9.]*\) MiB.*/\1/p' "$1.err"; }
 accuracy() { "$bin/llm-gen" --threads "$threads" "$@" --classify test.tsv 2>/dev/null | sed -n 's/^accuracy=\([0-9.]*\) .*/\1/p'; }
 
-echo "fewshot: base model ($base_steps steps)" >&2
+say "base model ($base_steps steps)"
 cat "$L"/* >corpus.txt
 run base "$bin/llm-train" --data corpus.txt --out base.llmt --dim 128 --layers 4 --heads 4 --seq 128 \
     --batch 8 --steps "$base_steps" --lr 2e-3 --eval-every 0 --threads "$threads"
 common="--init base.llmt --examples train.shuf --steps $ft_steps --batch 8 --eval-every 0 --threads $threads"
-echo "fewshot: full fine-tuning" >&2
+say "full fine-tuning"
 run full "$bin/llm-train" $common --out full.llmt --lr 1e-3
-echo "fewshot: LoRA" >&2
+say "LoRA"
 run lora "$bin/llm-train" $common --out lora.llmt --lora 8 --lora-targets all --lr 5e-3
-echo "fewshot: QLoRA (int4 g32 asymmetric, int8)" >&2
+say "QLoRA (int4 g32 asymmetric, int8)"
 # hidden 352 = 11 x 32: groups of 32 columns divide every linear
 "$bin/llm-quant" -m base.llmt -o base-w4.llmt --scheme int4 --group 32 --asym -q
 "$bin/llm-quant" -m base.llmt -o base-w8.llmt --scheme int8 -q
 run qlora4 "$bin/llm-train" $(echo "$common" | sed 's/base.llmt/base-w4.llmt/') --out qlora4.llmt --lora 8 --lora-targets all --lr 5e-3
 run qlora8 "$bin/llm-train" $(echo "$common" | sed 's/base.llmt/base-w8.llmt/') --out qlora8.llmt --lora 8 --lora-targets all --lr 5e-3
-echo "fewshot: prompt tuning" >&2
+say "prompt tuning"
 run prompt "$bin/llm-train" $common --out prompt.llmt --prompt-tune 16
-echo "fewshot: scoring" >&2
+say "scoring"
 acc_zero=$(accuracy -m base.llmt)
 acc_full=$(accuracy -m full.llmt)
 acc_lora=$(accuracy -m base.llmt --adapter lora.llmt)
@@ -92,7 +90,7 @@ acc_w8=$(accuracy -m base-w8.llmt)
 acc_qlora4=$(accuracy -m base-w4.llmt --adapter qlora4.llmt)
 acc_qlora8=$(accuracy -m base-w8.llmt --adapter qlora8.llmt)
 
-echo "fewshot: memory, LoRA against QLoRA on a 7.2M-parameter base" >&2
+say "memory, LoRA against QLoRA on a 7.2M-parameter base"
 "$bin/llm-train" --data corpus.txt --out big.llmt --dim 384 --layers 4 --heads 6 --hidden 1024 --seq 128 \
     --batch 1 --steps 1 --eval-every 0 --threads "$threads" -q
 "$bin/llm-quant" -m big.llmt -o big-w4.llmt --scheme int4 --group 128 -q
@@ -100,7 +98,7 @@ big="--examples train.shuf --steps 20 --batch 8 --eval-every 0 --threads $thread
 run biglora "$bin/llm-train" --init big.llmt $big --out biglora.llmt
 run bigqlora "$bin/llm-train" --init big-w4.llmt $big --out bigqlora.llmt
 
-echo "fewshot: continual pre-training" >&2
+say "continual pre-training"
 for f in /usr/share/doc/*/copyright; do cat "$f"; done 2>/dev/null | head -c 300000 >domain.txt
 run cpt "$bin/llm-train" --init base.llmt --data domain.txt --out cpt.llmt --steps "$ft_steps" --batch 8 \
     --eval-every "$ft_steps" --threads "$threads"
@@ -108,11 +106,10 @@ val_before=$(sed -n 's/.*step 0 val \([0-9.]*\) .*/\1/p' cpt.err)
 val_after=$(sed -n "s/.*step $ft_steps\/$ft_steps train [0-9.]* val \([0-9.]*\) .*/\1/p" cpt.err)
 
 size() { stat -c %s "$1" | awk '{printf "%.1f KiB", $1 / 1024}'; }
-mkdir -p "$top/build/bench"
 {
     echo "Few-shot licence classification: 4 classes, 240 training / 160 test examples, chance 0.25;"
     echo "base dim 128, 4 layers, seq 128, $(trainable base) parameters, $base_steps steps ($(cat base.time) s);"
-    echo "fine-tuning: $ft_steps steps of batch 8, $threads threads, $(nproc) CPUs."
+    echo "fine-tuning: $ft_steps steps of batch 8, $threads threads, $(cpu_count) CPUs."
     echo
     echo "| method | trainable parameters | training time (s) | peak RSS (MiB) | output | test accuracy |"
     echo "|---|---:|---:|---:|---:|---:|"
@@ -136,4 +133,4 @@ mkdir -p "$top/build/bench"
     echo
     echo "Continual pre-training on Debian copyright files ($ft_steps steps, fresh optimizer):"
     echo "validation loss $val_before nats/token before, $val_after after."
-} | tee "$top/build/bench/fewshot.md"
+} | tee "$(table_file fewshot)"

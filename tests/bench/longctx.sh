@@ -38,16 +38,10 @@
 # stderr.  This is a measurement, not a test: only a command that fails makes
 # the script exit non-zero.
 set -eu
+. "$(dirname "$0")/lib.sh"
 
-top=$(cd "${1:-.}" && pwd) || exit 2
-bin="$top/bin"
-threads=${BENCH_THREADS:-$(getconf _NPROCESSORS_ONLN 2>/dev/null || nproc 2>/dev/null || echo 1)}
-steps=${BENCH_LONGCTX_STEPS:-1000}
-case $threads$steps in
-    *[!0-9]*|'') echo "bench: BENCH_THREADS and BENCH_LONGCTX_STEPS must be numbers" >&2; exit 2;;
-esac
-[ "$threads" -ge 1 ] && [ "$steps" -ge 1 ] ||
-    { echo "bench: BENCH_THREADS and BENCH_LONGCTX_STEPS must be >= 1" >&2; exit 2; }
+threads=$(number BENCH_THREADS "$(cpu_count)" 1) || exit
+steps=$(number BENCH_LONGCTX_STEPS 1000 1) || exit
 export OMP_WAIT_POLICY=PASSIVE
 
 seq=128
@@ -57,24 +51,14 @@ lic=/usr/share/common-licenses
 train_files="Apache-2.0 Artistic BSD CC0-1.0 GFDL-1.3 GPL-2 LGPL-2.1 LGPL-3 MPL-2.0"
 held_name=GPL-3
 
-say() { echo "bench: $*" >&2; }
-die() { echo "bench: error: $*" >&2; exit 1; }
-
 t0=$(date +%s)
-for t in llm-train llm-gen; do
-    [ -x "$bin/$t" ] || die "$bin/$t not built (run make)"
-done
+need llm-train llm-gen
 for f in $train_files $held_name; do
     [ -r "$lic/$f" ] || die "$lic/$f not found (Debian: base-files)"
 done
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/llmpipe-longctx.XXXXXX") || exit 1
-trap 'rm -rf "$tmp"' EXIT
-trap 'exit 130' INT TERM
-
-# Private copies of the tools, so a rebuild meanwhile does not change what is
-# measured.
-cp "$bin/llm-train" "$bin/llm-gen" "$tmp/" || die "cannot copy the tools"
+tmpdir
+private_copy llm-train llm-gen
 
 data="$tmp/train.txt"
 held="$tmp/held.txt"
@@ -87,7 +71,7 @@ for c in $ctxs; do
     head -c "$c" "$held" > "$tmp/first$c.txt" || die "cannot cut $held"
 done
 
-load0=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?")
+load0=$(load_average)
 
 # ---- training ----
 model="$tmp/model.llmt"
@@ -147,17 +131,14 @@ yarn2=$("$tmp/llm-gen" -m "$model" --eval "$held" --ctx "$seq" --stride $((seq /
 [ -n "$lin2" ] && [ -n "$yarn2" ] || die "no bpb from llm-gen --rope-factor 2"
 eval_s=$(( $(date +%s) - et0 ))
 total_s=$(( $(date +%s) - t0 ))
-load1=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?")
+load1=$(load_average)
 
 # ---- the report ----
-cpu=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || true)
-ncpu=$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo "?")
-mkdir -p "$top/build/bench"
-md="$top/build/bench/longctx.md"
+md=$(table_file longctx)
 
 awk -v seq="$seq" -v ctxs="$ctxs" -v scalings="$scalings" -v steps="$steps" -v val="$val" \
     -v tb="$train_bytes" -v hb="$held_bytes" -v held="$held_name" -v files="$train_files" \
-    -v threads="$threads" -v ncpu="$ncpu" -v cpu="${cpu:-unknown CPU}" -v train_s="$train_s" \
+    -v threads="$threads" -v ncpu="$(cpu_count)" -v cpu="$(cpu_name)" -v train_s="$train_s" \
     -v eval_s="$eval_s" -v total_s="$total_s" -v load0="$load0" -v load1="$load1" \
     -v lin2="$lin2" -v yarn2="$yarn2" '
 function cell(t, s, c,   d) {

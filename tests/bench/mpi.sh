@@ -19,18 +19,16 @@
 # backward: 4 L x 2(N-1)/N x B T D x 4 bytes, growing with T.
 # The table goes to stdout and TOP/build/bench/mpi.md.
 set -eu
-top=$(cd "${1:-.}" && pwd) || exit 2
+. "$(dirname "$0")/lib.sh"
 bin="$top/bin"
-warm=${BENCH_WARMUP:-2}
-steps=${BENCH_STEPS:-4}
-say() { echo "bench: $*" >&2; }
+warm=$(number BENCH_WARMUP 2) || exit
+steps=$(number BENCH_STEPS 4 1) || exit
 command -v mpirun >/dev/null || { say "no mpirun (Debian: openmpi-bin): skipped"; exit 0; }
-work=$(mktemp -d "${TMPDIR:-/tmp}/bench-mpi.XXXXXX")
-trap 'rm -rf "$work"' EXIT INT TERM
-mkdir -p "$top/build/bench"
-corpus="$work/corpus.txt"
+need llm-train llm-tensor
+tmpdir
+corpus="$tmp/corpus.txt"
 for f in /usr/share/common-licenses/*; do [ -f "$f" ] && cat "$f"; done >"$corpus"
-cd "$work"
+cd "$tmp"
 export OMP_WAIT_POLICY=PASSIVE OMPI_MCA_rmaps_base_oversubscribe=1 OMPI_MCA_btl_base_warn_component_unused=0
 root=""
 [ "$(id -u)" = 0 ] && root=--allow-run-as-root
@@ -74,4 +72,4 @@ params=$("$bin/llm-tensor" ls m.llmt | sed -n 's/.*params=\([0-9]*\).*/\1/p')
             printf "| %d | %.1f MiB | %.1f MiB |\n", T, 2 * (N - 1) / N * 4 * P / 1048576,
                 4 * L * 2 * (N - 1) / N * B * T * D * 4 / 1048576 }'
     done
-} | tee "$top/build/bench/mpi.md"
+} | tee "$(table_file mpi)"

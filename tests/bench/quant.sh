@@ -16,31 +16,27 @@
 #   usage: sh tests/bench/quant.sh [TOP]
 # The table goes to stdout and TOP/build/bench/quant.md.
 set -eu
-top=$(cd "${1:-.}" && pwd) || exit 2
-threads=${BENCH_THREADS:-2}
-runs=${BENCH_RUNS:-2}
-say() { echo "bench: $*" >&2; }
-die() { echo "bench: error: $*" >&2; exit 1; }
-[ -x "$top/bin/llm-quant" ] || die "$top/bin/llm-quant not built (run make)"
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/llmpipe-quant.XXXXXX") || exit 1
-trap 'rm -rf "$tmp"' EXIT
+. "$(dirname "$0")/lib.sh"
+threads=$(number BENCH_THREADS 2 1) || exit
+runs=$(number BENCH_RUNS 2 1) || exit
+steps=$(number BENCH_STEPS 300 1) || exit
+need llm-quant llm-train llm-gen llm-tensor
+tmpdir
 B=$top/bin
-pcflags=$(pkg-config --cflags libzstd openblas) && plibs=$(pkg-config --libs libzstd openblas) || die "pkg-config failed"
-${CC:-cc} -O2 -std=c11 -D_GNU_SOURCE -fopenmp -I"$top/lib" $pcflags -o "$tmp/make_random_model" \
-    "$top/tests/bench/make_random_model.c" "$top/lib/libllm.a" $plibs -fopenmp -lm || die "cannot compile make_random_model.c"
-${CC:-cc} -O2 -std=c11 -D_GNU_SOURCE -fopenmp -I"$top/lib" $pcflags -o "$tmp/bench_gptq" \
-    "$top/tests/bench/bench_gptq.c" "$top/lib/libllm.a" $plibs -fopenmp -lm || die "cannot compile bench_gptq.c"
+helper make_random_model libllm
+helper bench_gptq libllm
 
 toks() { sed -n 's/.*(\([0-9.]*\) tok\/s).*/\1/p' "$1" | tail -n 1; }
 decode() { # decode CKPT: best tok/s
-    best=0
+    all=""
     for _ in $(seq "$runs"); do
         "$B/llm-gen" -m "$1" --ids -p "1 2 3 4 5 6 7 8" -n 128 --temp 0 --threads "$threads" >/dev/null 2>"$tmp/gen.err" ||
             die "llm-gen on $1: $(cat "$tmp/gen.err")"
         t=$(toks "$tmp/gen.err")
-        best=$(printf '%s\n%s\n' "$best" "$t" | sort -g | tail -n 1)
+        [ -n "$t" ] || die "no tok/s in llm-gen's output on $1: $(cat "$tmp/gen.err")"
+        all="$all $t"
     done
-    echo "$best"
+    max $all
 }
 mib() { awk -v b="$(stat -c %s "$1")" 'BEGIN { printf "%.1f", b / 1048576 }'; }
 
@@ -48,7 +44,7 @@ L=/usr/share/common-licenses/GPL-3
 [ -r "$L" ] || die "$L is missing (base-files)"
 say "training a small model"
 "$B/llm-train" --data "$L" --out "$tmp/t.llmt" --dim 128 --hidden 384 --layers 4 --heads 4 --seq 128 --batch 8 \
-    --steps "${BENCH_STEPS:-300}" --eval-every 0 --threads "$threads" -q 2>/dev/null || die "llm-train failed"
+    --steps "$steps" --eval-every 0 --threads "$threads" -q 2>/dev/null || die "llm-train failed"
 head -c 20000 "$L" | "$B/llm-gen" -m "$tmp/t.llmt" --dump-acts -q >"$tmp/t.acts"
 say "110M random checkpoint"
 "$tmp/make_random_model" "$tmp/r.llmt" 768 2048 12 12 32000 1024 >/dev/null || die "make_random_model failed"
@@ -67,8 +63,7 @@ quantize() { # quantize MODEL KIND OUT
               "$B/llm-quant" -m "$1" -o "$3" --scheme w8a8 --cls --calib "$tmp/calib.llmt" -q ;;
     esac
 }
-out=$top/build/bench/quant.md
-mkdir -p "$(dirname "$out")"
+out=$(table_file quant)
 {
     echo "| model | kind | file MiB | ppl (trained) | quantize s | decode tok/s | x float |"
     echo "|---|---|---:|---:|---:|---:|---:|"
@@ -76,9 +71,9 @@ mkdir -p "$(dirname "$out")"
         base=
         for k in $kinds; do
             say "$m $k"
-            s0=$(date +%s.%N)
+            s0=$(now)
             quantize "$tmp/$m.llmt" "$k" "$tmp/$m.$k.llmt" || die "llm-quant $k failed"
-            secs=$(awk -v a="$s0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+            secs=$(elapsed "$s0" "$(now)" 1)
             ppl=-
             [ $m = t ] && ppl=$(head -c 40000 "$L" | "$B/llm-gen" -m "$tmp/$m.$k.llmt" --eval - -q | sed 's/ppl=\([0-9.]*\).*/\1/')
             tps=$(decode "$tmp/$m.$k.llmt")

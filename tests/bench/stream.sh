@@ -23,27 +23,13 @@
 # stderr.  A missed goal is reported, not failed (this is not a test); a
 # command that fails makes the script exit non-zero.
 set -eu
+. "$(dirname "$0")/lib.sh"
 
-top=$(cd "${1:-.}" && pwd) || exit 2
-PATH="$top/bin:$PATH"
-export PATH
-mb=${BENCH_MB:-1024}
-reps=${BENCH_REPS:-3}
-level=${BENCH_LEVEL:-1}
-case $mb$reps$level in *[!0-9]*|'') echo "bench: BENCH_MB, BENCH_REPS and BENCH_LEVEL must be numbers" >&2; exit 2;; esac
-[ "$mb" -ge 1 ] && [ "$reps" -ge 1 ] || { echo "bench: BENCH_MB and BENCH_REPS must be >= 1" >&2; exit 2; }
-
-say() { echo "bench: $*" >&2; }
-die() { echo "bench: error: $*" >&2; exit 1; }
-
-for t in llm-tensor zstd zstdcat; do
-    command -v "$t" >/dev/null 2>&1 || die "$t not found (llm-tensor: run make; zstd: make deps)"
-done
-[ -x "$top/bin/llm-tensor" ] || die "$top/bin/llm-tensor not built (run make)"
-
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/llmpipe-bench.XXXXXX") || exit 1
-trap 'rm -rf "$tmp"' EXIT
-trap 'exit 130' INT TERM
+mb=$(number BENCH_MB 1024 1) || exit
+reps=$(number BENCH_REPS 3 1) || exit
+level=$(number BENCH_LEVEL 1) || exit
+on_path llm-tensor zstd zstdcat
+tmpdir
 
 # Room for one data set, its three compressed copies and a margin: 4x the size.
 # Too little: halve the size until it fits, and say so in the table.
@@ -62,13 +48,8 @@ n=$((mb * 1024 * 1024 / 4))
 payload=$((n * 4))
 
 say "compiling gen_floats"
-${CC:-cc} -O2 -o "$tmp/gen_floats" "$top/tests/bench/gen_floats.c" -lm || die "cannot compile gen_floats.c"
+helper gen_floats
 
-now() { date +%s.%N; }
-# Seconds between two `now` values.
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.6f", b - a }'; }
-# Best (smallest) of a list of seconds.
-best() { printf '%s\n' "$@" | sort -g | head -n 1; }
 mbps() { awk -v b="$1" -v s="$2" 'BEGIN { printf "%.0f", (s > 0 ? b / s / 1e6 : 0) }'; }
 div() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
 fsize() { wc -c < "$1" | tr -d ' '; }
@@ -145,7 +126,7 @@ for set in normal bf16; do
     done
     for v in $variants; do
         variant "$v"
-        eval "tp=\$(best \$tp_$v) tw=\$(best \$tw_$v) tr=\$(best \$tr_$v)"
+        eval "tp=\$(min \$tp_$v) tw=\$(min \$tw_$v) tr=\$(min \$tr_$v)"
         csize=$(fsize "$out")
         say "$set / $label: $(mbps "$payload" "$tp") MB/s, ratio $(div "$payload" "$csize")"
         rows="$rows$set|$label|$tp|$csize|$tw|$tr
@@ -156,14 +137,11 @@ for set in normal bf16; do
 done
 
 # ---- the report ----
-cpu=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || true)
-ncpu=$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo "?")
 zver=$(zstd --version 2>/dev/null | sed -n 's/.*\(v[0-9][0-9.]*\).*/\1/p')
-mkdir -p "$top/build/bench"
-md="$top/build/bench/stream.md"
+md=$(table_file stream)
 
 printf '%s' "$rows" | awk -F'|' -v payload="$payload" -v mb="$mb" -v reps="$reps" -v level="$level" \
-    -v cpu="${cpu:-unknown CPU}" -v ncpu="$ncpu" -v zver="${zver:-?}" -v note="$note" '
+    -v cpu="$(cpu_name)" -v ncpu="$(cpu_count)" -v zver="${zver:-?}" -v note="$note" '
 {
     d[NR] = $1; v[NR] = $2; tw[NR] = $5; tr[NR] = $6
     speed[$1, $2] = payload / $3 / 1e6

@@ -38,51 +38,26 @@
 # stderr.  A missed goal is reported, not failed (this is not a test); a
 # command that fails makes the script exit non-zero.
 set -eu
+. "$(dirname "$0")/lib.sh"
 
-top=$(cd "${1:-.}" && pwd) || exit 2
-bin="$top/bin"
 py=${PYTHON:-/usr/bin/python3}
-threads=${BENCH_THREADS:-$(getconf _NPROCESSORS_ONLN 2>/dev/null || nproc 2>/dev/null || echo 1)}
-runs=${BENCH_RUNS:-2}
-warm=${BENCH_WARMUP:-3}
-steps_tiny=${BENCH_STEPS:-10}
-steps_small=${BENCH_STEPS_SMALL:-8}
+threads=$(number BENCH_THREADS "$(cpu_count)" 1) || exit
+runs=$(number BENCH_RUNS 2 1) || exit
+warm=$(number BENCH_WARMUP 3) || exit
+steps_tiny=$(number BENCH_STEPS 10 1) || exit
+steps_small=$(number BENCH_STEPS_SMALL 8 1) || exit
+attn_limit=$(number BENCH_ATTN_LIMIT 120) || exit
 attn_t=${BENCH_ATTN_T:-1024 4096 16384}
-attn_limit=${BENCH_ATTN_LIMIT:-120}
 batch=8 seq=256   # the issue's configs
-case $threads$runs$warm$steps_tiny$steps_small$attn_limit in
-    *[!0-9]*|'') echo "bench: BENCH_THREADS, _RUNS, _WARMUP, _STEPS, _STEPS_SMALL and _ATTN_LIMIT must be numbers" >&2; exit 2;;
-esac
-[ "$threads" -ge 1 ] && [ "$runs" -ge 1 ] && [ "$steps_tiny" -ge 1 ] && [ "$steps_small" -ge 1 ] ||
-    { echo "bench: BENCH_THREADS, _RUNS and _STEPS must be >= 1" >&2; exit 2; }
 export OMP_WAIT_POLICY=PASSIVE
 
-say() { echo "bench: $*" >&2; }
-die() { echo "bench: error: $*" >&2; exit 1; }
-
-[ -x "$bin/llm-train" ] || die "$bin/llm-train not built (run make)"
-[ -f "$top/lib/libllm.a" ] || die "$top/lib/libllm.a not built (run make)"
-
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/llmpipe-bench.XXXXXX") || exit 1
-trap 'rm -rf "$tmp"' EXIT
-trap 'exit 130' INT TERM
-
-# A private copy of the tool and the library, so a rebuild meanwhile does not
-# change what is measured.
-cp "$bin/llm-train" "$tmp/llm-train" || die "cannot copy llm-train"
-cp "$top/lib/libllm.a" "$tmp/libllm.a" || die "cannot copy libllm.a"
-cc=${CC:-cc}
-pkgs="libzstd openblas"
-pcflags=$(pkg-config --cflags $pkgs) || die "pkg-config $pkgs failed (make deps)"
-plibs=$(pkg-config --libs $pkgs) || die "pkg-config $pkgs failed (make deps)"
+need llm-train
+tmpdir
+private_copy llm-train
 say "compiling the helpers"
-$cc -O2 -std=c11 -D_GNU_SOURCE -o "$tmp/maxrss" "$top/tests/bench/maxrss.c" ||
-    die "cannot compile maxrss.c"
-$cc -O2 -std=c11 -D_GNU_SOURCE $pcflags -o "$tmp/bench_sgemm" "$top/tests/bench/bench_sgemm.c" $plibs ||
-    die "cannot compile bench_sgemm.c"
-$cc -O2 -std=c11 -D_GNU_SOURCE -fopenmp -I"$top/lib" $pcflags -o "$tmp/bench_attn_mem" \
-    "$top/tests/bench/bench_attn_mem.c" "$tmp/libllm.a" $plibs -fopenmp -lm ||
-    die "cannot compile bench_attn_mem.c"
+helper maxrss
+helper bench_sgemm blas
+helper bench_attn_mem libllm
 
 have_torch=0
 torch_note=""
@@ -110,13 +85,10 @@ sgemm_peak() {
     "$tmp/bench_sgemm" "$threads" 1024 2048 > "$tmp/sgemm.out" || die "bench_sgemm failed"
     sed -n 's/^peak_gflops=\([0-9.]*\).*/\1/p' "$tmp/sgemm.out"
 }
-load0=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?")
+load0=$(load_average)
 say "cblas_sgemm peak with $threads threads"
 peaks=$(sgemm_peak) || exit 1
 say "cblas_sgemm: $peaks GFLOP/s"
-
-kv() { sed -n "s/.*\\b$1=\\([^ ]*\\).*/\\1/p" "$2" | head -n 1; }
-max() { printf '%s\n' "$@" | sort -g | tail -n 1; }
 
 # run_ours NAME DIM LAYERS HEADS HIDDEN STEPS: prints "tokens/s rss_kib".
 run_ours() {
@@ -191,20 +163,17 @@ p=$(sgemm_peak) || exit 1
 say "cblas_sgemm: $p GFLOP/s"
 peaks="$peaks $p"
 peak=$(max $peaks)
-load1=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?")
+load1=$(load_average)
 
 say "attention memory: T = $attn_t (time limit $attn_limit s per case)"
 "$tmp/bench_attn_mem" -l "$attn_limit" $attn_t > "$tmp/attn.out" || die "bench_attn_mem failed"
 
 # ---- the report ----
-cpu=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || true)
-ncpu=$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo "?")
-mkdir -p "$top/build/bench"
-md="$top/build/bench/train.md"
+md=$(table_file train)
 
 {
 printf '%s' "$rows" | awk -F'|' -v peak="$peak" -v peaks="$peaks" -v load0="$load0" -v load1="$load1" -v threads="$threads" \
-    -v ncpu="$ncpu" -v cpu="${cpu:-unknown CPU}" -v runs="$runs" -v warm="$warm" \
+    -v ncpu="$(cpu_count)" -v cpu="$(cpu_name)" -v runs="$runs" -v warm="$warm" \
     -v kt="$steps_tiny" -v ks="$steps_small" -v corpus="$corpus" -v attn="$attention" \
     -v tver="${tver:-}" -v irss="$import_rss" -v tnote="$torch_note" '
 {

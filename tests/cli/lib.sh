@@ -30,6 +30,22 @@ expect() {
     fi
 }
 
+# full NAME OUTPUT -- COMMAND...: COMMAND with its standard output on
+# /dev/full must exit 1 with one line on stderr that names OUTPUT and says
+# why: "tool: [...: ]OUTPUT: write: No space left on device".
+full() {
+    name=$1 what=$2; shift 3
+    if [ ! -c /dev/full ]; then skip "$name" "no /dev/full"; return; fi
+    expect "$name" 1 "^[a-z-]+: (.*: )?$what: (write|close): No space left on device\$" -- sh -c '"$@" >/dev/full' sh "$@"
+}
+
+# chardev NAME MAJOR MINOR: prints the path of a character device for -o to
+# write to: one made here when mknod is allowed, so that no system file is at
+# stake should a tool replace its output (as root it could), else /dev/NAME.
+chardev() {
+    if mknod "$T/$1" c "$2" "$3" 2>/dev/null; then echo "$T/$1"; else echo "/dev/$1"; fi
+}
+
 # same NAME FILE1 FILE2: byte-identical files.
 same() {
     if cmp -s "$2" "$3"; then pass "$1"; else fail "$1" "$2 and $3 differ"; fi
@@ -55,23 +71,58 @@ numpy_python() {
 
 # rawstream OUT SPEC...: writes an uncompressed stream byte by byte with perl,
 # for inputs the tools would never write.  Each SPEC is "kind:dtype:name:dims:
-# payload-bytes[:attr-count]" (dims comma-separated, payload as \xNN-free hex).
-# Pieces may be overridden: MAGIC, VERSION, END_COUNT (environment).
+# payload-bytes[:name-length[:attributes[:payload-length]]]" (dims comma-separated,
+# payload as \xNN-free hex or zN for N zero bytes, attributes as key=value,key=value;
+# an empty or missing length field means the true one: a larger payload length
+# with fewer payload bytes is a record whose data never arrives).
+# Pieces may be overridden: MAGIC, VERSION, END_COUNT, NO_END (environment).
 rawstream() {
     perl -e '
         my $out = shift @ARGV;
         my $s = ($ENV{MAGIC} // "LLMT") . pack("v v", $ENV{VERSION} // 1, 0);
         my $n = 0;
         for my $spec (@ARGV) {
-            my ($kind, $dtype, $name, $dims, $hex, $len) = split /:/, $spec;
+            my ($kind, $dtype, $name, $dims, $hex, $len, $attrs, $plen) = split /:/, $spec;
             my @d = length($dims) ? split(/,/, $dims) : ();
-            my $payload = pack("H*", $hex);
-            $s .= $kind . pack("C C C v", $dtype, scalar(@d), 0, $len // length($name)) . $name;
-            $s .= pack("v", 0) . join("", map { pack("Q<", $_) } @d);
-            $s .= pack("Q<", length($payload)) . $payload;
+            my @a = length($attrs // "") ? split(/,/, $attrs) : ();
+            my $payload = $hex =~ /^z(\d+)$/ ? "\0" x $1 : pack("H*", $hex);
+            $len = length($name) unless length($len // "");
+            $plen = length($payload) unless length($plen // "");
+            $s .= $kind . pack("C C C v", $dtype, scalar(@d), 0, $len) . $name . pack("v", scalar(@a));
+            for my $kv (@a) {
+                my ($k, $v) = split /=/, $kv, 2;
+                $s .= pack("v", length($k)) . $k . pack("V", length($v)) . $v;
+            }
+            $s .= join("", map { pack("Q<", $_) } @d);
+            $s .= pack("Q<", $plen) . $payload;
             $n++;
         }
         $s .= "E" . pack("Q<", $ENV{END_COUNT} // $n) unless $ENV{NO_END};
         open(my $o, ">:raw", $out) or die; print $o $s;
     ' "$@"
+}
+
+# bounded NAME STATUS STDERR_REGEX MIB -- COMMAND...: expect, and the command's
+# peak resident set (wait4's ru_maxrss, through tests/bench/maxrss.c) stays
+# under MIB MiB.  Under ASan, whose shadow memory and quarantine are not the
+# program's, only the status and stderr are checked.
+bounded() {
+    b_name=$1 b_want=$2 b_pattern=$3 b_mib=$4; shift 5
+    if [ ! -x "$T/maxrss" ] && ! ${CC:-cc} -O2 -o "$T/maxrss" "$LLM_TOP/tests/bench/maxrss.c" 2>/dev/null; then
+        expect "$b_name" "$b_want" "$b_pattern" -- "$@"
+        skip "$b_name: peak RSS under $b_mib MiB" "cannot build tests/bench/maxrss.c"
+        return
+    fi
+    rm -f "$T/rss"
+    expect "$b_name" "$b_want" "$b_pattern" -- "$T/maxrss" "$T/rss" "$@"
+    if nm "$LLM_BIN/llm-tensor" 2>/dev/null | grep -q __asan; then
+        skip "$b_name: peak RSS under $b_mib MiB" "peak RSS is not the program's under ASan"
+        return
+    fi
+    b_kib=$(sed -n 's/^maxrss_kib=//p' "$T/rss" 2>/dev/null)
+    if [ -n "$b_kib" ] && [ "$b_kib" -lt $((b_mib * 1024)) ]; then
+        pass "$b_name: peak RSS under $b_mib MiB"
+    else
+        fail "$b_name: peak RSS under $b_mib MiB" "peak RSS ${b_kib:-unknown} KiB"
+    fi
 }

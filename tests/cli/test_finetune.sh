@@ -49,7 +49,7 @@ same "base untouched by prompt tuning" base.llmt base.orig
 expect "lora" 0 "LoRA rank 2 alpha 4 on wq,wk,wv,wo,w1,w2,w3" -- \
     llm-train --init base.llmt --data b.txt --out lora.llmt --lora 2 --lora-targets all --lr 0.01 $tiny --steps 8 --eval-every 0
 same "base untouched by LoRA" base.llmt base.orig
-n=$(llm-tensor ls lora.llmt | grep -c "lora_[ab] ")
+n=$(llm-tensor ls lora.llmt | grep -c "^layers\..*lora_[ab] ")
 [ "$n" -eq 28 ] && pass "28 LoRA factors (2 layers x 7 linears x A, B)" || fail "28 LoRA factors" "$n"
 bs=$(stat -c %s base.llmt) ls=$(stat -c %s lora.llmt) ps=$(stat -c %s pt.llmt)
 [ $((ls * 5)) -lt "$bs" ] && [ $((ps * 50)) -lt "$bs" ] && pass "adapters much smaller than the base" ||

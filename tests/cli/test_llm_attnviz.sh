@@ -155,6 +155,30 @@ cat attn.llmt attn.llmt >twice.llmt
 expect "a layer twice" 1 "layer 0 appears twice" -- llm-attnviz --grid -o 't%d.pgm' twice.llmt
 expect "not a stream" 1 "probs.bin: .*not a tensor stream" -- llm-attnviz --grid probs.bin
 
+# more temporary files in one run than any fixed table holds: -o writes a
+# file per layer; killed inside the 11th record (its temporary file open, the
+# ten before renamed into place), it leaves none behind
+args=
+for l in $(seq 0 9); do args="$args layers.$l.attn.probs=l0.npy"; done
+llm-tensor from-npy --raw -o ten.llmt $args && llm-tensor from-npy --raw -o more.llmt layers.10.attn.probs=l0.npy
+{ cat ten.llmt; head -c 150 more.llmt; sleep 5; } | llm-attnviz --grid -o 'many%d.pgm' - &
+victim=$!
+for i in $(seq 100); do ls | grep -q 'many10.pgm.tmp' && break; sleep 0.05; done
+kill -TERM "$victim"
+wait "$victim"
+status=$?
+[ "$status" -eq 143 ] && [ "$(ls many*.pgm | wc -l)" -eq 10 ] && [ -z "$(ls | grep '\.tmp\.')" ] &&
+    pass "killed after 10 files: no temporary file left" ||
+    fail "killed after 10 files: no temporary file left" "status $status; $(ls | grep many)"
+
+# every output checked: a full disk is an error that names the output
+full "image to a full disk" stdout -- llm-attnviz --layer 1 --head 2 attn.llmt
+full "grid to a full disk" stdout -- llm-attnviz --grid attn.llmt
+full "stats to a full disk" stdout -- llm-attnviz --stats attn.llmt
+full "head-sim to a full disk" stdout -- llm-attnviz --head-sim attn.llmt
+full "check-causal to a full disk" stdout -- llm-attnviz --check-causal attn.llmt
+full "help to a full disk" stdout -- llm-attnviz --help
+
 # usage
 expect "several heads in one image" 2 "add --grid" -- llm-attnviz --layer 0 attn.llmt
 expect "--head with --grid" 2 "exclude each other" -- llm-attnviz --head 0 --grid attn.llmt

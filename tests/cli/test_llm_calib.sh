@@ -1,7 +1,9 @@
 #!/bin/bash
 # CLI tests for llm-calib: a real llm-gen --dump-acts pipe into the table,
-# its records and attributes, numpy recomputations of max, percentile,
-# per-channel maxima and the whole KL curve, and every kind of bad input.
+# its records and attributes, numpy references for max, percentile,
+# per-channel maxima, the MSE curve and the MSE and entropy thresholds (on
+# those activations and on a stream with outliers), and every kind of bad
+# input.
 . "$(dirname "$0")/lib.sh"
 
 for i in $(seq 300); do echo "line $i: the quick brown fox jumps over the lazy dog"; done >text.txt
@@ -44,60 +46,127 @@ expect "report" 0 "report: layers.0.attn.wq.in" -- llm-calib --method max,mse --
 grep -Eq '^ +64 +[0-9.e+-]+ +\([+-][0-9.]+%\)' err && grep -Eq '^ +88 ' err &&
     pass "report rows at 32, 64 and the end" || fail "report rows at 32, 64 and the end" "$(head -6 err)"
 
-# numpy: max, percentile, per-channel max and the KL curve recomputed from the raw activations
+# numpy references, written from llm-calib(1) and the algorithms they name:
+# max and per-channel max exact; the percentile within max/(16*2048) of the
+# order statistic; the MSE amax against the raw values' int8 error at every
+# candidate j*max/2048 (and the --curve mse column against it); the entropy
+# amax against TensorRT Model Optimizer's search over 2048 bins of [0, max|x|]
+# counted from the raw values.  Tolerances as in tests/unit/test_calib.c:
+# within 2%, or on a flat optimum within 0.2% of the raw best error (MSE) or
+# 5% of the reference's least KL (entropy).
 llm-calib --method all --per-channel acts.llmt >pc.llmt
 llm-calib --curve layers.0.mlp.w2.in acts.llmt >curve.tsv
 head -1 curve.tsv | grep -q "^bin	threshold	mse	kl$" && pass "curve header" || fail "curve header" "$(head -1 curve.tsv)"
+[ "$(wc -l <curve.tsv)" -eq 2049 ] && pass "curve: one row per candidate, 2048" || fail "curve: one row per candidate, 2048" "$(wc -l <curve.tsv) lines"
 expect "curve of a missing tensor" 1 "no tensor named 'nope'" -- llm-calib --curve nope acts.llmt
+cat >ref.py <<'EOF'
+import numpy as np
+
+BINS = 2048
+
+def load(path):
+    f, parts = open(path, 'rb'), []
+    while True:
+        try: parts.append(np.load(f))
+        except Exception: return parts
+
+def entropy_reference(a):
+    """TensorRT Model Optimizer's entropy method: 2048 bins over [0, max],
+    candidates i = 128..2048, P the first i bins with the mass beyond added
+    to bin i-1, Q the first i bins without it merged into 128 levels and
+    spread over the non-empty bins, KL infinite where P > 0 and Q = 0, ties
+    to the largest i.  Returns (amax, kl[i])."""
+    mx = a.max()
+    h = np.bincount(np.minimum((a * BINS / mx).astype(np.int64), BINS - 1), minlength=BINS).astype(np.float64)
+    kl = np.full(BINS + 1, np.inf)
+    for i in range(128, BINS + 1):
+        p = h[:i].copy(); p[-1] += h[i:].sum()
+        g = np.arange(i) * 128 // i
+        nz = h[:i] > 0
+        mass = np.bincount(g, weights=h[:i], minlength=128)
+        count = np.bincount(g, weights=nz.astype(np.float64), minlength=128)
+        q = np.where(nz, mass[g] / np.maximum(count[g], 1), 0.0)
+        m = p > 0
+        if np.any(q[m] == 0): continue
+        p, q = p / p.sum(), q / q.sum()
+        kl[i] = np.sum(p[m] * np.log(p[m] / q[m]))
+    best = BINS - int(np.argmin(kl[::-1]))
+    return best * mx / BINS, kl
+
+def mse_curve(a):
+    """The raw values' mean (v - q(v))^2, q(v) = s min(round(v/s), 127),
+    s = t/127, at t = j max / 2048, level by level from prefix sums."""
+    v = np.sort(a); n = v.size
+    s1, s2 = np.concatenate([[0], np.cumsum(v)]), np.concatenate([[0], np.cumsum(v * v)])
+    k = np.arange(128)
+    out = np.empty(BINS)
+    for j in range(1, BINS + 1):
+        step = j * v[-1] / BINS / 127
+        edge = np.searchsorted(v, (k[1:] - 0.5) * step, 'left')
+        lo, hi = np.concatenate([[0], edge]), np.concatenate([edge, [n]])
+        L = k * step
+        out[j - 1] = np.sum((s2[hi] - s2[lo]) - 2 * L * (s1[hi] - s1[lo]) + L * L * (hi - lo)) / n
+    return out
+
+def check_methods(a, amax, what):
+    mx = a.max()
+    assert amax[0] == np.float32(mx), (what, amax[0], mx)
+    kth = np.sort(a)[int(np.ceil(0.9999 * a.size)) - 1]
+    assert abs(amax[1] - kth) <= mx / (16 * BINS) * 1.0001 + 1e-6 * kth, (what, 'percentile', amax[1], kth)
+    mse = mse_curve(a)
+    best = (np.argmin(mse) + 1) * mx / BINS
+    j = int(round(amax[2] * BINS / mx))
+    assert abs(amax[2] - best) <= 0.02 * best or mse[j - 1] <= 1.002 * mse.min(), (what, 'mse', amax[2], best)
+    want, kl = entropy_reference(a)
+    j = int(round(amax[3] * BINS / mx))
+    assert abs(amax[3] - want) <= 0.02 * want or kl[j] <= 1.05 * kl.min(), (what, 'entropy', amax[3], want, kl[j], kl.min())
+    return mse
+EOF
 py=$(numpy_python)
 if [ -n "$py" ]; then
     llm-tensor to-npy 'layers.0.mlp.w2.in' acts.llmt >acts.npy
     llm-tensor to-npy 'layers.0.mlp.w2.in.*' pc.llmt >table.npy
     if "$py" - >py.out 2>&1 <<'EOF'
 import numpy as np
-f = open('acts.npy', 'rb')
-parts = []
-while True:
-    try: parts.append(np.load(f))
-    except Exception: break
+exec(open('ref.py').read())
+parts = load('acts.npy')
 x = np.concatenate([p.reshape(-1, p.shape[-1]) for p in parts]).astype(np.float64)
-t = open('table.npy', 'rb')
-amax, scale, absmax = np.load(t), np.load(t), np.load(t)
+amax, scale, absmax = load('table.npy')
 a = np.abs(x).ravel()
-assert amax[0] == np.float32(a.max()), (amax, a.max())
 assert np.allclose(scale, amax / np.float32(127), rtol=1e-6)
 assert np.array_equal(absmax, np.abs(x).max(axis=0).astype(np.float32))
-rng = 2.0 ** np.floor(np.log2(a.max()) + 1)
-bins = 2048
-w = rng / bins
-kth = np.sort(a)[int(np.ceil(0.9999 * a.size)) - 1]
-assert abs(amax[1] - kth) <= w * 1.0001, (amax[1], kth, w)
-h = np.bincount(np.floor(a * bins / rng).astype(np.int64), minlength=bins).astype(np.float64)
-top = min(int(np.floor(a.max() * bins / rng)) + 1, bins)
+mse = check_methods(a, amax, 'acts')
 curve = np.loadtxt('curve.tsv', skiprows=1)
-assert curve.shape[0] == top
-kl = np.full(top, np.nan)
-for i in range(128, top + 1):
-    p = h[:i].copy(); p[-1] += h[i:].sum()
-    g = np.arange(i) * 128 // i
-    mass = np.bincount(g, weights=h[:i], minlength=128)
-    nz = np.bincount(g, weights=(p > 0).astype(float), minlength=128)
-    q = np.where(p > 0, mass[g] / np.maximum(nz[g], 1), 0.0)
-    q[(p > 0) & (q == 0)] = 1e-4
-    p, q = p / p.sum(), q / q.sum()
-    m = p > 0
-    kl[i - 1] = np.sum(p[m] * np.log(p[m] / q[m]))
-ok = ~np.isnan(kl)
-assert np.array_equal(ok, ~np.isnan(curve[:, 3]))
-assert np.allclose(curve[ok, 3], kl[ok], rtol=1e-6, atol=1e-9), np.max(np.abs(curve[ok, 3] - kl[ok]))
-best = np.nanargmin(kl) + 1
-assert abs(amax[3] - min(best * w, a.max())) <= 1e-6 * amax[3] or kl[int(round(amax[3] / w)) - 1] <= kl[best - 1] * (1 + 1e-9), (amax[3], best * w)
+assert curve.shape == (BINS, 4)
+assert np.allclose(curve[:, 1], np.arange(1, BINS + 1) * a.max() / BINS, rtol=1e-8)
+assert np.allclose(curve[:, 2], mse, rtol=1e-3), np.max(np.abs(curve[:, 2] / mse - 1))
+assert np.all(np.isnan(curve[:127, 3])) and not np.any(np.isnan(curve[127:, 3]))
 print("ok")
 EOF
-    then pass "numpy: max, percentile, per-channel, KL curve and entropy amax"
-    else fail "numpy: max, percentile, per-channel, KL curve and entropy amax" "$(tail -3 py.out)"; fi
+    then pass "numpy: max, percentile, per-channel, MSE curve, MSE and entropy amax"
+    else fail "numpy: max, percentile, per-channel, MSE curve, MSE and entropy amax" "$(tail -3 py.out)"; fi
+    # issue 13: activations with rare outliers 40 times the rest: a max of
+    # 69.3, the entropy amax near 4.4 (a search over [0, 128) stopped at 8)
+    "$py" -c '
+import numpy as np
+r = np.random.default_rng(1)
+x = r.standard_normal((1000, 1000)).astype(np.float32)
+x.reshape(-1)[r.choice(x.size, 5, replace=False)] *= 40
+np.save("outl.npy", x)' && llm-tensor from-npy -o outl.llmt acts=outl.npy &&
+        llm-calib --method all outl.llmt | llm-tensor to-npy 'acts.amax' >outl-table.npy
+    if "$py" - >py.out 2>&1 <<'EOF'
+import numpy as np
+exec(open('ref.py').read())
+a = np.abs(np.load('outl.npy').astype(np.float64)).ravel()
+amax = np.load('outl-table.npy')
+check_methods(a, amax, 'outliers')
+print("ok")
+EOF
+    then pass "numpy: outliers x40: percentile, MSE and entropy amax over [0, max]"
+    else fail "numpy: outliers x40: percentile, MSE and entropy amax over [0, max]" "$(tail -3 py.out)"; fi
 else
-    skip "numpy: max, percentile, per-channel, KL curve and entropy amax" "no numpy in /usr/bin/python3"
+    skip "numpy: max, percentile, per-channel, MSE curve, MSE and entropy amax" "no numpy in /usr/bin/python3"
+    skip "numpy: outliers x40: percentile, MSE and entropy amax over [0, max]" "no numpy in /usr/bin/python3"
 fi
 
 # bad input: one clear line, exit 1, no output file
@@ -125,3 +194,23 @@ rawstream w1.llmt 'T:0:y:1,2:0000803f00000040' 'T:0:y:1,3:0000803f00000040000000
 expect "per-channel width change" 1 "y: record 1 has 3 channels, earlier ones 2" -- llm-calib --per-channel w1.llmt
 expect "binary to a terminal refused unless -o" 0 "" -- llm-calib -o t.llmt acts.llmt
 [ -s t.llmt ] && pass "-o writes the file" || fail "-o writes the file" "empty"
+
+# every output checked: a full disk is an error that names the output (and
+# the table's text files are not touched after the failed write: ASan)
+full "table to a full disk" stdout -- llm-calib --method max acts.llmt
+full "--text to a full disk" stdout -- llm-calib --method max --text acts.llmt
+full "--curve to a full disk" stdout -- llm-calib --curve layers.0.mlp.w2.in acts.llmt
+full "help to a full disk" stdout -- llm-calib --help
+if [ -c /dev/full ]; then # --report speaks on stderr: the error is its last line
+    llm-calib --method max --report acts.llmt >/dev/full 2>report.err
+    status=$?
+    [ "$status" -eq 1 ] && [ "$(tail -n 1 report.err)" = "llm-calib: stdout: write: No space left on device" ] &&
+        pass "--report with the table to a full disk" ||
+        fail "--report with the table to a full disk" "status $status: $(tail -n 2 report.err)"
+fi
+dev_full=$(chardev full 1 7)
+for mode in "" --text "--curve layers.0.mlp.w2.in"; do
+    expect "-o a full device ${mode:-(table)}" 1 "^llm-calib: $dev_full: write: No space left on device$" -- \
+        llm-calib --method max $mode -o "$dev_full" acts.llmt
+done
+[ -c "$dev_full" ] && pass "$dev_full stays a character device" || fail "$dev_full stays a character device" "$(ls -l "$dev_full")"

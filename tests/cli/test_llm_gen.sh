@@ -47,7 +47,7 @@ llm-tensor from-npy -o notmodel.llmt x=/dev/null 2>/dev/null || { printf 'LLMT\0
 expect "a stream that is not a model" 1 "not a model checkpoint" -- llm-gen -m notmodel.llmt -p hi
 head -c 100 text.txt >long.txt
 expect "prompt longer than the context" 1 "the prompt is 101 tokens; the context holds 48" -- llm-gen -m m.llmt -p "$(cat long.txt)"
-expect "token outside the vocabulary" 1 "token 999 outside the vocabulary" -- llm-gen -m m.llmt --ids -p "1 999"
+expect "token outside the vocabulary" 1 "^llm-gen: -p: token 2 of 2: id 999 outside the vocabulary \(0..257\)$" -- llm-gen -m m.llmt --ids -p "1 999"
 llm-train --data text.txt --out wide.llmt --dim 256 --layers 8 --heads 4 --seq 16 --batch 1 --steps 1 \
     --eval-every 0 -q 2>/dev/null
 expect "context beyond memory" 1 "context 4000000 needs 61.0 GiB for the KV cache" -- \
@@ -120,3 +120,13 @@ head -c 47 text.txt >p47.txt
 expect "a prompt filling the context" 0 "context \(48 tokens\) is full" -- llm-gen -m m.llmt -p "$(cat p47.txt)" -n 5
 printf 'a\n\nb\n' | llm-gen -m m.llmt --batch -n 30 --temp 0 -q >nl.txt
 [ "$(wc -l <nl.txt)" -eq 3 ] && pass "batch: one line per prompt" || fail "batch: one line per prompt" "$(cat -A nl.txt | head -5)"
+
+# every output checked: a full disk is an error that names the output
+printf 'the cat\tyes\nthe dog\tno\n' >cls.tsv
+full "generation to a full disk" stdout -- llm-gen -m m.llmt -p "The" -n 5 --temp 0 -q
+full "generation of ids to a full disk" stdout -- llm-gen -m m.llmt --ids -p "256 84" -n 5 --temp 0 -q
+full "eval to a full disk" stdout -- llm-gen -m m.llmt --eval p47.txt -q
+full "classify to a full disk" stdout -- llm-gen -m m.llmt --classify cls.tsv -q
+full "batch to a full disk" stdout -- sh -c 'llm-gen -m m.llmt --batch -n 5 --temp 0 -q <prompts.txt'
+full "dump-acts to a full disk" stdout -- sh -c 'llm-gen -m m.llmt --dump-acts -q <p47.txt'
+full "help to a full disk" stdout -- llm-gen --help

@@ -94,3 +94,14 @@ expect "w8a8 table missing a layer" 1 "part.llmt: no layers.1.attn.wq.in.scale" 
     llm-quant -m m.llmt -o x.llmt --scheme w8a8 --calib part.llmt
 [ -e x.llmt ] && fail "no output after bad input" "x.llmt exists" || pass "no output after bad input"
 ls .x.llmt* >/dev/null 2>&1 && fail "no temporary left" "$(ls -a)" || pass "no temporary left"
+
+# every output checked: a full disk is an error that names the output
+full "model to a full disk" stdout -- llm-quant -m m.llmt -o - --scheme int8 -q
+full "report to a full disk" stdout -- llm-quant -m m.llmt -o x.llmt --scheme int8 --report - -q
+dev_full=$(chardev full 1 7)
+expect "-o a full device" 1 "^llm-quant: $dev_full: write: No space left on device$" -- \
+    llm-quant -m m.llmt -o "$dev_full" --scheme int8 -q
+expect "--report to a full device" 1 "^llm-quant: $dev_full: write: No space left on device$" -- \
+    llm-quant -m m.llmt -o x.llmt --scheme int8 --report "$dev_full" -q
+[ -c "$dev_full" ] && pass "$dev_full stays a character device" || fail "$dev_full stays a character device" "$(ls -l "$dev_full")"
+full "help to a full disk" stdout -- llm-quant --help

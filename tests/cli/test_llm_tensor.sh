@@ -171,15 +171,65 @@ expect "failed cat" 1 "trunc.llmt" -- llm-tensor cat -o keep.llmt all.llmt trunc
 same "failed cat keeps the old output" one.llmt keep.llmt
 [ -z "$(ls | grep '\.tmp\.')" ] && pass "no temporary files left" || fail "no temporary files left" "$(ls)"
 
-# killed mid-write: no partial output under the real name, no temporary file
-{ head -c 100 f4.npy; sleep 5; } | llm-tensor from-npy -o killed.llmt x=- &
-sleep 0.5
-victim=$! # the last command of the background pipeline: llm-tensor
-ls | grep -q 'killed.llmt.tmp' && kill -TERM "$victim"
-wait "$victim"
+# killed mid-write by any signal whose default is to end the process: no
+# partial output under the real name, no temporary file, the signal's status
+# (a script's background jobs ignore SIGINT and SIGQUIT: perl restores them)
+ulimit -c 0 # SIGQUIT's core dump
+for sig in TERM QUIT USR1 HUP USR2 ALRM; do
+    { head -c 100 f4.npy; sleep 5; } |
+        perl -e '$SIG{$_} = "DEFAULT" for qw(INT QUIT); exec @ARGV or die' llm-tensor from-npy -o killed.llmt x=- &
+    victim=$! # the last command of the background pipeline: llm-tensor
+    for i in $(seq 100); do ls | grep -q 'killed.llmt.tmp' && break; sleep 0.05; done
+    kill -"$sig" "$victim"
+    wait "$victim" 2>/dev/null
+    status=$?
+    [ "$status" -eq $((128 + $(kill -l "$sig"))) ] && [ ! -e killed.llmt ] && [ -z "$(ls | grep '\.tmp\.')" ] &&
+        pass "SIG$sig: killed writer leaves nothing" ||
+        fail "SIG$sig: killed writer leaves nothing" "status $status; $(ls | grep -E 'killed|tmp')"
+done
+# SIGXFSZ: the output outgrows ulimit -f (KiB)
+head -c 1048576 /dev/urandom >big.bin && mknpy '|u1' '(1048576,)' big.bin big.npy
+(ulimit -f 256; llm-tensor from-npy --raw -o big.llmt x=big.npy; exit $?) 2>/dev/null # the subshell says so, quietly
 status=$?
-[ "$status" -eq 143 ] && [ ! -e killed.llmt ] && [ -z "$(ls | grep '\.tmp\.')" ] &&
-    pass "killed writer leaves nothing" || fail "killed writer leaves nothing" "status $status; $(ls | grep -E 'killed|tmp')"
+[ "$status" -eq $((128 + $(kill -l XFSZ))) ] && [ ! -e big.llmt ] && [ -z "$(ls | grep '\.tmp\.')" ] &&
+    pass "SIGXFSZ: file too large leaves nothing" || fail "SIGXFSZ: file too large leaves nothing" "status $status; $(ls | grep -E 'big|tmp')"
+
+# what -o gets when it is not a regular file: a FIFO's reader gets the data
+# and the FIFO stays; a device is written to and stays a device; a symbolic
+# link stays and the file it points to is replaced (created if it dangles)
+llm-tensor cat all.llmt >cat.llmt
+mkfifo fifo
+timeout 20 cat fifo >from-fifo.llmt &
+reader=$!
+expect "-o a FIFO" 0 "" -- timeout 20 llm-tensor cat -o fifo all.llmt
+wait "$reader"
+same "the FIFO's reader gets the stream" cat.llmt from-fifo.llmt
+[ -p fifo ] && [ -z "$(ls | grep '\.tmp\.')" ] && pass "a FIFO stays a FIFO" || fail "a FIFO stays a FIFO" "$(ls -l fifo)"
+null=$(chardev null 1 3)
+expect "-o a character device" 0 "" -- llm-tensor cat -o "$null" all.llmt
+[ -c "$null" ] && pass "$null stays a character device" || fail "$null stays a character device" "$(ls -l "$null")"
+mkdir -p sub && cp one.llmt sub/target.llmt
+ln -s sub/target.llmt link.llmt && ln -s nowhere.llmt dangling.llmt
+expect "-o a symbolic link" 0 "" -- llm-tensor cat -o link.llmt all.llmt
+[ -L link.llmt ] && [ "$(readlink link.llmt)" = sub/target.llmt ] && pass "the link stays" || fail "the link stays" "$(ls -l link.llmt)"
+same "the link's target is replaced" cat.llmt sub/target.llmt
+expect "-o a dangling link" 0 "" -- llm-tensor cat -o dangling.llmt all.llmt
+[ -L dangling.llmt ] && cmp -s cat.llmt nowhere.llmt && pass "a dangling link stays, its target made" ||
+    fail "a dangling link stays, its target made" "$(ls -l dangling.llmt nowhere.llmt 2>&1)"
+expect "-o a directory" 1 "^llm-tensor: sub: is a directory$" -- llm-tensor cat -o sub all.llmt
+
+# every output checked: a full disk is an error that names the output
+full "ls to a full disk" stdout -- llm-tensor ls all.llmt
+full "stats to a full disk" stdout -- llm-tensor stats --per-channel all.llmt
+full "verify to a full disk" stdout -- llm-tensor verify all.llmt
+full "cat to a full disk" stdout -- llm-tensor cat all.llmt
+full "from-npy to a full disk" stdout -- llm-tensor from-npy x=f4.npy
+full "to-npy to a full disk" stdout -- llm-tensor to-npy '*' all.llmt
+full "help to a full disk" stdout -- llm-tensor --help
+full "version to a full disk" stdout -- llm-tensor --version
+dev_full=$(chardev full 1 7)
+expect "-o a full device" 1 "^llm-tensor: $dev_full: write: No space left on device$" -- llm-tensor cat -o "$dev_full" all.llmt
+[ -c "$dev_full" ] && pass "$dev_full stays a character device" || fail "$dev_full stays a character device" "$(ls -l "$dev_full")"
 
 # option handling inside commands
 expect "version after command" 0 "" -- llm-tensor ls --version

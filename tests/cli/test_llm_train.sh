@@ -90,3 +90,18 @@ same "ignored settings change nothing" w.npy r2.npy
 expect "progress bar when forced" 0 "\[#+\.*\] step 3/3 loss [0-9.]+ [0-9]+ tok/s ETA 0s" -- \
     llm-train --data a.txt --out p.llmt $tiny --steps 3 --eval-every 0 --progress
 grep -q 'step 3/3 train' err && fail "no eval line with --eval-every 0" "$(cat err)" || pass "no eval line with --eval-every 0"
+
+# every output checked: a full log or standard output is an error that names it
+dev_full=$(chardev full 1 7)
+expect "--log on a full disk" 1 "^llm-train: $dev_full: write: No space left on device$" -- \
+    llm-train --data a.txt --out full.llmt $tiny --steps 2 --eval-every 0 -q --log "$dev_full"
+full "--sample to a full disk" stdout -- llm-train --data a.txt --out full.llmt $tiny --steps 1 --eval-every 0 -q --sample 5
+full "help to a full disk" stdout -- llm-train --help
+# the checkpoint onto a FIFO: its reader gets it, the FIFO stays
+mkfifo ckpt.fifo
+timeout 30 cat ckpt.fifo >from-fifo.llmt &
+reader=$!
+expect "--out a FIFO" 0 "" -- timeout 30 llm-train --data a.txt --out ckpt.fifo $tiny --steps 1 --eval-every 0 -q
+wait "$reader"
+[ -p ckpt.fifo ] && llm-tensor ls from-fifo.llmt | grep -q '^meta train ' && pass "the FIFO's reader gets the checkpoint" ||
+    fail "the FIFO's reader gets the checkpoint" "$(ls -l ckpt.fifo; llm-tensor ls from-fifo.llmt 2>&1 | head -2)"

@@ -1,13 +1,17 @@
 /* Unit tests for lib/infer and lib/sample: the KV-cache path (prefill in
  * chunks, then one token at a time) against the training forward pass, which
  * recomputes everything; the windowed log-likelihood against the training
- * loss; and the sampler's choices and distribution. */
+ * loss; the sampler's choices and distribution, NaN logits included; ids
+ * out of the vocabulary and logits that are not finite refused by every
+ * scoring and generating path. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
+#include "examples.h"
+#include "generate.h"
 #include "infer.h"
 #include "quant.h"
 #include "sample.h"
@@ -184,6 +188,40 @@ static void test_nll_matches_training_loss(void)
     llm_model_free(&m);
 }
 
+/* A context of 2^18 positions costs nothing until tokens come: the caches,
+ * the per-row buffers, the scores and the RoPE table follow the positions
+ * and rows used (doubling), and the logits are bit for bit those of a
+ * context just large enough. */
+static void test_buffers_follow_tokens(void)
+{
+    llm_error err = {0};
+    llm_model m;
+    make_model(&m, 32, 2, 0);
+    llm_infer big, small;
+    llm_infer_opts ob = {.ctx = 1 << 18}, os = {.ctx = 16};
+    CHECK_OK(llm_infer_init(&big, &m, &ob, &err));
+    CHECK_OK(llm_infer_init(&small, &m, &os, &err));
+    CHECK(big.cache_cap[0] == 0 && big.rows_cap == 0 && big.scores_cap == 0 && big.rope.cap == 0 && !big.x &&
+          !big.logits && !big.k[0]);
+    int32_t tok[15];
+    unsigned long long rng = 11;
+    for (int i = 0; i < 15; i++) tok[i] = (int32_t)(check_uniform(&rng) * m.cfg.vocab);
+    const size_t V = (size_t)m.cfg.vocab;
+    for (int at = 0; at < 15; at += at ? 1 : 5) {
+        int n = at ? 1 : 5;
+        CHECK_OK(llm_infer_feed(&big, tok + at, n, 0, &err));
+        CHECK_OK(llm_infer_feed(&small, tok + at, n, 0, &err));
+        CHECK_MSG(!memcmp(big.last, small.last, V * sizeof(float)), "position %d: the logits differ", at + n - 1);
+    }
+    CHECK_MSG(big.rows_cap == 5 && big.cache_cap[0] == 20 && big.scores_cap == 20 && big.rope.n_pos == 15 &&
+                  big.rope.cap == 20,
+              "rows %d, cache %d, scores %d, rope %d of %d", big.rows_cap, big.cache_cap[0], big.scores_cap,
+              big.rope.n_pos, big.rope.cap);
+    llm_infer_free(&big);
+    llm_infer_free(&small);
+    llm_model_free(&m);
+}
+
 static void test_infer_errors(void)
 {
     llm_error err = {0};
@@ -322,10 +360,131 @@ static void test_sampler(void)
     CHECK(llm_sampler_init(&sp, 6, &(llm_sample_opts){.temp = -1, .top_p = 1}, &err) == LLM_ERR_ARG);
 }
 
+/* NaN logits are never chosen: greedy takes the largest number; sampling,
+ * with or without top-k and top-p, gives them no mass and draws the others
+ * by their softmax; infinite logits share all the mass; and with every
+ * logit NaN the choice is still an id of the vocabulary. */
+static void test_sampler_nan(void)
+{
+    llm_error err = {0};
+    const float z[6] = {NAN, 1.0f, 2.0f, NAN, 1.5f, 0.5f};
+    llm_rng rng;
+    llm_rng_seed(&rng, 3);
+    llm_sampler sp;
+    CHECK(llm_sample_argmax(z, 6) == 2);
+    CHECK_OK(llm_sampler_init(&sp, 6, &(llm_sample_opts){.temp = 0, .top_p = 1}, &err));
+    CHECK(llm_sampler_pick(&sp, z, &rng) == 2);
+    llm_sampler_free(&sp);
+    const llm_sample_opts opts[4] = {{.temp = 1, .top_p = 1}, {.temp = 1, .top_k = 3, .top_p = 1},
+                                     {.temp = 1, .top_p = 0.9f}, {.temp = 0.5f, .top_k = 2, .top_p = 0.5f}};
+    for (int k = 0; k < 4; k++) {
+        CHECK_OK(llm_sampler_init(&sp, 6, &opts[k], &err));
+        int n = 40000, count[6] = {0};
+        for (int i = 0; i < n; i++) {
+            int id = llm_sampler_pick(&sp, z, &rng);
+            CHECK_MSG(id >= 0 && id < 6, "options %d: id %d", k, id);
+            if (id >= 0 && id < 6) count[id]++;
+        }
+        CHECK_MSG(count[0] == 0 && count[3] == 0, "options %d: NaN logits drawn %d and %d times", k, count[0],
+                  count[3]);
+        if (k == 0) { /* no truncation: the softmax of the four numbers */
+            double sum = exp(1.0) + exp(2.0) + exp(1.5) + exp(0.5);
+            for (int j = 1; j < 6; j++) {
+                if (j == 3) continue;
+                double p = exp((double)z[j]) / sum, sd = sqrt(p * (1 - p) / n);
+                CHECK_MSG(fabs((double)count[j] / n - p) < 5 * sd, "token %d: %g vs %g", j,
+                          (double)count[j] / n, p);
+            }
+        }
+        llm_sampler_free(&sp);
+    }
+    const float inf[5] = {1.0f, INFINITY, NAN, INFINITY, 0.0f};
+    CHECK(llm_sample_argmax(inf, 5) == 1);
+    CHECK_OK(llm_sampler_init(&sp, 5, &(llm_sample_opts){.temp = 1, .top_p = 0.9f}, &err));
+    int seen[5] = {0};
+    for (int i = 0; i < 4000; i++) seen[llm_sampler_pick(&sp, inf, &rng)]++;
+    CHECK_MSG(seen[1] + seen[3] == 4000 && seen[1] > 1700 && seen[3] > 1700, "%d %d", seen[1], seen[3]);
+    llm_sampler_free(&sp);
+    const float nan[4] = {NAN, NAN, NAN, NAN};
+    CHECK(llm_sample_argmax(nan, 4) == 0);
+    for (int k = 0; k < 4; k++) {
+        CHECK_OK(llm_sampler_init(&sp, 4, &opts[k], &err));
+        CHECK(llm_sampler_pick(&sp, nan, &rng) == 0);
+        llm_sampler_free(&sp);
+    }
+}
+
+/* Scoring refuses a target outside the vocabulary (naming it) instead of
+ * reading past the logits. */
+static void test_scored_ids_checked(void)
+{
+    llm_error err = {0};
+    llm_model m;
+    make_model(&m, 32, 2, 0);
+    llm_infer s;
+    CHECK_OK(llm_infer_init(&s, &m, &(llm_infer_opts){.ctx = 8}, &err));
+    int32_t tok[5] = {1, 2, 3, 4, 40}; /* 40: one past the vocabulary */
+    double nats;
+    int64_t scored;
+    CHECK(llm_infer_nll(&s, tok, 5, 4, &nats, &scored, &err) == LLM_ERR_ARG);
+    CHECK_MSG(strstr(err.msg, "token 5 of 5: id 40 outside the vocabulary (0..39)") != NULL, "%s", err.msg);
+    int32_t in[4] = {1, 2, 3, 4}, tg[4] = {-1, -1, 7, 41};
+    double lp;
+    CHECK(llm_examples_logp(&s, NULL, 0, in, tg, 4, &lp, &err) == LLM_ERR_ARG);
+    CHECK_MSG(strstr(err.msg, "token 4 of 4: id 41 outside") != NULL, "%s", err.msg);
+    llm_infer_free(&s);
+    llm_model_free(&m);
+}
+
+static int count_token(void *ctx, int seq, int32_t token)
+{
+    (void)seq;
+    if (token >= 0) ++*(int *)ctx;
+    return 0;
+}
+
+/* A model whose logits are all NaN (a NaN final norm gain, as a checkpoint
+ * could hold before loads checked; finite weights whose activations
+ * overflow give the same): perplexity, a label's log-likelihood and
+ * generation each stop with an error instead of a NaN or noise. */
+static void test_nonfinite_logits(void)
+{
+    llm_error err = {0};
+    llm_model m;
+    make_model(&m, 32, 2, 0);
+    m.p.norm[5] = NAN;
+    llm_infer s;
+    CHECK_OK(llm_infer_init(&s, &m, &(llm_infer_opts){.ctx = 8}, &err));
+    int32_t tok[5] = {1, 2, 3, 4, 5};
+    double nats = 0;
+    int64_t scored = 0;
+    CHECK(llm_infer_nll(&s, tok, 5, 4, &nats, &scored, &err) == LLM_ERR_FORMAT);
+    CHECK_MSG(strstr(err.msg, "not finite") != NULL, "%s", err.msg);
+    int32_t in[4] = {1, 2, 3, 4}, tg[4] = {-1, -1, 7, 8};
+    double lp = 0;
+    CHECK(llm_examples_logp(&s, NULL, 0, in, tg, 4, &lp, &err) == LLM_ERR_FORMAT);
+    CHECK_MSG(strstr(err.msg, "not finite") != NULL, "%s", err.msg);
+    const int32_t *prompts[1] = {tok};
+    int64_t lens[1] = {3};
+    int made = 0;
+    llm_gen_opts go = {.max_new = 4, .sample = {.temp = 1, .top_p = 1}, .seed = 1, .stop = {-1, -1}};
+    llm_gen_stats st;
+    CHECK(llm_generate(&s, prompts, lens, 1, &go, count_token, &made, &st, &err) == LLM_ERR_FORMAT);
+    CHECK_MSG(made == 0 && strstr(err.msg, "logit 0 is ") &&
+                  strstr(err.msg, "nan: the model's activations are not finite"),
+              "%d tokens; %s", made, err.msg);
+    llm_infer_free(&s);
+    llm_model_free(&m);
+}
+
 int main(void)
 {
+    RUN(test_sampler_nan);
+    RUN(test_scored_ids_checked);
+    RUN(test_nonfinite_logits);
     RUN(test_cache_matches_forward);
     RUN(test_nll_matches_training_loss);
+    RUN(test_buffers_follow_tokens);
     RUN(test_infer_errors);
     RUN(test_batched_decode_matches_single);
     RUN(test_quantized_decode_matches_prefill);

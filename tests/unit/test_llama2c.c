@@ -2,7 +2,8 @@
  * llama2.c's legacy format (shared and unshared classifier, grouped-query
  * attention) and a tokenizer.bin, imports them and checks that every tensor
  * and piece lands where it belongs; damaged and lying files give clear
- * errors; a checkpoint written from the import loads back the same; the
+ * errors, weights that are not finite among them; a checkpoint written
+ * from the import loads back the same; the
  * training forward pass of the imported model matches tests/llama2c_ref.py,
  * an independent numpy transcription of run.c (logits and greedy ids); and,
  * when ../shared/data/stories260K.bin is there, the real model's header. */
@@ -311,6 +312,27 @@ static void test_bad_files(void)
     expect_error(bad, NULL, LLM_ERR_FORMAT, "a tensor stream, not a llama2.c checkpoint");
     expect_error(tmp_path("missing.bin"), NULL, LLM_ERR_IO, "No such file");
     expect_error(check_tmpdir(), NULL, LLM_ERR_IO, "not a regular file");
+
+    /* weights that are not numbers, named by tensor and element: the final
+     * gain's element 7, then layer 1's wk element 3 */
+    int64_t count[N_SECTIONS], start[N_SECTIONS];
+    sections(&small, 0, count, start);
+    memcpy(raw, h, 28);
+    const struct {
+        int64_t at;
+        float value;
+        const char *msg;
+    } nonfinite[2] = {{start[S_RMS_FINAL] + 7, NAN, "norm: element 7 is nan, not a finite number"},
+                      {start[S_WK] + count[S_WK] / small.L + 3, -INFINITY,
+                       "layers.1.attn.wk: element 3 is -inf, not a finite number"}};
+    for (int k = 0; k < 2; k++) {
+        unsigned char *x = raw + 28 + 4 * nonfinite[k].at, keep[4];
+        memcpy(keep, x, 4);
+        memcpy(x, &nonfinite[k].value, 4);
+        write_bytes(bad, raw, bytes);
+        memcpy(x, keep, 4);
+        expect_error(bad, NULL, LLM_ERR_FORMAT, nonfinite[k].msg);
+    }
 
     /* tokenizers that do not fit */
     const char *tok = tmp_path("badtok.bin");

@@ -1,12 +1,14 @@
 /* Unit tests for lib/model and lib/grad: the whole model's loss against an
  * independent forward pass written here in double precision, and every
  * gradient of every parameter tensor against central finite differences of
- * that double-precision loss. */
+ * that double-precision loss; the check of token ids against the rule
+ * written out here; greedy decoding on logits that are NaN. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "adapter.h"
 #include "check.h"
 #include "model.h"
 
@@ -237,6 +239,23 @@ static void test_config_errors(void)
     CHECK(llm_config_check(&c, &err) < 0 && strstr(err.msg, "layers 0"));
 }
 
+/* A pass counts its B*T tokens in an int: more are refused before any
+ * allocation; the RoPE table the acts carry covers exactly their T positions. */
+static void test_acts_limits(void)
+{
+    llm_error err = {0};
+    llm_config c = {.vocab = 258, .dim = 8, .n_layers = 1, .n_heads = 2, .n_kv_heads = 2,
+                    .hidden = 8, .seq_len = 1 << 20, .norm_eps = 1e-5f, .rope_theta = 10000};
+    llm_acts a;
+    CHECK(llm_acts_init(&a, &c, 1 << 16, 1 << 15, &err) == LLM_ERR_LIMIT);
+    CHECK_MSG(strstr(err.msg, "batch 65536 x seq 32768 is 2147483648 tokens in one pass, more than 2147483647"),
+              "%s", err.msg);
+    CHECK(!a.x && !a.inputs && !a.rope.cos);
+    CHECK_OK(llm_acts_init(&a, &c, 2, 24, &err));
+    CHECK(a.rope.n_pos == 24 && a.rope.max_pos == 24 && a.rope.head_dim == 4);
+    llm_acts_free(&a);
+}
+
 static void test_layout(void)
 {
     llm_error err = {0};
@@ -254,10 +273,89 @@ static void test_layout(void)
     llm_model_free(&m);
 }
 
+/* llm_model_check_ids on every stretch of a list of ids, for every set of
+ * allowances, without an adapter, with a LoRA-only one (no virtual tokens)
+ * and with a prompt-tuning one of 2, against the rule itself: 0..V-1; the
+ * virtual ids V..V+P-1 only when allowed; negatives only as unscored
+ * targets.  The first id that breaks it is named by its place from 1. */
+static void test_check_ids(void)
+{
+    llm_error err = {0};
+    llm_config c = {.vocab = 10, .dim = 8, .n_layers = 1, .n_heads = 2, .n_kv_heads = 2, .hidden = 8,
+                    .seq_len = 8, .tie = 1, .norm_eps = 1e-5f, .rope_theta = 10000};
+    llm_model m;
+    CHECK_OK(llm_model_init(&m, &c, 1, &err));
+    const int32_t ids[] = {0, 9, 3, 10, 11, 12, -1, -7, 257, INT32_MAX, INT32_MIN, 5};
+    const int n = (int)(sizeof ids / sizeof ids[0]);
+    const llm_adapter_config kinds[3] = {{0}, {.rank = 1, .alpha = 1, .targets = LLM_LORA_ALL}, {.n_virtual = 2}};
+    for (int k = 0; k < 3; k++) {
+        llm_adapter ad;
+        if (k) {
+            CHECK_OK(llm_adapter_init(&ad, &m, &kinds[k], 2, &err));
+            CHECK_OK(llm_adapter_attach(&m, &ad, &err));
+        }
+        int P = kinds[k].n_virtual;
+        for (unsigned allow = 0; allow < 4; allow++)
+            for (int from = 0; from < n; from++)
+                for (int len = 0; from + len <= n; len++) {
+                    const int32_t *x = ids + from;
+                    int want = -1; /* the first id the rule refuses */
+                    for (int i = 0; i < len && want < 0; i++) {
+                        int ok = (x[i] >= 0 && x[i] < 10) ||
+                                 ((allow & LLM_IDS_VIRTUAL) && x[i] >= 10 && x[i] < 10 + P) ||
+                                 ((allow & LLM_IDS_UNSCORED) && x[i] < 0);
+                        if (!ok) want = i;
+                    }
+                    int rc = llm_model_check_ids(&m, x, len, allow, &err);
+                    if (want < 0) {
+                        CHECK_MSG(rc == 0, "adapter %d allow %u ids %d+%d: %s", k, allow, from, len, err.msg);
+                        continue;
+                    }
+                    char expect[96];
+                    snprintf(expect, sizeof expect, "token %d of %d: id %d outside the vocabulary (0..9", want + 1,
+                             len, (int)x[want]);
+                    CHECK_MSG(rc == LLM_ERR_ARG && !strncmp(err.msg, expect, strlen(expect)),
+                              "adapter %d allow %u ids %d+%d: rc %d '%s', want '%s...'", k, allow, from, len, rc,
+                              err.msg, expect);
+                }
+        if (k) {
+            llm_adapter_detach(&m);
+            llm_adapter_free(&ad);
+        }
+    }
+    llm_model_free(&m);
+}
+
+/* Greedy decoding on logits that are NaN (one NaN logit makes the whole
+ * softmax row NaN): every id it gives is still one of the vocabulary. */
+static void test_greedy_nan(void)
+{
+    llm_error err = {0};
+    llm_config c = {.vocab = 10, .dim = 8, .n_layers = 1, .n_heads = 2, .n_kv_heads = 2, .hidden = 8,
+                    .seq_len = 8, .tie = 0, .norm_eps = 1e-5f, .rope_theta = 10000};
+    llm_model m;
+    CHECK_OK(llm_model_init(&m, &c, 1, &err));
+    llm_acts a;
+    CHECK_OK(llm_acts_init(&a, &m.cfg, 1, 8, &err));
+    for (int last = 7; last <= 9; last += 2) {
+        for (int v = 7; v <= last; v++) m.p.cls[v * 8] = NAN; /* logit 7, then 7..9, NaN */
+        const int32_t prompt[2] = {4, 5};
+        int32_t out[4] = {-2, -2, -2, -2};
+        int made = llm_model_greedy(&m, &a, prompt, 2, 4, out);
+        CHECK(made >= 1 && made <= 4);
+        for (int i = 0; i < made; i++) CHECK_MSG(out[i] >= 0 && out[i] < 10, "token %d is %d", i, (int)out[i]);
+    }
+    llm_acts_free(&a);
+    llm_model_free(&m);
+}
+
 int main(void)
 {
+    RUN(test_check_ids);
+    RUN(test_greedy_nan);
     RUN(test_config_errors);
     RUN(test_layout);
+    RUN(test_acts_limits);
     RUN(test_gradients_untied_full_gqa);
     RUN(test_gradients_tied_window);
     RUN(test_gradients_mqa);

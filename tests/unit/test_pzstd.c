@@ -6,7 +6,10 @@
  * a reader on top gives the generated payloads; raw input, concatenations,
  * skippable frames and frames too large to decode whole pass through intact;
  * an empty, truncated, corrupted or checksum-failing input gives every byte
- * before the fault, then the error code the normal reader gives. */
+ * before the fault, then the error code the normal reader gives; and a reader
+ * over it keeps the reader's rules (a frame's window at most 2^27, raw input
+ * after a frame only between streams, no frames inside frames) with the
+ * reader's messages. */
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -424,6 +427,151 @@ static void test_large_frames(void)
     free(data);
 }
 
+/* ---- the rules both readers enforce (lib/zframe, llm-tensor(5)) ---- */
+
+/* Records read and the final code; *e gets the message. */
+static int count_records(llm_reader *r, int *records, llm_error *e)
+{
+    const llm_record *h;
+    int rc;
+    *records = 0;
+    while ((rc = llm_reader_next(r, &h, e)) > 0) (*records)++;
+    return rc;
+}
+
+/* Reads p[0..n) with the stream reader and over pzstd on 1 and 3 threads;
+ * checks all three end alike (code, records, message) and returns the
+ * stream reader's code, its message in *e. */
+static int read_both(const char *what, const unsigned char *p, size_t n, int *records, llm_error *e)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/rule.llmt", check_tmpdir());
+    spit(path, p, n);
+    llm_error err = {0};
+    llm_reader *r;
+    *e = (llm_error){0};
+    CHECK_OK(llm_reader_open(&r, path, &err));
+    int rc = count_records(r, records, e);
+    llm_reader_close(r);
+    for (int t = 1; t <= 3; t += 2) {
+        llm_pzstd *pz;
+        llm_error e2 = {0};
+        int n2 = -1, rc2 = -100;
+        CHECK_OK(llm_pzstd_open(&pz, path, t, &err));
+        if (llm_pzstd_reader_open(&r, pz, &err) == 0) {
+            rc2 = count_records(r, &n2, &e2);
+            llm_reader_close(r);
+        }
+        llm_pzstd_close(pz);
+        CHECK_MSG(rc2 == rc && n2 == *records && !strcmp(e2.msg, e->msg),
+                  "%s: the reader ends with %d after %d records (%s), over pzstd on %d threads with %d after %d (%s)",
+                  what, rc, *records, e->msg, t, rc2, n2, e2.msg);
+    }
+    return rc;
+}
+
+/* A frame of raw blocks (no checksum, no content size) with window descriptor wd. */
+static size_t put_frame(unsigned char *o, unsigned wd, const unsigned char *p, size_t n)
+{
+    size_t at = 0;
+    const unsigned char h[] = {0x28, 0xb5, 0x2f, 0xfd, 0x00, (unsigned char)wd};
+    memcpy(o, h, sizeof h), at += sizeof h;
+    uint32_t bh = (uint32_t)n << 3 | 1; /* one last raw block (n is small) */
+    o[at++] = (unsigned char)bh, o[at++] = (unsigned char)(bh >> 8), o[at++] = (unsigned char)(bh >> 16);
+    memcpy(o + at, p, n);
+    return at + n;
+}
+
+static size_t put_zstd(unsigned char *o, const unsigned char *p, size_t n)
+{
+    size_t k = ZSTD_compress(o, ZSTD_compressBound(n), p, n, 3);
+    CHECK(!ZSTD_isError(k));
+    return k;
+}
+
+/* The window limit (2^27) and where compressed and raw input may switch
+ * (only between streams), on a small raw stream s: both readers accept and
+ * reject alike, with the same messages. */
+static void test_framing_rules(void)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/small.raw", check_tmpdir());
+    llm_error err = {0};
+    llm_writer *w;
+    CHECK_OK(llm_writer_open(&w, path, &(llm_writer_opts){.raw = 1}, &err));
+    const float v[6] = {1, 2, 3, 4, 5, 6};
+    llm_record rec = {.kind = LLM_RECORD_TENSOR, .name = "a", .dtype = LLM_DTYPE_F32,
+                      .shape = llm_shape_make(2, (int64_t[]){2, 3})};
+    CHECK_OK(llm_writer_record(w, &rec, v, &err));
+    rec.name = "b";
+    CHECK_OK(llm_writer_record(w, &rec, v, &err));
+    CHECK_OK(llm_writer_close(w, &err));
+    buf s = slurp(path);
+    size_t cap = 8 * ZSTD_compressBound(s.n) + 64, n;
+    unsigned char *in = malloc(cap), *inner = malloc(cap);
+    int records;
+    llm_error e;
+    char want[128];
+
+    const unsigned char skip[] = {0x5a, 0x2a, 0x4d, 0x18, 2, 0, 0, 0, 'h', 'i'};
+    /* windows: 2^27 is allowed, 2^27 + 2^24 (descriptor 0x89) and 2^30 are not */
+    n = put_frame(in, 0x88, s.p, s.n);
+    CHECK_MSG(read_both("window 2^27", in, n, &records, &e) == 0 && records == 2, "%s", e.msg);
+    for (unsigned wd = 0x89; wd <= 0xa0; wd += 0xa0 - 0x89) {
+        unsigned long long window = (1ull << (10 + (wd >> 3))) + (1ull << (10 + (wd >> 3))) / 8 * (wd & 7);
+        n = put_frame(in, wd, s.p, s.n);
+        CHECK(read_both("large window", in, n, &records, &e) == LLM_ERR_LIMIT);
+        snprintf(want, sizeof want, ": byte 0: zstd frame window of %llu bytes", window);
+        CHECK_MSG(strstr(e.msg, want), "window %llu: %s", window, e.msg);
+        /* the same frame after a whole stream: it is the frame that fails */
+        memcpy(in, s.p, s.n);
+        n = s.n + put_frame(in + s.n, wd, s.p, s.n);
+        CHECK(read_both("large window second", in, n, &records, &e) == LLM_ERR_LIMIT && records == 2);
+        snprintf(want, sizeof want, ": byte %zu: zstd frame window", s.n);
+        CHECK_MSG(strstr(e.msg, want), "%s", e.msg);
+        /* and after a skippable frame */
+        memcpy(in, skip, sizeof skip);
+        n = sizeof skip + put_frame(in + sizeof skip, wd, s.p, s.n);
+        CHECK(read_both("large window after a skippable frame", in, n, &records, &e) == LLM_ERR_LIMIT);
+    }
+
+    /* a frame that ends inside the stream, then raw bytes: refused at every
+     * cut; a frame or a skippable frame and then a frame instead: fine */
+    for (size_t cut = 1; cut < s.n; cut++) {
+        n = put_zstd(in, s.p, cut);
+        memcpy(in + n, s.p + cut, s.n - cut), n += s.n - cut;
+        CHECK_MSG(read_both("raw after a frame", in, n, &records, &e) == LLM_ERR_FORMAT, "cut %zu: %s", cut, e.msg);
+        snprintf(want, sizeof want, ": byte %zu: raw bytes follow a zstd frame inside a stream", cut);
+        CHECK_MSG(strstr(e.msg, want), "cut %zu: %s", cut, e.msg);
+        n = put_zstd(in, s.p, cut);
+        memcpy(in + n, skip, sizeof skip), n += sizeof skip;
+        memcpy(in + n, s.p + cut, s.n - cut), n += s.n - cut;
+        CHECK_MSG(read_both("raw after a skippable frame", in, n, &records, &e) == LLM_ERR_FORMAT, "cut %zu", cut);
+        n = put_zstd(in, s.p, cut);
+        memcpy(in + n, skip, sizeof skip), n += sizeof skip;
+        n += put_zstd(in + n, s.p + cut, s.n - cut);
+        CHECK_MSG(read_both("frame, skippable, frame", in, n, &records, &e) == 0 && records == 2, "cut %zu: %s",
+                  cut, e.msg);
+    }
+
+    /* switches between streams: raw, zstd, raw, skippable, zstd, raw */
+    n = 0;
+    memcpy(in + n, s.p, s.n), n += s.n;
+    n += put_zstd(in + n, s.p, s.n);
+    memcpy(in + n, s.p, s.n), n += s.n;
+    memcpy(in + n, skip, sizeof skip), n += sizeof skip;
+    n += put_zstd(in + n, s.p, s.n);
+    memcpy(in + n, s.p, s.n), n += s.n;
+    CHECK_MSG(read_both("switches between streams", in, n, &records, &e) == 0 && records == 10, "%s", e.msg);
+
+    /* a frame inside a frame: its content is not a raw stream */
+    n = put_zstd(inner, s.p, s.n);
+    n = put_zstd(in, inner, n);
+    CHECK(read_both("a frame inside a frame", in, n, &records, &e) == LLM_ERR_FORMAT);
+    CHECK_MSG(strstr(e.msg, ": not a tensor stream"), "%s", e.msg);
+    free(in), free(inner), free(s.p);
+}
+
 int main(void)
 {
     RUN(test_writer_frames);
@@ -433,6 +581,7 @@ int main(void)
     RUN(test_raw_concat_empty);
     RUN(test_damaged);
     RUN(test_large_frames);
+    RUN(test_framing_rules);
     free(z.p), free(raw.p);
     for (int i = 0; i < n_recs; i++) free(recs[i].data);
     return check_done();

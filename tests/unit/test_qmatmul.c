@@ -133,6 +133,45 @@ static void test_row_range(void)
     llm_qlinear_free(&q);
 }
 
+/* A NaN or an infinity in an input row makes that row's outputs non-finite
+ * (the float product would; w8a8 clips an infinity to its largest step, as
+ * it clips every value beyond), on the AVX2 and the portable kernels; the
+ * other rows are as without it.  A NaN weight gets a code, never an
+ * undefined cast (UBSan's float-cast-overflow would say so). */
+static void test_nonfinite_inputs(void)
+{
+    llm_error err = {0};
+    enum { R = 12, C = 96, M = 3 };
+    const llm_qformat formats[] = {{.scheme = LLM_Q_INT8}, {.scheme = LLM_Q_INT4, .group = 32, .sym = 1},
+                                   {.scheme = LLM_Q_INT4, .group = 32, .sym = 0}, {.scheme = LLM_Q_W8A8}};
+    const float bad[2] = {NAN, INFINITY};
+    float *w = randn(R * C, 0.1, 3);
+    for (size_t fi = 0; fi < sizeof formats / sizeof formats[0]; fi++)
+        for (int b = 0; b < 2; b++)
+            for (int portable = 0; portable <= 1; portable++) {
+                llm_qlinear q;
+                CHECK_OK(llm_quantize_rtn(w, R, C, &formats[fi], &q, &err));
+                if (formats[fi].scheme == LLM_Q_W8A8) q.act_scale = 2.0f / 127;
+                float *X = randn(M * C, 1, 4), clean[M * R], Y[M * R];
+                llm_qmatmul_portable(portable);
+                llm_qlinear_matmul(&q, X, M, clean, R);
+                X[1 * C + 40] = bad[b]; /* row 1 only */
+                llm_qlinear_matmul(&q, X, M, Y, R);
+                llm_qmatmul_portable(0);
+                /* w8a8's fixed step clips an infinity as it clips any large value */
+                int clipped = b == 1 && formats[fi].scheme == LLM_Q_W8A8, ok = 1;
+                for (int r = 0; r < R; r++)
+                    ok &= isfinite(Y[R + r]) == clipped && Y[r] == clean[r] && Y[2 * R + r] == clean[2 * R + r];
+                CHECK_MSG(ok, "%s, %s in row 1, %s kernel: not just row 1's outputs non-finite",
+                          llm_qscheme_name(formats[fi].scheme), b ? "Inf" : "NaN", portable ? "portable" : "best");
+                free(X);
+                llm_qlinear_free(&q);
+            }
+    llm_qformat i4 = {.scheme = LLM_Q_INT4, .group = 32, .sym = 1}, i8 = {.scheme = LLM_Q_INT8};
+    CHECK(llm_qcode(&i4, NAN, 1.0f, 8) == 0 && llm_qcode(&i8, NAN, 1.0f, 0) == -127);
+    free(w);
+}
+
 int main(void)
 {
     RUN(test_int8);
@@ -141,5 +180,6 @@ int main(void)
     RUN(test_w8a8);
     RUN(test_wide_batch);
     RUN(test_row_range);
+    RUN(test_nonfinite_inputs);
     return check_done();
 }

@@ -86,6 +86,13 @@ static void fill_normal(float *x, size_t n)
     for (size_t i = 0; i < n; i++) x[i] = (float)check_normal(&seed);
 }
 
+/* llm_rope_init_scaled with positions 0..P-1 tabulated at once. */
+static int init_table(llm_rope *r, int d, int P, double theta, const llm_rope_scaling *s, llm_error *err)
+{
+    TRY(llm_rope_init_scaled(r, d, P, theta, s, err));
+    return llm_rope_reserve(r, P, err);
+}
+
 /* ---- tables against the reference --------------------------------------- */
 
 static void test_tables_match_reference(void)
@@ -105,7 +112,7 @@ static void test_tables_match_reference(void)
                       "case %d (%s) pair %d: freq %.17g, reference %.17Lg", k,
                       llm_rope_kind_name(c->kind), i, got[i], ref[i]);
         llm_rope r;
-        CHECK_OK(llm_rope_init_scaled(&r, d, P, theta, &s, &err));
+        CHECK_OK(init_table(&r, d, P, theta, &s, &err));
         CHECK(r.head_dim == d && r.max_pos == P);
         double worst = 0;
         for (int p = 0; p < P; p++)
@@ -130,8 +137,9 @@ static void test_none_is_plain_rope(void)
     llm_rope a, b, c;
     llm_rope_scaling s = {.kind = LLM_ROPE_NONE, .factor = 0.25, .orig_ctx = -3};
     CHECK_OK(llm_rope_init(&a, 48, 300, 500000.0, &err));
-    CHECK_OK(llm_rope_init_scaled(&b, 48, 300, 500000.0, NULL, &err));
-    CHECK_OK(llm_rope_init_scaled(&c, 48, 300, 500000.0, &s, &err));
+    CHECK_OK(llm_rope_reserve(&a, 300, &err));
+    CHECK_OK(init_table(&b, 48, 300, 500000.0, NULL, &err));
+    CHECK_OK(init_table(&c, 48, 300, 500000.0, &s, &err));
     size_t n = 300 * 24 * sizeof(float);
     CHECK(!memcmp(a.cos, b.cos, n) && !memcmp(a.sin, b.sin, n));
     CHECK(!memcmp(a.cos, c.cos, n) && !memcmp(a.sin, c.sin, n));
@@ -150,9 +158,9 @@ static void test_linear_interpolates_positions(void)
     llm_rope none, lin4, lin3;
     llm_rope_scaling s4 = {.kind = LLM_ROPE_LINEAR, .factor = 4};
     llm_rope_scaling s3 = {.kind = LLM_ROPE_LINEAR, .factor = 3};
-    CHECK_OK(llm_rope_init(&none, d, P, 10000, &err));
-    CHECK_OK(llm_rope_init_scaled(&lin4, d, P, 10000, &s4, &err));
-    CHECK_OK(llm_rope_init_scaled(&lin3, d, P, 10000, &s3, &err));
+    CHECK_OK(init_table(&none, d, P, 10000, NULL, &err));
+    CHECK_OK(init_table(&lin4, d, P, 10000, &s4, &err));
+    CHECK_OK(init_table(&lin3, d, P, 10000, &s3, &err));
     for (int p = 0; 4 * p < P; p++) /* F = 4: f/4 and 4p are exact, so bitwise */
         CHECK_MSG(!memcmp(lin4.cos + 4 * p * half, none.cos + p * half, half * sizeof(float)) &&
                       !memcmp(lin4.sin + 4 * p * half, none.sin + p * half, half * sizeof(float)),
@@ -204,19 +212,19 @@ static void test_dynamic_ntk(void)
     const int d = 64, half = d / 2;
     llm_error err = {0};
     llm_rope none, dyn;
-    CHECK_OK(llm_rope_init(&none, d, 256, 10000, &err));
+    CHECK_OK(init_table(&none, d, 256, 10000, NULL, &err));
     const int lens[] = {1, 100, 255, 256};
     for (int j = 0; j < 4; j++) { /* cur_len <= orig_ctx */
         llm_rope_scaling s = {.kind = LLM_ROPE_DYNAMIC_NTK, .factor = 4, .orig_ctx = 256,
                               .cur_len = lens[j]};
-        CHECK_OK(llm_rope_init_scaled(&dyn, d, 256, 10000, &s, &err));
+        CHECK_OK(init_table(&dyn, d, 256, 10000, &s, &err));
         CHECK_MSG(!memcmp(dyn.cos, none.cos, 256 * half * sizeof(float)) &&
                       !memcmp(dyn.sin, none.sin, 256 * half * sizeof(float)),
                   "dynamic NTK at length %d <= 256 is not the unscaled table", lens[j]);
         llm_rope_free(&dyn);
     }
     llm_rope_scaling s0 = {.kind = LLM_ROPE_DYNAMIC_NTK, .factor = 4, .orig_ctx = 256};
-    CHECK_OK(llm_rope_init_scaled(&dyn, d, 256, 10000, &s0, &err)); /* cur_len 0: max_pos */
+    CHECK_OK(init_table(&dyn, d, 256, 10000, &s0, &err)); /* cur_len 0: max_pos */
     CHECK(!memcmp(dyn.cos, none.cos, 256 * half * sizeof(float)));
     llm_rope_free(&dyn);
     llm_rope_free(&none);
@@ -277,8 +285,8 @@ static void test_yarn_ramp(void)
     llm_rope_scaling s0 = {.kind = LLM_ROPE_YARN, .factor = 4, .orig_ctx = 256};
     llm_rope_scaling s1 = {.kind = LLM_ROPE_YARN, .factor = 4, .orig_ctx = 256, .yarn_alpha = 1,
                            .yarn_beta = 32};
-    CHECK_OK(llm_rope_init_scaled(&a, d, 1024, theta, &s0, &err));
-    CHECK_OK(llm_rope_init_scaled(&b, d, 1024, theta, &s1, &err));
+    CHECK_OK(init_table(&a, d, 1024, theta, &s0, &err));
+    CHECK_OK(init_table(&b, d, 1024, theta, &s1, &err));
     CHECK(!memcmp(a.cos, b.cos, 1024 * half * sizeof(float)) &&
           !memcmp(a.sin, b.sin, 1024 * half * sizeof(float)));
     llm_rope_free(&a);
@@ -329,6 +337,44 @@ static void test_attn_scale(void)
     CHECK_NEAR(llm_rope_attn_scale(&y), 4.0, 1e-6); /* (0.1*10 + 1)^2 */
 }
 
+/* ---- the table, position by position --------------------------------------- */
+
+/* A context of 2^22 positions tabulates nothing until positions are used;
+ * growing the table step by step gives the same bits as tabulating it at
+ * once; positions beyond the context are refused, leaving the table as it
+ * was. */
+static void test_reserve_grows_lazily(void)
+{
+    const int d = 64, half = d / 2, P = 1000;
+    llm_error err = {0};
+    llm_rope_scaling s = {.kind = LLM_ROPE_YARN, .factor = 4, .orig_ctx = 128};
+    llm_rope big, once, steps;
+    CHECK_OK(llm_rope_init_scaled(&big, d, 1 << 22, 10000, &s, &err));
+    CHECK(big.max_pos == 1 << 22 && big.n_pos == 0 && big.cap == 0 && !big.cos && !big.sin);
+    CHECK_OK(llm_rope_reserve(&big, 10, &err));
+    CHECK_MSG(big.n_pos == 10 && big.cap == 10, "10 positions: %d tabulated, room for %d", big.n_pos, big.cap);
+    CHECK_OK(llm_rope_reserve(&big, 11, &err));
+    CHECK_MSG(big.n_pos == 11 && big.cap == 20, "11 positions: %d tabulated, room for %d", big.n_pos, big.cap);
+    llm_rope_free(&big);
+
+    CHECK_OK(init_table(&once, d, P, 10000, &s, &err));
+    CHECK_OK(llm_rope_init_scaled(&steps, d, P, 10000, &s, &err));
+    const int at[] = {1, 5, 5, 3, 37, 300, 999, 1000};
+    for (size_t k = 0; k < sizeof at / sizeof at[0]; k++) {
+        CHECK_OK(llm_rope_reserve(&steps, at[k], &err));
+        int n = at[k] > steps.n_pos ? at[k] : steps.n_pos;
+        CHECK_MSG(steps.n_pos == n && steps.cap >= n && steps.cap <= P, "after %d: %d tabulated, room for %d",
+                  at[k], steps.n_pos, steps.cap);
+        CHECK_MSG(!memcmp(steps.cos, once.cos, (size_t)steps.n_pos * half * sizeof(float)) &&
+                      !memcmp(steps.sin, once.sin, (size_t)steps.n_pos * half * sizeof(float)),
+                  "after %d positions the table differs from the one built at once", at[k]);
+    }
+    CHECK(llm_rope_reserve(&steps, P + 1, &err) == LLM_ERR_ARG && strstr(err.msg, "position 1000 beyond"));
+    CHECK(steps.n_pos == P);
+    llm_rope_free(&once);
+    llm_rope_free(&steps);
+}
+
 /* ---- the rotation --------------------------------------------------------- */
 
 static void test_rotation_preserves_norms(void)
@@ -340,7 +386,7 @@ static void test_rotation_preserves_norms(void)
     for (int k = 0; k < N_CASES; k++) {
         llm_rope r;
         llm_rope_scaling s = to_scaling(&cases[k]);
-        CHECK_OK(llm_rope_init_scaled(&r, d, P, 10000, &s, &err));
+        CHECK_OK(init_table(&r, d, P, 10000, &s, &err));
         memcpy(y, x, P * d * sizeof *y);
         llm_rope_apply(&r, y, P, d, 1, P, 0, 0); /* row p at position p */
         double worst = 0;
@@ -379,7 +425,7 @@ static void test_dot_depends_on_distance(void)
         llm_rope_scaling s = to_scaling(&cases[c]);
         long double f[32];
         ref_freqs(f, d, P, 10000, &cases[c]);
-        CHECK_OK(llm_rope_init_scaled(&r, d, P, 10000, &s, &err));
+        CHECK_OK(init_table(&r, d, P, 10000, &s, &err));
         for (int j = 0; j < 6; j++) {
             int m = pairs[j][0], n = pairs[j][1];
             long double want = 0;
@@ -419,7 +465,7 @@ static void test_apply_layout_and_inverse(void)
         llm_rope_scaling s = to_scaling(&cases[c]);
         long double f[8];
         ref_freqs(f, d, 64, 500.0, &cases[c]);
-        CHECK_OK(llm_rope_init_scaled(&r, d, 64, 500.0, &s, &err));
+        CHECK_OK(init_table(&r, d, 64, 500.0, &s, &err));
         memcpy(y, x, n * ld * sizeof *y);
         llm_rope_apply(&r, y, n, ld, H, T, pos0, 0);
         double worst = 0;
@@ -529,6 +575,7 @@ int main(void)
     RUN(test_yarn_ramp);
     RUN(test_factor_one);
     RUN(test_attn_scale);
+    RUN(test_reserve_grows_lazily);
     RUN(test_rotation_preserves_norms);
     RUN(test_dot_depends_on_distance);
     RUN(test_apply_layout_and_inverse);

@@ -1,5 +1,7 @@
-/* Unit tests for lib/tensor: dtype table, checked sizes, shape text, and the
- * half-precision conversions against brute-force nearest-value searches. */
+/* Unit tests for lib/tensor: dtype table, checked sizes, shape text, the
+ * half-precision conversions against brute-force nearest-value searches, and
+ * the search for values that are not finite against isfinite. */
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -187,8 +189,33 @@ static void test_tensor_init(void)
     llm_tensor_free(NULL);
 }
 
+/* llm_f32_find_nonfinite against a plain isfinite loop: arrays of every
+ * length up to 70 (and one of a million) with NaN, infinities, the largest
+ * finite values and subnormals placed at random, often none of the first. */
+static void test_find_nonfinite(void)
+{
+    const float odd[] = {NAN, -NAN, INFINITY, -INFINITY, FLT_MAX, -FLT_MAX, FLT_MIN / 4, -0.0f};
+    unsigned long long rng = 17;
+    float *x = malloc((1 << 20) * sizeof *x);
+    for (int trial = 0; trial < 3000; trial++) {
+        int64_t n = trial == 0 ? 1 << 20 : (int64_t)(check_uniform(&rng) * 71);
+        for (int64_t i = 0; i < n; i++) x[i] = (float)check_normal(&rng);
+        int specials = (int)(check_uniform(&rng) * 4);
+        for (int k = 0; k < specials && n > 0; k++)
+            x[(int64_t)(check_uniform(&rng) * (double)n)] = odd[(int)(check_uniform(&rng) * 8)];
+        int64_t want = -1;
+        for (int64_t i = 0; i < n && want < 0; i++)
+            if (!isfinite(x[i])) want = i;
+        int64_t got = llm_f32_find_nonfinite(x, n);
+        CHECK_MSG(got == want, "trial %d, %lld floats: %lld, want %lld", trial, (long long)n, (long long)got,
+                  (long long)want);
+    }
+    free(x);
+}
+
 int main(void)
 {
+    RUN(test_find_nonfinite);
     RUN(test_dtype_table);
     RUN(test_payload_bytes);
     RUN(test_shape_text);

@@ -1,14 +1,19 @@
-/* Unit tests for lib/tok, lib/data, lib/ckpt and lib/train: tokenizing, the
- * held-out split and batches, checkpoint round trips and their errors, and a
- * tiny model that must learn a repetitive text far below its unigram entropy. */
+/* Unit tests for lib/tok, lib/data, lib/ckpt and lib/train: tokenizing (a
+ * tokenizer without BOS too), the held-out split and batches, checkpoint
+ * round trips and their errors (weights that are not finite, a tokenizer
+ * wider than the model), the trainer's refusal of ids its model cannot take,
+ * and a tiny model that must learn a repetitive text far below its unigram
+ * entropy. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "adapter.h"
 #include "check.h"
 #include "ckpt.h"
 #include "data.h"
+#include "examples.h"
 #include "train.h"
 
 static const char text[] =
@@ -152,7 +157,128 @@ static void test_checkpoint_errors(void)
     CHECK_OK(llm_writer_close(w, &err));
     CHECK(llm_ckpt_load(bad, &back, NULL, NULL, &has, &err) == LLM_ERR_FORMAT);
     CHECK_MSG(strstr(err.msg, "not a model checkpoint") && strstr(err.msg, "bad.llmt"), "%s", err.msg);
+
+    /* a weight or an optimizer moment that is not a number, named by tensor
+     * and element, through both loaders */
+    llm_ckpt_train st = {.batch = 4, .seq = 32, .accum = 1, .val_frac = 0.1};
+    llm_optim_defaults(&st.optim, LLM_OPTIM_ADAMW);
+    llm_optim o, o2;
+    CHECK_OK(llm_optim_init(&o, &st.optim, m.n_params, &err));
+    const llm_param_tensor *w1 = llm_model_tensor(&m, "layers.0.mlp.w1");
+    float *spots[3] = {m.p.layers[1].attn_norm + 5, m.p.tok_emb + 1234, o.v + w1->offset + 9};
+    const float values[3] = {NAN, INFINITY, NAN};
+    const char *want[3] = {"layers.1.attn.norm: element 5 is nan, not a finite number",
+                           "tok_emb: element 1234 is inf, not a finite number",
+                           "optim.v.layers.0.mlp.w1: element 9 is nan, not a finite number"};
+    for (int k = 0; k < 3; k++) {
+        float keep = *spots[k];
+        *spots[k] = values[k];
+        CHECK_OK(llm_ckpt_save(bad, &m, &o, &st, &err));
+        *spots[k] = keep;
+        CHECK(llm_ckpt_load(bad, &back, &o2, NULL, &has, &err) == LLM_ERR_FORMAT);
+        CHECK_MSG(strstr(err.msg, want[k]) && strstr(err.msg, "bad.llmt"), "%s", err.msg);
+        if (k == 2) continue; /* a model alone reads no moments */
+        CHECK(llm_ckpt_load_model(bad, &back, &err) == LLM_ERR_FORMAT);
+        CHECK_MSG(strstr(err.msg, want[k]) != NULL, "%s", err.msg);
+    }
+    llm_optim_free(&o);
     llm_model_free(&m);
+
+    /* a byte-level tokenizer (ids to 257) on a model of 100 ids */
+    c.vocab = 100;
+    CHECK_OK(llm_model_init(&m, &c, 9, &err));
+    CHECK_OK(llm_ckpt_save(bad, &m, NULL, NULL, &err));
+    CHECK(llm_ckpt_load_model(bad, &back, &err) == LLM_ERR_FORMAT);
+    CHECK_MSG(strstr(err.msg, "byte-level tokenizer (ids 0..257) does not fit the model's vocabulary (0..99)"),
+              "%s", err.msg);
+    llm_model_free(&m);
+}
+
+/* A tokenizer without BOS (a BPE record may say bos=-1): the corpus and an
+ * example hold the text's ids alone, never -1; an empty text has nothing to
+ * put before a label and is refused. */
+static void test_text_without_bos(void)
+{
+    llm_error err = {0};
+    char bytes[256][8];
+    const char *pieces[259] = {"<unk>", "x", "y"};
+    float scores[259] = {0};
+    for (int b = 0; b < 256; b++) {
+        snprintf(bytes[b], sizeof bytes[b], "<0x%02X>", b);
+        pieces[3 + b] = bytes[b];
+    }
+    llm_tok t;
+    CHECK_OK(llm_tok_bpe(&t, 259, pieces, NULL, scores, -1, -1, &err));
+    int32_t ids[8];
+    int64_t n = llm_tok_encode(&t, "ab", 2, ids);
+    llm_data d;
+    CHECK_OK(llm_data_from_text(&d, "ab", 2, &t, 0, &err));
+    CHECK_MSG(n == 3 && d.n_tokens == n && !memcmp(d.tokens, ids, (size_t)n * sizeof *ids),
+              "%lld tokens, first %d", (long long)d.n_tokens, d.n_tokens ? (int)d.tokens[0] : 0);
+    llm_data_free(&d);
+    int32_t in[8], tg[8];
+    int used = llm_example_encode(&t, "ab", 2, "y", 1, 8, in, tg, &err);
+    CHECK_MSG(used == 4 && !memcmp(in, ids, 3 * sizeof *ids), "%d positions, first id %d", used, (int)in[0]);
+    CHECK(llm_example_encode(&t, "", 0, "y", 1, 8, in, tg, &err) == LLM_ERR_ARG && strstr(err.msg, "no BOS"));
+    llm_tok_free(&t);
+}
+
+/* The trainer refuses ids its model cannot take, naming the first with its
+ * place, before any pass runs: one past the vocabulary in the text, in an
+ * example's targets, a negative input; with no adapter, a LoRA adapter, and
+ * two prompt-tuning tokens (whose ids V, V+1 only the trainer itself may
+ * put in front of a window). */
+static void test_trainer_checks_ids(void)
+{
+    llm_error err = {0};
+    llm_tok tok;
+    llm_data d;
+    make_corpus(&d, &tok, 10);
+    d.tokens[37] = 258;
+    llm_config c = tiny_config();
+    llm_model m;
+    CHECK_OK(llm_model_init(&m, &c, 1, &err));
+    llm_ckpt_train st = {.batch = 2, .seq = 16, .accum = 1};
+    llm_optim_defaults(&st.optim, LLM_OPTIM_ADAMW);
+    int32_t in[2 * 16], tg[2 * 16];
+    for (int i = 0; i < 2 * 16; i++) in[i] = 'a' + i % 16, tg[i] = i % 16 > 12 ? 'b' : -1;
+    llm_examples ex = {.T = 16, .n = 2, .n_train = 2, .inputs = in, .targets = tg};
+    const llm_adapter_config kinds[3] = {{0}, {.rank = 2, .alpha = 4, .targets = LLM_LORA_ALL}, {.n_virtual = 2}};
+    for (int k = 0; k < 3; k++) {
+        llm_adapter ad;
+        if (k) {
+            CHECK_OK(llm_adapter_init(&ad, &m, &kinds[k], 2, &err));
+            CHECK_OK(llm_adapter_attach(&m, &ad, &err));
+        }
+        llm_trainer t;
+        char want[128];
+        int rc = llm_trainer_init(&t, &m, &d, &st, NULL, &err);
+        snprintf(want, sizeof want, "the text: token 38 of %lld: id 258 outside the vocabulary (0..257)",
+                 (long long)d.n_tokens);
+        CHECK_MSG(rc == LLM_ERR_ARG && strstr(err.msg, want), "adapter %d: %d '%s'", k, rc, err.msg);
+        if (rc == 0) llm_trainer_free(&t);
+        const struct {
+            int32_t *at, value;
+            const char *msg;
+        } bad[2] = {{tg + 16 + 14, 258, "example 2: token 15 of 16: id 258 outside the vocabulary (0..257)"},
+                    {in + 3, -1, "example 1: token 4 of 16: id -1 outside the vocabulary (0..257)"}};
+        for (int b = 0; b < 2; b++) {
+            int32_t keep = *bad[b].at;
+            *bad[b].at = bad[b].value;
+            rc = llm_trainer_init_examples(&t, &m, &ex, &st, NULL, &err);
+            *bad[b].at = keep;
+            CHECK_MSG(rc == LLM_ERR_ARG && strstr(err.msg, bad[b].msg), "adapter %d: %d '%s'", k, rc, err.msg);
+            if (rc == 0) llm_trainer_free(&t);
+        }
+        CHECK_OK(llm_trainer_init_examples(&t, &m, &ex, &st, NULL, &err));
+        llm_trainer_free(&t);
+        if (k) {
+            llm_adapter_detach(&m);
+            llm_adapter_free(&ad);
+        }
+    }
+    llm_model_free(&m);
+    llm_data_free(&d);
 }
 
 /* Entropy of the byte distribution of text, in nats: what a model that
@@ -246,6 +372,8 @@ int main(void)
     RUN(test_data_split_and_batches);
     RUN(test_checkpoint_roundtrip);
     RUN(test_checkpoint_errors);
+    RUN(test_text_without_bos);
+    RUN(test_trainer_checks_ids);
     RUN(test_tiny_model_learns);
     RUN(test_shard_ranges);
     RUN(test_spans_slice);
