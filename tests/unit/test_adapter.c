@@ -577,7 +577,31 @@ typedef struct stream_edit {
     int64_t elem;              /*   or element elem of its f32 payload (-1: none) to x */
     float x;
     int64_t dim0;              /*   or (when > 0) its first dimension, the payload cut to fit */
+    const char *early;         /* move this record to right after the one named after */
+    const char *after;
 } stream_edit;
+
+/* The record named name in the stream at path, and its payload (owned). */
+static void find_record(const char *path, const char *name, llm_record *out, llm_attr *attrs, char *name_buf,
+                        void **data, size_t *n)
+{
+    llm_error err = {0};
+    llm_reader *r;
+    CHECK_OK(llm_reader_open(&r, path, &err));
+    const llm_record *rec;
+    *data = NULL;
+    while (!*data && llm_reader_next(r, &rec, &err) > 0) {
+        if (strcmp(rec->name, name)) continue;
+        *out = *rec;
+        memcpy(attrs, rec->attrs, (size_t)rec->n_attrs * sizeof *attrs);
+        out->attrs = attrs;
+        snprintf(name_buf, 64, "%s", rec->name);
+        out->name = name_buf;
+        CHECK_OK(llm_reader_read_all(r, data, n, &err));
+    }
+    llm_reader_close(r);
+    CHECK_MSG(*data != NULL, "no record %s in %s", name, path);
+}
 
 /* Copies the stream src to dst record by record with the change e. */
 static void rewrite(const char *src, const char *dst, const stream_edit *e)
@@ -587,6 +611,12 @@ static void rewrite(const char *src, const char *dst, const stream_edit *e)
     llm_writer *w;
     CHECK_OK(llm_reader_open(&r, src, &err));
     CHECK_OK(llm_writer_open(&w, dst, NULL, &err));
+    llm_record moved;
+    llm_attr moved_attrs[64];
+    char moved_name[64];
+    void *moved_data = NULL;
+    size_t moved_n = 0;
+    if (e->early) find_record(src, e->early, &moved, moved_attrs, moved_name, &moved_data, &moved_n);
     const llm_record *rec;
     while (llm_reader_next(r, &rec, &err) > 0) {
         void *data;
@@ -597,7 +627,7 @@ static void rewrite(const char *src, const char *dst, const stream_edit *e)
         memcpy(attrs, rec->attrs, (size_t)rec->n_attrs * sizeof *attrs);
         out.attrs = attrs;
         CHECK_OK(llm_reader_read_all(r, &data, &n, &err));
-        if (e->drop && !strcmp(rec->name, e->drop)) {
+        if ((e->drop && !strcmp(rec->name, e->drop)) || (e->early && !strcmp(rec->name, e->early))) {
             free(data);
             continue;
         }
@@ -610,7 +640,9 @@ static void rewrite(const char *src, const char *dst, const stream_edit *e)
         int times = e->twice && !strcmp(rec->name, e->twice) ? 2 : 1;
         for (int k = 0; k < times; k++) CHECK_OK(llm_writer_record(w, &out, data, &err));
         free(data);
+        if (moved_data && !strcmp(rec->name, e->after)) CHECK_OK(llm_writer_record(w, &moved, moved_data, &err));
     }
+    free(moved_data);
     llm_reader_close(r);
     CHECK_OK(llm_writer_close(w, &err));
 }
@@ -648,6 +680,11 @@ static void test_state_refused(void)
         {{.rec = "optim.v.virtual", .elem = 3, .x = -1}, "optim.v.virtual: element 3 is negative", 1},
         {{.rec = "optim.m.virtual", .elem = -1, .dim0 = 1}, "optim.m.virtual: f32[1,16], but the settings need f32[2,16]", 0},
         {{.rec = "virtual", .elem = 0, .x = INFINITY}, "virtual: element 0 is not finite", 0},
+        /* moments are taken only after every weight: their memory follows bytes read */
+        {{.early = "optim.m.virtual", .after = "train", .elem = -1},
+         "optim.m.virtual: optimizer state before tensor virtual", 0},
+        {{.early = "optim.v.layers.1.mlp.w2.lora_b", .after = "layers.0.attn.wq.lora_b", .elem = -1},
+         "optim.v.layers.1.mlp.w2.lora_b: optimizer state before tensor layers.0.mlp.w2.lora_a", 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         rewrite(good, bad, &cases[i].e);
