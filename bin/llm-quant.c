@@ -222,7 +222,7 @@ int main(int argc, char **argv)
         llm_adapter ad;
         OR_DIE(llm_adapter_load(o.merge, &ad, &err));
         if (llm_adapter_attach(&m, &ad, &err) < 0) llm_die(LLM_EXIT_DATA, "%s: not for %s: %s", o.merge, o.model, err.msg);
-        m.adapter = NULL;
+        llm_adapter_detach(&m);
         if (llm_adapter_merge(&m, &ad, &err) < 0) llm_die(LLM_EXIT_DATA, "%s: %s", o.merge, err.msg);
         llm_adapter_free(&ad);
         if (!o.f.scheme) {

@@ -101,7 +101,7 @@ static void parse(int argc, char **argv, options *o)
     *o = (options){.steps = 1000, .batch = 8, .seq = 128, .dim = 128, .layers = 4, .heads = 4,
                    .accum = 1, .eval_every = 100, .tie = 1, .optim = "adamw", .clip = 1.0,
                    .seed = 1337, .val_frac = 0.1, .prompt = "", .bucket_mb = 1,
-                   .lora_targets = (1u << LLM_LORA_WQ) | (1u << LLM_LORA_WV)};
+                   .lora_targets = (1u << LLM_LIN_WQ) | (1u << LLM_LIN_WV)};
     llm_error err = {0};
     o->data = calloc((size_t)argc + 1, sizeof *o->data);
     if (!o->data) llm_die(LLM_EXIT_DATA, "out of memory");
@@ -429,7 +429,7 @@ int main(int argc, char **argv)
     if (adapting) { /* and on what: "[resumed, ]adapting a frozen base" */
         snprintf(how_text, sizeof how_text, "%s%sadapting a frozen %s", o.adapter ? how : "",
                  o.adapter ? ", " : "",
-                 model.qlin ? "quantized base (QLoRA: its linears stay integer, dequantized a block at a time)"
+                 llm_model_quantized(&model) ? "quantized base (QLoRA: its linears stay integer, dequantized a block at a time)"
                             : "base");
         how = how_text;
     }

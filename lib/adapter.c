@@ -15,10 +15,12 @@
 
 #define FORMAT_NAME "llmpipe-adapter"
 
-static const char *const site_names[LLM_LORA_SITES] = {"attn.wq", "attn.wk", "attn.wv", "attn.wo",
-                                                       "mlp.w1",  "mlp.w2",  "mlp.w3"};
-
-const char *llm_adapter_site_name(int site) { return site_names[site]; }
+/* "wq" for "attn.wq": a site's short name in --lora-targets lists. */
+static const char *short_name(int site)
+{
+    const char *name = llm_linear_site_name(site);
+    return name + strlen(name) - 2;
+}
 
 int llm_adapter_parse_targets(const char *list, unsigned *targets, llm_error *err)
 {
@@ -30,8 +32,8 @@ int llm_adapter_parse_targets(const char *list, unsigned *targets, llm_error *er
     for (const char *p = list; *p;) {
         size_t len = strcspn(p, ",");
         int found = -1;
-        for (int s = 0; s < LLM_LORA_SITES; s++)
-            if (len == 2 && !strncmp(p, site_names[s] + strlen(site_names[s]) - 2, 2)) found = s;
+        for (int s = 0; s < LLM_LIN_PER_LAYER; s++)
+            if (len == 2 && !strncmp(p, short_name(s), 2)) found = s;
         if (found < 0)
             return llm_error_set(err, LLM_ERR_ARG, "LoRA target '%.*s' is not one of wq,wk,wv,wo,w1,w2,w3",
                                  (int)len, p);
@@ -46,19 +48,8 @@ void llm_adapter_targets_name(unsigned targets, char *buf, size_t n)
 {
     size_t at = 0;
     buf[0] = '\0';
-    for (int s = 0; s < LLM_LORA_SITES; s++)
-        if (targets & (1u << s) && at < n)
-            at += (size_t)snprintf(buf + at, n - at, "%s%s", at ? "," : "", site_names[s] + strlen(site_names[s]) - 2);
-}
-
-/* in and out of each site's linear for the architecture c */
-static void site_dims(const llm_config *c, int site, int *in, int *out)
-{
-    int D = c->dim, E = D / c->n_heads, HE = c->n_heads * E, KE = c->n_kv_heads * E, F = c->hidden;
-    static const int which[LLM_LORA_SITES][2] = {{0, 1}, {0, 2}, {0, 2}, {1, 0}, {0, 3}, {3, 0}, {0, 3}};
-    const int dims[4] = {D, HE, KE, F};
-    *in = dims[which[site][0]];
-    *out = dims[which[site][1]];
+    for (int s = 0; s < LLM_LIN_PER_LAYER; s++)
+        if (targets & (1u << s) && at < n) at += (size_t)snprintf(buf + at, n - at, "%s%s", at ? "," : "", short_name(s));
 }
 
 static void add_tensor(llm_adapter *ad, const char *name, int64_t d0, int64_t d1)
@@ -96,23 +87,23 @@ static int alloc_layout(llm_adapter *ad, const llm_config *base, const llm_adapt
     ad->cfg = *c;
     ad->base = *base;
     ad->scale = c->rank ? c->alpha / (float)c->rank : 0;
-    int L = base->n_layers, cap = 1 + 2 * L * LLM_LORA_SITES;
+    int L = base->n_layers, cap = 1 + 2 * L * LLM_LIN_PER_LAYER;
     ad->tensors = calloc((size_t)cap, sizeof *ad->tensors);
     ad->spans = calloc((size_t)cap, sizeof *ad->spans);
-    ad->sites = calloc((size_t)L * LLM_LORA_SITES, sizeof *ad->sites);
+    ad->sites = calloc((size_t)L * LLM_LIN_PER_LAYER, sizeof *ad->sites);
     if (!ad->tensors || !ad->spans || !ad->sites) goto nomem;
     if (c->n_virtual) add_tensor(ad, "virtual", c->n_virtual, base->dim);
     for (int l = 0; l < L; l++)
-        for (int s = 0; s < LLM_LORA_SITES; s++) {
-            llm_lora_site *site = &ad->sites[l * LLM_LORA_SITES + s];
+        for (int s = 0; s < LLM_LIN_PER_LAYER; s++) {
+            llm_lora_site *site = &ad->sites[llm_linear_index(l, s)];
             site->a = site->b = -1;
             if (!c->rank || !(c->targets & (1u << s))) continue;
-            site_dims(base, s, &site->in, &site->out);
+            llm_config_linear_shape(base, s, &site->out, &site->in);
             char name[48];
-            snprintf(name, sizeof name, "layers.%d.%s.lora_a", l, site_names[s]);
+            snprintf(name, sizeof name, "layers.%d.%s.lora_a", l, llm_linear_site_name(s));
             site->a = ad->n_params;
             add_tensor(ad, name, c->rank, site->in);
-            snprintf(name, sizeof name, "layers.%d.%s.lora_b", l, site_names[s]);
+            snprintf(name, sizeof name, "layers.%d.%s.lora_b", l, llm_linear_site_name(s));
             site->b = ad->n_params;
             add_tensor(ad, name, site->out, c->rank);
         }
@@ -135,7 +126,7 @@ int llm_adapter_init(llm_adapter *ad, const llm_model *base, const llm_adapter_c
         uint64_t id = llm_rng_below(&rng, (uint64_t)base->cfg.vocab);
         memcpy(ad->arena + ad->virt + (size_t)i * D, base->p.tok_emb + id * (uint64_t)D, (size_t)D * sizeof(float));
     }
-    for (int i = 0; i < base->cfg.n_layers * LLM_LORA_SITES; i++) {
+    for (int i = 0; i < base->cfg.n_layers * LLM_LIN_PER_LAYER; i++) {
         const llm_lora_site *s = &ad->sites[i];
         if (s->a < 0) continue;
         float sd = 1.0f / sqrtf((float)s->in);
@@ -178,18 +169,18 @@ uint64_t llm_model_content_hash(const llm_model *m)
     int32_t dims[9] = {c->vocab, c->dim, c->n_layers, c->n_heads, c->n_kv_heads,
                        c->hidden, c->seq_len, c->tie, c->window};
     uint64_t h = fnv(0xcbf29ce484222325ull, dims, sizeof dims);
-    if (!m->qlin) return fnv(h, m->arena, (size_t)m->n_params * sizeof(float));
+    if (!llm_model_quantized(m)) return fnv(h, m->arena, (size_t)m->n_params * sizeof(float));
     /* a quantized base: its float tensors in arena order, each quantized
      * linear's format, codes, scales and zero points in its place (its
      * unused float view is never read), a quantized tied classifier last */
-    int cls = llm_qlinear_slots(c->n_layers) - 1;
+    const llm_qlinear *cls = m->lin[llm_linear_index(c->n_layers, 0)].q;
     for (int i = 0; i < m->n_tensors; i++) {
         const llm_param_tensor *t = &m->tensors[i];
-        int slot = llm_qlinear_slot(t->name, c->n_layers);
-        h = slot >= 0 && m->qlin[slot] ? fnv_qlinear(h, m->qlin[slot])
-                                       : fnv(h, m->arena + t->offset, (size_t)t->count * sizeof(float));
+        int at = llm_linear_find(t->name, c->n_layers);
+        h = at >= 0 && m->lin[at].q ? fnv_qlinear(h, m->lin[at].q)
+                                    : fnv(h, m->arena + t->offset, (size_t)t->count * sizeof(float));
     }
-    if (c->tie && m->qlin[cls]) h = fnv_qlinear(h, m->qlin[cls]);
+    if (c->tie && cls) h = fnv_qlinear(h, cls);
     return h;
 }
 
@@ -217,7 +208,27 @@ int llm_adapter_attach(llm_model *m, llm_adapter *ad, llm_error *err)
         return llm_error_set(err, LLM_ERR_ARG, "%d virtual tokens fill the model's context of %d",
                              ad->cfg.n_virtual, m->cfg.seq_len);
     m->adapter = ad;
+    for (int i = 0; i < m->cfg.n_layers * LLM_LIN_PER_LAYER; i++) { /* the LoRA factors on their linears */
+        const llm_lora_site *site = &ad->sites[i];
+        if (site->a < 0) continue;
+        llm_linear *lin = &m->lin[i];
+        lin->lora_a = ad->arena + site->a;
+        lin->lora_b = ad->arena + site->b;
+        lin->rank = ad->cfg.rank;
+        lin->lora_scale = ad->scale;
+    }
     return 0;
+}
+
+void llm_adapter_detach(llm_model *m)
+{
+    for (int i = 0; m->lin && i < llm_linear_count(m->cfg.n_layers); i++) {
+        llm_linear *lin = &m->lin[i];
+        lin->lora_a = lin->lora_b = NULL;
+        lin->rank = 0;
+        lin->lora_scale = 0;
+    }
+    m->adapter = NULL;
 }
 
 int llm_adapter_merge(llm_model *m, const llm_adapter *ad, llm_error *err)
@@ -227,15 +238,11 @@ int llm_adapter_merge(llm_model *m, const llm_adapter *ad, llm_error *err)
                              "folded into weights", ad->cfg.n_virtual);
     if (!same_arch(&m->cfg, &ad->base))
         return llm_error_set(err, LLM_ERR_ARG, "the adapter was made for another architecture");
-    for (int l = 0; l < m->cfg.n_layers; l++) {
-        llm_layer_params *w = &m->p.layers[l];
-        float *weights[LLM_LORA_SITES] = {w->wq, w->wk, w->wv, w->wo, w->w1, w->w2, w->w3};
-        for (int s = 0; s < LLM_LORA_SITES; s++) {
-            const llm_lora_site *site = &ad->sites[l * LLM_LORA_SITES + s];
-            if (site->a < 0) continue;
+    for (int i = 0; i < m->cfg.n_layers * LLM_LIN_PER_LAYER; i++) {
+        const llm_lora_site *site = &ad->sites[i];
+        if (site->a >= 0)
             llm_lora_merge(ad->arena + site->a, ad->arena + site->b, ad->cfg.rank, site->in, site->out,
-                           ad->scale, weights[s]);
-        }
+                           ad->scale, m->lin[i].w);
     }
     return 0;
 }

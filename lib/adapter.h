@@ -38,16 +38,14 @@
 #include "model.h"
 #include "optim.h"
 
-/* The linears LoRA may adapt, in layer order. */
-enum { LLM_LORA_WQ, LLM_LORA_WK, LLM_LORA_WV, LLM_LORA_WO, LLM_LORA_W1, LLM_LORA_W2, LLM_LORA_W3,
-       LLM_LORA_SITES };
-#define LLM_LORA_ALL ((1u << LLM_LORA_SITES) - 1)
+/* Every linear of a layer (bit LLM_LIN_* of linear.h each) as LoRA targets. */
+#define LLM_LORA_ALL ((1u << LLM_LIN_PER_LAYER) - 1)
 
 typedef struct llm_adapter_config {
     int n_virtual;    /* P prompt-tuning tokens; 0: none */
     int rank;         /* R; 0: no LoRA */
     float alpha;      /* LoRA scale alpha / R */
-    unsigned targets; /* bit LLM_LORA_*: that linear is adapted in every layer */
+    unsigned targets; /* bit LLM_LIN_* (linear.h): that linear is adapted in every layer */
 } llm_adapter_config;
 
 /* One adapted linear: offsets of A [rank, in] and B [out, rank] in the
@@ -65,7 +63,7 @@ typedef struct llm_adapter {
     int64_t n_params;
     float *arena;              /* [n_params], owned */
     int64_t virt;              /* offset of "virtual" [P, D] (0 when P > 0) */
-    llm_lora_site *sites;      /* [L * LLM_LORA_SITES] */
+    llm_lora_site *sites;      /* [7L], by linear index (linear.h) */
     int n_tensors;
     llm_param_tensor *tensors; /* [n_tensors], in stream order */
     llm_param_span *spans;     /* [n_tensors], no weight decay */
@@ -75,8 +73,6 @@ typedef struct llm_adapter {
 int llm_adapter_parse_targets(const char *list, unsigned *targets, llm_error *err);
 /* Bits back to "wq,wv", into buf. */
 void llm_adapter_targets_name(unsigned targets, char *buf, size_t n);
-/* The site's name, "attn.wq" ... "mlp.w3". */
-const char *llm_adapter_site_name(int site);
 
 /* A fresh adapter for base: virtual tokens copied from the embeddings of
  * random vocabulary ids, A random, B zero. */
@@ -85,14 +81,17 @@ int llm_adapter_init(llm_adapter *ad, const llm_model *base, const llm_adapter_c
 void llm_adapter_free(llm_adapter *ad);
 
 /* FNV-1a over the architecture and every weight's bytes: the base's identity.
- * For a quantized base (m->qlin) the quantized linears count by their
+ * For a quantized base (linears with integer weights) the quantized linears count by their
  * format, codes, scales and zero points, so a QLoRA adapter belongs to the
  * exact int4/int8 checkpoint it was trained on. */
 uint64_t llm_model_content_hash(const llm_model *m);
 
 /* Checks that ad was made for m (architecture and content hash), then makes
- * m's forward passes use it (m->adapter = ad, borrowed). */
+ * m's forward passes use it: m->adapter = ad (its virtual tokens) and the
+ * LoRA factors on m's linears (linear.h), all borrowed. */
 int llm_adapter_attach(llm_model *m, llm_adapter *ad, llm_error *err);
+/* Takes the adapter off m again (the linears' LoRA factors and m->adapter). */
+void llm_adapter_detach(llm_model *m);
 
 /* Folds the LoRA factors into m's weights (W += s B A).  Virtual tokens
  * cannot be folded: an adapter with them is refused. */

@@ -119,9 +119,9 @@ static int save_all(llm_writer *w, const llm_model *m, const llm_optim *o,
     add(&l, "norm_eps", "%.9g", (double)c->norm_eps);
     add(&l, "rope_theta", "%.9g", (double)c->rope_theta);
     add(&l, "params", "%" PRId64, m->n_params);
-    for (int i = 0; m->qlin && i < llm_qlinear_slots(c->n_layers); i++)
-        if (m->qlin[i]) { /* the scheme, for listings; each tensor carries its own */
-            add(&l, "quant", "%s", llm_qscheme_name(m->qlin[i]->f.scheme));
+    for (int i = 0; i < llm_linear_count(c->n_layers); i++)
+        if (m->lin[i].q) { /* the scheme, for listings; each tensor carries its own */
+            add(&l, "quant", "%s", llm_qscheme_name(m->lin[i].q->f.scheme));
             break;
         }
     TRY(write_meta(w, "config", &l, err));
@@ -129,12 +129,12 @@ static int save_all(llm_writer *w, const llm_model *m, const llm_optim *o,
     if (t) TRY(llm_ckpt_write_train(w, t, o ? o->t : 0, err));
     for (int i = 0; i < m->n_tensors; i++) {
         const llm_param_tensor *pt = &m->tensors[i];
-        int slot = m->qlin ? llm_qlinear_slot(pt->name, c->n_layers) : -1;
-        if (slot >= 0 && m->qlin[slot]) TRY(write_qlinear(w, pt->name, m->qlin[slot], err));
+        int at = llm_linear_find(pt->name, c->n_layers);
+        if (at >= 0 && m->lin[at].q) TRY(write_qlinear(w, pt->name, m->lin[at].q, err));
         else TRY(write_floats(w, pt->name, &pt->shape, m->arena + pt->offset, err));
     }
-    if (m->qlin && c->tie && m->qlin[llm_qlinear_slots(c->n_layers) - 1]) /* its own classifier */
-        TRY(write_qlinear(w, "cls", m->qlin[llm_qlinear_slots(c->n_layers) - 1], err));
+    const llm_qlinear *cls = m->lin[llm_linear_index(c->n_layers, 0)].q;
+    if (c->tie && cls) TRY(write_qlinear(w, "cls", cls, err)); /* its own classifier */
     if (t && o) {
         const float *moments[2] = {o->m, o->v};
         const char *prefix[2] = {"optim.m.", "optim.v."};
@@ -297,15 +297,15 @@ static int read_into(llm_reader *r, const llm_record *rec, const llm_param_tenso
     return 0;
 }
 
-/* A quantized linear's codes (the current record) into m->qlin. */
+/* A quantized linear's codes (the current record) into its m->lin[].q. */
 static int read_qlinear(llm_reader *r, const llm_record *rec, llm_model *m, llm_error *err)
 {
     const llm_config *c = &m->cfg;
     const char *name = llm_record_attr(rec, "quant");
     int scheme = llm_qscheme_parse(name);
     if (scheme < 0) return llm_error_set(err, LLM_ERR_FORMAT, "%s: unknown quantization '%s'", rec->name, name);
-    int slot = llm_qlinear_slot(rec->name, c->n_layers);
-    if (slot < 0) return llm_error_set(err, LLM_ERR_FORMAT, "%s: quantized, but not a linear layer", rec->name);
+    int at = llm_linear_find(rec->name, c->n_layers);
+    if (at < 0) return llm_error_set(err, LLM_ERR_FORMAT, "%s: quantized, but not a linear layer", rec->name);
     const llm_param_tensor *pt = llm_model_tensor(m, rec->name);
     llm_shape want = pt ? pt->shape : llm_shape_make(2, (int64_t[]){c->vocab, c->dim});
     llm_qformat f = {.scheme = (llm_qscheme)scheme, .sym = 1};
@@ -323,12 +323,10 @@ static int read_qlinear(llm_reader *r, const llm_record *rec, llm_model *m, llm_
                              llm_dtype_name(rec->dtype), llm_shape_format(&rec->shape, a, sizeof a),
                              name, llm_dtype_name(dtype), llm_shape_format(&want, b, sizeof b));
     }
-    if (!m->qlin && !(m->qlin = calloc((size_t)llm_qlinear_slots(c->n_layers), sizeof *m->qlin)))
-        return llm_error_set(err, LLM_ERR_NOMEM, "out of memory");
-    if (m->qlin[slot]) return llm_error_set(err, LLM_ERR_FORMAT, "%s: given twice", rec->name);
+    if (m->lin[at].q) return llm_error_set(err, LLM_ERR_FORMAT, "%s: given twice", rec->name);
     llm_qlinear *q = calloc(1, sizeof *q);
     if (!q) return llm_error_set(err, LLM_ERR_NOMEM, "out of memory");
-    m->qlin[slot] = q;
+    m->lin[at].q = q;
     int rc = llm_qlinear_alloc(q, &f, (int)want.dim[0], (int)want.dim[1], err);
     if (rc < 0) return llm_error_prefix(err, "%s", rec->name);
     if (scheme == LLM_Q_W8A8) {
@@ -348,14 +346,14 @@ static int read_companion(llm_reader *r, const llm_record *rec, llm_model *m, un
                           llm_error *err)
 {
     const char *dot = strrchr(rec->name, '.');
-    if (!m->qlin || !dot || (strcmp(dot, ".scale") && strcmp(dot, ".zero"))) return 0;
+    if (!dot || (strcmp(dot, ".scale") && strcmp(dot, ".zero"))) return 0;
     char base[96];
     if ((size_t)(dot - rec->name) >= sizeof base) return 0;
     memcpy(base, rec->name, (size_t)(dot - rec->name));
     base[dot - rec->name] = 0;
-    int slot = llm_qlinear_slot(base, m->cfg.n_layers);
-    if (slot < 0 || !m->qlin[slot]) return 0;
-    llm_qlinear *q = m->qlin[slot];
+    int at = llm_linear_find(base, m->cfg.n_layers);
+    if (at < 0 || !m->lin[at].q) return 0;
+    llm_qlinear *q = m->lin[at].q;
     int is_scale = !strcmp(dot, ".scale");
     llm_dtype dtype = is_scale ? LLM_DTYPE_F32 : LLM_DTYPE_U8;
     if (!is_scale && !q->zero)
@@ -375,7 +373,7 @@ static int read_companion(llm_reader *r, const llm_record *rec, llm_model *m, un
         if (is_scale ? !(q->scale[i] > 0 && q->scale[i] < 1e30f) : q->zero[i] > 15)
             return llm_error_set(err, LLM_ERR_FORMAT, "%s: element %zu is %g", rec->name, i,
                                  is_scale ? (double)q->scale[i] : (double)q->zero[i]);
-    got[slot] |= is_scale ? 1 : 2;
+    got[at] |= is_scale ? 1 : 2;
     return 1;
 }
 
@@ -419,7 +417,7 @@ static int load_all(llm_reader *r, llm_model *m, llm_optim *o, llm_ckpt_train *t
     int64_t optim_t = 0;
     int next[3] = {0, 0, 0}; /* the tensor each sequence expects next: params, optim.m, optim.v */
     char *seen = calloc((size_t)m->n_tensors * 3, 1); /* params, m, v */
-    int slots = llm_qlinear_slots(cfg.n_layers);
+    int slots = llm_linear_count(cfg.n_layers);
     unsigned char *qgot = calloc((size_t)slots, 1); /* companions of quantized linears */
     if (!seen || !qgot) {
         free(seen), free(qgot);
@@ -495,11 +493,11 @@ static int load_all(llm_reader *r, llm_model *m, llm_optim *o, llm_ckpt_train *t
                 rc = llm_error_set(err, LLM_ERR_FORMAT, "optimizer state optim.%c.%s is missing",
                                    k == 1 ? 'm' : 'v', m->tensors[i].name);
     }
-    for (int i = 0; rc == 0 && m->qlin && i < slots; i++) {
+    for (int i = 0; rc == 0 && i < slots; i++) {
         char name[64];
-        llm_qlinear_slot_name(i, cfg.n_layers, name, sizeof name);
-        if (m->qlin[i] && !(qgot[i] & 1)) rc = llm_error_set(err, LLM_ERR_FORMAT, "%s.scale is missing", name);
-        else if (m->qlin[i] && m->qlin[i]->zero && !(qgot[i] & 2))
+        llm_linear_name(i, cfg.n_layers, name, sizeof name);
+        if (m->lin[i].q && !(qgot[i] & 1)) rc = llm_error_set(err, LLM_ERR_FORMAT, "%s.scale is missing", name);
+        else if (m->lin[i].q && m->lin[i].q->zero && !(qgot[i] & 2))
             rc = llm_error_set(err, LLM_ERR_FORMAT, "%s.zero is missing", name);
     }
     free(seen);

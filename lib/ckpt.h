@@ -9,7 +9,7 @@
  * written through a temporary name and renamed (outfile.h).
  *
  * A quantized checkpoint (llm-quant) has the same records, except that each
- * quantized linear (m->qlin, quant.h) is its integer codes (i8, or u4) with
+ * quantized linear (m->lin[].q, quant.h) is its integer codes (i8, or u4) with
  * attributes quant=int8|int4|w8a8 (int4: group=, sym=; w8a8: act_scale=),
  * followed by "<name>.scale" f32 [rows, groups] and, for asymmetric int4,
  * "<name>.zero" u8 [rows, groups]; a tied classifier that is quantized is a
@@ -62,7 +62,7 @@ int llm_ckpt_load(const char *path, llm_model *m, llm_optim *o, llm_ckpt_train *
                   int *has_train, llm_error *err);
 
 /* Loads a checkpoint for running it: float, or with quantized linears
- * (m->qlin; their float views are left unused, never filled).  Training
+ * (m->lin[].q; their float views are left unused, never filled).  Training
  * state is ignored.  llm_ckpt_load refuses quantized checkpoints. */
 int llm_ckpt_load_model(const char *path, llm_model *m, llm_error *err);
 

@@ -1,23 +1,14 @@
 /* grad — the backward pass of the Llama decoder in model.c, written by hand:
- * each layer's forward step undone in reverse, weight gradients accumulated
- * through cblas_sgemm, normalised inputs and the gated MLP activation
- * recomputed from what the forward pass kept.  Input gradients through a
- * quantized linear dequantize it a block of rows at a time (model.c). */
-#include <cblas.h>
+ * each layer's forward step undone in reverse, the linears' weight and input
+ * gradients (and their LoRA factors') through linear.h, normalised inputs
+ * and the gated MLP activation recomputed from what the forward pass kept. */
 #include <math.h>
 #include <string.h>
 
 #include "adapter.h"
 #include "attn.h"
-#include "lora.h"
 #include "model.h"
 #include "model_internal.h"
-
-/* dW [out, in] += dy^T [out, n] . x [n, in] */
-static void weight_grad(const float *dy, const float *x, float *dw, int n, int out, int in)
-{
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, n, 1.0f, dy, out, x, in, 1.0f, dw, in);
-}
 
 /* RMSNorm y = g * x * r, r = 1/sqrt(mean(x^2) + eps), given dy:
  *   dg_j += sum_i dy_ij x_ij r_i
@@ -71,36 +62,25 @@ static void attention_backward(const llm_model *m, const llm_acts *a, int l, con
         }
 }
 
-/* The adapter's LoRA site `site` of layer l, or NULL when that linear has none. */
-static const llm_lora_site *lora_of(const llm_model *m, int l, int site)
+/* LoRA's weight half of linear index's backward step (linear.h): a->lora_du,
+ * and the factors' gradients in agrad when given.  Returns the linear when it
+ * has LoRA (for lora_input), else NULL. */
+static const llm_linear *lora_weights(const llm_model *m, llm_acts *a, float *agrad, int index,
+                                      const float *x, const float *dy)
 {
-    const llm_adapter *ad = m->adapter;
-    if (!ad || !ad->cfg.rank) return NULL;
-    const llm_lora_site *s = &ad->sites[l * LLM_LORA_SITES + site];
-    return s->a < 0 ? NULL : s;
+    const llm_linear *lin = &m->lin[index];
+    if (!lin->lora_a) return NULL;
+    const float *arena = m->adapter->arena;
+    size_t N = (size_t)a->B * (size_t)a->T;
+    llm_linear_lora_grad(lin, x, a->lora_u + (size_t)index * N * (size_t)lin->rank, dy, (int)N, a->lora_du,
+                         agrad ? agrad + (lin->lora_a - arena) : NULL, agrad ? agrad + (lin->lora_b - arena) : NULL);
+    return lin;
 }
 
-/* The weight half of a LoRA site's backward step: a->lora_du, and the
- * factors' gradients when agrad is given.  Returns the site or NULL. */
-static const llm_lora_site *lora_weights(const llm_model *m, llm_acts *a, float *agrad, int l, int site,
-                                         const float *x, const float *dy)
+/* dx += du A for a linear lora_weights returned (nothing for NULL). */
+static void lora_input(const llm_acts *a, const llm_linear *lin, float *dx)
 {
-    const llm_lora_site *s = lora_of(m, l, site);
-    if (!s) return NULL;
-    const llm_adapter *ad = m->adapter;
-    size_t N = (size_t)a->B * (size_t)a->T, R = (size_t)ad->cfg.rank;
-    llm_lora_backward_weights(ad->arena + s->b, (int)R, s->in, s->out, ad->scale, x,
-                              a->lora_u + ((size_t)l * LLM_LORA_SITES + (size_t)site) * N * R, dy, (int)N,
-                              a->lora_du, agrad ? agrad + s->a : NULL, agrad ? agrad + s->b : NULL);
-    return s;
-}
-
-/* dx += du A for a site lora_weights returned (nothing for NULL). */
-static void lora_input(const llm_model *m, const llm_acts *a, const llm_lora_site *s, float *dx)
-{
-    if (s)
-        llm_lora_backward_input(m->adapter->arena + s->a, m->adapter->cfg.rank, s->in, a->lora_du,
-                                a->B * a->T, dx);
+    if (lin) llm_linear_lora_input_grad(lin, a->lora_du, a->B * a->T, dx);
 }
 
 void llm_model_backward(const llm_model *m, llm_acts *a, float *grad)
@@ -108,9 +88,10 @@ void llm_model_backward(const llm_model *m, llm_acts *a, float *grad)
     llm_model_backward_adapter(m, a, grad, NULL);
 }
 
-/* dW += dy^T x, unless the base is frozen (no base gradient arena) */
-#define WEIGHT_GRAD(dy, x, field, n, out, in) \
-    do { if (grad) weight_grad(dy, x, field, n, out, in); } while (0)
+/* dW += dy^T x for linear `site` of layer l, unless the base is frozen (no
+ * base gradient arena) */
+#define WEIGHT_GRAD(l, site, dy, x, field) \
+    do { if (grad) llm_linear_weight_grad(&m->lin[llm_linear_index(l, site)], x, dy, N, field); } while (0)
 
 void llm_model_backward_adapter(const llm_model *m, llm_acts *a, float *grad, float *agrad)
 {
@@ -140,8 +121,9 @@ void llm_model_backward_adapter(const llm_model *m, llm_acts *a, float *grad, fl
         for (int j = 0; j < V; j++) row[j] *= inv;
     }
     float *dx = a->s_nd2, *buf = a->s_nd, *buf2 = a->s_nd3;
-    WEIGHT_GRAD(dlogits, a->xf, g.cls, N, V, D);
-    llm_linear_input_grad(m, a, 7 * c->n_layers, dlogits, p->cls, buf, N, V, D, 0);
+    const llm_linear *cls = &m->lin[llm_linear_index(c->n_layers, 0)];
+    if (grad) llm_linear_weight_grad(cls, a->xf, dlogits, N, g.cls);
+    llm_linear_input_grad(cls, dlogits, N, buf, 0, a->qscratch);
     memset(dx, 0, (size_t)N * D * sizeof *dx);
     rmsnorm_backward(a->x + (size_t)c->n_layers * N * D, p->norm, a->rmsf, buf, dx, g.norm, N, D);
     /* the arena is tok_emb, layers 0..L-1, norm[, cls]: all from norm on is final
@@ -151,6 +133,8 @@ void llm_model_backward_adapter(const llm_model *m, llm_acts *a, float *grad, fl
     for (int l = c->n_layers - 1; l >= 0; l--) {
         const llm_layer_params *w = &p->layers[l];
         llm_layer_params *gw = &g.layers[l];
+        const int at = llm_linear_index(l, 0); /* layer l's linears: m->lin[at + site] */
+        const llm_linear *lin = &m->lin[at];
         const float *x = a->x + (size_t)l * N * D, *x_mid = a->x_mid + (size_t)l * N * D;
         const float *h1 = a->h1 + (size_t)l * N * F, *h3 = a->h3 + (size_t)l * N * F;
         const float *rms1 = a->rms1 + (size_t)l * N, *rms2 = a->rms2 + (size_t)l * N;
@@ -159,11 +143,11 @@ void llm_model_backward_adapter(const llm_model *m, llm_acts *a, float *grad, fl
         /* MLP: x_next = x_mid + w2 . (silu(h1) * h3) */
 #pragma omp parallel for schedule(static)
         for (size_t i = 0; i < (size_t)N * F; i++) hg[i] = llm_silu(h1[i]) * h3[i];
-        WEIGHT_GRAD(dx, hg, gw->w2, N, D, F);
-        const llm_lora_site *ls = lora_weights(m, a, agrad, l, LLM_LORA_W2, hg, dx);
+        WEIGHT_GRAD(l, LLM_LIN_W2, dx, hg, gw->w2);
+        const llm_linear *ls = lora_weights(m, a, agrad, at + LLM_LIN_W2, hg, dx);
         float *dh1 = hg; /* hg is no longer needed: its buffer takes d(hg), then dh1 */
-        llm_linear_input_grad(m, a, 7 * l + 5, dx, w->w2, dh1, N, D, F, 0);
-        lora_input(m, a, ls, dh1);
+        llm_linear_input_grad(&lin[LLM_LIN_W2], dx, N, dh1, 0, a->qscratch);
+        lora_input(a, ls, dh1);
 #pragma omp parallel for schedule(static)
         for (size_t i = 0; i < (size_t)N * F; i++) {
             float z = h1[i], sig = 1.0f / (1.0f + expf(-z)), dhg = dh1[i];
@@ -172,41 +156,41 @@ void llm_model_backward_adapter(const llm_model *m, llm_acts *a, float *grad, fl
         }
         float *xn = buf2;
         llm_rmsnorm_apply(x_mid, w->mlp_norm, rms2, xn, N, D);
-        WEIGHT_GRAD(dh1, xn, gw->w1, N, F, D);
-        WEIGHT_GRAD(dh3, xn, gw->w3, N, F, D);
-        llm_linear_input_grad(m, a, 7 * l + 4, dh1, w->w1, buf, N, F, D, 0);
-        llm_linear_input_grad(m, a, 7 * l + 6, dh3, w->w3, buf, N, F, D, 1);
-        lora_input(m, a, lora_weights(m, a, agrad, l, LLM_LORA_W1, xn, dh1), buf);
-        lora_input(m, a, lora_weights(m, a, agrad, l, LLM_LORA_W3, xn, dh3), buf);
+        WEIGHT_GRAD(l, LLM_LIN_W1, dh1, xn, gw->w1);
+        WEIGHT_GRAD(l, LLM_LIN_W3, dh3, xn, gw->w3);
+        llm_linear_input_grad(&lin[LLM_LIN_W1], dh1, N, buf, 0, a->qscratch);
+        llm_linear_input_grad(&lin[LLM_LIN_W3], dh3, N, buf, 1, a->qscratch);
+        lora_input(a, lora_weights(m, a, agrad, at + LLM_LIN_W1, xn, dh1), buf);
+        lora_input(a, lora_weights(m, a, agrad, at + LLM_LIN_W3, xn, dh3), buf);
         rmsnorm_backward(x_mid, w->mlp_norm, rms2, buf, dx, gw->mlp_norm, N, D);
 
         /* attention: x_mid = x + wo . attn(q, k, v) */
         const float *att = a->att + (size_t)l * N * HE;
-        WEIGHT_GRAD(dx, att, gw->wo, N, D, HE);
+        WEIGHT_GRAD(l, LLM_LIN_WO, dx, att, gw->wo);
         float *datt = buf, *dq = buf2, *dk = a->s_kv, *dv = a->s_kv2;
-        llm_linear_input_grad(m, a, 7 * l + 3, dx, w->wo, datt, N, D, HE, 0);
-        lora_input(m, a, lora_weights(m, a, agrad, l, LLM_LORA_WO, att, dx), datt);
+        llm_linear_input_grad(&lin[LLM_LIN_WO], dx, N, datt, 0, a->qscratch);
+        lora_input(a, lora_weights(m, a, agrad, at + LLM_LIN_WO, att, dx), datt);
         attention_backward(m, a, l, datt, dq, dk, dv);
         llm_rope_apply(&a->rope, dq, N, HE, H, T, 0, 1);
         llm_rope_apply(&a->rope, dk, N, KE, K, T, 0, 1);
         xn = buf; /* datt is spent: recompute the normalised input there */
         llm_rmsnorm_apply(x, w->attn_norm, rms1, xn, N, D);
-        WEIGHT_GRAD(dq, xn, gw->wq, N, HE, D);
-        WEIGHT_GRAD(dk, xn, gw->wk, N, KE, D);
-        WEIGHT_GRAD(dv, xn, gw->wv, N, KE, D);
+        WEIGHT_GRAD(l, LLM_LIN_WQ, dq, xn, gw->wq);
+        WEIGHT_GRAD(l, LLM_LIN_WK, dk, xn, gw->wk);
+        WEIGHT_GRAD(l, LLM_LIN_WV, dv, xn, gw->wv);
         /* the LoRA sites read xn, which dxn overwrites: their part of dxn
          * is gathered in a->lora_dx first */
         float *dxn = buf;
         const float *qkv_dy[3] = {dq, dk, dv};
         int lora_qkv = 0;
-        for (int site = LLM_LORA_WQ; site <= LLM_LORA_WV; site++) {
-            const llm_lora_site *ls = lora_weights(m, a, agrad, l, site, xn, qkv_dy[site - LLM_LORA_WQ]);
+        for (int site = LLM_LIN_WQ; site <= LLM_LIN_WV; site++) {
+            const llm_linear *ls = lora_weights(m, a, agrad, at + site, xn, qkv_dy[site - LLM_LIN_WQ]);
             if (ls && !lora_qkv++) memset(a->lora_dx, 0, (size_t)N * D * sizeof *a->lora_dx);
-            lora_input(m, a, ls, a->lora_dx);
+            lora_input(a, ls, a->lora_dx);
         }
-        llm_linear_input_grad(m, a, 7 * l + 0, dq, w->wq, dxn, N, HE, D, 0);
-        llm_linear_input_grad(m, a, 7 * l + 1, dk, w->wk, dxn, N, KE, D, 1);
-        llm_linear_input_grad(m, a, 7 * l + 2, dv, w->wv, dxn, N, KE, D, 1);
+        llm_linear_input_grad(&lin[LLM_LIN_WQ], dq, N, dxn, 0, a->qscratch);
+        llm_linear_input_grad(&lin[LLM_LIN_WK], dk, N, dxn, 1, a->qscratch);
+        llm_linear_input_grad(&lin[LLM_LIN_WV], dv, N, dxn, 1, a->qscratch);
         if (lora_qkv)
 #pragma omp simd
             for (size_t i = 0; i < (size_t)N * D; i++) dxn[i] += a->lora_dx[i];

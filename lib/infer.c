@@ -16,25 +16,6 @@
 #include "model_internal.h"
 #include "qmatmul.h"
 
-/* y [n, out] = x [n, in] W^T + beta y: a matrix-vector product for one token,
- * which streams W once, else sgemm; or, when the model's linear in this slot
- * is quantized, its integer kernel (qmatmul.h; beta = 1 goes through
- * scratch [n, out], which the caller no longer needs). */
-static void linear(const llm_infer *s, int slot, float *scratch, const float *x, const float *w,
-                   float *y, int n, int out, int in, float beta)
-{
-    const llm_qlinear *q = s->m->qlin ? s->m->qlin[slot] : NULL;
-    if (q) {
-        llm_qlinear_matmul(q, x, n, beta == 0 ? y : scratch, out);
-        if (beta != 0)
-            for (size_t i = 0; i < (size_t)n * out; i++) y[i] += scratch[i];
-    } else if (n == 1) {
-        cblas_sgemv(CblasRowMajor, CblasNoTrans, out, in, 1.0f, w, in, x, 1, beta, y, 1);
-    } else {
-        llm_matmul_nt(x, w, y, n, out, in, beta);
-    }
-}
-
 /* A run of rows that continue one slot's sequence from position pos0. */
 typedef struct segment {
     int slot, pos0, row0, n;
@@ -209,19 +190,6 @@ static int report_probs(llm_infer *s, int layer, const llm_attn_shape *shape, co
     return s->tap.fn(s->tap.ctx, name, s->probs, &dims, err);
 }
 
-/* The adapter's hook: y[i, j] += its LoRA update of linear `site` of layer
- * l on n rows x, for output columns [r0, r1) (nothing without one). */
-static void adapt(const llm_infer *s, int l, int site, const float *x, int n, int ldx, float *y, int ldy,
-                  int r0, int r1)
-{
-    const llm_adapter *ad = s->m->adapter;
-    if (!ad || !ad->cfg.rank) return;
-    const llm_lora_site *st = &ad->sites[l * LLM_LORA_SITES + site];
-    if (st->a >= 0)
-        llm_lora_rows(ad->arena + st->a, ad->arena + st->b, ad->cfg.rank, st->in, ad->scale, x, n, ldx, y,
-                      ldy, r0, r1);
-}
-
 /* The cache of one layer of one slot: [cache_cap[slot], K*E]. */
 static float *cache_of(const llm_infer *s, float *const *base, int slot, int layer)
 {
@@ -284,25 +252,6 @@ static void attend(llm_infer *s, const segment *sg, int l, int h, int R, float *
         llm_attn_forward(&shape, s->q + q0, HE, kc, vc, KE, s->att + q0, HE, s->lse + (size_t)h * R + sg->row0);
 }
 
-/* Rows [r0, r1) of y [M, out] (row stride ldy) = x [M, in] W^T + beta y for
- * the linear in `slot`, inside the decode step's parallel region: the float
- * kernel, or the quantized one (which overwrites, so beta = 1 goes through
- * scratch's same rows, free at the two points that add: wo and w2). */
-static void rows_product(const llm_infer *s, int slot, const float *w, int in, const float *x,
-                         int M, float *y, int ldy, int r0, int r1, float beta, float *scratch)
-{
-    const llm_qlinear *q = s->m->qlin ? s->m->qlin[slot] : NULL;
-    if (!q) {
-        llm_matvec_rows(w, in, x, M, in, y, ldy, r0, r1, beta);
-    } else if (beta == 0) {
-        llm_qlinear_rows(q, x, M, y, ldy, r0, r1);
-    } else {
-        llm_qlinear_rows(q, x, M, scratch, ldy, r0, r1);
-        for (int m = 0; m < M; m++)
-            for (int r = r0; r < r1; r++) y[(size_t)m * ldy + r] += scratch[(size_t)m * ldy + r];
-    }
-}
-
 /* Rows of one token each, with no tap: the decode step.  Every matrix
  * product streams its weights once for all R rows (matvec.h), split by
  * output rows among the threads of one parallel region that lasts the whole
@@ -322,20 +271,16 @@ static void run_rows(llm_infer *s, const segment *seg, int n_seg, int R, int all
         int r0, r1;
         for (int l = 0; l < c->n_layers; l++) {
             const llm_layer_params *w = &m->p.layers[l];
+            const llm_linear *lin = &m->lin[llm_linear_index(l, 0)];
 #pragma omp single
             llm_rmsnorm(s->x, w->attn_norm, s->xn, NULL, R, D, c->norm_eps);
             /* q, k and v as one [HE + 2 KE, D] product split among the threads */
             llm_matvec_split(QKV, t, nt, &r0, &r1);
-            const float *wt[3] = {w->wq, w->wk, w->wv};
             float *yt[3] = {s->q, s->kn, s->vn};
             const int base[4] = {0, HE, HE + KE, QKV}, ld[3] = {HE, KE, KE};
             for (int i = 0; i < 3; i++) {
                 int a = r0 > base[i] ? r0 : base[i], b = r1 < base[i + 1] ? r1 : base[i + 1];
-                if (a < b) {
-                    rows_product(s, 7 * l + i, wt[i], D, s->xn, R, yt[i], ld[i], a - base[i], b - base[i],
-                                 0, NULL);
-                    adapt(s, l, LLM_LORA_WQ + i, s->xn, R, D, yt[i], ld[i], a - base[i], b - base[i]);
-                }
+                if (a < b) llm_linear_rows(&lin[LLM_LIN_WQ + i], s->xn, R, yt[i], ld[i], a - base[i], b - base[i], 0, NULL);
             }
 #pragma omp barrier
 #pragma omp single
@@ -344,17 +289,14 @@ static void run_rows(llm_infer *s, const segment *seg, int n_seg, int R, int all
             for (int g = 0; g < n_seg; g++)
                 for (int h = 0; h < H; h++) attend(s, &seg[g], l, h, R, s->scores + (size_t)t * (size_t)s->scores_cap);
             llm_matvec_split(D, t, nt, &r0, &r1);
-            rows_product(s, 7 * l + 3, w->wo, HE, s->att, R, s->x, D, r0, r1, 1, s->xn);
-            adapt(s, l, LLM_LORA_WO, s->att, R, HE, s->x, D, r0, r1);
+            llm_linear_rows(&lin[LLM_LIN_WO], s->att, R, s->x, D, r0, r1, 1, s->xn);
 #pragma omp barrier
 #pragma omp single
             llm_rmsnorm(s->x, w->mlp_norm, s->xn, NULL, R, D, c->norm_eps);
             /* w1 and w3 by the same rows, so each thread gates its own */
             llm_matvec_split(F, t, nt, &r0, &r1);
-            rows_product(s, 7 * l + 4, w->w1, D, s->xn, R, s->h1, F, r0, r1, 0, NULL);
-            rows_product(s, 7 * l + 6, w->w3, D, s->xn, R, s->h3, F, r0, r1, 0, NULL);
-            adapt(s, l, LLM_LORA_W1, s->xn, R, D, s->h1, F, r0, r1);
-            adapt(s, l, LLM_LORA_W3, s->xn, R, D, s->h3, F, r0, r1);
+            llm_linear_rows(&lin[LLM_LIN_W1], s->xn, R, s->h1, F, r0, r1, 0, NULL);
+            llm_linear_rows(&lin[LLM_LIN_W3], s->xn, R, s->h3, F, r0, r1, 0, NULL);
             for (int i = 0; i < R; i++)
                 for (int j = r0; j < r1; j++) {
                     size_t at = (size_t)i * F + (size_t)j;
@@ -362,8 +304,7 @@ static void run_rows(llm_infer *s, const segment *seg, int n_seg, int R, int all
                 }
 #pragma omp barrier
             llm_matvec_split(D, t, nt, &r0, &r1);
-            rows_product(s, 7 * l + 5, w->w2, F, s->h1, R, s->x, D, r0, r1, 1, s->xn);
-            adapt(s, l, LLM_LORA_W2, s->h1, R, F, s->x, D, r0, r1);
+            llm_linear_rows(&lin[LLM_LIN_W2], s->h1, R, s->x, D, r0, r1, 1, s->xn);
 #pragma omp barrier
         }
 #pragma omp single
@@ -372,7 +313,8 @@ static void run_rows(llm_infer *s, const segment *seg, int n_seg, int R, int all
             llm_rmsnorm(s->x, m->p.norm, s->xn, NULL, s->logit_rows, D, c->norm_eps);
         }
         llm_matvec_split(V, t, nt, &r0, &r1);
-        rows_product(s, 7 * c->n_layers, m->p.cls, D, s->xn, s->logit_rows, s->logits, V, r0, r1, 0, NULL);
+        llm_linear_rows(&m->lin[llm_linear_index(c->n_layers, 0)], s->xn, s->logit_rows, s->logits, V, r0, r1, 0,
+                        NULL);
     }
 }
 
@@ -383,18 +325,15 @@ static int run_batched(llm_infer *s, const segment *seg, int n_seg, int R, int a
 {
     const llm_model *m = s->m;
     const llm_config *c = &m->cfg;
-    int D = c->dim, H = c->n_heads, K = c->n_kv_heads, E = D / H, HE = H * E, KE = K * E,
-        F = c->hidden, V = c->vocab;
+    int D = c->dim, H = c->n_heads, E = D / H, HE = H * E, F = c->hidden;
     for (int l = 0; l < c->n_layers; l++) {
         const llm_layer_params *w = &m->p.layers[l];
+        const llm_linear *lin = &m->lin[llm_linear_index(l, 0)];
         llm_rmsnorm(s->x, w->attn_norm, s->xn, NULL, R, D, c->norm_eps);
         if (s->tap.acts) TRY(report(s, "attn.wq.in", l, s->xn, R, D, err));
-        linear(s, 7 * l + 0, NULL, s->xn, w->wq, s->q, R, HE, D, 0);
-        linear(s, 7 * l + 1, NULL, s->xn, w->wk, s->kn, R, KE, D, 0);
-        linear(s, 7 * l + 2, NULL, s->xn, w->wv, s->vn, R, KE, D, 0);
-        adapt(s, l, LLM_LORA_WQ, s->xn, R, D, s->q, HE, 0, HE);
-        adapt(s, l, LLM_LORA_WK, s->xn, R, D, s->kn, KE, 0, KE);
-        adapt(s, l, LLM_LORA_WV, s->xn, R, D, s->vn, KE, 0, KE);
+        llm_linear_apply(&lin[LLM_LIN_WQ], s->xn, R, s->q, 0, NULL);
+        llm_linear_apply(&lin[LLM_LIN_WK], s->xn, R, s->kn, 0, NULL);
+        llm_linear_apply(&lin[LLM_LIN_WV], s->xn, R, s->vn, 0, NULL);
         rope_into_cache(s, seg, n_seg, l);
         /* the work is about rows x keys x E per head: small steps run on one thread */
         size_t work = (size_t)R * (size_t)(seg[n_seg - 1].pos0 + seg[n_seg - 1].n) * (size_t)HE;
@@ -408,25 +347,21 @@ static int run_batched(llm_infer *s, const segment *seg, int n_seg, int R, int a
                                  cache_of(s, s->k, seg[g].slot, l), err));
             }
         if (s->tap.acts) TRY(report(s, "attn.wo.in", l, s->att, R, HE, err));
-        linear(s, 7 * l + 3, s->xn, s->att, w->wo, s->x, R, D, HE, 1);
-        adapt(s, l, LLM_LORA_WO, s->att, R, HE, s->x, D, 0, D);
+        llm_linear_apply(&lin[LLM_LIN_WO], s->att, R, s->x, 1, s->xn);
         llm_rmsnorm(s->x, w->mlp_norm, s->xn, NULL, R, D, c->norm_eps);
         if (s->tap.acts) TRY(report(s, "mlp.w1.in", l, s->xn, R, D, err));
-        linear(s, 7 * l + 4, NULL, s->xn, w->w1, s->h1, R, F, D, 0);
-        linear(s, 7 * l + 6, NULL, s->xn, w->w3, s->h3, R, F, D, 0);
-        adapt(s, l, LLM_LORA_W1, s->xn, R, D, s->h1, F, 0, F);
-        adapt(s, l, LLM_LORA_W3, s->xn, R, D, s->h3, F, 0, F);
+        llm_linear_apply(&lin[LLM_LIN_W1], s->xn, R, s->h1, 0, NULL);
+        llm_linear_apply(&lin[LLM_LIN_W3], s->xn, R, s->h3, 0, NULL);
         size_t nf = (size_t)R * F;
 #pragma omp parallel for schedule(static) if (nf >= LLM_PARALLEL_MIN)
         for (size_t i = 0; i < nf; i++) s->h1[i] = llm_silu(s->h1[i]) * s->h3[i];
         if (s->tap.acts) TRY(report(s, "mlp.w2.in", l, s->h1, R, F, err));
-        linear(s, 7 * l + 5, s->xn, s->h1, w->w2, s->x, R, D, F, 1);
-        adapt(s, l, LLM_LORA_W2, s->h1, R, F, s->x, D, 0, D);
+        llm_linear_apply(&lin[LLM_LIN_W2], s->h1, R, s->x, 1, s->xn);
     }
     int rows = s->logit_rows = gather_last_rows(s, seg, n_seg, R, all_logits);
     llm_rmsnorm(s->x, m->p.norm, s->xn, NULL, rows, D, c->norm_eps);
     if (s->tap.acts) TRY(report(s, "cls.in", -1, s->xn, rows, D, err));
-    linear(s, 7 * c->n_layers, NULL, s->xn, m->p.cls, s->logits, rows, V, D, 0);
+    llm_linear_apply(&m->lin[llm_linear_index(c->n_layers, 0)], s->xn, rows, s->logits, 0, NULL);
     return 0;
 }
 

@@ -13,9 +13,7 @@
 
 #include "adapter.h"
 #include "attn.h"
-#include "lora.h"
 #include "model_internal.h"
-#include "quant.h"
 #include "rng.h"
 #include "sample.h"
 
@@ -132,6 +130,37 @@ void llm_params_map(const llm_model *m, float *arena, llm_params *p)
     p->cls = m->cfg.tie ? p->tok_emb : arena + t[2 + 9 * m->cfg.n_layers].offset;
 }
 
+/* The float linears over the arena's views, in linear.h's order. */
+static void map_linears(llm_model *m)
+{
+    const llm_config *c = &m->cfg;
+    for (int l = 0; l < c->n_layers; l++) {
+        llm_layer_params *lp = &m->p.layers[l];
+        float *w[LLM_LIN_PER_LAYER] = {lp->wq, lp->wk, lp->wv, lp->wo, lp->w1, lp->w2, lp->w3};
+        for (int site = 0; site < LLM_LIN_PER_LAYER; site++) {
+            llm_linear *lin = &m->lin[llm_linear_index(l, site)];
+            llm_config_linear_shape(c, site, &lin->out, &lin->in);
+            lin->w = w[site];
+        }
+    }
+    m->lin[llm_linear_index(c->n_layers, 0)] = (llm_linear){.out = c->vocab, .in = c->dim, .w = m->p.cls};
+}
+
+void llm_config_linear_shape(const llm_config *c, int site, int *out, int *in)
+{
+    int D = c->dim, E = D / c->n_heads, HE = c->n_heads * E, KE = c->n_kv_heads * E, F = c->hidden;
+    const int outs[LLM_LIN_PER_LAYER] = {HE, KE, KE, D, F, D, F}, ins[LLM_LIN_PER_LAYER] = {D, D, D, HE, D, F, D};
+    *out = outs[site];
+    *in = ins[site];
+}
+
+int llm_model_quantized(const llm_model *m)
+{
+    int n = 0;
+    for (int i = 0; m->lin && i < llm_linear_count(m->cfg.n_layers); i++) n += m->lin[i].q != NULL;
+    return n;
+}
+
 int llm_model_alloc(llm_model *m, const llm_config *cfg, llm_error *err)
 {
     memset(m, 0, sizeof *m);
@@ -143,7 +172,8 @@ int llm_model_alloc(llm_model *m, const llm_config *cfg, llm_error *err)
     m->tensors = calloc((size_t)n, sizeof *m->tensors);
     m->spans = calloc((size_t)n, sizeof *m->spans);
     m->p.layers = calloc((size_t)cfg->n_layers, sizeof *m->p.layers);
-    if (!m->tensors || !m->spans || !m->p.layers) goto nomem;
+    m->lin = calloc((size_t)llm_linear_count(cfg->n_layers), sizeof *m->lin);
+    if (!m->tensors || !m->spans || !m->p.layers || !m->lin) goto nomem;
     m->n_params = layout(cfg, m->tensors, &m->n_tensors);
     m->arena = arena_alloc((size_t)m->n_params, &m->arena_map);
     if (!m->arena) goto nomem;
@@ -151,6 +181,7 @@ int llm_model_alloc(llm_model *m, const llm_config *cfg, llm_error *err)
         m->spans[i] = (llm_param_span){m->tensors[i].offset, m->tensors[i].count,
                                        m->tensors[i].shape.ndim == 2};
     llm_params_map(m, m->arena, &m->p);
+    map_linears(m);
     return 0;
 nomem:
     llm_model_free(m);
@@ -182,11 +213,11 @@ int llm_model_init(llm_model *m, const llm_config *cfg, uint64_t seed, llm_error
 void llm_model_free(llm_model *m)
 {
     if (!m) return;
-    for (int i = 0; m->qlin && i < llm_qlinear_slots(m->cfg.n_layers); i++) {
-        llm_qlinear_free(m->qlin[i]);
-        free(m->qlin[i]);
+    for (int i = 0; m->lin && i < llm_linear_count(m->cfg.n_layers); i++) {
+        llm_qlinear_free(m->lin[i].q);
+        free(m->lin[i].q);
     }
-    free(m->qlin);
+    free(m->lin);
     if (m->arena_map) munmap(m->arena, m->arena_map);
     else free(m->arena);
     free(m->tensors);
@@ -265,18 +296,18 @@ int llm_acts_lora(llm_acts *a, const llm_config *c, int rank, llm_error *err)
     size_t N = (size_t)a->B * (size_t)a->T, R = (size_t)rank;
     free(a->lora_u);
     free(a->lora_du);
-    a->lora_u = malloc((size_t)c->n_layers * LLM_LORA_SITES * N * R * sizeof(float) + 1);
+    a->lora_u = malloc((size_t)c->n_layers * LLM_LIN_PER_LAYER * N * R * sizeof(float) + 1);
     a->lora_du = malloc(N * (R + (size_t)c->dim) * sizeof(float));
     if (!a->lora_u || !a->lora_du)
         return llm_error_set(err, LLM_ERR_NOMEM, "LoRA activations: out of memory");
     a->lora_dx = a->lora_du + N * R;
-    a->bytes += (((size_t)c->n_layers * LLM_LORA_SITES + 1) * R + (size_t)c->dim) * N * sizeof(float);
+    a->bytes += (((size_t)c->n_layers * LLM_LIN_PER_LAYER + 1) * R + (size_t)c->dim) * N * sizeof(float);
     return 0;
 }
 
 int llm_acts_quant(llm_acts *a, const llm_model *m, llm_error *err)
 {
-    if (!m->qlin) return 0;
+    if (!llm_model_quantized(m)) return 0;
     const llm_config *c = &m->cfg;
     size_t E = (size_t)c->dim / (size_t)c->n_heads, width = (size_t)c->dim;
     if ((size_t)c->n_heads * E > width) width = (size_t)c->n_heads * E;
@@ -332,11 +363,6 @@ void llm_rmsnorm_apply(const float *x, const float *g, const float *inv_rms, flo
 
 float llm_silu(float z) { return z / (1.0f + expf(-z)); }
 
-void llm_matmul_nt(const float *x, const float *w, float *y, int n, int out, int in, float beta)
-{
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, in, 1.0f, x, in, w, in, beta, y, out);
-}
-
 void llm_attention_forward(const llm_model *m, const float *q, const float *k, const float *v,
                            float *att, float *lse, int B, int T)
 {
@@ -354,82 +380,10 @@ void llm_attention_forward(const llm_model *m, const float *q, const float *k, c
         }
 }
 
-/* Rows [r0, r1) of a quantized linear as floats, w [r1 - r0, cols]:
- * int8 scale[r] * q, int4 scale[r, g] * (u - zero[r, g]) (quant.h). */
-static void dequantize_rows(const llm_qlinear *q, int r0, int r1, float *w)
+/* The LoRA u of linear index for the backward pass (NULL: no LoRA). */
+static float *lora_u(llm_acts *a, int index, int rank)
 {
-    int cols = q->cols, G = q->groups;
-#pragma omp parallel for schedule(static) if ((size_t)(r1 - r0) * cols >= LLM_PARALLEL_MIN)
-    for (int r = r0; r < r1; r++) {
-        float *wr = w + (size_t)(r - r0) * cols;
-        const float *scale = q->scale + (size_t)r * G;
-        if (!q->q4) {
-            const int8_t *codes = q->q8 + (size_t)r * cols;
-#pragma omp simd
-            for (int k = 0; k < cols; k++) wr[k] = scale[0] * (float)codes[k];
-            continue;
-        }
-        const uint8_t *bytes = q->q4 + (size_t)r * cols / 2;
-        int width = cols / G;
-        for (int g = 0; g < G; g++) {
-            float s = scale[g], zero = q->zero ? (float)q->zero[(size_t)r * G + g] : 8.0f;
-            for (int k = g * width; k < (g + 1) * width; k += 2) {
-                uint8_t b = bytes[k / 2];
-                wr[k] = s * ((float)(b & 15) - zero);
-                wr[k + 1] = s * ((float)(b >> 4) - zero);
-            }
-        }
-    }
-}
-
-static const llm_qlinear *quantized(const llm_model *m, int slot)
-{
-    return m->qlin ? m->qlin[slot] : NULL;
-}
-
-void llm_linear_forward(const llm_model *m, llm_acts *a, int slot, const float *x, const float *w,
-                        float *y, int n, int out, int in, float beta)
-{
-    const llm_qlinear *q = quantized(m, slot);
-    if (!q) {
-        llm_matmul_nt(x, w, y, n, out, in, beta);
-        return;
-    }
-    for (int r0 = 0; r0 < out; r0 += LLM_QROWS) {
-        int rows = out - r0 < LLM_QROWS ? out - r0 : LLM_QROWS;
-        dequantize_rows(q, r0, r0 + rows, a->qscratch);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, rows, in, 1.0f, x, in, a->qscratch, in,
-                    beta, y + r0, out);
-    }
-}
-
-void llm_linear_input_grad(const llm_model *m, llm_acts *a, int slot, const float *dy, const float *w,
-                           float *dx, int n, int out, int in, float beta)
-{
-    const llm_qlinear *q = quantized(m, slot);
-    if (!q) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, in, out, 1.0f, dy, out, w, in, beta, dx, in);
-        return;
-    }
-    /* dx = sum over blocks of dy[:, block] . W[block, :] */
-    for (int r0 = 0; r0 < out; r0 += LLM_QROWS) {
-        int rows = out - r0 < LLM_QROWS ? out - r0 : LLM_QROWS;
-        dequantize_rows(q, r0, r0 + rows, a->qscratch);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, in, rows, 1.0f, dy + r0, out, a->qscratch,
-                    in, r0 ? 1.0f : beta, dx, in);
-    }
-}
-
-/* y [N, out] += the adapter's LoRA update of linear `site` of layer l on x. */
-static void lora_site(const llm_model *m, llm_acts *a, int l, int site, const float *x, float *y)
-{
-    const llm_adapter *ad = m->adapter;
-    if (!ad || !ad->cfg.rank) return;
-    const llm_lora_site *s = &ad->sites[l * LLM_LORA_SITES + site];
-    if (s->a < 0) return;
-    size_t N = (size_t)a->B * (size_t)a->T, R = (size_t)ad->cfg.rank;
-    llm_lora_forward(ad->arena + s->a, ad->arena + s->b, (int)R, s->in, s->out, ad->scale, x, (int)N,
-                     a->lora_u + ((size_t)l * LLM_LORA_SITES + (size_t)site) * N * R, y);
+    return a->lora_u ? a->lora_u + (size_t)index * (size_t)a->B * (size_t)a->T * (size_t)rank : NULL;
 }
 
 int llm_model_check_ids(const llm_model *m, const int32_t *ids, int64_t n, unsigned allow, llm_error *err)
@@ -468,38 +422,36 @@ float llm_model_forward(const llm_model *m, llm_acts *a, const int32_t *inputs,
     }
     for (int l = 0; l < c->n_layers; l++) {
         const llm_layer_params *w = &p->layers[l];
+        const llm_linear *lin = &m->lin[llm_linear_index(l, 0)];
         float *x = a->x + (size_t)l * N * D, *xn = a->s_nd, *x_mid = a->x_mid + (size_t)l * N * D;
         float *q = a->q + (size_t)l * N * HE, *k = a->k + (size_t)l * N * KE,
               *v = a->v + (size_t)l * N * KE, *att = a->att + (size_t)l * N * HE;
         float *h1 = a->h1 + (size_t)l * N * F, *h3 = a->h3 + (size_t)l * N * F;
+#define FORWARD(site, in, out, beta)                                                      \
+    llm_linear_forward(&lin[site], in, N, out, beta, a->qscratch,                        \
+                       lora_u(a, llm_linear_index(l, site), lin[site].rank))
         llm_rmsnorm(x, w->attn_norm, xn, a->rms1 + (size_t)l * N, N, D, c->norm_eps);
-        llm_linear_forward(m, a, 7 * l + 0, xn, w->wq, q, N, HE, D, 0);
-        llm_linear_forward(m, a, 7 * l + 1, xn, w->wk, k, N, KE, D, 0);
-        llm_linear_forward(m, a, 7 * l + 2, xn, w->wv, v, N, KE, D, 0);
-        lora_site(m, a, l, LLM_LORA_WQ, xn, q);
-        lora_site(m, a, l, LLM_LORA_WK, xn, k);
-        lora_site(m, a, l, LLM_LORA_WV, xn, v);
+        FORWARD(LLM_LIN_WQ, xn, q, 0);
+        FORWARD(LLM_LIN_WK, xn, k, 0);
+        FORWARD(LLM_LIN_WV, xn, v, 0);
         llm_rope_apply(&a->rope, q, N, HE, H, T, 0, 0);
         llm_rope_apply(&a->rope, k, N, KE, K, T, 0, 0);
         llm_attention_forward(m, q, k, v, att, a->lse + (size_t)l * N * H, B, T);
         memcpy(x_mid, x, (size_t)N * D * sizeof(float));
-        llm_linear_forward(m, a, 7 * l + 3, att, w->wo, x_mid, N, D, HE, 1);
-        lora_site(m, a, l, LLM_LORA_WO, att, x_mid);
+        FORWARD(LLM_LIN_WO, att, x_mid, 1);
         llm_rmsnorm(x_mid, w->mlp_norm, xn, a->rms2 + (size_t)l * N, N, D, c->norm_eps);
-        llm_linear_forward(m, a, 7 * l + 4, xn, w->w1, h1, N, F, D, 0);
-        llm_linear_forward(m, a, 7 * l + 6, xn, w->w3, h3, N, F, D, 0);
-        lora_site(m, a, l, LLM_LORA_W1, xn, h1);
-        lora_site(m, a, l, LLM_LORA_W3, xn, h3);
+        FORWARD(LLM_LIN_W1, xn, h1, 0);
+        FORWARD(LLM_LIN_W3, xn, h3, 0);
         float *hg = a->s_nf;
 #pragma omp parallel for schedule(static)
         for (size_t i = 0; i < (size_t)N * F; i++) hg[i] = llm_silu(h1[i]) * h3[i];
         float *x_next = a->x + (size_t)(l + 1) * N * D;
         memcpy(x_next, x_mid, (size_t)N * D * sizeof(float));
-        llm_linear_forward(m, a, 7 * l + 5, hg, w->w2, x_next, N, D, F, 1);
-        lora_site(m, a, l, LLM_LORA_W2, hg, x_next);
+        FORWARD(LLM_LIN_W2, hg, x_next, 1);
+#undef FORWARD
     }
     llm_rmsnorm(a->x + (size_t)c->n_layers * N * D, p->norm, a->xf, a->rmsf, N, D, c->norm_eps);
-    llm_linear_forward(m, a, 7 * c->n_layers, a->xf, p->cls, a->probs, N, V, D, 0);
+    llm_linear_forward(&m->lin[llm_linear_index(c->n_layers, 0)], a->xf, N, a->probs, 0, a->qscratch, NULL);
     double loss = 0;
     int counted = 0;
 #pragma omp parallel for reduction(+ : loss, counted) schedule(static)

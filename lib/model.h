@@ -32,6 +32,7 @@
 #include <stdint.h>
 
 #include "err.h"
+#include "linear.h"
 #include "optim.h"
 #include "rope.h"
 #include "tensor.h"
@@ -53,6 +54,8 @@ typedef struct llm_config {
 
 /* Checks every field and the shapes they imply, naming the first problem. */
 int llm_config_check(const llm_config *c, llm_error *err);
+/* The output and input widths of a layer's linear `site` (linear.h). */
+void llm_config_linear_shape(const llm_config *c, int site, int *out, int *in);
 
 /* Views of one layer's parameters (or gradients, or moments) in an arena. */
 typedef struct llm_layer_params {
@@ -96,14 +99,12 @@ typedef struct llm_model {
      * forward pass applies (adapter.h); token ids V..V+P-1 are its virtual
      * tokens. */
     struct llm_adapter *adapter;
-    /* The quantized linears of a quantized checkpoint (quant.h), NULL for a
-     * float model: [llm_qlinear_slots(L)], NULL where a linear stays float
-     * (where one is set, its arena view is unused and never touched, so its
-     * pages are never resident).  The training forward and backward passes
-     * dequantize such a linear LLM_QROWS output rows at a time into
-     * llm_acts.qscratch and multiply by that block (QLoRA: the base stays
-     * int4/int8 and frozen; only an adapter trains on it). */
-    struct llm_qlinear **qlin;
+    /* The linears [llm_linear_count(L)] in linear.h's order: their shapes,
+     * float views of the arena, the integer weights of a quantized
+     * checkpoint (quant.h; NULL where a linear stays float, and where one is
+     * set, its arena view is never touched, so its pages are never
+     * resident) and the LoRA factors of an attached adapter. */
+    llm_linear *lin;
 } llm_model;
 
 /* Allocates a model with weights drawn from N(0, 0.02) (output projections
@@ -117,6 +118,8 @@ void llm_model_free(llm_model *m);
  * written between the never-touched float views of the quantized linears
  * (every norm gain) would otherwise make a whole 2 MiB page resident. */
 void llm_model_sparse_arena(llm_model *m);
+/* How many of m's linears are quantized (0: a float model). */
+int llm_model_quantized(const llm_model *m);
 /* Maps views of an arena with the model's layout (for gradients, moments). */
 void llm_params_map(const llm_model *m, float *arena, llm_params *p);
 /* The tensor named name, or NULL. */
@@ -147,7 +150,7 @@ typedef struct llm_acts {
     float *s_kv, *s_kv2;         /* [N, K*E] */
     /* with a LoRA adapter (llm_acts_lora): x A^T of every site, kept for
      * the backward pass, and scratch */
-    float *lora_u;     /* [L, 7, N, R] */
+    float *lora_u;     /* [7L, N, R], by linear index (linear.h) */
     float *lora_du;    /* [N, R] */
     float *lora_dx;    /* [N, D] (in lora_du's allocation) */
     /* with a quantized base (llm_acts_quant): one block of LLM_QROWS
@@ -167,9 +170,7 @@ int llm_acts_init(llm_acts *a, const llm_config *c, int B, int T, llm_error *err
 /* Adds what a LoRA adapter of rank R needs to a (before the first forward
  * pass of a model that has one). */
 int llm_acts_lora(llm_acts *a, const llm_config *c, int rank, llm_error *err);
-/* Output rows of a quantized linear dequantized at once by the training passes. */
-#define LLM_QROWS 128
-/* Adds the dequantization scratch a model with quantized linears (m->qlin)
+/* Adds the dequantization scratch a model with quantized linears
  * needs to a (before its first forward pass); nothing for a float model. */
 int llm_acts_quant(llm_acts *a, const llm_model *m, llm_error *err);
 void llm_acts_free(llm_acts *a);
@@ -188,9 +189,10 @@ enum { LLM_IDS_VIRTUAL = 1, LLM_IDS_UNSCORED = 2 };
  * (K counted from 1; the caller prefixes where the ids came from). */
 int llm_model_check_ids(const llm_model *m, const int32_t *ids, int64_t n, unsigned allow, llm_error *err);
 
-/* Forward pass over inputs [B*T] (ids V.. are the adapter's virtual tokens);
- * returns the mean cross-entropy (nats) of targets [B*T] (ids < 0 are
- * ignored).  B and T come from a.  The ids must pass llm_model_check_ids
+/* The reference forward pass: every faster one (infer.h) is tested against
+ * it.  Runs B sequences of T tokens (B and T from a), inputs [B*T] (ids from
+ * V on are the adapter's virtual tokens), and returns the mean cross-entropy
+ * (nats) of targets [B*T] (ids < 0 are ignored); a->probs gets the softmax.  The ids must pass llm_model_check_ids
  * (inputs with LLM_IDS_VIRTUAL, targets with LLM_IDS_UNSCORED): an id out of
  * range is a programmer error (assert). */
 float llm_model_forward(const llm_model *m, llm_acts *a, const int32_t *inputs,

@@ -12,10 +12,10 @@
 
 #include "smooth.h"
 
-enum { PER_LAYER = LLM_QMODEL_INPUTS_PER_LAYER, LINEARS_PER_LAYER = 7 };
+enum { PER_LAYER = LLM_QMODEL_INPUTS_PER_LAYER };
 
 /* The input (of a layer's four) that each of wq, wk, wv, wo, w1, w2, w3 reads. */
-static const int input_of_linear[LINEARS_PER_LAYER] = {0, 0, 0, 1, 2, 3, 2};
+static const int input_of_linear[LLM_LIN_PER_LAYER] = {0, 0, 0, 1, 2, 3, 2};
 static const char *const input_names[PER_LAYER] = {"attn.wq.in", "attn.wo.in", "mlp.w1.in", "mlp.w2.in"};
 
 /* Is input k the output of a norm (attn.wq.in or mlp.w1.in of a layer), so
@@ -36,37 +36,34 @@ int llm_qmodel_init(llm_qmodel *q, llm_model *m, const char *model_label, const 
                     llm_error *err)
 {
     const llm_config *c = &m->cfg;
-    int L = c->n_layers, D = c->dim, E = D / c->n_heads, HE = c->n_heads * E, KE = c->n_kv_heads * E;
+    int L = c->n_layers, D = c->dim, E = D / c->n_heads, HE = c->n_heads * E;
     *q = (llm_qmodel){.m = m, .model_label = model_label, .o = *opts};
-    q->n_lin = llm_qlinear_slots(L);
+    q->n_lin = llm_linear_count(L);
     q->n_in = PER_LAYER * L + 1;
     q->lin = calloc((size_t)q->n_lin, sizeof *q->lin);
     q->in_name = calloc((size_t)q->n_in, sizeof *q->in_name);
     q->in_width = calloc((size_t)q->n_in, sizeof *q->in_width);
     q->h = calloc((size_t)q->n_in, sizeof *q->h);
     if (!q->lin || !q->in_name || !q->in_width || !q->h) return llm_error_set(err, LLM_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < q->n_lin; i++) {
+        const llm_linear *lin = &m->lin[i];
+        int layer = i / LLM_LIN_PER_LAYER, site = i % LLM_LIN_PER_LAYER; /* layer L: the classifier */
+        q->lin[i] = (llm_qmodel_linear){.w = lin->w, .rows = lin->out, .cols = lin->in,
+                                        .input = PER_LAYER * layer + (layer < L ? input_of_linear[site] : 0)};
+    }
     for (int l = 0; l < L; l++) {
-        llm_layer_params *p = &m->p.layers[l];
-        float *ws[LINEARS_PER_LAYER] = {p->wq, p->wk, p->wv, p->wo, p->w1, p->w2, p->w3};
-        int rows[LINEARS_PER_LAYER] = {HE, KE, KE, D, c->hidden, D, c->hidden};
-        int cols[LINEARS_PER_LAYER] = {D, D, D, HE, D, c->hidden, D};
-        for (int i = 0; i < LINEARS_PER_LAYER; i++)
-            q->lin[LINEARS_PER_LAYER * l + i] = (llm_qmodel_linear){
-                .w = ws[i], .rows = rows[i], .cols = cols[i], .input = PER_LAYER * l + input_of_linear[i]};
         int widths[PER_LAYER] = {D, HE, D, c->hidden};
         for (int k = 0; k < PER_LAYER; k++) {
             snprintf(q->in_name[PER_LAYER * l + k], sizeof q->in_name[0], "layers.%d.%s", l, input_names[k]);
             q->in_width[PER_LAYER * l + k] = widths[k];
         }
     }
-    q->lin[LINEARS_PER_LAYER * L] = (llm_qmodel_linear){.w = m->p.cls, .rows = c->vocab, .cols = D,
-                                                        .input = PER_LAYER * L};
     snprintf(q->in_name[PER_LAYER * L], sizeof q->in_name[0], "cls.in");
     q->in_width[PER_LAYER * L] = D;
     for (int i = 0; i < q->n_lin; i++) {
         llm_qmodel_linear *li = &q->lin[i];
-        llm_qlinear_slot_name(i, L, li->name, sizeof li->name);
-        li->quantize = i < LINEARS_PER_LAYER * L || opts->cls;
+        llm_linear_name(i, L, li->name, sizeof li->name);
+        li->quantize = i < LLM_LIN_PER_LAYER * L || opts->cls;
         for (int k = 0; li->quantize && k < opts->n_skip; k++)
             if (fnmatch(opts->skip[k], li->name, 0) == 0) li->quantize = 0;
         li->w_sqnr = li->out_sqnr = li->rtn_out_sqnr = NAN;
@@ -252,8 +249,6 @@ static int quantize_linear(llm_qmodel *q, llm_qmodel_linear *li, llm_qlinear *qw
 int llm_qmodel_quantize(llm_qmodel *q, llm_qmodel_progress progress, void *ctx, llm_error *err)
 {
     llm_model *m = q->m;
-    if (!m->qlin && !(m->qlin = calloc((size_t)q->n_lin, sizeof *m->qlin)))
-        return llm_error_set(err, LLM_ERR_NOMEM, "out of memory");
     int done = 0;
     for (int i = 0; i < q->n_lin; i++) {
         llm_qmodel_linear *li = &q->lin[i];
@@ -267,7 +262,7 @@ int llm_qmodel_quantize(llm_qmodel *q, llm_qmodel_progress progress, void *ctx, 
             free(qw);
             return rc;
         }
-        m->qlin[i] = qw;
+        m->lin[i].q = qw;
         done++;
     }
     for (int k = 0; k < q->n_in; k++) llm_hessian_free(&q->h[k]);
@@ -279,8 +274,8 @@ int llm_qmodel_quantize(llm_qmodel *q, llm_qmodel_progress progress, void *ctx, 
 
 int llm_qmodel_dequantize(llm_model *m, llm_model *out, llm_error *err)
 {
-    int L = m->cfg.n_layers, cls = llm_qlinear_slots(L) - 1;
-    int untie = m->cfg.tie && m->qlin && m->qlin[cls];
+    int L = m->cfg.n_layers, cls = llm_linear_index(L, 0);
+    int untie = m->cfg.tie && m->lin[cls].q;
     llm_config cfg = m->cfg;
     cfg.tie = untie ? 0 : cfg.tie;
     TRY(llm_model_alloc(out, &cfg, err));
@@ -292,11 +287,7 @@ int llm_qmodel_dequantize(llm_model *m, llm_model *out, llm_error *err)
         const llm_param_tensor *src = llm_model_tensor(m, !strcmp(t->name, "cls") && untie ? "tok_emb" : t->name);
         memcpy(out->arena + t->offset, m->arena + src->offset, (size_t)t->count * sizeof(float));
     }
-    for (int i = 0; m->qlin && i <= cls; i++)
-        if (m->qlin[i]) {
-            char name[64];
-            llm_qlinear_slot_name(i, L, name, sizeof name);
-            llm_dequantize(m->qlin[i], out->arena + llm_model_tensor(out, name)->offset);
-        }
+    for (int i = 0; i <= cls; i++)
+        if (m->lin[i].q) llm_dequantize(m->lin[i].q, out->lin[i].w);
     return 0;
 }

@@ -4,11 +4,11 @@
  * measurements, and the float model a quantized one stands for
  * (llm-quant(1)).
  *
- * A model of L layers has 7L + 1 linears (llm_qlinear_slots: wq, wk, wv, wo,
+ * A model of L layers has 7L + 1 linears (linear.h: wq, wk, wv, wo,
  * w1, w2, w3 per layer, then cls) reading 4L + 1 inputs, named as
  * llm-gen --dump-acts names its records: per layer attn.wq.in (read by wq,
  * wk, wv), attn.wo.in (wo), mlp.w1.in (w1, w3), mlp.w2.in (w2); then cls.in.
- * The quantized linears go into m->qlin; the model's float weights are left
+ * The quantized weights go into m->lin[].q; the model's float weights are left
  * as they are (smoothed when smoothing is asked for).
  *
  *     llm_qmodel q;
@@ -58,7 +58,7 @@ typedef struct llm_qmodel {
     const char *model_label; /* borrowed, for messages */
     llm_qmodel_opts o;
     int n_lin, n_in;
-    llm_qmodel_linear *lin;  /* [n_lin], slot order */
+    llm_qmodel_linear *lin;  /* [n_lin], in the model's order (linear.h) */
     char (*in_name)[48];     /* [n_in] */
     int *in_width;           /* [n_in] */
     llm_hessian *h;          /* [n_in]; h[k].sum is NULL for an input no quantized linear reads */
@@ -72,7 +72,7 @@ typedef struct llm_qmodel {
  * and the strings of opts are borrowed for q's lifetime. */
 int llm_qmodel_init(llm_qmodel *q, llm_model *m, const char *model_label, const llm_qmodel_opts *opts,
                     llm_error *err);
-/* Frees what q allocated (not the model, nor its qlin); q may be NULL. */
+/* Frees what q allocated (not the model, nor its quantized weights); q may be NULL. */
 void llm_qmodel_free(llm_qmodel *q);
 
 /* Checks the format against every quantized linear's width before any work:
@@ -95,11 +95,11 @@ int llm_qmodel_hessians(llm_qmodel *q, llm_reader *r, const char *label, llm_err
 /* Called before each linear is quantized: done of todo finished. */
 typedef void (*llm_qmodel_progress)(int done, int todo, const char *name, void *ctx);
 
-/* Quantizes every linear marked so into q->m->qlin (allocated here, slot
- * order, NULL for linears left float) by RTN or GPTQ, w8a8's activation step
+/* Quantizes every linear marked so into its q->m->lin[].q (allocated here;
+ * the linears left float keep NULL) by RTN or GPTQ, w8a8's activation step
  * from the table, and fills each linear's measurements; frees the Hessians
  * when done.  progress may be NULL.  On error the linears done so far stay
- * in m->qlin (llm_model_free frees them). */
+ * quantized (llm_model_free frees them). */
 int llm_qmodel_quantize(llm_qmodel *q, llm_qmodel_progress progress, void *ctx, llm_error *err);
 
 /* *out = the float model a quantized m stands for: its float tensors copied,

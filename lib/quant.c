@@ -66,12 +66,6 @@ void llm_qlinear_free(llm_qlinear *q)
     memset(q, 0, sizeof *q);
 }
 
-size_t llm_qlinear_bytes(const llm_qlinear *q)
-{
-    size_t n = (size_t)q->rows * (size_t)q->cols, ng = (size_t)q->rows * (size_t)q->groups;
-    return (q->q4 ? n / 2 : n) + ng * sizeof(float) + (q->zero ? ng : 0);
-}
-
 void llm_qgroup_params(const llm_qformat *f, float lo, float hi, float *scale, int *zero)
 {
     if (lo > 0) lo = 0;
@@ -145,17 +139,34 @@ int llm_quantize_rtn(const float *w, int rows, int cols, const llm_qformat *f, l
     return 0;
 }
 
-void llm_dequantize(const llm_qlinear *q, float *w)
+void llm_dequantize_rows(const llm_qlinear *q, int r0, int r1, float *w)
 {
-    int G = q->groups, gs = q->cols / G;
-    for (int r = 0; r < q->rows; r++)
-        for (int k = 0; k < q->cols; k++) {
-            int g = k / gs;
-            w[(size_t)r * q->cols + k] = llm_qvalue(llm_qlinear_code(q, r, k),
-                                                    q->scale[(size_t)r * G + g],
-                                                    llm_qlinear_zero(q, r, g));
+    enum { PARALLEL_MIN = 32768 }; /* fewer weights are done sooner than a team wakes */
+    int cols = q->cols, G = q->groups;
+#pragma omp parallel for schedule(static) if ((size_t)(r1 - r0) * cols >= PARALLEL_MIN)
+    for (int r = r0; r < r1; r++) {
+        float *wr = w + (size_t)(r - r0) * cols;
+        const float *scale = q->scale + (size_t)r * G;
+        if (!q->q4) {
+            const int8_t *codes = q->q8 + (size_t)r * cols;
+#pragma omp simd
+            for (int k = 0; k < cols; k++) wr[k] = scale[0] * (float)codes[k];
+            continue;
         }
+        const uint8_t *bytes = q->q4 + (size_t)r * cols / 2;
+        int width = cols / G;
+        for (int g = 0; g < G; g++) {
+            float s = scale[g], zero = (float)llm_qlinear_zero(q, r, g);
+            for (int k = g * width; k < (g + 1) * width; k += 2) {
+                uint8_t b = bytes[k / 2];
+                wr[k] = s * ((float)(b & 15) - zero);
+                wr[k + 1] = s * ((float)(b >> 4) - zero);
+            }
+        }
+    }
 }
+
+void llm_dequantize(const llm_qlinear *q, float *w) { llm_dequantize_rows(q, 0, q->rows, w); }
 
 double llm_sqnr_db(const float *w, const float *w_hat, size_t n)
 {
@@ -166,29 +177,4 @@ double llm_sqnr_db(const float *w, const float *w_hat, size_t n)
         noise += d * d;
     }
     return noise > 0 ? 10.0 * log10(sig / noise) : INFINITY;
-}
-
-static const char *const linear_names[7] = {"attn.wq", "attn.wk", "attn.wv", "attn.wo",
-                                            "mlp.w1",  "mlp.w2",  "mlp.w3"};
-
-int llm_qlinear_slots(int n_layers) { return 7 * n_layers + 1; }
-
-int llm_qlinear_slot(const char *name, int n_layers)
-{
-    if (!strcmp(name, "cls")) return 7 * n_layers;
-    int layer, used = 0;
-    if (sscanf(name, "layers.%d.%n", &layer, &used) != 1 || used == 0 || layer < 0 || layer >= n_layers)
-        return -1;
-    char want[32];
-    snprintf(want, sizeof want, "layers.%d.", layer);
-    if (strncmp(name, want, strlen(want)) != 0) return -1; /* "layers.+1." and such */
-    for (int i = 0; i < 7; i++)
-        if (!strcmp(name + used, linear_names[i])) return 7 * layer + i;
-    return -1;
-}
-
-void llm_qlinear_slot_name(int slot, int n_layers, char *buf, size_t size)
-{
-    if (slot == 7 * n_layers) snprintf(buf, size, "cls");
-    else snprintf(buf, size, "layers.%d.%s", slot / 7, linear_names[slot % 7]);
 }

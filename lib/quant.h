@@ -71,8 +71,6 @@ int llm_qformat_check(const llm_qformat *f, int cols, llm_error *err);
 /* Allocates the codes and scales of a rows x cols linear (zeroed). */
 int llm_qlinear_alloc(llm_qlinear *q, const llm_qformat *f, int rows, int cols, llm_error *err);
 void llm_qlinear_free(llm_qlinear *q);
-/* Bytes of codes, scales and zero points. */
-size_t llm_qlinear_bytes(const llm_qlinear *q);
 
 /* The scale and zero point of a group whose values lie in [lo, hi], for the
  * format f (int8: zero 0; int4 symmetric: zero 8).  A group of zeros gets
@@ -88,21 +86,14 @@ int llm_qlinear_zero(const llm_qlinear *q, int r, int g);
 /* Stores a code (the caller has set the group's scale and zero). */
 void llm_qlinear_set_code(llm_qlinear *q, int r, int k, int code);
 
-/* Where a model keeps its quantized linears (llm_model.qlin): slot 7l + i
- * for layer l's wq, wk, wv, wo, w1, w2, w3 (i = 0..6), slot 7L the
- * classifier "cls". */
-int llm_qlinear_slots(int n_layers);
-/* The slot of the tensor named name ("layers.3.mlp.w2", "cls"), or -1. */
-int llm_qlinear_slot(const char *name, int n_layers);
-/* The tensor name of a slot. */
-void llm_qlinear_slot_name(int slot, int n_layers, char *buf, size_t size);
-
 /* Round-to-nearest quantization of W [rows, cols] into *q (allocated here). */
 int llm_quantize_rtn(const float *w, int rows, int cols, const llm_qformat *f, llm_qlinear *q,
                      llm_error *err);
 
 /* W_hat [rows, cols] = the values the codes stand for. */
 void llm_dequantize(const llm_qlinear *q, float *w);
+/* The same for rows [r0, r1) only: w [r1 - r0, cols]. */
+void llm_dequantize_rows(const llm_qlinear *q, int r0, int r1, float *w);
 
 /* Signal-to-quantization-noise ratio in dB: 10 log10(sum w^2 / sum (w - w_hat)^2)
  * (infinite when they are equal). */

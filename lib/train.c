@@ -32,14 +32,15 @@ static int init_common(llm_trainer *t, llm_model *m, const llm_ckpt_train *st, l
     if (t->prefix + st->seq > m->cfg.seq_len)
         return llm_error_set(err, LLM_ERR_ARG, "%d virtual tokens + --seq %d exceed the model's context %d",
                              t->prefix, st->seq, m->cfg.seq_len);
-    for (int i = 0; m->qlin && i < llm_qlinear_slots(m->cfg.n_layers); i++) {
+    for (int i = 0; i < llm_linear_count(m->cfg.n_layers); i++) {
+        const llm_qlinear *q = m->lin[i].q;
         char name[64];
-        llm_qlinear_slot_name(i, m->cfg.n_layers, name, sizeof name);
-        if (m->qlin[i] && !ad)
+        llm_linear_name(i, m->cfg.n_layers, name, sizeof name);
+        if (q && !ad)
             return llm_error_set(err, LLM_ERR_ARG, "%s is quantized (%s): a quantized base is frozen, "
                                  "train an adapter on it (LoRA or prompt tuning)", name,
-                                 llm_qscheme_name(m->qlin[i]->f.scheme));
-        if (m->qlin[i] && m->qlin[i]->f.scheme == LLM_Q_W8A8)
+                                 llm_qscheme_name(q->f.scheme));
+        if (q && q->f.scheme == LLM_Q_W8A8)
             return llm_error_set(err, LLM_ERR_ARG, "%s is w8a8 (its inputs are quantized at inference): "
                                  "adapters train on int8 or int4 bases", name);
     }

@@ -42,7 +42,7 @@
  * positions).  Adapters train on one process.  With examples
  * (llm_trainer_init_examples, examples.h) the windows are labelled examples
  * scored on their labels only, instead of random stretches of a corpus.
- * A quantized base (m->qlin, int8 or int4 from llm-quant) trains adapters
+ * A quantized base (m->lin[].q, int8 or int4 from llm-quant) trains adapters
  * only (QLoRA): its linears are dequantized a block of rows at a time inside
  * the passes and never held in float; training it itself is refused. */
 #ifndef LLM_TRAIN_H

@@ -81,10 +81,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             int have_ad = size > split && llm_adapter_load_mem(data + split, size - split, "adapter", &ad, &err) == 0;
             if (!have_ad || llm_adapter_attach(&m, &ad, &err) == 0) {
                 run(&m);
-                m.adapter = NULL;
-                if (have_ad && !m.qlin) (void)llm_adapter_merge(&m, &ad, &err); /* float models only */
+                llm_adapter_detach(&m);
+                if (have_ad && !llm_model_quantized(&m)) (void)llm_adapter_merge(&m, &ad, &err); /* float models only */
             }
-            m.adapter = NULL;
+            llm_adapter_detach(&m);
             llm_model_free(&m);
             if (have_ad) llm_adapter_free(&ad);
         }

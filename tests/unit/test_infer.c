@@ -89,20 +89,19 @@ static void check_quantized_decode_matches_prefill(int dim, llm_qscheme scheme)
     llm_error err = {0};
     llm_model m;
     make_model(&m, dim, 2, 0);
-    int n_slots = llm_qlinear_slots(m.cfg.n_layers);
-    m.qlin = calloc((size_t)n_slots, sizeof *m.qlin);
+    int n_slots = llm_linear_count(m.cfg.n_layers);
     llm_qformat f = {.scheme = scheme, .group = 32, .sym = 0};
     for (int slot = 0; slot < n_slots; slot++) {
         char name[64];
-        llm_qlinear_slot_name(slot, m.cfg.n_layers, name, sizeof name);
+        llm_linear_name(slot, m.cfg.n_layers, name, sizeof name);
         const llm_param_tensor *t = NULL;
         for (int i = 0; i < m.n_tensors; i++)
             if (!strcmp(m.tensors[i].name, name)) t = &m.tensors[i];
         CHECK_MSG(t != NULL, "no tensor %s", name);
         if (!t) return;
-        m.qlin[slot] = calloc(1, sizeof *m.qlin[slot]);
+        m.lin[slot].q = calloc(1, sizeof *m.lin[slot].q);
         int rc = llm_quantize_rtn(m.arena + t->offset, (int)t->shape.dim[0], (int)t->shape.dim[1], &f,
-                                  m.qlin[slot], &err);
+                                  m.lin[slot].q, &err);
         if (!CHECK_MSG(rc == 0, "%s: %s", name, err.msg)) {
             llm_model_free(&m);
             return;
@@ -141,7 +140,7 @@ static void check_quantized_decode_matches_prefill(int dim, llm_qscheme scheme)
               llm_qscheme_name(scheme), close, T, worst, scale);
     llm_infer_free(&whole);
     llm_infer_free(&step);
-    llm_model_free(&m); /* frees qlin */
+    llm_model_free(&m); /* frees the quantized weights */
 }
 
 static void test_quantized_decode_matches_prefill(void)

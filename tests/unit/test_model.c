@@ -319,7 +319,7 @@ static void test_check_ids(void)
                               err.msg, expect);
                 }
         if (k) {
-            m.adapter = NULL;
+            llm_adapter_detach(&m);
             llm_adapter_free(&ad);
         }
     }

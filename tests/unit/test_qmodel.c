@@ -156,14 +156,14 @@ static void test_layout_and_rtn(void)
     for (int i = 0, c = 0; i < q.n_lin; i++) {
         const llm_qmodel_linear *li = &q.lin[i];
         if (!li->quantize) {
-            CHECK_MSG(!m.qlin[i] && isnan(li->w_sqnr), "%s: skipped but quantized", li->name);
+            CHECK_MSG(!m.lin[i].q && isnan(li->w_sqnr), "%s: skipped but quantized", li->name);
             continue;
         }
         CHECK_MSG(!strcmp(p.names[c], li->name), "progress named %s for %s", p.names[c], li->name);
         c++;
         llm_qlinear want;
         CHECK_OK(llm_quantize_rtn(li->w, li->rows, li->cols, &o.f, &want, &err));
-        CHECK_MSG(m.qlin[i] && same_qlinear(m.qlin[i], &want), "%s: not llm_quantize_rtn of its weight", li->name);
+        CHECK_MSG(m.lin[i].q && same_qlinear(m.lin[i].q, &want), "%s: not llm_quantize_rtn of its weight", li->name);
         size_t n = (size_t)li->rows * li->cols;
         float *wh = malloc(n * sizeof *wh);
         llm_dequantize(&want, wh);
@@ -226,11 +226,11 @@ static void test_hessians_rtn_and_gptq(void)
             llm_qlinear want, rtn;
             CHECK_OK(llm_quantize_rtn(li->w, li->rows, li->cols, &o.f, &rtn, &err));
             if (gptq) CHECK_OK(llm_gptq(li->w, li->rows, li->cols, &direct[li->input], &o.f, &o.gptq_opts, &want, &err));
-            CHECK_MSG(same_qlinear(m.qlin[i], gptq ? &want : &rtn), "%s: not the %s of its weight", li->name,
+            CHECK_MSG(same_qlinear(m.lin[i].q, gptq ? &want : &rtn), "%s: not the %s of its weight", li->name,
                       gptq ? "llm_gptq" : "llm_quantize_rtn");
             size_t n = (size_t)li->rows * li->cols;
             float *wh = malloc(n * sizeof *wh);
-            llm_dequantize(m.qlin[i], wh);
+            llm_dequantize(m.lin[i].q, wh);
             const float *x = a.x[li->input];
             CHECK_NEAR(li->out_sqnr, ref_out_sqnr(x, ROWS, li->w, wh, li->rows, li->cols), 1e-3);
             if (gptq) {
@@ -343,11 +343,11 @@ static void test_w8a8_and_smoothing(void)
                 for (int j = 0; j < D; j++) amax = fmax(amax, absmax[k][j] / s[l][g][j]);
                 want = amax / 127;
             }
-            CHECK_MSG(fabs(m.qlin[i]->act_scale - want) <= 1e-6 * want, "%s: step %g, want %g", li->name,
-                      (double)m.qlin[i]->act_scale, want);
+            CHECK_MSG(fabs(m.lin[i].q->act_scale - want) <= 1e-6 * want, "%s: step %g, want %g", li->name,
+                      (double)m.lin[i].q->act_scale, want);
             llm_qlinear rtn;
             CHECK_OK(llm_quantize_rtn(li->w, li->rows, li->cols, &o.f, &rtn, &err));
-            CHECK_MSG(same_qlinear(m.qlin[i], &rtn), "%s: not llm_quantize_rtn of its (smoothed) weight", li->name);
+            CHECK_MSG(same_qlinear(m.lin[i].q, &rtn), "%s: not llm_quantize_rtn of its (smoothed) weight", li->name);
             llm_qlinear_free(&rtn);
         }
         for (int k = 0; k < N_IN; k++) free(absmax[k]);
@@ -378,9 +378,9 @@ static void test_dequantize(void)
         int ok = 1;
         for (int i = 0; i < out.n_tensors; i++) {
             const llm_param_tensor *t = &out.tensors[i];
-            int slot = llm_qlinear_slot(t->name, cfg.n_layers);
+            int slot = llm_linear_find(t->name, cfg.n_layers);
             float *want = malloc((size_t)t->count * sizeof *want);
-            if (slot >= 0 && m.qlin[slot]) llm_dequantize(m.qlin[slot], want);
+            if (slot >= 0 && m.lin[slot].q) llm_dequantize(m.lin[slot].q, want);
             else memcpy(want, m.arena + llm_model_tensor(&m, !strcmp(t->name, "cls") ? "tok_emb" : t->name)->offset,
                         (size_t)t->count * sizeof *want);
             int same = !memcmp(out.arena + t->offset, want, (size_t)t->count * sizeof *want);

@@ -273,7 +273,7 @@ static void test_trainer_checks_ids(void)
         CHECK_OK(llm_trainer_init_examples(&t, &m, &ex, &st, NULL, &err));
         llm_trainer_free(&t);
         if (k) {
-            m.adapter = NULL;
+            llm_adapter_detach(&m);
             llm_adapter_free(&ad);
         }
     }
