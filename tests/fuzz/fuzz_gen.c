@@ -78,7 +78,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         llm_model m;
         if (llm_ckpt_load_model(path, &m, &err) == 0) {
             llm_adapter ad;
-            int have_ad = size > split && llm_adapter_load_mem(data + split, size - split, "adapter", &ad, &err) == 0;
+            int have_ad = size > split && llm_adapter_load_mem(data + split, size - split, "adapter", &ad, NULL, NULL, NULL, &err) == 0;
             if (!have_ad || llm_adapter_attach(&m, &ad, &err) == 0) {
                 run(&m);
                 llm_adapter_detach(&m);
