@@ -16,8 +16,17 @@ OUT ?= .
 OBJ ?= build/obj
 
 PKGS = libzstd openblas
-PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
-PKG_LIBS = $(shell pkg-config --libs $(PKGS))
+# OpenBLAS's OpenMP build when it is there (Debian: libopenblas-openmp-dev):
+# its kernels then run on OpenMP's threads, one pool with the library's own
+# loops (see llm_cli_threads).  Debian installs it beside the default pthreads
+# build, so the binaries record where it is (rpath).
+OPENBLAS_OPENMP ?= $(firstword $(wildcard /usr/lib/*/openblas-openmp/pkgconfig/openblas.pc))
+ifneq ($(OPENBLAS_OPENMP),)
+export PKG_CONFIG_PATH := $(dir $(OPENBLAS_OPENMP))$(if $(PKG_CONFIG_PATH),:$(PKG_CONFIG_PATH))
+BLAS_RPATH = -Wl,-rpath,$(shell PKG_CONFIG_PATH=$(PKG_CONFIG_PATH) pkg-config --variable=libdir openblas)
+endif
+PKG_CFLAGS = $(shell PKG_CONFIG_PATH=$(PKG_CONFIG_PATH) pkg-config --cflags $(PKGS))
+PKG_LIBS = $(shell PKG_CONFIG_PATH=$(PKG_CONFIG_PATH) pkg-config --libs $(PKGS)) $(BLAS_RPATH)
 WARN = -Wall -Wextra
 ifneq ($(CI),)
 WARN += -Werror
@@ -54,7 +63,7 @@ MAN5 = $(sort $(wildcard man/man5/*.5))
 
 # Debian packages the build needs (make deps installs them), and ones that
 # only enable optional tests.
-DEB_BUILD = gcc make pkg-config libzstd-dev libopenblas-dev zstd
+DEB_BUILD = gcc make pkg-config libzstd-dev libopenblas-openmp-dev zstd
 DEB_OPTIONAL = python3-numpy python3-torch clang libclang-rt-dev netpbm libopenmpi-dev openmpi-bin
 
 .PHONY: all deps check check-run check-asan demo bench fuzz fuzz-run install clean

@@ -398,7 +398,6 @@ static void head_sim(run *ru, const char *label, long layer, const float *maps, 
 int main(int argc, char **argv)
 {
     llm_cli_init("llm-attnviz");
-    llm_cli_passive_openmp(argv, NULL);
     options o;
     parse(argc, argv, &o);
     int64_t max_pixels = o.force ? 0 : DEFAULT_MAX_PIXELS;

@@ -288,7 +288,6 @@ static void print_report(const llm_calib *c, const options *o)
 int main(int argc, char **argv)
 {
     llm_cli_init("llm-calib");
-    llm_cli_passive_openmp(argv, "4"); /* OpenBLAS is linked in, never used: let its threads sleep at once */
     options o;
     int first = parse(argc, argv, &o);
     llm_calib_opts co = {.bins = (int)o.bins, .per_channel = o.per_channel, .skip_nonfinite = o.skip,

@@ -423,7 +423,6 @@ static void run_classify(llm_infer *s, const llm_model *m, const options *o, int
 int main(int argc, char **argv)
 {
     llm_cli_init("llm-gen");
-    llm_cli_passive_openmp(argv, "4");
     options o;
     parse(argc, argv, &o);
     if (o.threads) llm_cli_threads((int)o.threads);

@@ -210,7 +210,6 @@ static void save(const options *o, llm_model *m)
 int main(int argc, char **argv)
 {
     llm_cli_init("llm-quant");
-    llm_cli_passive_openmp(argv, "4");
     options o;
     parse(argc, argv, &o);
     if (o.threads) llm_cli_threads((int)o.threads);

@@ -319,7 +319,6 @@ static double peak_rss_mib(void)
 int main(int argc, char **argv)
 {
     llm_cli_init("llm-train");
-    llm_cli_passive_openmp(argv, "4");
     options o;
     parse(argc, argv, &o);
     if (o.threads) llm_cli_threads((int)o.threads);

@@ -10,7 +10,6 @@
 #include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 #include <omp.h>
 #include <unistd.h>
@@ -157,8 +156,20 @@ static void close_stdout(void)
     }
 }
 
+/* OpenBLAS's own, not in every cblas.h: its thread count, and how it was
+ * built to run threads (0 sequential, 1 its own pthreads, 2 OpenMP's). */
+void openblas_set_num_threads(int n);
+int openblas_get_parallel(void);
+
+/* OpenBLAS's threads for n OpenMP threads: as many when they are OpenMP's own
+ * (one pool, which our loops and its kernels take turns on), else none
+ * beyond the caller's: two pools on the same cores fight (20x slower on 2
+ * cores, measured), so a pthreads build runs single-threaded. */
+static int blas_threads(int n) { return openblas_get_parallel() == 2 ? n : 1; }
+
 void llm_cli_init(const char *tool)
 {
+    openblas_set_num_threads(blas_threads(omp_get_max_threads()));
     tool_name = tool;
     llm_outfile_watch(temp_created, temp_released); /* every temporary output, checkpoints too */
     atexit(close_stdout);
@@ -296,21 +307,8 @@ char *llm_cli_duration(double seconds, char *buf, size_t size)
     return buf;
 }
 
-void openblas_set_num_threads(int n); /* OpenBLAS's own; not in every cblas.h */
-
-void llm_cli_passive_openmp(char **argv, const char *blas_timeout)
-{
-    int again = 0;
-    if (!getenv("OMP_WAIT_POLICY")) again = !setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
-    if (!strcasecmp(getenv("OMP_WAIT_POLICY"), "PASSIVE") && !getenv("GOMP_SPINCOUNT"))
-        again |= !setenv("GOMP_SPINCOUNT", "10000", 1);
-    if (blas_timeout && !getenv("OPENBLAS_THREAD_TIMEOUT"))
-        again |= !setenv("OPENBLAS_THREAD_TIMEOUT", blas_timeout, 1);
-    if (again) execv("/proc/self/exe", argv); /* returns only on failure: then run as we are */
-}
-
 void llm_cli_threads(int n)
 {
     omp_set_num_threads(n);
-    openblas_set_num_threads(n);
+    openblas_set_num_threads(blas_threads(n));
 }

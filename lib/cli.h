@@ -53,22 +53,13 @@ long llm_cli_long(const char *opt, const char *text, long min, long max);
 /* Parses a finite number in [min, max], or exits 2 naming the option. */
 double llm_cli_double(const char *opt, const char *text, double min, double max);
 
-/* Call first in main() of a tool that mixes OpenMP loops with OpenBLAS
- * calls.  OpenBLAS keeps its own threads; when OpenMP's idle threads also
- * spin the two teams fight over the cores (20x slower on 2 cores, measured).
- * Both libraries read their settings only at start-up, so when
- * OMP_WAIT_POLICY is not set this sets it to PASSIVE (and, when blas_timeout
- * is not NULL and OPENBLAS_THREAD_TIMEOUT is not set, that to blas_timeout)
- * and re-executes the program once; a user's own settings are left alone.
- * With PASSIVE, GCC's OpenMP also gets GOMP_SPINCOUNT=10000 unless it is
- * set: a thread at a barrier spins that long (microseconds) before it
- * sleeps, which takes a 2-thread barrier from 4.2 us to 0.4 us (measured) —
- * a decode step has about a hundred — while spinning too briefly to fight
- * OpenBLAS.  Training wants OpenBLAS's threads to sleep soon ("4": +15-40%,
- * measured), and so does decoding, which calls OpenBLAS only for prompts. */
-void llm_cli_passive_openmp(char **argv, const char *blas_timeout);
-
-/* Sets the OpenMP team and OpenBLAS's thread count to n (n > 0). */
+/* Sets the OpenMP team to n threads (n > 0), and OpenBLAS's with it.  The
+ * tools are built against OpenBLAS's OpenMP build (the Makefile prefers it):
+ * its kernels then run on OpenMP's threads, one pool, and a product called
+ * inside a parallel region runs on its caller's thread alone.  A build
+ * against OpenBLAS's own pthreads gets single-threaded BLAS instead (two
+ * pools spinning on the same cores fight: 20x slower on 2 cores, measured);
+ * llm_cli_init sets that up for the default team too. */
 void llm_cli_threads(int n);
 
 /* Progress bars go to stderr, only when it is a terminal or when forced. */

@@ -9,7 +9,7 @@
  *         TRY(llm_dist_init(&d, &err));
  *         TRY(llm_trainer_distribute(&t, llm_dist_comm(d), &opts, &err));
  *         ...
- *         llm_dist_finalize(d);
+ *         TRY(llm_dist_finalize(d, &err));
  *     }
  *
  * Errors name the rank ("rank 1: MPI_Iallreduce: ...").  MPI calls are made

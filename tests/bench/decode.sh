@@ -59,17 +59,10 @@ done
 need llm-gen
 tmpdir
 
-# The settings llm-gen runs under: it re-executes itself with OMP_WAIT_POLICY
-# set when it is not, and leaves OPENBLAS_THREAD_TIMEOUT to OpenBLAS; record
-# what is in force.
-wait_policy=${OMP_WAIT_POLICY:-PASSIVE}
-blas_timeout=${OPENBLAS_THREAD_TIMEOUT:-4}
-wait_src=$([ -n "${OMP_WAIT_POLICY:-}" ] && echo "from the environment" || echo "set by llm-gen")
-timeout_src=$([ -n "${OPENBLAS_THREAD_TIMEOUT:-}" ] && echo "from the environment" || echo "set by llm-gen")
-spin=$(echo "$wait_policy" | tr 'a-z' 'A-Z')
-if [ -n "${GOMP_SPINCOUNT:-}" ]; then spin="GOMP_SPINCOUNT=$GOMP_SPINCOUNT (from the environment)"
-elif [ "$spin" = PASSIVE ]; then spin="GOMP_SPINCOUNT=10000 (set by llm-gen)"
-else spin="GOMP_SPINCOUNT not set"; fi
+# The OpenMP settings llm-gen runs under, as the environment gives them
+# (llm-gen sets none: its OpenBLAS runs on OpenMP's threads, one pool).
+wait_policy=${OMP_WAIT_POLICY:-unset}
+spin=${GOMP_SPINCOUNT:-unset}
 
 private_copy llm-gen
 say "compiling the helpers"
@@ -195,7 +188,7 @@ md=$(table_file decode)
 {
 printf '%s' "$rows" | awk -F'|' -v triad="$triad_best" -v triads="$triads" -v threads="$threads" \
     -v ncpu="$(cpu_count)" -v cpu="$(cpu_name)" -v runs="$runs" -v load0="$load0" -v load1="$load1" \
-    -v wp="$wait_policy" -v wps="$wait_src" -v bt="$blas_timeout" -v bts="$timeout_src" -v spin="$spin" \
+    -v wp="$wait_policy" -v spin="$spin" \
     -v np="$nprompts" -v blas="$blas" -v mib="$triad_mib" '
 {
     n++; s[n] = $1; wb[n] = $2; dec[n] = $3; pre[n] = $4; b1[n] = $5; b8[n] = $6; pp[n] = $7; nd[n] = $8; nb[n] = $9
@@ -204,7 +197,7 @@ END {
     printf "Decoding with llm-gen (fp32) on random-weight checkpoints of llama2.c'"'"'s stories shapes (vocab 32000, tied classifier), "
     printf "%d threads; %d CPUs, %s; OpenBLAS %s. Best of %d runs taken in turn across shapes and kinds ", threads, ncpu, cpu, blas, runs
     printf "(wall clock on a shared machine: other load adds noise; load average %s at the start, %s at the end). ", load0, load1
-    printf "llm-gen ran with OMP_WAIT_POLICY=%s (%s), %s and OPENBLAS_THREAD_TIMEOUT=%s (%s).\n\n", wp, wps, spin, bt, bts
+    printf "llm-gen ran with OMP_WAIT_POLICY %s and GOMP_SPINCOUNT %s from the environment.\n\n", wp, spin
     print "| shape | weights MiB | decode tok/s | GB/s streamed | % of triad | prefill tok/s | prefill/decode | batch-8 tok/s | batch8/batch1 |"
     print "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
     for (i = 1; i <= n; i++) {

@@ -5,7 +5,6 @@
 set -eu
 top=$(cd "${1:-.}" && pwd)
 here=$(cd "$(dirname "$0")" && pwd)
-export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
 for b in stream train decode longctx calib attnviz quant mpi fewshot; do
     [ -n "${BENCH_ONLY:-}" ] && [ "$BENCH_ONLY" != "$b" ] && continue
     [ -f "$here/$b.sh" ] || continue

@@ -19,9 +19,11 @@
 #   small: dim 288, 6 layers, 6 heads, hidden 768
 # Ours is bin/llm-train (AdamW lr 1e-3 wd 0.1, clipping 1.0) on a text corpus;
 # PyTorch is tests/bench/torch_llama.py, the same model, optimizer and
-# clipping on random token batches.  Both run with the same thread count and
-# OMP_WAIT_POLICY=PASSIVE (llm-train sets it for itself; torch gets it too,
-# and is faster with it: about 2x on tiny on a 2-CPU machine).
+# clipping on random token batches.  Both run with the same thread count;
+# torch with OMP_WAIT_POLICY=PASSIVE (it is faster with it: about 2x on tiny
+# on a 2-CPU machine; its OpenMP threads otherwise spin beside its BLAS's),
+# llm-train with the environment it is given (its BLAS runs on OpenMP's own
+# threads: one pool).
 # tokens/s: timed steps x batch x seq / their wall-clock seconds, after the
 # warm-up steps (ours: summed from the per-step times in llm-train --log).
 # Peak RSS: the process's ru_maxrss from wait4 (tests/bench/maxrss.c), the
@@ -49,7 +51,6 @@ steps_small=$(number BENCH_STEPS_SMALL 8 1) || exit
 attn_limit=$(number BENCH_ATTN_LIMIT 120) || exit
 attn_t=${BENCH_ATTN_T:-1024 4096 16384}
 batch=8 seq=256   # the issue's configs
-export OMP_WAIT_POLICY=PASSIVE
 
 need llm-train
 tmpdir
@@ -106,7 +107,7 @@ run_ours() {
 }
 # run_torch NAME DIM LAYERS HEADS HIDDEN STEPS: prints "tokens/s rss_kib import_rss_kib".
 run_torch() {
-    "$tmp/maxrss" "$tmp/rss" "$py" "$top/tests/bench/torch_llama.py" --vocab 258 \
+    OMP_WAIT_POLICY=PASSIVE "$tmp/maxrss" "$tmp/rss" "$py" "$top/tests/bench/torch_llama.py" --vocab 258 \
         --dim "$2" --layers "$3" --heads "$4" --hidden "$5" --seq "$seq" --batch "$batch" \
         --warmup "$warm" --steps "$6" --threads "$threads" > "$tmp/torch.out" ||
         die "torch_llama.py failed on $1"
@@ -209,7 +210,7 @@ END {
         if (attn == "sdpa") printf "attention by scaled_dot_product_attention (causal).\n"
         else printf "attention by the explicit masked softmax (this torch has no scaled_dot_product_attention).\n"
         printf "- PyTorch'"'"'s peak RSS includes %.0f MiB that the interpreter holds after `import torch` alone.\n", irss / 1024
-        printf "- Both run with OMP_WAIT_POLICY=PASSIVE (llm-train sets it for itself; PyTorch is faster with it too: its OpenMP threads otherwise spin beside OpenBLAS'"'"'s). llm-train also sets OPENBLAS_THREAD_TIMEOUT=4 for itself (OpenBLAS'"'"'s idle threads stop spinning soon); PyTorch runs without it, as it measured slightly slower with it.\n"
+        printf "- PyTorch runs with OMP_WAIT_POLICY=PASSIVE (faster with it: its OpenMP threads otherwise spin beside its BLAS'"'"'s); llm-train with OMP_WAIT_POLICY=%s (its OpenBLAS runs on OpenMP'"'"'s threads: one pool).\n", (ENVIRON["OMP_WAIT_POLICY"] != "" ? ENVIRON["OMP_WAIT_POLICY"] : "unset")
         for (k = 1; k <= 2; k++) {
             cf = (k == 1 ? "tiny" : "small")
             if (!((cf, "PyTorch") in tps)) continue
