@@ -23,23 +23,16 @@ typedef struct qrows {
     float *gsum;     /* [n, groups]: sum over the group's blocks of d_b * sum(q_b) (int4) */
 } qrows;
 
-static int avx2_state = -1; /* -1: not probed yet */
-static int portable_forced;
-
 int llm_qmatmul_avx2(void)
 {
 #ifdef HAVE_X86
-    if (avx2_state < 0) {
-        __builtin_cpu_init();
-        avx2_state = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    }
-    return avx2_state && !portable_forced;
+    /* a read of what libgcc's constructor found before main: no state of ours,
+     * so threads asking at once race on nothing */
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 #else
     return 0;
 #endif
 }
-
-void llm_qmatmul_portable(int on) { portable_forced = on; }
 
 /* Quantizes one row x [cols] into q [nb*32] and d [nb]; step: 0 for a step
  * per block (max|x|/127), else that fixed step.  For int4 each block is
@@ -226,8 +219,9 @@ static void rows_block(const llm_qlinear *w, const qrows *qr, float *Y, int ldy,
         }
 }
 
-void llm_qlinear_rows(const llm_qlinear *w, const float *X, int M, float *Y, int ldy, int r0,
-                      int r1)
+/* llm_qlinear_rows with the AVX2 kernels (avx2 = 1) or the portable ones. */
+static void rows_with(const llm_qlinear *w, const float *X, int M, float *Y, int ldy, int r0, int r1,
+                      int avx2)
 {
     if (r0 >= r1 || M < 1) return;
     int nb = (w->cols + LLM_QBLOCK - 1) / LLM_QBLOCK, kp = nb * LLM_QBLOCK;
@@ -251,13 +245,24 @@ void llm_qlinear_rows(const llm_qlinear *w, const float *X, int M, float *Y, int
         sum = (int32_t *)(qr.gsum + nb);
         qr.q = (int8_t *)(sum + nb);
     }
-    int avx2 = llm_qmatmul_avx2();
     for (int m0 = 0; m0 < M; m0 += per) {
         int n = M - m0 < per ? M - m0 : per;
         quantize_rows(w, X + (size_t)m0 * w->cols, n, &qr, sum);
         rows_block(w, &qr, Y + (size_t)m0 * ldy, ldy, r0, r1, avx2);
     }
     free(heap);
+}
+
+void llm_qlinear_rows(const llm_qlinear *w, const float *X, int M, float *Y, int ldy, int r0,
+                      int r1)
+{
+    rows_with(w, X, M, Y, ldy, r0, r1, llm_qmatmul_avx2());
+}
+
+void llm_qlinear_rows_portable(const llm_qlinear *w, const float *X, int M, float *Y, int ldy, int r0,
+                               int r1)
+{
+    rows_with(w, X, M, Y, ldy, r0, r1, 0);
 }
 
 void llm_qlinear_matmul(const llm_qlinear *w, const float *X, int M, float *Y, int ldy)

@@ -36,9 +36,12 @@ void llm_qlinear_rows(const llm_qlinear *w, const float *X, int M, float *Y, int
 /* The whole product, its rows split among the OpenMP threads. */
 void llm_qlinear_matmul(const llm_qlinear *w, const float *X, int M, float *Y, int ldy);
 
-/* 1 when the AVX2 kernels run.  llm_qmatmul_portable(1) forces the portable C
- * kernels (for tests and benchmarks), (0) goes back to the CPU's best. */
+/* The same with the portable C kernels whatever the CPU: what runs where
+ * the CPU has no AVX2, for the tests to compare with the AVX2 kernels. */
+void llm_qlinear_rows_portable(const llm_qlinear *w, const float *X, int M, float *Y, int ldy, int r0,
+                               int r1);
+
+/* 1 when this CPU has AVX2 and FMA, so llm_qlinear_rows runs the AVX2 kernels. */
 int llm_qmatmul_avx2(void);
-void llm_qmatmul_portable(int on);
 
 #endif

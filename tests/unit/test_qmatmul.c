@@ -75,9 +75,7 @@ static void run_scheme(const llm_qformat *f, int rows, int cols, int M)
     check_product(&q, X, M, Y, ldy);
     if (llm_qmatmul_avx2()) { /* the portable kernel: same integer sums */
         float *Yp = malloc((size_t)M * ldy * sizeof *Yp);
-        llm_qmatmul_portable(1);
-        llm_qlinear_matmul(&q, X, M, Yp, ldy);
-        llm_qmatmul_portable(0);
+        llm_qlinear_rows_portable(&q, X, M, Yp, ldy, 0, rows);
         double worst = 0;
         for (int m = 0; m < M; m++)
             for (int r = 0; r < rows; r++) {
@@ -153,11 +151,11 @@ static void test_nonfinite_inputs(void)
                 CHECK_OK(llm_quantize_rtn(w, R, C, &formats[fi], &q, &err));
                 if (formats[fi].scheme == LLM_Q_W8A8) q.act_scale = 2.0f / 127;
                 float *X = randn(M * C, 1, 4), clean[M * R], Y[M * R];
-                llm_qmatmul_portable(portable);
-                llm_qlinear_matmul(&q, X, M, clean, R);
+                void (*rows)(const llm_qlinear *, const float *, int, float *, int, int, int) =
+                    portable ? llm_qlinear_rows_portable : llm_qlinear_rows;
+                rows(&q, X, M, clean, R, 0, R);
                 X[1 * C + 40] = bad[b]; /* row 1 only */
-                llm_qlinear_matmul(&q, X, M, Y, R);
-                llm_qmatmul_portable(0);
+                rows(&q, X, M, Y, R, 0, R);
                 /* w8a8's fixed step clips an infinity as it clips any large value */
                 int clipped = b == 1 && formats[fi].scheme == LLM_Q_W8A8, ok = 1;
                 for (int r = 0; r < R; r++)
