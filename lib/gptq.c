@@ -44,17 +44,19 @@ void llm_hessian_scale(llm_hessian *h, const float *s)
         for (int j = i; j < h->n; j++) h->sum[(size_t)i * h->n + j] *= s[i] * s[j];
 }
 
-double llm_hessian_energy(const llm_hessian *h, const float *d, int rows)
+int llm_hessian_energy(const llm_hessian *h, const float *d, int rows, double *energy, llm_error *err)
 {
     int n = h->n;
+    *energy = 0;
     if (h->count == 0) return 0;
     float *dh = malloc((size_t)rows * n * sizeof *dh);
-    if (!dh) return NAN;
+    if (!dh) return llm_error_set(err, LLM_ERR_NOMEM, "output energy of %dx%d weights: out of memory", rows, n);
     cblas_ssymm(CblasRowMajor, CblasRight, CblasUpper, rows, n, 1.0f, h->sum, n, d, n, 0.0f, dh, n);
     double e = 0;
     for (size_t i = 0; i < (size_t)rows * n; i++) e += (double)dh[i] * d[i];
     free(dh);
-    return e / (double)h->count;
+    *energy = e / (double)h->count;
+    return 0;
 }
 
 /* Columns by decreasing H_jj (ties by index); diag is qsort_r's argument. */

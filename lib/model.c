@@ -485,11 +485,11 @@ double llm_model_flops_per_token(const llm_config *c, int T)
 }
 
 int llm_model_greedy(const llm_model *m, llm_acts *a, const int32_t *prompt, int n_prompt,
-                     int n_new, int32_t *out)
+                     int n_new, int32_t *out, llm_error *err)
 {
     int T = a->T, V = m->cfg.vocab;
     int32_t *window = malloc((size_t)T * sizeof *window);
-    if (!window) return 0;
+    if (!window) return llm_error_set(err, LLM_ERR_NOMEM, "greedy decoding: out of memory for %d tokens", T);
     int made = 0;
     while (made < n_new) {
         /* the last T tokens of prompt + out, at positions 0.. (the rest of the

@@ -213,9 +213,9 @@ void llm_model_backward_adapter(const llm_model *m, llm_acts *a, float *grad, fl
  * (llm_sample_argmax: an id of the vocabulary even on NaN) after a full
  * forward pass over the last a->T tokens (a has B = 1): simple and slow,
  * O(n T^2), for samples during training.  Stops after EOS or BOS.  Writes
- * the new ids to out and returns how many. */
+ * the new ids to out and returns how many, or LLM_ERR_NOMEM. */
 int llm_model_greedy(const llm_model *m, llm_acts *a, const int32_t *prompt, int n_prompt,
-                     int n_new, int32_t *out);
+                     int n_new, int32_t *out, llm_error *err);
 
 /* Model FLOPs per trained token, forward and backward: 6 per parameter in the
  * matrix products (embedding lookup excluded, classifier included) plus the

@@ -220,10 +220,10 @@ static void rows_block(const llm_qlinear *w, const qrows *qr, float *Y, int ldy,
 }
 
 /* llm_qlinear_rows with the AVX2 kernels (avx2 = 1) or the portable ones. */
-static void rows_with(const llm_qlinear *w, const float *X, int M, float *Y, int ldy, int r0, int r1,
+static int rows_with(const llm_qlinear *w, const float *X, int M, float *Y, int ldy, int r0, int r1,
                       int avx2)
 {
-    if (r0 >= r1 || M < 1) return;
+    if (r0 >= r1 || M < 1) return 0;
     int nb = (w->cols + LLM_QBLOCK - 1) / LLM_QBLOCK, kp = nb * LLM_QBLOCK;
     int per = QX_BYTES / kp; /* rows of X quantized at a time */
     _Alignas(32) int8_t qbuf[QX_BYTES];
@@ -235,11 +235,7 @@ static void rows_with(const llm_qlinear *w, const float *X, int M, float *Y, int
     if (per < 1) { /* a row wider than the buffer: one row at a time on the heap */
         per = 1;
         heap = malloc((size_t)nb * (2 * sizeof(float) + sizeof(int32_t)) + (size_t)kp);
-        if (!heap) { /* nothing to compute with: leave a mark no caller can miss */
-            for (int m = 0; m < M; m++)
-                for (int r = r0; r < r1; r++) Y[(size_t)m * ldy + r] = NAN;
-            return;
-        }
+        if (!heap) return LLM_ERR_NOMEM;
         qr.d = (float *)heap;
         qr.gsum = qr.d + nb;
         sum = (int32_t *)(qr.gsum + nb);
@@ -251,27 +247,35 @@ static void rows_with(const llm_qlinear *w, const float *X, int M, float *Y, int
         rows_block(w, &qr, Y + (size_t)m0 * ldy, ldy, r0, r1, avx2);
     }
     free(heap);
+    return 0;
 }
 
-void llm_qlinear_rows(const llm_qlinear *w, const float *X, int M, float *Y, int ldy, int r0,
-                      int r1)
+int llm_qlinear_rows(const llm_qlinear *w, const float *X, int M, float *Y, int ldy, int r0, int r1)
 {
-    rows_with(w, X, M, Y, ldy, r0, r1, llm_qmatmul_avx2());
+    return rows_with(w, X, M, Y, ldy, r0, r1, llm_qmatmul_avx2());
 }
 
-void llm_qlinear_rows_portable(const llm_qlinear *w, const float *X, int M, float *Y, int ldy, int r0,
-                               int r1)
+int llm_qlinear_rows_portable(const llm_qlinear *w, const float *X, int M, float *Y, int ldy, int r0,
+                              int r1)
 {
-    rows_with(w, X, M, Y, ldy, r0, r1, 0);
+    return rows_with(w, X, M, Y, ldy, r0, r1, 0);
 }
 
-void llm_qlinear_matmul(const llm_qlinear *w, const float *X, int M, float *Y, int ldy)
+int llm_qlinear_matmul(const llm_qlinear *w, const float *X, int M, float *Y, int ldy, llm_error *err)
 {
     double work = (double)M * w->rows * w->cols;
+    int failed = 0; /* set by any thread whose rows could not be computed */
 #pragma omp parallel if (work >= 131072)
     {
         int t = omp_get_thread_num(), nt = omp_get_num_threads();
         int r0 = (int)((long long)w->rows * t / nt), r1 = (int)((long long)w->rows * (t + 1) / nt);
-        llm_qlinear_rows(w, X, M, Y, ldy, r0, r1);
+        if (llm_qlinear_rows(w, X, M, Y, ldy, r0, r1) < 0) {
+#pragma omp atomic write
+            failed = 1;
+        }
     }
+    if (failed)
+        return llm_error_set(err, LLM_ERR_NOMEM, "a quantized product over rows of %d values: out of memory",
+                             w->cols);
+    return 0;
 }

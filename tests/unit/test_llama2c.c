@@ -425,7 +425,7 @@ static void compare_with_reference(const char *path, const llm_model *m, const i
     /* greedy decoding: the same ids, token for token */
     CHECK_OK(llm_acts_init(&a, &m->cfg, 1, n_prompt + n_new, &err)); /* the window holds it all */
     int32_t out[64];
-    int made = llm_model_greedy(m, &a, prompt, n_prompt, n_new, out);
+    int made = llm_model_greedy(m, &a, prompt, n_prompt, n_new, out, &err);
     int same = made == n_ref;
     for (int i = 0; same && i < made; i++) same = out[i] == ref_ids[i];
     CHECK_MSG(same, "greedy: %d ids (first %d), the reference %d (first %d)", made, out[0], n_ref, ref_ids[0]);
