@@ -587,34 +587,3 @@ int llm_tok_read(llm_tok *t, llm_reader *r, const llm_record *rec, llm_error *er
     *t = fresh;
     return 0;
 }
-
-char *llm_tok_labels(const llm_tok *t, const int32_t *ids, int64_t n)
-{
-    /* the longest label: a piece of LLM_TOK_MAX_PIECE bytes, each \xNN */
-    size_t cap = (size_t)(n > 0 ? n : 0) * (4 * LLM_TOK_MAX_PIECE + 1) + 1;
-    char *out = malloc(cap), *at = out;
-    if (!out) return NULL;
-    char piece[LLM_TOK_MAX_PIECE];
-    for (int64_t i = 0; i < n; i++) {
-        if (i) *at++ = ' ';
-        int32_t id = ids[i];
-        int len = llm_tok_decode_next(t, i ? ids[i - 1] : -1, id, piece);
-        if (id == t->bos) {
-            at += sprintf(at, "<bos>");
-        } else if (id == t->eos) {
-            at += sprintf(at, "<eos>");
-        } else if (len <= 0) {
-            at += sprintf(at, "#%d", (int)id);
-        } else {
-            for (int j = 0; j < len; j++) {
-                unsigned char c = (unsigned char)piece[j];
-                if (c > ' ' && c <= '~' && c != '\\')
-                    *at++ = (char)c;
-                else
-                    at += sprintf(at, "\\x%02x", c);
-            }
-        }
-    }
-    *at = '\0';
-    return out;
-}

@@ -131,14 +131,6 @@ int llm_tok_decode(const llm_tok *t, int32_t id, char *piece);
  * -1 when id has none.  *bytes points into t. */
 int llm_tok_piece(const llm_tok *t, int32_t id, const char **bytes);
 
-/* Token labels for pictures and listings: writes the n tokens of ids as one
- * NUL-terminated string, labels separated by single spaces.  A label is the
- * token's decoded text with every byte outside '!'..'~', and '\\', written
- * as \xNN (two lowercase hex digits); BOS and EOS are "<bos>" and "<eos>", and
- * a token without text (the ids tokenizer, or an empty piece) is "#ID".
- * Returns a malloc'd string (the caller frees it) or NULL when out of memory. */
-char *llm_tok_labels(const llm_tok *t, const int32_t *ids, int64_t n);
-
 /* Writes t as the metadata record "tokenizer" (layout above). */
 int llm_tok_write(const llm_tok *t, llm_writer *w, llm_error *err);
 

@@ -322,25 +322,6 @@ static void test_bpe_long_text(void)
     llm_tok_free(&t);
 }
 
-static void test_labels(void)
-{
-    llm_tok t;
-    llm_tok_bytes(&t);
-    const int32_t ids[] = {256, 'a', ' ', '\\', 0xc3, '~', 257};
-    char *s = llm_tok_labels(&t, ids, 7);
-    CHECK_MSG(s && !strcmp(s, "<bos> a \\x20 \\x5c \\xc3 ~ <eos>"), "%s", s);
-    free(s);
-    llm_error err = {0};
-    CHECK_OK(llm_tok_ids(&t, 512, 1, 2, &err));
-    s = llm_tok_labels(&t, (const int32_t[]){1, 7, 300}, 3);
-    CHECK_MSG(s && !strcmp(s, "<bos> #7 #300"), "%s", s);
-    free(s);
-    s = llm_tok_labels(&t, ids, 0);
-    CHECK(s && !strcmp(s, ""));
-    free(s);
-    llm_tok_free(&t);
-}
-
 static void test_ids_kind(void)
 {
     llm_tok t;
@@ -528,7 +509,6 @@ int main(void)
     RUN(test_bpe_decode);
     RUN(test_bpe_matches_plain_loop);
     RUN(test_bpe_long_text);
-    RUN(test_labels);
     RUN(test_ids_kind);
     RUN(test_record_round_trip);
     RUN(test_record_rejects);
