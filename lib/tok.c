@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bytes.h"
+
 #define NO_TEXT "this model has no tokenizer; give token ids with --ids"
 #define MIN_SCORE (-1e10f) /* run.c's starting best score: pairs at or below never merge */
 #define IO_CHUNK 65536
@@ -424,19 +426,6 @@ int llm_tok_decode(const llm_tok *t, int32_t id, char *piece)
 
 /* ---- the record ---- */
 
-static void put_u32(unsigned char *p, uint32_t v)
-{
-    p[0] = (unsigned char)v;
-    p[1] = (unsigned char)(v >> 8);
-    p[2] = (unsigned char)(v >> 16);
-    p[3] = (unsigned char)(v >> 24);
-}
-
-static uint32_t get_u32(const unsigned char *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 /* Writes count u32 values, from vals or from floats, little-endian. */
 static int write_words(llm_writer *w, const uint32_t *vals, const float *floats, size_t count,
                        unsigned char *buf, llm_error *err)
@@ -447,7 +436,7 @@ static int write_words(llm_writer *w, const uint32_t *vals, const float *floats,
             uint32_t v;
             if (vals) v = vals[i];
             else memcpy(&v, &floats[i], 4);
-            put_u32(buf + k, v);
+            llm_bytes_put_le32(buf + k, v);
         }
         TRY(llm_writer_write(w, buf, k, err));
     }
@@ -525,7 +514,7 @@ static int read_bpe(llm_tok *t, llm_reader *r, const llm_record *rec, int vocab,
     if (rc == 0) rc = read_exact(r, raw, (size_t)head, rec->name, err);
     uint64_t total = 0;
     for (int i = 0; rc == 0 && i < vocab; i++) {
-        uint32_t s = get_u32(raw + 4 * (size_t)i), n = get_u32(raw + 4 * ((size_t)vocab + i));
+        uint32_t s = llm_bytes_get_le32(raw + 4 * (size_t)i), n = llm_bytes_get_le32(raw + 4 * ((size_t)vocab + i));
         memcpy(&scores[i], &s, 4);
         if (n > LLM_TOK_MAX_PIECE)
             rc = llm_error_set(err, LLM_ERR_FORMAT, "%s: piece %d is %u bytes (at most %d)", rec->name,
