@@ -115,17 +115,19 @@ static int64_t layout(const llm_config *c, llm_param_tensor *tensors, int *n_ten
     return at;
 }
 
+void llm_layer_params_map(const llm_model *m, float *arena, int l, llm_layer_params *lp)
+{
+    const llm_param_tensor *lt = m->tensors + 1 + 9 * l;
+    float **views[9] = {&lp->attn_norm, &lp->wq, &lp->wk, &lp->wv, &lp->wo,
+                        &lp->mlp_norm,  &lp->w1, &lp->w2, &lp->w3};
+    for (int i = 0; i < 9; i++) *views[i] = arena + lt[i].offset;
+}
+
 void llm_params_map(const llm_model *m, float *arena, llm_params *p)
 {
     const llm_param_tensor *t = m->tensors;
     p->tok_emb = arena + t[0].offset;
-    for (int l = 0; l < m->cfg.n_layers; l++) {
-        const llm_param_tensor *lt = t + 1 + 9 * l;
-        llm_layer_params *lp = &p->layers[l];
-        float **views[9] = {&lp->attn_norm, &lp->wq, &lp->wk, &lp->wv, &lp->wo,
-                            &lp->mlp_norm,  &lp->w1, &lp->w2, &lp->w3};
-        for (int i = 0; i < 9; i++) *views[i] = arena + lt[i].offset;
-    }
+    for (int l = 0; p->layers && l < m->cfg.n_layers; l++) llm_layer_params_map(m, arena, l, &p->layers[l]);
     p->norm = arena + t[1 + 9 * m->cfg.n_layers].offset;
     p->cls = m->cfg.tie ? p->tok_emb : arena + t[2 + 9 * m->cfg.n_layers].offset;
 }

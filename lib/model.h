@@ -120,8 +120,11 @@ void llm_model_free(llm_model *m);
 void llm_model_sparse_arena(llm_model *m);
 /* How many of m's linears are quantized (0: a float model). */
 int llm_model_quantized(const llm_model *m);
-/* Maps views of an arena with the model's layout (for gradients, moments). */
+/* Maps views of an arena with the model's layout (for gradients, moments):
+ * tok_emb, norm, cls, and every layer's into p->layers [L] unless it is NULL. */
 void llm_params_map(const llm_model *m, float *arena, llm_params *p);
+/* The views of layer l alone. */
+void llm_layer_params_map(const llm_model *m, float *arena, int l, llm_layer_params *lp);
 /* The tensor named name, or NULL. */
 const llm_param_tensor *llm_model_tensor(const llm_model *m, const char *name);
 
