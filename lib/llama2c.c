@@ -127,16 +127,6 @@ static int read_header(int fd, const struct stat *st, const char *path, llm_conf
     return 0;
 }
 
-int llm_llama2c_read_config(const char *path, llm_config *cfg, int *shared, llm_error *err)
-{
-    struct stat st;
-    int fd = open_file(path, &st, err);
-    if (fd < 0) return fd;
-    int rc = read_header(fd, &st, path, cfg, shared, err);
-    close(fd);
-    return rc;
-}
-
 /* Reads the weights after the header into m, in the file's order. */
 static int read_weights(int fd, const char *path, llm_model *m, llm_error *err)
 {

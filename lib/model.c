@@ -477,15 +477,6 @@ float llm_model_forward(const llm_model *m, llm_acts *a, const int32_t *inputs,
     return counted ? (float)(loss / counted) : 0.0f;
 }
 
-double llm_model_flops_per_token(const llm_config *c, int T)
-{
-    double D = c->dim, E = D / c->n_heads, HE = c->n_heads * E, KE = c->n_kv_heads * E,
-           F = c->hidden, V = c->vocab;
-    double per_layer = D * HE + 2 * D * KE + HE * D + 3 * D * F;
-    double matmul_params = c->n_layers * per_layer + V * D;
-    return 6 * matmul_params + 6.0 * c->n_layers * T * D;
-}
-
 int llm_model_greedy(const llm_model *m, llm_acts *a, const int32_t *prompt, int n_prompt,
                      int n_new, int32_t *out, llm_error *err)
 {

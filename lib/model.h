@@ -220,9 +220,4 @@ void llm_model_backward_adapter(const llm_model *m, llm_acts *a, float *grad, fl
 int llm_model_greedy(const llm_model *m, llm_acts *a, const int32_t *prompt, int n_prompt,
                      int n_new, int32_t *out, llm_error *err);
 
-/* Model FLOPs per trained token, forward and backward: 6 per parameter in the
- * matrix products (embedding lookup excluded, classifier included) plus the
- * attention scores and weighted sums, 6 * L * T * D (causal: half of 12). */
-double llm_model_flops_per_token(const llm_config *c, int T);
-
 #endif

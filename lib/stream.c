@@ -63,7 +63,9 @@ const char *llm_record_attr(const llm_record *rec, const char *key)
     return NULL;
 }
 
-int llm_record_check(llm_record *rec, llm_error *err)
+/* Checks a record header, read or about to be written: name, attributes,
+ * dtype, shape, flags.  Fills rec->nbytes.  0 or a negative LLM_ERR_*. */
+static int record_check(llm_record *rec, llm_error *err)
 {
     if (rec->kind != LLM_RECORD_TENSOR && rec->kind != LLM_RECORD_META)
         return llm_error_set(err, LLM_ERR_FORMAT, "unknown record kind 0x%02x",
@@ -179,7 +181,7 @@ static void unshuffle8(unsigned char *restrict d, const unsigned char *restrict 
     }
 }
 
-/* w is 2, 4 or 8 (llm_record_check allows shuffle on 16-bit and wider only) */
+/* w is 2, 4 or 8 (record_check allows shuffle on 16-bit and wider only) */
 static void shuffle_block(unsigned char *dst, const unsigned char *src, size_t n, int w)
 {
     if (w == 2) shuffle2(dst, src, n);
@@ -598,7 +600,7 @@ static int read_record_header(llm_reader *r, int kind, llm_error *err)
     TRY(raw_need(r, d, 8, "the payload length", err));
     uint64_t stored = llm_bytes_get_le64(d);
     llm_error sub = {0};
-    if (llm_record_check(rec, &sub) < 0) return rfail(r, err, sub.code, "%s", sub.msg);
+    if (record_check(rec, &sub) < 0) return rfail(r, err, sub.code, "%s", sub.msg);
     if (stored != rec->nbytes)
         return rfail(r, err, LLM_ERR_FORMAT, "%s: payload length %llu, but %s%s needs %llu",
                      rec->name, (unsigned long long)stored, llm_dtype_name(dtype),
@@ -900,7 +902,7 @@ int llm_writer_begin(llm_writer *w, const llm_record *rec_in, llm_error *err)
     if (w->in_record)
         return llm_error_set(err, LLM_ERR_STATE, "%s: record %s is not finished", w->label, w->rec.name);
     llm_record rec = *rec_in;
-    if (llm_record_check(&rec, err) < 0) return llm_error_prefix(err, "%s", w->label);
+    if (record_check(&rec, err) < 0) return llm_error_prefix(err, "%s", w->label);
     unsigned char f[6];
     f[0] = (unsigned char)rec.kind;
     f[1] = (unsigned char)rec.dtype;

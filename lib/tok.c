@@ -14,7 +14,8 @@
 #define MIN_SCORE (-1e10f) /* run.c's starting best score: pairs at or below never merge */
 #define IO_CHUNK 65536
 
-const char *llm_tok_kind_name(llm_tok_kind kind)
+/* "bytes", "bpe", "ids" ("unknown" otherwise): the record's "kind". */
+static const char *kind_name(llm_tok_kind kind)
 {
     switch (kind) {
     case LLM_TOK_BYTES: return "bytes";
@@ -361,11 +362,6 @@ int64_t llm_tok_encode_text(const llm_tok *t, const char *text, size_t len, int3
     return llm_error_set(err, LLM_ERR_ARG, NO_TEXT);
 }
 
-int64_t llm_tok_encode(const llm_tok *t, const char *text, size_t len, int32_t *ids)
-{
-    return llm_tok_encode_text(t, text, len, ids, NULL);
-}
-
 /* ---- decoding ---- */
 
 static int hex_digit(char c)
@@ -463,7 +459,7 @@ int llm_tok_write(const llm_tok *t, llm_writer *w, llm_error *err)
     snprintf(num[0], sizeof num[0], "%d", t->vocab);
     snprintf(num[1], sizeof num[1], "%d", t->bos);
     snprintf(num[2], sizeof num[2], "%d", t->eos);
-    llm_attr attrs[4] = {{"kind", llm_tok_kind_name(t->kind)}, {"vocab", num[0]}, {"bos", num[1]},
+    llm_attr attrs[4] = {{"kind", kind_name(t->kind)}, {"vocab", num[0]}, {"bos", num[1]},
                          {"eos", num[2]}};
     int64_t bytes = t->kind == LLM_TOK_BPE ? 8 * (int64_t)t->vocab + t->offset[t->vocab] : 0;
     llm_record rec = {.kind = LLM_RECORD_META, .name = "tokenizer", .dtype = LLM_DTYPE_U8,
@@ -547,7 +543,7 @@ int llm_tok_read(llm_tok *t, llm_reader *r, const llm_record *rec, llm_error *er
     const char *kind = llm_record_attr(rec, "kind");
     int k = -1;
     for (int i = LLM_TOK_BYTES; kind && i <= LLM_TOK_IDS; i++)
-        if (!strcmp(kind, llm_tok_kind_name((llm_tok_kind)i))) k = i;
+        if (!strcmp(kind, kind_name((llm_tok_kind)i))) k = i;
     if (k < 0)
         return llm_error_set(err, LLM_ERR_FORMAT, "%s: unknown tokenizer kind '%s'", rec->name,
                              kind ? kind : "(none)");
