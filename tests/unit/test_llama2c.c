@@ -128,15 +128,22 @@ static void check_config(const llm_config *c, const shape *s, int shared)
           c->window == 0 && fabsf(c->norm_eps - 1e-5f) < 1e-12f && c->rope_theta == 10000.0f);
 }
 
+/* Writes the small model (shared classifier or not) to the file at path and
+ * loads it into m, with the ids tokenizer; returns the floats written. */
+static float *load_small(const char *path, int shared, unsigned long long seed, llm_model *m)
+{
+    llm_error err = {0};
+    int64_t n;
+    float *f = write_model(path, &small, shared, seed, &n);
+    CHECK_OK(llm_llama2c_load(path, NULL, m, &err));
+    return f;
+}
+
 static void test_import(void)
 {
     for (int shared = 1; shared >= 0; shared--) {
-        const char *path = tmp_path(shared ? "shared.bin" : "unshared.bin");
-        int64_t n;
-        float *f = write_model(path, &small, shared, 11 + (unsigned)shared, &n);
-        llm_error err = {0};
         llm_model m;
-        CHECK_OK(llm_llama2c_load(path, NULL, &m, &err));
+        float *f = load_small(tmp_path(shared ? "shared.bin" : "unshared.bin"), shared, 11 + (unsigned)shared, &m);
         check_config(&m.cfg, &small, shared);
         check_tensors(&m, &small, shared, f);
         CHECK(m.tok.kind == LLM_TOK_IDS && m.tok.vocab == small.V && m.tok.bos == 1 && m.tok.eos == 2);
@@ -437,11 +444,8 @@ static void test_forward_matches_reference(void)
     const int32_t prompt[] = {1, 5, 17, 42, 299, 7, 7, 100};
     for (int shared = 0; shared <= 1; shared++) {
         const char *path = tmp_path(shared ? "ref_shared.bin" : "ref_unshared.bin");
-        int64_t n;
-        float *f = write_model(path, &small, shared, 21 + (unsigned)shared, &n);
-        llm_error err = {0};
         llm_model m;
-        CHECK_OK(llm_llama2c_load(path, NULL, &m, &err));
+        float *f = load_small(path, shared, 21 + (unsigned)shared, &m);
         compare_with_reference(path, &m, prompt, 8, 20);
         llm_tok_free(&m.tok);
         llm_model_free(&m);
