@@ -57,7 +57,9 @@ TOOL_SRC = $(sort $(wildcard bin/llm-*.c))
 TOOLS = $(TOOL_SRC:bin/%.c=$(OUT)/bin/%)
 UNIT_SRC = $(sort $(wildcard tests/unit/test_*.c))
 UNIT_TESTS = $(UNIT_SRC:tests/unit/%.c=$(OBJ)/tests/%)
-CHECK_OBJ = $(OBJ)/tests/check.o
+# The unit tests' shared objects: the harness, and a malloc that fails on
+# request (tests/unit/nomem.h), put in place of malloc by --wrap.
+CHECK_OBJ = $(OBJ)/tests/check.o $(OBJ)/tests/nomem.o
 MAN1 = $(sort $(wildcard man/man1/*.1))
 MAN5 = $(sort $(wildcard man/man5/*.5))
 
@@ -82,13 +84,13 @@ $(OUT)/bin/%: bin/%.c $(LIB) $(wildcard lib/*.h)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $< -o $@ $(LDFLAGS) $(LIB) $(EXTRA_LIBS) $(LDLIBS)
 
-$(CHECK_OBJ): tests/unit/check.c tests/unit/check.h
+$(CHECK_OBJ): $(OBJ)/tests/%.o: tests/unit/%.c tests/unit/%.h
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
 $(OBJ)/tests/%: tests/unit/%.c $(CHECK_OBJ) $(LIB) $(wildcard lib/*.h)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -Itests/unit $< -o $@ $(LDFLAGS) $(CHECK_OBJ) $(LIB) $(EXTRA_LIBS) $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) -Itests/unit $< -o $@ $(LDFLAGS) -Wl,--wrap=malloc $(CHECK_OBJ) $(LIB) $(EXTRA_LIBS) $(LDLIBS)
 
 # Installs missing Debian build packages as root, or says exactly what to run.
 deps:

@@ -15,6 +15,7 @@
 #include "examples.h"
 #include "infer.h"
 #include "generate.h"
+#include "labels.h"
 #include "sample.h"
 #include "stream.h"
 
@@ -331,7 +332,7 @@ static void run_dump(llm_infer *s, const llm_model *m, const options *o, int ctx
     if (o->dump_attn && n > ctx)
         llm_die(LLM_EXIT_DATA, "the prompt is %" PRId64 " tokens; the context holds %d (see --ctx)", n, ctx);
     if (o->dump_attn) { /* labels too long for an attribute are left out */
-        if (!(d.tokens = llm_tok_labels(&m->tok, t, n))) llm_die(LLM_EXIT_DATA, "out of memory");
+        if (llm_labels_format(&m->tok, t, n, &d.tokens, &err) < 0) llm_die(LLM_EXIT_DATA, "%s", err.msg);
         if (strlen(d.tokens) > LLM_MAX_VALUE) free(d.tokens), d.tokens = NULL;
     }
     int64_t seq = 0;

@@ -288,7 +288,8 @@ static void print_sample(const llm_trainer *t, const options *o)
     n += (int)k;
     if (n == 0) fatal("--sample: an empty --prompt, and the tokenizer has no BOS to start from");
     if (llm_model_check_ids(t->m, ids, n, LLM_IDS_VIRTUAL, &err) < 0) fatal("--prompt: %s", err.msg);
-    int made = llm_model_greedy(t->m, &a, ids, n, (int)o->sample, ids + n);
+    int made = llm_model_greedy(t->m, &a, ids, n, (int)o->sample, ids + n, &err);
+    if (made < 0) fatal("--sample: %s", err.msg);
     fputs(o->prompt, stdout);
     for (int i = 0; i < made; i++) {
         char piece[LLM_TOK_MAX_PIECE];

@@ -417,8 +417,8 @@ static double dot_d(const float *a, const float *b, int n)
     return acc;
 }
 
-int llm_attn_probs(const llm_attn_shape *s, const float *q, int ldq, const float *k, int ldkv,
-                   float *P, float *lse)
+void llm_attn_probs(const llm_attn_shape *s, const float *q, int ldq, const float *k, int ldkv,
+                    float *P, float *lse)
 {
     assert(s && s->n_q >= 0 && s->n_kv >= 0 && s->head_dim >= 0 && s->window >= 0);
     const int Tq = s->n_q, Tk = s->n_kv, d = s->head_dim;
@@ -440,18 +440,24 @@ int llm_attn_probs(const llm_attn_shape *s, const float *q, int ldq, const float
         for (int j = 0; j < Tk; j++) pi[j] = sum > 0.0 ? (float)(pi[j] / sum) : 0.0f;
         if (lse) lse[i] = sum > 0.0 ? (float)(mx + log(sum)) : -INFINITY;
     }
-    return 0;
+}
+
+/* The error of a textbook function that found no memory for P. */
+static int no_room(const llm_attn_shape *s, llm_error *err)
+{
+    return llm_error_set(err, LLM_ERR_NOMEM, "textbook attention: out of memory for %dx%d probabilities", s->n_q,
+                         s->n_kv);
 }
 
 int llm_attn_naive_forward(const llm_attn_shape *s, const float *q, int ldq, const float *k,
-                           const float *v, int ldkv, float *out, int ldo, float *lse)
+                           const float *v, int ldkv, float *out, int ldo, float *lse, llm_error *err)
 {
     const int Tq = s->n_q, Tk = s->n_kv, d = s->head_dim;
     float *P = malloc(((size_t)Tq * Tk + 1) * sizeof *P);
     double *acc = malloc(((size_t)d + 1) * sizeof *acc);
     if (!P || !acc) {
         free(P), free(acc);
-        return -1;
+        return no_room(s, err);
     }
     llm_attn_probs(s, q, ldq, k, ldkv, P, lse);
     for (int i = 0; i < Tq; i++) {
@@ -471,7 +477,8 @@ int llm_attn_naive_forward(const llm_attn_shape *s, const float *q, int ldq, con
 
 int llm_attn_naive_backward(const llm_attn_shape *s, const float *q, int ldq, const float *k,
                             const float *v, int ldkv, const float *out, const float *dout,
-                            int ldo, const float *lse, float *dq, float *dk, float *dv)
+                            int ldo, const float *lse, float *dq, float *dk, float *dv,
+                            llm_error *err)
 {
     assert(s && s->n_q >= 0 && s->n_kv >= 0 && s->head_dim >= 0 && s->window >= 0);
     (void)out; /* the textbook form uses rowsum(P * dP), not rowsum(dout * out) */
@@ -481,7 +488,7 @@ int llm_attn_naive_backward(const llm_attn_shape *s, const float *q, int ldq, co
     double *acc = malloc(((size_t)d + 1) * sizeof *acc);
     if (!P || !dp || !acc) {
         free(P), free(dp), free(acc);
-        return -1;
+        return no_room(s, err);
     }
     /* P = exp(scale q k^T - lse), masked */
     for (int i = 0; i < Tq; i++)

@@ -21,6 +21,8 @@
 #ifndef LLM_ATTN_H
 #define LLM_ATTN_H
 
+#include "err.h"
+
 typedef struct llm_attn_shape {
     int n_q;      /* Tq: query rows */
     int n_kv;     /* Tk: key/value rows */
@@ -57,17 +59,19 @@ float llm_attn_one_query(const llm_attn_shape *s, const float *q, const float *k
 /* The attention probabilities themselves: P [Tq, Tk] (row-major, caller's
  * buffer) = softmax(scale * q k^T + mask), masked entries 0, and lse [Tq] when
  * not NULL.  For looking at attention (llm-gen --dump-attn) and for the
- * textbook functions below.  Returns 0. */
-int llm_attn_probs(const llm_attn_shape *s, const float *q, int ldq, const float *k, int ldkv,
-                   float *P, float *lse);
+ * textbook functions below. */
+void llm_attn_probs(const llm_attn_shape *s, const float *q, int ldq, const float *k, int ldkv,
+                    float *P, float *lse);
 
 /* The same two functions computed the textbook way, forming the full Tq x Tk
  * probability matrix: the reference the tests and benchmarks compare with.
- * They allocate Tq*Tk floats; they return 0, or -1 when that fails. */
+ * They allocate Tq*Tk floats; they return 0, or LLM_ERR_NOMEM when that
+ * fails, with err (may be NULL) saying how much they asked for. */
 int llm_attn_naive_forward(const llm_attn_shape *s, const float *q, int ldq, const float *k,
-                           const float *v, int ldkv, float *out, int ldo, float *lse);
+                           const float *v, int ldkv, float *out, int ldo, float *lse, llm_error *err);
 int llm_attn_naive_backward(const llm_attn_shape *s, const float *q, int ldq, const float *k,
                             const float *v, int ldkv, const float *out, const float *dout,
-                            int ldo, const float *lse, float *dq, float *dk, float *dv);
+                            int ldo, const float *lse, float *dq, float *dk, float *dv,
+                            llm_error *err);
 
 #endif

@@ -540,22 +540,6 @@ int llm_ckpt_load_model(const char *path, llm_model *m, llm_error *err)
     return rc;
 }
 
-int llm_ckpt_read_config(const char *path, llm_config *cfg, llm_error *err)
-{
-    llm_reader *r;
-    TRY(llm_reader_open(&r, path, err));
-    const llm_record *rec;
-    int rc = llm_reader_next(r, &rec, err);
-    if (rc == 0) rc = llm_error_set(err, LLM_ERR_FORMAT, "%s: empty stream", path);
-    else if (rc > 0) {
-        rc = rec->kind == LLM_RECORD_META && !strcmp(rec->name, "config")
-                 ? parse_config(rec, cfg, err)
-                 : llm_error_set(err, LLM_ERR_FORMAT, "%s: not a model checkpoint", path);
-    }
-    llm_reader_close(r);
-    return rc;
-}
-
 uint64_t llm_ckpt_hash_tokens(const int32_t *tokens, int64_t n)
 {
     uint64_t h = 14695981039346656037u;

@@ -51,9 +51,6 @@ typedef struct llm_ckpt_train {
 int llm_ckpt_save(const char *path, const llm_model *m, const llm_optim *o,
                   const llm_ckpt_train *train, llm_error *err);
 
-/* Reads the architecture of a checkpoint without loading its weights. */
-int llm_ckpt_read_config(const char *path, llm_config *cfg, llm_error *err);
-
 /* Loads a checkpoint into m (allocated here; free with llm_model_free).
  * When the checkpoint has training state: *has_train = 1, *train is filled,
  * and, if o is not NULL, o is initialised with the saved optimizer state.

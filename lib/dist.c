@@ -25,7 +25,6 @@ struct llm_dist {
     char library[MPI_MAX_LIBRARY_VERSION_STRING];
 };
 
-int llm_dist_available(void) { return 1; }
 
 /* Turns an MPI error code into err, naming the rank and the call. */
 static int mpi_check(const llm_dist *d, int code, const char *call, llm_error *err)
@@ -168,7 +167,6 @@ static int missing(llm_error *err)
                          "(install Open MPI, on Debian libopenmpi-dev and openmpi-bin, and rebuild)");
 }
 
-int llm_dist_available(void) { return 0; }
 int llm_dist_init(llm_dist **d, llm_error *err)
 {
     *d = NULL;

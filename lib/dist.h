@@ -1,8 +1,7 @@
 /* dist — the transport of data-parallel training: MPI.  It starts MPI, says
  * which rank this process is, and provides the collective operations that
  * lib/train.h's trainer uses (llm_comm).  Built without MPI (make found no
- * Open MPI), llm_dist_available is 0 and llm_dist_init fails with a message
- * saying MPI is missing.
+ * Open MPI), llm_dist_init fails with a message saying MPI is missing.
  *
  *     if (llm_dist_launched()) {                 // under mpirun
  *         llm_dist *d;
@@ -22,8 +21,6 @@
 
 typedef struct llm_dist llm_dist;
 
-/* 1 when this build has MPI. */
-int llm_dist_available(void);
 /* 1 when the environment shows an MPI launcher (mpirun, srun, hydra) started
  * this process. */
 int llm_dist_launched(void);

@@ -34,19 +34,3 @@ int llm_error_prefix(llm_error *err, const char *fmt, ...)
     err->msg[plen + 2 + old_len] = '\0';
     return err->code;
 }
-
-const char *llm_error_name(int code)
-{
-    switch (code) {
-    case LLM_OK: return "ok";
-    case LLM_ERR_IO: return "io error";
-    case LLM_ERR_FORMAT: return "format error";
-    case LLM_ERR_TRUNCATED: return "truncated";
-    case LLM_ERR_CHECKSUM: return "checksum error";
-    case LLM_ERR_NOMEM: return "out of memory";
-    case LLM_ERR_ARG: return "invalid argument";
-    case LLM_ERR_LIMIT: return "over a limit";
-    case LLM_ERR_STATE: return "call out of order";
-    }
-    return "unknown error";
-}

@@ -40,9 +40,6 @@ int llm_error_set(llm_error *err, int code, const char *fmt, ...)
 int llm_error_prefix(llm_error *err, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-/* A short name for a code: "io error", "format error", ... */
-const char *llm_error_name(int code);
-
 /* Return early on error: TRY(expr) evaluates expr once and returns its value
  * when negative. */
 #define TRY(expr)                      \

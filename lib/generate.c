@@ -45,15 +45,22 @@ static void take(llm_infer *s, slot *x, int k, int seq, const llm_gen_opts *o)
     llm_rng_seed(&x->rng, o->seed + 0x9e3779b97f4a7c15ull * (uint64_t)seq);
 }
 
+/* The prompts of one prefill pass, as llm_infer_prefill takes them: their
+ * slots, tokens and lengths, [S] each. */
+typedef struct pass {
+    int *slots, *lens;
+    const int32_t **prompts;
+} pass;
+
 /* Fills every free slot with the next waiting prompts and prefills them: the
  * short ones together, as many per pass as fit in a chunk, a long one alone
- * in chunks.  Each gets its first token picked. */
+ * in chunks.  Each gets its first token picked.  pa is scratch. */
 static int admit(llm_infer *s, slot *sl, int *waiting, const int32_t *const *prompts,
                  const int64_t *lens, int n, const llm_gen_opts *o, llm_sampler *sp,
-                 llm_gen_stats *st, llm_error *err)
+                 llm_gen_stats *st, const pass *pa, llm_error *err)
 {
-    int S = s->slots, ks[S], lens_b[S];
-    const int32_t *ps[S];
+    int S = s->slots, *ks = pa->slots, *lens_b = pa->lens;
+    const int32_t **ps = pa->prompts;
     for (int k = 0; k < S;) {
         int B = 0, rows = 0; /* one pass: slots from k on */
         for (; k < S && *waiting < n; k++) {
@@ -104,16 +111,19 @@ int llm_generate(llm_infer *s, const int32_t *const *prompts, const int64_t *len
     slot *sl = calloc((size_t)S, sizeof *sl);
     int *ids = malloc((size_t)S * sizeof *ids);
     int32_t *tok = malloc((size_t)S * sizeof *tok);
-    if (!sl || !ids || !tok) rc = llm_error_set(err, LLM_ERR_NOMEM, "generation: out of memory");
+    pass pa = {malloc((size_t)S * sizeof *pa.slots), malloc((size_t)S * sizeof *pa.lens),
+               malloc((size_t)S * sizeof *pa.prompts)};
+    if (!sl || !ids || !tok || !pa.slots || !pa.lens || !pa.prompts)
+        rc = llm_error_set(err, LLM_ERR_NOMEM, "generation: out of memory");
     llm_infer_reset(s);
-    for (int k = 0; k < S; k++) sl[k].seq = -1;
+    for (int k = 0; rc == 0 && k < S; k++) sl[k].seq = -1;
     while (rc == 0) {
         /* hand each new token to its sequence; finished ones make room, and
          * the prompts that take their slots are admitted before the step */
         int freed = 1;
         while (rc == 0 && freed) {
             freed = 0;
-            rc = admit(s, sl, &waiting, prompts, lens, n, o, &sp, st, err);
+            rc = admit(s, sl, &waiting, prompts, lens, n, o, &sp, st, &pa, err);
             for (int k = 0; rc == 0 && k < S; k++) {
                 slot *x = &sl[k];
                 if (x->seq < 0 || !x->fresh) continue;
@@ -148,6 +158,7 @@ int llm_generate(llm_infer *s, const int32_t *const *prompts, const int64_t *len
     free(sl);
     free(ids);
     free(tok);
+    free(pa.slots), free(pa.lens), free(pa.prompts);
     llm_sampler_free(&sp);
     return rc;
 }

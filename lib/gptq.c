@@ -44,25 +44,26 @@ void llm_hessian_scale(llm_hessian *h, const float *s)
         for (int j = i; j < h->n; j++) h->sum[(size_t)i * h->n + j] *= s[i] * s[j];
 }
 
-double llm_hessian_energy(const llm_hessian *h, const float *d, int rows)
+int llm_hessian_energy(const llm_hessian *h, const float *d, int rows, double *energy, llm_error *err)
 {
     int n = h->n;
+    *energy = 0;
     if (h->count == 0) return 0;
     float *dh = malloc((size_t)rows * n * sizeof *dh);
-    if (!dh) return NAN;
+    if (!dh) return llm_error_set(err, LLM_ERR_NOMEM, "output energy of %dx%d weights: out of memory", rows, n);
     cblas_ssymm(CblasRowMajor, CblasRight, CblasUpper, rows, n, 1.0f, h->sum, n, d, n, 0.0f, dh, n);
     double e = 0;
     for (size_t i = 0; i < (size_t)rows * n; i++) e += (double)dh[i] * d[i];
     free(dh);
-    return e / (double)h->count;
+    *energy = e / (double)h->count;
+    return 0;
 }
 
-/* Columns by decreasing H_jj (ties by index). */
-static const double *sort_diag;
-static int by_diag(const void *a, const void *b)
+/* Columns by decreasing H_jj (ties by index); diag is qsort_r's argument. */
+static int by_diag(const void *a, const void *b, void *diag)
 {
     int i = *(const int *)a, j = *(const int *)b;
-    double x = sort_diag[i], y = sort_diag[j];
+    double x = ((const double *)diag)[i], y = ((const double *)diag)[j];
     return x > y ? -1 : x < y ? 1 : i - j;
 }
 
@@ -110,13 +111,15 @@ int llm_gptq(const float *w_in, int rows, int cols, const llm_hessian *h, const 
     float *w = malloc((size_t)rows * n * sizeof *w), *hinv = malloc(n * n * sizeof *hinv);
     int B = o->block < cols ? o->block : cols;
     float *w1 = malloc((size_t)rows * B * sizeof *w1), *e1 = malloc((size_t)rows * B * sizeof *e1);
+    int static_groups = f->scheme != LLM_Q_INT4 || o->act_order;
+    int gs = cols / q->groups;
+    /* [rows, gs]: a group's current weights, for groups fixed as they are reached */
+    float *gv = static_groups ? NULL : malloc((size_t)rows * gs * sizeof *gv);
     int rc = 0;
-    if (!perm || !hd || !diag || !w || !hinv || !w1 || !e1) {
+    if (!perm || !hd || !diag || !w || !hinv || !w1 || !e1 || (!static_groups && !gv)) {
         rc = llm_error_set(err, LLM_ERR_NOMEM, "GPTQ on %dx%d: out of memory", rows, cols);
         goto done;
     }
-    int static_groups = f->scheme != LLM_Q_INT4 || o->act_order;
-    int gs = cols / q->groups;
     /* dead inputs: their weights are irrelevant, quantized as zeros */
     for (size_t j = 0; j < n; j++) {
         diag[j] = h->sum[j * n + j];
@@ -127,10 +130,7 @@ int llm_gptq(const float *w_in, int rows, int cols, const llm_hessian *h, const 
     if (static_groups)
         for (int r = 0; r < rows; r++)
             for (int g = 0; g < q->groups; g++) group_params(q, r, g, w + (size_t)r * n + (size_t)g * gs, gs);
-    if (o->act_order) {
-        sort_diag = diag;
-        qsort(perm, n, sizeof *perm, by_diag);
-    }
+    if (o->act_order) qsort_r(perm, n, sizeof *perm, by_diag, diag);
     /* H permuted, dead diagonals set to 1, then dampened */
     double mean = 0;
     for (size_t i = 0; i < n; i++) mean += diag[i] > 0 ? diag[i] : 1.0;
@@ -161,7 +161,7 @@ int llm_gptq(const float *w_in, int rows, int cols, const llm_hessian *h, const 
             for (int i = 0; i < nb; i++) {
                 int col = i1 + i, orig = perm[col];
                 if (!static_groups && orig % gs == 0) { /* the group's current weights */
-                    float vals[gs];
+                    float *vals = gv + (size_t)r * gs;
                     for (int k = 0; k < gs; k++) {
                         if (col + k < i1 + nb) {
                             vals[k] = a[i + k];
@@ -190,7 +190,7 @@ int llm_gptq(const float *w_in, int rows, int cols, const llm_hessian *h, const 
                         hinv + (size_t)i1 * n + i1 + nb, (int)n, 1.0f, w + i1 + nb, (int)n);
     }
 done:
-    free(perm), free(hd), free(diag), free(w), free(hinv), free(w1), free(e1);
+    free(perm), free(hd), free(diag), free(w), free(hinv), free(w1), free(e1), free(gv);
     if (rc < 0) llm_qlinear_free(q);
     return rc;
 }

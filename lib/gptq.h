@@ -51,9 +51,10 @@ int llm_hessian_add(llm_hessian *h, const float *x, int64_t rows, llm_error *err
 /* The statistics of inputs x * s (column j scaled by s[j]): sum_ij *= s_i s_j. */
 void llm_hessian_scale(llm_hessian *h, const float *s);
 /* Mean over the rows of ||d x||^2 for each row d of D [rows, n], summed over
- * D's rows: the mean squared output of D on the activations (D = W - Ŵ: the
- * output error; D = W: the output's energy). */
-double llm_hessian_energy(const llm_hessian *h, const float *d, int rows);
+ * D's rows, into *energy: the mean squared output of D on the activations
+ * (D = W - Ŵ: the output error; D = W: the output's energy).  0, or
+ * LLM_ERR_NOMEM (it takes rows x n floats of scratch). */
+int llm_hessian_energy(const llm_hessian *h, const float *d, int rows, double *energy, llm_error *err);
 
 typedef struct llm_gptq_opts {
     double damp;   /* fraction of the mean diagonal added to it (0.01) */

@@ -96,10 +96,8 @@ void llm_model_backward(const llm_model *m, llm_acts *a, float *grad)
 void llm_model_backward_adapter(const llm_model *m, llm_acts *a, float *grad, float *agrad)
 {
     const llm_config *c = &m->cfg;
-    llm_layer_params glayers[c->n_layers];
-    llm_params g = {.layers = glayers};
+    llm_params g = {0}; /* the gradients' views (all NULL without grad); a layer's in the loop */
     if (grad) llm_params_map(m, grad, &g);
-    else memset(glayers, 0, sizeof glayers);
     const llm_params *p = &m->p;
     int B = a->B, T = a->T, N = B * T, D = c->dim, H = c->n_heads, K = c->n_kv_heads, E = D / H,
         HE = H * E, KE = K * E, F = c->hidden, V = c->vocab;
@@ -132,7 +130,8 @@ void llm_model_backward_adapter(const llm_model *m, llm_acts *a, float *grad, fl
 
     for (int l = c->n_layers - 1; l >= 0; l--) {
         const llm_layer_params *w = &p->layers[l];
-        llm_layer_params *gw = &g.layers[l];
+        llm_layer_params gl = {0}, *gw = &gl;
+        if (grad) llm_layer_params_map(m, grad, l, gw);
         const int at = llm_linear_index(l, 0); /* layer l's linears: m->lin[at + site] */
         const llm_linear *lin = &m->lin[at];
         const float *x = a->x + (size_t)l * N * D, *x_mid = a->x_mid + (size_t)l * N * D;

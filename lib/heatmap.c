@@ -30,7 +30,8 @@ struct llm_heatmap {
     char label[512];
 };
 
-uint16_t llm_heatmap_level(const llm_heatmap_tone *tone, double p)
+/* The level of probability p (clamped to [0,1]) under tone. */
+static uint16_t level(const llm_heatmap_tone *tone, double p)
 {
     double t = p > 0 ? (p < 1 ? p : 1) : 0;
     if (tone->log) t = t > 0 ? fmax(0, 1 + log10(t) / LLM_HEATMAP_LOG_DECADES) : 0;
@@ -215,7 +216,7 @@ void llm_heatmap_put_row(llm_heatmap *hm, int cell, int64_t i, const double *p)
         }
         return;
     }
-    for (int64_t j = 0; j < hm->T; j++) dst[j] = llm_heatmap_level(tone, p[j]);
+    for (int64_t j = 0; j < hm->T; j++) dst[j] = level(tone, p[j]);
 }
 
 int llm_heatmap_end_band(llm_heatmap *hm, llm_error *err)
@@ -264,8 +265,6 @@ int llm_heatmap_end_band(llm_heatmap *hm, llm_error *err)
     hm->bands++;
     return 0;
 }
-
-int64_t llm_heatmap_bands(const llm_heatmap *hm) { return hm->bands; }
 
 int llm_heatmap_close(llm_heatmap *hm, llm_error *err)
 {

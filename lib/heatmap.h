@@ -47,9 +47,6 @@ typedef struct llm_heatmap_opts {
     int64_t max_pixels;        /* refuse a larger image; 0: no limit */
 } llm_heatmap_opts;
 
-/* The level of probability p (clamped to [0,1]) under tone. */
-uint16_t llm_heatmap_level(const llm_heatmap_tone *tone, double p);
-
 /* A near-square mosaic for n cells: the smallest divisor of n that is at
  * least sqrt(n) columns when that is at most twice sqrt(n), ceil(sqrt(n))
  * columns otherwise; rows to hold them all. */
@@ -72,8 +69,6 @@ int llm_heatmap_open(llm_heatmap **out, const llm_heatmap_opts *opts, int64_t T,
 void llm_heatmap_put_row(llm_heatmap *hm, int cell, int64_t i, const double *p);
 /* Writes the current band (cells not set are background) and starts the next. */
 int llm_heatmap_end_band(llm_heatmap *hm, llm_error *err);
-/* Bands ended so far. */
-int64_t llm_heatmap_bands(const llm_heatmap *hm);
 /* Finishes the image (a spooled one: header, then its bands) and frees hm.
  * Every declared band must have been ended.  0 or < 0. */
 int llm_heatmap_close(llm_heatmap *hm, llm_error *err);

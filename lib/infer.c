@@ -256,8 +256,10 @@ static void attend(llm_infer *s, const segment *sg, int l, int h, int R, float *
  * product streams its weights once for all R rows (matvec.h), split by
  * output rows among the threads of one parallel region that lasts the whole
  * step; the few element-wise pieces between products run on one thread.
- * Attention goes by (segment, head). */
-static void run_rows(llm_infer *s, const segment *seg, int n_seg, int R, int all_logits)
+ * Attention goes by (segment, head).  A product out of memory (a quantized
+ * one, llm_linear_rows) is noted by its thread and reported after the
+ * region, which every thread runs to its end. */
+static int run_rows(llm_infer *s, const segment *seg, int n_seg, int R, int all_logits, llm_error *err)
 {
     const llm_model *m = s->m;
     const llm_config *c = &m->cfg;
@@ -265,10 +267,11 @@ static void run_rows(llm_infer *s, const segment *seg, int n_seg, int R, int all
               F = c->hidden, V = c->vocab, QKV = HE + 2 * KE;
     /* tiny models run on one thread: waking the others costs more */
     const int parallel = (size_t)D * (size_t)(QKV + D + 3 * (size_t)F) >= 8 * LLM_PARALLEL_MIN;
+    int failed = 0; /* set by any thread with a product out of memory */
 #pragma omp parallel num_threads(s->threads) if (parallel)
     {
         const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-        int r0, r1;
+        int r0, r1, bad = 0;
         for (int l = 0; l < c->n_layers; l++) {
             const llm_layer_params *w = &m->p.layers[l];
             const llm_linear *lin = &m->lin[llm_linear_index(l, 0)];
@@ -280,7 +283,7 @@ static void run_rows(llm_infer *s, const segment *seg, int n_seg, int R, int all
             const int base[4] = {0, HE, HE + KE, QKV}, ld[3] = {HE, KE, KE};
             for (int i = 0; i < 3; i++) {
                 int a = r0 > base[i] ? r0 : base[i], b = r1 < base[i + 1] ? r1 : base[i + 1];
-                if (a < b) llm_linear_rows(&lin[LLM_LIN_WQ + i], s->xn, R, yt[i], ld[i], a - base[i], b - base[i], 0, NULL);
+                if (a < b) bad |= llm_linear_rows(&lin[LLM_LIN_WQ + i], s->xn, R, yt[i], ld[i], a - base[i], b - base[i], 0, NULL) < 0;
             }
 #pragma omp barrier
 #pragma omp single
@@ -289,14 +292,14 @@ static void run_rows(llm_infer *s, const segment *seg, int n_seg, int R, int all
             for (int g = 0; g < n_seg; g++)
                 for (int h = 0; h < H; h++) attend(s, &seg[g], l, h, R, s->scores + (size_t)t * (size_t)s->scores_cap);
             llm_matvec_split(D, t, nt, &r0, &r1);
-            llm_linear_rows(&lin[LLM_LIN_WO], s->att, R, s->x, D, r0, r1, 1, s->xn);
+            bad |= llm_linear_rows(&lin[LLM_LIN_WO], s->att, R, s->x, D, r0, r1, 1, s->xn) < 0;
 #pragma omp barrier
 #pragma omp single
             llm_rmsnorm(s->x, w->mlp_norm, s->xn, NULL, R, D, c->norm_eps);
             /* w1 and w3 by the same rows, so each thread gates its own */
             llm_matvec_split(F, t, nt, &r0, &r1);
-            llm_linear_rows(&lin[LLM_LIN_W1], s->xn, R, s->h1, F, r0, r1, 0, NULL);
-            llm_linear_rows(&lin[LLM_LIN_W3], s->xn, R, s->h3, F, r0, r1, 0, NULL);
+            bad |= llm_linear_rows(&lin[LLM_LIN_W1], s->xn, R, s->h1, F, r0, r1, 0, NULL) < 0;
+            bad |= llm_linear_rows(&lin[LLM_LIN_W3], s->xn, R, s->h3, F, r0, r1, 0, NULL) < 0;
             for (int i = 0; i < R; i++)
                 for (int j = r0; j < r1; j++) {
                     size_t at = (size_t)i * F + (size_t)j;
@@ -304,7 +307,7 @@ static void run_rows(llm_infer *s, const segment *seg, int n_seg, int R, int all
                 }
 #pragma omp barrier
             llm_matvec_split(D, t, nt, &r0, &r1);
-            llm_linear_rows(&lin[LLM_LIN_W2], s->h1, R, s->x, D, r0, r1, 1, s->xn);
+            bad |= llm_linear_rows(&lin[LLM_LIN_W2], s->h1, R, s->x, D, r0, r1, 1, s->xn) < 0;
 #pragma omp barrier
         }
 #pragma omp single
@@ -313,9 +316,15 @@ static void run_rows(llm_infer *s, const segment *seg, int n_seg, int R, int all
             llm_rmsnorm(s->x, m->p.norm, s->xn, NULL, s->logit_rows, D, c->norm_eps);
         }
         llm_matvec_split(V, t, nt, &r0, &r1);
-        llm_linear_rows(&m->lin[llm_linear_index(c->n_layers, 0)], s->xn, s->logit_rows, s->logits, V, r0, r1, 0,
-                        NULL);
+        bad |= llm_linear_rows(&m->lin[llm_linear_index(c->n_layers, 0)], s->xn, s->logit_rows, s->logits, V, r0,
+                               r1, 0, NULL) < 0;
+        if (bad) {
+#pragma omp atomic write
+            failed = 1;
+        }
     }
+    if (failed) return llm_error_set(err, LLM_ERR_NOMEM, "decode step: out of memory for a quantized product");
+    return 0;
 }
 
 /* Many rows (a prompt), or any rows with a tap: every matrix product through
@@ -331,9 +340,9 @@ static int run_batched(llm_infer *s, const segment *seg, int n_seg, int R, int a
         const llm_linear *lin = &m->lin[llm_linear_index(l, 0)];
         llm_rmsnorm(s->x, w->attn_norm, s->xn, NULL, R, D, c->norm_eps);
         if (s->tap.acts) TRY(report(s, "attn.wq.in", l, s->xn, R, D, err));
-        llm_linear_apply(&lin[LLM_LIN_WQ], s->xn, R, s->q, 0, NULL);
-        llm_linear_apply(&lin[LLM_LIN_WK], s->xn, R, s->kn, 0, NULL);
-        llm_linear_apply(&lin[LLM_LIN_WV], s->xn, R, s->vn, 0, NULL);
+        TRY(llm_linear_apply(&lin[LLM_LIN_WQ], s->xn, R, s->q, 0, NULL, err));
+        TRY(llm_linear_apply(&lin[LLM_LIN_WK], s->xn, R, s->kn, 0, NULL, err));
+        TRY(llm_linear_apply(&lin[LLM_LIN_WV], s->xn, R, s->vn, 0, NULL, err));
         rope_into_cache(s, seg, n_seg, l);
         /* the work is about rows x keys x E per head: small steps run on one thread */
         size_t work = (size_t)R * (size_t)(seg[n_seg - 1].pos0 + seg[n_seg - 1].n) * (size_t)HE;
@@ -347,22 +356,21 @@ static int run_batched(llm_infer *s, const segment *seg, int n_seg, int R, int a
                                  cache_of(s, s->k, seg[g].slot, l), err));
             }
         if (s->tap.acts) TRY(report(s, "attn.wo.in", l, s->att, R, HE, err));
-        llm_linear_apply(&lin[LLM_LIN_WO], s->att, R, s->x, 1, s->xn);
+        TRY(llm_linear_apply(&lin[LLM_LIN_WO], s->att, R, s->x, 1, s->xn, err));
         llm_rmsnorm(s->x, w->mlp_norm, s->xn, NULL, R, D, c->norm_eps);
         if (s->tap.acts) TRY(report(s, "mlp.w1.in", l, s->xn, R, D, err));
-        llm_linear_apply(&lin[LLM_LIN_W1], s->xn, R, s->h1, 0, NULL);
-        llm_linear_apply(&lin[LLM_LIN_W3], s->xn, R, s->h3, 0, NULL);
+        TRY(llm_linear_apply(&lin[LLM_LIN_W1], s->xn, R, s->h1, 0, NULL, err));
+        TRY(llm_linear_apply(&lin[LLM_LIN_W3], s->xn, R, s->h3, 0, NULL, err));
         size_t nf = (size_t)R * F;
 #pragma omp parallel for schedule(static) if (nf >= LLM_PARALLEL_MIN)
         for (size_t i = 0; i < nf; i++) s->h1[i] = llm_silu(s->h1[i]) * s->h3[i];
         if (s->tap.acts) TRY(report(s, "mlp.w2.in", l, s->h1, R, F, err));
-        llm_linear_apply(&lin[LLM_LIN_W2], s->h1, R, s->x, 1, s->xn);
+        TRY(llm_linear_apply(&lin[LLM_LIN_W2], s->h1, R, s->x, 1, s->xn, err));
     }
     int rows = s->logit_rows = gather_last_rows(s, seg, n_seg, R, all_logits);
     llm_rmsnorm(s->x, m->p.norm, s->xn, NULL, rows, D, c->norm_eps);
     if (s->tap.acts) TRY(report(s, "cls.in", -1, s->xn, rows, D, err));
-    llm_linear_apply(&m->lin[llm_linear_index(c->n_layers, 0)], s->xn, rows, s->logits, 0, NULL);
-    return 0;
+    return llm_linear_apply(&m->lin[llm_linear_index(c->n_layers, 0)], s->xn, rows, s->logits, 0, NULL, err);
 }
 
 /* Runs R rows of tokens, grouped in segments, through the model. */
@@ -382,7 +390,7 @@ static int run(llm_infer *s, const segment *seg, int n_seg, const int32_t *token
                tokens[i] < V ? m->p.tok_emb + (size_t)tokens[i] * D
                              : m->adapter->arena + m->adapter->virt + (size_t)(tokens[i] - V) * D,
                (size_t)D * sizeof(float));
-    if (R <= LLM_INFER_ROWS && !s->tap.acts && !s->tap.probs) run_rows(s, seg, n_seg, R, all_logits);
+    if (R <= LLM_INFER_ROWS && !s->tap.acts && !s->tap.probs) TRY(run_rows(s, seg, n_seg, R, all_logits, err));
     else TRY(run_batched(s, seg, n_seg, R, all_logits, err));
     s->last = s->logits + (size_t)(s->logit_rows - 1) * V;
     for (int g = 0; g < n_seg; g++) s->slot_pos[seg[g].slot] += seg[g].n;

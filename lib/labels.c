@@ -1,8 +1,49 @@
-/* labels — parsing the "tokens" attribute into one byte string per token. */
+/* labels — the "tokens" attribute: token ids into escaped labels, and the
+ * labels parsed back into one byte string per token. */
 #include "labels.h"
 
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* The most bytes a label takes: a piece of LLM_TOK_MAX_PIECE bytes, each
+ * written \xNN (more than "<bos>", "<eos>" or "#ID"). */
+#define MAX_LABEL (4 * LLM_TOK_MAX_PIECE)
+
+int llm_labels_format(const llm_tok *t, const int32_t *ids, int64_t n, char **text, llm_error *err)
+{
+    *text = NULL;
+    size_t count = n > 0 ? (size_t)n : 0;
+    if (count > (SIZE_MAX - 1) / (MAX_LABEL + 1))
+        return llm_error_set(err, LLM_ERR_LIMIT, "tokens: %lld labels are too many to hold", (long long)n);
+    char *out = malloc(count * (MAX_LABEL + 1) + 1), *at = out;
+    if (!out) return llm_error_set(err, LLM_ERR_NOMEM, "tokens: out of memory for %lld labels", (long long)n);
+    char piece[LLM_TOK_MAX_PIECE];
+    for (size_t i = 0; i < count; i++) {
+        if (i) *at++ = ' ';
+        int32_t id = ids[i];
+        int len = llm_tok_decode_next(t, i ? ids[i - 1] : -1, id, piece);
+        if (id == t->bos) {
+            at += sprintf(at, "<bos>");
+        } else if (id == t->eos) {
+            at += sprintf(at, "<eos>");
+        } else if (len <= 0) {
+            at += sprintf(at, "#%d", (int)id);
+        } else {
+            for (int j = 0; j < len; j++) {
+                unsigned char c = (unsigned char)piece[j];
+                if (c > ' ' && c <= '~' && c != '\\')
+                    *at++ = (char)c;
+                else
+                    at += sprintf(at, "\\x%02x", c);
+            }
+        }
+    }
+    *at = '\0';
+    *text = out;
+    return 0;
+}
 
 static int hex_digit(char c)
 {

@@ -1,15 +1,19 @@
-/* labels — the token labels of an attention record, decoded.
+/* labels — the token labels of an attention record: written from token
+ * ids, and read back into byte strings.
  *
  * llm-gen --dump-attn puts the prompt's tokens in the attribute "tokens":
  * labels separated by single spaces, each the token's bytes with every byte
- * outside '!'..'~', and the backslash, written \xNN (see llm_tok_labels in
- * tok.h).  This parses that text back into byte strings, strictly: the
- * attribute comes from outside, so anything else is an error that says where.
+ * outside '!'..'~', and the backslash, written \xNN (two lowercase hex
+ * digits); llm-attnviz draws them.  llm_labels_format writes that text;
+ * llm_labels_parse reads it back, strictly: the attribute comes from outside,
+ * so anything else is an error that says where.
  *
+ *     char *text;
+ *     TRY(llm_labels_format(&tok, ids, T, &text, &err));    // llm-gen
  *     llm_labels lab;
- *     TRY(llm_labels_parse(&lab, llm_record_attr(rec, "tokens"), T, &err));
+ *     TRY(llm_labels_parse(&lab, text, T, &err));             // llm-attnviz
  *     fwrite(lab.bytes + lab.start[i], 1, lab.start[i + 1] - lab.start[i], stdout);
- *     llm_labels_free(&lab);
+ *     llm_labels_free(&lab), free(text);
  */
 #ifndef LLM_LABELS_H
 #define LLM_LABELS_H
@@ -18,6 +22,7 @@
 #include <stdint.h>
 
 #include "err.h"
+#include "tok.h"
 
 typedef struct llm_labels {
     int64_t n;        /* labels */
@@ -25,6 +30,15 @@ typedef struct llm_labels {
     size_t *start;    /* [n + 1]: label i is bytes[start[i] .. start[i + 1]) */
     size_t longest;   /* bytes in the longest label */
 } llm_labels;
+
+/* Writes the labels of the n tokens of ids as one NUL-terminated string,
+ * into *text (malloc'd: the caller frees it).  A label is the token's
+ * decoded text (llm_tok_decode_next, after the token before it), escaped as
+ * above; BOS and EOS are "<bos>" and "<eos>", and a token without text (the
+ * ids tokenizer, or an empty piece) is "#ID".  n <= 0 gives "".  0, or
+ * LLM_ERR_LIMIT (n too large for the string's size to be counted) or
+ * LLM_ERR_NOMEM, with err (may be NULL) saying so. */
+int llm_labels_format(const llm_tok *t, const int32_t *ids, int64_t n, char **text, llm_error *err);
 
 /* Parses text into *lab (owned by the caller: llm_labels_free), which must
  * hold exactly `expected` labels.  0, or LLM_ERR_FORMAT naming the offending

@@ -97,11 +97,12 @@ void llm_linear_lora_input_grad(const llm_linear *l, const float *du, int n, flo
 
 /* ---- inference ---- */
 
-void llm_linear_apply(const llm_linear *l, const float *x, int n, float *y, float beta, float *scratch)
+int llm_linear_apply(const llm_linear *l, const float *x, int n, float *y, float beta, float *scratch,
+                     llm_error *err)
 {
     int out = l->out, in = l->in;
     if (l->q) {
-        llm_qlinear_matmul(l->q, x, n, beta == 0 ? y : scratch, out);
+        TRY(llm_qlinear_matmul(l->q, x, n, beta == 0 ? y : scratch, out, err));
         if (beta != 0)
             for (size_t i = 0; i < (size_t)n * out; i++) y[i] += scratch[i];
     } else if (n == 1) {
@@ -110,20 +111,22 @@ void llm_linear_apply(const llm_linear *l, const float *x, int n, float *y, floa
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, in, 1.0f, x, in, l->w, in, beta, y, out);
     }
     if (l->lora_a) llm_lora_rows(l->lora_a, l->lora_b, l->rank, in, l->lora_scale, x, n, in, y, out, 0, out);
+    return 0;
 }
 
-void llm_linear_rows(const llm_linear *l, const float *x, int M, float *y, int ldy, int r0, int r1,
-                     float beta, float *scratch)
+int llm_linear_rows(const llm_linear *l, const float *x, int M, float *y, int ldy, int r0, int r1,
+                    float beta, float *scratch)
 {
     int in = l->in;
     if (!l->q) {
         llm_matvec_rows(l->w, in, x, M, in, y, ldy, r0, r1, beta);
     } else if (beta == 0) {
-        llm_qlinear_rows(l->q, x, M, y, ldy, r0, r1);
+        TRY(llm_qlinear_rows(l->q, x, M, y, ldy, r0, r1));
     } else {
-        llm_qlinear_rows(l->q, x, M, scratch, ldy, r0, r1);
+        TRY(llm_qlinear_rows(l->q, x, M, scratch, ldy, r0, r1));
         for (int m = 0; m < M; m++)
             for (int r = r0; r < r1; r++) y[(size_t)m * ldy + r] += scratch[(size_t)m * ldy + r];
     }
     if (l->lora_a) llm_lora_rows(l->lora_a, l->lora_b, l->rank, in, l->lora_scale, x, M, in, y, ldy, r0, r1);
+    return 0;
 }

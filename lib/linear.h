@@ -16,9 +16,9 @@
  *
  *     const llm_linear *wq = &m->lin[llm_linear_index(l, LLM_LIN_WQ)];
  *     llm_linear_forward(wq, xn, N, q, 0, a->qscratch, NULL);      // training
- *     llm_linear_apply(wq, xn, n, q, 0, NULL);                      // inference
+ *     TRY(llm_linear_apply(wq, xn, n, q, 0, NULL, &err));            // inference
  *     #pragma omp parallel    // the decode step: each thread its output rows
- *     llm_linear_rows(wq, xn, M, q, HE, r0, r1, 0, NULL);
+ *     bad |= llm_linear_rows(wq, xn, M, q, HE, r0, r1, 0, NULL) < 0;
  *
  * Letters: n (or M) rows of input, out and in the layer's widths, R the LoRA
  * rank.  Rows are contiguous unless a stride (ldy) is given.
@@ -28,6 +28,7 @@
 
 #include <stddef.h>
 
+#include "err.h"
 #include "quant.h"
 
 /* The linears of a layer, in checkpoint order. */
@@ -88,14 +89,17 @@ void llm_linear_lora_input_grad(const llm_linear *l, const float *du, int n, flo
 
 /* y [n, out] = x W^T + beta y, plus LoRA: sgemv for one row, sgemm for more,
  * the integer kernels (qmatmul.h) for a quantized W, which overwrite, so
- * beta = 1 goes through scratch [n, out] (unused otherwise). */
-void llm_linear_apply(const llm_linear *l, const float *x, int n, float *y, float beta,
-                      float *scratch);
+ * beta = 1 goes through scratch [n, out] (unused otherwise).  0, or
+ * LLM_ERR_NOMEM from the integer kernels (llm_qlinear_matmul), with err
+ * (may be NULL) saying so. */
+int llm_linear_apply(const llm_linear *l, const float *x, int n, float *y, float beta, float *scratch,
+                     llm_error *err);
 /* Output rows [r0, r1) of the same for M rows, y with row stride ldy, beta 0
  * or 1 (1: scratch's same rows take the integer kernels' result first):
  * called by each thread of a parallel region for its own rows, it starts no
- * threads itself (matvec.h, qmatmul.h). */
-void llm_linear_rows(const llm_linear *l, const float *x, int M, float *y, int ldy, int r0, int r1,
-                     float beta, float *scratch);
+ * threads itself (matvec.h, qmatmul.h).  0, or LLM_ERR_NOMEM without a
+ * message (llm_qlinear_rows): the region's caller says what failed. */
+int llm_linear_rows(const llm_linear *l, const float *x, int M, float *y, int ldy, int r0, int r1,
+                    float beta, float *scratch);
 
 #endif

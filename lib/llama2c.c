@@ -12,17 +12,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "bytes.h"
+
 #define HEADER_BYTES 28
 #define MAGIC_AK42 0x616b3432u /* "ak42": llama2.c's export versions 1 and 2 */
 
-static uint32_t get_u32(const unsigned char *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 static int32_t get_i32(const unsigned char *p)
 {
-    uint32_t u = get_u32(p);
+    uint32_t u = llm_bytes_get_le32(p);
     int32_t v;
     memcpy(&v, &u, 4);
     return v;
@@ -51,7 +48,7 @@ static int read_floats(int fd, float *dst, int64_t count, const char *path, llm_
     for (int64_t i = 0; i < count; i++) {
         uint32_t u;
         memcpy(&u, &dst[i], 4);
-        u = get_u32((const unsigned char *)&u);
+        u = llm_bytes_get_le32((const unsigned char *)&u);
         memcpy(&dst[i], &u, 4);
     }
 #endif
@@ -98,7 +95,7 @@ static int read_header(int fd, const struct stat *st, const char *path, llm_conf
                              "shorter than its 28-byte header)", path, (long long)st->st_size);
     unsigned char h[HEADER_BYTES];
     TRY(read_full(fd, h, sizeof h, path, err));
-    if (get_u32(h) == MAGIC_AK42)
+    if (llm_bytes_get_le32(h) == MAGIC_AK42)
         return llm_error_set(err, LLM_ERR_FORMAT, "%s: a llama2.c version-%d export (magic ak42); "
                              "only the legacy version 0 is read (export.py --version 0)", path,
                              get_i32(h + 4));
@@ -128,16 +125,6 @@ static int read_header(int fd, const struct stat *st, const char *path, llm_conf
                              (long long)want);
     *cfg = c;
     return 0;
-}
-
-int llm_llama2c_read_config(const char *path, llm_config *cfg, int *shared, llm_error *err)
-{
-    struct stat st;
-    int fd = open_file(path, &st, err);
-    if (fd < 0) return fd;
-    int rc = read_header(fd, &st, path, cfg, shared, err);
-    close(fd);
-    return rc;
 }
 
 /* Reads the weights after the header into m, in the file's order. */
@@ -245,7 +232,7 @@ int llm_llama2c_read_tokenizer(const char *path, int vocab, llm_tok *t, llm_erro
                                i, vocab);
             break;
         }
-        uint32_t s = get_u32(h);
+        uint32_t s = llm_bytes_get_le32(h);
         memcpy(&scores[i], &s, 4);
         int32_t n = get_i32(h + 4);
         if (n < 0 || n > LLM_TOK_MAX_PIECE) {

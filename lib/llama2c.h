@@ -43,20 +43,17 @@
 #define LLM_LLAMA2C_BOS 1
 #define LLM_LLAMA2C_EOS 2
 
-/* Reads the header of a legacy llama2.c checkpoint at path (a regular file)
- * into cfg and *shared (1: the classifier is the embedding), checking the
- * values and the file size.  Returns 0 or LLM_ERR_IO / LLM_ERR_FORMAT /
- * LLM_ERR_TRUNCATED, with a message naming path. */
-int llm_llama2c_read_config(const char *path, llm_config *cfg, int *shared, llm_error *err);
-
 /* Reads the tokenizer.bin at path, of exactly vocab pieces, into t (owned by
  * the caller: llm_tok_free).  Pieces longer than LLM_TOK_MAX_PIECE, a file
  * that ends early or holds more than vocab pieces are errors. */
 int llm_llama2c_read_tokenizer(const char *path, int vocab, llm_tok *t, llm_error *err);
 
-/* Loads the model at model_path into m (allocated here: free m->tok with
- * llm_model_free, which frees its tokenizer too) with the tokenizer at
- * tokenizer_path, or, when it is NULL, an ids-only tokenizer (BOS 1, EOS 2). */
+/* Loads the model at model_path (a regular file) into m (allocated here:
+ * free m->tok with llm_model_free, which frees its tokenizer too) with the
+ * tokenizer at tokenizer_path, or, when it is NULL, an ids-only tokenizer
+ * (BOS 1, EOS 2).  The header's values and the file size they imply are
+ * checked before anything is allocated: LLM_ERR_IO / LLM_ERR_FORMAT /
+ * LLM_ERR_TRUNCATED with a message naming the path. */
 int llm_llama2c_load(const char *model_path, const char *tokenizer_path, llm_model *m,
                      llm_error *err);
 

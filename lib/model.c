@@ -115,17 +115,19 @@ static int64_t layout(const llm_config *c, llm_param_tensor *tensors, int *n_ten
     return at;
 }
 
+void llm_layer_params_map(const llm_model *m, float *arena, int l, llm_layer_params *lp)
+{
+    const llm_param_tensor *lt = m->tensors + 1 + 9 * l;
+    float **views[9] = {&lp->attn_norm, &lp->wq, &lp->wk, &lp->wv, &lp->wo,
+                        &lp->mlp_norm,  &lp->w1, &lp->w2, &lp->w3};
+    for (int i = 0; i < 9; i++) *views[i] = arena + lt[i].offset;
+}
+
 void llm_params_map(const llm_model *m, float *arena, llm_params *p)
 {
     const llm_param_tensor *t = m->tensors;
     p->tok_emb = arena + t[0].offset;
-    for (int l = 0; l < m->cfg.n_layers; l++) {
-        const llm_param_tensor *lt = t + 1 + 9 * l;
-        llm_layer_params *lp = &p->layers[l];
-        float **views[9] = {&lp->attn_norm, &lp->wq, &lp->wk, &lp->wv, &lp->wo,
-                            &lp->mlp_norm,  &lp->w1, &lp->w2, &lp->w3};
-        for (int i = 0; i < 9; i++) *views[i] = arena + lt[i].offset;
-    }
+    for (int l = 0; p->layers && l < m->cfg.n_layers; l++) llm_layer_params_map(m, arena, l, &p->layers[l]);
     p->norm = arena + t[1 + 9 * m->cfg.n_layers].offset;
     p->cls = m->cfg.tie ? p->tok_emb : arena + t[2 + 9 * m->cfg.n_layers].offset;
 }
@@ -475,21 +477,12 @@ float llm_model_forward(const llm_model *m, llm_acts *a, const int32_t *inputs,
     return counted ? (float)(loss / counted) : 0.0f;
 }
 
-double llm_model_flops_per_token(const llm_config *c, int T)
-{
-    double D = c->dim, E = D / c->n_heads, HE = c->n_heads * E, KE = c->n_kv_heads * E,
-           F = c->hidden, V = c->vocab;
-    double per_layer = D * HE + 2 * D * KE + HE * D + 3 * D * F;
-    double matmul_params = c->n_layers * per_layer + V * D;
-    return 6 * matmul_params + 6.0 * c->n_layers * T * D;
-}
-
 int llm_model_greedy(const llm_model *m, llm_acts *a, const int32_t *prompt, int n_prompt,
-                     int n_new, int32_t *out)
+                     int n_new, int32_t *out, llm_error *err)
 {
     int T = a->T, V = m->cfg.vocab;
     int32_t *window = malloc((size_t)T * sizeof *window);
-    if (!window) return 0;
+    if (!window) return llm_error_set(err, LLM_ERR_NOMEM, "greedy decoding: out of memory for %d tokens", T);
     int made = 0;
     while (made < n_new) {
         /* the last T tokens of prompt + out, at positions 0.. (the rest of the

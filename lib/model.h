@@ -120,8 +120,11 @@ void llm_model_free(llm_model *m);
 void llm_model_sparse_arena(llm_model *m);
 /* How many of m's linears are quantized (0: a float model). */
 int llm_model_quantized(const llm_model *m);
-/* Maps views of an arena with the model's layout (for gradients, moments). */
+/* Maps views of an arena with the model's layout (for gradients, moments):
+ * tok_emb, norm, cls, and every layer's into p->layers [L] unless it is NULL. */
 void llm_params_map(const llm_model *m, float *arena, llm_params *p);
+/* The views of layer l alone. */
+void llm_layer_params_map(const llm_model *m, float *arena, int l, llm_layer_params *lp);
 /* The tensor named name, or NULL. */
 const llm_param_tensor *llm_model_tensor(const llm_model *m, const char *name);
 
@@ -213,13 +216,8 @@ void llm_model_backward_adapter(const llm_model *m, llm_acts *a, float *grad, fl
  * (llm_sample_argmax: an id of the vocabulary even on NaN) after a full
  * forward pass over the last a->T tokens (a has B = 1): simple and slow,
  * O(n T^2), for samples during training.  Stops after EOS or BOS.  Writes
- * the new ids to out and returns how many. */
+ * the new ids to out and returns how many, or LLM_ERR_NOMEM. */
 int llm_model_greedy(const llm_model *m, llm_acts *a, const int32_t *prompt, int n_prompt,
-                     int n_new, int32_t *out);
-
-/* Model FLOPs per trained token, forward and backward: 6 per parameter in the
- * matrix products (embedding lookup excluded, classifier included) plus the
- * attention scores and weighted sums, 6 * L * T * D (causal: half of 12). */
-double llm_model_flops_per_token(const llm_config *c, int T);
+                     int n_new, int32_t *out, llm_error *err);
 
 #endif

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bytes.h"
+
 #define NPY_MAGIC "\x93NUMPY"
 #define NPY_MAGIC_LEN 6
 #define NPY_ALIGN 64        /* numpy's ARRAY_ALIGN: header total is a multiple */
@@ -28,13 +30,6 @@ static const struct {
 #define DESCR_COUNT (sizeof descr_table / sizeof descr_table[0])
 
 /* ---------------------------------------------------------------- prefix */
-
-static uint32_t get_le(const unsigned char *p, int n)
-{
-    uint32_t v = 0;
-    for (int i = n - 1; i >= 0; i--) v = v << 8 | p[i];
-    return v;
-}
 
 /* Checks the magic, the version and the length field of the first len bytes
  * of buf; sets *prefix (10 or 12) and *total (prefix + dict).  Returns
@@ -56,7 +51,7 @@ static int parse_prefix(const unsigned char *buf, size_t len, llm_npy_header *h,
     int width = h->major == 1 ? 2 : 4;
     *prefix = NPY_MAGIC_LEN + 2 + (size_t)width;
     if (len < *prefix) return llm_error_set(err, LLM_ERR_TRUNCATED, "truncated .npy header");
-    uint32_t dict_len = get_le(buf + 8, width);
+    uint32_t dict_len = width == 2 ? llm_bytes_get_le16(buf + 8) : llm_bytes_get_le32(buf + 8);
     if (dict_len > LLM_NPY_MAX_HEADER - *prefix)
         return llm_error_set(err, LLM_ERR_LIMIT,
                              "header of %lu bytes is over the limit of %u bytes",
@@ -450,7 +445,8 @@ int llm_npy_format_header(llm_dtype dtype, const llm_shape *shape, char *buf, si
     memcpy(buf, NPY_MAGIC, NPY_MAGIC_LEN);
     buf[6] = (char)major;
     buf[7] = 0;
-    for (size_t i = 0; i < prefix - 8; i++) buf[8 + i] = (char)((body >> (8 * i)) & 0xff);
+    if (major == 1) llm_bytes_put_le16(buf + 8, (uint16_t)body);
+    else llm_bytes_put_le32(buf + 8, (uint32_t)body);
     memcpy(buf + prefix, dict, n);
     memset(buf + prefix + n, ' ', body - n - 1);
     buf[total - 1] = '\n';

@@ -23,23 +23,16 @@ typedef struct qrows {
     float *gsum;     /* [n, groups]: sum over the group's blocks of d_b * sum(q_b) (int4) */
 } qrows;
 
-static int avx2_state = -1; /* -1: not probed yet */
-static int portable_forced;
-
 int llm_qmatmul_avx2(void)
 {
 #ifdef HAVE_X86
-    if (avx2_state < 0) {
-        __builtin_cpu_init();
-        avx2_state = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    }
-    return avx2_state && !portable_forced;
+    /* a read of what libgcc's constructor found before main: no state of ours,
+     * so threads asking at once race on nothing */
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 #else
     return 0;
 #endif
 }
-
-void llm_qmatmul_portable(int on) { portable_forced = on; }
 
 /* Quantizes one row x [cols] into q [nb*32] and d [nb]; step: 0 for a step
  * per block (max|x|/127), else that fixed step.  For int4 each block is
@@ -226,10 +219,11 @@ static void rows_block(const llm_qlinear *w, const qrows *qr, float *Y, int ldy,
         }
 }
 
-void llm_qlinear_rows(const llm_qlinear *w, const float *X, int M, float *Y, int ldy, int r0,
-                      int r1)
+/* llm_qlinear_rows with the AVX2 kernels (avx2 = 1) or the portable ones. */
+static int rows_with(const llm_qlinear *w, const float *X, int M, float *Y, int ldy, int r0, int r1,
+                      int avx2)
 {
-    if (r0 >= r1 || M < 1) return;
+    if (r0 >= r1 || M < 1) return 0;
     int nb = (w->cols + LLM_QBLOCK - 1) / LLM_QBLOCK, kp = nb * LLM_QBLOCK;
     int per = QX_BYTES / kp; /* rows of X quantized at a time */
     _Alignas(32) int8_t qbuf[QX_BYTES];
@@ -241,32 +235,47 @@ void llm_qlinear_rows(const llm_qlinear *w, const float *X, int M, float *Y, int
     if (per < 1) { /* a row wider than the buffer: one row at a time on the heap */
         per = 1;
         heap = malloc((size_t)nb * (2 * sizeof(float) + sizeof(int32_t)) + (size_t)kp);
-        if (!heap) { /* nothing to compute with: leave a mark no caller can miss */
-            for (int m = 0; m < M; m++)
-                for (int r = r0; r < r1; r++) Y[(size_t)m * ldy + r] = NAN;
-            return;
-        }
+        if (!heap) return LLM_ERR_NOMEM;
         qr.d = (float *)heap;
         qr.gsum = qr.d + nb;
         sum = (int32_t *)(qr.gsum + nb);
         qr.q = (int8_t *)(sum + nb);
     }
-    int avx2 = llm_qmatmul_avx2();
     for (int m0 = 0; m0 < M; m0 += per) {
         int n = M - m0 < per ? M - m0 : per;
         quantize_rows(w, X + (size_t)m0 * w->cols, n, &qr, sum);
         rows_block(w, &qr, Y + (size_t)m0 * ldy, ldy, r0, r1, avx2);
     }
     free(heap);
+    return 0;
 }
 
-void llm_qlinear_matmul(const llm_qlinear *w, const float *X, int M, float *Y, int ldy)
+int llm_qlinear_rows(const llm_qlinear *w, const float *X, int M, float *Y, int ldy, int r0, int r1)
+{
+    return rows_with(w, X, M, Y, ldy, r0, r1, llm_qmatmul_avx2());
+}
+
+int llm_qlinear_rows_portable(const llm_qlinear *w, const float *X, int M, float *Y, int ldy, int r0,
+                              int r1)
+{
+    return rows_with(w, X, M, Y, ldy, r0, r1, 0);
+}
+
+int llm_qlinear_matmul(const llm_qlinear *w, const float *X, int M, float *Y, int ldy, llm_error *err)
 {
     double work = (double)M * w->rows * w->cols;
+    int failed = 0; /* set by any thread whose rows could not be computed */
 #pragma omp parallel if (work >= 131072)
     {
         int t = omp_get_thread_num(), nt = omp_get_num_threads();
         int r0 = (int)((long long)w->rows * t / nt), r1 = (int)((long long)w->rows * (t + 1) / nt);
-        llm_qlinear_rows(w, X, M, Y, ldy, r0, r1);
+        if (llm_qlinear_rows(w, X, M, Y, ldy, r0, r1) < 0) {
+#pragma omp atomic write
+            failed = 1;
+        }
     }
+    if (failed)
+        return llm_error_set(err, LLM_ERR_NOMEM, "a quantized product over rows of %d values: out of memory",
+                             w->cols);
+    return 0;
 }

@@ -18,27 +18,35 @@
  *
  *     #pragma omp parallel
  *     {   // each thread its own rows
- *         llm_qlinear_rows(w, X, M, Y, ldy, r0, r1);
+ *         if (llm_qlinear_rows(w, X, M, Y, ldy, r0, r1) < 0) ...   // out of memory
  *     }
- *     llm_qlinear_matmul(w, X, M, Y, ldy);     // whole product, threaded here
+ *     TRY(llm_qlinear_matmul(w, X, M, Y, ldy, &err));  // whole product, threaded here
  */
 #ifndef LLM_QMATMUL_H
 #define LLM_QMATMUL_H
 
+#include "err.h"
 #include "quant.h"
 
 /* Y[m * ldy + r] = sum_k X[m, k] * W[r, k] for rows r0 <= r < r1 and all
  * m < M.  Safe to call from inside an OpenMP parallel region (each thread its
- * own row range): it starts no parallel region itself.  X is f32 [M, cols]. */
-void llm_qlinear_rows(const llm_qlinear *w, const float *X, int M, float *Y, int ldy, int r0,
-                      int r1);
+ * own row range): it starts no parallel region itself.  X is f32 [M, cols].
+ * Returns 0, or LLM_ERR_NOMEM when rows wider than 32768 values (quantized on
+ * the heap, not the stack) find no memory; then Y is not written.  No
+ * message: the threads of a region may fail at once, and their caller says
+ * what failed. */
+int llm_qlinear_rows(const llm_qlinear *w, const float *X, int M, float *Y, int ldy, int r0, int r1);
 
-/* The whole product, its rows split among the OpenMP threads. */
-void llm_qlinear_matmul(const llm_qlinear *w, const float *X, int M, float *Y, int ldy);
+/* The whole product, its rows split among the OpenMP threads.  0, or
+ * LLM_ERR_NOMEM with err (may be NULL) saying so. */
+int llm_qlinear_matmul(const llm_qlinear *w, const float *X, int M, float *Y, int ldy, llm_error *err);
 
-/* 1 when the AVX2 kernels run.  llm_qmatmul_portable(1) forces the portable C
- * kernels (for tests and benchmarks), (0) goes back to the CPU's best. */
+/* llm_qlinear_rows with the portable C kernels whatever the CPU: what runs
+ * where the CPU has no AVX2, for the tests to compare with the AVX2 kernels. */
+int llm_qlinear_rows_portable(const llm_qlinear *w, const float *X, int M, float *Y, int ldy, int r0,
+                              int r1);
+
+/* 1 when this CPU has AVX2 and FMA, so llm_qlinear_rows runs the AVX2 kernels. */
 int llm_qmatmul_avx2(void);
-void llm_qmatmul_portable(int on);
 
 #endif

@@ -197,15 +197,18 @@ int llm_qmodel_hessians(llm_qmodel *q, llm_reader *r, const char *label, llm_err
 
 /* ---- the per-linear loop ---- */
 
-/* 10 log10 of the output energy over that of the output error of W - Ŵ;
- * diff is scratch [rows, cols]. */
-static double out_sqnr(const llm_hessian *h, const llm_qmodel_linear *li, const llm_qlinear *qw, double energy,
-                       float *diff)
+/* *sqnr = 10 log10 of the output energy over that of the output error of
+ * W - Ŵ; diff is scratch [rows, cols].  0 or LLM_ERR_NOMEM. */
+static int out_sqnr(const llm_hessian *h, const llm_qmodel_linear *li, const llm_qlinear *qw, double energy,
+                    float *diff, double *sqnr, llm_error *err)
 {
     size_t n = (size_t)li->rows * li->cols;
     llm_dequantize(qw, diff);
     for (size_t j = 0; j < n; j++) diff[j] = li->w[j] - diff[j];
-    return 10 * log10(energy / llm_hessian_energy(h, diff, li->rows));
+    double noise;
+    TRY(llm_hessian_energy(h, diff, li->rows, &noise, err));
+    *sqnr = 10 * log10(energy / noise);
+    return 0;
 }
 
 /* Quantizes linear li into *qw (RTN, or GPTQ with RTN measured beside it)
@@ -235,11 +238,11 @@ static int quantize_linear(llm_qmodel *q, llm_qmodel_linear *li, llm_qlinear *qw
     if (rc == 0) {
         llm_dequantize(qw, wh);
         li->w_sqnr = llm_sqnr_db(li->w, wh, n);
-        if (h) {
-            double energy = llm_hessian_energy(h, li->w, li->rows);
-            li->out_sqnr = out_sqnr(h, li, qw, energy, wh);
-            if (q->o.gptq) li->rtn_out_sqnr = out_sqnr(h, li, &rtn, energy, wh);
-        }
+        double energy = 0;
+        if (h) rc = llm_hessian_energy(h, li->w, li->rows, &energy, err);
+        if (h && rc == 0) rc = out_sqnr(h, li, qw, energy, wh, &li->out_sqnr, err);
+        if (h && rc == 0 && q->o.gptq) rc = out_sqnr(h, li, &rtn, energy, wh, &li->rtn_out_sqnr, err);
+        if (rc < 0) llm_error_prefix(err, "%s", li->name);
     }
     free(wh);
     llm_qlinear_free(&rtn);

@@ -69,7 +69,6 @@ uint64_t llm_rng_below(llm_rng *r, uint64_t n)
     return hi;
 }
 
-float llm_rng_float(llm_rng *r) { return (float)(llm_rng_next(r) >> 40) * 0x1.0p-24f; }
 
 double llm_rng_double(llm_rng *r) { return (double)(llm_rng_next(r) >> 11) * 0x1.0p-53; }
 

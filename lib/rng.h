@@ -20,8 +20,7 @@ void llm_rng_seed(llm_rng *r, uint64_t seed);
 uint64_t llm_rng_next(llm_rng *r);
 /* Uniform in [0, n), without modulo bias; n > 0. */
 uint64_t llm_rng_below(llm_rng *r, uint64_t n);
-/* Uniform in [0, 1) with 24 bits (float) or 53 bits (double). */
-float llm_rng_float(llm_rng *r);
+/* Uniform in [0, 1) with 53 bits. */
 double llm_rng_double(llm_rng *r);
 /* Standard normal (Box-Muller). */
 float llm_rng_normal(llm_rng *r);

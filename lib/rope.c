@@ -9,11 +9,6 @@
 static const char *const kind_names[] = {"none", "linear", "ntk", "dynamic-ntk", "yarn"};
 #define N_KINDS ((int)(sizeof kind_names / sizeof kind_names[0]))
 
-const char *llm_rope_kind_name(llm_rope_kind kind)
-{
-    return (int)kind >= 0 && (int)kind < N_KINDS ? kind_names[kind] : "unknown";
-}
-
 int llm_rope_kind_parse(const char *name)
 {
     for (int k = 0; name && k < N_KINDS; k++)

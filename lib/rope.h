@@ -130,12 +130,8 @@ int llm_rope_freqs(double *freq, int head_dim, int max_pos, double theta,
  * s NULL. */
 float llm_rope_attn_scale(const llm_rope_scaling *s);
 
-/* "none", "linear", "ntk", "dynamic-ntk", "yarn"; "unknown" for any other
- * value.  The string is static. */
-const char *llm_rope_kind_name(llm_rope_kind kind);
-
-/* The kind named by name (the names above, exactly), or LLM_ERR_ARG (< 0)
- * for NULL or any other string. */
+/* The kind named by name, exactly: "none", "linear", "ntk", "dynamic-ntk",
+ * "yarn"; LLM_ERR_ARG (< 0) for NULL or any other string. */
 int llm_rope_kind_parse(const char *name);
 
 /* Rotates, in place, n_heads heads of d floats at the start of each of n_rows

@@ -20,7 +20,8 @@ int llm_smooth_scales(const float *act_absmax, float *const *ws, const int *rows
     return 0;
 }
 
-void llm_smooth_fold(float *norm, float *const *ws, const int *rows, int n_w, int cols, const float *s)
+/* norm[j] /= s[j]; ws[i][:, j] *= s[j]. */
+static void fold(float *norm, float *const *ws, const int *rows, int n_w, int cols, const float *s)
 {
     for (int j = 0; j < cols; j++) norm[j] /= s[j];
     for (int i = 0; i < n_w; i++)
@@ -48,7 +49,7 @@ int llm_smooth_model(llm_model *m, const float *const *absmax, float alpha, floa
                 llm_error_prefix(err, "layer %d %s", l, k ? "mlp" : "attention");
                 break;
             }
-            llm_smooth_fold(k ? p->mlp_norm : p->attn_norm, ws, rows, n_w, D, s);
+            fold(k ? p->mlp_norm : p->attn_norm, ws, rows, n_w, D, s);
             if (scales)
                 for (int j = 0; j < D; j++) scales[((size_t)l * 2 + k) * D + j] = s[j];
         }

@@ -15,8 +15,8 @@
  * channel that is 0 in x or in W gets s_j = 1; s is kept in [1e-5, 1e5].
  * wo and w2 read no norm and are left alone.
  *
- *     TRY(llm_smooth_scales(absmax, ws, rows, 3, D, 0.5f, s, &err));
- *     llm_smooth_fold(norm_gain, ws, rows, 3, D, s);
+ *     TRY(llm_smooth_model(&m, absmax, 0.5f, NULL, &err));   // every layer, folded
+ *     TRY(llm_smooth_scales(absmax, ws, rows, 3, D, 0.5f, s, &err));   // one group's s
  */
 #ifndef LLM_SMOOTH_H
 #define LLM_SMOOTH_H
@@ -28,9 +28,6 @@
  * per-channel max |x| is act_absmax [cols]; 0 < alpha < 1. */
 int llm_smooth_scales(const float *act_absmax, float *const *ws, const int *rows, int n_w, int cols,
                       float alpha, float *s, llm_error *err);
-
-/* norm[j] /= s[j]; ws[i][:, j] *= s[j]. */
-void llm_smooth_fold(float *norm, float *const *ws, const int *rows, int n_w, int cols, const float *s);
 
 /* Both, for every layer of m: absmax[2l] is layer l's attn.wq.in absmax [D],
  * absmax[2l+1] its mlp.w1.in [D].  scales (may be NULL) gets s as

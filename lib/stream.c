@@ -10,6 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zstd.h>
+
+#include "bytes.h"
 #include <zstd_errors.h>
 
 #include "outfile.h"
@@ -61,7 +63,9 @@ const char *llm_record_attr(const llm_record *rec, const char *key)
     return NULL;
 }
 
-int llm_record_check(llm_record *rec, llm_error *err)
+/* Checks a record header, read or about to be written: name, attributes,
+ * dtype, shape, flags.  Fills rec->nbytes.  0 or a negative LLM_ERR_*. */
+static int record_check(llm_record *rec, llm_error *err)
 {
     if (rec->kind != LLM_RECORD_TENSOR && rec->kind != LLM_RECORD_META)
         return llm_error_set(err, LLM_ERR_FORMAT, "unknown record kind 0x%02x",
@@ -177,7 +181,7 @@ static void unshuffle8(unsigned char *restrict d, const unsigned char *restrict 
     }
 }
 
-/* w is 2, 4 or 8 (llm_record_check allows shuffle on 16-bit and wider only) */
+/* w is 2, 4 or 8 (record_check allows shuffle on 16-bit and wider only) */
 static void shuffle_block(unsigned char *dst, const unsigned char *src, size_t n, int w)
 {
     if (w == 2) shuffle2(dst, src, n);
@@ -191,13 +195,6 @@ static void unshuffle_block(unsigned char *dst, const unsigned char *src, size_t
     else if (w == 4) unshuffle4(dst, src, n);
     else unshuffle8(dst, src, n);
 }
-
-static void put_u16(unsigned char *p, unsigned v) { p[0] = (unsigned char)v; p[1] = (unsigned char)(v >> 8); }
-static void put_u32(unsigned char *p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i)); }
-static void put_u64(unsigned char *p, uint64_t v) { for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i)); }
-static unsigned get_u16(const unsigned char *p) { return (unsigned)p[0] | (unsigned)p[1] << 8; }
-static uint32_t get_u32(const unsigned char *p) { uint32_t v = 0; for (int i = 3; i >= 0; i--) v = v << 8 | p[i]; return v; }
-static uint64_t get_u64(const unsigned char *p) { uint64_t v = 0; for (int i = 7; i >= 0; i--) v = v << 8 | p[i]; return v; }
 
 /* ---------- reader ---------- */
 
@@ -526,7 +523,7 @@ static int read_stream_header(llm_reader *r, llm_error *err)
         if (rc == 0)
             return rfail(r, err, LLM_ERR_TRUNCATED, "truncated: input ends in the stream header");
     }
-    unsigned version = get_u16(h + 4), flags = get_u16(h + 6);
+    unsigned version = llm_bytes_get_le16(h + 4), flags = llm_bytes_get_le16(h + 6);
     if (version != LLM_STREAM_VERSION)
         return rfail(r, err, LLM_ERR_FORMAT, "stream version %u (this reader knows %d)", version,
                      LLM_STREAM_VERSION);
@@ -543,7 +540,7 @@ static int read_record_header(llm_reader *r, int kind, llm_error *err)
     unsigned char f[5];
     TRY(raw_need(r, f, sizeof f, "a record header", err));
     int dtype = f[0], ndim = f[1];
-    unsigned flags = f[2], name_len = get_u16(f + 3);
+    unsigned flags = f[2], name_len = llm_bytes_get_le16(f + 3);
     if (!llm_dtype_name(dtype)) return rfail(r, err, LLM_ERR_FORMAT, "unknown dtype code %d", dtype);
     if (ndim > LLM_MAX_DIMS)
         return rfail(r, err, LLM_ERR_FORMAT, "%d dimensions (at most %d)", ndim, LLM_MAX_DIMS);
@@ -557,13 +554,13 @@ static int read_record_header(llm_reader *r, int kind, llm_error *err)
     const char *what = "the attribute table";
     unsigned char b[4];
     TRY(raw_need(r, b, 2, what, err));
-    unsigned n_attrs = get_u16(b);
+    unsigned n_attrs = llm_bytes_get_le16(b);
     if (n_attrs > LLM_MAX_ATTRS)
         return rfail(r, err, LLM_ERR_LIMIT, "%u attributes (at most %d)", n_attrs, LLM_MAX_ATTRS);
     size_t attr_bytes = 0;
     for (unsigned i = 0; i < n_attrs; i++) {
         TRY(raw_need(r, b, 2, what, err));
-        unsigned klen = get_u16(b);
+        unsigned klen = llm_bytes_get_le16(b);
         if (klen == 0 || klen > LLM_MAX_KEY)
             return rfail(r, err, LLM_ERR_FORMAT, "attribute key length %u (1..%d)", klen,
                          LLM_MAX_KEY);
@@ -571,7 +568,7 @@ static int read_record_header(llm_reader *r, int kind, llm_error *err)
         if (!key_ok(r->strings + r->attr_offsets[2 * i], klen))
             return rfail(r, err, LLM_ERR_FORMAT, "attribute key has spaces, '=' or control bytes");
         TRY(raw_need(r, b, 4, what, err));
-        uint32_t vlen = get_u32(b);
+        uint32_t vlen = llm_bytes_get_le32(b);
         attr_bytes += klen + (size_t)vlen;
         if (vlen > LLM_MAX_VALUE || attr_bytes > LLM_MAX_ATTR_BYTES)
             return rfail(r, err, LLM_ERR_LIMIT, "attribute value of %u bytes (limits: %u each, %u in all)",
@@ -594,16 +591,16 @@ static int read_record_header(llm_reader *r, int kind, llm_error *err)
     unsigned char d[8];
     for (int i = 0; i < ndim; i++) {
         TRY(raw_need(r, d, 8, "the shape", err));
-        uint64_t v = get_u64(d);
+        uint64_t v = llm_bytes_get_le64(d);
         if (v > (uint64_t)LLM_MAX_DIM)
             return rfail(r, err, LLM_ERR_LIMIT, "%s: dimension %d is %llu (limit 2^48)", rec->name,
                          i, (unsigned long long)v);
         rec->shape.dim[i] = (int64_t)v;
     }
     TRY(raw_need(r, d, 8, "the payload length", err));
-    uint64_t stored = get_u64(d);
+    uint64_t stored = llm_bytes_get_le64(d);
     llm_error sub = {0};
-    if (llm_record_check(rec, &sub) < 0) return rfail(r, err, sub.code, "%s", sub.msg);
+    if (record_check(rec, &sub) < 0) return rfail(r, err, sub.code, "%s", sub.msg);
     if (stored != rec->nbytes)
         return rfail(r, err, LLM_ERR_FORMAT, "%s: payload length %llu, but %s%s needs %llu",
                      rec->name, (unsigned long long)stored, llm_dtype_name(dtype),
@@ -645,9 +642,9 @@ int llm_reader_next(llm_reader *r, const llm_record **rec, llm_error *err)
         if (kind == RECORD_END) {
             unsigned char c[8];
             TRY(raw_need(r, c, 8, "the end record", err));
-            if (get_u64(c) != r->records_in_stream)
+            if (llm_bytes_get_le64(c) != r->records_in_stream)
                 return rfail(r, err, LLM_ERR_FORMAT, "end record counts %llu records, stream had %llu",
-                             (unsigned long long)get_u64(c), (unsigned long long)r->records_in_stream);
+                             (unsigned long long)llm_bytes_get_le64(c), (unsigned long long)r->records_in_stream);
             r->need_header = 1;
             r->boundary = r->raw_total;
             if (r->mode == MODE_RAW) { /* the next stream may be compressed: look again */
@@ -855,8 +852,8 @@ static int writer_start(llm_writer *w, const llm_writer_opts *opts, llm_error *e
     }
     unsigned char h[HEADER_BYTES];
     memcpy(h, stream_magic, 4);
-    put_u16(h + 4, LLM_STREAM_VERSION);
-    put_u16(h + 6, 0);
+    llm_bytes_put_le16(h + 4, LLM_STREAM_VERSION);
+    llm_bytes_put_le16(h + 6, 0);
     return emit(w, h, sizeof h, err);
 }
 
@@ -905,33 +902,33 @@ int llm_writer_begin(llm_writer *w, const llm_record *rec_in, llm_error *err)
     if (w->in_record)
         return llm_error_set(err, LLM_ERR_STATE, "%s: record %s is not finished", w->label, w->rec.name);
     llm_record rec = *rec_in;
-    if (llm_record_check(&rec, err) < 0) return llm_error_prefix(err, "%s", w->label);
+    if (record_check(&rec, err) < 0) return llm_error_prefix(err, "%s", w->label);
     unsigned char f[6];
     f[0] = (unsigned char)rec.kind;
     f[1] = (unsigned char)rec.dtype;
     f[2] = (unsigned char)rec.shape.ndim;
     f[3] = (unsigned char)rec.flags;
     size_t name_len = strlen(rec.name);
-    put_u16(f + 4, (unsigned)name_len);
+    llm_bytes_put_le16(f + 4, (unsigned)name_len);
     TRY(emit(w, f, 6, err));
     TRY(emit(w, rec.name, name_len, err));
     unsigned char b[8];
-    put_u16(b, (unsigned)rec.n_attrs);
+    llm_bytes_put_le16(b, (unsigned)rec.n_attrs);
     TRY(emit(w, b, 2, err));
     for (int i = 0; i < rec.n_attrs; i++) {
         const char *k = rec.attrs[i].key, *v = rec.attrs[i].value ? rec.attrs[i].value : "";
-        put_u16(b, (unsigned)strlen(k));
+        llm_bytes_put_le16(b, (unsigned)strlen(k));
         TRY(emit(w, b, 2, err));
         TRY(emit(w, k, strlen(k), err));
-        put_u32(b, (uint32_t)strlen(v));
+        llm_bytes_put_le32(b, (uint32_t)strlen(v));
         TRY(emit(w, b, 4, err));
         TRY(emit(w, v, strlen(v), err));
     }
     for (int i = 0; i < rec.shape.ndim; i++) {
-        put_u64(b, (uint64_t)rec.shape.dim[i]);
+        llm_bytes_put_le64(b, (uint64_t)rec.shape.dim[i]);
         TRY(emit(w, b, 8, err));
     }
-    put_u64(b, rec.nbytes);
+    llm_bytes_put_le64(b, rec.nbytes);
     TRY(emit(w, b, 8, err));
     w->rec = rec;
     w->remaining = rec.nbytes;
@@ -997,7 +994,7 @@ static int writer_finish(llm_writer *w, llm_error *err)
         return llm_error_set(err, LLM_ERR_STATE, "%s: closed inside record %s", w->label, w->rec.name);
     unsigned char e[9];
     e[0] = RECORD_END;
-    put_u64(e + 1, w->records);
+    llm_bytes_put_le64(e + 1, w->records);
     TRY(emit(w, e, sizeof e, err));
     TRY(flush_all(w, ZSTD_e_end, err));
     if (w->file) {

@@ -67,10 +67,6 @@ typedef struct llm_record {
 /* The value of attribute key, or NULL. */
 const char *llm_record_attr(const llm_record *rec, const char *key);
 
-/* Checks a record header as the reader does: name, attributes, dtype, shape,
- * flags.  Fills rec->nbytes.  0 or a negative LLM_ERR_*. */
-int llm_record_check(llm_record *rec, llm_error *err);
-
 /* ---- reading ----
  *
  * Compressed and raw input may switch only between streams: raw bytes after

@@ -24,13 +24,6 @@ const char *llm_dtype_name(int dtype)
     return dtype >= 0 && dtype < LLM_DTYPE_COUNT ? dtype_table[dtype].name : NULL;
 }
 
-int llm_dtype_from_name(const char *name)
-{
-    for (int i = 0; i < LLM_DTYPE_COUNT; i++)
-        if (strcmp(name, dtype_table[i].name) == 0) return i;
-    return -1;
-}
-
 int llm_dtype_bits(int dtype)
 {
     return dtype >= 0 && dtype < LLM_DTYPE_COUNT ? dtype_table[dtype].bits : 0;
@@ -49,7 +42,8 @@ llm_shape llm_shape_make(int ndim, const int64_t *dims)
     return s;
 }
 
-int llm_shape_check(const llm_shape *s, llm_error *err)
+/* ndim and every dimension against the limits; 0 or LLM_ERR_LIMIT. */
+static int shape_check(const llm_shape *s, llm_error *err)
 {
     if (s->ndim < 0 || s->ndim > LLM_MAX_DIMS)
         return llm_error_set(err, LLM_ERR_LIMIT, "%d dimensions (at most %d)", s->ndim,
@@ -78,35 +72,11 @@ char *llm_shape_format(const llm_shape *s, char *buf, size_t size)
     return buf;
 }
 
-int llm_shape_parse(const char *text, llm_shape *s, llm_error *err)
-{
-    memset(s, 0, sizeof *s);
-    const char *p = text;
-    if (*p == '[') p++;
-    while (*p && *p != ']') {
-        if (s->ndim == LLM_MAX_DIMS)
-            return llm_error_set(err, LLM_ERR_ARG, "shape '%s': more than %d dimensions", text,
-                                 LLM_MAX_DIMS);
-        char *end;
-        long long v = strtoll(p, &end, 10);
-        if (end == p || v < 0 || v > LLM_MAX_DIM)
-            return llm_error_set(err, LLM_ERR_ARG, "shape '%s': bad dimension", text);
-        s->dim[s->ndim++] = v;
-        p = end;
-        if (*p == ',') p++;
-        else if (*p && *p != ']')
-            return llm_error_set(err, LLM_ERR_ARG, "shape '%s': expected ','", text);
-    }
-    if (*p == ']' && p[1] != '\0')
-        return llm_error_set(err, LLM_ERR_ARG, "shape '%s': text after ']'", text);
-    return 0;
-}
-
 int llm_payload_bytes(int dtype, const llm_shape *s, uint64_t *nbytes, llm_error *err)
 {
     int bits = llm_dtype_bits(dtype);
     if (!bits) return llm_error_set(err, LLM_ERR_FORMAT, "unknown dtype code %d", dtype);
-    TRY(llm_shape_check(s, err));
+    TRY(shape_check(s, err));
     uint64_t n = 1;
     for (int i = 0; i < s->ndim; i++) {
         uint64_t d = (uint64_t)s->dim[i];
@@ -122,34 +92,11 @@ int llm_payload_bytes(int dtype, const llm_shape *s, uint64_t *nbytes, llm_error
     return 0;
 }
 
-int llm_tensor_init(llm_tensor *t, llm_dtype dtype, const llm_shape *s, llm_error *err)
-{
-    memset(t, 0, sizeof *t);
-    uint64_t bytes;
-    TRY(llm_payload_bytes(dtype, s, &bytes, err));
-    if (bytes > SIZE_MAX) return llm_error_set(err, LLM_ERR_LIMIT, "tensor too large");
-    t->data = calloc(bytes ? (size_t)bytes : 1, 1);
-    if (!t->data)
-        return llm_error_set(err, LLM_ERR_NOMEM, "cannot allocate %llu bytes",
-                             (unsigned long long)bytes);
-    t->dtype = dtype;
-    t->shape = *s;
-    t->owned = 1;
-    return 0;
-}
-
 void llm_tensor_free(llm_tensor *t)
 {
     if (!t) return;
     if (t->owned) free(t->data);
     memset(t, 0, sizeof *t);
-}
-
-size_t llm_tensor_nbytes(const llm_tensor *t)
-{
-    uint64_t bytes = 0;
-    llm_payload_bytes(t->dtype, &t->shape, &bytes, NULL);
-    return (size_t)bytes;
 }
 
 static uint32_t f32_bits(float f)

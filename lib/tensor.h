@@ -7,9 +7,10 @@
  * validated before anything is allocated.
  *
  *     llm_shape s = llm_shape_make(2, (int64_t[]){4, 64});
+ *     uint64_t bytes;
+ *     TRY(llm_payload_bytes(LLM_DTYPE_BF16, &s, &bytes, &err));   // 512
  *     llm_tensor t;
- *     if (llm_tensor_init(&t, LLM_DTYPE_F32, &s, &err) < 0) return -1;
- *     float *x = t.data;                      // 4*64 floats, zeroed
+ *     TRY(llm_reader_read_tensor(r, &t, &err));   // stream.h: a record, whole
  *     llm_tensor_free(&t);
  */
 #ifndef LLM_TENSOR_H
@@ -50,39 +51,31 @@ typedef struct llm_shape {
 typedef struct llm_tensor {
     llm_dtype dtype;
     llm_shape shape;
-    void *data;   /* llm_tensor_nbytes() bytes */
+    void *data;   /* llm_payload_bytes(dtype, &shape) bytes */
     int owned;
 } llm_tensor;
 
 /* "f32", "bf16", ... or NULL for a code that is not a dtype. */
 const char *llm_dtype_name(int dtype);
-/* The dtype named `name`, or -1. */
-int llm_dtype_from_name(const char *name);
 /* Bits per element: 4, 8, 16, 32 or 64; 0 for an invalid code. */
 int llm_dtype_bits(int dtype);
 /* 1 for f32, f16, bf16 and f64. */
 int llm_dtype_is_float(int dtype);
 
-/* A shape from ndim sizes (ndim <= LLM_MAX_DIMS, checked by llm_shape_check). */
+/* A shape from ndim sizes (ndim <= LLM_MAX_DIMS; llm_payload_bytes checks it). */
 llm_shape llm_shape_make(int ndim, const int64_t *dims);
 /* Number of elements, or -1 when the shape is invalid. */
 int64_t llm_shape_numel(const llm_shape *s);
-/* Checks ndim and every dimension against the limits; 0 or LLM_ERR_LIMIT. */
-int llm_shape_check(const llm_shape *s, llm_error *err);
 /* Writes "[4,64]" into buf (always terminated); returns buf. */
 char *llm_shape_format(const llm_shape *s, char *buf, size_t size);
-/* Parses "4,64" or "[4,64]" into *s; 0 or LLM_ERR_ARG. */
-int llm_shape_parse(const char *text, llm_shape *s, llm_error *err);
 
-/* Payload bytes of a dtype and shape (4-bit types round up to whole bytes).
- * 0 on success with *nbytes set; LLM_ERR_LIMIT/LLM_ERR_ARG otherwise. */
+/* Payload bytes of a dtype and shape (4-bit types round up to whole bytes),
+ * ndim and every dimension checked against the limits.  0 on success with
+ * *nbytes set; LLM_ERR_FORMAT (no such dtype) or LLM_ERR_LIMIT otherwise. */
 int llm_payload_bytes(int dtype, const llm_shape *s, uint64_t *nbytes, llm_error *err);
 
-/* Allocates a zeroed, owned tensor. */
-int llm_tensor_init(llm_tensor *t, llm_dtype dtype, const llm_shape *s, llm_error *err);
 /* Frees owned data and clears t; t may be NULL. */
 void llm_tensor_free(llm_tensor *t);
-size_t llm_tensor_nbytes(const llm_tensor *t);
 
 /* Scalar conversions (round to nearest even; NaN stays NaN). */
 float llm_f16_to_f32(uint16_t h);

@@ -8,11 +8,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bytes.h"
+
 #define NO_TEXT "this model has no tokenizer; give token ids with --ids"
 #define MIN_SCORE (-1e10f) /* run.c's starting best score: pairs at or below never merge */
 #define IO_CHUNK 65536
 
-const char *llm_tok_kind_name(llm_tok_kind kind)
+/* "bytes", "bpe", "ids" ("unknown" otherwise): the record's "kind". */
+static const char *kind_name(llm_tok_kind kind)
 {
     switch (kind) {
     case LLM_TOK_BYTES: return "bytes";
@@ -359,11 +362,6 @@ int64_t llm_tok_encode_text(const llm_tok *t, const char *text, size_t len, int3
     return llm_error_set(err, LLM_ERR_ARG, NO_TEXT);
 }
 
-int64_t llm_tok_encode(const llm_tok *t, const char *text, size_t len, int32_t *ids)
-{
-    return llm_tok_encode_text(t, text, len, ids, NULL);
-}
-
 /* ---- decoding ---- */
 
 static int hex_digit(char c)
@@ -424,19 +422,6 @@ int llm_tok_decode(const llm_tok *t, int32_t id, char *piece)
 
 /* ---- the record ---- */
 
-static void put_u32(unsigned char *p, uint32_t v)
-{
-    p[0] = (unsigned char)v;
-    p[1] = (unsigned char)(v >> 8);
-    p[2] = (unsigned char)(v >> 16);
-    p[3] = (unsigned char)(v >> 24);
-}
-
-static uint32_t get_u32(const unsigned char *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 /* Writes count u32 values, from vals or from floats, little-endian. */
 static int write_words(llm_writer *w, const uint32_t *vals, const float *floats, size_t count,
                        unsigned char *buf, llm_error *err)
@@ -447,7 +432,7 @@ static int write_words(llm_writer *w, const uint32_t *vals, const float *floats,
             uint32_t v;
             if (vals) v = vals[i];
             else memcpy(&v, &floats[i], 4);
-            put_u32(buf + k, v);
+            llm_bytes_put_le32(buf + k, v);
         }
         TRY(llm_writer_write(w, buf, k, err));
     }
@@ -474,7 +459,7 @@ int llm_tok_write(const llm_tok *t, llm_writer *w, llm_error *err)
     snprintf(num[0], sizeof num[0], "%d", t->vocab);
     snprintf(num[1], sizeof num[1], "%d", t->bos);
     snprintf(num[2], sizeof num[2], "%d", t->eos);
-    llm_attr attrs[4] = {{"kind", llm_tok_kind_name(t->kind)}, {"vocab", num[0]}, {"bos", num[1]},
+    llm_attr attrs[4] = {{"kind", kind_name(t->kind)}, {"vocab", num[0]}, {"bos", num[1]},
                          {"eos", num[2]}};
     int64_t bytes = t->kind == LLM_TOK_BPE ? 8 * (int64_t)t->vocab + t->offset[t->vocab] : 0;
     llm_record rec = {.kind = LLM_RECORD_META, .name = "tokenizer", .dtype = LLM_DTYPE_U8,
@@ -525,7 +510,7 @@ static int read_bpe(llm_tok *t, llm_reader *r, const llm_record *rec, int vocab,
     if (rc == 0) rc = read_exact(r, raw, (size_t)head, rec->name, err);
     uint64_t total = 0;
     for (int i = 0; rc == 0 && i < vocab; i++) {
-        uint32_t s = get_u32(raw + 4 * (size_t)i), n = get_u32(raw + 4 * ((size_t)vocab + i));
+        uint32_t s = llm_bytes_get_le32(raw + 4 * (size_t)i), n = llm_bytes_get_le32(raw + 4 * ((size_t)vocab + i));
         memcpy(&scores[i], &s, 4);
         if (n > LLM_TOK_MAX_PIECE)
             rc = llm_error_set(err, LLM_ERR_FORMAT, "%s: piece %d is %u bytes (at most %d)", rec->name,
@@ -558,7 +543,7 @@ int llm_tok_read(llm_tok *t, llm_reader *r, const llm_record *rec, llm_error *er
     const char *kind = llm_record_attr(rec, "kind");
     int k = -1;
     for (int i = LLM_TOK_BYTES; kind && i <= LLM_TOK_IDS; i++)
-        if (!strcmp(kind, llm_tok_kind_name((llm_tok_kind)i))) k = i;
+        if (!strcmp(kind, kind_name((llm_tok_kind)i))) k = i;
     if (k < 0)
         return llm_error_set(err, LLM_ERR_FORMAT, "%s: unknown tokenizer kind '%s'", rec->name,
                              kind ? kind : "(none)");
@@ -586,35 +571,4 @@ int llm_tok_read(llm_tok *t, llm_reader *r, const llm_record *rec, llm_error *er
     llm_tok_free(t);
     *t = fresh;
     return 0;
-}
-
-char *llm_tok_labels(const llm_tok *t, const int32_t *ids, int64_t n)
-{
-    /* the longest label: a piece of LLM_TOK_MAX_PIECE bytes, each \xNN */
-    size_t cap = (size_t)(n > 0 ? n : 0) * (4 * LLM_TOK_MAX_PIECE + 1) + 1;
-    char *out = malloc(cap), *at = out;
-    if (!out) return NULL;
-    char piece[LLM_TOK_MAX_PIECE];
-    for (int64_t i = 0; i < n; i++) {
-        if (i) *at++ = ' ';
-        int32_t id = ids[i];
-        int len = llm_tok_decode_next(t, i ? ids[i - 1] : -1, id, piece);
-        if (id == t->bos) {
-            at += sprintf(at, "<bos>");
-        } else if (id == t->eos) {
-            at += sprintf(at, "<eos>");
-        } else if (len <= 0) {
-            at += sprintf(at, "#%d", (int)id);
-        } else {
-            for (int j = 0; j < len; j++) {
-                unsigned char c = (unsigned char)piece[j];
-                if (c > ' ' && c <= '~' && c != '\\')
-                    *at++ = (char)c;
-                else
-                    at += sprintf(at, "\\x%02x", c);
-            }
-        }
-    }
-    *at = '\0';
-    return out;
 }

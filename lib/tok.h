@@ -11,7 +11,7 @@
  *
  *     llm_tok t;
  *     llm_tok_bytes(&t);
- *     int64_t n = llm_tok_encode(&t, "hi", 2, ids);   // ids = {104, 105}
+ *     int64_t n = llm_tok_encode_text(&t, "hi", 2, ids, &err);   // ids = {104, 105}
  *     char piece[LLM_TOK_MAX_PIECE];
  *     int len = llm_tok_decode(&t, ids[0], piece);    // "h", 1
  *     llm_tok_free(&t);                               // needed for BPE only
@@ -104,7 +104,7 @@ void llm_tok_free(llm_tok *t);
  * message "this model has no tokenizer; give token ids with --ids". */
 int llm_tok_has_text(const llm_tok *t, llm_error *err);
 
-/* The most ids llm_tok_encode can make of len bytes: len + 1 (BPE's
+/* The most ids llm_tok_encode_text can make of len bytes: len + 1 (BPE's
  * dummy-prefix space). */
 size_t llm_tok_max_ids(size_t len);
 
@@ -114,8 +114,6 @@ size_t llm_tok_max_ids(size_t len);
  * uses 20 bytes of scratch per byte of text); err (may be NULL) says why. */
 int64_t llm_tok_encode_text(const llm_tok *t, const char *text, size_t len, int32_t *ids,
                             llm_error *err);
-/* The same without a message. */
-int64_t llm_tok_encode(const llm_tok *t, const char *text, size_t len, int32_t *ids);
 
 /* Writes the text of token id, following token prev (-1: none), into piece
  * (at most LLM_TOK_MAX_PIECE bytes, not terminated); returns its length: 0
@@ -131,14 +129,6 @@ int llm_tok_decode(const llm_tok *t, int32_t id, char *piece);
  * -1 when id has none.  *bytes points into t. */
 int llm_tok_piece(const llm_tok *t, int32_t id, const char **bytes);
 
-/* Token labels for pictures and listings: writes the n tokens of ids as one
- * NUL-terminated string, labels separated by single spaces.  A label is the
- * token's decoded text with every byte outside '!'..'~', and '\\', written
- * as \xNN (two lowercase hex digits); BOS and EOS are "<bos>" and "<eos>", and
- * a token without text (the ids tokenizer, or an empty piece) is "#ID".
- * Returns a malloc'd string (the caller frees it) or NULL when out of memory. */
-char *llm_tok_labels(const llm_tok *t, const int32_t *ids, int64_t n);
-
 /* Writes t as the metadata record "tokenizer" (layout above). */
 int llm_tok_write(const llm_tok *t, llm_writer *w, llm_error *err);
 
@@ -146,8 +136,5 @@ int llm_tok_write(const llm_tok *t, llm_writer *w, llm_error *err);
  * yet read), into t, replacing (and freeing) what t held only on success.
  * Returns 0 or LLM_ERR_FORMAT / LLM_ERR_NOMEM / a reader error. */
 int llm_tok_read(llm_tok *t, llm_reader *r, const llm_record *rec, llm_error *err);
-
-/* "bytes", "bpe", "ids" ("unknown" otherwise). */
-const char *llm_tok_kind_name(llm_tok_kind kind);
 
 #endif

@@ -6,11 +6,12 @@
 #include <stdint.h>
 #include <zstd.h>
 
+#include "bytes.h"
+
 llm_zframe_kind llm_zframe_detect(const void *p, size_t n)
 {
     if (n < 4) return LLM_ZFRAME_NONE;
-    const unsigned char *b = p;
-    uint32_t m = (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+    uint32_t m = llm_bytes_get_le32(p);
     if (m == ZSTD_MAGICNUMBER) return LLM_ZFRAME_ZSTD;
     if ((m & ZSTD_MAGIC_SKIPPABLE_MASK) == ZSTD_MAGIC_SKIPPABLE_START) return LLM_ZFRAME_SKIPPABLE;
     return LLM_ZFRAME_NONE;

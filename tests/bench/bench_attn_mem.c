@@ -88,12 +88,12 @@ static int run_case(int naive, int T, int d, int fd)
                          .scale = 1.0f / sqrtf((float)d)};
     double t0 = now();
     if (naive) {
-        if (llm_attn_naive_forward(&sh, q, d, k, v, d, out, d, lse) < 0) return 1;
+        if (llm_attn_naive_forward(&sh, q, d, k, v, d, out, d, lse, NULL) < 0) return 1;
     } else
         llm_attn_forward(&sh, q, d, k, v, d, out, d, lse);
     double t1 = now();
     if (naive) {
-        if (llm_attn_naive_backward(&sh, q, d, k, v, d, out, dout, d, lse, dq, dk, dv) < 0) return 1;
+        if (llm_attn_naive_backward(&sh, q, d, k, v, d, out, dout, d, lse, dq, dk, dv, NULL) < 0) return 1;
     } else
         llm_attn_backward(&sh, q, d, k, v, d, out, dout, d, lse, dq, dk, dv);
     double t2 = now();

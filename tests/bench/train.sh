@@ -30,7 +30,7 @@
 # same for both.  MFU: tokens/s x FLOPs per token / the cblas_sgemm peak
 # measured in this run (tests/bench/bench_sgemm.c: the best of a measurement
 # before, between and after the training runs).
-# FLOPs per token (llm_model_flops_per_token): 6 x matrix parameters
+# FLOPs per token: 6 x matrix parameters
 # (L (4 D^2 + 3 D F) + V D, the tied classifier counted once, the embedding
 # lookup not) + 6 L T D (attention scores and weighted sums, causal).
 # Runs go in turn (ours, torch, ours, torch) so load from other users of the

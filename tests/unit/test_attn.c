@@ -3,7 +3,7 @@
  * analytic gradient), against central finite differences, and against the
  * library's own naive functions; masks (causal, sliding window), KV-cache
  * offsets, row strides, accumulation into dk/dv, and writes outside the
- * outputs.
+ * outputs; the naive functions out of memory.
  *
  * Tolerances.  The library computes in float32 (eps = 6e-8): a score is a
  * d-term dot product, a softmax row a sum of up to Tk terms, and an output a
@@ -23,6 +23,7 @@
 
 #include "attn.h"
 #include "check.h"
+#include "nomem.h"
 
 #ifndef TOL_FWD
 #define TOL_FWD 1e-5
@@ -536,8 +537,9 @@ static void test_naive_matches_flash(void)
         float *dv1 = calloc(n, sizeof *dv1), *dv2 = calloc(n, sizeof *dv2);
         char ctx[64];
         snprintf(ctx, sizeof ctx, "T=%d d=%d window=%d, naive vs flash", T, d, w);
-        CHECK(llm_attn_naive_forward(&s, q, d, k, v, d, o1, d, l1) == 0);
-        CHECK(llm_attn_naive_backward(&s, q, d, k, v, d, o1, go, d, l1, dq1, dk1, dv1) == 0);
+        llm_error err = {0};
+        CHECK_OK(llm_attn_naive_forward(&s, q, d, k, v, d, o1, d, l1, &err));
+        CHECK_OK(llm_attn_naive_backward(&s, q, d, k, v, d, o1, go, d, l1, dq1, dk1, dv1, &err));
         llm_attn_forward(&s, q, d, k, v, d, o2, d, l2);
         llm_attn_backward(&s, q, d, k, v, d, o2, go, d, l2, dq2, dk2, dv2);
         double *ro = widen(o1, n), *rl = widen(l1, T), *rq = widen(dq1, n), *rk = widen(dk1, n);
@@ -586,7 +588,7 @@ static void test_backward_accumulates(void)
         for (int call = 0; call < 3; call++) { /* once into zeros, twice into dq/dk/dv */
             float *a = call ? dq : dq0, *b = call ? dk : dk0, *c = call ? dv : dv0;
             if (naive)
-                CHECK(llm_attn_naive_backward(&s, q, d, k, v, d, out, go, d, lse, a, b, c) == 0);
+                CHECK(llm_attn_naive_backward(&s, q, d, k, v, d, out, go, d, lse, a, b, c, NULL) == 0);
             else
                 llm_attn_backward(&s, q, d, k, v, d, out, go, d, lse, a, b, c);
         }
@@ -651,6 +653,26 @@ static void test_no_writes_outside_outputs(void)
     }
 }
 
+/* Without memory for their probability matrix the naive functions say
+ * LLM_ERR_NOMEM, with a message, and leave their outputs alone. */
+static void test_naive_out_of_memory(void)
+{
+    enum { T = 8, d = 4 };
+    llm_attn_shape s = {.n_q = T, .n_kv = T, .head_dim = d, .scale = 0.5f};
+    float q[T * d] = {0}, out[T * d], lse[T], g[T * d];
+    for (int i = 0; i < T * d; i++) out[i] = g[i] = 7;
+    llm_error ef = {0}, eb = {0};
+    nomem_fail(1);
+    int fwd = llm_attn_naive_forward(&s, q, d, q, q, d, out, d, lse, &ef);
+    int bwd = llm_attn_naive_backward(&s, q, d, q, q, d, out, out, d, lse, g, g, g, &eb);
+    nomem_fail(0);
+    CHECK_MSG(fwd == LLM_ERR_NOMEM && strstr(ef.msg, "out of memory for 8x8"), "%d %s", fwd, ef.msg);
+    CHECK_MSG(bwd == LLM_ERR_NOMEM && strstr(eb.msg, "out of memory"), "%d %s", bwd, eb.msg);
+    int untouched = 1;
+    for (int i = 0; i < T * d; i++) untouched &= out[i] == 7 && g[i] == 7;
+    CHECK(untouched);
+}
+
 int main(void)
 {
     RUN(test_forward_causal_vs_double);
@@ -665,5 +687,6 @@ int main(void)
     RUN(test_naive_matches_flash);
     RUN(test_backward_accumulates);
     RUN(test_no_writes_outside_outputs);
+    RUN(test_naive_out_of_memory);
     return check_done();
 }

@@ -2,7 +2,8 @@
  * against an independent numpy transcription of the algorithm (plain column
  * loop in float64, no lazy blocks; SKIP without numpy); GPTQ's output error
  * below RTN's on correlated activations, measured directly in double; dead
- * inputs; a singular Hessian refused. */
+ * inputs; a singular Hessian refused; the output energy out of memory an
+ * error, not a NaN. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,7 @@
 
 #include "check.h"
 #include "gptq.h"
+#include "nomem.h"
 
 /* Correlated activations: x = z A with A a random mixing matrix, plus a few
  * channels much larger than the rest (as LLM activations have). */
@@ -94,7 +96,13 @@ static void test_hessian_streamed(void)
             for (int k = 0; k < C; k++) s += (double)d[r * C + k] * x[t * C + k];
             direct += s * s;
         }
-    CHECK_NEAR(llm_hessian_energy(&h, d, 2) / (direct / N), 1.0, 1e-4);
+    double energy;
+    CHECK_OK(llm_hessian_energy(&h, d, 2, &energy, &err));
+    CHECK_NEAR(energy / (direct / N), 1.0, 1e-4);
+    nomem_fail(1); /* its scratch */
+    int rc = llm_hessian_energy(&h, d, 2, &energy, &err);
+    nomem_fail(0);
+    CHECK_MSG(rc == LLM_ERR_NOMEM && energy == 0 && strstr(err.msg, "out of memory"), "%d %g %s", rc, energy, err.msg);
     llm_hessian_free(&h);
     free(x);
 }

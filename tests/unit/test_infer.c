@@ -3,7 +3,8 @@
  * recomputes everything; the windowed log-likelihood against the training
  * loss; the sampler's choices and distribution, NaN logits included; ids
  * out of the vocabulary and logits that are not finite refused by every
- * scoring and generating path. */
+ * scoring and generating path; a quantized product out of memory an error
+ * of the pass, on both paths. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 #include "examples.h"
 #include "generate.h"
 #include "infer.h"
+#include "nomem.h"
 #include "quant.h"
 #include "sample.h"
 
@@ -477,6 +479,44 @@ static void test_nonfinite_logits(void)
     llm_model_free(&m);
 }
 
+/* A quantized linear with rows wider than 32768 values (w2 of a model with
+ * that hidden width) quantizes its inputs on the heap.  Without memory for
+ * them, the pass ends with LLM_ERR_NOMEM, whether the threads of the decode
+ * step's parallel region (1 token) or the batched pass (20 tokens) met it,
+ * and nothing is appended to the cache: the same feed, memory back, gives
+ * the logits it gave before. */
+static void test_out_of_memory(void)
+{
+    llm_error err = {0};
+    llm_config c = {.vocab = 40, .dim = 32, .n_layers = 1, .n_heads = 4, .n_kv_heads = 4, .hidden = 32800,
+                    .seq_len = 24, .norm_eps = 1e-5f, .rope_theta = 10000};
+    llm_model m;
+    CHECK_OK(llm_model_init(&m, &c, 3, &err));
+    llm_linear *w2 = &m.lin[llm_linear_index(0, LLM_LIN_W2)];
+    w2->q = calloc(1, sizeof *w2->q);
+    CHECK_OK(llm_quantize_rtn(w2->w, w2->out, w2->in, &(llm_qformat){.scheme = LLM_Q_INT8}, w2->q, &err));
+    int32_t tok[20];
+    for (int i = 0; i < 20; i++) tok[i] = (i * 7) % 40;
+    float before[40];
+    for (int n = 1; n <= 20; n += 19) {
+        llm_infer s;
+        CHECK_OK(llm_infer_init(&s, &m, &(llm_infer_opts){.ctx = 24}, &err));
+        CHECK_OK(llm_infer_feed(&s, tok, n, 0, &err)); /* the buffers are there from now on */
+        memcpy(before, s.last, sizeof before);
+        llm_infer_reset(&s);
+        err = (llm_error){0};
+        nomem_fail(1);
+        int rc = llm_infer_feed(&s, tok, n, 0, &err);
+        nomem_fail(0);
+        CHECK_MSG(rc == LLM_ERR_NOMEM && strstr(err.msg, "out of memory"), "%d tokens: %d, %s", n, rc, err.msg);
+        CHECK(s.pos == 0);
+        CHECK_OK(llm_infer_feed(&s, tok, n, 0, &err));
+        CHECK_MSG(s.pos == n && !memcmp(before, s.last, sizeof before), "%d tokens: not as before", n);
+        llm_infer_free(&s);
+    }
+    llm_model_free(&m);
+}
+
 int main(void)
 {
     RUN(test_sampler_nan);
@@ -489,5 +529,6 @@ int main(void)
     RUN(test_batched_decode_matches_single);
     RUN(test_quantized_decode_matches_prefill);
     RUN(test_sampler);
+    RUN(test_out_of_memory);
     return check_done();
 }

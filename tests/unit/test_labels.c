@@ -1,11 +1,76 @@
-/* Unit tests for lib/labels: the tokens attribute as llm_tok_labels writes
- * it (made here by the tokenizer itself for every byte value) decodes back to
- * the bytes, and malformed text is refused with the offending offset. */
+/* Unit tests for lib/labels: the tokens attribute written from ids (the
+ * escapes, BOS, EOS, ids without text); the contract's text, escaped by hand
+ * here for every byte value, parsed back to the bytes; what the writer
+ * writes read back by the parser, label for label; malformed text refused
+ * with the offending offset; the writer out of memory. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
 #include "labels.h"
+#include "nomem.h"
+
+static void test_format(void)
+{
+    llm_error err = {0};
+    llm_tok t;
+    llm_tok_bytes(&t);
+    const int32_t ids[] = {256, 'a', ' ', '\\', 0xc3, '~', 257};
+    char *s;
+    CHECK_OK(llm_labels_format(&t, ids, 7, &s, &err));
+    CHECK_MSG(s && !strcmp(s, "<bos> a \\x20 \\x5c \\xc3 ~ <eos>"), "%s", s);
+    free(s);
+    CHECK_OK(llm_tok_ids(&t, 512, 1, 2, &err));
+    CHECK_OK(llm_labels_format(&t, (const int32_t[]){1, 7, 300}, 3, &s, &err));
+    CHECK_MSG(s && !strcmp(s, "<bos> #7 #300"), "%s", s);
+    free(s);
+    CHECK_OK(llm_labels_format(&t, ids, 0, &s, &err));
+    CHECK(s && !strcmp(s, ""));
+    free(s);
+    llm_tok_free(&t);
+}
+
+/* Every byte token, BOS and EOS through the writer and back: each label is
+ * the token's decoded bytes ("<bos>", "<eos>" for those two). */
+static void test_round_trip(void)
+{
+    llm_error err = {0};
+    llm_tok t;
+    llm_tok_bytes(&t);
+    enum { N = 258 };
+    int32_t ids[N];
+    ids[0] = t.bos;
+    for (int b = 0; b < 256; b++) ids[1 + b] = b;
+    ids[N - 1] = t.eos;
+    char *text;
+    CHECK_OK(llm_labels_format(&t, ids, N, &text, &err));
+    llm_labels lab;
+    CHECK_OK(llm_labels_parse(&lab, text, N, &err));
+    int bad = -1;
+    for (int i = 0; bad < 0 && i < N && lab.n == N; i++) {
+        char piece[LLM_TOK_MAX_PIECE];
+        const char *want = i == 0 ? "<bos>" : i == N - 1 ? "<eos>" : piece;
+        size_t len = i == 0 || i == N - 1 ? 5 : (size_t)llm_tok_decode(&t, ids[i], piece);
+        if (lab.start[i + 1] - lab.start[i] != len || memcmp(lab.bytes + lab.start[i], want, len)) bad = i;
+    }
+    CHECK_MSG(lab.n == N && bad < 0, "%lld labels; label %d differs", (long long)lab.n, bad);
+    llm_labels_free(&lab);
+    free(text);
+    llm_tok_free(&t);
+}
+
+static void test_format_out_of_memory(void)
+{
+    llm_error err = {0};
+    llm_tok t;
+    llm_tok_bytes(&t);
+    char *s = (char *)"unset";
+    nomem_fail(1);
+    int rc = llm_labels_format(&t, (const int32_t[]){'a'}, 1, &s, &err);
+    nomem_fail(0);
+    CHECK_MSG(rc == LLM_ERR_NOMEM && s == NULL && strstr(err.msg, "out of memory"), "%d %s", rc, err.msg);
+}
 
 static void test_round_trip_every_byte(void)
 {
@@ -58,6 +123,9 @@ static void test_malformed(void)
 
 int main(void)
 {
+    RUN(test_format);
+    RUN(test_round_trip);
+    RUN(test_format_out_of_memory);
     RUN(test_round_trip_every_byte);
     RUN(test_multi_byte_labels);
     RUN(test_malformed);

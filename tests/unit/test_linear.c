@@ -248,11 +248,12 @@ static void check_inference(const llm_qformat *f, int out, int in, int rank, int
         for (int rows = 1; rows <= M; rows += M - 1) {
             size_t n = (size_t)rows * out;
             memcpy(y, y0, n * sizeof *y);
-            llm_linear_apply(l, x, rows, y, (float)beta, scratch);
+            llm_error err = {0};
+            CHECK_OK(llm_linear_apply(l, x, rows, y, (float)beta, scratch, &err));
             if (!f) {
                 ref_forward(&fx, x, rows, y0, beta, want, mag, u);
             } else { /* the integer product as the kernels give it, the rest in double */
-                llm_qlinear_matmul(l->q, x, rows, base, out);
+                CHECK_OK(llm_qlinear_matmul(l->q, x, rows, base, out, &err));
                 fixture no_w = fx;
                 no_w.w = calloc((size_t)out * in, sizeof(double));
                 ref_forward(&no_w, x, rows, y0, beta, want, mag, u);
@@ -264,7 +265,7 @@ static void check_inference(const llm_qformat *f, int out, int in, int rank, int
             /* the same by row ranges, 3 "threads" */
             memcpy(pieces, y0, n * sizeof *pieces);
             for (int t = 0; t < 3; t++)
-                llm_linear_rows(l, x, rows, pieces, out, out * t / 3, out * (t + 1) / 3, (float)beta, scratch);
+                CHECK_OK(llm_linear_rows(l, x, rows, pieces, out, out * t / 3, out * (t + 1) / 3, (float)beta, scratch));
             e = rel_err(pieces, want, mag, n);
             CHECK_MSG(e < 1e-5, "%s %dx%d rank %d, %d rows, beta %d: rows off by %g", kind, out, in, rank, rows, beta, e);
             if (f) CHECK_MSG(!memcmp(pieces, y, n * sizeof *y), "%s: row ranges differ from one call", kind);

@@ -128,20 +128,22 @@ static void check_config(const llm_config *c, const shape *s, int shared)
           c->window == 0 && fabsf(c->norm_eps - 1e-5f) < 1e-12f && c->rope_theta == 10000.0f);
 }
 
+/* Writes the small model (shared classifier or not) to the file at path and
+ * loads it into m, with the ids tokenizer; returns the floats written. */
+static float *load_small(const char *path, int shared, unsigned long long seed, llm_model *m)
+{
+    llm_error err = {0};
+    int64_t n;
+    float *f = write_model(path, &small, shared, seed, &n);
+    CHECK_OK(llm_llama2c_load(path, NULL, m, &err));
+    return f;
+}
+
 static void test_import(void)
 {
     for (int shared = 1; shared >= 0; shared--) {
-        const char *path = tmp_path(shared ? "shared.bin" : "unshared.bin");
-        int64_t n;
-        float *f = write_model(path, &small, shared, 11 + (unsigned)shared, &n);
-        llm_error err = {0};
-        llm_config cfg;
-        int sh = -1;
-        CHECK_OK(llm_llama2c_read_config(path, &cfg, &sh, &err));
-        check_config(&cfg, &small, shared);
-        CHECK(sh == shared);
         llm_model m;
-        CHECK_OK(llm_llama2c_load(path, NULL, &m, &err));
+        float *f = load_small(tmp_path(shared ? "shared.bin" : "unshared.bin"), shared, 11 + (unsigned)shared, &m);
         check_config(&m.cfg, &small, shared);
         check_tensors(&m, &small, shared, f);
         CHECK(m.tok.kind == LLM_TOK_IDS && m.tok.vocab == small.V && m.tok.bos == 1 && m.tok.eos == 2);
@@ -212,7 +214,7 @@ static void test_tokenizer(void)
      * Merges by score: " t" -1; "at" -1.5; " c" -2.5; "he" -3; then " t"+"he" =
      * " the" -5; then " cat" -6: 269 272.  ("th" -2 never: "t" went into " t".) */
     int32_t ids[16];
-    CHECK(llm_tok_encode(t, "the cat", 7, ids) == 2 && ids[0] == 269 && ids[1] == 272);
+    CHECK(llm_tok_encode_text(t, "the cat", 7, ids, NULL) == 2 && ids[0] == 269 && ids[1] == 272);
     char a[LLM_TOK_MAX_PIECE], b[LLM_TOK_MAX_PIECE];
     int la = llm_tok_decode_next(t, 1, 269, a), lb = llm_tok_decode_next(t, 269, 272, b);
     CHECK(la == 3 && !memcmp(a, "the", 3) && lb == 4 && !memcmp(b, " cat", 4));
@@ -230,7 +232,7 @@ static void test_tokenizer(void)
           back.tok.offset[small.V] == t->offset[small.V] &&
           !memcmp(back.tok.text, t->text, t->offset[small.V]) &&
           !memcmp(back.tok.scores, t->scores, (size_t)small.V * 4));
-    CHECK(llm_tok_encode(&back.tok, "the cat", 7, ids) == 2 && ids[0] == 269 && ids[1] == 272);
+    CHECK(llm_tok_encode_text(&back.tok, "the cat", 7, ids, NULL) == 2 && ids[0] == 269 && ids[1] == 272);
     llm_tok_free(&back.tok);
     llm_model_free(&back);
     /* a checkpoint whose tokenizer does not fit its model does not load */
@@ -425,7 +427,7 @@ static void compare_with_reference(const char *path, const llm_model *m, const i
     /* greedy decoding: the same ids, token for token */
     CHECK_OK(llm_acts_init(&a, &m->cfg, 1, n_prompt + n_new, &err)); /* the window holds it all */
     int32_t out[64];
-    int made = llm_model_greedy(m, &a, prompt, n_prompt, n_new, out);
+    int made = llm_model_greedy(m, &a, prompt, n_prompt, n_new, out, &err);
     int same = made == n_ref;
     for (int i = 0; same && i < made; i++) same = out[i] == ref_ids[i];
     CHECK_MSG(same, "greedy: %d ids (first %d), the reference %d (first %d)", made, out[0], n_ref, ref_ids[0]);
@@ -442,11 +444,8 @@ static void test_forward_matches_reference(void)
     const int32_t prompt[] = {1, 5, 17, 42, 299, 7, 7, 100};
     for (int shared = 0; shared <= 1; shared++) {
         const char *path = tmp_path(shared ? "ref_shared.bin" : "ref_unshared.bin");
-        int64_t n;
-        float *f = write_model(path, &small, shared, 21 + (unsigned)shared, &n);
-        llm_error err = {0};
         llm_model m;
-        CHECK_OK(llm_llama2c_load(path, NULL, &m, &err));
+        float *f = load_small(path, shared, 21 + (unsigned)shared, &m);
         compare_with_reference(path, &m, prompt, 8, 20);
         llm_tok_free(&m.tok);
         llm_model_free(&m);
@@ -470,14 +469,11 @@ static void test_stories260K(void)
     if (in) fclose(in);
     CHECK(h[0] == 64 && h[3] == 8 && h[4] == 4 && h[5] == 512); /* dim, heads, kv heads, vocab */
     llm_error err = {0};
-    llm_config cfg;
-    int shared;
-    CHECK_OK(llm_llama2c_read_config(path, &cfg, &shared, &err));
-    CHECK(cfg.dim == h[0] && cfg.hidden == h[1] && cfg.n_layers == h[2] && cfg.n_heads == h[3] &&
-          cfg.n_kv_heads == h[4] && cfg.vocab == abs(h[5]) && cfg.seq_len == h[6] &&
-          shared == (h[5] > 0) && cfg.tie == shared);
     llm_model m;
     CHECK_OK(llm_llama2c_load(path, NULL, &m, &err));
+    const llm_config *cfg = &m.cfg;
+    CHECK(cfg->dim == h[0] && cfg->hidden == h[1] && cfg->n_layers == h[2] && cfg->n_heads == h[3] &&
+          cfg->n_kv_heads == h[4] && cfg->vocab == abs(h[5]) && cfg->seq_len == h[6] && cfg->tie == (h[5] > 0));
     CHECK_MSG(m.n_params == 260032, "%lld parameters", (long long)m.n_params);
     if (getenv("LLM_TOP") && have_numpy()) {
         const int32_t prompt[] = {1};

@@ -2,7 +2,8 @@
  * independent forward pass written here in double precision, and every
  * gradient of every parameter tensor against central finite differences of
  * that double-precision loss; the check of token ids against the rule
- * written out here; greedy decoding on logits that are NaN. */
+ * written out here; greedy decoding on logits that are NaN, and out of
+ * memory. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 #include "adapter.h"
 #include "check.h"
 #include "model.h"
+#include "nomem.h"
 
 /* ---- the reference: a plain, double-precision Llama forward ---- */
 
@@ -327,7 +329,8 @@ static void test_check_ids(void)
 }
 
 /* Greedy decoding on logits that are NaN (one NaN logit makes the whole
- * softmax row NaN): every id it gives is still one of the vocabulary. */
+ * softmax row NaN): every id it gives is still one of the vocabulary.  No
+ * memory for its window: LLM_ERR_NOMEM. */
 static void test_greedy_nan(void)
 {
     llm_error err = {0};
@@ -341,10 +344,14 @@ static void test_greedy_nan(void)
         for (int v = 7; v <= last; v++) m.p.cls[v * 8] = NAN; /* logit 7, then 7..9, NaN */
         const int32_t prompt[2] = {4, 5};
         int32_t out[4] = {-2, -2, -2, -2};
-        int made = llm_model_greedy(&m, &a, prompt, 2, 4, out);
+        int made = llm_model_greedy(&m, &a, prompt, 2, 4, out, &err);
         CHECK(made >= 1 && made <= 4);
         for (int i = 0; i < made; i++) CHECK_MSG(out[i] >= 0 && out[i] < 10, "token %d is %d", i, (int)out[i]);
     }
+    nomem_fail(1); /* its window: an error, not 0 tokens made */
+    int made = llm_model_greedy(&m, &a, (const int32_t[]){4, 5}, 2, 4, (int32_t[4]){0}, &err);
+    nomem_fail(0);
+    CHECK_MSG(made == LLM_ERR_NOMEM && strstr(err.msg, "out of memory"), "%d %s", made, err.msg);
     llm_acts_free(&a);
     llm_model_free(&m);
 }

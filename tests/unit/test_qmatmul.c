@@ -2,12 +2,15 @@
  * precision product of the dequantized weights (values rebuilt here from the
  * codes and scales), within the bound the activation rounding allows, which
  * the test computes itself from each block's max |x|; the AVX2 and portable
- * kernels against each other; row ranges; batches wider than one chunk. */
+ * kernels against each other; row ranges; batches wider than one chunk;
+ * rows too wide for the stack's buffer and no memory for them: an error,
+ * never a made-up result. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
+#include "nomem.h"
 #include "qmatmul.h"
 
 static float *randn(size_t n, double sd, unsigned long long seed)
@@ -71,13 +74,11 @@ static void run_scheme(const llm_qformat *f, int rows, int cols, int M)
     if (f->scheme == LLM_Q_W8A8) q.act_scale = 4.0f / 127; /* clips the outliers */
     int ldy = rows + 3;
     float *Y = malloc((size_t)M * ldy * sizeof *Y);
-    llm_qlinear_matmul(&q, X, M, Y, ldy);
+    CHECK_OK(llm_qlinear_matmul(&q, X, M, Y, ldy, &err));
     check_product(&q, X, M, Y, ldy);
     if (llm_qmatmul_avx2()) { /* the portable kernel: same integer sums */
         float *Yp = malloc((size_t)M * ldy * sizeof *Yp);
-        llm_qmatmul_portable(1);
-        llm_qlinear_matmul(&q, X, M, Yp, ldy);
-        llm_qmatmul_portable(0);
+        CHECK_OK(llm_qlinear_rows_portable(&q, X, M, Yp, ldy, 0, rows));
         double worst = 0;
         for (int m = 0; m < M; m++)
             for (int r = 0; r < rows; r++) {
@@ -119,9 +120,9 @@ static void test_row_range(void)
     llm_qlinear q;
     CHECK_OK(llm_quantize_rtn(w, R, C, &(llm_qformat){.scheme = LLM_Q_INT4, .group = 32}, &q, &err));
     float full[M * R], part[M * R];
-    llm_qlinear_matmul(&q, X, M, full, R);
+    CHECK_OK(llm_qlinear_matmul(&q, X, M, full, R, &err));
     for (int i = 0; i < M * R; i++) part[i] = -99;
-    llm_qlinear_rows(&q, X, M, part, R, 10, 25);
+    CHECK_OK(llm_qlinear_rows(&q, X, M, part, R, 10, 25));
     int ok = 1;
     for (int m = 0; m < M; m++)
         for (int r = 0; r < R; r++) {
@@ -153,11 +154,11 @@ static void test_nonfinite_inputs(void)
                 CHECK_OK(llm_quantize_rtn(w, R, C, &formats[fi], &q, &err));
                 if (formats[fi].scheme == LLM_Q_W8A8) q.act_scale = 2.0f / 127;
                 float *X = randn(M * C, 1, 4), clean[M * R], Y[M * R];
-                llm_qmatmul_portable(portable);
-                llm_qlinear_matmul(&q, X, M, clean, R);
+                int (*rows)(const llm_qlinear *, const float *, int, float *, int, int, int) =
+                    portable ? llm_qlinear_rows_portable : llm_qlinear_rows;
+                CHECK_OK(rows(&q, X, M, clean, R, 0, R));
                 X[1 * C + 40] = bad[b]; /* row 1 only */
-                llm_qlinear_matmul(&q, X, M, Y, R);
-                llm_qmatmul_portable(0);
+                CHECK_OK(rows(&q, X, M, Y, R, 0, R));
                 /* w8a8's fixed step clips an infinity as it clips any large value */
                 int clipped = b == 1 && formats[fi].scheme == LLM_Q_W8A8, ok = 1;
                 for (int r = 0; r < R; r++)
@@ -172,6 +173,38 @@ static void test_nonfinite_inputs(void)
     free(w);
 }
 
+/* Rows wider than 32768 values are quantized on the heap: without memory
+ * for them, llm_qlinear_rows and llm_qlinear_matmul say LLM_ERR_NOMEM and
+ * leave Y alone (no NaN left in it as a result); narrower rows need no heap
+ * and still work. */
+static void test_out_of_memory(void)
+{
+    llm_error err = {0};
+    enum { R = 6, M = 2 };
+    for (int cols = 32768; cols <= 32800; cols += 32) {
+        int wide = cols > 32768;
+        float *w = randn((size_t)R * cols, 0.05, 21), *X = randn((size_t)M * cols, 1, 22);
+        llm_qlinear q;
+        CHECK_OK(llm_quantize_rtn(w, R, cols, &(llm_qformat){.scheme = LLM_Q_INT8}, &q, &err));
+        float Y[M * R], Yr[M * R];
+        for (int i = 0; i < M * R; i++) Y[i] = Yr[i] = -99;
+        err = (llm_error){0};
+        nomem_fail(1);
+        int rc = llm_qlinear_matmul(&q, X, M, Y, R, &err), rc_rows = llm_qlinear_rows(&q, X, M, Yr, R, 0, R);
+        nomem_fail(0);
+        int untouched = 1;
+        for (int i = 0; i < M * R; i++) untouched &= Y[i] == -99 && Yr[i] == -99;
+        if (wide) {
+            CHECK_MSG(rc == LLM_ERR_NOMEM && strstr(err.msg, "out of memory"), "%d cols: %d, %s", cols, rc, err.msg);
+            CHECK_MSG(rc_rows == LLM_ERR_NOMEM && untouched, "%d cols: rows %d, Y written", cols, rc_rows);
+        } else {
+            CHECK_MSG(rc == 0 && rc_rows == 0 && !untouched, "%d cols: %d %d without the heap", cols, rc, rc_rows);
+        }
+        free(w), free(X);
+        llm_qlinear_free(&q);
+    }
+}
+
 int main(void)
 {
     RUN(test_int8);
@@ -181,5 +214,6 @@ int main(void)
     RUN(test_wide_batch);
     RUN(test_row_range);
     RUN(test_nonfinite_inputs);
+    RUN(test_out_of_memory);
     return check_done();
 }

@@ -1,5 +1,5 @@
 /* Unit tests for lib/rng: the published xoshiro256** and splitmix64 outputs,
- * reproducibility, and the statistics of below / float / double / normal.
+ * reproducibility, and the statistics of below / double / normal.
  *
  * Every statistical check draws from a fixed seed, so it passes or fails the
  * same way on every run; the thresholds are chosen so that a correct
@@ -80,10 +80,10 @@ static void test_reproducible(void)
      * through every kind of draw */
     llm_rng saved = a;
     uint64_t x1 = llm_rng_below(&a, 1000003);
-    float f1 = llm_rng_float(&a), n1 = llm_rng_normal(&a);
+    float n1 = llm_rng_normal(&a);
     double d1 = llm_rng_double(&a);
     CHECK(llm_rng_below(&saved, 1000003) == x1);
-    CHECK(llm_rng_float(&saved) == f1 && llm_rng_normal(&saved) == n1);
+    CHECK(llm_rng_normal(&saved) == n1);
     CHECK(llm_rng_double(&saved) == d1);
     CHECK(memcmp(&a, &saved, sizeof a) == 0);
 }
@@ -160,27 +160,20 @@ static void test_below_large_n_unbiased(void)
     CHECK_NEAR(mean, 0.5, 4 * sqrt(1.0 / 12 / N));
 }
 
-static void test_float_double_range(void)
+static void test_double_range(void)
 {
     llm_rng r;
     llm_rng_seed(&r, 99);
-    int ok_f = 1, ok_d = 1;
-    double sum_f = 0, sum_d = 0;
-    float fmin = 1;
+    int ok_d = 1;
+    double sum_d = 0;
     for (int i = 0; i < 10 * N; i++) {
-        float f = llm_rng_float(&r);
         double d = llm_rng_double(&r);
-        /* [0, 1) and on the grid of 24 (53) bits */
-        ok_f &= f >= 0 && f < 1 && ldexpf(f, 24) == floorf(ldexpf(f, 24));
+        /* [0, 1) and on the grid of 53 bits */
         ok_d &= d >= 0 && d < 1 && ldexp(d, 53) == floor(ldexp(d, 53));
-        sum_f += f, sum_d += d;
-        if (f < fmin) fmin = f;
+        sum_d += d;
     }
-    CHECK_MSG(ok_f, "float outside [0, 1) or off the 2^-24 grid");
     CHECK_MSG(ok_d, "double outside [0, 1) or off the 2^-53 grid");
-    CHECK_NEAR(sum_f / (10.0 * N), 0.5, 4 * sqrt(1.0 / 12 / (10.0 * N)));
     CHECK_NEAR(sum_d / (10.0 * N), 0.5, 4 * sqrt(1.0 / 12 / (10.0 * N)));
-    CHECK(fmin < 1e-4f); /* the low end is reached: the grid is really 2^-24 */
 }
 
 static void test_normal_moments(void)
@@ -215,7 +208,7 @@ int main(void)
     RUN(test_below_uniform);
     RUN(test_below_edges);
     RUN(test_below_large_n_unbiased);
-    RUN(test_float_double_range);
+    RUN(test_double_range);
     RUN(test_normal_moments);
     return check_done();
 }

@@ -89,7 +89,7 @@ static void test_bytes_tokenizer(void)
     llm_tok t;
     llm_tok_bytes(&t);
     int32_t ids[4];
-    CHECK(llm_tok_encode(&t, "h\xffi", 3, ids) == 3 && ids[0] == 'h' && ids[1] == 255 && ids[2] == 'i');
+    CHECK(llm_tok_encode_text(&t, "h\xffi", 3, ids, NULL) == 3 && ids[0] == 'h' && ids[1] == 255 && ids[2] == 'i');
     char piece[LLM_TOK_MAX_PIECE];
     CHECK(llm_tok_decode(&t, 'h', piece) == 1 && piece[0] == 'h');
     CHECK(llm_tok_decode_next(&t, t.bos, ' ', piece) == 1 && piece[0] == ' '); /* no stripping */
@@ -123,7 +123,7 @@ static void test_bpe_merges(void)
     ENC(&t, "dddd", 259, 275, 275);
     /* empty text: no dummy prefix, nothing */
     int32_t ids[4];
-    CHECK(llm_tok_encode(&t, "", 0, ids) == 0);
+    CHECK(llm_tok_encode_text(&t, "", 0, ids, NULL) == 0);
     /* a single space: the prefix " " and " " ("  " is no piece) */
     ENC(&t, " ", 259, 259);
     llm_tok_free(&t);
@@ -149,7 +149,7 @@ static void test_bpe_utf8_and_bytes(void)
     ENC(&t, "a\x80\x80", 259, 100, 131, 131);
     /* a NUL byte is a byte like any other, 0 + 3: 259 260 3 261, then " a" -> 265 3 261 */
     int32_t ids[8];
-    CHECK(llm_tok_encode(&t, "a\0b", 3, ids) == 3 && ids[0] == 265 && ids[1] == 3 && ids[2] == 261);
+    CHECK(llm_tok_encode_text(&t, "a\0b", 3, ids, NULL) == 3 && ids[0] == 265 && ids[1] == 3 && ids[2] == 261);
     llm_tok_free(&t);
 
     /* without a " " piece the dummy prefix is the byte token <0x20> = 35 */
@@ -185,7 +185,7 @@ static void test_bpe_decode(void)
     /* BOS + encode + decode gives the text back (the prefix space dropped) */
     const char *text = "abc \xc3\xa9\xc3\xa8 aab\xf0\x9f\x98\x80!";
     int32_t ids[64];
-    int64_t n = llm_tok_encode(&t, text, strlen(text), ids);
+    int64_t n = llm_tok_encode_text(&t, text, strlen(text), ids, NULL);
     char back[256];
     size_t at = 0;
     int32_t prev = 1;
@@ -284,7 +284,7 @@ static void test_bpe_matches_plain_loop(void)
             for (int k = 0; k < len; k++) text[k] = alphabet[(int)(check_uniform(&rng) * (sizeof alphabet - 1))];
             int32_t want[256], got[256];
             int nw = naive_encode(pieces, lens, scores, V, text, len, want);
-            int64_t ng = llm_tok_encode(&t, text, (size_t)len, got);
+            int64_t ng = llm_tok_encode_text(&t, text, (size_t)len, got, NULL);
             total++;
             if (ng != nw || memcmp(want, got, (size_t)nw * sizeof *want)) {
                 CHECK_MSG(0, "round %d text %d: %lld ids, the plain loop %d", round, s, (long long)ng, nw);
@@ -314,30 +314,11 @@ static void test_bpe_long_text(void)
      * prefix: each " abcd" is " ","a","b","c","d"; "bc" (-0.5) merges first,
      * then " a" (-2): " a","bc","d" = 265 264 274 ("abc" -4 never gets its
      * turn: "a" is gone; "d " is no piece).  The last " a" is 265. */
-    int64_t n = llm_tok_encode(&t, text, len, ids);
+    int64_t n = llm_tok_encode_text(&t, text, len, ids, NULL);
     CHECK_MSG(n == 209715 * 3 + 1, "%lld ids", (long long)n);
     CHECK(ids[0] == 265 && ids[1] == 264 && ids[2] == 274 && ids[3] == 265 && ids[n - 1] == 265);
     free(text);
     free(ids);
-    llm_tok_free(&t);
-}
-
-static void test_labels(void)
-{
-    llm_tok t;
-    llm_tok_bytes(&t);
-    const int32_t ids[] = {256, 'a', ' ', '\\', 0xc3, '~', 257};
-    char *s = llm_tok_labels(&t, ids, 7);
-    CHECK_MSG(s && !strcmp(s, "<bos> a \\x20 \\x5c \\xc3 ~ <eos>"), "%s", s);
-    free(s);
-    llm_error err = {0};
-    CHECK_OK(llm_tok_ids(&t, 512, 1, 2, &err));
-    s = llm_tok_labels(&t, (const int32_t[]){1, 7, 300}, 3);
-    CHECK_MSG(s && !strcmp(s, "<bos> #7 #300"), "%s", s);
-    free(s);
-    s = llm_tok_labels(&t, ids, 0);
-    CHECK(s && !strcmp(s, ""));
-    free(s);
     llm_tok_free(&t);
 }
 
@@ -528,7 +509,6 @@ int main(void)
     RUN(test_bpe_decode);
     RUN(test_bpe_matches_plain_loop);
     RUN(test_bpe_long_text);
-    RUN(test_labels);
     RUN(test_ids_kind);
     RUN(test_record_round_trip);
     RUN(test_record_rejects);
