@@ -1,6 +1,7 @@
 /* train — gradient accumulation, clipping, optimizer steps, validation, and
  * their data-parallel form over an llm_comm (all-reduce in buckets during the
- * backward pass, or ZeRO-1 sharding of the optimizer state). */
+ * backward pass, or ZeRO-1 sharding of the optimizer state); and how a run
+ * starts: new, resumed or continued, and what its options may not change. */
 #include "train.h"
 
 #include "adapter.h"
@@ -8,6 +9,7 @@
 
 #include <limits.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -402,4 +404,186 @@ int llm_trainer_in_step(llm_trainer *t, int *same, llm_error *err)
     uint64_t h = 0xcbf29ce484222325ull;
     for (size_t i = 0; i < (size_t)t->m->n_params * sizeof(float); i++) h = (h ^ p[i]) * 0x100000001b3ull;
     return t->comm->same_u64(t->comm->ctx, h, same, err);
+}
+
+static const char *const opt_names[LLM_TRAIN_OPT_COUNT] = {
+    "dim", "layers", "heads", "kv-heads", "hidden", "seq", "tie", "no-tie", "window", "steps", "batch",
+    "accum", "optim", "lr", "min-lr", "warmup", "wd", "clip", "seed", "prompt-tune", "lora", "lora-alpha",
+    "lora-targets"};
+
+const char *llm_train_opt_name(llm_train_opt opt)
+{
+    return (unsigned)opt < LLM_TRAIN_OPT_COUNT ? opt_names[opt] : NULL;
+}
+
+int llm_train_given(const llm_train_args *a, llm_train_opt opt)
+{
+    return (a->given >> opt) & 1;
+}
+
+void llm_train_args_defaults(llm_train_args *a)
+{
+    *a = (llm_train_args){.dim = 128, .layers = 4, .heads = 4, .seq = 128, .tie = 1, .steps = 1000,
+                          .batch = 8, .accum = 1, .seed = 1337, .optim = LLM_OPTIM_ADAMW, .clip = 1.0,
+                          .val_frac = 0.1, .lora_targets = (1u << LLM_LIN_WQ) | (1u << LLM_LIN_WV)};
+}
+
+void llm_train_new_config(const llm_train_args *a, int vocab, llm_config *c)
+{
+    long hidden = a->hidden ? a->hidden : (8 * a->dim / 3 + 31) / 32 * 32;
+    *c = (llm_config){.vocab = vocab, .dim = (int)a->dim, .n_layers = (int)a->layers,
+                      .n_heads = (int)a->heads, .n_kv_heads = (int)(a->kv_heads ? a->kv_heads : a->heads),
+                      .hidden = (int)hidden, .seq_len = (int)a->seq, .tie = a->tie,
+                      .window = (int)a->window, .norm_eps = 1e-5f, .rope_theta = 10000.0f};
+}
+
+int llm_train_check_arch(const llm_train_args *a, const llm_config *c, const char *path, llm_error *err)
+{
+    const struct {
+        llm_train_opt opt;
+        const char *name;
+        long want, have;
+    } f[] = {{LLM_TRAIN_OPT_DIM, "dim", a->dim, c->dim},
+             {LLM_TRAIN_OPT_LAYERS, "layers", a->layers, c->n_layers},
+             {LLM_TRAIN_OPT_HEADS, "heads", a->heads, c->n_heads},
+             {LLM_TRAIN_OPT_KV_HEADS, "kv-heads", a->kv_heads, c->n_kv_heads},
+             {LLM_TRAIN_OPT_HIDDEN, "hidden", a->hidden, c->hidden},
+             {LLM_TRAIN_OPT_TIE, "tie", 1, c->tie},
+             {LLM_TRAIN_OPT_NO_TIE, "tie", 0, c->tie},
+             {LLM_TRAIN_OPT_WINDOW, "window", a->window, c->window}};
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
+        if (llm_train_given(a, f[i].opt) && f[i].want != f[i].have)
+            return llm_error_set(err, LLM_ERR_ARG, "%s: incompatible checkpoint: it has %s %ld, not %ld", path,
+                                 f[i].name, f[i].have, f[i].want);
+    if (llm_train_given(a, LLM_TRAIN_OPT_SEQ) && a->seq > c->seq_len)
+        return llm_error_set(err, LLM_ERR_ARG, "%s: incompatible checkpoint: --seq %ld is beyond its context %d",
+                             path, a->seq, c->seq_len);
+    return 0;
+}
+
+int llm_train_check_adapter(const llm_train_args *a, const llm_adapter_config *c, const char *path,
+                            llm_error *err)
+{
+    char want[40], have[40];
+    llm_adapter_targets_name(c->rank ? c->targets : 0, have, sizeof have);
+    llm_adapter_targets_name(a->lora_targets, want, sizeof want);
+    if (llm_train_given(a, LLM_TRAIN_OPT_PROMPT_TUNE) && a->prompt_tune != c->n_virtual)
+        return llm_error_set(err, LLM_ERR_ARG, "%s: incompatible adapter: it has %d virtual tokens, not %ld", path,
+                             c->n_virtual, a->prompt_tune);
+    if (llm_train_given(a, LLM_TRAIN_OPT_LORA) && a->lora != c->rank)
+        return llm_error_set(err, LLM_ERR_ARG, "%s: incompatible adapter: it has LoRA rank %d, not %ld", path,
+                             c->rank, a->lora);
+    if (llm_train_given(a, LLM_TRAIN_OPT_LORA_ALPHA) && (float)a->lora_alpha != c->alpha)
+        return llm_error_set(err, LLM_ERR_ARG, "%s: incompatible adapter: it has LoRA alpha %g, not %g", path,
+                             (double)c->alpha, a->lora_alpha);
+    if (llm_train_given(a, LLM_TRAIN_OPT_LORA_TARGETS) && strcmp(want, have))
+        return llm_error_set(err, LLM_ERR_ARG, "%s: incompatible adapter: it has LoRA targets %s, not %s", path,
+                             *have ? have : "none", want);
+    return 0;
+}
+
+void llm_train_adapter_config(const llm_train_args *a, llm_adapter_config *c)
+{
+    double alpha = llm_train_given(a, LLM_TRAIN_OPT_LORA_ALPHA) ? a->lora_alpha : 2.0 * a->lora;
+    *c = (llm_adapter_config){.n_virtual = (int)a->prompt_tune, .rank = (int)a->lora, .alpha = (float)alpha,
+                              .targets = a->lora_targets};
+}
+
+void llm_train_optim_config(const llm_train_args *a, llm_optim_config *c)
+{
+    llm_optim_defaults(c, a->optim);
+    if (llm_train_given(a, LLM_TRAIN_OPT_LR)) c->lr = (float)a->lr;
+    c->min_lr = llm_train_given(a, LLM_TRAIN_OPT_MIN_LR) ? (float)a->min_lr : c->lr / 10;
+    if (llm_train_given(a, LLM_TRAIN_OPT_WD)) c->weight_decay = (float)a->wd;
+    c->clip = (float)a->clip;
+    c->steps = a->steps;
+    c->warmup = llm_train_given(a, LLM_TRAIN_OPT_WARMUP) ? a->warmup : a->steps / 20;
+}
+
+/* The given options that a resumed state st overrides with other values. */
+static unsigned overridden(const llm_train_args *a, const llm_ckpt_train *st)
+{
+    llm_optim_config want;
+    llm_train_optim_config(a, &want);
+    const struct {
+        llm_train_opt opt;
+        int differs;
+    } fixed[] = {{LLM_TRAIN_OPT_BATCH, a->batch != st->batch},
+                 {LLM_TRAIN_OPT_SEQ, a->seq != st->seq},
+                 {LLM_TRAIN_OPT_ACCUM, a->accum != st->accum},
+                 {LLM_TRAIN_OPT_OPTIM, want.kind != st->optim.kind},
+                 {LLM_TRAIN_OPT_LR, want.lr != st->optim.lr},
+                 {LLM_TRAIN_OPT_MIN_LR, want.min_lr != st->optim.min_lr},
+                 {LLM_TRAIN_OPT_WARMUP, want.warmup != st->optim.warmup},
+                 {LLM_TRAIN_OPT_WD, want.weight_decay != st->optim.weight_decay},
+                 {LLM_TRAIN_OPT_CLIP, want.clip != st->optim.clip},
+                 {LLM_TRAIN_OPT_SEED, (uint64_t)a->seed != st->seed}};
+    unsigned bits = 0;
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+        if (llm_train_given(a, fixed[i].opt) && fixed[i].differs) bits |= 1u << fixed[i].opt;
+    return bits;
+}
+
+int llm_train_decide(const llm_train_args *a, const char *path, int has_train, int from_adapter,
+                     uint64_t data_hash, int ex_seq, llm_ckpt_train *st, llm_train_start *start,
+                     unsigned *ignored, llm_error *err)
+{
+    *ignored = 0;
+    if (!has_train) {
+        *start = from_adapter ? LLM_TRAIN_FROM_ADAPTER : LLM_TRAIN_FROM_MODEL;
+        return 0;
+    }
+    if (st->data_hash != data_hash || st->val_frac != a->val_frac || (ex_seq && ex_seq != st->seq)) {
+        *start = ex_seq ? LLM_TRAIN_CONTINUED_EXAMPLES : LLM_TRAIN_CONTINUED_TEXT;
+        return 0;
+    }
+    *start = LLM_TRAIN_RESUMED;
+    /* the schedule may be extended; everything else carries on */
+    if (llm_train_given(a, LLM_TRAIN_OPT_STEPS)) st->optim.steps = a->steps;
+    if (st->step >= st->optim.steps)
+        return llm_error_set(err, LLM_ERR_ARG, "%s: already at step %lld of %lld; give a larger --steps", path,
+                             (long long)st->step, (long long)st->optim.steps);
+    *ignored = overridden(a, st);
+    return 0;
+}
+
+int llm_train_fresh(const llm_train_args *a, const llm_model *m, const char *path, int ex_seq,
+                    uint64_t data_hash, llm_ckpt_train *st, llm_error *err)
+{
+    int prefix = m->adapter ? m->adapter->cfg.n_virtual : 0, room = m->cfg.seq_len - prefix;
+    int seq = llm_train_given(a, LLM_TRAIN_OPT_SEQ) || !path ? (int)a->seq : room;
+    *st = (llm_ckpt_train){.batch = (int)a->batch, .accum = (int)a->accum, .seed = (uint64_t)a->seed,
+                           .data_hash = data_hash, .val_frac = a->val_frac, .seq = ex_seq ? ex_seq : seq};
+    if (st->seq > room) st->seq = room;
+    if (st->seq < 1)
+        return llm_error_set(err, LLM_ERR_ARG, "%s: %d virtual tokens leave no room in its context of %d", path,
+                             prefix, m->cfg.seq_len);
+    llm_train_optim_config(a, &st->optim);
+    if (prefix && !llm_train_given(a, LLM_TRAIN_OPT_LR)) { /* prompt tuning wants a large step */
+        st->optim.lr = 0.1f;
+        st->optim.min_lr = llm_train_given(a, LLM_TRAIN_OPT_MIN_LR) ? (float)a->min_lr : 0.01f;
+    }
+    if (m->adapter && !llm_train_given(a, LLM_TRAIN_OPT_WD)) st->optim.weight_decay = 0;
+    llm_rng_seed(&st->rng, (uint64_t)a->seed ^ 0x9e3779b97f4a7c15ull);
+    return 0;
+}
+
+void llm_train_describe(llm_train_start start, const llm_model *m, char *buf, size_t n)
+{
+    static const char *const names[] = {
+        [LLM_TRAIN_NEW] = "new model",
+        [LLM_TRAIN_RESUMED] = "resumed",
+        [LLM_TRAIN_CONTINUED_TEXT] = "continued on new text (fresh optimizer)",
+        [LLM_TRAIN_CONTINUED_EXAMPLES] = "continued on new examples (fresh optimizer)",
+        [LLM_TRAIN_FROM_MODEL] = "initialised from a model",
+        [LLM_TRAIN_FROM_ADAPTER] = "continued from an adapter without training state (fresh optimizer)"};
+    if (!m->adapter) {
+        snprintf(buf, n, "%s", names[start]);
+        return;
+    }
+    int from_file = start != LLM_TRAIN_FROM_MODEL; /* the adapter came from --adapter */
+    const char *base = llm_model_quantized(m)
+                           ? "quantized base (QLoRA: its linears stay integer, dequantized a block at a time)"
+                           : "base";
+    snprintf(buf, n, "%s%sadapting a frozen %s", from_file ? names[start] : "", from_file ? ", " : "", base);
 }

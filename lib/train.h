@@ -44,10 +44,24 @@
  * scored on their labels only, instead of random stretches of a corpus.
  * A quantized base (m->lin[].q, int8 or int4 from llm-quant) trains adapters
  * only (QLoRA): its linears are dequantized a block of rows at a time inside
- * the passes and never held in float; training it itself is refused. */
+ * the passes and never held in float; training it itself is refused.
+ *
+ * Starting a run.  llm_train_args holds the settings of llm-train's options
+ * and which of them were given; from it and what an --init checkpoint (or
+ * --adapter stream) holds, llm_train_decide says whether the run is resumed
+ * (and which given options it ignores), continued with a fresh optimizer, or
+ * new, and llm_train_fresh makes the state of a run that is not resumed.
+ * Refusals come back as errors naming the file; nothing is printed.
+ *
+ *     llm_train_args a;
+ *     llm_train_args_defaults(&a);                 // then the options, a.given
+ *     TRY(llm_train_check_arch(&a, &model.cfg, "m.llmt", &err));
+ *     TRY(llm_train_decide(&a, "m.llmt", has_train, 0, hash, 0, &st, &start, &ignored, &err));
+ *     if (start != LLM_TRAIN_RESUMED) TRY(llm_train_fresh(&a, &model, "m.llmt", 0, hash, &st, &err)); */
 #ifndef LLM_TRAIN_H
 #define LLM_TRAIN_H
 
+#include "adapter.h"
 #include "ckpt.h"
 #include "data.h"
 #include "examples.h"
@@ -164,5 +178,112 @@ int llm_trainer_full_optim(llm_trainer *t, llm_optim *full, llm_error *err);
 /* 1 in *same when every rank holds the same weights (a fingerprint of the
  * arena compared across ranks). */
 int llm_trainer_in_step(llm_trainer *t, int *same, llm_error *err);
+
+/* The options the decisions below look at: bit LLM_TRAIN_OPT_X of
+ * llm_train_args.given says the user gave it (llm_train_opt_name: its long
+ * name, "kv-heads"). */
+typedef enum llm_train_opt {
+    LLM_TRAIN_OPT_DIM, LLM_TRAIN_OPT_LAYERS, LLM_TRAIN_OPT_HEADS, LLM_TRAIN_OPT_KV_HEADS,
+    LLM_TRAIN_OPT_HIDDEN, LLM_TRAIN_OPT_SEQ, LLM_TRAIN_OPT_TIE, LLM_TRAIN_OPT_NO_TIE,
+    LLM_TRAIN_OPT_WINDOW, LLM_TRAIN_OPT_STEPS, LLM_TRAIN_OPT_BATCH, LLM_TRAIN_OPT_ACCUM,
+    LLM_TRAIN_OPT_OPTIM, LLM_TRAIN_OPT_LR, LLM_TRAIN_OPT_MIN_LR, LLM_TRAIN_OPT_WARMUP,
+    LLM_TRAIN_OPT_WD, LLM_TRAIN_OPT_CLIP, LLM_TRAIN_OPT_SEED, LLM_TRAIN_OPT_PROMPT_TUNE,
+    LLM_TRAIN_OPT_LORA, LLM_TRAIN_OPT_LORA_ALPHA, LLM_TRAIN_OPT_LORA_TARGETS,
+    LLM_TRAIN_OPT_COUNT
+} llm_train_opt;
+
+/* A run's settings as llm-train's options give them (llm-train(1)). */
+typedef struct llm_train_args {
+    /* a new model's architecture; kv_heads and hidden 0: derived */
+    long dim, layers, heads, kv_heads, hidden, seq, window;
+    int tie;
+    /* training; lr, min_lr, wd and warmup count only when given */
+    long steps, batch, accum, warmup, seed;
+    llm_optim_kind optim;
+    double lr, min_lr, wd, clip, val_frac;
+    /* a fresh adapter: virtual tokens, LoRA rank (0: none), alpha (when given) */
+    long prompt_tune, lora;
+    double lora_alpha;
+    unsigned lora_targets; /* bit LLM_LIN_* (linear.h) */
+    unsigned given;        /* bit LLM_TRAIN_OPT_*: the user gave that option */
+} llm_train_args;
+
+/* How a run starts, as llm_train_decide tells it. */
+typedef enum llm_train_start {
+    LLM_TRAIN_NEW,                /* a new model */
+    LLM_TRAIN_RESUMED,            /* the saved training state carries on */
+    LLM_TRAIN_CONTINUED_TEXT,     /* a training state of other text: fresh optimizer */
+    LLM_TRAIN_CONTINUED_EXAMPLES, /* the same with --examples */
+    LLM_TRAIN_FROM_MODEL,         /* a model without training state */
+    LLM_TRAIN_FROM_ADAPTER,       /* an adapter without training state */
+} llm_train_start;
+
+/* The option's long name ("kv-heads"); NULL outside the enum. */
+const char *llm_train_opt_name(llm_train_opt opt);
+
+/* 1 when the user gave opt (bit opt of a->given), else 0. */
+int llm_train_given(const llm_train_args *a, llm_train_opt opt);
+
+/* Fills a with llm-train's defaults (dim 128, layers 4, heads 4, seq 128,
+ * tied, steps 1000, batch 8, accum 1, adamw, clip 1, seed 1337, val_frac
+ * 0.1, LoRA targets wq,wv), nothing given. */
+void llm_train_args_defaults(llm_train_args *a);
+
+/* A new model's configuration from a's architecture for a tokenizer of
+ * vocab ids: kv_heads 0 is heads, hidden 0 is 8 dim / 3 rounded up to a
+ * multiple of 32.  Unchecked: see llm_config_check. */
+void llm_train_new_config(const llm_train_args *a, int vocab, llm_config *c);
+
+/* LLM_ERR_ARG "PATH: incompatible checkpoint: it has dim 64, not 128" when
+ * a given architecture option disagrees with c, the configuration of the
+ * checkpoint at path, or "... --seq 512 is beyond its context 256". */
+int llm_train_check_arch(const llm_train_args *a, const llm_config *c, const char *path, llm_error *err);
+
+/* LLM_ERR_ARG "PATH: incompatible adapter: it has LoRA rank 8, not 4" when
+ * a given adapter option (virtual tokens, rank, alpha, targets) disagrees
+ * with c, the settings of the adapter stream at path. */
+int llm_train_check_adapter(const llm_train_args *a, const llm_adapter_config *c, const char *path,
+                            llm_error *err);
+
+/* The settings of a fresh adapter: alpha 2 * rank unless given. */
+void llm_train_adapter_config(const llm_train_args *a, llm_adapter_config *c);
+
+/* The optimizer of a's settings: its kind's defaults, then lr and wd when
+ * given, min_lr given or lr / 10, warmup given or steps / 20, clip, steps. */
+void llm_train_optim_config(const llm_train_args *a, llm_optim_config *c);
+
+/* How a run from a file starts.  path (for messages) is the --init
+ * checkpoint, or the adapter stream when from_adapter; st is the training
+ * state it holds when has_train; data_hash the fingerprint of this run's
+ * tokens (llm_ckpt_hash_tokens) and ex_seq the window length of its
+ * examples, 0 when it trains on text.  Resumed when st's fingerprint and
+ * val_frac are this run's and, with examples, its window length: st's
+ * schedule is then extended to a given steps, and *ignored gets the bits of
+ * the given options (batch, seq, accum, the optimizer's, seed) that disagree
+ * with st, which the run ignores; LLM_ERR_ARG "PATH: already at step S of N;
+ * give a larger --steps" when the schedule is done.  Otherwise *start is
+ * CONTINUED_TEXT or CONTINUED_EXAMPLES (a training state of other data),
+ * FROM_ADAPTER (an adapter without one) or FROM_MODEL, st is left alone and
+ * *ignored is 0. */
+int llm_train_decide(const llm_train_args *a, const char *path, int has_train, int from_adapter,
+                     uint64_t data_hash, int ex_seq, llm_ckpt_train *st, llm_train_start *start,
+                     unsigned *ignored, llm_error *err);
+
+/* The state, at step 0, of a run on m that is not resumed: a's settings;
+ * the window length ex_seq (examples), else a's seq, or without a given seq
+ * and with m from a file (path, the --init checkpoint; NULL for a new model)
+ * m's context, always at most m's context less the adapter's virtual
+ * tokens; with virtual tokens lr 0.1 and min_lr 0.01 unless given, and with
+ * an adapter no weight decay unless given.  LLM_ERR_ARG "PATH: 8 virtual
+ * tokens leave no room in its context of 8" when no position is left. */
+int llm_train_fresh(const llm_train_args *a, const llm_model *m, const char *path, int ex_seq,
+                    uint64_t data_hash, llm_ckpt_train *st, llm_error *err);
+
+/* How a run on m starts, in words, into buf (n bytes): "new model",
+ * "resumed", "continued on new text (fresh optimizer)", ...; with an
+ * adapter attached, "adapting a frozen base" (or "quantized base (QLoRA:
+ * ...)"), after the start when that was not FROM_MODEL ("resumed, adapting
+ * a frozen base"). */
+void llm_train_describe(llm_train_start start, const llm_model *m, char *buf, size_t n);
 
 #endif

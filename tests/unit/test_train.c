@@ -2,8 +2,10 @@
  * tokenizer without BOS too), the held-out split and batches, checkpoint
  * round trips and their errors (weights that are not finite, a tokenizer
  * wider than the model), the trainer's refusal of ids its model cannot take,
- * and a tiny model that must learn a repetitive text far below its unigram
- * entropy. */
+ * a tiny model that must learn a repetitive text far below its unigram
+ * entropy, and how a run starts: resumed, continued or refused, which given
+ * options a resumed run ignores, which disagree with a checkpoint or an
+ * adapter, and the settings of a fresh run. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -364,6 +366,264 @@ static void test_spans_slice(void)
         }
 }
 
+/* llm-train's defaults with the options named in `given` set, as its
+ * parser leaves them. */
+static llm_train_args args_given(unsigned given)
+{
+    llm_train_args a;
+    llm_train_args_defaults(&a);
+    a.given = given;
+    return a;
+}
+
+#define BIT(opt) (1u << LLM_TRAIN_OPT_##opt)
+
+/* A saved state as a run with the defaults would write it. */
+static llm_ckpt_train saved_state(uint64_t hash, int64_t step)
+{
+    llm_train_args a = args_given(0);
+    llm_model m = {.cfg = {.seq_len = 128}};
+    llm_error err = {0};
+    llm_ckpt_train st;
+    CHECK_OK(llm_train_fresh(&a, &m, NULL, 0, hash, &st, &err));
+    st.step = step;
+    return st;
+}
+
+static void test_opt_names(void)
+{
+    for (int i = 0; i < LLM_TRAIN_OPT_COUNT; i++) {
+        const char *name = llm_train_opt_name((llm_train_opt)i);
+        CHECK_MSG(name && *name, "option %d has no name", i);
+        for (int j = 0; j < i; j++)
+            CHECK_MSG(!name || strcmp(name, llm_train_opt_name((llm_train_opt)j)), "%s twice", name);
+    }
+    CHECK(!strcmp(llm_train_opt_name(LLM_TRAIN_OPT_KV_HEADS), "kv-heads"));
+    CHECK(!strcmp(llm_train_opt_name(LLM_TRAIN_OPT_NO_TIE), "no-tie"));
+    CHECK(llm_train_opt_name(LLM_TRAIN_OPT_COUNT) == NULL);
+}
+
+/* Resume, continue or refuse, from what the file holds and this run's data. */
+static void test_decide_start(void)
+{
+    llm_error err = {0};
+    llm_train_args a = args_given(0);
+    llm_train_start start = LLM_TRAIN_NEW;
+    unsigned ignored = 7;
+    llm_ckpt_train st = saved_state(42, 10), before = st;
+    CHECK_OK(llm_train_decide(&a, "m.llmt", 0, 0, 42, 0, &st, &start, &ignored, &err));
+    CHECK(start == LLM_TRAIN_FROM_MODEL && ignored == 0);
+    CHECK_OK(llm_train_decide(&a, "a.llmt", 0, 1, 42, 0, &st, &start, &ignored, &err));
+    CHECK(start == LLM_TRAIN_FROM_ADAPTER);
+    CHECK_OK(llm_train_decide(&a, "m.llmt", 1, 0, 42, 0, &st, &start, &ignored, &err));
+    CHECK(start == LLM_TRAIN_RESUMED && ignored == 0 && st.optim.steps == 1000);
+    CHECK_OK(llm_train_decide(&a, "m.llmt", 1, 0, 43, 0, &st, &start, &ignored, &err));
+    CHECK(start == LLM_TRAIN_CONTINUED_TEXT);
+    a.val_frac = 0.2; /* another split of the same text: continued */
+    CHECK_OK(llm_train_decide(&a, "m.llmt", 1, 1, 42, 0, &st, &start, &ignored, &err));
+    CHECK(start == LLM_TRAIN_CONTINUED_TEXT);
+    a.val_frac = 0.1;
+    /* examples: the same windows resume, windows of another length continue */
+    CHECK_OK(llm_train_decide(&a, "m.llmt", 1, 0, 42, 128, &st, &start, &ignored, &err));
+    CHECK(start == LLM_TRAIN_RESUMED);
+    CHECK_OK(llm_train_decide(&a, "m.llmt", 1, 0, 42, 64, &st, &start, &ignored, &err));
+    CHECK(start == LLM_TRAIN_CONTINUED_EXAMPLES);
+    CHECK(!memcmp(&st, &before, sizeof st));
+    /* a finished schedule is refused, unless a larger --steps extends it */
+    st = saved_state(42, 1000);
+    CHECK(llm_train_decide(&a, "m.llmt", 1, 0, 42, 0, &st, &start, &ignored, &err) == LLM_ERR_ARG);
+    CHECK_MSG(!strcmp(err.msg, "m.llmt: already at step 1000 of 1000; give a larger --steps"), "%s", err.msg);
+    a = args_given(BIT(STEPS));
+    a.steps = 1000;
+    CHECK(llm_train_decide(&a, "m.llmt", 1, 0, 42, 0, &st, &start, &ignored, &err) == LLM_ERR_ARG);
+    a.steps = 1500;
+    CHECK_OK(llm_train_decide(&a, "m.llmt", 1, 0, 42, 0, &st, &start, &ignored, &err));
+    CHECK(start == LLM_TRAIN_RESUMED && st.optim.steps == 1500 && ignored == 0);
+    /* a --steps not given leaves the schedule as it was */
+    st = saved_state(42, 10);
+    a = args_given(0);
+    a.steps = 20;
+    CHECK_OK(llm_train_decide(&a, "m.llmt", 1, 0, 42, 0, &st, &start, &ignored, &err));
+    CHECK(st.optim.steps == 1000);
+}
+
+/* A resumed run ignores the training options given that disagree with its
+ * state, and only those. */
+static void test_decide_ignored(void)
+{
+    llm_error err = {0};
+    llm_train_start start;
+    unsigned ignored;
+    const llm_train_opt fixed[] = {LLM_TRAIN_OPT_BATCH, LLM_TRAIN_OPT_SEQ, LLM_TRAIN_OPT_ACCUM, LLM_TRAIN_OPT_OPTIM,
+                                   LLM_TRAIN_OPT_LR, LLM_TRAIN_OPT_MIN_LR, LLM_TRAIN_OPT_WARMUP, LLM_TRAIN_OPT_WD,
+                                   LLM_TRAIN_OPT_CLIP, LLM_TRAIN_OPT_SEED};
+    for (size_t i = 0; i < sizeof fixed / sizeof *fixed; i++) {
+        const char *name = llm_train_opt_name(fixed[i]);
+        llm_ckpt_train st = saved_state(42, 10);
+        /* given with the saved value: nothing to ignore */
+        llm_train_args a = args_given(1u << fixed[i]);
+        a.lr = st.optim.lr, a.min_lr = st.optim.min_lr, a.warmup = st.optim.warmup, a.wd = st.optim.weight_decay;
+        CHECK_OK(llm_train_decide(&a, "m.llmt", 1, 0, 42, 0, &st, &start, &ignored, &err));
+        CHECK_MSG(start == LLM_TRAIN_RESUMED && ignored == 0, "--%s given as saved: ignored %#x", name, ignored);
+        /* another value: ignored when given, not when only defaulted */
+        a.batch = 4, a.seq = 64, a.accum = 2, a.optim = LLM_OPTIM_LION, a.lr = 0.5, a.min_lr = 0.25;
+        a.warmup = 3, a.wd = 0.5, a.clip = 0.5, a.seed = 7;
+        CHECK_OK(llm_train_decide(&a, "m.llmt", 1, 0, 42, 0, &st, &start, &ignored, &err));
+        CHECK_MSG(ignored == 1u << fixed[i], "--%s given otherwise: ignored %#x", name, ignored);
+        a.given = 0;
+        CHECK_OK(llm_train_decide(&a, "m.llmt", 1, 0, 42, 0, &st, &start, &ignored, &err));
+        CHECK(ignored == 0);
+    }
+    /* the architecture and the adapter are not the resume table's business */
+    llm_ckpt_train st = saved_state(42, 10);
+    llm_train_args a = args_given(BIT(DIM) | BIT(LORA) | BIT(STEPS));
+    a.dim = 64, a.lora = 4, a.steps = 2000;
+    CHECK_OK(llm_train_decide(&a, "m.llmt", 1, 0, 42, 0, &st, &start, &ignored, &err));
+    CHECK(ignored == 0 && st.optim.steps == 2000);
+}
+
+/* Given architecture options must match the checkpoint; those not given
+ * take its values. */
+static void test_check_arch(void)
+{
+    llm_error err = {0};
+    llm_config c = tiny_config(); /* dim 32, 2 layers, 4/2 heads, hidden 64, seq 32, untied */
+    llm_train_args a = args_given(0);
+    CHECK_OK(llm_train_check_arch(&a, &c, "m.llmt", &err));
+    a = args_given(BIT(DIM));
+    CHECK(llm_train_check_arch(&a, &c, "m.llmt", &err) == LLM_ERR_ARG);
+    CHECK_MSG(!strcmp(err.msg, "m.llmt: incompatible checkpoint: it has dim 32, not 128"), "%s", err.msg);
+    a.dim = 32;
+    CHECK_OK(llm_train_check_arch(&a, &c, "m.llmt", &err));
+    a = args_given(BIT(KV_HEADS));
+    a.kv_heads = 4;
+    CHECK(llm_train_check_arch(&a, &c, "m.llmt", &err) == LLM_ERR_ARG && strstr(err.msg, "kv-heads 2, not 4"));
+    a = args_given(BIT(TIE));
+    CHECK(llm_train_check_arch(&a, &c, "m.llmt", &err) == LLM_ERR_ARG && strstr(err.msg, "it has tie 0, not 1"));
+    a = args_given(BIT(NO_TIE));
+    a.tie = 0;
+    CHECK_OK(llm_train_check_arch(&a, &c, "m.llmt", &err));
+    c.tie = 1;
+    CHECK(llm_train_check_arch(&a, &c, "m.llmt", &err) == LLM_ERR_ARG && strstr(err.msg, "it has tie 1, not 0"));
+    c.tie = 0;
+    a = args_given(BIT(WINDOW));
+    a.window = 8;
+    CHECK(llm_train_check_arch(&a, &c, "m.llmt", &err) == LLM_ERR_ARG && strstr(err.msg, "window 0, not 8"));
+    a = args_given(BIT(SEQ));
+    a.seq = 16; /* shorter windows than the context: fine */
+    CHECK_OK(llm_train_check_arch(&a, &c, "m.llmt", &err));
+    a.seq = 33;
+    CHECK(llm_train_check_arch(&a, &c, "m.llmt", &err) == LLM_ERR_ARG);
+    CHECK_MSG(!strcmp(err.msg, "m.llmt: incompatible checkpoint: --seq 33 is beyond its context 32"), "%s", err.msg);
+}
+
+static void test_check_adapter(void)
+{
+    llm_error err = {0};
+    const unsigned wq_wv = (1u << LLM_LIN_WQ) | (1u << LLM_LIN_WV);
+    llm_adapter_config c = {.n_virtual = 0, .rank = 8, .alpha = 16, .targets = wq_wv};
+    llm_train_args a = args_given(BIT(LORA) | BIT(LORA_ALPHA) | BIT(LORA_TARGETS));
+    a.lora = 8, a.lora_alpha = 16;
+    CHECK_OK(llm_train_check_adapter(&a, &c, "a.llmt", &err));
+    a.lora = 4;
+    CHECK(llm_train_check_adapter(&a, &c, "a.llmt", &err) == LLM_ERR_ARG);
+    CHECK_MSG(!strcmp(err.msg, "a.llmt: incompatible adapter: it has LoRA rank 8, not 4"), "%s", err.msg);
+    a.lora = 8, a.lora_alpha = 8;
+    CHECK(llm_train_check_adapter(&a, &c, "a.llmt", &err) == LLM_ERR_ARG && strstr(err.msg, "alpha 16, not 8"));
+    a.lora_alpha = 16, a.lora_targets = LLM_LORA_ALL;
+    CHECK(llm_train_check_adapter(&a, &c, "a.llmt", &err) == LLM_ERR_ARG &&
+          strstr(err.msg, "targets wq,wv, not wq,wk,wv,wo,w1,w2,w3"));
+    a.given = BIT(PROMPT_TUNE) | BIT(LORA_TARGETS);
+    a.prompt_tune = 4;
+    CHECK(llm_train_check_adapter(&a, &c, "a.llmt", &err) == LLM_ERR_ARG &&
+          strstr(err.msg, "0 virtual tokens, not 4"));
+    c = (llm_adapter_config){.n_virtual = 4}; /* prompt tuning alone: no LoRA targets */
+    CHECK(llm_train_check_adapter(&a, &c, "a.llmt", &err) == LLM_ERR_ARG && strstr(err.msg, "targets none, not"));
+    a.given = BIT(PROMPT_TUNE);
+    CHECK_OK(llm_train_check_adapter(&a, &c, "a.llmt", &err));
+}
+
+/* The state of a run that is not resumed, and the defaults it derives. */
+static void test_fresh_state(void)
+{
+    llm_error err = {0};
+    llm_model m = {.cfg = {.seq_len = 256}};
+    llm_train_args a = args_given(0);
+    llm_ckpt_train st;
+    CHECK_OK(llm_train_fresh(&a, &m, NULL, 0, 42, &st, &err)); /* a new model: --seq */
+    CHECK(st.step == 0 && st.seq == 128 && st.batch == 8 && st.accum == 1 && st.seed == 1337 && st.data_hash == 42);
+    CHECK(st.optim.kind == LLM_OPTIM_ADAMW && st.optim.lr == 1e-3f && st.optim.min_lr == 1e-3f / 10);
+    CHECK(st.optim.steps == 1000 && st.optim.warmup == 50 && st.optim.weight_decay == 0.1f && st.optim.clip == 1);
+    CHECK_OK(llm_train_fresh(&a, &m, "m.llmt", 0, 42, &st, &err)); /* from a file: its context */
+    CHECK(st.seq == 256);
+    CHECK_OK(llm_train_fresh(&a, &m, "m.llmt", 100, 42, &st, &err)); /* examples: their windows */
+    CHECK(st.seq == 100);
+    a = args_given(BIT(SEQ) | BIT(LR) | BIT(WARMUP));
+    a.seq = 64, a.lr = 0.5, a.warmup = 7;
+    CHECK_OK(llm_train_fresh(&a, &m, "m.llmt", 0, 42, &st, &err));
+    CHECK(st.seq == 64 && st.optim.lr == 0.5f && st.optim.min_lr == 0.5f / 10 && st.optim.warmup == 7);
+    /* lion's own defaults */
+    a = args_given(BIT(OPTIM));
+    a.optim = LLM_OPTIM_LION;
+    CHECK_OK(llm_train_fresh(&a, &m, NULL, 0, 42, &st, &err));
+    CHECK(st.optim.kind == LLM_OPTIM_LION && st.optim.lr == 1e-4f && st.optim.min_lr == 1e-4f / 10);
+    /* an adapter: no weight decay; virtual tokens: lr 0.1 and room for them */
+    llm_adapter ad = {.cfg = {.rank = 4}};
+    m.adapter = &ad;
+    a = args_given(0);
+    CHECK_OK(llm_train_fresh(&a, &m, "m.llmt", 0, 42, &st, &err));
+    CHECK(st.optim.weight_decay == 0 && st.optim.lr == 1e-3f && st.seq == 256);
+    ad.cfg.n_virtual = 16;
+    CHECK_OK(llm_train_fresh(&a, &m, "m.llmt", 0, 42, &st, &err));
+    CHECK(st.seq == 240 && st.optim.lr == 0.1f && st.optim.min_lr == 0.01f && st.optim.weight_decay == 0);
+    a = args_given(BIT(SEQ) | BIT(MIN_LR) | BIT(WD));
+    a.seq = 256, a.min_lr = 0.002, a.wd = 0.3;
+    CHECK_OK(llm_train_fresh(&a, &m, "m.llmt", 0, 42, &st, &err));
+    CHECK(st.seq == 240 && st.optim.lr == 0.1f && st.optim.min_lr == 0.002f && st.optim.weight_decay == 0.3f);
+    ad.cfg.n_virtual = 256;
+    CHECK(llm_train_fresh(&a, &m, "m.llmt", 0, 42, &st, &err) == LLM_ERR_ARG);
+    CHECK_MSG(!strcmp(err.msg, "m.llmt: 256 virtual tokens leave no room in its context of 256"), "%s", err.msg);
+}
+
+static void test_new_config_and_adapter(void)
+{
+    llm_train_args a = args_given(0);
+    llm_config c;
+    llm_train_new_config(&a, 258, &c);
+    CHECK(c.vocab == 258 && c.dim == 128 && c.n_layers == 4 && c.n_heads == 4 && c.n_kv_heads == 4);
+    CHECK(c.hidden == 352 && c.seq_len == 128 && c.tie == 1 && c.window == 0);
+    a.dim = 64, a.kv_heads = 2, a.tie = 0;
+    llm_train_new_config(&a, 258, &c);
+    CHECK(c.hidden == 192 && c.n_kv_heads == 2 && c.tie == 0);
+    a.hidden = 100;
+    llm_train_new_config(&a, 258, &c);
+    CHECK(c.hidden == 100);
+    llm_adapter_config ac;
+    a.lora = 8, a.prompt_tune = 3;
+    llm_train_adapter_config(&a, &ac);
+    CHECK(ac.rank == 8 && ac.alpha == 16 && ac.n_virtual == 3);
+    CHECK(ac.targets == ((1u << LLM_LIN_WQ) | (1u << LLM_LIN_WV)));
+    a.given = BIT(LORA_ALPHA), a.lora_alpha = 4;
+    llm_train_adapter_config(&a, &ac);
+    CHECK(ac.alpha == 4);
+}
+
+static void test_describe(void)
+{
+    char buf[192];
+    llm_model m = {0};
+    llm_train_describe(LLM_TRAIN_NEW, &m, buf, sizeof buf);
+    CHECK(!strcmp(buf, "new model"));
+    llm_train_describe(LLM_TRAIN_CONTINUED_EXAMPLES, &m, buf, sizeof buf);
+    CHECK(!strcmp(buf, "continued on new examples (fresh optimizer)"));
+    llm_adapter ad = {0};
+    m.adapter = &ad;
+    llm_train_describe(LLM_TRAIN_FROM_MODEL, &m, buf, sizeof buf);
+    CHECK_MSG(!strcmp(buf, "adapting a frozen base"), "%s", buf);
+    llm_train_describe(LLM_TRAIN_RESUMED, &m, buf, sizeof buf);
+    CHECK_MSG(!strcmp(buf, "resumed, adapting a frozen base"), "%s", buf);
+}
+
 int main(void)
 {
     RUN(test_tokenizer);
@@ -375,5 +635,13 @@ int main(void)
     RUN(test_tiny_model_learns);
     RUN(test_shard_ranges);
     RUN(test_spans_slice);
+    RUN(test_opt_names);
+    RUN(test_decide_start);
+    RUN(test_decide_ignored);
+    RUN(test_check_arch);
+    RUN(test_check_adapter);
+    RUN(test_fresh_state);
+    RUN(test_new_config_and_adapter);
+    RUN(test_describe);
     return check_done();
 }
