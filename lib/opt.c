@@ -65,7 +65,8 @@ static void store(llm_opt *o, const char *arg)
     case LLM_OPT_LONG: {
         errno = 0;
         long v = strtol(arg, &end, 10);
-        if (errno || end == arg || *end || (double)v < o->min || (double)v > o->max)
+        /* as long double, exact for every long (a double would take 2^62 + 1 for 2^62) */
+        if (errno || end == arg || *end || (long double)v < o->min || (long double)v > o->max)
             llm_usage_error("%s: '%s' is not an integer in %.0f..%.0f", name, arg, o->min, o->max);
         *(long *)o->dest = v;
         break;

@@ -15,7 +15,7 @@
 #include "opt.h"
 
 typedef struct values {
-    long n;
+    long n, big;
     double temp;
     const char *model;
     int quiet, tie, mode;
@@ -50,6 +50,8 @@ static void make_spec(llm_opt_spec *spec, llm_opt *opts, values *v)
         {"verbose-mode", 0, LLM_OPT_CHOICE, &v->mode, .arg = "M", .help = "how", .choices = "off|some|all", .section = "Other:"},
         {"even", 0, LLM_OPT_CALL, &v->calls, .arg = "E", .help = "an even number", .parse = parse_even},
         {"quiet", 'q', LLM_OPT_SET, &v->quiet, .help = "quiet"},
+        {"big", 0, LLM_OPT_LONG, &v->big, .arg = "B", .help = "beyond a double's 53 bits", .min = -(1L << 62),
+         .max = 1L << 62},
         {0},
     };
     memcpy(opts, table, sizeof table);
@@ -67,16 +69,16 @@ static int argv_of(char *line, char **argv)
 
 static void test_values(void)
 {
-    llm_opt opts[10];
+    llm_opt opts[11];
     llm_opt_spec spec;
     values v;
     make_spec(&spec, opts, &v);
-    char line[] = "test-opt a.txt -n 12 --temp=0.25 --no-tie --name x* -q --name y --even 4 b.txt --verbose-mode all --even 6";
+    char line[] = "test-opt a.txt -n 12 --temp=0.25 --no-tie --name x* -q --name y --even 4 b.txt --verbose-mode all --even 6 --big 4611686018427387904";
     char *argv[40];
     int argc = argv_of(line, argv);
     int first = llm_opt_parse(&spec, argc, argv);
     CHECK(v.n == 12 && v.temp == 0.25 && v.tie == 0 && v.quiet == 1 && v.mode == 2 && v.calls == 10);
-    CHECK(v.model == NULL);
+    CHECK(v.model == NULL && v.big == 1L << 62);
     CHECK(v.list.n == 2 && !strcmp(v.names[0], "x*") && !strcmp(v.names[1], "y"));
     CHECK_MSG(argc - first == 2 && !strcmp(argv[first], "a.txt") && !strcmp(argv[first + 1], "b.txt"),
               "operands %d from %d", argc - first, first);
@@ -93,7 +95,7 @@ static void test_values(void)
 
 static void test_help(void)
 {
-    llm_opt opts[10];
+    llm_opt opts[11];
     llm_opt_spec spec;
     values v;
     make_spec(&spec, opts, &v);
@@ -126,7 +128,7 @@ static int parse_in_child(const char *line, char *err, size_t cap)
         dup2(fds[1], 2);
         dup2(fds[1], 1);
         llm_cli_init("test-opt");
-        llm_opt opts[10];
+        llm_opt opts[11];
         llm_opt_spec spec;
         values v;
         make_spec(&spec, opts, &v);
@@ -156,6 +158,9 @@ static void test_errors(void)
         {"t -n 12x", 2, "--tokens: '12x' is not an integer in 0..1000"},
         {"t --tokens 1001", 2, "--tokens: '1001' is not an integer in 0..1000"},
         {"t --temp nan", 2, "--temp: 'nan' is not a number in 0..10"},
+        {"t --big 4611686018427387905", 2, "--big: '4611686018427387905' is not an integer in "
+                                           "-4611686018427387904..4611686018427387904"},
+        {"t --big -4611686018427387905", 2, "--big: '-4611686018427387905' is not an integer"},
         {"t --bogus", 2, "unknown option '--bogus'"},
         {"t -x", 2, "unknown option '-x'"},
         {"t --temp", 2, "--temp needs a value"},
