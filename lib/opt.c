@@ -101,7 +101,7 @@ static void store(llm_opt *o, const char *arg)
         break;
     }
     case LLM_OPT_CHOICE: {
-        int i = choice_index(o->choices, arg);
+        int i = o->lookup ? o->lookup(arg) : choice_index(o->choices, arg);
         if (i < 0) llm_usage_error("%s: '%s' is not one of %s", name, arg, o->choices);
         *(int *)o->dest = i;
         break;

@@ -28,7 +28,7 @@ typedef enum llm_opt_kind {
     LLM_OPT_DOUBLE, /* a finite number in [min, max]: *(double *)dest */
     LLM_OPT_STRING, /* the argument as given: *(const char **)dest */
     LLM_OPT_LIST,   /* repeatable: appended to *(llm_opt_list *)dest, at most max items */
-    LLM_OPT_CHOICE, /* one of choices ("none|linear|ntk"): its index in *(int *)dest */
+    LLM_OPT_CHOICE, /* one of choices ("none|linear|ntk"): its index (or lookup's value) in *(int *)dest */
     LLM_OPT_CALL,   /* the argument handed to parse(dest, arg) */
 } llm_opt_kind;
 
@@ -48,6 +48,8 @@ typedef struct llm_opt {
     const char *def;      /* the default as --help shows it ("256"), or NULL */
     double min, max;      /* LONG and DOUBLE: the allowed range; LIST: max items */
     const char *choices;  /* CHOICE: the names, '|'-separated */
+    /* CHOICE, when a library names the values: a name's value (negative: none) */
+    int (*lookup)(const char *name);
     /* CALL: NULL when arg is good, else why not (static or in why[64]) */
     const char *(*parse)(void *dest, const char *arg, char why[64]);
     const char *section;  /* --help starts a section with this heading at this option */

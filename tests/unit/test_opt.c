@@ -1,10 +1,10 @@
-/* Unit tests for lib/opt: values of every kind stored, defaults kept,
- * options and operands in any order, counts, --help's text from the table
- * (a long default below its text), and each usage error (bad number, out of
- * range, unknown option, missing value, bad choice, too many items or
- * operands, exclusive options, a subcommand's name before its messages)
- * exiting 2 with its message — run in a child process, whose exit status
- * and stderr are checked. */
+/* Unit tests for lib/opt: values of every kind stored (a choice also by a
+ * library's lookup), defaults kept, options and operands in any order,
+ * counts, --help's text from the table (a long default below its text), and
+ * each usage error (bad number, out of range, unknown option, missing value,
+ * bad choice, too many items or operands, exclusive options, a subcommand's
+ * name before its messages) exiting 2 with its message — run in a child
+ * process, whose exit status and stderr are checked. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,9 +121,9 @@ static void test_help(void)
         CHECK_MSG(strstr(text, want[i]) != NULL, "no '%s' in --help:\n%s", want[i], text);
 }
 
-/* Runs the parse of line in a child, as subcommand command when not NULL:
- * its exit status, and stderr in err. */
-static int parse_in_child(const char *line, const char *command, char *err, size_t cap)
+/* Runs the parse of line in a child, the table changed by adjust when not
+ * NULL: its exit status, and stderr in err. */
+static int parse_in_child(const char *line, void (*adjust)(llm_opt_spec *), char *err, size_t cap)
 {
     int fds[2];
     if (pipe(fds) < 0) return -1;
@@ -137,7 +137,7 @@ static int parse_in_child(const char *line, const char *command, char *err, size
         llm_opt_spec spec;
         values v;
         make_spec(&spec, opts, &v);
-        spec.command = command;
+        if (adjust) adjust(&spec);
         char copy[512], *argv[40];
         snprintf(copy, sizeof copy, "%s", line);
         llm_opt_parse(&spec, argv_of(copy, argv), argv);
@@ -188,6 +188,8 @@ static void test_errors(void)
     }
 }
 
+static void as_command(llm_opt_spec *spec) { spec->command = "ls"; }
+
 /* A subcommand's name comes before its unknown options, surplus operands and
  * exclusive options, not before a bad value (as llm-tensor always said). */
 static void test_command(void)
@@ -202,10 +204,36 @@ static void test_command(void)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char err[4096];
-        int status = parse_in_child(cases[i].line, "ls", err, sizeof err);
+        int status = parse_in_child(cases[i].line, as_command, err, sizeof err);
         CHECK_MSG(status == 2 && strstr(err, cases[i].message), "'%s': exit %d, output '%s'", cases[i].line, status,
                   err);
     }
+}
+
+/* --verbose-mode's names valued as a library would value them. */
+static int level_of(const char *name)
+{
+    return !strcmp(name, "off") ? 0 : !strcmp(name, "some") ? 5 : !strcmp(name, "all") ? 10 : -1;
+}
+
+static void with_lookup(llm_opt_spec *spec) { llm_opt_find(spec, "verbose-mode")->lookup = level_of; }
+
+/* A CHOICE with a lookup stores the lookup's value, and refuses what it does not know. */
+static void test_lookup(void)
+{
+    llm_opt opts[16];
+    llm_opt_spec spec;
+    values v;
+    make_spec(&spec, opts, &v);
+    with_lookup(&spec);
+    char line[] = "test-opt --verbose-mode some";
+    char *argv[8];
+    llm_opt_parse(&spec, argv_of(line, argv), argv);
+    CHECK_MSG(v.mode == 5, "mode %d", v.mode);
+    char err[4096];
+    int status = parse_in_child("t --verbose-mode most", with_lookup, err, sizeof err);
+    CHECK_MSG(status == 2 && strstr(err, "--verbose-mode: 'most' is not one of off|some|all"), "exit %d, '%s'",
+              status, err);
 }
 
 int main(void)
@@ -214,5 +242,6 @@ int main(void)
     RUN(test_help);
     RUN(test_errors);
     RUN(test_command);
+    RUN(test_lookup);
     return check_done();
 }
