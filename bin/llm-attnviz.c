@@ -1,7 +1,6 @@
 /* llm-attnviz — attention maps as PGM/PPM heatmaps, and the diagnostics
  * behind them: causal leaks, per-head statistics, head similarity
  * (llm-attnviz(1)). */
-#include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -15,55 +14,12 @@
 #include "font.h"
 #include "heatmap.h"
 #include "labels.h"
+#include "opt.h"
 #include "outfile.h"
 #include "stream.h"
 
 #define DEFAULT_MAX_PIXELS (INT64_C(1) << 28) /* 268M pixels: a 32-head x 2048 grid fits */
 #define SIM_SCALE 16                          /* default pixels per head pair */
-
-static const char usage_text[] =
-    "usage: llm-attnviz [--layer L] [--head H | --grid] [--scale N] [--gamma G | --log]\n"
-    "                   [--invert] [--maxval 255|65535] [--ppm] [--labels] [-o PATTERN] [FILE|-]\n"
-    "       llm-attnviz --check-causal [--tol X] | --stats | --head-sim [--sim-threshold X]\n"
-    "                   [--layer L] [-o PATTERN] [FILE|-]\n"
-    "\n"
-    "Reads layers.L.attn.probs records [heads, T, T] (llm-gen --dump-attn) and draws them\n"
-    "as binary PGM (P5): to stdout, or one file per layer/head with -o PATTERN, where the\n"
-    "first %d is the layer and the second the head (attn-L%d-H%d.pgm, attn-L%d.pgm).\n"
-    "  --layer L      only layer L             --head H    only head H\n"
-    "  --grid         a layer's heads (without --layer and %d: every layer x head) as a\n"
-    "                 mosaic with separator lines\n"
-    "  --scale N      N x N pixels per value (1; 8 with --labels)\n"
-    "  --gamma G      level ~ p^G (1; G < 1 brings out small weights)\n"
-    "  --log          logarithmic levels over 4 decades (1e-4 .. 1)\n"
-    "  --invert       white background (p = 0 is white)\n"
-    "  --maxval M     255 (8-bit samples) or 65535 (16-bit, big-endian)\n"
-    "  --ppm          color (P6) through a perceptual colormap\n"
-    "  --labels       the tokens along both axes (the record's tokens attribute)\n"
-    "  --force        draw images beyond 268M pixels; write binary to a terminal\n"
-    "Diagnostics (text on stdout, no heatmaps):\n"
-    "  --check-causal probability above the diagonal per layer; exit 1 beyond --tol (1e-6)\n"
-    "  --stats        per head: entropy (nats), mean distance, diagonal and first-token share\n"
-    "  --head-sim     cosine similarity of the heads' maps; pairs at or above\n"
-    "                 --sim-threshold (0.9) are flagged; -o PATTERN also draws it\n"
-    "  -h/--help  -V/--version.  See llm-attnviz(1).\n";
-
-enum { O_LAYER = 256, O_HEAD, O_GRID, O_SCALE, O_GAMMA, O_LOG, O_INVERT, O_MAXVAL, O_PPM, O_LABELS,
-       O_FORCE, O_CAUSAL, O_TOL, O_STATS, O_SIM, O_SIM_THRESHOLD };
-
-static const struct option long_opts[] = {
-    {"layer", required_argument, 0, O_LAYER},   {"head", required_argument, 0, O_HEAD},
-    {"grid", no_argument, 0, O_GRID},           {"scale", required_argument, 0, O_SCALE},
-    {"gamma", required_argument, 0, O_GAMMA},   {"log", no_argument, 0, O_LOG},
-    {"invert", no_argument, 0, O_INVERT},       {"maxval", required_argument, 0, O_MAXVAL},
-    {"ppm", no_argument, 0, O_PPM},             {"labels", no_argument, 0, O_LABELS},
-    {"output", required_argument, 0, 'o'},      {"force", no_argument, 0, O_FORCE},
-    {"check-causal", no_argument, 0, O_CAUSAL}, {"tol", required_argument, 0, O_TOL},
-    {"stats", no_argument, 0, O_STATS},         {"head-sim", no_argument, 0, O_SIM},
-    {"sim-threshold", required_argument, 0, O_SIM_THRESHOLD},
-    {"help", no_argument, 0, 'h'},              {"version", no_argument, 0, 'V'},
-    {0, 0, 0, 0},
-};
 
 /* One image per: selected head, layer, or the whole input. */
 typedef enum { PER_HEAD, PER_LAYER, ALL_LAYERS } split;
@@ -110,45 +66,72 @@ static char *pattern_name(const char *pattern, long layer, long head)
     return out;
 }
 
+/* --maxval: 255 or 65535 into *(int *)dest. */
+static const char *parse_maxval(void *dest, const char *arg, char why[64])
+{
+    char *end;
+    long v = strtol(arg, &end, 10);
+    if (end == arg || *end || (v != 255 && v != 65535)) {
+        snprintf(why, 64, "%s is neither 255 nor 65535", arg);
+        return why;
+    }
+    *(int *)dest = (int)v;
+    return NULL;
+}
+
 static void parse(int argc, char **argv, options *o)
 {
     *o = (options){.layer = -1, .head = -1, .tol = 1e-6, .sim_threshold = 0.9,
                    .tone = {.maxval = 255, .gamma = 1}};
-    int gamma_given = 0;
-    opterr = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, "o:hV", long_opts, NULL)) != -1) {
-        switch (c) {
-        case O_LAYER: o->layer = llm_cli_long("--layer", optarg, 0, 999999999); break;
-        case O_HEAD: o->head = llm_cli_long("--head", optarg, 0, 1L << 30); break;
-        case O_GRID: o->grid = 1; break;
-        case O_SCALE: o->scale = llm_cli_long("--scale", optarg, 1, 4096); break;
-        case O_GAMMA: o->tone.gamma = llm_cli_double("--gamma", optarg, 0.01, 100), gamma_given = 1; break;
-        case O_LOG: o->tone.log = 1; break;
-        case O_INVERT: o->tone.invert = 1; break;
-        case O_MAXVAL:
-            o->tone.maxval = (int)llm_cli_long("--maxval", optarg, 1, 65535);
-            if (o->tone.maxval != 255 && o->tone.maxval != 65535)
-                llm_usage_error("--maxval: %s is neither 255 nor 65535", optarg);
-            break;
-        case O_PPM: o->color = 1; break;
-        case O_LABELS: o->labels = 1; break;
-        case 'o': o->pattern = optarg; break;
-        case O_FORCE: o->force = 1; break;
-        case O_CAUSAL: o->causal = 1; break;
-        case O_TOL: o->tol = llm_cli_double("--tol", optarg, 0, 1); break;
-        case O_STATS: o->stats = 1; break;
-        case O_SIM: o->sim = 1; break;
-        case O_SIM_THRESHOLD: o->sim_threshold = llm_cli_double("--sim-threshold", optarg, -1, 1); break;
-        case 'h': fputs(usage_text, stdout); exit(0);
-        case 'V': printf("llm-attnviz (llmpipe) %s\n", LLM_VERSION); exit(0);
-        default: llm_usage_error("unknown option or missing value: '%s'", argv[optind - 1]);
-        }
-    }
-    if (optind + 1 < argc) llm_usage_error("one input at most, not '%s' too", argv[optind + 1]);
-    o->input = optind < argc ? argv[optind] : "-";
-    if (o->head >= 0 && o->grid) llm_usage_error("--head and --grid exclude each other");
-    if (gamma_given && o->tone.log) llm_usage_error("--gamma and --log exclude each other");
+    llm_opt opts[] = {
+        {"layer", 0, LLM_OPT_LONG, &o->layer, .arg = "L", .help = "only layer L", .def = "every layer",
+         .min = 0, .max = 999999999, .section = "Heatmaps:"},
+        {"head", 0, LLM_OPT_LONG, &o->head, .arg = "H", .help = "only head H", .def = "every head", .min = 0,
+         .max = 1L << 30},
+        {"grid", 0, LLM_OPT_SET, &o->grid,
+         .help = "a layer's heads (without --layer and %d: every layer x head) as a\n"
+                 "mosaic with separator lines"},
+        {"scale", 0, LLM_OPT_LONG, &o->scale, .arg = "N", .help = "N x N pixels per value",
+         .def = "1; 8 with --labels; 16 with --head-sim", .min = 1, .max = 4096},
+        {"gamma", 0, LLM_OPT_DOUBLE, &o->tone.gamma, .arg = "G", .help = "level ~ p^G; G < 1 brings out small weights",
+         .def = "1", .min = 0.01, .max = 100},
+        {"log", 0, LLM_OPT_SET, &o->tone.log, .help = "logarithmic levels over 4 decades (1e-4 .. 1)"},
+        {"invert", 0, LLM_OPT_SET, &o->tone.invert, .help = "white background (p = 0 is white)"},
+        {"maxval", 0, LLM_OPT_CALL, &o->tone.maxval, .arg = "255|65535",
+         .help = "8-bit samples, or 16-bit ones (big-endian)", .def = "255", .parse = parse_maxval},
+        {"ppm", 0, LLM_OPT_SET, &o->color, .help = "color (P6) through a perceptual colormap"},
+        {"labels", 0, LLM_OPT_SET, &o->labels, .help = "the tokens along both axes (the record's tokens attribute)"},
+        {"output", 'o', LLM_OPT_STRING, &o->pattern, .arg = "PATTERN",
+         .help = "one file per layer or head: the first %d is the layer, the second the head",
+         .def = "standard output"},
+        {"force", 0, LLM_OPT_SET, &o->force, .help = "draw images beyond 268M pixels; write binary to a terminal"},
+        {"check-causal", 0, LLM_OPT_SET, &o->causal,
+         .help = "probability above the diagonal per layer; exit 1 beyond --tol",
+         .section = "Diagnostics (text on stdout, no heatmaps):"},
+        {"tol", 0, LLM_OPT_DOUBLE, &o->tol, .arg = "X", .help = "the leak --check-causal allows", .def = "1e-6",
+         .min = 0, .max = 1},
+        {"stats", 0, LLM_OPT_SET, &o->stats,
+         .help = "per head: entropy (nats), mean distance, diagonal and first-token share"},
+        {"head-sim", 0, LLM_OPT_SET, &o->sim,
+         .help = "cosine similarity of the heads' maps; pairs at or above\n"
+                 "--sim-threshold are flagged; -o PATTERN also draws it"},
+        {"sim-threshold", 0, LLM_OPT_DOUBLE, &o->sim_threshold, .arg = "X",
+         .help = "the similarity --head-sim flags", .def = "0.9", .min = -1, .max = 1},
+        {0},
+    };
+    static const char *const exclusive[] = {"head grid", "gamma log", NULL};
+    llm_opt_spec spec = {
+        .tool = "llm-attnviz",
+        .usage = "usage: llm-attnviz [--layer L] [--head H | --grid] [--scale N] [--gamma G | --log]\n"
+                 "                   [--invert] [--maxval 255|65535] [--ppm] [--labels] [-o PATTERN] [FILE|-]\n"
+                 "       llm-attnviz --check-causal [--tol X] | --stats | --head-sim [--sim-threshold X]\n"
+                 "                   [--layer L] [-o PATTERN] [FILE|-]",
+        .about = "Reads layers.L.attn.probs records [heads, T, T] (llm-gen --dump-attn) and draws them\n"
+                 "as binary PGM (P5): to stdout, or one file per layer/head with -o PATTERN, where the\n"
+                 "first %d is the layer and the second the head (attn-L%d-H%d.pgm, attn-L%d.pgm).",
+        .opts = opts, .exclusive = exclusive, .footer = "See llm-attnviz(1).", .operands = 1};
+    int first = llm_opt_parse(&spec, argc, argv);
+    o->input = first < argc ? argv[first] : "-";
     o->conversions = o->pattern ? pattern_conversions(o->pattern) : 0;
     if (o->causal || o->stats || o->sim) {
         if (o->grid || o->labels || o->head >= 0)

@@ -1,6 +1,5 @@
 /* llm-calib — INT8 calibration tables from activation streams (llm-calib(1)). */
 #include <errno.h>
-#include <getopt.h>
 #include <omp.h>
 #include <inttypes.h>
 #include <math.h>
@@ -11,42 +10,10 @@
 
 #include "calib.h"
 #include "cli.h"
+#include "opt.h"
 #include "outfile.h"
 #include "pzstd.h"
 #include "stream.h"
-
-static const char usage_text[] =
-    "usage: llm-calib [options] [FILE...]        (FILE '-' or none: stdin, a tensor stream)\n"
-    "\n"
-    "Reads activation records (e.g. from llm-gen --dump-acts), aggregates them per tensor name in\n"
-    "one histogram of |x| each, and writes a calibration table: NAME.amax and NAME.scale (amax/127)\n"
-    "with one value per method, in the order of their methods= attribute.\n"
-    "\n"
-    "  --method M[,M...]   max, percentile, mse, entropy or all (default entropy)\n"
-    "  --percentile P      for the percentile method (99.99)\n"
-    "  --bins N            histogram bins (2048; 256..1048576)\n"
-    "  --per-channel       also NAME.absmax: the max |x| of each channel (last dimension)\n"
-    "  --skip-nonfinite    count NaN and Inf and go on (default: they are an error)\n"
-    "  --text              an aligned text table instead of the stream\n"
-    "  --report            how each method's amax moves after 32, 64, 128, ... records (stderr)\n"
-    "  --curve NAME        the MSE and KL curves of one tensor as TSV, instead of the table\n"
-    "  --threads N         threads (2 or more: zstd frames are decoded in parallel)\n"
-    "  -o FILE             output (default stdout; written whole or not at all)\n"
-    "  --force             write the stream to a terminal\n"
-    "  -h/--help  -V/--version.  See llm-calib(1).\n";
-
-enum { O_METHOD = 256, O_PERCENTILE, O_BINS, O_PER_CHANNEL, O_SKIP, O_TEXT, O_REPORT, O_CURVE, O_THREADS,
-       O_FORCE };
-
-static const struct option long_opts[] = {
-    {"method", required_argument, 0, O_METHOD},   {"percentile", required_argument, 0, O_PERCENTILE},
-    {"bins", required_argument, 0, O_BINS},       {"per-channel", no_argument, 0, O_PER_CHANNEL},
-    {"skip-nonfinite", no_argument, 0, O_SKIP},   {"text", no_argument, 0, O_TEXT},
-    {"report", no_argument, 0, O_REPORT},         {"curve", required_argument, 0, O_CURVE},
-    {"threads", required_argument, 0, O_THREADS}, {"output", required_argument, 0, 'o'},
-    {"force", no_argument, 0, O_FORCE},           {"help", no_argument, 0, 'h'},
-    {"version", no_argument, 0, 'V'},             {0, 0, 0, 0},
-};
 
 typedef struct options {
     unsigned methods; /* bit per llm_calib_method */
@@ -56,52 +23,71 @@ typedef struct options {
     const char *curve, *out;
 } options;
 
-/* "max,entropy" or "all" into a bit mask; the order written is always the canonical one. */
-static unsigned parse_methods(const char *text)
+/* --method "max,entropy" or "all": its bits added to *(unsigned *)dest (the
+ * order written is always the canonical one). */
+static const char *parse_methods(void *dest, const char *arg, char why[64])
 {
     unsigned mask = 0;
-    char *copy = strdup(text);
+    char *copy = strdup(arg);
     if (!copy) llm_die(LLM_EXIT_DATA, "out of memory");
     for (char *save = NULL, *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
         int m = llm_calib_method_from_name(tok);
         if (strcmp(tok, "all") == 0) mask |= (1u << LLM_CALIB_METHODS) - 1;
         else if (m >= 0) mask |= 1u << m;
-        else llm_usage_error("--method: '%s' is not max, percentile, mse, entropy or all", tok);
+        else {
+            snprintf(why, 64, "'%s' is not max, percentile, mse, entropy or all", tok);
+            free(copy);
+            return why;
+        }
     }
     free(copy);
-    if (!mask) llm_usage_error("--method: no method in '%s'", text);
-    return mask;
+    if (!mask) {
+        snprintf(why, 64, "no method in '%s'", arg);
+        return why;
+    }
+    *(unsigned *)dest |= mask;
+    return NULL;
 }
 
 static int parse(int argc, char **argv, options *o)
 {
     *o = (options){.percentile = 99.99, .bins = LLM_CALIB_BINS};
-    opterr = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, "o:hV", long_opts, NULL)) != -1) {
-        switch (c) {
-        case O_METHOD: o->methods |= parse_methods(optarg); break;
-        case O_PERCENTILE:
-            o->percentile = llm_cli_double("--percentile", optarg, 0, 100);
-            if (o->percentile == 0) llm_usage_error("--percentile: '%s': must be above 0", optarg);
-            break;
-        case O_BINS: o->bins = llm_cli_long("--bins", optarg, LLM_CALIB_MIN_BINS, LLM_CALIB_MAX_BINS); break;
-        case O_PER_CHANNEL: o->per_channel = 1; break;
-        case O_SKIP: o->skip = 1; break;
-        case O_TEXT: o->text = 1; break;
-        case O_REPORT: o->report = 1; break;
-        case O_CURVE: o->curve = optarg; break;
-        case O_THREADS: o->threads = llm_cli_long("--threads", optarg, 1, 1024); break;
-        case 'o': o->out = optarg; break;
-        case O_FORCE: o->force = 1; break;
-        case 'h': fputs(usage_text, stdout); exit(0);
-        case 'V': printf("llm-calib (llmpipe) %s\n", LLM_VERSION); exit(0);
-        default: llm_usage_error("unknown option or missing value: '%s'", argv[optind - 1]);
-        }
-    }
+    llm_opt opts[] = {
+        {"method", 0, LLM_OPT_CALL, &o->methods, .arg = "M[,M...]",
+         .help = "max, percentile, mse, entropy or all", .def = "entropy", .parse = parse_methods},
+        {"percentile", 0, LLM_OPT_DOUBLE, &o->percentile, .arg = "P", .help = "for the percentile method, above 0",
+         .def = "99.99", .min = 0, .max = 100},
+        {"bins", 0, LLM_OPT_LONG, &o->bins, .arg = "N", .help = "histogram bins, 256..1048576", .def = "2048",
+         .min = LLM_CALIB_MIN_BINS, .max = LLM_CALIB_MAX_BINS},
+        {"per-channel", 0, LLM_OPT_SET, &o->per_channel,
+         .help = "also NAME.absmax: the max |x| of each channel (last dimension)"},
+        {"skip-nonfinite", 0, LLM_OPT_SET, &o->skip,
+         .help = "count NaN and Inf and go on (without it they are an error)"},
+        {"text", 0, LLM_OPT_SET, &o->text, .help = "an aligned text table instead of the stream"},
+        {"report", 0, LLM_OPT_SET, &o->report,
+         .help = "how each method's amax moves after 32, 64, 128, ... records (stderr)"},
+        {"curve", 0, LLM_OPT_STRING, &o->curve, .arg = "NAME",
+         .help = "the MSE and KL curves of one tensor as TSV, instead of the table"},
+        {"threads", 0, LLM_OPT_LONG, &o->threads, .arg = "N",
+         .help = "threads; 2 or more decode zstd frames in parallel",
+         .def = "OMP_NUM_THREADS, else one per core", .min = 1, .max = 1024},
+        {"output", 'o', LLM_OPT_STRING, &o->out, .arg = "FILE", .help = "written whole or not at all",
+         .def = "standard output"},
+        {"force", 0, LLM_OPT_SET, &o->force, .help = "write the stream to a terminal"},
+        {0},
+    };
+    static const char *const exclusive[] = {"text curve", NULL};
+    llm_opt_spec spec = {
+        .tool = "llm-calib",
+        .usage = "usage: llm-calib [options] [FILE...]        (FILE '-' or none: stdin, a tensor stream)",
+        .about = "Reads activation records (e.g. from llm-gen --dump-acts), aggregates them per tensor name in\n"
+                 "one histogram of |x| each, and writes a calibration table: NAME.amax and NAME.scale (amax/127)\n"
+                 "with one value per method, in the order of their methods= attribute.",
+        .opts = opts, .exclusive = exclusive, .footer = "See llm-calib(1).", .operands = -1};
+    int first = llm_opt_parse(&spec, argc, argv);
+    if (o->percentile == 0) llm_usage_error("--percentile: must be above 0");
     if (!o->methods) o->methods = 1u << LLM_CALIB_ENTROPY;
-    if (o->text && o->curve) llm_usage_error("--text and --curve exclude each other");
-    return optind;
+    return first;
 }
 
 /* The methods asked, in canonical order; returns their count. */

@@ -1,6 +1,5 @@
 /* llm-gen — generate text with a model, or measure its perplexity (llm-gen(1)). */
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -16,55 +15,9 @@
 #include "infer.h"
 #include "generate.h"
 #include "labels.h"
+#include "opt.h"
 #include "sample.h"
 #include "stream.h"
-
-static const char usage_text[] =
-    "usage: llm-gen -m CKPT [-p TEXT] [options]          (no -p: the prompt is stdin)\n"
-    "       llm-gen -m CKPT --eval FILE [--ctx N] [--stride S]\n"
-    "\n"
-    "Generation:\n"
-    "  -n N (256)  --temp T (0.8; 0 = greedy)  --top-k K (0 = off)  --top-p P (0.95)  --seed S\n"
-    "  --ids (prompt and output as token ids, space-separated)\n"
-    "  --batch: each stdin line is a prompt; up to --slots N (8) sequences decode together,\n"
-    "           a finished one's slot taking the next prompt at once; output in input order\n"
-    "Evaluation:\n"
-    "  --eval FILE ('-': stdin)  prints ppl=... bpb=... tokens=...\n"
-    "  --stride S (ctx/2): windows of --ctx tokens advance by S; each token is scored once\n"
-    "Fine-tuned adapters:\n"
-    "  --adapter A.llmt  apply prompt-tuning tokens and LoRA factors trained on this base (llm-train)\n"
-    "  --classify FILE.tsv  for each 'text<TAB>gold' line, score every label by its log-likelihood\n"
-    "               after the text and print 'predicted<TAB>gold'; then accuracy=... n=...\n"
-    "  --labels a,b,c  the candidate labels (default: the file's distinct gold labels)\n"
-    "Dumps (a tensor stream on stdout, one record flushed at a time):\n"
-    "  --dump-attn  the prompt's attention probabilities: layers.L.attn.probs [heads, T, T]\n"
-    "  --dump-acts  every linear layer's inputs for the text on stdin, in sequences of --ctx\n"
-    "               tokens: layers.L.attn.wq.in [tokens, D] (also read by wk, wv), ...wo.in,\n"
-    "               layers.L.mlp.w1.in (also w3), ...w2.in, cls.in   --force: to a terminal\n"
-    "Context:\n"
-    "  --ctx N (the trained length)  --window W (sliding-window attention)\n"
-    "  --rope-scaling none|linear|ntk|dynamic-ntk|yarn  --rope-factor F (ctx / trained length)\n"
-    "Other: --threads N  -q  -h/--help  -V/--version.  See llm-gen(1).\n";
-
-enum { O_BATCH = 200, O_SLOTS, O_TEMP = 256, O_TOPK, O_TOPP, O_SEED, O_THREADS, O_CTX, O_EVAL, O_STRIDE, O_IDS, O_WINDOW,
-       O_SCALING, O_FACTOR, O_DUMP_ATTN, O_DUMP_ACTS, O_FORCE, O_ADAPTER, O_CLASSIFY, O_LABELS };
-
-static const struct option long_opts[] = {
-    {"model", required_argument, 0, 'm'},   {"prompt", required_argument, 0, 'p'},
-    {"tokens", required_argument, 0, 'n'},  {"temp", required_argument, 0, O_TEMP},
-    {"top-k", required_argument, 0, O_TOPK}, {"top-p", required_argument, 0, O_TOPP},
-    {"seed", required_argument, 0, O_SEED}, {"threads", required_argument, 0, O_THREADS},
-    {"ctx", required_argument, 0, O_CTX},   {"eval", required_argument, 0, O_EVAL},
-    {"stride", required_argument, 0, O_STRIDE}, {"ids", no_argument, 0, O_IDS},
-    {"window", required_argument, 0, O_WINDOW}, {"rope-scaling", required_argument, 0, O_SCALING},
-    {"rope-factor", required_argument, 0, O_FACTOR}, {"quiet", no_argument, 0, 'q'},
-    {"dump-attn", no_argument, 0, O_DUMP_ATTN}, {"dump-acts", no_argument, 0, O_DUMP_ACTS},
-    {"force", no_argument, 0, O_FORCE}, {"batch", no_argument, 0, O_BATCH},
-    {"slots", required_argument, 0, O_SLOTS}, {"adapter", required_argument, 0, O_ADAPTER},
-    {"classify", required_argument, 0, O_CLASSIFY}, {"labels", required_argument, 0, O_LABELS},
-    {"help", no_argument, 0, 'h'},          {"version", no_argument, 0, 'V'},
-    {0, 0, 0, 0},
-};
 
 typedef struct options {
     const char *model, *prompt, *eval, *adapter, *classify, *labels;
@@ -76,51 +29,75 @@ typedef struct options {
 
 static void parse(int argc, char **argv, options *o)
 {
-    *o = (options){.n = 256, .temp = 0.8, .top_p = 0.95, .seed = 42, .scaling = LLM_ROPE_NONE};
-    opterr = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, "m:p:n:qhV", long_opts, NULL)) != -1) {
-        switch (c) {
-        case 'm': o->model = optarg; break;
-        case 'p': o->prompt = optarg; break;
-        case 'n': o->n = llm_cli_long("-n", optarg, 0, 1 << 24); break;
-        case O_TEMP: o->temp = llm_cli_double("--temp", optarg, 0, 100); break;
-        case O_TOPK: o->top_k = llm_cli_long("--top-k", optarg, 0, 1 << 24); break;
-        case O_TOPP: o->top_p = llm_cli_double("--top-p", optarg, 1e-6, 1); break;
-        case O_SEED: o->seed = llm_cli_long("--seed", optarg, 0, 1L << 62); break;
-        case O_THREADS: o->threads = llm_cli_long("--threads", optarg, 1, 1024); break;
-        case O_CTX: o->ctx = llm_cli_long("--ctx", optarg, 1, 1 << 22); break;
-        case O_EVAL: o->eval = optarg; break;
-        case O_STRIDE: o->stride = llm_cli_long("--stride", optarg, 1, 1 << 22); break;
-        case O_IDS: o->ids = 1; break;
-        case O_WINDOW: o->window = llm_cli_long("--window", optarg, 1, 1 << 22); break;
-        case O_SCALING:
-            o->scaling = llm_rope_kind_parse(optarg);
-            if (o->scaling < 0)
-                llm_usage_error("--rope-scaling: '%s' is not none, linear, ntk, dynamic-ntk or yarn", optarg);
-            break;
-        case O_FACTOR: o->factor = llm_cli_double("--rope-factor", optarg, 1, 1024); break;
-        case O_DUMP_ATTN: o->dump_attn = 1; break;
-        case O_DUMP_ACTS: o->dump_acts = 1; break;
-        case O_FORCE: o->force = 1; break;
-        case O_BATCH: o->batch = 1; break;
-        case O_ADAPTER: o->adapter = optarg; break;
-        case O_CLASSIFY: o->classify = optarg; break;
-        case O_LABELS: o->labels = optarg; break;
-        case O_SLOTS: o->slots = llm_cli_long("--slots", optarg, 1, 4096); break;
-        case 'q': o->quiet = 1; break;
-        case 'h': fputs(usage_text, stdout); exit(0);
-        case 'V': printf("llm-gen (llmpipe) %s\n", LLM_VERSION); exit(0);
-        default: llm_usage_error("unknown option or missing value: '%s'", argv[optind - 1]);
-        }
-    }
-    if (optind < argc) llm_usage_error("unexpected argument '%s'", argv[optind]);
+    *o = (options){.n = 256, .temp = 0.8, .top_p = 0.95, .seed = 42, .slots = 8, .scaling = LLM_ROPE_NONE};
+    llm_opt opts[] = {
+        {"model", 'm', LLM_OPT_STRING, &o->model, .arg = "CKPT", .help = "the checkpoint (required)",
+         .section = "Model:"},
+        {"prompt", 'p', LLM_OPT_STRING, &o->prompt, .arg = "TEXT", .help = "the prompt",
+         .def = "standard input", .section = "Generation:"},
+        {"tokens", 'n', LLM_OPT_LONG, &o->n, .arg = "N", .help = "new tokens at most, per prompt", .def = "256",
+         .min = 0, .max = 1 << 24},
+        {"temp", 0, LLM_OPT_DOUBLE, &o->temp, .arg = "T", .help = "temperature; 0 = greedy", .def = "0.8",
+         .min = 0, .max = 100},
+        {"top-k", 0, LLM_OPT_LONG, &o->top_k, .arg = "K", .help = "draw among the K likeliest tokens; 0 = all",
+         .def = "0", .min = 0, .max = 1 << 24},
+        {"top-p", 0, LLM_OPT_DOUBLE, &o->top_p, .arg = "P", .help = "nucleus sampling; 1 = off", .def = "0.95",
+         .min = 1e-6, .max = 1},
+        {"seed", 0, LLM_OPT_LONG, &o->seed, .arg = "S", .help = "seeds the draws", .def = "42", .min = 0,
+         .max = (double)(1L << 62)},
+        {"ids", 0, LLM_OPT_SET, &o->ids, .help = "prompt and output as token ids, space-separated"},
+        {"batch", 0, LLM_OPT_SET, &o->batch,
+         .help = "each stdin line is a prompt; up to --slots sequences decode together,\n"
+                 "a finished one's slot taking the next prompt at once; output in input order"},
+        {"slots", 0, LLM_OPT_LONG, &o->slots, .arg = "N", .help = "sequences decoded at once with --batch",
+         .def = "8", .min = 1, .max = 4096},
+        {"eval", 0, LLM_OPT_STRING, &o->eval, .arg = "FILE",
+         .help = "print ppl=... bpb=... tokens=... of FILE ('-': stdin)", .section = "Evaluation:"},
+        {"stride", 0, LLM_OPT_LONG, &o->stride, .arg = "S",
+         .help = "windows of --ctx tokens advance by S;\neach token is scored once", .def = "--ctx/2", .min = 1,
+         .max = 1 << 22},
+        {"adapter", 0, LLM_OPT_STRING, &o->adapter, .arg = "A.llmt",
+         .help = "apply prompt-tuning tokens and LoRA factors trained on this base\n(llm-train)",
+         .section = "Adapters and classification:"},
+        {"classify", 0, LLM_OPT_STRING, &o->classify, .arg = "FILE.tsv",
+         .help = "for each 'text<TAB>gold' line, score every label by its log-likelihood\n"
+                 "after the text and print 'predicted<TAB>gold'; then accuracy=... n=..."},
+        {"labels", 0, LLM_OPT_STRING, &o->labels, .arg = "a,b,c", .help = "--classify's candidates",
+         .def = "the file's distinct gold labels"},
+        {"dump-attn", 0, LLM_OPT_SET, &o->dump_attn,
+         .help = "the prompt's attention probabilities: layers.L.attn.probs [heads, T, T]",
+         .section = "Dumps (a tensor stream on stdout, one record flushed at a time):"},
+        {"dump-acts", 0, LLM_OPT_SET, &o->dump_acts,
+         .help = "every linear layer's inputs for the text on stdin, in sequences of --ctx\n"
+                 "tokens: layers.L.attn.wq.in [tokens, D] (also read by wk, wv), ...wo.in,\n"
+                 "layers.L.mlp.w1.in (also w3), ...w2.in, cls.in"},
+        {"force", 0, LLM_OPT_SET, &o->force, .help = "write a dump to a terminal"},
+        {"ctx", 0, LLM_OPT_LONG, &o->ctx, .arg = "N", .help = "the positions the KV cache holds",
+         .def = "the trained length", .min = 1, .max = 1 << 22, .section = "Context:"},
+        {"window", 0, LLM_OPT_LONG, &o->window, .arg = "W",
+         .help = "attend to the W latest positions only", .def = "the model's own setting",
+         .min = 1, .max = 1 << 22},
+        {"rope-scaling", 0, LLM_OPT_CHOICE, &o->scaling, .arg = "none|linear|ntk|dynamic-ntk|yarn",
+         .help = "how RoPE's frequencies stretch beyond the trained length", .def = "none",
+         .choices = "none|linear|ntk|dynamic-ntk|yarn", .lookup = llm_rope_kind_parse},
+        {"rope-factor", 0, LLM_OPT_DOUBLE, &o->factor, .arg = "F", .help = "the scaling factor",
+         .def = "--ctx / the trained length", .min = 1, .max = 1024},
+        {"threads", 0, LLM_OPT_LONG, &o->threads, .arg = "N", .help = "OpenMP and OpenBLAS threads",
+         .def = "OMP_NUM_THREADS, else one per core", .min = 1, .max = 1024, .section = "Other:"},
+        {"quiet", 'q', LLM_OPT_SET, &o->quiet, .help = "no timing line, dump report or warning"},
+        {0},
+    };
+    static const char *const exclusive[] = {"eval dump-attn dump-acts batch classify", NULL};
+    llm_opt_spec spec = {
+        .tool = "llm-gen",
+        .usage = "usage: llm-gen -m CKPT [-p TEXT] [options]          (no -p: the prompt is stdin)\n"
+                 "       llm-gen -m CKPT --eval FILE [--ctx N] [--stride S]",
+        .opts = opts, .exclusive = exclusive, .footer = "See llm-gen(1).", .operands = 0};
+    llm_opt_parse(&spec, argc, argv);
     if (!o->model) llm_usage_error("no model: give -m CKPT");
     if (o->dump_acts && o->prompt) llm_usage_error("--dump-acts reads its text from stdin, not -p");
     if (o->stride && o->ctx && o->stride > o->ctx)
         llm_usage_error("--stride %ld is larger than --ctx %ld", o->stride, o->ctx);
-    if (!!o->eval + o->dump_attn + o->dump_acts + o->batch + !!o->classify > 1)
-        llm_usage_error("--eval, --dump-attn, --dump-acts, --batch and --classify exclude each other");
     if (o->labels && !o->classify) llm_usage_error("--labels goes with --classify");
 }
 
@@ -451,7 +428,7 @@ int main(int argc, char **argv)
         llm_warn("--ctx %d is beyond the trained %d without --rope-scaling: positions past it are "
                  "extrapolated", ctx, m.cfg.seq_len);
     llm_infer_opts io = {.ctx = ctx, .window = (int)o.window, .rope = &scaling,
-                         .slots = o.batch ? (int)(o.slots ? o.slots : 8) : 1};
+                         .slots = o.batch ? (int)o.slots : 1};
     llm_infer s;
     if (llm_infer_init(&s, &m, &io, &err) < 0) llm_die(LLM_EXIT_DATA, "%s: %s", o.model, err.msg);
 

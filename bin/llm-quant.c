@@ -2,7 +2,6 @@
  * GPTQ), SmoothQuant, W8A8 (llm-quant(1)).  Options, files, progress and the
  * report; the work is lib/qmodel's. */
 #include <errno.h>
-#include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,53 +13,10 @@
 #include "adapter.h"
 #include "ckpt.h"
 #include "cli.h"
+#include "opt.h"
 #include "outfile.h"
 #include "qmodel.h"
 #include "stream.h"
-
-static const char usage_text[] =
-    "usage: llm-quant -m CKPT -o OUT --scheme int8|int4|w8a8 [options]\n"
-    "\n"
-    "  --scheme int8   int8 weights, a scale per output channel (W8A16)\n"
-    "           int4   int4 weights, a scale per --group G (128) input columns (W4A16)\n"
-    "           w8a8   int8 weights and int8 inputs with a static step per tensor\n"
-    "                  (needs --calib: the table's scale of each linear's input)\n"
-    "  --sym | --asym  int4 grid symmetric about 0 (default) or with a zero point per group\n"
-    "  --method rtn|gptq  round to nearest (default), or GPTQ (needs --acts)\n"
-    "  --acts FILE|-   activations from llm-gen --dump-acts: GPTQ's Hessians and the report's\n"
-    "                  output errors\n"
-    "  --damp X (0.01)  --block N (128)  --act-order     GPTQ settings\n"
-    "  --smooth ALPHA --calib FILE   SmoothQuant with llm-calib --per-channel's absmax\n"
-    "  --calib-method NAME   which of the table's methods w8a8 uses (entropy, else the first)\n"
-    "  --skip GLOB     leave matching linears in float (repeatable), e.g. 'layers.0.*'\n"
-    "  --cls           quantize the classifier too (kept float by default; when tied to the\n"
-    "                  embedding it becomes a tensor of its own)\n"
-    "  --dequant       write the float model the quantized one stands for\n"
-    "  --merge-adapter A.llmt  fold a LoRA adapter trained on CKPT (llm-train --lora) into its\n"
-    "                  weights first; without --scheme, write the merged float model\n"
-    "  --report FILE   per linear: weight SQNR, output SQNR on the activations (RTN beside\n"
-    "                  GPTQ), and the file sizes ('-': stdout)\n"
-    "Other: --threads N  -q  -h/--help  -V/--version.  See llm-quant(1).\n";
-
-enum { O_SCHEME = 256, O_GROUP, O_SYM, O_ASYM, O_METHOD, O_ACTS, O_DAMP, O_ACT_ORDER, O_BLOCK,
-       O_SMOOTH, O_CALIB, O_CALIB_METHOD, O_SKIP, O_CLS, O_DEQUANT, O_REPORT, O_THREADS,
-       O_MERGE };
-
-static const struct option long_opts[] = {
-    {"model", required_argument, 0, 'm'},      {"output", required_argument, 0, 'o'},
-    {"scheme", required_argument, 0, O_SCHEME}, {"group", required_argument, 0, O_GROUP},
-    {"sym", no_argument, 0, O_SYM},            {"asym", no_argument, 0, O_ASYM},
-    {"method", required_argument, 0, O_METHOD}, {"acts", required_argument, 0, O_ACTS},
-    {"damp", required_argument, 0, O_DAMP},    {"act-order", no_argument, 0, O_ACT_ORDER},
-    {"block", required_argument, 0, O_BLOCK},  {"smooth", required_argument, 0, O_SMOOTH},
-    {"calib", required_argument, 0, O_CALIB},  {"calib-method", required_argument, 0, O_CALIB_METHOD},
-    {"skip", required_argument, 0, O_SKIP},    {"cls", no_argument, 0, O_CLS},
-    {"dequant", no_argument, 0, O_DEQUANT},    {"report", required_argument, 0, O_REPORT},
-    {"merge-adapter", required_argument, 0, O_MERGE},
-    {"threads", required_argument, 0, O_THREADS}, {"quiet", no_argument, 0, 'q'},
-    {"help", no_argument, 0, 'h'},             {"version", no_argument, 0, 'V'},
-    {0, 0, 0, 0},
-};
 
 enum { MAX_SKIP = 64 };
 
@@ -75,50 +31,64 @@ typedef struct options {
 
 static void parse(int argc, char **argv, options *o)
 {
-    *o = (options){.damp = 0.01, .block = 128, .f = {.group = 128, .sym = 1}};
-    opterr = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, "m:o:qhV", long_opts, NULL)) != -1) {
-        switch (c) {
-        case 'm': o->model = optarg; break;
-        case 'o': o->out = optarg; break;
-        case O_SCHEME: {
-            int s = llm_qscheme_parse(optarg);
-            if (s < 0) llm_usage_error("--scheme: '%s' is not int8, int4 or w8a8", optarg);
-            o->f.scheme = (llm_qscheme)s;
-            break;
-        }
-        case O_GROUP: o->f.group = (int)llm_cli_long("--group", optarg, 1, 1 << 22); break;
-        case O_SYM: o->f.sym = 1; break;
-        case O_ASYM: o->f.sym = 0; break;
-        case O_METHOD:
-            if (!strcmp(optarg, "gptq")) o->gptq = 1;
-            else if (!strcmp(optarg, "rtn")) o->gptq = 0;
-            else llm_usage_error("--method: '%s' is not rtn or gptq", optarg);
-            break;
-        case O_ACTS: o->acts = optarg; break;
-        case O_DAMP: o->damp = llm_cli_double("--damp", optarg, 0, 10); break;
-        case O_ACT_ORDER: o->act_order = 1; break;
-        case O_BLOCK: o->block = llm_cli_long("--block", optarg, 1, 1 << 16); break;
-        case O_SMOOTH: o->smooth = llm_cli_double("--smooth", optarg, 0.01, 0.99); break;
-        case O_CALIB: o->calib = optarg; break;
-        case O_CALIB_METHOD: o->calib_method = optarg; break;
-        case O_SKIP:
-            if (o->n_skip == MAX_SKIP) llm_usage_error("more than %d --skip patterns", MAX_SKIP);
-            o->skip[o->n_skip++] = optarg;
-            break;
-        case O_CLS: o->cls = 1; break;
-        case O_DEQUANT: o->dequant = 1; break;
-        case O_REPORT: o->report = optarg; break;
-        case O_MERGE: o->merge = optarg; break;
-        case O_THREADS: o->threads = llm_cli_long("--threads", optarg, 1, 1024); break;
-        case 'q': o->quiet = 1; break;
-        case 'h': fputs(usage_text, stdout); exit(0);
-        case 'V': printf("llm-quant (llmpipe) %s\n", LLM_VERSION); exit(0);
-        default: llm_usage_error("unknown option or missing value: '%s'", argv[optind - 1]);
-        }
-    }
-    if (optind < argc) llm_usage_error("unexpected argument '%s'", argv[optind]);
+    *o = (options){.damp = 0.01, .block = 128, .f = {.sym = 1}};
+    int scheme = LLM_Q_NONE;
+    long group = 128;
+    llm_opt_list skip = {.items = o->skip};
+    llm_opt opts[] = {
+        {"model", 'm', LLM_OPT_STRING, &o->model, .arg = "CKPT", .help = "the float checkpoint (required)",
+         .section = "Files:"},
+        {"output", 'o', LLM_OPT_STRING, &o->out, .arg = "OUT", .help = "the quantized checkpoint (required)"},
+        {"merge-adapter", 0, LLM_OPT_STRING, &o->merge, .arg = "A.llmt",
+         .help = "fold a LoRA adapter trained on CKPT (llm-train --lora) into its\n"
+                 "weights first; without --scheme, write the merged float model"},
+        {"report", 0, LLM_OPT_STRING, &o->report, .arg = "FILE",
+         .help = "per linear: weight SQNR, output SQNR on the activations (RTN beside\n"
+                 "GPTQ), and the file sizes ('-': stdout)"},
+        {"scheme", 0, LLM_OPT_CHOICE, &scheme, .arg = "int8|int4|w8a8",
+         .help = "int8: int8 weights, a scale per output channel (W8A16)\n"
+                 "int4: int4 weights, a scale per --group input columns (W4A16)\n"
+                 "w8a8: int8 weights and int8 inputs with a static step per tensor\n"
+                 "(needs --calib: the table's scale of each linear's input)",
+         .choices = "int8|int4|w8a8", .lookup = llm_qscheme_parse, .section = "Quantization:"},
+        {"group", 0, LLM_OPT_LONG, &group, .arg = "G", .help = "int4: input columns per scale, a multiple of 32",
+         .def = "128", .min = 1, .max = 1 << 22},
+        {"sym", 0, LLM_OPT_SET, &o->f.sym, .help = "int4: a grid symmetric about 0 (the default)"},
+        {"asym", 0, LLM_OPT_CLEAR, &o->f.sym, .help = "int4: a zero point per group"},
+        {"method", 0, LLM_OPT_CHOICE, &o->gptq, .arg = "rtn|gptq",
+         .help = "round to nearest, or GPTQ, which needs --acts", .def = "rtn", .choices = "rtn|gptq"},
+        {"skip", 0, LLM_OPT_LIST, &skip, .arg = "GLOB",
+         .help = "leave matching linears in float (repeatable), e.g. 'layers.0.*'", .max = MAX_SKIP},
+        {"cls", 0, LLM_OPT_SET, &o->cls,
+         .help = "quantize the classifier too (kept float by default; when tied to the\n"
+                 "embedding it becomes a tensor of its own)"},
+        {"dequant", 0, LLM_OPT_SET, &o->dequant, .help = "write the float model the quantized one stands for"},
+        {"acts", 0, LLM_OPT_STRING, &o->acts, .arg = "FILE|-",
+         .help = "activations from llm-gen --dump-acts: GPTQ's Hessians and the report's\noutput errors",
+         .section = "GPTQ:"},
+        {"damp", 0, LLM_OPT_DOUBLE, &o->damp, .arg = "X", .help = "added to H's diagonal, times its mean",
+         .def = "0.01", .min = 0, .max = 10},
+        {"block", 0, LLM_OPT_LONG, &o->block, .arg = "N", .help = "columns updated together", .def = "128",
+         .min = 1, .max = 1 << 16},
+        {"act-order", 0, LLM_OPT_SET, &o->act_order, .help = "columns by decreasing H_jj"},
+        {"smooth", 0, LLM_OPT_DOUBLE, &o->smooth, .arg = "ALPHA",
+         .help = "SmoothQuant with --calib's per-channel absmax (llm-calib --per-channel)", .min = 0.01,
+         .max = 0.99, .section = "Calibration:"},
+        {"calib", 0, LLM_OPT_STRING, &o->calib, .arg = "FILE", .help = "a calibration table (llm-calib)"},
+        {"calib-method", 0, LLM_OPT_STRING, &o->calib_method, .arg = "NAME",
+         .help = "which of the table's methods w8a8 uses", .def = "entropy, else the table's first"},
+        {"threads", 0, LLM_OPT_LONG, &o->threads, .arg = "N", .help = "threads for the solves and products",
+         .def = "OMP_NUM_THREADS, else one per core", .min = 1, .max = 1024, .section = "Other:"},
+        {"quiet", 'q', LLM_OPT_SET, &o->quiet, .help = "no summary line on stderr"},
+        {0},
+    };
+    llm_opt_spec spec = {.tool = "llm-quant",
+                         .usage = "usage: llm-quant -m CKPT -o OUT --scheme int8|int4|w8a8 [options]",
+                         .opts = opts, .footer = "See llm-quant(1).", .operands = 0};
+    llm_opt_parse(&spec, argc, argv);
+    o->f.scheme = (llm_qscheme)scheme;
+    o->f.group = (int)group;
+    o->n_skip = skip.n;
     if (!o->model) llm_usage_error("no model: give -m CKPT");
     if (!o->out) llm_usage_error("no output: give -o OUT");
     if (!o->f.scheme && !o->merge) llm_usage_error("no scheme: give --scheme int8, int4 or w8a8");

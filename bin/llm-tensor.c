@@ -2,7 +2,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <fnmatch.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,48 +12,18 @@
 #include "cli.h"
 #include "llama2c.h"
 #include "npy.h"
+#include "opt.h"
 #include "outfile.h"
 #include "stats.h"
 #include "stream.h"
 
 #define CHUNK (1u << 20) /* payload bytes read at a time */
 
-static const char usage_text[] =
-    "usage: llm-tensor COMMAND [OPTIONS] [FILE...]     (FILE '-' or none: stdin)\n"
-    "\n"
-    "  ls [FILE...]                 a line per record: name, dtype, shape, bytes, attributes\n"
-    "  stats [--per-channel] [--name GLOB]... [FILE...]\n"
-    "                               count, min, max, mean, std, absmax of each tensor\n"
-    "  cat [-o OUT] [--name GLOB]... [--level N] [--raw] [--shuffle|--no-shuffle] [FILE...]\n"
-    "                               concatenate streams into one, filtered, re-encoded\n"
-    "  from-npy [-o OUT] [--level N] [--raw] [--shuffle] [--attr K=V]... NAME=FILE.npy...\n"
-    "                               .npy files to one stream\n"
-    "  to-npy [-o OUT] GLOB [FILE]  matching tensors as .npy, one after another\n"
-    "  verify [FILE...]             read everything, check checksums and end records\n"
-    "  import-llama2c [-o OUT] [--tokenizer TOKENIZER.bin] MODEL.bin\n"
-    "                               a llama2.c checkpoint (legacy format) as a model checkpoint\n"
-    "\n"
-    "Common options: -o FILE (default stdout; written whole or not at all), --force\n"
-    "(write binary to a terminal), -h/--help, -V/--version.  Output of cat and\n"
-    "from-npy is zstd-compressed (level 3) unless --raw.  See llm-tensor(1), llm-tensor(5).\n";
-
-static void version_exit(void)
-{
-    printf("llm-tensor (llmpipe) %s\n", LLM_VERSION);
-    exit(0);
-}
-
-static void usage_exit(void)
-{
-    fputs(usage_text, stdout);
-    exit(0);
-}
-
-/* Options every command accepts; each command takes the ones it documents. */
+/* The values of every command's options; each command takes those its entry
+ * in commands[] names. */
 typedef struct opts {
-    const char *out;
-    const char **names; /* --name globs */
-    int n_names;
+    const char *out, *tokenizer;
+    llm_opt_list names; /* --name globs */
     llm_attr *attrs;    /* --attr key=value */
     int n_attrs;
     llm_writer_opts wopts;
@@ -62,77 +31,25 @@ typedef struct opts {
     int per_channel, force;
 } opts;
 
-enum { OPT_LEVEL = 256, OPT_RAW, OPT_SHUFFLE, OPT_NO_SHUFFLE, OPT_PER_CHANNEL, OPT_FORCE, OPT_NAME,
-       OPT_ATTR };
-
-static const struct option long_opts[] = {
-    {"output", required_argument, 0, 'o'},  {"level", required_argument, 0, OPT_LEVEL},
-    {"raw", no_argument, 0, OPT_RAW},        {"shuffle", no_argument, 0, OPT_SHUFFLE},
-    {"no-shuffle", no_argument, 0, OPT_NO_SHUFFLE},
-    {"per-channel", no_argument, 0, OPT_PER_CHANNEL},
-    {"force", no_argument, 0, OPT_FORCE},    {"name", required_argument, 0, OPT_NAME},
-    {"attr", required_argument, 0, OPT_ATTR}, {"help", no_argument, 0, 'h'},
-    {"version", no_argument, 0, 'V'},
-    {0, 0, 0, 0},
-};
-
-/* Parses argv (argv[0] is the command) accepting only the options in `allowed`
- * (their long names, space separated); returns the index of the first operand. */
-static int parse_opts(int argc, char **argv, const char *allowed, opts *o)
+/* --attr KEY=VALUE, appended to the opts at dest (the argument is split in place). */
+static const char *parse_attr(void *dest, const char *arg, char why[64])
 {
-    memset(o, 0, sizeof *o);
-    o->shuffle = -1;
-    o->names = calloc((size_t)argc, sizeof *o->names);
-    o->attrs = calloc((size_t)argc, sizeof *o->attrs);
-    if (!o->names || !o->attrs) llm_die(LLM_EXIT_DATA, "out of memory");
-    optind = 1;
-    opterr = 0;
-    int c, idx;
-    while ((c = getopt_long(argc, argv, "+o:hV", long_opts, &idx)) != -1) {
-        if (c == '?') llm_usage_error("%s: unknown option or missing value: '%s'", argv[0], argv[optind - 1]);
-        if (c == 'h') usage_exit();
-        if (c == 'V') version_exit();
-        const char *name = c == 'o' ? "output" : NULL;
-        for (const struct option *l = long_opts; !name && l->name; l++)
-            if (l->val == c) name = l->name;
-        char key[32];
-        snprintf(key, sizeof key, " %s ", name ? name : "");
-        char list[256];
-        snprintf(list, sizeof list, " %s ", allowed);
-        if (!name || !strstr(list, key)) llm_usage_error("%s does not take --%s", argv[0], name);
-        switch (c) {
-        case 'o': o->out = optarg; break;
-        case OPT_LEVEL: o->wopts.level = (int)llm_cli_long("--level", optarg, 1, 19); break;
-        case OPT_RAW: o->wopts.raw = 1; break;
-        case OPT_SHUFFLE: o->shuffle = 1; break;
-        case OPT_NO_SHUFFLE: o->shuffle = 0; break;
-        case OPT_PER_CHANNEL: o->per_channel = 1; break;
-        case OPT_FORCE: o->force = 1; break;
-        case OPT_NAME: o->names[o->n_names++] = optarg; break;
-        case OPT_ATTR: {
-            char *eq = strchr(optarg, '=');
-            if (!eq || eq == optarg) llm_usage_error("--attr wants KEY=VALUE, not '%s'", optarg);
-            *eq = '\0';
-            o->attrs[o->n_attrs++] = (llm_attr){optarg, eq + 1};
-            break;
-        }
-        }
+    opts *o = dest;
+    char *eq = strchr(arg, '=');
+    if (!eq || eq == arg) {
+        snprintf(why, 64, "wants KEY=VALUE, not '%s'", arg);
+        return why;
     }
-    if (o->wopts.raw && o->wopts.level) llm_usage_error("%s: --level and --raw exclude each other", argv[0]);
-    return optind;
-}
-
-static void opts_free(opts *o)
-{
-    free(o->names);
-    free(o->attrs);
+    *eq = '\0';
+    o->attrs[o->n_attrs++] = (llm_attr){arg, eq + 1};
+    return NULL;
 }
 
 static int name_selected(const opts *o, const char *name)
 {
-    if (o->n_names == 0) return 1;
-    for (int i = 0; i < o->n_names; i++)
-        if (fnmatch(o->names[i], name, 0) == 0) return 1;
+    if (o->names.n == 0) return 1;
+    for (int i = 0; i < o->names.n; i++)
+        if (fnmatch(o->names.items[i], name, 0) == 0) return 1;
     return 0;
 }
 
@@ -216,13 +133,10 @@ static int ls_one(llm_reader *r, const llm_record *rec, const char *path, void *
     return 0;
 }
 
-static int cmd_ls(int argc, char **argv)
+static int cmd_ls(int n, char **files, opts *o)
 {
-    opts o;
-    int first = parse_opts(argc, argv, "", &o);
-    int rc = each_record(argc - first, argv + first, ls_one, NULL);
-    opts_free(&o);
-    return rc;
+    (void)o;
+    return each_record(n, files, ls_one, NULL);
 }
 
 /* ---- stats ---- */
@@ -312,13 +226,9 @@ static int stats_one(llm_reader *r, const llm_record *rec, const char *path, voi
     return 0;
 }
 
-static int cmd_stats(int argc, char **argv)
+static int cmd_stats(int n, char **files, opts *o)
 {
-    opts o;
-    int first = parse_opts(argc, argv, "per-channel name", &o);
-    int rc = each_record(argc - first, argv + first, stats_one, &o);
-    opts_free(&o);
-    return rc;
+    return each_record(n, files, stats_one, o);
 }
 
 /* ---- cat ---- */
@@ -355,51 +265,46 @@ static int cat_one(llm_reader *r, const llm_record *rec, const char *path, void 
     return 0;
 }
 
-static int cmd_cat(int argc, char **argv)
+static int cmd_cat(int n, char **files, opts *o)
 {
-    opts o;
-    int first = parse_opts(argc, argv, "output level raw shuffle no-shuffle force name", &o);
-    cat_ctx c = {&o, open_output(&o), malloc(CHUNK)};
+    cat_ctx c = {o, open_output(o), malloc(CHUNK)};
     if (!c.buf) llm_die(LLM_EXIT_DATA, "out of memory");
-    int rc = each_record(argc - first, argv + first, cat_one, &c);
+    int rc = each_record(n, files, cat_one, &c);
     llm_error err = {0};
     if (llm_writer_close(c.w, &err) < 0) llm_die(LLM_EXIT_DATA, "%s", err.msg);
     free(c.buf);
-    opts_free(&o);
     return rc;
 }
 
 /* ---- from-npy ---- */
 
-static int cmd_from_npy(int argc, char **argv)
+static int cmd_from_npy(int n, char **operands, opts *o)
 {
-    opts o;
-    int first = parse_opts(argc, argv, "output level raw shuffle force attr", &o);
-    if (first == argc) llm_usage_error("from-npy: give at least one NAME=FILE.npy");
-    for (int i = first; i < argc; i++)
-        if (!strchr(argv[i], '=') || argv[i][0] == '=')
-            llm_usage_error("from-npy: '%s' is not NAME=FILE.npy", argv[i]);
-    llm_writer *w = open_output(&o);
+    if (n == 0) llm_usage_error("from-npy: give at least one NAME=FILE.npy");
+    for (int i = 0; i < n; i++)
+        if (!strchr(operands[i], '=') || operands[i][0] == '=')
+            llm_usage_error("from-npy: '%s' is not NAME=FILE.npy", operands[i]);
+    llm_writer *w = open_output(o);
     unsigned char *buf = malloc(CHUNK);
     if (!buf) llm_die(LLM_EXIT_DATA, "out of memory");
     llm_error err = {0};
-    for (int i = first; i < argc; i++) {
-        char *eq = strchr(argv[i], '=');
+    for (int i = 0; i < n; i++) {
+        char *eq = strchr(operands[i], '=');
         *eq = '\0';
-        const char *name = argv[i], *path = eq + 1;
+        const char *name = operands[i], *path = eq + 1;
         int fd = strcmp(path, "-") == 0 ? 0 : open(path, O_RDONLY);
         if (fd < 0) {
             llm_writer_abort(w);
             llm_die(LLM_EXIT_DATA, "%s: %s", path, strerror(errno));
         }
         llm_npy_header h;
-        llm_record rec = {.kind = LLM_RECORD_TENSOR, .name = name, .attrs = o.attrs,
-                          .n_attrs = o.n_attrs};
+        llm_record rec = {.kind = LLM_RECORD_TENSOR, .name = name, .attrs = o->attrs,
+                          .n_attrs = o->n_attrs};
         int rc = llm_npy_read_header(fd, path, &h, &err);
         if (rc == 0) {
             rec.dtype = h.dtype;
             rec.shape = h.shape;
-            rec.flags = o.shuffle == 1 && llm_dtype_bits(h.dtype) >= 16 ? LLM_FLAG_SHUFFLE : 0;
+            rec.flags = o->shuffle == 1 && llm_dtype_bits(h.dtype) >= 16 ? LLM_FLAG_SHUFFLE : 0;
             rc = llm_writer_begin(w, &rec, &err);
         }
         int width = llm_dtype_bits(h.dtype) / 8;
@@ -433,7 +338,6 @@ static int cmd_from_npy(int argc, char **argv)
         }
     }
     free(buf);
-    opts_free(&o);
     if (llm_writer_close(w, &err) < 0) llm_die(LLM_EXIT_DATA, "%s", err.msg);
     return 0;
 }
@@ -488,36 +392,32 @@ static int npy_one(llm_reader *r, const llm_record *rec, const char *path, void 
     return 0;
 }
 
-static int cmd_to_npy(int argc, char **argv)
+static int cmd_to_npy(int n, char **operands, opts *o)
 {
-    opts o;
-    int first = parse_opts(argc, argv, "output force", &o);
-    if (argc - first < 1 || argc - first > 2) llm_usage_error("to-npy: want GLOB [FILE]");
-    const char *path = o.out ? o.out : "-";
-    if (strcmp(path, "-") == 0) llm_cli_refuse_tty(1, o.force);
+    if (n < 1 || n > 2) llm_usage_error("to-npy: want GLOB [FILE]");
+    const char *path = o->out ? o->out : "-";
+    if (strcmp(path, "-") == 0) llm_cli_refuse_tty(1, o->force);
     llm_error err = {0};
-    npy_ctx c = {argv[first], NULL, 0};
+    npy_ctx c = {operands[0], NULL, 0};
     if (llm_outfile_open(&c.out, path, &err) < 0) llm_die(LLM_EXIT_DATA, "%s", err.msg);
-    int rc = each_record(argc - first - 1, argv + first + 1, npy_one, &c);
+    int rc = each_record(n - 1, operands + 1, npy_one, &c);
     if (c.matched == 0) {
         llm_outfile_abort(c.out);
-        llm_die(LLM_EXIT_DATA, "%s: no tensor matches '%s'", argc - first > 1 ? argv[first + 1] : "-",
-                c.glob);
+        llm_die(LLM_EXIT_DATA, "%s: no tensor matches '%s'", n > 1 ? operands[1] : "-", c.glob);
     }
     if (llm_outfile_commit(c.out, &err) < 0) llm_die(LLM_EXIT_DATA, "%s", err.msg);
-    opts_free(&o);
     return rc;
 }
 
 /* ---- verify ---- */
 
-static int cmd_verify(int argc, char **argv)
+static int cmd_verify(int n, char **files, opts *o)
 {
-    opts o;
-    int first = parse_opts(argc, argv, "", &o);
+    (void)o;
     static char *stdin_only[] = {"-"};
-    char **paths = argc > first ? argv + first : stdin_only;
-    int n = argc > first ? argc - first : 1, status = 0;
+    char **paths = n > 0 ? files : stdin_only;
+    int status = 0;
+    if (n == 0) n = 1;
     unsigned char *buf = malloc(CHUNK);
     if (!buf) llm_die(LLM_EXIT_DATA, "out of memory");
     for (int i = 0; i < n; i++) {
@@ -553,35 +453,19 @@ static int cmd_verify(int argc, char **argv)
         llm_cli_check_output(stdout, "stdout", 0);
     }
     free(buf);
-    opts_free(&o);
     return status;
 }
 
 /* ---- import-llama2c ---- */
 
-static int cmd_import_llama2c(int argc, char **argv)
+static int cmd_import_llama2c(int n, char **operands, opts *o)
 {
-    static const struct option import_opts[] = {
-        {"output", required_argument, 0, 'o'}, {"tokenizer", required_argument, 0, 't'},
-        {"force", no_argument, 0, 'f'},        {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0},
-    };
-    const char *out = "-", *tokenizer = NULL;
-    int force = 0, c;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "o:h", import_opts, NULL)) != -1) { /* options anywhere */
-        if (c == '?') llm_usage_error("%s: unknown option or missing value: '%s'", argv[0], argv[optind - 1]);
-        if (c == 'h') usage_exit();
-        if (c == 'o') out = optarg;
-        else if (c == 't') tokenizer = optarg;
-        else if (c == 'f') force = 1;
-    }
-    if (argc - optind != 1) llm_usage_error("import-llama2c: want one MODEL.bin");
-    if (strcmp(out, "-") == 0) llm_cli_refuse_tty(1, force);
+    if (n != 1) llm_usage_error("import-llama2c: want one MODEL.bin");
+    const char *out = o->out ? o->out : "-";
+    if (strcmp(out, "-") == 0) llm_cli_refuse_tty(1, o->force);
     llm_error err = {0};
     llm_model m;
-    if (llm_llama2c_load(argv[optind], tokenizer, &m, &err) < 0) llm_die(LLM_EXIT_DATA, "%s", err.msg);
+    if (llm_llama2c_load(operands[0], o->tokenizer, &m, &err) < 0) llm_die(LLM_EXIT_DATA, "%s", err.msg);
     int rc = llm_ckpt_save(out, &m, NULL, NULL, &err);
     llm_tok_free(&m.tok);
     llm_model_free(&m);
@@ -589,20 +473,129 @@ static int cmd_import_llama2c(int argc, char **argv)
     return 0;
 }
 
+/* ---- the commands and their options ---- */
+
+typedef struct command {
+    const char *name;
+    const char *synopsis; /* after "llm-tensor " */
+    const char *about;    /* what it does, in a line */
+    const char *options;  /* the long names of the options it takes */
+    int (*run)(int n, char **operands, opts *o);
+} command;
+
+static const command commands[] = {
+    {"ls", "ls [FILE...]", "a line per record: name, dtype, shape, bytes, attributes", "", cmd_ls},
+    {"stats", "stats [--per-channel] [--name GLOB]... [FILE...]",
+     "count, min, max, mean, std, absmax of each tensor", "per-channel name", cmd_stats},
+    {"cat", "cat [-o OUT] [--name GLOB]... [--level N] [--raw] [--shuffle|--no-shuffle] [FILE...]",
+     "concatenate streams into one, filtered, re-encoded", "output name level raw shuffle no-shuffle force",
+     cmd_cat},
+    {"from-npy", "from-npy [-o OUT] [--level N] [--raw] [--shuffle] [--attr K=V]... NAME=FILE.npy...",
+     ".npy files to one stream", "output level raw shuffle attr force", cmd_from_npy},
+    {"to-npy", "to-npy [-o OUT] GLOB [FILE]", "matching tensors as .npy, one after another", "output force",
+     cmd_to_npy},
+    {"verify", "verify [FILE...]", "read everything, check checksums and end records", "", cmd_verify},
+    {"import-llama2c", "import-llama2c [-o OUT] [--tokenizer TOKENIZER.bin] MODEL.bin",
+     "a llama2.c checkpoint (legacy format) as a model checkpoint", "output tokenizer force",
+     cmd_import_llama2c},
+};
+enum { N_COMMANDS = sizeof commands / sizeof commands[0] };
+
+/* Parses a command's options (argv[0] is the command; options and operands
+ * in any order) into o, which the caller frees with opts_free; returns the
+ * index of the first operand. */
+static int parse(const command *cmd, int argc, char **argv, opts *o)
+{
+    *o = (opts){.shuffle = -1, .names = {.items = calloc((size_t)argc, sizeof(char *))},
+                .attrs = calloc((size_t)argc, sizeof(llm_attr))};
+    if (!o->names.items || !o->attrs) llm_die(LLM_EXIT_DATA, "out of memory");
+    long level = 0;
+    const llm_opt every[] = {
+        {"output", 'o', LLM_OPT_STRING, &o->out, .arg = "FILE", .help = "the output, written whole or not at all",
+         .def = "standard output"},
+        {"name", 0, LLM_OPT_LIST, &o->names, .arg = "GLOB",
+         .help = "only the tensors whose name matches GLOB (repeatable)", .max = argc},
+        {"per-channel", 0, LLM_OPT_SET, &o->per_channel,
+         .help = "also a line per channel (index of the last dimension)"},
+        {"level", 0, LLM_OPT_LONG, &level, .arg = "N", .help = "zstd level, 1 (fastest) to 19 (smallest)",
+         .def = "3", .min = 1, .max = 19},
+        {"raw", 0, LLM_OPT_SET, &o->wopts.raw, .help = "the uncompressed stream"},
+        {"shuffle", 0, LLM_OPT_SET, &o->shuffle, .help = "byte-shuffle the tensors of 16 bits or more"},
+        {"no-shuffle", 0, LLM_OPT_CLEAR, &o->shuffle,
+         .help = "store every record unshuffled (without either, each keeps its own)"},
+        {"attr", 0, LLM_OPT_CALL, o, .arg = "KEY=VALUE", .help = "an attribute of every tensor (repeatable)",
+         .parse = parse_attr},
+        {"tokenizer", 0, LLM_OPT_STRING, &o->tokenizer, .arg = "TOKENIZER.bin",
+         .help = "llama2.c's tokenizer for the model (without it: token ids only)"},
+        {"force", 0, LLM_OPT_SET, &o->force, .help = "write binary to a terminal"},
+    };
+    enum { N_EVERY = sizeof every / sizeof every[0] };
+    llm_opt taken[N_EVERY + 1];
+    int n = 0;
+    char list[256], key[32];
+    snprintf(list, sizeof list, " %s ", cmd->options);
+    for (int i = 0; i < N_EVERY; i++) { /* the command's, in every's order */
+        snprintf(key, sizeof key, " %s ", every[i].name);
+        if (strstr(list, key)) taken[n++] = every[i];
+    }
+    taken[n] = (llm_opt){0};
+    static const char *const exclusive[] = {"level raw", NULL};
+    char usage[160];
+    snprintf(usage, sizeof usage, "usage: llm-tensor %s", cmd->synopsis);
+    llm_opt_spec spec = {.tool = "llm-tensor", .command = cmd->name, .usage = usage, .about = cmd->about,
+                         .opts = taken, .exclusive = exclusive, .footer = "See llm-tensor(1), llm-tensor(5).",
+                         .operands = -1};
+    int first = llm_opt_parse(&spec, argc, argv);
+    o->wopts.level = (int)level;
+    return first;
+}
+
+static void opts_free(opts *o)
+{
+    free(o->names.items);
+    free(o->attrs);
+}
+
+/* -h, --help (or help) and -V, --version in place of a command; --help lists
+ * the commands, each with its synopsis and what it does.  Returns only when
+ * arg is neither, nor an option. */
+static void top_level(char *tool, char *arg)
+{
+    char about[2048];
+    size_t at = 0;
+    for (int i = 0; i < N_COMMANDS && at < sizeof about; i++) { /* the line below a long synopsis */
+        const command *c = &commands[i];
+        int below = strlen(c->synopsis) >= 29;
+        at += (size_t)snprintf(about + at, sizeof about - at, "  %-29s%s%*s%s\n", c->synopsis, below ? "\n" : "",
+                               below ? 31 : 0, "", c->about);
+    }
+    if (at < sizeof about)
+        snprintf(about + at, sizeof about - at, "\nEach command's options: llm-tensor COMMAND --help.");
+    llm_opt_spec spec = {.tool = "llm-tensor",
+                         .usage = "usage: llm-tensor COMMAND [OPTIONS] [FILE...]     (FILE '-' or none: stdin)",
+                         .about = about, .opts = (llm_opt[]){{0}}, .footer = "See llm-tensor(1), llm-tensor(5).",
+                         .operands = -1};
+    if (!strcmp(arg, "help")) {
+        llm_opt_help(&spec, stdout);
+        exit(LLM_EXIT_OK);
+    }
+    char *argv[] = {tool, arg, NULL};
+    llm_opt_parse(&spec, 2, argv); /* exits for -h, -V and an unknown option */
+}
+
 int main(int argc, char **argv)
 {
     llm_cli_init("llm-tensor");
     if (argc < 2) llm_usage_error("missing command");
-    const char *cmd = argv[1];
-    if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) usage_exit();
-    if (!strcmp(cmd, "-V") || !strcmp(cmd, "--version")) version_exit();
-    static const struct {
-        const char *name;
-        int (*fn)(int, char **);
-    } cmds[] = {{"ls", cmd_ls},          {"stats", cmd_stats},   {"cat", cmd_cat},
-                {"from-npy", cmd_from_npy}, {"to-npy", cmd_to_npy}, {"verify", cmd_verify},
-                {"import-llama2c", cmd_import_llama2c}};
-    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
-        if (!strcmp(cmd, cmds[i].name)) return cmds[i].fn(argc - 1, argv + 1); /* stdout checked at exit */
-    llm_usage_error("unknown command '%s'", cmd);
+    const char *name = argv[1];
+    top_level(argv[0], argv[1]);
+    for (int i = 0; i < N_COMMANDS; i++) {
+        if (strcmp(name, commands[i].name)) continue;
+        opts o;
+        int first = parse(&commands[i], argc - 1, argv + 1, &o);
+        int rc = commands[i].run(argc - 1 - first, argv + 1 + first, &o); /* stdout checked at exit */
+        opts_free(&o);
+        return rc;
+    }
+    llm_usage_error("unknown command '%s'", name);
 }

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,6 +31,19 @@ int llm_opt_given(llm_opt_spec *spec, const char *name)
 {
     const llm_opt *o = llm_opt_find(spec, name);
     return o && o->given;
+}
+
+/* Exits 2 with "tool: [command: ]message" and the hint to try --help. */
+static void __attribute__((noreturn, format(printf, 2, 3)))
+opt_error(const llm_opt_spec *spec, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (spec->command) llm_usage_error("%s: %s", spec->command, msg);
+    llm_usage_error("%s", msg);
 }
 
 /* "-n" or "--tokens": how the user would have written it, for messages. */
@@ -87,7 +101,7 @@ static void store(llm_opt *o, const char *arg)
         break;
     }
     case LLM_OPT_CHOICE: {
-        int i = choice_index(o->choices, arg);
+        int i = o->lookup ? o->lookup(arg) : choice_index(o->choices, arg);
         if (i < 0) llm_usage_error("%s: '%s' is not one of %s", name, arg, o->choices);
         *(int *)o->dest = i;
         break;
@@ -100,24 +114,28 @@ static void store(llm_opt *o, const char *arg)
     }
 }
 
-/* Exits 2 when two options of one exclusive group were given. */
+/* Exits 2 when two options of one exclusive group ("a b c": names, one
+ * space apart) were given, naming the group: "--a, --b and --c exclude each
+ * other". */
 static void check_exclusive(llm_opt_spec *spec)
 {
     for (const char *const *g = spec->exclusive; g && *g; g++) {
-        char first[64] = "", names[512] = "";
-        int given = 0;
+        int words = 1, given = 0;
+        for (const char *p = *g; *p; p++) words += *p == ' ';
+        char names[512] = "";
         size_t at = 0;
-        for (const char *p = *g; *p;) {
+        const char *p = *g;
+        for (int i = 0; i < words; i++) {
             size_t n = strcspn(p, " ");
             char name[64];
             snprintf(name, sizeof name, "%.*s", (int)n, p);
-            const llm_opt *o = llm_opt_find(spec, name);
-            if (o && o->given && given++ == 0) spelled(o, first, sizeof first);
-            if (o && at < sizeof names)
-                at += (size_t)snprintf(names + at, sizeof names - at, "%s--%s", at ? ", " : "", name);
+            given += llm_opt_given(spec, name);
+            if (at < sizeof names)
+                at += (size_t)snprintf(names + at, sizeof names - at, "%s--%s",
+                                       i == 0 ? "" : i == words - 1 ? " and " : ", ", name);
             p += n + (p[n] == ' ');
         }
-        if (given > 1) llm_usage_error("%s exclude each other", names);
+        if (given > 1) opt_error(spec, "%s exclude each other", names);
     }
 }
 
@@ -157,8 +175,8 @@ int llm_opt_parse(llm_opt_spec *spec, int argc, char **argv)
         }
         if (c == '?' || c == ':') {
             const char *what = argv[optind - 1];
-            if (c == ':') llm_usage_error("%s needs a value", what);
-            llm_usage_error("unknown option '%s'", what);
+            if (c == ':') opt_error(spec, "%s needs a value", what);
+            opt_error(spec, "unknown option '%s'", what);
         }
         llm_opt *o = NULL;
         for (int i = 0; i < n && !o; i++)
@@ -169,14 +187,14 @@ int llm_opt_parse(llm_opt_spec *spec, int argc, char **argv)
     free(longs);
     free(shorts);
     if (spec->operands >= 0 && argc - optind > spec->operands)
-        llm_usage_error("unexpected argument '%s'", argv[optind + spec->operands]);
+        opt_error(spec, "unexpected argument '%s'", argv[optind + spec->operands]);
     check_exclusive(spec);
     return optind;
 }
 
 void llm_opt_help(const llm_opt_spec *spec, FILE *f)
 {
-    enum { COLUMN = 24 }; /* where the help text starts */
+    enum { COLUMN = 24, WIDTH = 100 }; /* where the help text starts; a line's width at most */
     fprintf(f, "%s\n", spec->usage);
     if (spec->about) fprintf(f, "\n%s\n", spec->about);
     for (const llm_opt *o = spec->opts; o->name; o++) {
@@ -196,7 +214,11 @@ void llm_opt_help(const llm_opt_spec *spec, FILE *f)
             else fprintf(f, "%*s", COLUMN, "");
             fprintf(f, "%.*s", (int)n, help);
             help += n + (help[n] == '\n');
-            if (!*help && o->def) fprintf(f, " (default %s)", o->def);
+            if (!*help && o->def) { /* after the text, or below it when the line would grow too long */
+                if (COLUMN + n + strlen(" (default )") + strlen(o->def) > WIDTH) fprintf(f, "\n%*s", COLUMN, "");
+                else fputc(' ', f);
+                fprintf(f, "(default %s)", o->def);
+            }
             fputc('\n', f);
         }
     }

@@ -100,7 +100,7 @@ expect "tokenizer of another model" 1 "big.bin: more than $V pieces: not the tok
 expect "no model" 2 "import-llama2c: want one MODEL.bin" -- llm-tensor import-llama2c -o x.llmt
 expect "two models" 2 "import-llama2c: want one MODEL.bin" -- llm-tensor import-llama2c shared.bin unshared.bin
 expect "unknown option" 2 "unknown option" -- llm-tensor import-llama2c --level 3 shared.bin
-expect "--tokenizer without a value" 2 "missing value" -- llm-tensor import-llama2c shared.bin --tokenizer
+expect "--tokenizer without a value" 2 "--tokenizer needs a value" -- llm-tensor import-llama2c shared.bin --tokenizer
 
 # the real model, when the shared data holds it
 real="$LLM_TOP/../shared/data/stories260K.bin"

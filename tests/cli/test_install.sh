@@ -15,16 +15,3 @@ if make -s -C "$LLM_TOP" install PREFIX=/opt/llmpipe DESTDIR="$T/root" >install.
 else
     fail "install" "$(tail -n 3 install.log)"
 fi
-
-# every tool has a man page, and every option its --help shows is in it
-for src in "$LLM_TOP"/bin/llm-*.c; do
-    t=$(basename "$src" .c)
-    page="$LLM_TOP/man/man1/$t.1"
-    if [ ! -f "$page" ]; then fail "$t man page" "man/man1/$t.1 missing"; continue; fi
-    undocumented=""
-    for opt in $("$LLM_BIN/$t" --help | grep -oE -- '--[a-z][a-z-]+' | sort -u); do
-        grep -qF -- "${opt//-/\\-}" "$page" || grep -qF -- "$opt" "$page" ||
-            undocumented="$undocumented $opt"
-    done
-    [ -z "$undocumented" ] && pass "$t man page covers --help" || fail "$t man page covers --help" "missing:$undocumented"
-done

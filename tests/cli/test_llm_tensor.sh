@@ -21,7 +21,7 @@ expect "version" 0 "" -- llm-tensor --version
 grep -Eq '^llm-tensor \(llmpipe\) [0-9]' out && pass "version line" || fail "version line" "$(cat out)"
 expect "no command" 2 "^llm-tensor: missing command" -- llm-tensor
 expect "unknown command" 2 "unknown command 'frob'" -- llm-tensor frob
-expect "option not taken by command" 2 "does not take --per-channel" -- llm-tensor cat --per-channel
+expect "option not taken by command" 2 "cat: unknown option '--per-channel'" -- llm-tensor cat --per-channel
 expect "bad level" 2 "--level: 'x' is not an integer" -- llm-tensor cat --level x
 expect "from-npy without NAME=" 2 "is not NAME=FILE.npy" -- llm-tensor from-npy f4.npy
 
@@ -233,8 +233,21 @@ expect "-o a full device" 1 "^llm-tensor: $dev_full: write: No space left on dev
 
 # option handling inside commands
 expect "version after command" 0 "" -- llm-tensor ls --version
-expect "unknown option in command" 2 "^llm-tensor: ls: unknown option or missing value: '--frob'" -- llm-tensor ls --frob
+expect "unknown option in command" 2 "^llm-tensor: ls: unknown option '--frob'" -- llm-tensor ls --frob
 expect "--level with --raw" 2 "exclude each other" -- llm-tensor cat --raw --level 3 all.llmt
+expect "a command's --help" 0 "" -- llm-tensor cat --help
+grep -q '^usage: llm-tensor cat ' out && grep -q -- '--no-shuffle' out && ! grep -q -- '--per-channel' out &&
+    pass "a command's --help lists its own options" || fail "a command's --help lists its own options" "$(cat out)"
+# options after the operands, in every command that takes some
+llm-tensor cat all.llmt --name '[cd]' -o after.llmt --raw && llm-tensor ls after.llmt >ls.txt &&
+    [ "$(cut -d' ' -f1 ls.txt | tr '\n' ' ')" = "c d " ] && llm-tensor verify after.llmt | grep -q '(raw)' &&
+    pass "cat: options after the files" || fail "cat: options after the files" "$(cat ls.txt)"
+llm-tensor stats all.llmt --name a --per-channel >st.txt && [ "$(wc -l <st.txt)" -eq 6 ] &&
+    pass "stats: options after the files" || fail "stats: options after the files" "$(cat st.txt)"
+llm-tensor from-npy x=f4.npy --attr k=v -o after.llmt --raw && llm-tensor ls after.llmt | grep -q ' k=v$' &&
+    pass "from-npy: options after the operands" || fail "from-npy: options after the operands" "$(llm-tensor ls after.llmt)"
+if llm-tensor to-npy a all.llmt -o after.npy 2>err; then same "to-npy: options after the operands" f4.npy after.npy
+else fail "to-npy: options after the operands" "$(cat err)"; fi
 llm-tensor from-npy --attr "note=a	b" x=f4.npy | llm-tensor ls >ls.txt
 grep -q 'note=a\\x09b$' ls.txt && pass "control bytes escaped in ls" || fail "control bytes escaped in ls" "$(cat -A ls.txt)"
 rawstream scalar.raw "T:0:s::0000803f" "T:0:e:3,0:"

@@ -1,9 +1,10 @@
-/* Unit tests for lib/opt: values of every kind stored, defaults kept,
- * options and operands in any order, counts, --help's text from the table,
- * and each usage error (bad number, out of range, unknown option, missing
- * value, bad choice, too many items or operands, exclusive options) exiting
- * 2 with its message — run in a child process, whose exit status and
- * stderr are checked. */
+/* Unit tests for lib/opt: values of every kind stored (a choice also by a
+ * library's lookup), defaults kept, options and operands in any order,
+ * counts, --help's text from the table (a long default below its text), and
+ * each usage error (bad number, out of range, unknown option, missing value,
+ * bad choice, too many items or operands, exclusive options, a subcommand's
+ * name before its messages) exiting 2 with its message — run in a child
+ * process, whose exit status and stderr are checked. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,7 +39,7 @@ static const char *parse_even(void *dest, const char *arg, char why[64])
 /* A table over v, as a tool would declare it. */
 static void make_spec(llm_opt_spec *spec, llm_opt *opts, values *v)
 {
-    static const char *const exclusive[] = {"model even", NULL};
+    static const char *const exclusive[] = {"model tie even", NULL};
     *v = (values){.n = 256, .temp = 0.8, .tie = 1, .list = {.items = v->names}};
     llm_opt table[] = {
         {"model", 'm', LLM_OPT_STRING, &v->model, .arg = "CKPT", .help = "the checkpoint", .section = "Model:"},
@@ -99,6 +100,7 @@ static void test_help(void)
     llm_opt_spec spec;
     values v;
     make_spec(&spec, opts, &v);
+    llm_opt_find(&spec, "name")->def = "every name there is, in the order given: too long for the line";
     char path[512];
     snprintf(path, sizeof path, "%s/help.txt", check_tmpdir());
     FILE *f = fopen(path, "w+");
@@ -111,14 +113,17 @@ static void test_help(void)
     const char *want[] = {"usage: test-opt [options] FILE...\n", "\nModel:\n", "  -m, --model CKPT      the checkpoint\n",
                           "  -n, --tokens N        tokens to generate (default 256)\n",
                           "      --temp T          temperature\n                        0 = greedy (default 0.8)\n",
-                          "      --no-tie          an untied classifier\n", "\nOther:\n",
+                          "      --no-tie          an untied classifier\n",
+                          "      --name GLOB       repeatable\n                        (default every name there is, "
+                          "in the order given: too long for the line)\n", "\nOther:\n",
                           "      --verbose-mode M  how\n", "  -h, --help", "See nothing.\n"};
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
         CHECK_MSG(strstr(text, want[i]) != NULL, "no '%s' in --help:\n%s", want[i], text);
 }
 
-/* Runs the parse of line in a child: its exit status, and stderr in err. */
-static int parse_in_child(const char *line, char *err, size_t cap)
+/* Runs the parse of line in a child, the table changed by adjust when not
+ * NULL: its exit status, and stderr in err. */
+static int parse_in_child(const char *line, void (*adjust)(llm_opt_spec *), char *err, size_t cap)
 {
     int fds[2];
     if (pipe(fds) < 0) return -1;
@@ -132,6 +137,7 @@ static int parse_in_child(const char *line, char *err, size_t cap)
         llm_opt_spec spec;
         values v;
         make_spec(&spec, opts, &v);
+        if (adjust) adjust(&spec);
         char copy[512], *argv[40];
         snprintf(copy, sizeof copy, "%s", line);
         llm_opt_parse(&spec, argv_of(copy, argv), argv);
@@ -168,13 +174,13 @@ static void test_errors(void)
         {"t --even 3", 2, "--even: 3 is odd"},
         {"t --name a --name b --name c --name d", 2, "--name: more than 3 of them"},
         {"t a b c", 2, "unexpected argument 'c'"},
-        {"t --even 2 -m x", 2, "--model, --even exclude each other"},
+        {"t --even 2 -m x", 2, "--model, --tie and --even exclude each other"},
         {"t --help", 0, "usage: test-opt"},
         {"t -V", 0, "test-opt (llmpipe) "},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char err[4096];
-        int status = parse_in_child(cases[i].line, err, sizeof err);
+        int status = parse_in_child(cases[i].line, NULL, err, sizeof err);
         CHECK_MSG(status == cases[i].status && strstr(err, cases[i].message), "'%s': exit %d, output '%s'",
                   cases[i].line, status, err);
         if (cases[i].status == 2)
@@ -182,10 +188,60 @@ static void test_errors(void)
     }
 }
 
+static void as_command(llm_opt_spec *spec) { spec->command = "ls"; }
+
+/* A subcommand's name comes before its unknown options, surplus operands and
+ * exclusive options, not before a bad value (as llm-tensor always said). */
+static void test_command(void)
+{
+    const struct {
+        const char *line, *message;
+    } cases[] = {
+        {"t --bogus", "test-opt: ls: unknown option '--bogus'\nTry 'test-opt --help'."},
+        {"t a b c", "test-opt: ls: unexpected argument 'c'"},
+        {"t --tie -m x", "test-opt: ls: --model, --tie and --even exclude each other"},
+        {"t -n x", "test-opt: --tokens: 'x' is not an integer"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char err[4096];
+        int status = parse_in_child(cases[i].line, as_command, err, sizeof err);
+        CHECK_MSG(status == 2 && strstr(err, cases[i].message), "'%s': exit %d, output '%s'", cases[i].line, status,
+                  err);
+    }
+}
+
+/* --verbose-mode's names valued as a library would value them. */
+static int level_of(const char *name)
+{
+    return !strcmp(name, "off") ? 0 : !strcmp(name, "some") ? 5 : !strcmp(name, "all") ? 10 : -1;
+}
+
+static void with_lookup(llm_opt_spec *spec) { llm_opt_find(spec, "verbose-mode")->lookup = level_of; }
+
+/* A CHOICE with a lookup stores the lookup's value, and refuses what it does not know. */
+static void test_lookup(void)
+{
+    llm_opt opts[16];
+    llm_opt_spec spec;
+    values v;
+    make_spec(&spec, opts, &v);
+    with_lookup(&spec);
+    char line[] = "test-opt --verbose-mode some";
+    char *argv[8];
+    llm_opt_parse(&spec, argv_of(line, argv), argv);
+    CHECK_MSG(v.mode == 5, "mode %d", v.mode);
+    char err[4096];
+    int status = parse_in_child("t --verbose-mode most", with_lookup, err, sizeof err);
+    CHECK_MSG(status == 2 && strstr(err, "--verbose-mode: 'most' is not one of off|some|all"), "exit %d, '%s'",
+              status, err);
+}
+
 int main(void)
 {
     RUN(test_values);
     RUN(test_help);
     RUN(test_errors);
+    RUN(test_command);
+    RUN(test_lookup);
     return check_done();
 }
