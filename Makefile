@@ -92,6 +92,14 @@ $(OBJ)/tests/%: tests/unit/%.c $(CHECK_OBJ) $(LIB) $(wildcard lib/*.h)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -Itests/unit $< -o $@ $(LDFLAGS) -Wl,--wrap=malloc $(CHECK_OBJ) $(LIB) $(EXTRA_LIBS) $(LDLIBS)
 
+# The calibration tests also link their shared data and references.
+CALIB_TESTS = $(patsubst %,$(OBJ)/tests/test_calib%,_hist _amax _table) $(OBJ)/tests/test_calib
+$(CALIB_TESTS): $(OBJ)/tests/calib_ref.o
+$(CALIB_TESTS): EXTRA_LIBS = $(OBJ)/tests/calib_ref.o
+$(OBJ)/tests/calib_ref.o: tests/unit/calib_ref.c tests/unit/calib_ref.h tests/unit/check.h $(wildcard lib/*.h)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -Itests/unit -c $< -o $@
+
 # Installs missing Debian build packages as root, or says exactly what to run.
 deps:
 	@missing=""; \

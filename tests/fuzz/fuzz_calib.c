@@ -36,7 +36,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             const llm_calib_hist *h = &llm_calib_entry_at(c, n - 1)->hist;
             int top = llm_calib_hist_top(h);
             double *mse = malloc(((size_t)top + 1) * sizeof *mse), *kl = malloc(((size_t)top + 1) * sizeof *kl);
-            if (mse && kl) (void)llm_calib_curves(h, mse, kl, &err);
+            if (mse && kl) (void)llm_calib_amax_curves(h, mse, kl, &err);
             free(mse), free(kl);
         }
     }
