@@ -115,7 +115,7 @@ static double *all_amaxes(const llm_calib *c, const options *o, int threads)
     double *amax = malloc(((size_t)llm_calib_count(c) + 1) * LLM_CALIB_METHODS * sizeof *amax);
     if (!amax) llm_die(LLM_EXIT_DATA, "out of memory");
     llm_error err = {0};
-    if (llm_calib_amax_all(c, list, n, o->percentile, threads, amax, &err) < 0)
+    if (llm_calib_amax_all(c, list, n, threads, amax, &err) < 0)
         llm_die(LLM_EXIT_DATA, "%s", err.msg);
     return amax;
 }

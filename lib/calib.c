@@ -19,33 +19,22 @@ struct llm_calib {
     int n_slots;
 };
 
-/* A chunk of one record's values, ready to count. */
-typedef struct job {
-    llm_calib_entry *e;
-    uint64_t record;   /* the record's index among its name's records */
-    char seq[32];      /* its seq= attribute, "" when none */
-    float *x;          /* [n] */
-    size_t n;
-    uint64_t offset;   /* element index of x[0] in the record */
-    int64_t width;     /* channels (per_channel), chunks hold whole rows */
-    int last;          /* the record's last chunk */
-} job;
-
-/* Where a stream's records come from while it is being read. */
-typedef struct source {
-    llm_reader *r;           /* NULL for a tensor in memory */
-    const unsigned char *mem;
+/* The record being read from a stream, a chunk at a time. */
+typedef struct reading {
+    llm_reader *r;
+    llm_calib_entry *e;      /* the entry of its name */
     llm_dtype dtype;
-    uint64_t left;           /* values of the current record not yet read */
-    uint64_t offset;         /* values of it already read */
-    uint64_t record;
-    char seq[32];
-    llm_calib_entry *e;
-    int64_t width;
+    uint64_t record;         /* its index among its name's records */
+    char seq[32];            /* its seq= attribute, "" when none */
+    uint64_t left;           /* values not yet read */
+    uint64_t offset;         /* values already read: the element index of x[0] */
+    int64_t width;           /* channels (per_channel; chunks hold whole rows), else 1 */
     int in_record;
-    void *raw;               /* conversion scratch for dtypes other than f32 */
+    float *x;                /* the chunk's values */
+    size_t x_cap;            /* bytes at x */
+    void *raw;               /* the chunk as read, for dtypes other than f32 */
     size_t raw_cap;
-} source;
+} reading;
 
 static uint64_t name_hash(const char *s)
 {
@@ -158,25 +147,25 @@ static int entry_get(llm_calib *c, const char *name, llm_calib_entry **out, llm_
     return 0;
 }
 
-/* Starts a record: checks its dtype and shape, finds its entry. */
-static int record_begin(llm_calib *c, source *s, const char *name, llm_dtype dtype, const llm_shape *shape,
-                        const char *seq, llm_error *err)
+/* Starts the record rec: checks its dtype and shape, finds its entry. */
+static int record_begin(llm_calib *c, reading *s, const llm_record *rec, llm_error *err)
 {
-    if (!llm_dtype_is_float(dtype))
+    const char *name = rec->name, *seq = llm_record_attr(rec, "seq");
+    if (!llm_dtype_is_float(rec->dtype))
         return llm_error_set(err, LLM_ERR_FORMAT,
                              "%s: dtype %s: calibration needs floating-point values (f32, f16, bf16, f64)", name,
-                             llm_dtype_name(dtype));
-    int64_t numel = llm_shape_numel(shape);
+                             llm_dtype_name(rec->dtype));
+    int64_t numel = llm_shape_numel(&rec->shape);
     if (numel < 0) return llm_error_set(err, LLM_ERR_FORMAT, "%s: invalid shape", name);
     llm_calib_entry *e = NULL;
     TRY(entry_get(c, name, &e, err));
-    int64_t width = shape->ndim > 0 ? shape->dim[shape->ndim - 1] : 1;
+    int64_t width = rec->shape.ndim > 0 ? rec->shape.dim[rec->shape.ndim - 1] : 1;
     if (c->opts.per_channel) {
         if (width < 1 || width > LLM_CALIB_MAX_WIDTH)
             return llm_error_set(err, LLM_ERR_LIMIT, "%s: record %llu: %lld channels: --per-channel takes 1..%d",
                                  name, (unsigned long long)e->records_begun, (long long)width, LLM_CALIB_MAX_WIDTH);
         if (e->width < 0) {
-            e->width = width; /* channel_absmax comes with the first values (count_job) */
+            e->width = width; /* channel_absmax comes with the first values (count_chunk) */
         } else if (e->width != width) {
             return llm_error_set(err, LLM_ERR_FORMAT, "%s: record %llu has %lld channels, earlier ones %lld", name,
                                  (unsigned long long)e->records_begun, (long long)width, (long long)e->width);
@@ -185,7 +174,7 @@ static int record_begin(llm_calib *c, source *s, const char *name, llm_dtype dty
         e->width = width;
     }
     s->e = e;
-    s->dtype = dtype;
+    s->dtype = rec->dtype;
     s->left = (uint64_t)numel;
     s->offset = 0;
     s->record = e->records_begun++;
@@ -196,7 +185,7 @@ static int record_begin(llm_calib *c, source *s, const char *name, llm_dtype dty
 }
 
 /* Values per chunk for the current record: whole rows when counting channels. */
-static size_t chunk_values(const source *s)
+static size_t chunk_values(const reading *s)
 {
     if (s->width <= 1) return CHUNK_VALUES;
     size_t rows = CHUNK_VALUES / (size_t)s->width;
@@ -212,15 +201,15 @@ static int need(void **buf, size_t *cap, size_t bytes, llm_error *err)
     return 0;
 }
 
-/* Converts n values of dtype at src to floats; a finite f64 beyond the float
- * range is an error (it would otherwise be counted as infinite). */
-static int to_float(const source *s, const void *src, size_t n, float *dst, llm_error *err)
+/* Converts n values of the record's dtype at src to floats at s->x; a finite
+ * f64 beyond the float range is an error (it would otherwise be counted as
+ * infinite). */
+static int to_float(reading *s, const void *src, size_t n, llm_error *err)
 {
     const uint16_t *h = src;
     const double *d = src;
-    if (n == 0) return 0;
+    float *dst = s->x;
     switch (s->dtype) {
-    case LLM_DTYPE_F32: memcpy(dst, src, n * sizeof *dst); break;
     case LLM_DTYPE_F16: for (size_t i = 0; i < n; i++) dst[i] = llm_f16_to_f32(h[i]); break;
     case LLM_DTYPE_BF16: for (size_t i = 0; i < n; i++) dst[i] = llm_bf16_to_f32(h[i]); break;
     case LLM_DTYPE_F64:
@@ -237,48 +226,31 @@ static int to_float(const source *s, const void *src, size_t n, float *dst, llm_
     return 0;
 }
 
-/* Fills j with the next chunk of values (into *buf), reading record headers as
- * needed.  1: a chunk; 0: the end of the input; < 0: an error. */
-static int next_job(llm_calib *c, source *s, job *j, float **buf, size_t *cap, llm_error *err)
+/* Reads the next chunk of values into s->x (*n of them), beginning records
+ * as needed.  1: a chunk; 0: the end of the stream; < 0: an error. */
+static int read_chunk(llm_calib *c, reading *s, size_t *n, llm_error *err)
 {
     while (!s->in_record) {
-        if (!s->r) return 0;
         const llm_record *rec;
         int rc = llm_reader_next(s->r, &rec, err);
         if (rc <= 0) return rc;
-        if (rec->kind != LLM_RECORD_TENSOR) continue;
-        TRY(record_begin(c, s, rec->name, rec->dtype, &rec->shape, llm_record_attr(rec, "seq"), err));
+        if (rec->kind == LLM_RECORD_TENSOR) TRY(record_begin(c, s, rec, err));
     }
-    size_t n = chunk_values(s);
-    if (n > s->left) n = (size_t)s->left;
-    size_t bytes = n * (size_t)llm_dtype_bits(s->dtype) / 8;
-    TRY(need((void **)buf, cap, n * sizeof(float), err));
-    const void *src;
-    if (s->r) {
-        void *dst = *buf;
-        if (s->dtype != LLM_DTYPE_F32) {
-            TRY(need(&s->raw, &s->raw_cap, bytes, err));
-            dst = s->raw;
-        }
-        int64_t got = llm_reader_read(s->r, dst, bytes, err);
-        if (got < 0) return (int)got;
-        if ((size_t)got != bytes)
-            return llm_error_set(err, LLM_ERR_TRUNCATED, "%s: record %llu ends early", s->e->name,
-                                 (unsigned long long)s->record);
-        src = dst;
-    } else {
-        src = s->mem;
-        s->mem += bytes;
+    *n = chunk_values(s);
+    if (*n > s->left) *n = (size_t)s->left;
+    size_t bytes = *n * (size_t)llm_dtype_bits(s->dtype) / 8;
+    TRY(need((void **)&s->x, &s->x_cap, *n * sizeof(float), err));
+    void *dst = s->x;
+    if (s->dtype != LLM_DTYPE_F32) {
+        TRY(need(&s->raw, &s->raw_cap, bytes, err));
+        dst = s->raw;
     }
-    if (src != *buf) TRY(to_float(s, src, n, *buf, err));
-    *j = (job){.e = s->e, .record = s->record, .x = *buf, .n = n, .offset = s->offset, .width = s->width};
-    memcpy(j->seq, s->seq, sizeof j->seq);
-    s->left -= n;
-    s->offset += n;
-    if (s->left == 0) {
-        j->last = 1;
-        s->in_record = 0;
-    }
+    int64_t got = llm_reader_read(s->r, dst, bytes, err);
+    if (got < 0) return (int)got;
+    if ((size_t)got != bytes)
+        return llm_error_set(err, LLM_ERR_TRUNCATED, "%s: record %llu ends early", s->e->name,
+                             (unsigned long long)s->record);
+    if (dst != s->x) TRY(to_float(s, dst, *n, err));
     return 1;
 }
 
@@ -298,39 +270,44 @@ static int64_t first_nonfinite(const float *x, size_t n)
     return -1;
 }
 
-/* Counts a chunk into its entry; fails on NaN/Inf unless skipping them. */
-static int count_job(llm_calib *c, const job *j, llm_error *err)
+/* Counts the chunk s->x[0..n) into its entry (fails on NaN/Inf unless
+ * skipping them); after the record's last chunk, counts the record and
+ * takes the report's snapshot when one is due. */
+static int count_chunk(llm_calib *c, reading *s, size_t n, llm_error *err)
 {
-    llm_calib_entry *e = j->e;
-    const float *x = j->x;
-    int64_t bad = first_nonfinite(x, j->n);
+    llm_calib_entry *e = s->e;
+    const float *x = s->x;
+    int64_t bad = first_nonfinite(x, n);
     if (bad >= 0 && !c->opts.skip_nonfinite)
         return llm_error_set(err, LLM_ERR_FORMAT, "%s: record %llu%s%s%s: element %llu is %s (--skip-nonfinite skips such values)",
-                             e->name, (unsigned long long)j->record, j->seq[0] ? " (seq=" : "", j->seq,
-                             j->seq[0] ? ")" : "", (unsigned long long)(j->offset + (uint64_t)bad),
+                             e->name, (unsigned long long)s->record, s->seq[0] ? " (seq=" : "", s->seq,
+                             s->seq[0] ? ")" : "", (unsigned long long)(s->offset + (uint64_t)bad),
                              isnan(x[bad]) ? "NaN" : x[bad] > 0 ? "+Inf" : "-Inf");
     if (bad < 0) {
-        llm_calib_hist_add(&e->hist, x, j->n);
+        llm_calib_hist_add(&e->hist, x, n);
     } else { /* the finite runs between the skipped values */
         size_t run = 0;
-        for (size_t i = 0; i <= j->n; i++) {
-            if (i < j->n && isfinite(x[i])) continue;
+        for (size_t i = 0; i <= n; i++) {
+            if (i < n && isfinite(x[i])) continue;
             llm_calib_hist_add(&e->hist, x + run, i - run);
-            if (i < j->n) e->nonfinite++;
+            if (i < n) e->nonfinite++;
             run = i + 1;
         }
     }
-    if (c->opts.per_channel && j->n > 0 && !e->channel_absmax && /* with the first values */
+    if (c->opts.per_channel && n > 0 && !e->channel_absmax && /* with the first values */
         !(e->channel_absmax = calloc((size_t)e->width, sizeof *e->channel_absmax)))
         return llm_error_set(err, LLM_ERR_NOMEM, "%s: out of memory for %lld channels", e->name, (long long)e->width);
     if (e->channel_absmax)
-        for (size_t r = 0; r < j->n; r += (size_t)j->width)
-            for (int64_t k = 0; k < j->width; k++) {
+        for (size_t r = 0; r < n; r += (size_t)s->width)
+            for (int64_t k = 0; k < s->width; k++) {
                 float v = fabsf(x[r + (size_t)k]);
                 /* NaN never compares greater; Inf is only here when skipped */
                 if (v > e->channel_absmax[k] && v <= FLT_MAX) e->channel_absmax[k] = v;
             }
-    if (!j->last) return 0;
+    s->offset += n;
+    s->left -= n;
+    if (s->left > 0) return 0;
+    s->in_record = 0;
     e->records++;
     /* the report's snapshots: at 32, 64, 128, ... records */
     if (c->opts.report && e->records >= 32 && (e->records & (e->records - 1)) == 0 &&
@@ -345,39 +322,22 @@ static int count_job(llm_calib *c, const job *j, llm_error *err)
     return 0;
 }
 
-/* The whole loop: read a chunk, count it. */
-static int run(llm_calib *c, source *s, llm_error *err)
-{
-    float *buf = NULL;
-    size_t cap = 0;
-    job j;
-    int rc;
-    while ((rc = next_job(c, s, &j, &buf, &cap, err)) > 0)
-        if ((rc = count_job(c, &j, err)) < 0) break;
-    free(buf);
-    return rc;
-}
-
 int llm_calib_add_stream(llm_calib *c, llm_reader *r, llm_error *err)
 {
-    source s = {.r = r};
-    int rc = run(c, &s, err);
+    reading s = {.r = r};
+    size_t n;
+    int rc;
+    while ((rc = read_chunk(c, &s, &n, err)) > 0)
+        if ((rc = count_chunk(c, &s, n, err)) < 0) break;
+    free(s.x);
     free(s.raw);
     return rc;
 }
 
-int llm_calib_add(llm_calib *c, const char *name, llm_dtype dtype, const llm_shape *shape, const void *data,
-                  llm_error *err)
-{
-    source s = {.mem = data};
-    TRY(record_begin(c, &s, name, dtype, shape, NULL, err));
-    return run(c, &s, err);
-}
-
-int llm_calib_amax_all(const llm_calib *c, const int *methods, int n, double percentile, int threads,
-                       double *amax, llm_error *err)
+int llm_calib_amax_all(const llm_calib *c, const int *methods, int n, int threads, double *amax, llm_error *err)
 {
     int count = llm_calib_count(c);
+    double percentile = c->opts.percentile;
     int *failed = calloc((size_t)count + 1, sizeof *failed);
     if (!failed) return llm_error_set(err, LLM_ERR_NOMEM, "out of memory");
 #pragma omp parallel for schedule(dynamic) num_threads(threads > 0 ? threads : 1)

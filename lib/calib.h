@@ -34,7 +34,7 @@ typedef struct llm_calib_opts {
     int per_channel;    /* keep the max |x| of each channel (last dimension) */
     int skip_nonfinite; /* count NaN and Inf and go on, instead of failing */
     unsigned report;    /* bit mask of methods (1 << llm_calib_method) to snapshot as records arrive */
-    double percentile;  /* for the report's percentile method; 0: 99.99 */
+    double percentile;  /* for the percentile method (snapshots, llm_calib_amax_all); 0: 99.99 */
 } llm_calib_opts;
 
 /* The methods' thresholds after the first `records` records of a name. */
@@ -47,7 +47,7 @@ typedef struct llm_calib_entry {
     char *name;
     llm_calib_hist hist;
     uint64_t records;       /* records counted */
-    uint64_t records_begun; /* records whose reading has begun (one may be in flight) */
+    uint64_t records_begun; /* records begun: also those an error stopped */
     uint64_t nonfinite;     /* NaN and Inf values skipped (skip_nonfinite) */
     int64_t width;          /* last dimension of the first record; -1 before one with a dimension */
     float *channel_absmax;  /* [width], per_channel only, from the first record with values (NULL before) */
@@ -73,21 +73,17 @@ const llm_calib_opts *llm_calib_options(const llm_calib *c);
  * 0 or a negative LLM_ERR_*; the entries keep what was added before an error. */
 int llm_calib_add_stream(llm_calib *c, llm_reader *r, llm_error *err);
 
-/* Adds one tensor held in memory (dtype, shape, payload) as one record of name. */
-int llm_calib_add(llm_calib *c, const char *name, llm_dtype dtype, const llm_shape *shape,
-                  const void *data, llm_error *err);
-
 /* Names seen, in order of first appearance, and the entry of each (NULL
  * when i is out of range). */
 int llm_calib_count(const llm_calib *c);
 const llm_calib_entry *llm_calib_entry_at(const llm_calib *c, int i);
 
-/* The thresholds of every entry by each of the n methods in methods[]:
- * amax[i * LLM_CALIB_METHODS + k] for entry i and methods[k], the entries
- * shared among `threads` threads (the MSE and entropy searches cost
- * milliseconds per tensor).  0, or the first failing entry's error with its
- * name in front. */
-int llm_calib_amax_all(const llm_calib *c, const int *methods, int n, double percentile, int threads,
-                       double *amax, llm_error *err);
+/* The thresholds of every entry by each of the n methods in methods[], with
+ * the options' percentile: amax[i * LLM_CALIB_METHODS + k] for entry i and
+ * methods[k] (amax has llm_calib_count(c) * LLM_CALIB_METHODS entries, owned
+ * by the caller), the entries shared among `threads` threads (the MSE and
+ * entropy searches cost milliseconds per tensor).  0, or the first failing
+ * entry's error with its name in front. */
+int llm_calib_amax_all(const llm_calib *c, const int *methods, int n, int threads, double *amax, llm_error *err);
 
 #endif

@@ -30,7 +30,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         static const int methods[LLM_CALIB_METHODS] = {LLM_CALIB_MAX, LLM_CALIB_PERCENTILE, LLM_CALIB_MSE,
                                                        LLM_CALIB_ENTROPY};
         double *amax = malloc(((size_t)n + 1) * LLM_CALIB_METHODS * sizeof *amax);
-        if (rc == 0 && amax) (void)llm_calib_amax_all(c, methods, LLM_CALIB_METHODS, 99.99, 1, amax, &err);
+        if (rc == 0 && amax) (void)llm_calib_amax_all(c, methods, LLM_CALIB_METHODS, 1, amax, &err);
         free(amax);
         if (rc == 0 && n > 0) { /* --curve NAME: one name's curves */
             const llm_calib_hist *h = &llm_calib_entry_at(c, n - 1)->hist;

@@ -140,21 +140,22 @@ static void test_options(void)
 }
 
 /* Every entry's thresholds at once, on 1 and 3 threads, equal each entry's
- * llm_calib_amax; a failing method is reported with the entry's name. */
+ * llm_calib_amax at the options' percentile; a failing method is reported
+ * with the entry's name. */
 static void test_amax_all(void)
 {
     llm_error err = {0};
     const char *path = write_acts("all.llmt", 4, 6, 30, 16, CALIB_UNIFORM);
     int rc;
-    llm_calib *c = calib_file(path, NULL, &rc, &err);
+    llm_calib *c = calib_file(path, &(llm_calib_opts){.percentile = 99.9}, &rc, &err);
     CHECK_OK(rc);
     const int methods[4] = {LLM_CALIB_MAX, LLM_CALIB_PERCENTILE, LLM_CALIB_MSE, LLM_CALIB_ENTROPY};
     int count = llm_calib_count(c);
     CHECK(count == 4);
     double *one = malloc(sizeof(double) * count * LLM_CALIB_METHODS),
            *three = malloc(sizeof(double) * count * LLM_CALIB_METHODS);
-    CHECK_OK(llm_calib_amax_all(c, methods, 4, 99.9, 1, one, &err));
-    CHECK_OK(llm_calib_amax_all(c, methods, 4, 99.9, 3, three, &err));
+    CHECK_OK(llm_calib_amax_all(c, methods, 4, 1, one, &err));
+    CHECK_OK(llm_calib_amax_all(c, methods, 4, 3, three, &err));
     int same = 1;
     for (int i = 0; i < count; i++)
         for (int k = 0; k < 4; k++) {
@@ -163,16 +164,40 @@ static void test_amax_all(void)
             same &= one[i * LLM_CALIB_METHODS + k] == want && three[i * LLM_CALIB_METHODS + k] == want;
         }
     CHECK_MSG(same, "llm_calib_amax_all differs from llm_calib_amax");
-    rc = llm_calib_amax_all(c, methods, 4, 250.0, 2, one, &err); /* a percentile out of range */
-    CHECK_MSG(rc < 0 && !strncmp(err.msg, llm_calib_entry_at(c, 0)->name, strlen(llm_calib_entry_at(c, 0)->name)),
-              "rc %d: %s", rc, err.msg);
+    const int bad[2] = {LLM_CALIB_MAX, 9}; /* a method that does not exist */
+    rc = llm_calib_amax_all(c, bad, 2, 2, one, &err);
+    CHECK_MSG(rc == LLM_ERR_ARG && !strncmp(err.msg, "layers.0.in: unknown calibration method 9", 41), "rc %d: %s", rc,
+              err.msg);
     free(one), free(three);
     llm_calib_free(c);
 }
 
-/* NaN and Inf name the tensor, record and element, or are counted when
- * skipped; integer dtypes, changing widths and truncated streams are errors;
- * f16 and bf16 count as the floats they hold. */
+/* Adds one record to c through a stream of its own (seq: its seq=
+ * attribute, or NULL). */
+static int add_record(llm_calib *c, const char *name, llm_dtype dtype, llm_shape shape, const void *data,
+                      const char *seq, llm_error *out)
+{
+    llm_error err = {0};
+    char path[4096];
+    snprintf(path, sizeof path, "%s/record.llmt", check_tmpdir());
+    llm_attr attr = {"seq", seq};
+    llm_record rec = {.kind = LLM_RECORD_TENSOR, .name = name, .dtype = dtype, .shape = shape, .attrs = &attr,
+                      .n_attrs = seq ? 1 : 0};
+    llm_writer *w;
+    llm_reader *r;
+    CHECK_OK(llm_writer_open(&w, path, NULL, &err));
+    CHECK_OK(llm_writer_record(w, &rec, data, &err));
+    CHECK_OK(llm_writer_close(w, &err));
+    CHECK_OK(llm_reader_open(&r, path, &err));
+    int rc = llm_calib_add_stream(c, r, out);
+    llm_reader_close(r);
+    return rc;
+}
+
+/* NaN and Inf name the tensor, record (and its seq=) and element, or are
+ * counted when skipped; integer dtypes, f64 beyond the float range,
+ * changing or empty widths and truncated streams are errors; f16, bf16 and
+ * f64 count as the floats they hold; an empty record is a record. */
 static void test_bad_input(void)
 {
     llm_error err = {0};
@@ -180,37 +205,55 @@ static void test_bad_input(void)
     CHECK_OK(llm_calib_create(&c, NULL, &err));
     float v[6] = {1, 2, 3, 4, 5, 6};
     llm_shape s23 = llm_shape_make(2, (int64_t[]){2, 3});
-    CHECK_OK(llm_calib_add(c, "a", LLM_DTYPE_F32, &s23, v, &err));
+    CHECK_OK(add_record(c, "a", LLM_DTYPE_F32, s23, v, NULL, &err));
     v[4] = NAN;
-    int rc = llm_calib_add(c, "b", LLM_DTYPE_F32, &s23, v, &err);
+    int rc = add_record(c, "b", LLM_DTYPE_F32, s23, v, NULL, &err);
     CHECK_MSG(rc == LLM_ERR_FORMAT && strstr(err.msg, "b: record 0: element 4 is NaN"), "%s", err.msg);
     v[4] = 5;
-    CHECK_OK(llm_calib_add(c, "b", LLM_DTYPE_F32, &s23, v, &err)); /* record 1 of b */
+    CHECK_OK(add_record(c, "b", LLM_DTYPE_F32, s23, v, NULL, &err)); /* record 1 of b */
     v[1] = -INFINITY;
-    rc = llm_calib_add(c, "b", LLM_DTYPE_F32, &s23, v, &err);
-    CHECK_MSG(rc == LLM_ERR_FORMAT && strstr(err.msg, "b: record 2: element 1 is -Inf"), "%s", err.msg);
+    rc = add_record(c, "b", LLM_DTYPE_F32, s23, v, "17", &err);
+    CHECK_MSG(rc == LLM_ERR_FORMAT && strstr(err.msg, "b: record 2 (seq=17): element 1 is -Inf"), "%s", err.msg);
     int32_t ints[6] = {0};
-    rc = llm_calib_add(c, "i", LLM_DTYPE_I32, &s23, ints, &err);
+    rc = add_record(c, "i", LLM_DTYPE_I32, s23, ints, NULL, &err);
     CHECK_MSG(rc == LLM_ERR_FORMAT && strstr(err.msg, "i: dtype i32"), "%s", err.msg);
+    double d[2] = {0.5, -1e300};
+    llm_shape s2 = llm_shape_make(1, (int64_t[]){2});
+    rc = add_record(c, "d", LLM_DTYPE_F64, s2, d, NULL, &err);
+    CHECK_MSG(rc == LLM_ERR_FORMAT && strstr(err.msg, "d: record 0: element 1 (-1e+300) is beyond the float range"),
+              "%s", err.msg);
+    d[1] = -2.25;
+    CHECK_OK(add_record(c, "d", LLM_DTYPE_F64, s2, d, NULL, &err));
+    const llm_calib_entry *e = llm_calib_entry_at(c, 2); /* "i" has no entry: it never began */
+    CHECK(!strcmp(e->name, "d") && e->records == 1 && e->records_begun == 2 && e->hist.total == 2 &&
+          e->hist.absmax == 2.25 && e->hist.min == -2.25 && e->hist.max == 0.5);
+    CHECK_OK(add_record(c, "empty", LLM_DTYPE_F32, llm_shape_make(2, (int64_t[]){0, 3}), v, NULL, &err));
+    e = llm_calib_entry_at(c, 3);
+    CHECK(e->records == 1 && e->hist.total == 0 && e->width == 3);
     llm_calib_free(c);
 
     CHECK_OK(llm_calib_create(&c, &(llm_calib_opts){.skip_nonfinite = 1, .per_channel = 1}, &err));
     v[4] = NAN;
-    CHECK_OK(llm_calib_add(c, "a", LLM_DTYPE_F32, &s23, v, &err));
-    const llm_calib_entry *e = llm_calib_entry_at(c, 0);
+    CHECK_OK(add_record(c, "a", LLM_DTYPE_F32, s23, v, NULL, &err));
+    e = llm_calib_entry_at(c, 0);
     CHECK(e->nonfinite == 2 && e->hist.total == 4 && e->hist.absmax == 6);
     CHECK(e->channel_absmax[0] == 4 && e->channel_absmax[1] == 0 && e->channel_absmax[2] == 6);
     llm_shape s32 = llm_shape_make(2, (int64_t[]){3, 2});
-    rc = llm_calib_add(c, "a", LLM_DTYPE_F32, &s32, v, &err);
+    rc = add_record(c, "a", LLM_DTYPE_F32, s32, v, NULL, &err);
     CHECK_MSG(rc == LLM_ERR_FORMAT && strstr(err.msg, "a: record 1 has 2 channels, earlier ones 3"), "%s", err.msg);
+    rc = add_record(c, "z", LLM_DTYPE_F32, llm_shape_make(2, (int64_t[]){4, 0}), v, NULL, &err);
+    CHECK_MSG(rc == LLM_ERR_LIMIT && strstr(err.msg, "z: record 0: 0 channels: --per-channel takes 1..67108864"), "%s",
+              err.msg);
     /* f16 and bf16 */
     uint16_t f16[6], bf16[6];
     float w[6] = {0.5f, -1.25f, 3, 0, -7.5f, 2};
     for (int i = 0; i < 6; i++) f16[i] = llm_f32_to_f16(w[i]), bf16[i] = llm_f32_to_bf16(w[i]);
-    CHECK_OK(llm_calib_add(c, "h", LLM_DTYPE_F16, &s23, f16, &err));
-    CHECK_OK(llm_calib_add(c, "h", LLM_DTYPE_BF16, &s23, bf16, &err));
-    e = llm_calib_entry_at(c, 1);
-    CHECK(e->hist.total == 12 && e->hist.absmax == 7.5 && e->hist.min == -7.5 && e->hist.max == 3 && e->records == 2);
+    CHECK_OK(add_record(c, "h", LLM_DTYPE_F16, s23, f16, NULL, &err));
+    CHECK_OK(add_record(c, "h", LLM_DTYPE_BF16, s23, bf16, NULL, &err));
+    e = llm_calib_entry_at(c, 2); /* after "a" and "z" */
+    CHECK(!strcmp(e->name, "h") && e->hist.total == 12 && e->hist.absmax == 7.5 && e->hist.min == -7.5 &&
+          e->hist.max == 3 && e->records == 2);
+    CHECK(e->channel_absmax[0] == 0.5f && e->channel_absmax[1] == 7.5f && e->channel_absmax[2] == 3);
     llm_calib_free(c);
 
     /* a truncated stream */

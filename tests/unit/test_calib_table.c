@@ -195,7 +195,7 @@ static const char *calibrate(const char *path, const llm_calib_opts *opts, const
     CHECK_OK(llm_calib_add_stream(*out, r, &err));
     llm_reader_close(r);
     *amax = calloc((size_t)llm_calib_count(*out) * LLM_CALIB_METHODS, sizeof **amax);
-    CHECK_OK(llm_calib_amax_all(*out, methods, n, llm_calib_options(*out)->percentile, 1, *amax, &err));
+    CHECK_OK(llm_calib_amax_all(*out, methods, n, 1, *amax, &err));
     CHECK_OK(llm_writer_open(&w, table, NULL, &err));
     CHECK_OK(llm_calib_table_write(w, *out, methods, n, *amax, &err));
     CHECK_OK(llm_writer_close(w, &err));
