@@ -3,8 +3,8 @@
  * the one counted directly from its values, per-channel maxima and the
  * report's snapshots against direct computations, every entry's thresholds
  * at once on one and several threads, the errors of bad input (NaN, Inf,
- * integer dtypes, changing widths, truncated streams).  Data and
- * references: calib_ref.c. */
+ * integer dtypes, changing widths, truncated streams), and LLM_ERR_NOMEM at
+ * every allocation.  Data and references: calib_ref.c. */
 #include <float.h>
 #include <math.h>
 #include <stdio.h>
@@ -14,6 +14,7 @@
 #include "calib.h"
 #include "calib_ref.h"
 #include "check.h"
+#include "nomem.h"
 #include "stream.h"
 
 enum { BINS = 2048 };
@@ -272,11 +273,77 @@ static void test_bad_input(void)
     free(buf);
 }
 
+/* A whole calibration (create, read a stream, snapshots, every threshold)
+ * under allocation failures, and the aggregation it must equal. */
+typedef struct run {
+    const char *path;
+    llm_calib_opts opts;
+    const llm_calib *want;
+    double want_amax[3 * LLM_CALIB_METHODS], amax[3 * LLM_CALIB_METHODS];
+} run;
+
+static const int all_methods[LLM_CALIB_METHODS] = {LLM_CALIB_MAX, LLM_CALIB_PERCENTILE, LLM_CALIB_MSE,
+                                                   LLM_CALIB_ENTROPY};
+
+/* 1 when the entries of a and b hold the same counts, maxima and snapshots. */
+static int same_entries(const llm_calib *a, const llm_calib *b)
+{
+    if (llm_calib_count(a) != llm_calib_count(b)) return 0;
+    for (int i = 0; i < llm_calib_count(a); i++) {
+        const llm_calib_entry *x = llm_calib_entry_at(a, i), *y = llm_calib_entry_at(b, i);
+        if (strcmp(x->name, y->name) || x->records != y->records || x->hist.total != y->hist.total ||
+            x->hist.range != y->hist.range || x->width != y->width || x->n_snapshots != y->n_snapshots ||
+            memcmp(x->hist.count, y->hist.count, (size_t)x->hist.fine * sizeof *x->hist.count) ||
+            memcmp(x->channel_absmax, y->channel_absmax, (size_t)x->width * sizeof *x->channel_absmax) ||
+            memcmp(x->snapshots, y->snapshots, (size_t)x->n_snapshots * sizeof *x->snapshots))
+            return 0;
+    }
+    return 1;
+}
+
+static int run_calib(void *ctx, llm_error *err)
+{
+    run *t = ctx;
+    llm_calib *c = NULL;
+    llm_reader *r = NULL;
+    int rc = llm_calib_create(&c, &t->opts, err);
+    if (rc == 0) rc = llm_reader_open(&r, t->path, err);
+    if (rc == 0) rc = llm_calib_add_stream(c, r, err);
+    if (rc == 0) rc = llm_calib_amax_all(c, all_methods, LLM_CALIB_METHODS, 2, t->amax, err);
+    if (rc == 0 && t->want)
+        CHECK_MSG(same_entries(c, t->want) && !memcmp(t->amax, t->want_amax, sizeof t->amax),
+                  "the calibration differs from the one with memory");
+    llm_reader_close(r);
+    llm_calib_free(c);
+    return rc;
+}
+
+/* Every allocation of a calibration, refused in turn, makes it
+ * LLM_ERR_NOMEM; with memory, the result is the one computed before. */
+static void test_out_of_memory(void)
+{
+    llm_error err = {0};
+    run *t = calloc(1, sizeof *t);
+    t->path = write_acts("oom.llmt", 3, 40, 4, 8, CALIB_OUTLIERS);
+    t->opts = (llm_calib_opts){.bins = LLM_CALIB_MIN_BINS, .per_channel = 1, .skip_nonfinite = 1,
+                               .report = 1u << LLM_CALIB_MAX | 1u << LLM_CALIB_ENTROPY};
+    int rc;
+    llm_calib *want = calib_file(t->path, &t->opts, &rc, &err);
+    CHECK_OK(rc);
+    CHECK_OK(llm_calib_amax_all(want, all_methods, LLM_CALIB_METHODS, 1, t->want_amax, &err));
+    CHECK(llm_calib_entry_at(want, 0)->n_snapshots == 1);
+    t->want = want;
+    CHECK(nomem_sweep("calibration", run_calib, t) > 0);
+    llm_calib_free(want);
+    free(t);
+}
+
 int main(void)
 {
     RUN(test_stream_aggregation);
     RUN(test_options);
     RUN(test_amax_all);
     RUN(test_bad_input);
+    RUN(test_out_of_memory);
     return check_done();
 }

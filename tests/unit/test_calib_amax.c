@@ -4,7 +4,8 @@
  * every candidate threshold, and TensorRT Model Optimizer's entropy (KL)
  * search over a 2048-bin histogram of [0, max|x|] built straight from the
  * data — on Gaussian, Laplace, uniform and outlier-laden data (rare values
- * 40 times the rest, as LLM activations have; calib_ref.c). */
+ * 40 times the rest, as LLM activations have; calib_ref.c).  Out of memory
+ * is LLM_ERR_NOMEM at every allocation of every search. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 #include "calib_amax.h"
 #include "calib_ref.h"
 #include "check.h"
+#include "nomem.h"
 
 enum { N = 60000, N_BIG = 1000000, BINS = 2048 };
 
@@ -363,6 +365,54 @@ static void test_method_names(void)
           llm_calib_method_from_name("") == -1 && llm_calib_method_from_name("all") == -1);
 }
 
+/* A search or curves under allocation failures, and what they give with
+ * memory. */
+typedef struct search {
+    const llm_calib_hist *h;
+    llm_calib_method method; /* or LLM_CALIB_METHODS: both curves */
+    double want;             /* the threshold with memory */
+    double *mse, *kl;        /* [BINS] each, the curves with memory */
+    double got[2][BINS];     /* the curves under test */
+} search;
+
+static int run_search(void *ctx, llm_error *err)
+{
+    search *s = ctx;
+    if (s->method == LLM_CALIB_METHODS) {
+        int rc = llm_calib_amax_curves(s->h, s->got[0], s->got[1], err);
+        CHECK(rc < 0 || (!memcmp(s->got[0], s->mse, sizeof s->got[0]) && !memcmp(s->got[1], s->kl, sizeof s->got[1])));
+        return rc;
+    }
+    double a = -1;
+    int rc = llm_calib_amax(s->h, s->method, 99.9, &a, err);
+    CHECK_MSG(rc < 0 ? a == 0 : a == s->want, "%s: rc %d, amax %.9g, %.9g with memory",
+              llm_calib_method_name(s->method), rc, a, s->want);
+    return rc;
+}
+
+/* Every allocation of every search, refused in turn, makes it LLM_ERR_NOMEM
+ * (never a threshold from a half-computed curve); the percentile and max
+ * need none. */
+static void test_out_of_memory(void)
+{
+    llm_error err = {0};
+    llm_calib_hist h;
+    float *x = calib_data_hist(&h, CALIB_OUTLIERS, N, BINS);
+    search *s = malloc(sizeof *s);
+    s->h = &h;
+    s->mse = malloc(BINS * sizeof *s->mse), s->kl = malloc(BINS * sizeof *s->kl);
+    CHECK_OK(llm_calib_amax_curves(&h, s->mse, s->kl, &err));
+    for (int m = 0; m <= LLM_CALIB_METHODS; m++) {
+        s->method = (llm_calib_method)m;
+        if (m < LLM_CALIB_METHODS) CHECK_OK(llm_calib_amax(&h, s->method, 99.9, &s->want, &err));
+        long allocs = nomem_sweep(m < LLM_CALIB_METHODS ? llm_calib_method_name(m) : "curves", run_search, s);
+        CHECK_MSG(m == LLM_CALIB_MAX || m == LLM_CALIB_PERCENTILE ? allocs == 0 : allocs > 0, "method %d: %ld",
+                  m, allocs);
+    }
+    llm_calib_hist_free(&h);
+    free(s->mse), free(s->kl), free(s), free(x);
+}
+
 int main(void)
 {
     RUN(test_percentile_against_sorted_data);
@@ -371,5 +421,6 @@ int main(void)
     RUN(test_outliers_against_references);
     RUN(test_degenerate_thresholds);
     RUN(test_method_names);
+    RUN(test_out_of_memory);
     return check_done();
 }

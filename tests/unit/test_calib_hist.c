@@ -12,6 +12,7 @@
 #include "calib_hist.h"
 #include "calib_ref.h"
 #include "check.h"
+#include "nomem.h"
 
 enum { N = 60000, N_BIG = 1000000, BINS = 2048 };
 
@@ -156,11 +157,29 @@ static void test_degenerate_histograms(void)
     CHECK(llm_calib_hist_init(&h, LLM_CALIB_MAX_BINS + 1, &err) == LLM_ERR_ARG && !h.count);
 }
 
+static int init_hist(void *ctx, llm_error *err)
+{
+    llm_calib_hist *h = ctx;
+    int rc = llm_calib_hist_init(h, BINS, err);
+    CHECK(rc < 0 ? !h->count : h->count && h->fine == LLM_CALIB_FINE * BINS);
+    llm_calib_hist_free(h);
+    return rc;
+}
+
+/* Without memory for its counts, a histogram is LLM_ERR_NOMEM and holds
+ * nothing to free. */
+static void test_out_of_memory(void)
+{
+    llm_calib_hist h;
+    CHECK(nomem_sweep("llm_calib_hist_init", init_hist, &h) == 1);
+}
+
 int main(void)
 {
     RUN(test_growing_histogram_is_exact);
     RUN(test_rebin_against_direct_count);
     RUN(test_density_edges);
     RUN(test_degenerate_histograms);
+    RUN(test_out_of_memory);
     return check_done();
 }

@@ -1,7 +1,8 @@
 /* Unit tests for lib/calib_table: the table llm-calib writes from an
  * aggregation, record by record with its attributes and values; tables
  * written here record by record read back, each method's step found; every
- * kind of bad table an error naming the file and the record. */
+ * kind of bad table an error naming the file and the record; and
+ * LLM_ERR_NOMEM at every allocation of the reader. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +10,7 @@
 
 #include "calib_table.h"
 #include "check.h"
+#include "nomem.h"
 #include "stream.h"
 
 /* One record to write: a 1-D tensor (or a metadata record when n is 0) of
@@ -298,10 +300,31 @@ static void test_table_write(void)
     free(amax);
 }
 
+static int read_table(void *path, llm_error *err)
+{
+    llm_calib_table t;
+    int rc = llm_calib_table_read(&t, path, err);
+    const llm_calib_table_entry *b = llm_calib_table_find(&t, "b", "absmax");
+    if (rc == 0) CHECK(t.n == 3 && b && b->n == 4 && b->data[3] == 4);
+    llm_calib_table_free(&t);
+    return rc;
+}
+
+/* Every allocation of the reader, refused in turn, makes it LLM_ERR_NOMEM. */
+static void test_table_out_of_memory(void)
+{
+    table_rec many[3] = {{"a.absmax", NULL, 4, {1, 2, 3, 4}, 0}, {"b.absmax", NULL, 4, {1, 2, 3, 4}, 0},
+                         {"c.scale", "max", 1, {0.5}, 0}};
+    char *path = strdup(write_records("oom.llmt", many, 3));
+    CHECK(nomem_sweep("llm_calib_table_read", read_table, path) > 0);
+    free(path);
+}
+
 int main(void)
 {
     RUN(test_table_write);
     RUN(test_table_read);
     RUN(test_table_bad_input);
+    RUN(test_table_out_of_memory);
     return check_done();
 }
