@@ -57,8 +57,9 @@ TOOL_SRC = $(sort $(wildcard bin/llm-*.c))
 TOOLS = $(TOOL_SRC:bin/%.c=$(OUT)/bin/%)
 UNIT_SRC = $(sort $(wildcard tests/unit/test_*.c))
 UNIT_TESTS = $(UNIT_SRC:tests/unit/%.c=$(OBJ)/tests/%)
-# The unit tests' shared objects: the harness, and a malloc that fails on
-# request (tests/unit/nomem.h), put in place of malloc by --wrap.
+# The unit tests' shared objects: the harness, and allocations that fail on
+# request (tests/unit/nomem.h), put in place of malloc, calloc and realloc
+# by --wrap.
 CHECK_OBJ = $(OBJ)/tests/check.o $(OBJ)/tests/nomem.o
 MAN1 = $(sort $(wildcard man/man1/*.1))
 MAN5 = $(sort $(wildcard man/man5/*.5))
@@ -90,7 +91,15 @@ $(CHECK_OBJ): $(OBJ)/tests/%.o: tests/unit/%.c tests/unit/%.h
 
 $(OBJ)/tests/%: tests/unit/%.c $(CHECK_OBJ) $(LIB) $(wildcard lib/*.h)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -Itests/unit $< -o $@ $(LDFLAGS) -Wl,--wrap=malloc $(CHECK_OBJ) $(LIB) $(EXTRA_LIBS) $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) -Itests/unit $< -o $@ $(LDFLAGS) -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc $(CHECK_OBJ) $(LIB) $(EXTRA_LIBS) $(LDLIBS)
+
+# The calibration tests also link their shared data and references.
+CALIB_TESTS = $(patsubst %,$(OBJ)/tests/test_calib%,_hist _amax _table) $(OBJ)/tests/test_calib
+$(CALIB_TESTS): $(OBJ)/tests/calib_ref.o
+$(CALIB_TESTS): EXTRA_LIBS = $(OBJ)/tests/calib_ref.o
+$(OBJ)/tests/calib_ref.o: tests/unit/calib_ref.c tests/unit/calib_ref.h tests/unit/check.h $(wildcard lib/*.h)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -Itests/unit -c $< -o $@
 
 # Installs missing Debian build packages as root, or says exactly what to run.
 deps:

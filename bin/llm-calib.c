@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "calib.h"
+#include "calib_table.h"
 #include "cli.h"
 #include "opt.h"
 #include "outfile.h"
@@ -114,7 +115,7 @@ static double *all_amaxes(const llm_calib *c, const options *o, int threads)
     double *amax = malloc(((size_t)llm_calib_count(c) + 1) * LLM_CALIB_METHODS * sizeof *amax);
     if (!amax) llm_die(LLM_EXIT_DATA, "out of memory");
     llm_error err = {0};
-    if (llm_calib_amax_all(c, list, n, o->percentile, threads, amax, &err) < 0)
+    if (llm_calib_amax_all(c, list, n, threads, amax, &err) < 0)
         llm_die(LLM_EXIT_DATA, "%s", err.msg);
     return amax;
 }
@@ -122,44 +123,12 @@ static double *all_amaxes(const llm_calib *c, const options *o, int threads)
 static void write_table(const llm_calib *c, const options *o, const double *all)
 {
     int list[LLM_CALIB_METHODS], n = method_list(o->methods, list);
-    char methods[64] = "", count[32], records[32], bins[32], pct[32], nonfinite[32], name[LLM_MAX_NAME + 16];
-    for (int k = 0; k < n; k++)
-        snprintf(methods + strlen(methods), sizeof methods - strlen(methods), "%s%s", k ? "," : "",
-                 llm_calib_method_name(list[k]));
     const char *path = o->out ? o->out : "-";
     if (strcmp(path, "-") == 0) llm_cli_refuse_tty(1, o->force);
     llm_error err = {0};
     llm_writer *w;
     if (llm_writer_open(&w, path, NULL, &err) < 0) llm_die(LLM_EXIT_DATA, "%s", err.msg);
-    for (int i = 0; i < llm_calib_count(c); i++) {
-        const llm_calib_entry *e = llm_calib_entry_at(c, i);
-        const double *amax = all + (size_t)i * LLM_CALIB_METHODS;
-        float a32[LLM_CALIB_METHODS], s32[LLM_CALIB_METHODS];
-        for (int k = 0; k < n; k++) a32[k] = (float)amax[k], s32[k] = (float)(amax[k] / 127.0);
-        snprintf(count, sizeof count, "%" PRIu64, e->hist.total);
-        snprintf(records, sizeof records, "%" PRIu64, e->records);
-        snprintf(bins, sizeof bins, "%ld", o->bins);
-        snprintf(pct, sizeof pct, "%.10g", o->percentile);
-        snprintf(nonfinite, sizeof nonfinite, "%" PRIu64, e->nonfinite);
-        llm_attr attrs[6] = {{"methods", methods}, {"count", count}, {"records", records}, {"bins", bins}};
-        int na = 4;
-        if (o->methods & (1u << LLM_CALIB_PERCENTILE)) attrs[na++] = (llm_attr){"percentile", pct};
-        if (o->skip) attrs[na++] = (llm_attr){"nonfinite", nonfinite};
-        llm_shape shape = llm_shape_make(1, (int64_t[]){n});
-        llm_record rec = {.kind = LLM_RECORD_TENSOR, .name = name, .dtype = LLM_DTYPE_F32, .shape = shape,
-                          .attrs = attrs, .n_attrs = na};
-        snprintf(name, sizeof name, "%s.amax", e->name);
-        if (llm_writer_record(w, &rec, a32, &err) < 0) break;
-        snprintf(name, sizeof name, "%s.scale", e->name);
-        if (llm_writer_record(w, &rec, s32, &err) < 0) break;
-        if (o->per_channel && e->channel_absmax) {
-            rec.shape = llm_shape_make(1, (int64_t[]){e->width});
-            rec.attrs = attrs + 1, rec.n_attrs = 2; /* count, records */
-            snprintf(name, sizeof name, "%s.absmax", e->name);
-            if (llm_writer_record(w, &rec, e->channel_absmax, &err) < 0) break;
-        }
-    }
-    if (err.code) {
+    if (llm_calib_table_write(w, c, list, n, all, &err) < 0) {
         llm_writer_abort(w);
         llm_die(LLM_EXIT_DATA, "%s", err.msg);
     }
@@ -220,7 +189,7 @@ static void write_curve(const llm_calib *c, const options *o)
     double *mse = malloc((size_t)top * sizeof *mse), *kl = malloc((size_t)top * sizeof *kl);
     if (!mse || !kl) llm_die(LLM_EXIT_DATA, "out of memory");
     llm_error err = {0};
-    if (llm_calib_curves(&e->hist, mse, kl, &err) < 0) llm_die(LLM_EXIT_DATA, "%s: %s", o->curve, err.msg);
+    if (llm_calib_amax_curves(&e->hist, mse, kl, &err) < 0) llm_die(LLM_EXIT_DATA, "%s: %s", o->curve, err.msg);
     llm_outfile *f;
     FILE *fp = text_open(o, &f);
     fprintf(fp, "bin\tthreshold\tmse\tkl\n");

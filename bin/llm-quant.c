@@ -9,7 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "calib.h"
+#include "calib_table.h"
 #include "adapter.h"
 #include "ckpt.h"
 #include "cli.h"

@@ -21,7 +21,7 @@
 #ifndef LLM_QMODEL_H
 #define LLM_QMODEL_H
 
-#include "calib.h"
+#include "calib_table.h"
 #include "err.h"
 #include "gptq.h"
 #include "model.h"

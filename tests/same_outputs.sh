@@ -55,6 +55,9 @@ jobs() {
     run llm-calib --method all -o calib.llmt acts.llmt
     run llm-calib --method all --text -o calib.txt acts.llmt
     run llm-calib --per-channel -o calib-pc.llmt acts.llmt
+    run llm-calib --curve layers.0.mlp.w2.in -o curve.tsv acts.llmt
+    llm-calib --method all --skip-nonfinite --report -o calib-skip.llmt acts.llmt 2>calib-report.txt ||
+        echo "exit $? from: llm-calib --report" >>failures.log
     run llm-quant -m base.llmt --scheme w8a8 --calib calib.llmt -o w8a8.llmt -q
     run llm-quant -m base.llmt --scheme int8 --smooth 0.5 --calib calib-pc.llmt -o smooth.llmt -q
     run llm-quant -m base.llmt --scheme int4 --group 32 --method gptq --acts acts.llmt --dequant -o deq.llmt -q

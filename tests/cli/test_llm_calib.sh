@@ -51,7 +51,7 @@ grep -Eq '^ +64 +[0-9.e+-]+ +\([+-][0-9.]+%\)' err && grep -Eq '^ +88 ' err &&
 # order statistic; the MSE amax against the raw values' int8 error at every
 # candidate j*max/2048 (and the --curve mse column against it); the entropy
 # amax against TensorRT Model Optimizer's search over 2048 bins of [0, max|x|]
-# counted from the raw values.  Tolerances as in tests/unit/test_calib.c:
+# counted from the raw values.  Tolerances as in tests/unit/test_calib_amax.c:
 # within 2%, or on a flat optimum within 0.2% of the raw best error (MSE) or
 # 5% of the reference's least KL (entropy).
 llm-calib --method all --per-channel acts.llmt >pc.llmt

@@ -30,13 +30,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         static const int methods[LLM_CALIB_METHODS] = {LLM_CALIB_MAX, LLM_CALIB_PERCENTILE, LLM_CALIB_MSE,
                                                        LLM_CALIB_ENTROPY};
         double *amax = malloc(((size_t)n + 1) * LLM_CALIB_METHODS * sizeof *amax);
-        if (rc == 0 && amax) (void)llm_calib_amax_all(c, methods, LLM_CALIB_METHODS, 99.99, 1, amax, &err);
+        if (rc == 0 && amax) (void)llm_calib_amax_all(c, methods, LLM_CALIB_METHODS, 1, amax, &err);
         free(amax);
         if (rc == 0 && n > 0) { /* --curve NAME: one name's curves */
             const llm_calib_hist *h = &llm_calib_entry_at(c, n - 1)->hist;
             int top = llm_calib_hist_top(h);
             double *mse = malloc(((size_t)top + 1) * sizeof *mse), *kl = malloc(((size_t)top + 1) * sizeof *kl);
-            if (mse && kl) (void)llm_calib_curves(h, mse, kl, &err);
+            if (mse && kl) (void)llm_calib_amax_curves(h, mse, kl, &err);
             free(mse), free(kl);
         }
     }

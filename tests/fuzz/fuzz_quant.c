@@ -13,7 +13,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "calib.h"
+#include "calib_table.h"
 #include "model.h"
 #include "qmodel.h"
 #include "stream.h"
