@@ -27,7 +27,7 @@ BLAS_RPATH = -Wl,-rpath,$(shell PKG_CONFIG_PATH=$(PKG_CONFIG_PATH) pkg-config --
 endif
 PKG_CFLAGS = $(shell PKG_CONFIG_PATH=$(PKG_CONFIG_PATH) pkg-config --cflags $(PKGS))
 PKG_LIBS = $(shell PKG_CONFIG_PATH=$(PKG_CONFIG_PATH) pkg-config --libs $(PKGS)) $(BLAS_RPATH)
-WARN = -Wall -Wextra
+WARN = -Wall -Wextra -Wvla
 ifneq ($(CI),)
 WARN += -Werror
 endif
@@ -69,40 +69,47 @@ MAN5 = $(sort $(wildcard man/man5/*.5))
 DEB_BUILD = gcc make pkg-config libzstd-dev libopenblas-openmp-dev zstd
 DEB_OPTIONAL = python3-numpy python3-torch clang libclang-rt-dev netpbm libopenmpi-dev openmpi-bin
 
-.PHONY: all deps check check-run check-asan demo bench fuzz fuzz-run install clean
+.PHONY: all deps have-deps check check-run check-asan demo bench fuzz fuzz-run install clean
 all: $(LIB) $(TOOLS)
 
-$(OBJ)/lib/%.o: lib/%.c $(wildcard lib/*.h)
-	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(EXTRA_CFLAGS) -c $< -o $@
+# Header dependencies come from the compiler: each compile writes a .d file
+# beside its object (-MMD), naming the headers it read (-MP: a deleted
+# header is not an error).
+DEPFLAGS = -MMD -MP -MF $(OBJ)/dep/$(subst /,_,$@).d -MT $@
+
+$(OBJ)/lib/%.o: lib/%.c
+	@mkdir -p $(@D) $(OBJ)/dep
+	$(CC) $(ALL_CFLAGS) $(EXTRA_CFLAGS) $(DEPFLAGS) -c $< -o $@
 
 $(LIB): $(LIB_OBJ)
 	@mkdir -p $(@D)
 	rm -f $@
 	$(AR) rcs $@ $^
 
-$(OUT)/bin/%: bin/%.c $(LIB) $(wildcard lib/*.h)
-	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $< -o $@ $(LDFLAGS) $(LIB) $(EXTRA_LIBS) $(LDLIBS)
+$(OUT)/bin/%: bin/%.c $(LIB)
+	@mkdir -p $(@D) $(OBJ)/dep
+	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) $< -o $@ $(LDFLAGS) $(LIB) $(EXTRA_LIBS) $(LDLIBS)
 
-$(CHECK_OBJ): $(OBJ)/tests/%.o: tests/unit/%.c tests/unit/%.h
-	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -c $< -o $@
+$(CHECK_OBJ): $(OBJ)/tests/%.o: tests/unit/%.c
+	@mkdir -p $(@D) $(OBJ)/dep
+	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -c $< -o $@
 
-$(OBJ)/tests/%: tests/unit/%.c $(CHECK_OBJ) $(LIB) $(wildcard lib/*.h)
-	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -Itests/unit $< -o $@ $(LDFLAGS) -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc $(CHECK_OBJ) $(LIB) $(EXTRA_LIBS) $(LDLIBS)
+$(OBJ)/tests/%: tests/unit/%.c $(CHECK_OBJ) $(LIB)
+	@mkdir -p $(@D) $(OBJ)/dep
+	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -Itests/unit $< -o $@ $(LDFLAGS) -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc $(CHECK_OBJ) $(LIB) $(EXTRA_LIBS) $(LDLIBS)
 
 # The calibration tests also link their shared data and references.
 CALIB_TESTS = $(patsubst %,$(OBJ)/tests/test_calib%,_hist _amax _table) $(OBJ)/tests/test_calib
 $(CALIB_TESTS): $(OBJ)/tests/calib_ref.o
 $(CALIB_TESTS): EXTRA_LIBS = $(OBJ)/tests/calib_ref.o
-$(OBJ)/tests/calib_ref.o: tests/unit/calib_ref.c tests/unit/calib_ref.h tests/unit/check.h $(wildcard lib/*.h)
-	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -Itests/unit -c $< -o $@
+$(OBJ)/tests/calib_ref.o: tests/unit/calib_ref.c
+	@mkdir -p $(@D) $(OBJ)/dep
+	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -Itests/unit -c $< -o $@
 
-# Installs missing Debian build packages as root, or says exactly what to run.
-deps:
+# Finds missing Debian build packages.  make deps (and make demo) installs
+# them when run as root, else says exactly what to run; make check and the
+# other targets only say what is missing, and never install anything.
+define find_deps
 	@missing=""; \
 	if command -v dpkg-query >/dev/null 2>&1; then \
 	  for p in $(DEB_BUILD); do \
@@ -112,22 +119,29 @@ deps:
 	  echo "llmpipe needs libzstd and OpenBLAS (pkg-config: $(PKGS)) and a C compiler with OpenMP"; exit 1; \
 	fi; \
 	[ -z "$$missing" ] && exit 0; \
-	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	if [ $(1) = install ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	  echo "make deps: installing$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null || exit 1; \
 	else \
-	  echo "make deps: missing Debian packages:$$missing"; \
-	  echo "run: sudo apt-get install$$missing"; \
+	  echo "missing Debian packages:$$missing"; \
+	  echo "run: make deps (as root), or: sudo apt-get install$$missing"; \
 	  echo "(optional, for more tests: sudo apt-get install $(DEB_OPTIONAL))"; exit 1; \
 	fi
+endef
 
-check: deps
+deps:
+	$(call find_deps,install)
+
+have-deps:
+	$(call find_deps,report)
+
+check: have-deps
 	@$(MAKE) --no-print-directory check-run
 
 check-run: all $(UNIT_TESTS)
 	@sh tests/run.sh $(OUT)/bin $(OBJ)/tests
 
-check-asan: deps
+check-asan: have-deps
 	@$(MAKE) --no-print-directory OUT=build/asan OBJ=build/asan/obj \
 	  CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
 	  LDFLAGS="-fsanitize=address,undefined" check-run
@@ -136,7 +150,7 @@ demo: deps
 	@$(MAKE) --no-print-directory all
 	@sh tests/demo.sh $(OUT)/bin
 
-bench: deps
+bench: have-deps
 	@$(MAKE) --no-print-directory all
 	@sh tests/bench/run.sh .
 
@@ -148,15 +162,15 @@ FUZZ_SECONDS ?= 60
 # ASan and UBSan), then each target links against it.
 FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -Wno-pass-failed -Ilib $(PKG_CFLAGS) -fopenmp
 FUZZ_LIB_OBJ = $(LIB_SRC:lib/%.c=build/fuzz/obj/%.o)
-build/fuzz/obj/%.o: lib/%.c $(wildcard lib/*.h)
-	@mkdir -p $(@D)
-	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link,address,undefined -c $< -o $@
+build/fuzz/obj/%.o: lib/%.c
+	@mkdir -p $(@D) build/fuzz/dep
+	clang $(FUZZ_CFLAGS) -MMD -MP -MF build/fuzz/dep/$*.o.d -MT $@ -fsanitize=fuzzer-no-link,address,undefined -c $< -o $@
 build/fuzz/libllm.a: $(FUZZ_LIB_OBJ)
 	rm -f $@
 	$(AR) rcs $@ $^
 build/fuzz/%: tests/fuzz/%.c build/fuzz/libllm.a
-	@mkdir -p $(@D)
-	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer,address,undefined $< build/fuzz/libllm.a -o $@ $(PKG_LIBS) -lm
+	@mkdir -p $(@D) build/fuzz/dep
+	clang $(FUZZ_CFLAGS) -MMD -MP -MF build/fuzz/dep/$*.d -MT $@ -fsanitize=fuzzer,address,undefined $< build/fuzz/libllm.a -o $@ $(PKG_LIBS) -lm
 fuzz: $(FUZZ_BIN)
 fuzz-run: fuzz
 	@sh tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_BIN)
@@ -169,3 +183,5 @@ install: all
 
 clean:
 	rm -rf build lib/libllm.a $(TOOLS)
+
+-include $(wildcard $(OBJ)/dep/*.d build/fuzz/dep/*.d)

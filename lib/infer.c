@@ -17,9 +17,10 @@
 #include "qmatmul.h"
 
 /* A run of rows that continue one slot's sequence from position pos0. */
-typedef struct segment {
+typedef struct llm_infer_segment segment;
+struct llm_infer_segment {
     int slot, pos0, row0, n;
-} segment;
+};
 
 int llm_infer_init(llm_infer *s, const llm_model *m, const llm_infer_opts *o, llm_error *err)
 {
@@ -54,10 +55,11 @@ int llm_infer_init(llm_infer *s, const llm_model *m, const llm_infer_opts *o, ll
     int rc = llm_rope_init_scaled(&s->rope, (int)E, ctx, c->rope_theta, o ? o->rope : NULL, err);
     if (rc < 0) return rc;
     s->slot_pos = calloc(S, sizeof *s->slot_pos);
+    s->seg = calloc(S, sizeof *s->seg);
     s->cache_cap = calloc(S, sizeof *s->cache_cap);
     s->k = calloc(S * L, sizeof *s->k);
     s->v = calloc(S * L, sizeof *s->v);
-    if (!s->slot_pos || !s->cache_cap || !s->k || !s->v) {
+    if (!s->slot_pos || !s->seg || !s->cache_cap || !s->k || !s->v) {
         llm_infer_free(s);
         return llm_error_set(err, LLM_ERR_NOMEM, "inference state for %d sequences: out of memory", slots);
     }
@@ -69,6 +71,7 @@ void llm_infer_free(llm_infer *s)
     if (!s) return;
     free(s->probs);
     free(s->slot_pos);
+    free(s->seg);
     for (size_t i = 0; (s->k || s->v) && i < (size_t)s->slots * (size_t)s->m->cfg.n_layers; i++) {
         if (s->k) free(s->k[i]);
         if (s->v) free(s->v[i]);
@@ -418,7 +421,7 @@ int llm_infer_decode(llm_infer *s, const int *slots, const int32_t *tokens, int 
 {
     if (B < 1 || B > s->slots)
         return llm_error_set(err, LLM_ERR_ARG, "%d sequences in one step (1..%d)", B, s->slots);
-    segment seg[B];
+    segment *seg = s->seg;
     for (int b = 0; b < B; b++) {
         if (slots[b] < 0 || slots[b] >= s->slots)
             return llm_error_set(err, LLM_ERR_ARG, "slot %d of %d", slots[b], s->slots);
@@ -432,7 +435,7 @@ int llm_infer_prefill(llm_infer *s, const int *slots, const int32_t *const *prom
 {
     if (B < 1 || B > s->slots)
         return llm_error_set(err, LLM_ERR_ARG, "%d prompts in one pass (1..%d)", B, s->slots);
-    segment seg[B];
+    segment *seg = s->seg;
     int R = 0;
     for (int b = 0; b < B; b++) {
         if (slots[b] < 0 || slots[b] >= s->slots)

@@ -56,6 +56,7 @@ typedef struct llm_infer {
     int rows;           /* R = max(chunk, slots): most tokens per pass */
     int pos;            /* tokens in slot 0's cache */
     int *slot_pos;      /* [S] tokens in each slot's cache */
+    struct llm_infer_segment *seg; /* [S] the sequences of the pass being run */
     float attn_scale;   /* multiplies q.k/sqrt(E) (YaRN's temperature; else 1) */
     /* Everything below is sized by what the passes so far used, never by P
      * or R alone: a pass grows what it needs (doubling), so memory follows
