@@ -117,7 +117,7 @@ nomem:
 int llm_adapter_init(llm_adapter *ad, const llm_model *base, const llm_adapter_config *c,
                      uint64_t seed, llm_error *err)
 {
-    TRY(alloc_layout(ad, &base->cfg, c, 1, err));
+    LLM_TRY(alloc_layout(ad, &base->cfg, c, 1, err));
     ad->base_hash = llm_model_content_hash(base);
     llm_rng rng;
     llm_rng_seed(&rng, seed);
@@ -253,12 +253,12 @@ int llm_adapter_merge(llm_model *m, const llm_adapter *ad, llm_error *err)
 static int save_records(llm_writer *w, const llm_adapter *ad, const llm_optim *o,
                         const llm_ckpt_train *train, llm_error *err)
 {
-    if (train) TRY(llm_ckpt_write_train(w, train, o ? o->t : 0, err));
+    if (train) LLM_TRY(llm_ckpt_write_train(w, train, o ? o->t : 0, err));
     for (int i = 0; i < ad->n_tensors; i++) {
         const llm_param_tensor *t = &ad->tensors[i];
         llm_record rec = {.kind = LLM_RECORD_TENSOR, .name = t->name, .dtype = LLM_DTYPE_F32,
                           .shape = t->shape, .flags = LLM_FLAG_SHUFFLE};
-        TRY(llm_writer_record(w, &rec, ad->arena + t->offset, err));
+        LLM_TRY(llm_writer_record(w, &rec, ad->arena + t->offset, err));
     }
     if (!train || !o) return 0;
     if (o->n != ad->n_params)
@@ -272,7 +272,7 @@ static int save_records(llm_writer *w, const llm_adapter *ad, const llm_optim *o
             snprintf(name, sizeof name, "optim.%c.%s", "mv"[k], t->name);
             llm_record rec = {.kind = LLM_RECORD_TENSOR, .name = name, .dtype = LLM_DTYPE_F32,
                               .shape = t->shape, .flags = LLM_FLAG_SHUFFLE};
-            TRY(llm_writer_record(w, &rec, moments[k] + t->offset, err));
+            LLM_TRY(llm_writer_record(w, &rec, moments[k] + t->offset, err));
         }
     return 0;
 }
@@ -295,7 +295,7 @@ int llm_adapter_save(const char *path, const llm_adapter *ad, const llm_optim *o
                         {"heads", text[7]},      {"kv_heads", text[8]},   {"hidden", text[9]},
                         {"seq_len", text[10]}};
     llm_writer *w;
-    TRY(llm_writer_open(&w, path, NULL, err));
+    LLM_TRY(llm_writer_open(&w, path, NULL, err));
     llm_record meta = {.kind = LLM_RECORD_META, .name = "adapter", .dtype = LLM_DTYPE_U8,
                        .shape = llm_shape_make(1, (int64_t[]){0}), .attrs = attrs,
                        .n_attrs = (int)(sizeof attrs / sizeof attrs[0])};
@@ -329,13 +329,13 @@ static int parse_meta(const llm_record *rec, llm_config *base, llm_adapter_confi
         return llm_error_set(err, LLM_ERR_FORMAT, "not an adapter stream (first record '%s')", rec->name);
     static const char *const keys[7] = {"vocab", "dim", "layers", "heads", "kv_heads", "hidden", "seq_len"};
     long v[7], virt, rank;
-    for (int i = 0; i < 7; i++) TRY(attr_int(rec, keys[i], 1, 1 << 22, &v[i], err));
+    for (int i = 0; i < 7; i++) LLM_TRY(attr_int(rec, keys[i], 1, 1 << 22, &v[i], err));
     *base = (llm_config){.vocab = (int)v[0], .dim = (int)v[1], .n_layers = (int)v[2], .n_heads = (int)v[3],
                          .n_kv_heads = (int)v[4], .hidden = (int)v[5], .seq_len = (int)v[6],
                          .norm_eps = 1e-5f, .rope_theta = 10000.0f};
-    TRY(llm_config_check(base, err));
-    TRY(attr_int(rec, "virtual", 0, 1 << 22, &virt, err));
-    TRY(attr_int(rec, "lora_rank", 0, 1 << 16, &rank, err));
+    LLM_TRY(llm_config_check(base, err));
+    LLM_TRY(attr_int(rec, "virtual", 0, 1 << 22, &virt, err));
+    LLM_TRY(attr_int(rec, "lora_rank", 0, 1 << 16, &rank, err));
     *c = (llm_adapter_config){.n_virtual = (int)virt, .rank = (int)rank};
     const char *h = llm_record_attr(rec, "base_hash"), *alpha = llm_record_attr(rec, "lora_alpha"),
                *targets = llm_record_attr(rec, "lora_targets");
@@ -346,7 +346,7 @@ static int parse_meta(const llm_record *rec, llm_config *base, llm_adapter_confi
         if (!alpha || (c->alpha = strtof(alpha, &end), *end || end == alpha))
             return llm_error_set(err, LLM_ERR_FORMAT, "adapter: attribute lora_alpha is %s", alpha ? alpha : "missing");
         if (!targets) return llm_error_set(err, LLM_ERR_FORMAT, "adapter: attribute lora_targets is missing");
-        TRY(llm_adapter_parse_targets(targets, &c->targets, err));
+        LLM_TRY(llm_adapter_parse_targets(targets, &c->targets, err));
     }
     return 0;
 }
@@ -375,7 +375,7 @@ typedef struct load_state {
 static int read_train(const llm_record *rec, const llm_adapter *ad, load_state *ls, llm_error *err)
 {
     if (ls->has_train) return llm_error_set(err, LLM_ERR_FORMAT, "train: given twice");
-    TRY(llm_ckpt_parse_train(rec, ls->train, &ls->optim_t, err));
+    LLM_TRY(llm_ckpt_parse_train(rec, ls->train, &ls->optim_t, err));
     int room = ad->base.seq_len - ad->cfg.n_virtual;
     if (ls->train->seq > room)
         return llm_error_set(err, LLM_ERR_FORMAT, "train: seq %d, but %d virtual tokens leave %d positions "
@@ -409,7 +409,7 @@ static int read_tensor(llm_reader *r, const llm_record *rec, const llm_param_ten
 static int ready_optim(const llm_adapter *ad, load_state *ls, llm_error *err)
 {
     if (ls->o_ready) return 0;
-    TRY(llm_optim_init(ls->o, &ls->train->optim, ad->n_params, err));
+    LLM_TRY(llm_optim_init(ls->o, &ls->train->optim, ad->n_params, err));
     ls->o->t = ls->optim_t;
     ls->o_ready = 1;
     return 0;
@@ -429,14 +429,14 @@ static int read_moment(llm_reader *r, const llm_record *rec, const llm_adapter *
     float *dst = NULL;
     if (ls->o) {
         /* allocated once the first moment arrives, not on the train record's word */
-        TRY(ready_optim(ad, ls, err));
+        LLM_TRY(ready_optim(ad, ls, err));
         float *base = which == 1 ? ls->o->m : ls->o->v;
         if (!base)
             return llm_error_set(err, LLM_ERR_FORMAT, "%s: optimizer %s keeps no such moment", rec->name,
                                  llm_optim_name(ls->train->optim.kind));
         dst = base + t->offset;
     }
-    TRY(read_tensor(r, rec, t, dst, err));
+    LLM_TRY(read_tensor(r, rec, t, dst, err));
     for (int64_t i = 0; dst && which == 2 && i < t->count; i++)
         if (dst[i] < 0)
             return llm_error_set(err, LLM_ERR_FORMAT, "%s: element %lld is negative", rec->name, (long long)i);
@@ -455,7 +455,7 @@ static int read_weights(llm_reader *r, const llm_record *rec, llm_adapter *ad, c
         return i > ls->next ? llm_error_set(err, LLM_ERR_FORMAT, "%s: tensor %s is missing before it (an adapter's "
                                             "tensors come in its layout's order)", rec->name, ad->tensors[ls->next].name)
                             : llm_error_set(err, LLM_ERR_FORMAT, "%s: out of order or given twice", rec->name);
-    TRY(read_tensor(r, rec, t, NULL, err)); /* the shape */
+    LLM_TRY(read_tensor(r, rec, t, NULL, err)); /* the shape */
     for (int64_t at = t->offset, end = t->offset + t->count; at < end;) {
         if (at == ls->cap) { /* room for what comes next, doubling */
             int64_t grown = ls->cap < GROW_FLOATS ? GROW_FLOATS : 2 * ls->cap;
@@ -482,7 +482,7 @@ static int load_records(llm_reader *r, llm_adapter *ad, load_state *ls, llm_erro
     int rc;
     while ((rc = llm_reader_next(r, &rec, err)) > 0) {
         if (rec->kind == LLM_RECORD_META && !strcmp(rec->name, "train")) {
-            TRY(read_train(rec, ad, ls, err));
+            LLM_TRY(read_train(rec, ad, ls, err));
             continue;
         }
         int which = !strncmp(rec->name, "optim.m.", 8) ? 1 : !strncmp(rec->name, "optim.v.", 8) ? 2 : 0;
@@ -490,17 +490,17 @@ static int load_records(llm_reader *r, llm_adapter *ad, load_state *ls, llm_erro
         if (rec->kind != LLM_RECORD_TENSOR || (!which && !t))
             return llm_error_set(err, LLM_ERR_FORMAT, "%s: not a tensor of this adapter", rec->name);
         if (which) {
-            TRY(read_moment(r, rec, ad, which, ls, err));
+            LLM_TRY(read_moment(r, rec, ad, which, ls, err));
             continue;
         }
-        TRY(read_weights(r, rec, ad, t, ls, err));
+        LLM_TRY(read_weights(r, rec, ad, t, ls, err));
         ls->seen[t - ad->tensors] = 1;
     }
     if (rc < 0) return rc;
     for (int i = 0; i < ad->n_tensors; i++)
         if (!ls->seen[i]) return llm_error_set(err, LLM_ERR_FORMAT, "tensor %s is missing", ad->tensors[i].name);
     if (!ls->o || !ls->has_train) return 0;
-    TRY(ready_optim(ad, ls, err)); /* when no moment came: which are missing? */
+    LLM_TRY(ready_optim(ad, ls, err)); /* when no moment came: which are missing? */
     for (int k = 1; k <= 2; k++)
         for (int i = 0; (k == 1 ? ls->o->m : ls->o->v) && i < ad->n_tensors; i++)
             if (!ls->seen[(size_t)k * ad->n_tensors + i])
@@ -518,8 +518,8 @@ static int load_all(llm_reader *r, llm_adapter *ad, load_state *ls, llm_error *e
     llm_config base;
     llm_adapter_config c;
     uint64_t hash = 0;
-    TRY(parse_meta(rec, &base, &c, &hash, err));
-    TRY(alloc_layout(ad, &base, &c, 0, err));
+    LLM_TRY(parse_meta(rec, &base, &c, &hash, err));
+    LLM_TRY(alloc_layout(ad, &base, &c, 0, err));
     ad->base_hash = hash;
     ls->seen = calloc(3 * (size_t)ad->n_tensors, 1);
     if (!ls->seen) return llm_error_set(err, LLM_ERR_NOMEM, "adapter: out of memory");
@@ -554,7 +554,7 @@ static int load_path(const char *path, const void *buf, size_t len, llm_adapter 
     if (o) memset(o, 0, sizeof *o);
     if (has_train) *has_train = 0;
     llm_reader *r;
-    TRY(buf ? llm_reader_open_mem(&r, buf, len, path, err) : llm_reader_open(&r, path, err));
+    LLM_TRY(buf ? llm_reader_open_mem(&r, buf, len, path, err) : llm_reader_open(&r, path, err));
     return load_from(r, path, ad, o, train, has_train, err);
 }
 

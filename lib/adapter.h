@@ -23,9 +23,9 @@
  *
  *     llm_adapter ad;
  *     llm_adapter_config ac = {.rank = 8, .alpha = 16, .targets = LLM_LORA_ALL};
- *     TRY(llm_adapter_init(&ad, &base, &ac, seed, &err));
- *     TRY(llm_adapter_attach(&base, &ad, &err));       // forward passes now use it
- *     TRY(llm_adapter_save("a.llmt", &ad, &optim, &train, &err));   // optim, train may be NULL
+ *     LLM_TRY(llm_adapter_init(&ad, &base, &ac, seed, &err));
+ *     LLM_TRY(llm_adapter_attach(&base, &ad, &err));       // forward passes now use it
+ *     LLM_TRY(llm_adapter_save("a.llmt", &ad, &optim, &train, &err));   // optim, train may be NULL
  */
 #ifndef LLM_ADAPTER_H
 #define LLM_ADAPTER_H

@@ -9,7 +9,7 @@
  * LLM_ATTNMAP_SUM_TOL is counted (a warning for the caller to give).
  *
  *     llm_attnmap m;  const double *p;  int64_t h, i;
- *     TRY(llm_attnmap_open(&m, reader, rec, "attn.llmt", &err));
+ *     LLM_TRY(llm_attnmap_open(&m, reader, rec, "attn.llmt", &err));
  *     while ((rc = llm_attnmap_next(&m, &p, &h, &i, &err)) > 0)
  *         use(h, i, p);                       // p[0..T): row i of head h
  *     llm_attnmap_close(&m);                  // rc < 0: err says why

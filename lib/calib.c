@@ -158,7 +158,7 @@ static int record_begin(llm_calib *c, reading *s, const llm_record *rec, llm_err
     int64_t numel = llm_shape_numel(&rec->shape);
     if (numel < 0) return llm_error_set(err, LLM_ERR_FORMAT, "%s: invalid shape", name);
     llm_calib_entry *e = NULL;
-    TRY(entry_get(c, name, &e, err));
+    LLM_TRY(entry_get(c, name, &e, err));
     int64_t width = rec->shape.ndim > 0 ? rec->shape.dim[rec->shape.ndim - 1] : 1;
     if (c->opts.per_channel) {
         if (width < 1 || width > LLM_CALIB_MAX_WIDTH)
@@ -234,15 +234,15 @@ static int read_chunk(llm_calib *c, reading *s, size_t *n, llm_error *err)
         const llm_record *rec;
         int rc = llm_reader_next(s->r, &rec, err);
         if (rc <= 0) return rc;
-        if (rec->kind == LLM_RECORD_TENSOR) TRY(record_begin(c, s, rec, err));
+        if (rec->kind == LLM_RECORD_TENSOR) LLM_TRY(record_begin(c, s, rec, err));
     }
     *n = chunk_values(s);
     if (*n > s->left) *n = (size_t)s->left;
     size_t bytes = *n * (size_t)llm_dtype_bits(s->dtype) / 8;
-    TRY(need((void **)&s->x, &s->x_cap, *n * sizeof(float), err));
+    LLM_TRY(need((void **)&s->x, &s->x_cap, *n * sizeof(float), err));
     void *dst = s->x;
     if (s->dtype != LLM_DTYPE_F32) {
-        TRY(need(&s->raw, &s->raw_cap, bytes, err));
+        LLM_TRY(need(&s->raw, &s->raw_cap, bytes, err));
         dst = s->raw;
     }
     int64_t got = llm_reader_read(s->r, dst, bytes, err);
@@ -250,7 +250,7 @@ static int read_chunk(llm_calib *c, reading *s, size_t *n, llm_error *err)
     if ((size_t)got != bytes)
         return llm_error_set(err, LLM_ERR_TRUNCATED, "%s: record %llu ends early", s->e->name,
                              (unsigned long long)s->record);
-    if (dst != s->x) TRY(to_float(s, dst, *n, err));
+    if (dst != s->x) LLM_TRY(to_float(s, dst, *n, err));
     return 1;
 }
 
@@ -317,7 +317,7 @@ static int count_chunk(llm_calib *c, reading *s, size_t n, llm_error *err)
         sn->records = e->records;
         for (int m = 0; m < LLM_CALIB_METHODS; m++)
             if (c->opts.report & (1u << m))
-                TRY(llm_calib_amax(&e->hist, (llm_calib_method)m, c->opts.percentile, &sn->amax[m], err));
+                LLM_TRY(llm_calib_amax(&e->hist, (llm_calib_method)m, c->opts.percentile, &sn->amax[m], err));
     }
     return 0;
 }

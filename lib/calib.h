@@ -10,10 +10,10 @@
  * calib_table writes them as llm-calib's table.
  *
  *     llm_calib *c;
- *     TRY(llm_calib_create(&c, &(llm_calib_opts){.bins = 2048}, &err));
- *     TRY(llm_calib_add_stream(c, reader, &err));        // every record of a stream
+ *     LLM_TRY(llm_calib_create(&c, &(llm_calib_opts){.bins = 2048}, &err));
+ *     LLM_TRY(llm_calib_add_stream(c, reader, &err));        // every record of a stream
  *     const llm_calib_entry *e = llm_calib_entry_at(c, 0);
- *     TRY(llm_calib_amax(&e->hist, LLM_CALIB_ENTROPY, 0, &amax, &err));
+ *     LLM_TRY(llm_calib_amax(&e->hist, LLM_CALIB_ENTROPY, 0, &amax, &err));
  *     llm_calib_free(c);
  */
 #ifndef LLM_CALIB_H

@@ -173,7 +173,7 @@ int llm_calib_amax_curves(const llm_calib_hist *h, double *mse, double *kl, llm_
     if (top == 0) return 0;
     if (mse) {
         moments mo;
-        TRY(moments_init(&mo, h, err));
+        LLM_TRY(moments_init(&mo, h, err));
         for (int j = 1; j <= top; j++) mse[j - 1] = mse_at(&mo, (double)j * h->absmax / h->bins);
         moments_free(&mo);
     }

@@ -10,9 +10,9 @@
  * --curve); llm-calib(1) states every rule exactly.
  *
  *     double amax, *kl = malloc(h.bins * sizeof *kl);
- *     TRY(llm_calib_amax(&h, LLM_CALIB_ENTROPY, 0, &amax, &err));
- *     TRY(llm_calib_amax(&h, LLM_CALIB_PERCENTILE, 99.99, &amax, &err));
- *     if (llm_calib_hist_top(&h) > 0) TRY(llm_calib_amax_curves(&h, NULL, kl, &err));
+ *     LLM_TRY(llm_calib_amax(&h, LLM_CALIB_ENTROPY, 0, &amax, &err));
+ *     LLM_TRY(llm_calib_amax(&h, LLM_CALIB_PERCENTILE, 99.99, &amax, &err));
+ *     if (llm_calib_hist_top(&h) > 0) LLM_TRY(llm_calib_amax_curves(&h, NULL, kl, &err));
  *     printf("%s: %g (step %g)\n", llm_calib_method_name(LLM_CALIB_PERCENTILE), amax, amax / 127);
  */
 #ifndef LLM_CALIB_AMAX_H

@@ -14,7 +14,7 @@
  * (llm_calib_hist_rebin).
  *
  *     llm_calib_hist h;
- *     TRY(llm_calib_hist_init(&h, LLM_CALIB_BINS, &err));
+ *     LLM_TRY(llm_calib_hist_init(&h, LLM_CALIB_BINS, &err));
  *     llm_calib_hist_add(&h, x, n);                 // finite values, as often as needed
  *     llm_calib_hist_rebin(&h, count);              // double count[h.bins]
  *     llm_calib_hist_free(&h);

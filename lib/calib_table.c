@@ -40,14 +40,14 @@ int llm_calib_table_write(llm_writer *w, const llm_calib *c, const int *methods,
         llm_record rec = {.kind = LLM_RECORD_TENSOR, .name = name, .dtype = LLM_DTYPE_F32,
                           .shape = llm_shape_make(1, (int64_t[]){n}), .attrs = attrs, .n_attrs = na};
         snprintf(name, sizeof name, "%s.amax", e->name);
-        TRY(llm_writer_record(w, &rec, a32, err));
+        LLM_TRY(llm_writer_record(w, &rec, a32, err));
         snprintf(name, sizeof name, "%s.scale", e->name);
-        TRY(llm_writer_record(w, &rec, s32, err));
+        LLM_TRY(llm_writer_record(w, &rec, s32, err));
         if (e->channel_absmax) {
             rec.shape = llm_shape_make(1, (int64_t[]){e->width});
             rec.attrs = attrs + 1, rec.n_attrs = 2; /* count, records */
             snprintf(name, sizeof name, "%s.absmax", e->name);
-            TRY(llm_writer_record(w, &rec, e->channel_absmax, err));
+            LLM_TRY(llm_writer_record(w, &rec, e->channel_absmax, err));
         }
     }
     return 0;
@@ -89,7 +89,7 @@ int llm_calib_table_read(llm_calib_table *t, const char *path, llm_error *err)
     *t = (llm_calib_table){.path = strdup(path)};
     if (!t->path) return llm_error_set(err, LLM_ERR_NOMEM, "out of memory");
     llm_reader *r;
-    TRY(llm_reader_open(&r, path, err));
+    LLM_TRY(llm_reader_open(&r, path, err));
     const llm_record *rec;
     int rc;
     while ((rc = llm_reader_next(r, &rec, err)) > 0) {

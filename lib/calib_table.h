@@ -14,11 +14,11 @@
  *                    and records=.
  * The reader keeps the N.scale and N.absmax records and skips the others.
  *
- *     TRY(llm_calib_table_write(w, c, methods, n, amax, &err));   // llm-calib
+ *     LLM_TRY(llm_calib_table_write(w, c, methods, n, amax, &err));   // llm-calib
  *     llm_calib_table t;
- *     TRY(llm_calib_table_read(&t, "table.llmt", &err));           // llm-quant
+ *     LLM_TRY(llm_calib_table_read(&t, "table.llmt", &err));           // llm-quant
  *     const llm_calib_table_entry *a = llm_calib_table_find(&t, "layers.0.attn.wq.in", "absmax");
- *     TRY(llm_calib_table_scale(&t, "layers.0.attn.wq.in", "mse", &step, &err));
+ *     LLM_TRY(llm_calib_table_scale(&t, "layers.0.attn.wq.in", "mse", &step, &err));
  *     llm_calib_table_free(&t);
  */
 #ifndef LLM_CALIB_TABLE_H

@@ -60,11 +60,11 @@ static int write_qlinear(llm_writer *w, const char *name, const llm_qlinear *q, 
     llm_shape shape = llm_shape_make(2, (int64_t[]){q->rows, q->cols});
     llm_record rec = {.kind = LLM_RECORD_TENSOR, .name = name, .dtype = q->q4 ? LLM_DTYPE_U4 : LLM_DTYPE_I8,
                       .shape = shape, .attrs = l.a, .n_attrs = l.n};
-    TRY(llm_writer_record(w, &rec, q->q4 ? (const void *)q->q4 : (const void *)q->q8, err));
+    LLM_TRY(llm_writer_record(w, &rec, q->q4 ? (const void *)q->q4 : (const void *)q->q8, err));
     char cname[96];
     llm_shape gshape = llm_shape_make(2, (int64_t[]){q->rows, q->groups});
     snprintf(cname, sizeof cname, "%s.scale", name);
-    TRY(write_floats(w, cname, &gshape, q->scale, err));
+    LLM_TRY(write_floats(w, cname, &gshape, q->scale, err));
     if (!q->zero) return 0;
     snprintf(cname, sizeof cname, "%s.zero", name);
     llm_record z = {.kind = LLM_RECORD_TENSOR, .name = cname, .dtype = LLM_DTYPE_U8, .shape = gshape};
@@ -124,17 +124,17 @@ static int save_all(llm_writer *w, const llm_model *m, const llm_optim *o,
             add(&l, "quant", "%s", llm_qscheme_name(m->lin[i].q->f.scheme));
             break;
         }
-    TRY(write_meta(w, "config", &l, err));
-    TRY(llm_tok_write(&m->tok, w, err));
-    if (t) TRY(llm_ckpt_write_train(w, t, o ? o->t : 0, err));
+    LLM_TRY(write_meta(w, "config", &l, err));
+    LLM_TRY(llm_tok_write(&m->tok, w, err));
+    if (t) LLM_TRY(llm_ckpt_write_train(w, t, o ? o->t : 0, err));
     for (int i = 0; i < m->n_tensors; i++) {
         const llm_param_tensor *pt = &m->tensors[i];
         int at = llm_linear_find(pt->name, c->n_layers);
-        if (at >= 0 && m->lin[at].q) TRY(write_qlinear(w, pt->name, m->lin[at].q, err));
-        else TRY(write_floats(w, pt->name, &pt->shape, m->arena + pt->offset, err));
+        if (at >= 0 && m->lin[at].q) LLM_TRY(write_qlinear(w, pt->name, m->lin[at].q, err));
+        else LLM_TRY(write_floats(w, pt->name, &pt->shape, m->arena + pt->offset, err));
     }
     const llm_qlinear *cls = m->lin[llm_linear_index(c->n_layers, 0)].q;
-    if (c->tie && cls) TRY(write_qlinear(w, "cls", cls, err)); /* its own classifier */
+    if (c->tie && cls) LLM_TRY(write_qlinear(w, "cls", cls, err)); /* its own classifier */
     if (t && o) {
         const float *moments[2] = {o->m, o->v};
         const char *prefix[2] = {"optim.m.", "optim.v."};
@@ -144,7 +144,7 @@ static int save_all(llm_writer *w, const llm_model *m, const llm_optim *o,
                 const llm_param_tensor *pt = &m->tensors[i];
                 char name[80];
                 snprintf(name, sizeof name, "%s%s", prefix[k], pt->name);
-                TRY(write_floats(w, name, &pt->shape, moments[k] + pt->offset, err));
+                LLM_TRY(write_floats(w, name, &pt->shape, moments[k] + pt->offset, err));
             }
         }
     }
@@ -155,7 +155,7 @@ int llm_ckpt_save(const char *path, const llm_model *m, const llm_optim *o,
                   const llm_ckpt_train *train, llm_error *err)
 {
     llm_writer *w;
-    TRY(llm_writer_open(&w, path, NULL, err));
+    LLM_TRY(llm_writer_open(&w, path, NULL, err));
     int rc = save_all(w, m, o, train, err);
     if (rc < 0) {
         llm_writer_abort(w);
@@ -212,10 +212,10 @@ static int parse_config(const llm_record *rec, llm_config *c, llm_error *err)
     long long v[10];
     static const char *const keys[10] = {"vocab", "dim",     "layers", "heads", "kv_heads",
                                          "hidden", "seq_len", "tie",    "window", NULL};
-    for (int i = 0; i < 9; i++) TRY(attr_long(rec, keys[i], 0, 1 << 22, &v[i], err));
+    for (int i = 0; i < 9; i++) LLM_TRY(attr_long(rec, keys[i], 0, 1 << 22, &v[i], err));
     double eps, theta;
-    TRY(attr_double(rec, "norm_eps", &eps, err));
-    TRY(attr_double(rec, "rope_theta", &theta, err));
+    LLM_TRY(attr_double(rec, "norm_eps", &eps, err));
+    LLM_TRY(attr_double(rec, "rope_theta", &theta, err));
     *c = (llm_config){.vocab = (int)v[0], .dim = (int)v[1], .n_layers = (int)v[2],
                       .n_heads = (int)v[3], .n_kv_heads = (int)v[4], .hidden = (int)v[5],
                       .seq_len = (int)v[6], .tie = (int)v[7], .window = (int)v[8],
@@ -228,9 +228,9 @@ int llm_ckpt_parse_train(const llm_record *rec, llm_ckpt_train *t, int64_t *opti
     memset(t, 0, sizeof *t);
     long long v;
     double d;
-    TRY(attr_long(rec, "step", 0, INT64_MAX, &v, err));
+    LLM_TRY(attr_long(rec, "step", 0, INT64_MAX, &v, err));
     t->step = v;
-    TRY(attr_long(rec, "tokens", 0, INT64_MAX, &v, err));
+    LLM_TRY(attr_long(rec, "tokens", 0, INT64_MAX, &v, err));
     t->tokens = v;
     const char *name = llm_record_attr(rec, "optim");
     int kind = name ? llm_optim_parse(name) : -1;
@@ -246,27 +246,27 @@ int llm_ckpt_parse_train(const llm_record *rec, llm_ckpt_train *t, int64_t *opti
                   {"eps", &oc->eps},       {"weight_decay", &oc->weight_decay},
                   {"clip", &oc->clip}};
     for (size_t i = 0; i < sizeof floats / sizeof floats[0]; i++) {
-        TRY(attr_double(rec, floats[i].key, &d, err));
+        LLM_TRY(attr_double(rec, floats[i].key, &d, err));
         *floats[i].dst = (float)d;
     }
-    TRY(attr_long(rec, "warmup", 0, INT64_MAX, &v, err));
+    LLM_TRY(attr_long(rec, "warmup", 0, INT64_MAX, &v, err));
     oc->warmup = v;
-    TRY(attr_long(rec, "steps", 1, INT64_MAX, &v, err));
+    LLM_TRY(attr_long(rec, "steps", 1, INT64_MAX, &v, err));
     oc->steps = v;
-    TRY(attr_long(rec, "optim_t", 0, INT64_MAX, &v, err));
+    LLM_TRY(attr_long(rec, "optim_t", 0, INT64_MAX, &v, err));
     *optim_t = v;
-    TRY(attr_long(rec, "batch", 1, 1 << 20, &v, err));
+    LLM_TRY(attr_long(rec, "batch", 1, 1 << 20, &v, err));
     t->batch = (int)v;
-    TRY(attr_long(rec, "seq", 1, 1 << 22, &v, err));
+    LLM_TRY(attr_long(rec, "seq", 1, 1 << 22, &v, err));
     t->seq = (int)v;
-    TRY(attr_long(rec, "accum", 1, 1 << 20, &v, err));
+    LLM_TRY(attr_long(rec, "accum", 1, 1 << 20, &v, err));
     t->accum = (int)v;
-    TRY(attr_u64(rec, "seed", 10, &t->seed, err));
-    TRY(attr_u64(rec, "data_hash", 16, &t->data_hash, err));
-    TRY(attr_double(rec, "val_frac", &t->val_frac, err));
+    LLM_TRY(attr_u64(rec, "seed", 10, &t->seed, err));
+    LLM_TRY(attr_u64(rec, "data_hash", 16, &t->data_hash, err));
+    LLM_TRY(attr_double(rec, "val_frac", &t->val_frac, err));
     for (int i = 0; i < 4; i++) {
         static const char *const keys[4] = {"rng0", "rng1", "rng2", "rng3"};
-        TRY(attr_u64(rec, keys[i], 16, &t->rng.s[i], err));
+        LLM_TRY(attr_u64(rec, keys[i], 16, &t->rng.s[i], err));
     }
     if (llm_optim_check(oc, err) < 0) {
         err->code = LLM_ERR_FORMAT;
@@ -311,8 +311,8 @@ static int read_qlinear(llm_reader *r, const llm_record *rec, llm_model *m, llm_
     llm_qformat f = {.scheme = (llm_qscheme)scheme, .sym = 1};
     if (scheme == LLM_Q_INT4) {
         long long group, sym;
-        TRY(attr_long(rec, "group", 1, 1 << 22, &group, err));
-        TRY(attr_long(rec, "sym", 0, 1, &sym, err));
+        LLM_TRY(attr_long(rec, "group", 1, 1 << 22, &group, err));
+        LLM_TRY(attr_long(rec, "sym", 0, 1, &sym, err));
         f.group = (int)group, f.sym = (int)sym;
     }
     llm_dtype dtype = scheme == LLM_Q_INT4 ? LLM_DTYPE_U4 : LLM_DTYPE_I8;
@@ -331,7 +331,7 @@ static int read_qlinear(llm_reader *r, const llm_record *rec, llm_model *m, llm_
     if (rc < 0) return llm_error_prefix(err, "%s", rec->name);
     if (scheme == LLM_Q_W8A8) {
         double a;
-        TRY(attr_double(rec, "act_scale", &a, err));
+        LLM_TRY(attr_double(rec, "act_scale", &a, err));
         if (!(a > 0 && a < 1e30)) return llm_error_set(err, LLM_ERR_FORMAT, "%s: act_scale %g", rec->name, a);
         q->act_scale = (float)a;
     }
@@ -410,8 +410,8 @@ static int load_all(llm_reader *r, llm_model *m, llm_optim *o, llm_ckpt_train *t
         return llm_error_set(err, LLM_ERR_FORMAT, "not a model checkpoint (first record is '%s')",
                              rec->name);
     llm_config cfg;
-    TRY(parse_config(rec, &cfg, err));
-    TRY(llm_model_alloc(m, &cfg, err));
+    LLM_TRY(parse_config(rec, &cfg, err));
+    LLM_TRY(llm_model_alloc(m, &cfg, err));
     if (allow_quant && llm_record_attr(rec, "quant")) llm_model_sparse_arena(m);
     *has_train = 0;
     int64_t optim_t = 0;
@@ -511,7 +511,7 @@ int llm_ckpt_load(const char *path, llm_model *m, llm_optim *o, llm_ckpt_train *
     llm_reader *r;
     memset(m, 0, sizeof *m);
     if (o) memset(o, 0, sizeof *o);
-    TRY(llm_reader_open(&r, path, err));
+    LLM_TRY(llm_reader_open(&r, path, err));
     llm_ckpt_train scratch;
     int rc = load_all(r, m, o, train ? train : &scratch, has_train, 0, err);
     llm_reader_close(r);
@@ -528,7 +528,7 @@ int llm_ckpt_load_model(const char *path, llm_model *m, llm_error *err)
 {
     llm_reader *r;
     memset(m, 0, sizeof *m);
-    TRY(llm_reader_open(&r, path, err));
+    LLM_TRY(llm_reader_open(&r, path, err));
     llm_ckpt_train scratch;
     int has_train;
     int rc = load_all(r, m, NULL, &scratch, &has_train, 1, err);

@@ -20,9 +20,9 @@
  * error naming the tensor and the element (LLM_ERR_FORMAT), as is a
  * tokenizer whose ids do not fit the model's vocabulary.
  *
- *     TRY(llm_ckpt_save("m.llmt", &model, &optim, &train, &err));   // optim, train may be NULL
+ *     LLM_TRY(llm_ckpt_save("m.llmt", &model, &optim, &train, &err));   // optim, train may be NULL
  *     llm_ckpt_train t;  int has_train;
- *     TRY(llm_ckpt_load("m.llmt", &model, &optim, &t, &has_train, &err));
+ *     LLM_TRY(llm_ckpt_load("m.llmt", &model, &optim, &t, &has_train, &err));
  */
 #ifndef LLM_CKPT_H
 #define LLM_CKPT_H

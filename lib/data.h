@@ -8,8 +8,8 @@
  * checkpoints); validation walks the held-out part in fixed windows.
  *
  *     llm_data d;
- *     TRY(llm_data_load(&d, paths, n, &tok, 0.1, &err));
- *     TRY(llm_data_check(&d, T, &err));                // long enough for --seq T?
+ *     LLM_TRY(llm_data_load(&d, paths, n, &tok, 0.1, &err));
+ *     LLM_TRY(llm_data_check(&d, T, &err));                // long enough for --seq T?
  *     llm_data_train_batch(&d, &rng, B, T, inputs, targets);   // [B, T] each
  *     llm_data_free(&d);
  */

@@ -51,7 +51,7 @@ static int c_isum(void *ctx, float *buf, int64_t n, const int *counts, float *re
 {
     llm_dist *d = ctx;
     if (n > INT32_MAX) return llm_error_set(err, LLM_ERR_LIMIT, "rank %d: %lld floats in one sum", d->comm.rank, (long long)n);
-    TRY(push_request(d, err));
+    LLM_TRY(push_request(d, err));
     MPI_Request *r = &d->reqs[d->n_reqs];
     int rc;
     if (!recv)
@@ -68,7 +68,7 @@ static int c_test(void *ctx, llm_error *err)
 {
     llm_dist *d = ctx;
     int done = 0;
-    TRY(mpi_check(d, MPI_Testall(d->n_reqs, d->reqs, &done, MPI_STATUSES_IGNORE), "MPI_Testall", err));
+    LLM_TRY(mpi_check(d, MPI_Testall(d->n_reqs, d->reqs, &done, MPI_STATUSES_IGNORE), "MPI_Testall", err));
     if (done) d->n_reqs = 0;
     return 0;
 }
@@ -92,7 +92,7 @@ static int c_same_u64(void *ctx, uint64_t v, int *same, llm_error *err)
     llm_dist *d = ctx;
     /* max(v) and max(~v) = ~min(v): equal everywhere when they agree */
     uint64_t x[2] = {v, ~v};
-    TRY(mpi_check(d, MPI_Allreduce(MPI_IN_PLACE, x, 2, MPI_UINT64_T, MPI_MAX, d->world), "MPI_Allreduce", err));
+    LLM_TRY(mpi_check(d, MPI_Allreduce(MPI_IN_PLACE, x, 2, MPI_UINT64_T, MPI_MAX, d->world), "MPI_Allreduce", err));
     *same = x[0] == ~x[1];
     return 0;
 }
@@ -116,7 +116,7 @@ int llm_dist_init(llm_dist **out, llm_error *err)
     *out = NULL;
     int provided = 0;
     /* OpenMP threads never call MPI: the main thread does, between regions */
-    TRY(mpi_check(NULL, MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided), "MPI_Init_thread", err));
+    LLM_TRY(mpi_check(NULL, MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided), "MPI_Init_thread", err));
     llm_dist *d = calloc(1, sizeof *d);
     if (!d) return llm_error_set(err, LLM_ERR_NOMEM, "MPI: out of memory");
     d->world = MPI_COMM_WORLD;

@@ -5,10 +5,10 @@
  *
  *     if (llm_dist_launched()) {                 // under mpirun
  *         llm_dist *d;
- *         TRY(llm_dist_init(&d, &err));
- *         TRY(llm_trainer_distribute(&t, llm_dist_comm(d), &opts, &err));
+ *         LLM_TRY(llm_dist_init(&d, &err));
+ *         LLM_TRY(llm_trainer_distribute(&t, llm_dist_comm(d), &opts, &err));
  *         ...
- *         TRY(llm_dist_finalize(d, &err));
+ *         LLM_TRY(llm_dist_finalize(d, &err));
  *     }
  *
  * Errors name the rank ("rank 1: MPI_Iallreduce: ...").  MPI calls are made

@@ -40,12 +40,12 @@ int llm_error_set(llm_error *err, int code, const char *fmt, ...)
 int llm_error_prefix(llm_error *err, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-/* Return early on error: TRY(expr) evaluates expr once and returns its value
- * when negative. */
-#define TRY(expr)                      \
-    do {                               \
-        int try_rc_ = (expr);          \
-        if (try_rc_ < 0) return try_rc_; \
+/* Return early on error: LLM_TRY(expr) evaluates expr once and returns its
+ * value when negative. */
+#define LLM_TRY(expr)                                \
+    do {                                             \
+        int llm_try_rc_ = (expr);                    \
+        if (llm_try_rc_ < 0) return llm_try_rc_;     \
     } while (0)
 
 #endif

@@ -59,7 +59,7 @@ int llm_examples_load(llm_examples *ex, const char *path, const llm_tok *tok, in
     if (T < 2) return llm_error_set(err, LLM_ERR_ARG, "examples need --seq of at least 2");
     char *text;
     size_t len;
-    TRY(llm_data_read_text(path, &text, &len, err));
+    LLM_TRY(llm_data_read_text(path, &text, &len, err));
     int64_t lines = 0;
     for (size_t i = 0; i < len; i++) lines += text[i] == '\n';
     lines += len && text[len - 1] != '\n';
@@ -117,7 +117,7 @@ int llm_examples_logp(llm_infer *s, const int32_t *prefix, int n_prefix, const i
                       const int32_t *targets, int n, double *logp, llm_error *err)
 {
     int V = s->m->cfg.vocab, used = 0;
-    TRY(llm_model_check_ids(s->m, targets, n, LLM_IDS_UNSCORED, err));
+    LLM_TRY(llm_model_check_ids(s->m, targets, n, LLM_IDS_UNSCORED, err));
     for (int i = 0; i < n; i++)
         if (targets[i] >= 0) used = i + 1; /* positions after the last target are padding */
     int total = n_prefix + used;

@@ -12,7 +12,7 @@
  * the highest.
  *
  *     llm_examples ex;
- *     TRY(llm_examples_load(&ex, "train.tsv", &tok, 128, 0.1, &err));
+ *     LLM_TRY(llm_examples_load(&ex, "train.tsv", &tok, 128, 0.1, &err));
  *     llm_examples_batch(&ex, &rng, B, inputs, targets);      // [B, T] each
  */
 #ifndef LLM_EXAMPLES_H

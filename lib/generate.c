@@ -76,12 +76,12 @@ static int admit(llm_infer *s, slot *sl, int *waiting, const int32_t *const *pro
                 take(s, &sl[k], k, seq, o);
                 for (int64_t at = 0; at < len;) { /* too long for one pass: alone, in chunks */
                     int c = len - at < s->chunk ? (int)(len - at) : s->chunk;
-                    TRY(llm_infer_feed_slot(s, k, prompts[seq] + at, c, 0, err));
+                    LLM_TRY(llm_infer_feed_slot(s, k, prompts[seq] + at, c, 0, err));
                     at += c;
                 }
                 st->prefill_s += now() - t0;
                 st->prompt_tokens += len;
-                TRY(pick(sp, s->last, &sl[k], err));
+                LLM_TRY(pick(sp, s->last, &sl[k], err));
                 (*waiting)++;
                 continue;
             }
@@ -92,10 +92,10 @@ static int admit(llm_infer *s, slot *sl, int *waiting, const int32_t *const *pro
         }
         if (B == 0) break;
         double t0 = now();
-        TRY(llm_infer_prefill(s, ks, ps, lens_b, B, err));
+        LLM_TRY(llm_infer_prefill(s, ks, ps, lens_b, B, err));
         st->prefill_s += now() - t0;
         st->prompt_tokens += rows;
-        for (int b = 0; b < B; b++) TRY(pick(sp, s->logits + (size_t)b * s->m->cfg.vocab, &sl[ks[b]], err));
+        for (int b = 0; b < B; b++) LLM_TRY(pick(sp, s->logits + (size_t)b * s->m->cfg.vocab, &sl[ks[b]], err));
     }
     return 0;
 }
@@ -106,7 +106,7 @@ int llm_generate(llm_infer *s, const int32_t *const *prompts, const int64_t *len
 {
     memset(st, 0, sizeof *st);
     llm_sampler sp;
-    TRY(llm_sampler_init(&sp, s->m->cfg.vocab, &o->sample, err));
+    LLM_TRY(llm_sampler_init(&sp, s->m->cfg.vocab, &o->sample, err));
     int S = s->slots, rc = 0, waiting = 0;
     slot *sl = calloc((size_t)S, sizeof *sl);
     int *ids = malloc((size_t)S * sizeof *ids);

@@ -11,7 +11,7 @@
  * not depend on the number of slots or on scheduling.
  *
  *     llm_gen_opts go = {.max_new = 64, .sample = {.temp = 0.8f, .top_p = 0.95f}, .seed = 1};
- *     TRY(llm_generate(&s, prompts, lens, n, &go, on_token, ctx, &stats, &err));
+ *     LLM_TRY(llm_generate(&s, prompts, lens, n, &go, on_token, ctx, &stats, &err));
  */
 #ifndef LLM_GENERATE_H
 #define LLM_GENERATE_H

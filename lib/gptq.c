@@ -104,7 +104,7 @@ int llm_gptq(const float *w_in, int rows, int cols, const llm_hessian *h, const 
         return llm_error_set(err, LLM_ERR_ARG, "Hessian of width %d for %d columns", h->n, cols);
     if (h->count == 0) return llm_error_set(err, LLM_ERR_ARG, "no activations for the Hessian");
     if (!(o->damp >= 0) || o->block < 1) return llm_error_set(err, LLM_ERR_ARG, "bad GPTQ options");
-    TRY(llm_qlinear_alloc(q, f, rows, cols, err));
+    LLM_TRY(llm_qlinear_alloc(q, f, rows, cols, err));
     size_t n = (size_t)cols;
     int *perm = malloc(n * sizeof *perm);
     double *hd = malloc(n * n * sizeof *hd), *diag = malloc(n * sizeof *diag);

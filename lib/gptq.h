@@ -24,9 +24,9 @@
  * are quantized as zeros.
  *
  *     llm_hessian h;
- *     TRY(llm_hessian_init(&h, cols, &err));
- *     TRY(llm_hessian_add(&h, x, n, &err));          // per record x [n, cols]
- *     TRY(llm_gptq(w, rows, cols, &h, &fmt, &opts, &q, &err));
+ *     LLM_TRY(llm_hessian_init(&h, cols, &err));
+ *     LLM_TRY(llm_hessian_add(&h, x, n, &err));          // per record x [n, cols]
+ *     LLM_TRY(llm_gptq(w, rows, cols, &h, &fmt, &opts, &q, &err));
  */
 #ifndef LLM_GPTQ_H
 #define LLM_GPTQ_H

@@ -110,7 +110,7 @@ static int emit_row(llm_heatmap *hm, int64_t times, llm_error *err)
     llm_pgm_encode_row(&hm->pal, hm->levels, (size_t)hm->width, hm->bytes);
     size_t n = (size_t)hm->width * (size_t)hm->pal.bytes_per_pixel;
     for (int64_t k = 0; k < times; k++)
-        TRY(write_all(hm->spool >= 0 ? hm->spool : hm->fd, hm->bytes, n, hm->label, err));
+        LLM_TRY(write_all(hm->spool >= 0 ? hm->spool : hm->fd, hm->bytes, n, hm->label, err));
     return 0;
 }
 
@@ -144,7 +144,7 @@ static int emit_top_margin(llm_heatmap *hm, llm_error *err)
             }
             hm->levels[x] = level;
         }
-        TRY(emit_row(hm, 1, err));
+        LLM_TRY(emit_row(hm, 1, err));
     }
     return 0;
 }
@@ -153,7 +153,7 @@ int llm_heatmap_open(llm_heatmap **out, const llm_heatmap_opts *opts, int64_t T,
                      int fd, const char *label, llm_error *err)
 {
     int64_t width, height;
-    TRY(llm_heatmap_size(opts, T, cols, rows ? rows : 1, &width, &height, err));
+    LLM_TRY(llm_heatmap_size(opts, T, cols, rows ? rows : 1, &width, &height, err));
     if (opts->labels && (opts->labels->n != T || opts->scale < LLM_FONT_LINE))
         return llm_error_set(err, LLM_ERR_ARG, "heatmap: labels need %lld labels and a scale of %d",
                              (long long)T, LLM_FONT_LINE);
@@ -228,12 +228,12 @@ int llm_heatmap_end_band(llm_heatmap *hm, llm_error *err)
                              (long long)hm->rows);
     if (!hm->rows) { /* spooled: the limit applies as bands arrive */
         int64_t w, h;
-        TRY(llm_heatmap_size(&hm->opts, T, (int)hm->cols, hm->bands + 1, &w, &h, err));
+        LLM_TRY(llm_heatmap_size(&hm->opts, T, (int)hm->cols, hm->bands + 1, &w, &h, err));
     }
     if (hm->bands > 0) { /* the separator line above this band */
         for (int64_t x = 0; x < hm->width; x++)
             hm->levels[x] = x < M ? LLM_PGM_BACKGROUND(maxval) : LLM_PGM_SEPARATOR(maxval);
-        TRY(emit_row(hm, LLM_HEATMAP_SEP, err));
+        LLM_TRY(emit_row(hm, LLM_HEATMAP_SEP, err));
     }
     const int glyph_offset = (int)(s - LLM_FONT_ROWS) / 2;
     for (int64_t i = 0; i < T; i++) {
@@ -246,7 +246,7 @@ int llm_heatmap_end_band(llm_heatmap *hm, llm_error *err)
                 for (int64_t k = 0; k < s; k++) *dst++ = hm->filled[c] ? src[j] : LLM_PGM_BACKGROUND(maxval);
         }
         if (!M) {
-            TRY(emit_row(hm, s, err));
+            LLM_TRY(emit_row(hm, s, err));
             continue;
         }
         /* the row's label, right-aligned LABEL_PAD before the image */
@@ -258,7 +258,7 @@ int llm_heatmap_end_band(llm_heatmap *hm, llm_error *err)
             for (int64_t x = 0; x < M; x++)
                 hm->levels[x] = label_ink(lab, i, x - text_x, (int)y - glyph_offset) ? LLM_PGM_TEXT(maxval)
                                                                                     : LLM_PGM_BACKGROUND(maxval);
-            TRY(emit_row(hm, 1, err));
+            LLM_TRY(emit_row(hm, 1, err));
         }
     }
     memset(hm->filled, 0, (size_t)hm->cols);

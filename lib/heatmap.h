@@ -15,10 +15,10 @@
  * and the header is written once the last band is in.
  *
  *     llm_heatmap *hm;
- *     TRY(llm_heatmap_open(&hm, &opts, T, cols, rows, fd, "attn.pgm", &err));
+ *     LLM_TRY(llm_heatmap_open(&hm, &opts, T, cols, rows, fd, "attn.pgm", &err));
  *     llm_heatmap_put_row(hm, cell, i, p, &err);  // every row of every cell of the band
  *     llm_heatmap_end_band(hm, &err);             // again for each band
- *     TRY(llm_heatmap_close(hm, &err));           // on error: llm_heatmap_free(hm)
+ *     LLM_TRY(llm_heatmap_close(hm, &err));           // on error: llm_heatmap_free(hm)
  */
 #ifndef LLM_HEATMAP_H
 #define LLM_HEATMAP_H

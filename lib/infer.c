@@ -342,10 +342,10 @@ static int run_batched(llm_infer *s, const segment *seg, int n_seg, int R, int a
         const llm_layer_params *w = &m->p.layers[l];
         const llm_linear *lin = &m->lin[llm_linear_index(l, 0)];
         llm_rmsnorm(s->x, w->attn_norm, s->xn, NULL, R, D, c->norm_eps);
-        if (s->tap.acts) TRY(report(s, "attn.wq.in", l, s->xn, R, D, err));
-        TRY(llm_linear_apply(&lin[LLM_LIN_WQ], s->xn, R, s->q, 0, NULL, err));
-        TRY(llm_linear_apply(&lin[LLM_LIN_WK], s->xn, R, s->kn, 0, NULL, err));
-        TRY(llm_linear_apply(&lin[LLM_LIN_WV], s->xn, R, s->vn, 0, NULL, err));
+        if (s->tap.acts) LLM_TRY(report(s, "attn.wq.in", l, s->xn, R, D, err));
+        LLM_TRY(llm_linear_apply(&lin[LLM_LIN_WQ], s->xn, R, s->q, 0, NULL, err));
+        LLM_TRY(llm_linear_apply(&lin[LLM_LIN_WK], s->xn, R, s->kn, 0, NULL, err));
+        LLM_TRY(llm_linear_apply(&lin[LLM_LIN_WV], s->xn, R, s->vn, 0, NULL, err));
         rope_into_cache(s, seg, n_seg, l);
         /* the work is about rows x keys x E per head: small steps run on one thread */
         size_t work = (size_t)R * (size_t)(seg[n_seg - 1].pos0 + seg[n_seg - 1].n) * (size_t)HE;
@@ -355,24 +355,24 @@ static int run_batched(llm_infer *s, const segment *seg, int n_seg, int R, int a
         if (s->tap.probs)
             for (int g = 0; g < n_seg; g++) {
                 llm_attn_shape shape = shape_of(s, &seg[g]);
-                TRY(report_probs(s, l, &shape, s->q + (size_t)seg[g].row0 * HE,
+                LLM_TRY(report_probs(s, l, &shape, s->q + (size_t)seg[g].row0 * HE,
                                  cache_of(s, s->k, seg[g].slot, l), err));
             }
-        if (s->tap.acts) TRY(report(s, "attn.wo.in", l, s->att, R, HE, err));
-        TRY(llm_linear_apply(&lin[LLM_LIN_WO], s->att, R, s->x, 1, s->xn, err));
+        if (s->tap.acts) LLM_TRY(report(s, "attn.wo.in", l, s->att, R, HE, err));
+        LLM_TRY(llm_linear_apply(&lin[LLM_LIN_WO], s->att, R, s->x, 1, s->xn, err));
         llm_rmsnorm(s->x, w->mlp_norm, s->xn, NULL, R, D, c->norm_eps);
-        if (s->tap.acts) TRY(report(s, "mlp.w1.in", l, s->xn, R, D, err));
-        TRY(llm_linear_apply(&lin[LLM_LIN_W1], s->xn, R, s->h1, 0, NULL, err));
-        TRY(llm_linear_apply(&lin[LLM_LIN_W3], s->xn, R, s->h3, 0, NULL, err));
+        if (s->tap.acts) LLM_TRY(report(s, "mlp.w1.in", l, s->xn, R, D, err));
+        LLM_TRY(llm_linear_apply(&lin[LLM_LIN_W1], s->xn, R, s->h1, 0, NULL, err));
+        LLM_TRY(llm_linear_apply(&lin[LLM_LIN_W3], s->xn, R, s->h3, 0, NULL, err));
         size_t nf = (size_t)R * F;
 #pragma omp parallel for schedule(static) if (nf >= LLM_PARALLEL_MIN)
         for (size_t i = 0; i < nf; i++) s->h1[i] = llm_silu(s->h1[i]) * s->h3[i];
-        if (s->tap.acts) TRY(report(s, "mlp.w2.in", l, s->h1, R, F, err));
-        TRY(llm_linear_apply(&lin[LLM_LIN_W2], s->h1, R, s->x, 1, s->xn, err));
+        if (s->tap.acts) LLM_TRY(report(s, "mlp.w2.in", l, s->h1, R, F, err));
+        LLM_TRY(llm_linear_apply(&lin[LLM_LIN_W2], s->h1, R, s->x, 1, s->xn, err));
     }
     int rows = s->logit_rows = gather_last_rows(s, seg, n_seg, R, all_logits);
     llm_rmsnorm(s->x, m->p.norm, s->xn, NULL, rows, D, c->norm_eps);
-    if (s->tap.acts) TRY(report(s, "cls.in", -1, s->xn, rows, D, err));
+    if (s->tap.acts) LLM_TRY(report(s, "cls.in", -1, s->xn, rows, D, err));
     return llm_linear_apply(&m->lin[llm_linear_index(c->n_layers, 0)], s->xn, rows, s->logits, 0, NULL, err);
 }
 
@@ -382,19 +382,19 @@ static int run(llm_infer *s, const segment *seg, int n_seg, const int32_t *token
 {
     const llm_model *m = s->m;
     const int D = m->cfg.dim, V = m->cfg.vocab;
-    TRY(llm_model_check_ids(m, tokens, R, LLM_IDS_VIRTUAL, err));
+    LLM_TRY(llm_model_check_ids(m, tokens, R, LLM_IDS_VIRTUAL, err));
     for (int i = 0; i < n_seg; i++)
         if (seg[i].pos0 + seg[i].n > s->ctx)
             return llm_error_set(err, LLM_ERR_LIMIT, "context full: %d + %d tokens > --ctx %d",
                                  seg[i].pos0, seg[i].n, s->ctx);
-    TRY(fit(s, seg, n_seg, R, err));
+    LLM_TRY(fit(s, seg, n_seg, R, err));
     for (int i = 0; i < R; i++) /* ids from V: the adapter's virtual tokens */
         memcpy(s->x + (size_t)i * D,
                tokens[i] < V ? m->p.tok_emb + (size_t)tokens[i] * D
                              : m->adapter->arena + m->adapter->virt + (size_t)(tokens[i] - V) * D,
                (size_t)D * sizeof(float));
-    if (R <= LLM_INFER_ROWS && !s->tap.acts && !s->tap.probs) TRY(run_rows(s, seg, n_seg, R, all_logits, err));
-    else TRY(run_batched(s, seg, n_seg, R, all_logits, err));
+    if (R <= LLM_INFER_ROWS && !s->tap.acts && !s->tap.probs) LLM_TRY(run_rows(s, seg, n_seg, R, all_logits, err));
+    else LLM_TRY(run_batched(s, seg, n_seg, R, all_logits, err));
     s->last = s->logits + (size_t)(s->logit_rows - 1) * V;
     for (int g = 0; g < n_seg; g++) s->slot_pos[seg[g].slot] += seg[g].n;
     s->pos = s->slot_pos[0];
@@ -460,13 +460,13 @@ int llm_infer_nll(llm_infer *s, const int32_t *tokens, int64_t n, int stride, do
     int V = s->m->cfg.vocab, ctx = s->ctx < s->chunk ? s->ctx : s->chunk;
     if (stride < 1 || stride > ctx)
         return llm_error_set(err, LLM_ERR_ARG, "stride %d out of range 1..%d", stride, ctx);
-    TRY(llm_model_check_ids(s->m, tokens, n, 0, err)); /* targets too: no virtual tokens */
+    LLM_TRY(llm_model_check_ids(s->m, tokens, n, 0, err)); /* targets too: no virtual tokens */
     double total = 0;
     int64_t count = 0, done = 0; /* targets 1..done are scored */
     for (int64_t begin = 0; done < n - 1; begin += stride) {
         int64_t end = begin + ctx < n - 1 ? begin + ctx : n - 1; /* inputs [begin, end) */
         llm_infer_reset(s);
-        TRY(llm_infer_feed(s, tokens + begin, (int)(end - begin), 1, err));
+        LLM_TRY(llm_infer_feed(s, tokens + begin, (int)(end - begin), 1, err));
         for (int64_t t = done + 1; t <= end; t++) { /* target t, predicted by input t-1 */
             const float *z = s->logits + (size_t)(t - 1 - begin) * V;
             float mx = z[0];

@@ -7,10 +7,10 @@
  * slot is reset and takes the next prompt while the others go on).
  *
  *     llm_infer s;
- *     TRY(llm_infer_init(&s, &model, &opts, &err));      // opts: ctx, chunk, window
- *     TRY(llm_infer_feed(&s, prompt, n, 0, &err));       // logits of the last token
+ *     LLM_TRY(llm_infer_init(&s, &model, &opts, &err));      // opts: ctx, chunk, window
+ *     LLM_TRY(llm_infer_feed(&s, prompt, n, 0, &err));       // logits of the last token
  *     int next = llm_sample(s.logits, V, &samp, &rng);   // sample.h
- *     TRY(llm_infer_feed(&s, &next, 1, 0, &err));        // and so on
+ *     LLM_TRY(llm_infer_feed(&s, &next, 1, 0, &err));        // and so on
  *     llm_infer_free(&s);
  *
  * Letters: C tokens per feed (chunk), P cache capacity (ctx), the rest as in

@@ -9,9 +9,9 @@
  * so anything else is an error that says where.
  *
  *     char *text;
- *     TRY(llm_labels_format(&tok, ids, T, &text, &err));    // llm-gen
+ *     LLM_TRY(llm_labels_format(&tok, ids, T, &text, &err));    // llm-gen
  *     llm_labels lab;
- *     TRY(llm_labels_parse(&lab, text, T, &err));             // llm-attnviz
+ *     LLM_TRY(llm_labels_parse(&lab, text, T, &err));             // llm-attnviz
  *     fwrite(lab.bytes + lab.start[i], 1, lab.start[i + 1] - lab.start[i], stdout);
  *     llm_labels_free(&lab), free(text);
  */

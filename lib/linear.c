@@ -102,7 +102,7 @@ int llm_linear_apply(const llm_linear *l, const float *x, int n, float *y, float
 {
     int out = l->out, in = l->in;
     if (l->q) {
-        TRY(llm_qlinear_matmul(l->q, x, n, beta == 0 ? y : scratch, out, err));
+        LLM_TRY(llm_qlinear_matmul(l->q, x, n, beta == 0 ? y : scratch, out, err));
         if (beta != 0)
             for (size_t i = 0; i < (size_t)n * out; i++) y[i] += scratch[i];
     } else if (n == 1) {
@@ -121,9 +121,9 @@ int llm_linear_rows(const llm_linear *l, const float *x, int M, float *y, int ld
     if (!l->q) {
         llm_matvec_rows(l->w, in, x, M, in, y, ldy, r0, r1, beta);
     } else if (beta == 0) {
-        TRY(llm_qlinear_rows(l->q, x, M, y, ldy, r0, r1));
+        LLM_TRY(llm_qlinear_rows(l->q, x, M, y, ldy, r0, r1));
     } else {
-        TRY(llm_qlinear_rows(l->q, x, M, scratch, ldy, r0, r1));
+        LLM_TRY(llm_qlinear_rows(l->q, x, M, scratch, ldy, r0, r1));
         for (int m = 0; m < M; m++)
             for (int r = r0; r < r1; r++) y[(size_t)m * ldy + r] += scratch[(size_t)m * ldy + r];
     }

@@ -16,7 +16,7 @@
  *
  *     const llm_linear *wq = &m->lin[llm_linear_index(l, LLM_LIN_WQ)];
  *     llm_linear_forward(wq, xn, N, q, 0, a->qscratch, NULL);      // training
- *     TRY(llm_linear_apply(wq, xn, n, q, 0, NULL, &err));            // inference
+ *     LLM_TRY(llm_linear_apply(wq, xn, n, q, 0, NULL, &err));            // inference
  *     #pragma omp parallel    // the decode step: each thread its output rows
  *     bad |= llm_linear_rows(wq, xn, M, q, HE, r0, r1, 0, NULL) < 0;
  *

@@ -43,7 +43,7 @@ static int read_full(int fd, void *buf, size_t n, const char *path, llm_error *e
 /* Reads count little-endian floats into dst. */
 static int read_floats(int fd, float *dst, int64_t count, const char *path, llm_error *err)
 {
-    TRY(read_full(fd, dst, (size_t)count * sizeof *dst, path, err));
+    LLM_TRY(read_full(fd, dst, (size_t)count * sizeof *dst, path, err));
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
     for (int64_t i = 0; i < count; i++) {
         uint32_t u;
@@ -94,7 +94,7 @@ static int read_header(int fd, const struct stat *st, const char *path, llm_conf
         return llm_error_set(err, LLM_ERR_FORMAT, "%s: not a llama2.c checkpoint (%lld bytes, "
                              "shorter than its 28-byte header)", path, (long long)st->st_size);
     unsigned char h[HEADER_BYTES];
-    TRY(read_full(fd, h, sizeof h, path, err));
+    LLM_TRY(read_full(fd, h, sizeof h, path, err));
     if (llm_bytes_get_le32(h) == MAGIC_AK42)
         return llm_error_set(err, LLM_ERR_FORMAT, "%s: a llama2.c version-%d export (magic ak42); "
                              "only the legacy version 0 is read (export.py --version 0)", path,
@@ -134,7 +134,7 @@ static int read_weights(int fd, const char *path, llm_model *m, llm_error *err)
     int64_t D = c->dim, F = c->hidden, E = c->dim / c->n_heads, KE = (int64_t)c->n_kv_heads * E,
             HE = (int64_t)c->n_heads * E;
     int L = c->n_layers;
-    TRY(read_floats(fd, m->p.tok_emb, (int64_t)c->vocab * D, path, err));
+    LLM_TRY(read_floats(fd, m->p.tok_emb, (int64_t)c->vocab * D, path, err));
     /* per-layer tensors, each stored for all layers in turn */
     const struct {
         size_t field;
@@ -150,13 +150,13 @@ static int read_weights(int fd, const char *path, llm_model *m, llm_error *err)
         for (int l = 0; l < L; l++) {
             float *dst;
             memcpy(&dst, (const char *)&m->p.layers[l] + order[k].field, sizeof dst);
-            TRY(read_floats(fd, dst, order[k].count, path, err));
+            LLM_TRY(read_floats(fd, dst, order[k].count, path, err));
         }
-    TRY(read_floats(fd, m->p.norm, D, path, err));
+    LLM_TRY(read_floats(fd, m->p.norm, D, path, err));
     off_t skip = (off_t)((int64_t)c->seq_len * E * (int64_t)sizeof(float)); /* freq_cis */
     if (lseek(fd, skip, SEEK_CUR) < 0)
         return llm_error_set(err, LLM_ERR_IO, "%s: seek: %s", path, strerror(errno));
-    if (!c->tie) TRY(read_floats(fd, m->p.cls, (int64_t)c->vocab * D, path, err));
+    if (!c->tie) LLM_TRY(read_floats(fd, m->p.cls, (int64_t)c->vocab * D, path, err));
     return 0;
 }
 

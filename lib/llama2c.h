@@ -27,8 +27,8 @@
  * (tok.h) with BOS 1 and EOS 2, as llama2.c's SentencePiece models have.
  *
  *     llm_model m;
- *     TRY(llm_llama2c_load("stories15M.bin", "tokenizer.bin", &m, &err));  // tokenizer may be NULL
- *     TRY(llm_ckpt_save("stories15M.llmt", &m, NULL, NULL, &err));
+ *     LLM_TRY(llm_llama2c_load("stories15M.bin", "tokenizer.bin", &m, &err));  // tokenizer may be NULL
+ *     LLM_TRY(llm_ckpt_save("stories15M.llmt", &m, NULL, NULL, &err));
  *     llm_tok_free(&m.tok);
  *     llm_model_free(&m);
  */

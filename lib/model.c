@@ -166,7 +166,7 @@ int llm_model_quantized(const llm_model *m)
 int llm_model_alloc(llm_model *m, const llm_config *cfg, llm_error *err)
 {
     memset(m, 0, sizeof *m);
-    TRY(llm_config_check(cfg, err));
+    LLM_TRY(llm_config_check(cfg, err));
     m->cfg = *cfg;
     llm_tok_bytes(&m->tok);
     int n;
@@ -193,7 +193,7 @@ nomem:
 
 int llm_model_init(llm_model *m, const llm_config *cfg, uint64_t seed, llm_error *err)
 {
-    TRY(llm_model_alloc(m, cfg, err));
+    LLM_TRY(llm_model_alloc(m, cfg, err));
     llm_rng rng;
     llm_rng_seed(&rng, seed);
     float out_scale = 0.02f / sqrtf(2.0f * (float)cfg->n_layers);

@@ -19,9 +19,9 @@
  * H heads, K kv heads, E head size (D/H), F hidden width, L layers.
  *
  *     llm_model m;
- *     TRY(llm_model_init(&m, &cfg, seed, &err));          // random weights
+ *     LLM_TRY(llm_model_init(&m, &cfg, seed, &err));          // random weights
  *     llm_acts a;
- *     TRY(llm_acts_init(&a, &m.cfg, B, T, &err));
+ *     LLM_TRY(llm_acts_init(&a, &m.cfg, B, T, &err));
  *     float loss = llm_model_forward(&m, &a, inputs, targets);   // [B*T] each
  *     llm_model_backward(&m, &a, grads);                   // grads arena += dLoss/dParams
  */

@@ -137,7 +137,7 @@ static int parse_descr(cursor *c, llm_npy_header *h)
         return expected(c, "a quoted descr such as '<f4'");
     const char *s;
     size_t n;
-    TRY(parse_string(c, &s, &n));
+    LLM_TRY(parse_string(c, &s, &n));
     int order = n ? s[0] : 0;
     if (n == 3 && (order == '<' || order == '>' || order == '=' || order == '|')) {
         for (size_t i = 0; i < DESCR_COUNT; i++) {
@@ -214,7 +214,7 @@ static int parse_shape(cursor *c, llm_shape *shape)
         if (shape->ndim == LLM_MAX_DIMS)
             return llm_error_set(c->err, LLM_ERR_LIMIT,
                                  "header: shape has more than %d dimensions", LLM_MAX_DIMS);
-        TRY(parse_dim(c, shape->ndim, &shape->dim[shape->ndim]));
+        LLM_TRY(parse_dim(c, shape->ndim, &shape->dim[shape->ndim]));
         shape->ndim++;
         skip_space(c);
         if (c->p < c->end && *c->p == ',') {
@@ -251,7 +251,7 @@ static int parse_dict(cursor *c, llm_npy_header *h)
         size_t n;
         if (c->p >= c->end) return expected(c, "a key or '}'");
         if (*c->p != '\'' && *c->p != '"') return expected(c, "a quoted key or '}'");
-        TRY(parse_string(c, &key, &n));
+        LLM_TRY(parse_string(c, &key, &n));
         int k = 0;
         while (k < K_COUNT && !(strlen(names[k]) == n && memcmp(names[k], key, n) == 0)) k++;
         if (k == K_COUNT)
@@ -265,9 +265,9 @@ static int parse_dict(cursor *c, llm_npy_header *h)
         if (c->p >= c->end || *c->p != ':') return expected(c, "':' after a key");
         c->p++;
         skip_space(c);
-        if (k == K_DESCR) TRY(parse_descr(c, h));
-        else if (k == K_FORTRAN) TRY(parse_fortran(c));
-        else TRY(parse_shape(c, &h->shape));
+        if (k == K_DESCR) LLM_TRY(parse_descr(c, h));
+        else if (k == K_FORTRAN) LLM_TRY(parse_fortran(c));
+        else LLM_TRY(parse_shape(c, &h->shape));
         skip_space(c);
         if (c->p < c->end && *c->p == ',') {
             c->p++;
@@ -295,12 +295,12 @@ int llm_npy_parse_header(const void *buf, size_t len, llm_npy_header *h, llm_err
     const unsigned char *b = buf;
     size_t prefix;
     memset(h, 0, sizeof *h);
-    TRY(parse_prefix(b, len, h, &prefix, err));
+    LLM_TRY(parse_prefix(b, len, h, &prefix, err));
     if (len < h->header_bytes)
         return llm_error_set(err, LLM_ERR_TRUNCATED, "truncated .npy header");
     cursor c = {(const char *)b, (const char *)b + prefix, (const char *)b + h->header_bytes,
                 err};
-    TRY(parse_dict(&c, h));
+    LLM_TRY(parse_dict(&c, h));
     int rc = llm_payload_bytes(h->dtype, &h->shape, &h->nbytes, err);
     if (rc < 0) {
         if (err) llm_error_prefix(err, "header");
@@ -361,10 +361,10 @@ int llm_npy_read_header(int fd, const char *label, llm_npy_header *h, llm_error 
     size_t prefix;
     if (!label) label = "-";
     memset(h, 0, sizeof *h);
-    TRY(read_part(fd, label, start, 0, 8, h, err));
+    LLM_TRY(read_part(fd, label, start, 0, 8, h, err));
     int rc = parse_prefix(start, 8, h, &prefix, err);
     if (rc < 0 && rc != LLM_ERR_TRUNCATED) goto fail;
-    TRY(read_part(fd, label, start, 8, prefix - 8, h, err));
+    LLM_TRY(read_part(fd, label, start, 8, prefix - 8, h, err));
     rc = parse_prefix(start, prefix, h, &prefix, err);
     if (rc < 0) goto fail;
 
@@ -412,7 +412,7 @@ int llm_npy_format_header(llm_dtype dtype, const llm_shape *shape, char *buf, si
         return llm_error_set(err, LLM_ERR_ARG, "unknown dtype code %d", (int)dtype);
     }
     uint64_t nbytes;
-    TRY(llm_payload_bytes(dtype, shape, &nbytes, err));
+    LLM_TRY(llm_payload_bytes(dtype, shape, &nbytes, err));
 
     /* 8 dimensions of at most 15 digits: the dict is under 256 bytes. */
     char dict[512];

@@ -7,9 +7,9 @@
  * of 64 bytes and ended by '\n', then the raw C-order data.
  *
  *     llm_npy_header h;
- *     TRY(llm_npy_read_header(fd, "x.npy", &h, &err));   // fd now at the data
+ *     LLM_TRY(llm_npy_read_header(fd, "x.npy", &h, &err));   // fd now at the data
  *     // h.dtype, h.shape, h.nbytes; h.swap_bytes when the data is big-endian
- *     TRY(llm_npy_write_header(out_fd, "-", LLM_DTYPE_F32, &h.shape, &err));
+ *     LLM_TRY(llm_npy_write_header(out_fd, "-", LLM_DTYPE_F32, &h.shape, &err));
  */
 #ifndef LLM_NPY_H
 #define LLM_NPY_H

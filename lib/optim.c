@@ -104,7 +104,7 @@ int llm_optim_init(llm_optim *o, const llm_optim_config *cfg, int64_t n, llm_err
 {
     memset(o, 0, sizeof *o);
     if (!cfg) return llm_error_set(err, LLM_ERR_ARG, "optimizer: no configuration");
-    TRY(llm_optim_check(cfg, err));
+    LLM_TRY(llm_optim_check(cfg, err));
     if (n < 0) return llm_error_set(err, LLM_ERR_ARG, "optimizer: %lld parameters", (long long)n);
     if ((uint64_t)n > (UINT64_C(1) << 60) || (uint64_t)n > SIZE_MAX / sizeof(float))
         return llm_error_set(err, LLM_ERR_LIMIT, "optimizer: %lld parameters is beyond the limit",

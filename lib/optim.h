@@ -13,7 +13,7 @@
  * (m^ and v^ are the bias-corrected moments; wd only on decayed spans.)
  *
  *     llm_optim o;
- *     TRY(llm_optim_init(&o, &cfg, n_params, &err));
+ *     LLM_TRY(llm_optim_init(&o, &cfg, n_params, &err));
  *     float lr = llm_optim_lr(&cfg, step);
  *     float norm = llm_grad_norm(grad, n_params);
  *     llm_optim_step(&o, params, grad, spans, n_spans, lr, llm_clip_scale(norm, cfg.clip));

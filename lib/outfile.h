@@ -13,9 +13,9 @@
  * and the link stays.
  *
  *     llm_outfile *f;
- *     TRY(llm_outfile_open(&f, "x.npy", &err));
+ *     LLM_TRY(llm_outfile_open(&f, "x.npy", &err));
  *     write(llm_outfile_fd(f), buf, n);
- *     TRY(llm_outfile_commit(f, &err));      // or llm_outfile_abort(f) on failure
+ *     LLM_TRY(llm_outfile_commit(f, &err));      // or llm_outfile_abort(f) on failure
  */
 #ifndef LLM_OUTFILE_H
 #define LLM_OUTFILE_H

@@ -8,7 +8,7 @@
  * be written as grey or as color.
  *
  *     llm_pgm_palette pal;
- *     TRY(llm_pgm_palette_init(&pal, 255, 0, 0, &err));  // 8-bit grey, dark background
+ *     LLM_TRY(llm_pgm_palette_init(&pal, 255, 0, 0, &err));  // 8-bit grey, dark background
  *     n = llm_pgm_header(&pal, width, height, head);     // "P5\n640 480\n255\n"
  *     llm_pgm_encode_row(&pal, levels, width, bytes);    // width uint32 levels -> bytes
  *     llm_pgm_palette_free(&pal);

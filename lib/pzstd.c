@@ -173,7 +173,7 @@ static int cut_fill(llm_pzstd *p, size_t want)
 static int cut_pass_through(llm_pzstd *p)
 {
     for (;;) {
-        if (p->in_pos == p->in_len) TRY(cut_fill(p, 1));
+        if (p->in_pos == p->in_len) LLM_TRY(cut_fill(p, 1));
         size_t avail = p->in_len - p->in_pos;
         if (avail == 0) return 0;
         slot *s = cut_acquire(p);

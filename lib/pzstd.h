@@ -7,8 +7,8 @@
  * order, and llm_pzstd_reader_open puts an llm_reader on top of them.
  *
  *     llm_pzstd *p;  llm_reader *r;
- *     TRY(llm_pzstd_open(&p, "acts.llmt", 2, &err));   // "-": stdin
- *     TRY(llm_pzstd_reader_open(&r, p, &err));         // then llm_reader_next ...
+ *     LLM_TRY(llm_pzstd_open(&p, "acts.llmt", 2, &err));   // "-": stdin
+ *     LLM_TRY(llm_pzstd_reader_open(&r, p, &err));         // then llm_reader_next ...
  *     llm_reader_close(r);
  *     llm_pzstd_close(p);
  *

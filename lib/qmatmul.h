@@ -20,7 +20,7 @@
  *     {   // each thread its own rows
  *         if (llm_qlinear_rows(w, X, M, Y, ldy, r0, r1) < 0) ...   // out of memory
  *     }
- *     TRY(llm_qlinear_matmul(w, X, M, Y, ldy, &err));  // whole product, threaded here
+ *     LLM_TRY(llm_qlinear_matmul(w, X, M, Y, ldy, &err));  // whole product, threaded here
  */
 #ifndef LLM_QMATMUL_H
 #define LLM_QMATMUL_H

@@ -173,12 +173,12 @@ int llm_qmodel_hessians(llm_qmodel *q, llm_reader *r, const char *label, llm_err
 {
     for (int i = 0; i < q->n_lin; i++) {
         int k = q->lin[i].input;
-        if (q->lin[i].quantize && !q->h[k].sum) TRY(llm_hessian_init(&q->h[k], q->in_width[k], err));
+        if (q->lin[i].quantize && !q->h[k].sum) LLM_TRY(llm_hessian_init(&q->h[k], q->in_width[k], err));
     }
     const llm_record *rec;
     int rc;
     while ((rc = llm_reader_next(r, &rec, err)) > 0)
-        if (rec->kind == LLM_RECORD_TENSOR) TRY(add_record(q, r, rec, label, err));
+        if (rec->kind == LLM_RECORD_TENSOR) LLM_TRY(add_record(q, r, rec, label, err));
     if (rc < 0) return rc;
     for (int k = 0; k < q->n_in; k++)
         if (q->h[k].sum && q->h[k].count == 0)
@@ -206,7 +206,7 @@ static int out_sqnr(const llm_hessian *h, const llm_qmodel_linear *li, const llm
     llm_dequantize(qw, diff);
     for (size_t j = 0; j < n; j++) diff[j] = li->w[j] - diff[j];
     double noise;
-    TRY(llm_hessian_energy(h, diff, li->rows, &noise, err));
+    LLM_TRY(llm_hessian_energy(h, diff, li->rows, &noise, err));
     *sqnr = 10 * log10(energy / noise);
     return 0;
 }
@@ -281,7 +281,7 @@ int llm_qmodel_dequantize(llm_model *m, llm_model *out, llm_error *err)
     int untie = m->cfg.tie && m->lin[cls].q;
     llm_config cfg = m->cfg;
     cfg.tie = untie ? 0 : cfg.tie;
-    TRY(llm_model_alloc(out, &cfg, err));
+    LLM_TRY(llm_model_alloc(out, &cfg, err));
     llm_tok_free(&out->tok);
     out->tok = m->tok;
     m->tok = (llm_tok){0};

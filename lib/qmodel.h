@@ -12,11 +12,11 @@
  * as they are (smoothed when smoothing is asked for).
  *
  *     llm_qmodel q;
- *     TRY(llm_qmodel_init(&q, &m, "m.llmt", &opts, &err));     // then llm_qmodel_free
- *     TRY(llm_qmodel_check_format(&q, &err));
- *     TRY(llm_qmodel_calibrate(&q, &table, &err));            // w8a8 or smoothing only
- *     TRY(llm_qmodel_hessians(&q, reader, "acts.llmt", &err)); // GPTQ or the report
- *     TRY(llm_qmodel_quantize(&q, NULL, NULL, &err));
+ *     LLM_TRY(llm_qmodel_init(&q, &m, "m.llmt", &opts, &err));     // then llm_qmodel_free
+ *     LLM_TRY(llm_qmodel_check_format(&q, &err));
+ *     LLM_TRY(llm_qmodel_calibrate(&q, &table, &err));            // w8a8 or smoothing only
+ *     LLM_TRY(llm_qmodel_hessians(&q, reader, "acts.llmt", &err)); // GPTQ or the report
+ *     LLM_TRY(llm_qmodel_quantize(&q, NULL, NULL, &err));
  */
 #ifndef LLM_QMODEL_H
 #define LLM_QMODEL_H

@@ -36,7 +36,7 @@ int llm_qformat_check(const llm_qformat *f, int cols, llm_error *err)
 int llm_qlinear_alloc(llm_qlinear *q, const llm_qformat *f, int rows, int cols, llm_error *err)
 {
     memset(q, 0, sizeof *q);
-    TRY(llm_qformat_check(f, cols, err));
+    LLM_TRY(llm_qformat_check(f, cols, err));
     if (rows < 1) return llm_error_set(err, LLM_ERR_ARG, "%d rows", rows);
     q->f = *f;
     q->rows = rows;
@@ -120,7 +120,7 @@ void llm_qlinear_set_code(llm_qlinear *q, int r, int k, int code)
 int llm_quantize_rtn(const float *w, int rows, int cols, const llm_qformat *f, llm_qlinear *q,
                      llm_error *err)
 {
-    TRY(llm_qlinear_alloc(q, f, rows, cols, err));
+    LLM_TRY(llm_qlinear_alloc(q, f, rows, cols, err));
     int G = q->groups, gs = cols / G;
 #pragma omp parallel for schedule(static) if ((size_t)rows * cols >= 65536)
     for (int r = 0; r < rows; r++)

@@ -21,7 +21,7 @@
  *
  *     llm_qformat f = {.scheme = LLM_Q_INT4, .group = 128, .sym = 1};
  *     llm_qlinear q;
- *     TRY(llm_quantize_rtn(w, rows, cols, &f, &q, &err));
+ *     LLM_TRY(llm_quantize_rtn(w, rows, cols, &f, &q, &err));
  *     llm_dequantize(&q, w_hat);                 // rows*cols floats
  *     llm_qlinear_free(&q);
  */

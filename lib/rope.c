@@ -64,7 +64,7 @@ static int check_args(int head_dim, int max_pos, double theta, const llm_rope_sc
 int llm_rope_freqs(double *freq, int head_dim, int max_pos, double theta,
                    const llm_rope_scaling *s, llm_error *err)
 {
-    TRY(check_args(head_dim, max_pos, theta, s, err));
+    LLM_TRY(check_args(head_dim, max_pos, theta, s, err));
     int half = head_dim / 2;
     llm_rope_kind kind = s ? s->kind : LLM_ROPE_NONE;
     double F = kind == LLM_ROPE_NONE ? 1.0 : s->factor;
@@ -108,7 +108,7 @@ int llm_rope_init_scaled(llm_rope *r, int head_dim, int max_pos, double theta,
                          const llm_rope_scaling *s, llm_error *err)
 {
     memset(r, 0, sizeof *r);
-    TRY(check_args(head_dim, max_pos, theta, s, err));
+    LLM_TRY(check_args(head_dim, max_pos, theta, s, err));
     r->freq = malloc((size_t)(head_dim / 2) * sizeof *r->freq);
     if (!r->freq) return llm_error_set(err, LLM_ERR_NOMEM, "RoPE: out of memory");
     llm_rope_freqs(r->freq, head_dim, max_pos, theta, s, err); /* checked above */

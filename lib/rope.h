@@ -11,8 +11,8 @@
  * backward pass is the rotation by -angle.
  *
  *     llm_rope r;
- *     TRY(llm_rope_init(&r, 64, 2048, 10000.0, &err));    // head size, positions, base
- *     TRY(llm_rope_reserve(&r, T, &err));                 // positions 0..T-1 tabulated
+ *     LLM_TRY(llm_rope_init(&r, 64, 2048, 10000.0, &err));    // head size, positions, base
+ *     LLM_TRY(llm_rope_reserve(&r, T, &err));                 // positions 0..T-1 tabulated
  *     llm_rope_apply(&r, q, B * T, ld, n_heads, T, 0, 0); // row i at position i % T
  *     llm_rope_free(&r);
  *
@@ -61,7 +61,7 @@
  *                pure rotation.
  *
  *     llm_rope_scaling s = {.kind = LLM_ROPE_YARN, .factor = 4, .orig_ctx = 128};
- *     TRY(llm_rope_init_scaled(&r, 64, 512, 10000.0, &s, &err));
+ *     LLM_TRY(llm_rope_init_scaled(&r, 64, 512, 10000.0, &s, &err));
  *     float logit_scale = llm_rope_attn_scale(&s) / sqrtf(64);
  */
 #ifndef LLM_ROPE_H

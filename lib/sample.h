@@ -2,7 +2,7 @@
  * and nucleus (top-p) sampling with a seeded generator.
  *
  *     llm_sampler sp;
- *     TRY(llm_sampler_init(&sp, V, &(llm_sample_opts){.temp = 0.8f, .top_k = 40, .top_p = 0.95f}, &err));
+ *     LLM_TRY(llm_sampler_init(&sp, V, &(llm_sample_opts){.temp = 0.8f, .top_k = 40, .top_p = 0.95f}, &err));
  *     int id = llm_sampler_pick(&sp, logits, &rng);
  *     llm_sampler_free(&sp);
  */

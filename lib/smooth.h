@@ -15,8 +15,8 @@
  * channel that is 0 in x or in W gets s_j = 1; s is kept in [1e-5, 1e5].
  * wo and w2 read no norm and are left alone.
  *
- *     TRY(llm_smooth_model(&m, absmax, 0.5f, NULL, &err));   // every layer, folded
- *     TRY(llm_smooth_scales(absmax, ws, rows, 3, D, 0.5f, s, &err));   // one group's s
+ *     LLM_TRY(llm_smooth_model(&m, absmax, 0.5f, NULL, &err));   // every layer, folded
+ *     LLM_TRY(llm_smooth_scales(absmax, ws, rows, 3, D, 0.5f, s, &err));   // one group's s
  */
 #ifndef LLM_SMOOTH_H
 #define LLM_SMOOTH_H

@@ -277,7 +277,7 @@ static int reader_alloc(llm_reader **out, const char *label, llm_error *err)
 static int reader_alloc_buffered(llm_reader **out, const char *label, llm_error *err)
 {
     llm_reader *r;
-    TRY(reader_alloc(&r, label, err));
+    LLM_TRY(reader_alloc(&r, label, err));
     r->in_cap = ZSTD_DStreamInSize();
     r->in_buf = malloc(r->in_cap);
     if (!r->in_buf) {
@@ -291,7 +291,7 @@ static int reader_alloc_buffered(llm_reader **out, const char *label, llm_error 
 
 int llm_reader_open_fd(llm_reader **out, int fd, const char *label, llm_error *err)
 {
-    TRY(reader_alloc_buffered(out, label, err));
+    LLM_TRY(reader_alloc_buffered(out, label, err));
     (*out)->fd = fd;
     llm_widen_pipe(fd);
     return 0;
@@ -300,7 +300,7 @@ int llm_reader_open_fd(llm_reader **out, int fd, const char *label, llm_error *e
 int llm_reader_open_source(llm_reader **out, llm_reader_source fn, void *ctx, const char *label,
                            llm_error *err)
 {
-    TRY(reader_alloc_buffered(out, label, err));
+    LLM_TRY(reader_alloc_buffered(out, label, err));
     (*out)->source = fn;
     (*out)->source_ctx = ctx;
     return 0;
@@ -324,7 +324,7 @@ int llm_reader_open_mem(llm_reader **out, const void *buf, size_t len, const cha
                         llm_error *err)
 {
     llm_reader *r;
-    TRY(reader_alloc(&r, label, err));
+    LLM_TRY(reader_alloc(&r, label, err));
     r->in = buf;
     r->in_len = len;
     r->in_eof = 1;
@@ -498,7 +498,7 @@ static int read_string(llm_reader *r, size_t n, size_t *used, size_t *offset, co
         r->strings = s;
         r->strings_cap = cap;
     }
-    TRY(raw_need(r, r->strings + *used, n, what, err));
+    LLM_TRY(raw_need(r, r->strings + *used, n, what, err));
     r->strings[*used + n] = '\0';
     if (memchr(r->strings + *used, '\0', n))
         return rfail(r, err, LLM_ERR_FORMAT, "NUL byte inside %s", what);
@@ -538,7 +538,7 @@ static int read_stream_header(llm_reader *r, llm_error *err)
 static int read_record_header(llm_reader *r, int kind, llm_error *err)
 {
     unsigned char f[5];
-    TRY(raw_need(r, f, sizeof f, "a record header", err));
+    LLM_TRY(raw_need(r, f, sizeof f, "a record header", err));
     int dtype = f[0], ndim = f[1];
     unsigned flags = f[2], name_len = llm_bytes_get_le16(f + 3);
     if (!llm_dtype_name(dtype)) return rfail(r, err, LLM_ERR_FORMAT, "unknown dtype code %d", dtype);
@@ -548,32 +548,32 @@ static int read_record_header(llm_reader *r, int kind, llm_error *err)
         return rfail(r, err, LLM_ERR_FORMAT, "record name length %u (1..%d)", name_len,
                      LLM_MAX_NAME);
     size_t used = 0, name_off;
-    TRY(read_string(r, name_len, &used, &name_off, "a record name", err));
+    LLM_TRY(read_string(r, name_len, &used, &name_off, "a record name", err));
     if (!name_ok(r->strings + name_off, name_len))
         return rfail(r, err, LLM_ERR_FORMAT, "record name has control characters");
     const char *what = "the attribute table";
     unsigned char b[4];
-    TRY(raw_need(r, b, 2, what, err));
+    LLM_TRY(raw_need(r, b, 2, what, err));
     unsigned n_attrs = llm_bytes_get_le16(b);
     if (n_attrs > LLM_MAX_ATTRS)
         return rfail(r, err, LLM_ERR_LIMIT, "%u attributes (at most %d)", n_attrs, LLM_MAX_ATTRS);
     size_t attr_bytes = 0;
     for (unsigned i = 0; i < n_attrs; i++) {
-        TRY(raw_need(r, b, 2, what, err));
+        LLM_TRY(raw_need(r, b, 2, what, err));
         unsigned klen = llm_bytes_get_le16(b);
         if (klen == 0 || klen > LLM_MAX_KEY)
             return rfail(r, err, LLM_ERR_FORMAT, "attribute key length %u (1..%d)", klen,
                          LLM_MAX_KEY);
-        TRY(read_string(r, klen, &used, &r->attr_offsets[2 * i], "an attribute key", err));
+        LLM_TRY(read_string(r, klen, &used, &r->attr_offsets[2 * i], "an attribute key", err));
         if (!key_ok(r->strings + r->attr_offsets[2 * i], klen))
             return rfail(r, err, LLM_ERR_FORMAT, "attribute key has spaces, '=' or control bytes");
-        TRY(raw_need(r, b, 4, what, err));
+        LLM_TRY(raw_need(r, b, 4, what, err));
         uint32_t vlen = llm_bytes_get_le32(b);
         attr_bytes += klen + (size_t)vlen;
         if (vlen > LLM_MAX_VALUE || attr_bytes > LLM_MAX_ATTR_BYTES)
             return rfail(r, err, LLM_ERR_LIMIT, "attribute value of %u bytes (limits: %u each, %u in all)",
                          vlen, LLM_MAX_VALUE, LLM_MAX_ATTR_BYTES);
-        TRY(read_string(r, vlen, &used, &r->attr_offsets[2 * i + 1], "an attribute value", err));
+        LLM_TRY(read_string(r, vlen, &used, &r->attr_offsets[2 * i + 1], "an attribute value", err));
     }
     llm_record *rec = &r->rec;
     memset(rec, 0, sizeof *rec);
@@ -590,14 +590,14 @@ static int read_record_header(llm_reader *r, int kind, llm_error *err)
     rec->shape.ndim = ndim;
     unsigned char d[8];
     for (int i = 0; i < ndim; i++) {
-        TRY(raw_need(r, d, 8, "the shape", err));
+        LLM_TRY(raw_need(r, d, 8, "the shape", err));
         uint64_t v = llm_bytes_get_le64(d);
         if (v > (uint64_t)LLM_MAX_DIM)
             return rfail(r, err, LLM_ERR_LIMIT, "%s: dimension %d is %llu (limit 2^48)", rec->name,
                          i, (unsigned long long)v);
         rec->shape.dim[i] = (int64_t)v;
     }
-    TRY(raw_need(r, d, 8, "the payload length", err));
+    LLM_TRY(raw_need(r, d, 8, "the payload length", err));
     uint64_t stored = llm_bytes_get_le64(d);
     llm_error sub = {0};
     if (record_check(rec, &sub) < 0) return rfail(r, err, sub.code, "%s", sub.msg);
@@ -616,7 +616,7 @@ static int skip_payload(llm_reader *r, llm_error *err)
 {
     while (r->raw_remaining > 0) {
         size_t n = r->raw_remaining < LLM_SHUFFLE_BLOCK ? (size_t)r->raw_remaining : LLM_SHUFFLE_BLOCK;
-        TRY(raw_need(r, r->block_tmp, n, "a payload", err));
+        LLM_TRY(raw_need(r, r->block_tmp, n, "a payload", err));
         r->raw_remaining -= n;
     }
     r->remaining = 0;
@@ -626,7 +626,7 @@ static int skip_payload(llm_reader *r, llm_error *err)
 
 int llm_reader_next(llm_reader *r, const llm_record **rec, llm_error *err)
 {
-    TRY(skip_payload(r, err));
+    LLM_TRY(skip_payload(r, err));
     for (;;) {
         if (r->need_header) {
             int rc = read_stream_header(r, err);
@@ -641,7 +641,7 @@ int llm_reader_next(llm_reader *r, const llm_record **rec, llm_error *err)
                          (unsigned long long)r->records_in_stream);
         if (kind == RECORD_END) {
             unsigned char c[8];
-            TRY(raw_need(r, c, 8, "the end record", err));
+            LLM_TRY(raw_need(r, c, 8, "the end record", err));
             if (llm_bytes_get_le64(c) != r->records_in_stream)
                 return rfail(r, err, LLM_ERR_FORMAT, "end record counts %llu records, stream had %llu",
                              (unsigned long long)llm_bytes_get_le64(c), (unsigned long long)r->records_in_stream);
@@ -656,7 +656,7 @@ int llm_reader_next(llm_reader *r, const llm_record **rec, llm_error *err)
         }
         if (kind != LLM_RECORD_TENSOR && kind != LLM_RECORD_META)
             return rfail(r, err, LLM_ERR_FORMAT, "unknown record kind 0x%02x", kind);
-        TRY(read_record_header(r, kind, err));
+        LLM_TRY(read_record_header(r, kind, err));
         r->records_in_stream++;
         r->record_index++;
         *rec = &r->rec;
@@ -670,7 +670,7 @@ int64_t llm_reader_read(llm_reader *r, void *buf, size_t n, llm_error *err)
     size_t got = 0;
     if (n > r->remaining) n = (size_t)r->remaining;
     if (!(r->rec.flags & LLM_FLAG_SHUFFLE)) {
-        if (n) TRY(raw_need(r, d, n, r->rec.name, err));
+        if (n) LLM_TRY(raw_need(r, d, n, r->rec.name, err));
         r->remaining -= n;
         r->raw_remaining -= n;
         return (int64_t)n;
@@ -679,7 +679,7 @@ int64_t llm_reader_read(llm_reader *r, void *buf, size_t n, llm_error *err)
     while (got < n) {
         if (r->block_pos == r->block_len) {
             size_t b = r->raw_remaining < LLM_SHUFFLE_BLOCK ? (size_t)r->raw_remaining : LLM_SHUFFLE_BLOCK;
-            TRY(raw_need(r, r->block_tmp, b, r->rec.name, err));
+            LLM_TRY(raw_need(r, r->block_tmp, b, r->rec.name, err));
             r->raw_remaining -= b;
             unshuffle_block(r->block, r->block_tmp, b / (size_t)width, width);
             r->block_pos = 0;
@@ -729,7 +729,7 @@ int llm_reader_read_tensor(llm_reader *r, llm_tensor *t, llm_error *err)
     memset(t, 0, sizeof *t);
     void *data;
     size_t n;
-    TRY(llm_reader_read_all(r, &data, &n, err));
+    LLM_TRY(llm_reader_read_all(r, &data, &n, err));
     t->dtype = r->rec.dtype;
     t->shape = r->rec.shape;
     t->data = data;
@@ -787,7 +787,7 @@ static int compress(llm_writer *w, const void *data, size_t n, ZSTD_EndDirective
         if (ZSTD_isError(left))
             return llm_error_set(err, LLM_ERR_IO, "%s: zstd: %s", w->label, ZSTD_getErrorName(left));
         w->out_len = ob.pos;
-        if (w->out_len == w->out_cap) TRY(drain(w, err));
+        if (w->out_len == w->out_cap) LLM_TRY(drain(w, err));
         if (ib.pos == ib.size && (mode == ZSTD_e_continue || left == 0)) return 0;
     }
 }
@@ -801,12 +801,12 @@ static int emit(llm_writer *w, const void *data, size_t n, llm_error *err)
         while (n > 0) {
             size_t k = LLM_FRAME_BYTES - w->frame_raw;
             if (k > n) k = n;
-            TRY(compress(w, p, k, ZSTD_e_continue, err));
+            LLM_TRY(compress(w, p, k, ZSTD_e_continue, err));
             w->frame_raw += k;
             p += k;
             n -= k;
             if (w->frame_raw == LLM_FRAME_BYTES) {
-                TRY(compress(w, NULL, 0, ZSTD_e_end, err));
+                LLM_TRY(compress(w, NULL, 0, ZSTD_e_end, err));
                 w->frame_raw = 0;
             }
         }
@@ -818,7 +818,7 @@ static int emit(llm_writer *w, const void *data, size_t n, llm_error *err)
         w->out_len += k;
         p += k;
         n -= k;
-        if (w->out_len == w->out_cap) TRY(drain(w, err));
+        if (w->out_len == w->out_cap) LLM_TRY(drain(w, err));
     }
     return 0;
 }
@@ -827,7 +827,7 @@ static int emit(llm_writer *w, const void *data, size_t n, llm_error *err)
  * has just ended holds nothing more to flush or end). */
 static int flush_all(llm_writer *w, ZSTD_EndDirective mode, llm_error *err)
 {
-    if (!w->raw && w->frame_raw > 0) TRY(compress(w, NULL, 0, mode, err));
+    if (!w->raw && w->frame_raw > 0) LLM_TRY(compress(w, NULL, 0, mode, err));
     if (mode == ZSTD_e_end) w->frame_raw = 0;
     return drain(w, err);
 }
@@ -887,7 +887,7 @@ int llm_writer_open(llm_writer **out, const char *path, const llm_writer_opts *o
                     llm_error *err)
 {
     llm_outfile *f;
-    TRY(llm_outfile_open(&f, path, err));
+    LLM_TRY(llm_outfile_open(&f, path, err));
     int rc = llm_writer_open_fd(out, llm_outfile_fd(f), llm_outfile_path(f), opts, err);
     if (rc < 0) {
         llm_outfile_abort(f);
@@ -910,26 +910,26 @@ int llm_writer_begin(llm_writer *w, const llm_record *rec_in, llm_error *err)
     f[3] = (unsigned char)rec.flags;
     size_t name_len = strlen(rec.name);
     llm_bytes_put_le16(f + 4, (unsigned)name_len);
-    TRY(emit(w, f, 6, err));
-    TRY(emit(w, rec.name, name_len, err));
+    LLM_TRY(emit(w, f, 6, err));
+    LLM_TRY(emit(w, rec.name, name_len, err));
     unsigned char b[8];
     llm_bytes_put_le16(b, (unsigned)rec.n_attrs);
-    TRY(emit(w, b, 2, err));
+    LLM_TRY(emit(w, b, 2, err));
     for (int i = 0; i < rec.n_attrs; i++) {
         const char *k = rec.attrs[i].key, *v = rec.attrs[i].value ? rec.attrs[i].value : "";
         llm_bytes_put_le16(b, (unsigned)strlen(k));
-        TRY(emit(w, b, 2, err));
-        TRY(emit(w, k, strlen(k), err));
+        LLM_TRY(emit(w, b, 2, err));
+        LLM_TRY(emit(w, k, strlen(k), err));
         llm_bytes_put_le32(b, (uint32_t)strlen(v));
-        TRY(emit(w, b, 4, err));
-        TRY(emit(w, v, strlen(v), err));
+        LLM_TRY(emit(w, b, 4, err));
+        LLM_TRY(emit(w, v, strlen(v), err));
     }
     for (int i = 0; i < rec.shape.ndim; i++) {
         llm_bytes_put_le64(b, (uint64_t)rec.shape.dim[i]);
-        TRY(emit(w, b, 8, err));
+        LLM_TRY(emit(w, b, 8, err));
     }
     llm_bytes_put_le64(b, rec.nbytes);
-    TRY(emit(w, b, 8, err));
+    LLM_TRY(emit(w, b, 8, err));
     w->rec = rec;
     w->remaining = rec.nbytes;
     w->shuffle_width = rec.flags & LLM_FLAG_SHUFFLE ? llm_dtype_bits(rec.dtype) / 8 : 0;
@@ -963,7 +963,7 @@ int llm_writer_write(llm_writer *w, const void *data, size_t n, llm_error *err)
         w->block_len += k;
         p += k;
         n -= k;
-        if (w->block_len == LLM_SHUFFLE_BLOCK) TRY(emit_block(w, err));
+        if (w->block_len == LLM_SHUFFLE_BLOCK) LLM_TRY(emit_block(w, err));
     }
     return 0;
 }
@@ -975,7 +975,7 @@ int llm_writer_end_record(llm_writer *w, llm_error *err)
     if (w->remaining)
         return llm_error_set(err, LLM_ERR_ARG, "%s: %s: %llu payload bytes missing", w->label,
                              w->rec.name, (unsigned long long)w->remaining);
-    if (w->block_len) TRY(emit_block(w, err));
+    if (w->block_len) LLM_TRY(emit_block(w, err));
     w->in_record = 0;
     w->records++;
     return flush_all(w, ZSTD_e_flush, err);
@@ -983,8 +983,8 @@ int llm_writer_end_record(llm_writer *w, llm_error *err)
 
 int llm_writer_record(llm_writer *w, const llm_record *rec, const void *data, llm_error *err)
 {
-    TRY(llm_writer_begin(w, rec, err));
-    TRY(llm_writer_write(w, data, (size_t)w->remaining, err));
+    LLM_TRY(llm_writer_begin(w, rec, err));
+    LLM_TRY(llm_writer_write(w, data, (size_t)w->remaining, err));
     return llm_writer_end_record(w, err);
 }
 
@@ -995,8 +995,8 @@ static int writer_finish(llm_writer *w, llm_error *err)
     unsigned char e[9];
     e[0] = RECORD_END;
     llm_bytes_put_le64(e + 1, w->records);
-    TRY(emit(w, e, sizeof e, err));
-    TRY(flush_all(w, ZSTD_e_end, err));
+    LLM_TRY(emit(w, e, sizeof e, err));
+    LLM_TRY(flush_all(w, ZSTD_e_end, err));
     if (w->file) {
         llm_outfile *f = w->file;
         w->file = NULL;

@@ -10,7 +10,7 @@
  * interrupted run never leaves a half-written output under the real name.
  *
  *     llm_reader *r;  const llm_record *rec;  int rc;
- *     TRY(llm_reader_open(&r, "-", &err));              // stdin
+ *     LLM_TRY(llm_reader_open(&r, "-", &err));              // stdin
  *     while ((rc = llm_reader_next(r, &rec, &err)) > 0)
  *         printf("%s %s\n", rec->name, llm_dtype_name(rec->dtype));  // payload skipped
  *     llm_reader_close(r);                              // rc < 0: err.msg says why

@@ -76,7 +76,7 @@ int llm_payload_bytes(int dtype, const llm_shape *s, uint64_t *nbytes, llm_error
 {
     int bits = llm_dtype_bits(dtype);
     if (!bits) return llm_error_set(err, LLM_ERR_FORMAT, "unknown dtype code %d", dtype);
-    TRY(shape_check(s, err));
+    LLM_TRY(shape_check(s, err));
     uint64_t n = 1;
     for (int i = 0; i < s->ndim; i++) {
         uint64_t d = (uint64_t)s->dim[i];

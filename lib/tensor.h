@@ -8,9 +8,9 @@
  *
  *     llm_shape s = llm_shape_make(2, (int64_t[]){4, 64});
  *     uint64_t bytes;
- *     TRY(llm_payload_bytes(LLM_DTYPE_BF16, &s, &bytes, &err));   // 512
+ *     LLM_TRY(llm_payload_bytes(LLM_DTYPE_BF16, &s, &bytes, &err));   // 512
  *     llm_tensor t;
- *     TRY(llm_reader_read_tensor(r, &t, &err));   // stream.h: a record, whole
+ *     LLM_TRY(llm_reader_read_tensor(r, &t, &err));   // stream.h: a record, whole
  *     llm_tensor_free(&t);
  */
 #ifndef LLM_TENSOR_H

@@ -48,7 +48,7 @@ static int check_special(int vocab, int bos, int eos, llm_error *err)
 int llm_tok_ids(llm_tok *t, int vocab, int bos, int eos, llm_error *err)
 {
     memset(t, 0, sizeof *t);
-    TRY(check_special(vocab, bos, eos, err));
+    LLM_TRY(check_special(vocab, bos, eos, err));
     t->kind = LLM_TOK_IDS;
     t->vocab = vocab;
     t->bos = bos;
@@ -140,7 +140,7 @@ int llm_tok_bpe(llm_tok *t, int vocab, const char *const *pieces, const uint32_t
                 const float *scores, int bos, int eos, llm_error *err)
 {
     memset(t, 0, sizeof *t);
-    TRY(check_special(vocab, bos, eos, err));
+    LLM_TRY(check_special(vocab, bos, eos, err));
     if (!pieces || !scores) return llm_error_set(err, LLM_ERR_ARG, "tokenizer: no pieces or scores");
     size_t total = 0;
     for (int i = 0; i < vocab; i++) {
@@ -339,11 +339,11 @@ static int64_t encode_bpe(const llm_tok *t, const char *text, size_t len, int32_
 {
     if (len == 0) return 0;
     int64_t n = 0;
-    TRY(push_code_point(t, " ", 1, 0, ids, &n, err)); /* the dummy prefix */
+    LLM_TRY(push_code_point(t, " ", 1, 0, ids, &n, err)); /* the dummy prefix */
     for (size_t i = 0; i < len;) {
         size_t j = i + 1; /* a code point: any byte, then up to 3 continuation bytes */
         while (j < len && j - i < 4 && ((unsigned char)text[j] & 0xC0) == 0x80) j++;
-        TRY(push_code_point(t, text + i, j - i, i, ids, &n, err));
+        LLM_TRY(push_code_point(t, text + i, j - i, i, ids, &n, err));
         i = j;
     }
     return merge_all(t, ids, n, err);
@@ -434,7 +434,7 @@ static int write_words(llm_writer *w, const uint32_t *vals, const float *floats,
             else memcpy(&v, &floats[i], 4);
             llm_bytes_put_le32(buf + k, v);
         }
-        TRY(llm_writer_write(w, buf, k, err));
+        LLM_TRY(llm_writer_write(w, buf, k, err));
     }
     return 0;
 }
@@ -464,8 +464,8 @@ int llm_tok_write(const llm_tok *t, llm_writer *w, llm_error *err)
     int64_t bytes = t->kind == LLM_TOK_BPE ? 8 * (int64_t)t->vocab + t->offset[t->vocab] : 0;
     llm_record rec = {.kind = LLM_RECORD_META, .name = "tokenizer", .dtype = LLM_DTYPE_U8,
                       .shape = llm_shape_make(1, (int64_t[]){bytes}), .attrs = attrs, .n_attrs = 4};
-    TRY(llm_writer_begin(w, &rec, err));
-    if (t->kind == LLM_TOK_BPE) TRY(write_payload(w, t, err));
+    LLM_TRY(llm_writer_begin(w, &rec, err));
+    if (t->kind == LLM_TOK_BPE) LLM_TRY(write_payload(w, t, err));
     return llm_writer_end_record(w, err);
 }
 
@@ -550,9 +550,9 @@ int llm_tok_read(llm_tok *t, llm_reader *r, const llm_record *rec, llm_error *er
     if (rec->dtype != LLM_DTYPE_U8 || rec->shape.ndim != 1)
         return llm_error_set(err, LLM_ERR_FORMAT, "%s: payload must be u8 of one dimension", rec->name);
     int vocab, bos, eos;
-    TRY(attr_int(rec, "vocab", 1, LLM_TOK_MAX_VOCAB, &vocab, err));
-    TRY(attr_int(rec, "bos", -1, vocab - 1, &bos, err));
-    TRY(attr_int(rec, "eos", -1, vocab - 1, &eos, err));
+    LLM_TRY(attr_int(rec, "vocab", 1, LLM_TOK_MAX_VOCAB, &vocab, err));
+    LLM_TRY(attr_int(rec, "bos", -1, vocab - 1, &bos, err));
+    LLM_TRY(attr_int(rec, "eos", -1, vocab - 1, &eos, err));
     if (k != LLM_TOK_BPE && rec->nbytes != 0)
         return llm_error_set(err, LLM_ERR_FORMAT, "%s: a %s tokenizer has no payload (%llu bytes)",
                              rec->name, kind, (unsigned long long)rec->nbytes);
@@ -564,9 +564,9 @@ int llm_tok_read(llm_tok *t, llm_reader *r, const llm_record *rec, llm_error *er
                                  "%s: byte tokenizer with vocab %d, bos %d, eos %d (want 258, 256, 257)",
                                  rec->name, vocab, bos, eos);
     } else if (k == LLM_TOK_IDS) {
-        TRY(llm_tok_ids(&fresh, vocab, bos, eos, err));
+        LLM_TRY(llm_tok_ids(&fresh, vocab, bos, eos, err));
     } else {
-        TRY(read_bpe(&fresh, r, rec, vocab, bos, eos, err));
+        LLM_TRY(read_bpe(&fresh, r, rec, vocab, bos, eos, err));
     }
     llm_tok_free(t);
     *t = fresh;

@@ -83,7 +83,7 @@ int llm_trainer_init(llm_trainer *t, llm_model *m, const llm_data *d, const llm_
 {
     memset(t, 0, sizeof *t);
     t->data = d;
-    TRY(llm_data_check(d, st->seq, err));
+    LLM_TRY(llm_data_check(d, st->seq, err));
     if (llm_model_check_ids(m, d->tokens, d->n_tokens, 0, err) < 0) return llm_error_prefix(err, "the text");
     return init_common(t, m, st, resume, err);
 }
@@ -201,7 +201,7 @@ int llm_trainer_distribute(llm_trainer *t, const llm_comm *comm, const llm_dist_
     t->n_shard_spans = llm_spans_slice(t->m->spans, t->m->n_tensors, lo, hi, t->shard_spans);
     /* keep only this rank's slice of the optimizer state */
     llm_optim slice;
-    TRY(llm_optim_init(&slice, &t->optim.cfg, (int64_t)ns, err));
+    LLM_TRY(llm_optim_init(&slice, &t->optim.cfg, (int64_t)ns, err));
     slice.t = t->optim.t;
     if (slice.m) memcpy(slice.m, t->optim.m + lo, ns * sizeof *slice.m);
     if (slice.v) memcpy(slice.v, t->optim.v + lo, ns * sizeof *slice.v);
@@ -292,17 +292,17 @@ int llm_trainer_step(llm_trainer *t, llm_step_stats *out, llm_error *err)
     }
     double norm;
     if (c) {
-        TRY(start_sum(t, 0, t->pending, err));
+        LLM_TRY(start_sum(t, 0, t->pending, err));
         t->pending = 0;
         double t0 = seconds();
-        TRY(c->wait(c->ctx, err));
+        LLM_TRY(c->wait(c->ctx, err));
         /* loss, stop request and (sharded) the slice's squared gradient norm */
         double sums[3] = {loss, out->stop ? 1 : 0, 0};
         if (t->dist.shard) {
             double part = llm_grad_norm(t->shard_grad, t->shard_hi - t->shard_lo);
             sums[2] = part * part;
         }
-        TRY(c->sum_f64(c->ctx, sums, 3, err));
+        LLM_TRY(c->sum_f64(c->ctx, sums, 3, err));
         t->comm_s += seconds() - t0;
         loss = sums[0];
         out->stop = sums[1] > 0;
@@ -317,7 +317,7 @@ int llm_trainer_step(llm_trainer *t, llm_step_stats *out, llm_error *err)
         llm_optim_step(&t->optim, t->m->arena + t->shard_lo, t->shard_grad, t->shard_spans,
                        t->n_shard_spans, lr, scale);
         double t0 = seconds();
-        TRY(c->allgather(c->ctx, t->m->arena, t->shard_counts, t->shard_offs, err));
+        LLM_TRY(c->allgather(c->ctx, t->m->arena, t->shard_counts, t->shard_offs, err));
         t->comm_s += seconds() - t0;
         t->comm_bytes += (double)(N - 1) / N * (double)n * sizeof(float);
     } else if (t->m->adapter) {
@@ -367,7 +367,7 @@ int llm_trainer_eval(llm_trainer *t, int64_t max_windows, float *loss, llm_error
         counted += scored;
     }
     double sums[2] = {total, (double)counted};
-    if (c) TRY(c->sum_f64(c->ctx, sums, 2, err));
+    if (c) LLM_TRY(c->sum_f64(c->ctx, sums, 2, err));
     *loss = sums[1] > 0 ? (float)(sums[0] / sums[1]) : 0.0f;
     return 0;
 }
@@ -378,7 +378,7 @@ int llm_trainer_full_optim(llm_trainer *t, llm_optim *full, llm_error *err)
     int sharded = c && t->dist.shard;
     memset(full, 0, sizeof *full);
     if (!sharded || c->rank == 0) {
-        TRY(llm_optim_init(full, &t->optim.cfg, t->m->n_params, err));
+        LLM_TRY(llm_optim_init(full, &t->optim.cfg, t->m->n_params, err));
         full->t = t->optim.t;
     }
     if (!sharded) {

@@ -5,14 +5,14 @@
  * checkpoints.
  *
  *     llm_trainer t;
- *     TRY(llm_trainer_init(&t, &model, &data, &state, NULL, &err));  // NULL: fresh optimizer
- *     TRY(llm_trainer_distribute(&t, comm, &dist_opts, &err));      // optional, see below
+ *     LLM_TRY(llm_trainer_init(&t, &model, &data, &state, NULL, &err));  // NULL: fresh optimizer
+ *     LLM_TRY(llm_trainer_distribute(&t, comm, &dist_opts, &err));      // optional, see below
  *     while (t.st.step < t.st.optim.steps) {
  *         llm_step_stats s = {0};
- *         TRY(llm_trainer_step(&t, &s, &err));       // s.loss, s.grad_norm, s.lr
+ *         LLM_TRY(llm_trainer_step(&t, &s, &err));       // s.loss, s.grad_norm, s.lr
  *     }
  *     float val;
- *     TRY(llm_trainer_eval(&t, 64, &val, &err));
+ *     LLM_TRY(llm_trainer_eval(&t, 64, &val, &err));
  *     llm_trainer_free(&t);
  *
  * Data parallelism.  A step is st.accum micro-batches of st.batch random
@@ -55,9 +55,9 @@
  *
  *     llm_train_args a;
  *     llm_train_args_defaults(&a);                 // then the options, a.given
- *     TRY(llm_train_check_arch(&a, &model.cfg, "m.llmt", &err));
- *     TRY(llm_train_decide(&a, "m.llmt", has_train, 0, hash, 0, &st, &start, &ignored, &err));
- *     if (start != LLM_TRAIN_RESUMED) TRY(llm_train_fresh(&a, &model, "m.llmt", 0, hash, &st, &err)); */
+ *     LLM_TRY(llm_train_check_arch(&a, &model.cfg, "m.llmt", &err));
+ *     LLM_TRY(llm_train_decide(&a, "m.llmt", has_train, 0, hash, 0, &st, &start, &ignored, &err));
+ *     if (start != LLM_TRAIN_RESUMED) LLM_TRY(llm_train_fresh(&a, &model, "m.llmt", 0, hash, &st, &err)); */
 #ifndef LLM_TRAIN_H
 #define LLM_TRAIN_H
 

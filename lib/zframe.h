@@ -10,7 +10,7 @@
  * stream reader's, which also parses what pzstd decodes.
  *
  *     if (llm_zframe_detect(p, n) != LLM_ZFRAME_NONE)   // a frame starts here
- *         TRY(llm_zframe_check_header(p, n, &err));      // its window is allowed
+ *         LLM_TRY(llm_zframe_check_header(p, n, &err));      // its window is allowed
  *
  * A frame's window is the history its decoder must hold; zstd writes it in the
  * frame header, and a streaming decoder allocates it before the first block.

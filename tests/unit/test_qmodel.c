@@ -68,7 +68,7 @@ static void free_acts(acts *a)
 static int read_hessians(llm_qmodel *q, const char *path, llm_error *err)
 {
     llm_reader *r;
-    TRY(llm_reader_open(&r, path, err));
+    LLM_TRY(llm_reader_open(&r, path, err));
     int rc = llm_qmodel_hessians(q, r, path, err);
     llm_reader_close(r);
     return rc;

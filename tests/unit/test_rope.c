@@ -92,7 +92,7 @@ static void fill_normal(float *x, size_t n)
 /* llm_rope_init_scaled with positions 0..P-1 tabulated at once. */
 static int init_table(llm_rope *r, int d, int P, double theta, const llm_rope_scaling *s, llm_error *err)
 {
-    TRY(llm_rope_init_scaled(r, d, P, theta, s, err));
+    LLM_TRY(llm_rope_init_scaled(r, d, P, theta, s, err));
     return llm_rope_reserve(r, P, err);
 }
 

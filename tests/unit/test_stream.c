@@ -63,17 +63,17 @@ static int write_samples(llm_writer *w, llm_error *err)
 {
     llm_record meta = {.kind = LLM_RECORD_META, .name = "config", .dtype = LLM_DTYPE_U8,
                        .shape = llm_shape_make(1, (int64_t[]){5}), .attrs = attrs, .n_attrs = 2};
-    TRY(llm_writer_record(w, &meta, "hello", err));
+    LLM_TRY(llm_writer_record(w, &meta, "hello", err));
     for (int i = 0; i < N_SAMPLES; i++) {
         llm_record rec = sample_record(&samples[i], attrs, i % 4);
-        TRY(llm_writer_begin(w, &rec, err));
+        LLM_TRY(llm_writer_begin(w, &rec, err));
         for (uint64_t at = 0; at < samples[i].nbytes;) {
             size_t n = 1 + (size_t)(check_uniform(&rng) * 70000);
             if (n > samples[i].nbytes - at) n = (size_t)(samples[i].nbytes - at);
-            TRY(llm_writer_write(w, samples[i].data + at, n, err));
+            LLM_TRY(llm_writer_write(w, samples[i].data + at, n, err));
             at += n;
         }
-        TRY(llm_writer_end_record(w, err));
+        LLM_TRY(llm_writer_end_record(w, err));
     }
     return 0;
 }
@@ -276,7 +276,7 @@ static int read_everything_digest(const unsigned char *buf, size_t len, llm_erro
 {
     uint64_t h = 14695981039346656037u;
     llm_reader *r;
-    TRY(llm_reader_open_mem(&r, buf, len, "mem", err));
+    LLM_TRY(llm_reader_open_mem(&r, buf, len, "mem", err));
     const llm_record *rec;
     int rc;
     unsigned char chunk[4096];

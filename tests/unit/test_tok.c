@@ -360,15 +360,15 @@ static int round_trip(const llm_tok *t, llm_tok *out, llm_error *err)
 {
     const char *path = path_in_tmp("tok.llmt");
     llm_writer *w;
-    TRY(llm_writer_open(&w, path, NULL, err));
+    LLM_TRY(llm_writer_open(&w, path, NULL, err));
     int rc = llm_tok_write(t, w, err);
     if (rc < 0) {
         llm_writer_abort(w);
         return rc;
     }
-    TRY(llm_writer_close(w, err));
+    LLM_TRY(llm_writer_close(w, err));
     llm_reader *r;
-    TRY(llm_reader_open(&r, path, err));
+    LLM_TRY(llm_reader_open(&r, path, err));
     const llm_record *rec;
     rc = llm_reader_next(r, &rec, err);
     if (rc > 0) rc = strcmp(rec->name, "tokenizer") ? -100 : llm_tok_read(out, r, rec, err);
@@ -423,7 +423,7 @@ static int read_crafted(const llm_attr *attrs, int n_attrs, llm_dtype dtype, con
 {
     const char *path = path_in_tmp("bad.llmt");
     llm_writer *w;
-    TRY(llm_writer_open(&w, path, NULL, err));
+    LLM_TRY(llm_writer_open(&w, path, NULL, err));
     int64_t count = dtype == LLM_DTYPE_F32 ? nbytes / 4 : nbytes;
     llm_record rec = {.kind = LLM_RECORD_META, .name = "tokenizer", .dtype = dtype,
                       .shape = llm_shape_make(1, (int64_t[]){count}), .attrs = attrs, .n_attrs = n_attrs};
