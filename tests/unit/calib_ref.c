@@ -79,7 +79,7 @@ int cmp_double(const void *a, const void *b)
 void hist_of(llm_calib_hist *h, const float *x, size_t n, int bins)
 {
     llm_error err = {0};
-    CHECK_OK(llm_calib_hist_init(h, bins, &err));
+    CHECK_OK(llm_calib_hist_init(h, bins, &err), err);
     unsigned long long rng = 5;
     for (size_t at = 0; at < n;) {
         size_t k = 1 + (size_t)(check_uniform(&rng) * 3000);

@@ -37,11 +37,13 @@ double check_normal(unsigned long long *state);
                    "%s = %.9g, %s = %.9g, tolerance %g", #a, check_a_, #b, check_b_,     \
                    (double)(tol));                                                       \
     } while (0)
-#define CHECK_OK(expr)                                                                   \
+/* expr returns the library's int status and fills the llm_error e on
+ * failure; its message goes into the test's failure line. */
+#define CHECK_OK(expr, e)                                                                \
     do {                                                                                 \
         int check_rc_ = (expr);                                                          \
         check_true(check_rc_ >= 0, __FILE__, __LINE__, "%s returned %d: %s", #expr,     \
-                   check_rc_, err.msg);                                                  \
+                   check_rc_, (e).msg);                                                  \
     } while (0)
 
 #endif

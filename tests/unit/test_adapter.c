@@ -176,7 +176,7 @@ static void make_base(llm_model *m, int dim, int kv_heads, int seq)
     llm_error err = {0};
     llm_config c = {.vocab = 13, .dim = dim, .n_layers = 2, .n_heads = 4, .n_kv_heads = kv_heads,
                     .hidden = dim * 3 / 2, .seq_len = seq, .tie = 0, .norm_eps = 1e-5f, .rope_theta = 10000};
-    CHECK_OK(llm_model_init(m, &c, 3, &err));
+    CHECK_OK(llm_model_init(m, &c, 3, &err), err);
     unsigned long long rng = 5;
     for (int64_t i = 0; i < m->n_params; i++) m->arena[i] += (float)(0.3 * check_normal(&rng));
 }
@@ -187,7 +187,7 @@ static void make_adapter(llm_adapter *ad, const llm_model *m, int n_virtual, int
 {
     llm_error err = {0};
     llm_adapter_config ac = {.n_virtual = n_virtual, .rank = rank, .alpha = 6, .targets = LLM_LORA_ALL};
-    CHECK_OK(llm_adapter_init(ad, m, &ac, 11, &err));
+    CHECK_OK(llm_adapter_init(ad, m, &ac, 11, &err), err);
     unsigned long long rng = 17;
     for (int64_t i = 0; i < ad->n_params; i++) ad->arena[i] += (float)(0.3 * check_normal(&rng));
 }
@@ -248,13 +248,13 @@ static void test_gradients(void)
     make_base(&m, 16, 2, 12);
     llm_adapter ad;
     make_adapter(&ad, &m, 3, 3);
-    CHECK_OK(llm_adapter_attach(&m, &ad, &err));
+    CHECK_OK(llm_adapter_attach(&m, &ad, &err), err);
     int T = 10, V = m.cfg.vocab;
     int32_t in[10], tg[10];
     random_tokens(in, tg, T, V, 3, 2, 23);
     llm_acts a;
-    CHECK_OK(llm_acts_init(&a, &m.cfg, 1, T, &err));
-    CHECK_OK(llm_acts_lora(&a, &m.cfg, ad.cfg.rank, &err));
+    CHECK_OK(llm_acts_init(&a, &m.cfg, 1, T, &err), err);
+    CHECK_OK(llm_acts_lora(&a, &m.cfg, ad.cfg.rank, &err), err);
     float loss = llm_model_forward(&m, &a, in, tg);
     float *agrad = calloc((size_t)ad.n_params, sizeof *agrad);
     llm_model_backward_adapter(&m, &a, NULL, agrad);
@@ -290,10 +290,10 @@ static void check_frozen_training(int n_virtual, int rank, int examples)
     memcpy(before, m.arena, (size_t)m.n_params * sizeof *before);
     llm_adapter ad;
     llm_adapter_config ac = {.n_virtual = n_virtual, .rank = rank, .alpha = 2 * rank, .targets = LLM_LORA_ALL};
-    CHECK_OK(llm_adapter_init(&ad, &m, &ac, 1, &err));
+    CHECK_OK(llm_adapter_init(&ad, &m, &ac, 1, &err), err);
     float *ad0 = malloc((size_t)ad.n_params * sizeof *ad0);
     memcpy(ad0, ad.arena, (size_t)ad.n_params * sizeof *ad0);
-    CHECK_OK(llm_adapter_attach(&m, &ad, &err));
+    CHECK_OK(llm_adapter_attach(&m, &ad, &err), err);
     llm_tok tok;
     llm_tok_bytes(&tok);
     /* 13-token vocabulary: text over 'a'..'l' won't do with the byte
@@ -319,14 +319,14 @@ static void check_frozen_training(int n_virtual, int rank, int examples)
     st.optim.lr = 0.05f, st.optim.min_lr = 0.05f, st.optim.steps = 30, st.optim.weight_decay = 0;
     llm_rng_seed(&st.rng, 9);
     llm_trainer t;
-    if (examples) CHECK_OK(llm_trainer_init_examples(&t, &m, &ex, &st, NULL, &err));
-    else CHECK_OK(llm_trainer_init(&t, &m, &d, &st, NULL, &err));
+    if (examples) CHECK_OK(llm_trainer_init_examples(&t, &m, &ex, &st, NULL, &err), err);
+    else CHECK_OK(llm_trainer_init(&t, &m, &d, &st, NULL, &err), err);
     CHECK(t.n_train == ad.n_params && t.optim.n == ad.n_params);
     CHECK(t.acts.T == n_virtual + T);
     float first = 0, last = 0;
     for (int s = 0; s < 30; s++) {
         llm_step_stats ss = {0};
-        CHECK_OK(llm_trainer_step(&t, &ss, &err));
+        CHECK_OK(llm_trainer_step(&t, &ss, &err), err);
         if (s == 0) first = ss.loss;
         last = ss.loss;
     }
@@ -373,26 +373,26 @@ static void check_infer(int dim)
     make_base(&m, dim, 2, 20);
     llm_adapter ad;
     make_adapter(&ad, &m, 2, 4);
-    CHECK_OK(llm_adapter_attach(&m, &ad, &err));
+    CHECK_OK(llm_adapter_attach(&m, &ad, &err), err);
     int T = 20, V = m.cfg.vocab;
     int32_t tok[20];
     unsigned long long rng = 31;
     for (int i = 0; i < T; i++) tok[i] = i < 2 ? V + i : (int32_t)(check_uniform(&rng) * V);
     llm_acts a;
-    CHECK_OK(llm_acts_init(&a, &m.cfg, 1, T, &err));
-    CHECK_OK(llm_acts_lora(&a, &m.cfg, ad.cfg.rank, &err));
+    CHECK_OK(llm_acts_init(&a, &m.cfg, 1, T, &err), err);
+    CHECK_OK(llm_acts_lora(&a, &m.cfg, ad.cfg.rank, &err), err);
     forward_without_lora(&m, &a, tok);
     float *plain = malloc(sizeof(float) * (size_t)T * V);
     memcpy(plain, a.probs, sizeof(float) * (size_t)T * V);
     llm_model_forward(&m, &a, tok, NULL);
     llm_infer s;
     llm_infer_opts o = {.ctx = T};
-    CHECK_OK(llm_infer_init(&s, &m, &o, &err));
+    CHECK_OK(llm_infer_init(&s, &m, &o, &err), err);
     int first = 7;
-    CHECK_OK(llm_infer_feed(&s, tok, first, 1, &err));
+    CHECK_OK(llm_infer_feed(&s, tok, first, 1, &err), err);
     double worst = 0, effect = 0;
     for (int t = 0; t < T; t++) {
-        if (t >= first) CHECK_OK(llm_infer_feed(&s, tok + t, 1, 0, &err));
+        if (t >= first) CHECK_OK(llm_infer_feed(&s, tok + t, 1, 0, &err), err);
         const float *z = t < first ? s.logits + (size_t)t * V : s.last;
         float mx = z[0];
         for (int j = 1; j < V; j++) mx = z[j] > mx ? z[j] : mx;
@@ -428,13 +428,13 @@ static void test_merge(void)
     int32_t in[12], tg[12];
     for (int t = 0; t < T; t++) in[t] = (t * 5) % 13, tg[t] = (t * 3 + 1) % 13;
     llm_acts a;
-    CHECK_OK(llm_acts_init(&a, &m.cfg, 1, T, &err));
-    CHECK_OK(llm_acts_lora(&a, &m.cfg, ad.cfg.rank, &err));
+    CHECK_OK(llm_acts_init(&a, &m.cfg, 1, T, &err), err);
+    CHECK_OK(llm_acts_lora(&a, &m.cfg, ad.cfg.rank, &err), err);
     float base_loss = llm_model_forward(&m, &a, in, tg);
-    CHECK_OK(llm_adapter_attach(&m, &ad, &err));
+    CHECK_OK(llm_adapter_attach(&m, &ad, &err), err);
     float adapted = llm_model_forward(&m, &a, in, tg);
     llm_adapter_detach(&m);
-    CHECK_OK(llm_adapter_merge(&m, &ad, &err));
+    CHECK_OK(llm_adapter_merge(&m, &ad, &err), err);
     float merged = llm_model_forward(&m, &a, in, tg);
     CHECK_MSG(fabs(adapted - base_loss) > 1e-2, "the adapter changes nothing (%g vs %g)", adapted, base_loss);
     CHECK_NEAR(merged, adapted, 1e-5 * fabs(adapted));
@@ -454,15 +454,15 @@ static void test_stream_and_identity(void)
     make_base(&m, 16, 2, 12);
     llm_adapter ad, back;
     llm_adapter_config ac = {.n_virtual = 2, .rank = 2, .alpha = 4, .targets = (1u << LLM_LIN_WQ) | (1u << LLM_LIN_W2)};
-    CHECK_OK(llm_adapter_init(&ad, &m, &ac, 1, &err));
+    CHECK_OK(llm_adapter_init(&ad, &m, &ac, 1, &err), err);
     char path[512];
     snprintf(path, sizeof path, "%s/a.llmt", check_tmpdir());
-    CHECK_OK(llm_adapter_save(path, &ad, NULL, NULL, &err));
-    CHECK_OK(llm_adapter_load(path, &back, &err));
+    CHECK_OK(llm_adapter_save(path, &ad, NULL, NULL, &err), err);
+    CHECK_OK(llm_adapter_load(path, &back, &err), err);
     CHECK(back.n_params == ad.n_params && back.n_tensors == 2 * 2 * 2 + 1);
     CHECK(back.cfg.targets == ac.targets && back.cfg.alpha == 4 && back.base_hash == ad.base_hash);
     CHECK(!memcmp(back.arena, ad.arena, (size_t)ad.n_params * sizeof(float)));
-    CHECK_OK(llm_adapter_attach(&m, &back, &err));
+    CHECK_OK(llm_adapter_attach(&m, &back, &err), err);
     llm_adapter_detach(&m);
     /* one weight changed by one ulp: another base */
     m.arena[m.n_params / 2] = nextafterf(m.arena[m.n_params / 2], 1.0f);
@@ -473,7 +473,7 @@ static void test_stream_and_identity(void)
     CHECK(llm_adapter_attach(&other, &back, &err) < 0 && strstr(err.msg, "another architecture"));
     llm_model_free(&other);
     unsigned targets;
-    CHECK_OK(llm_adapter_parse_targets("wq,w2", &targets, &err));
+    CHECK_OK(llm_adapter_parse_targets("wq,w2", &targets, &err), err);
     CHECK(targets == ac.targets);
     CHECK(llm_adapter_parse_targets("wq,wz", &targets, &err) < 0 && strstr(err.msg, "wz"));
     /* a truncated adapter is refused with a message, not half-loaded */
@@ -499,7 +499,7 @@ static void make_state(llm_model *m, llm_adapter *ad, llm_optim *o, llm_ckpt_tra
     llm_error err = {0};
     make_base(m, 16, 2, 12);
     llm_adapter_config ac = {.n_virtual = 2, .rank = 2, .alpha = 4, .targets = (1u << LLM_LIN_WQ) | (1u << LLM_LIN_W2)};
-    CHECK_OK(llm_adapter_init(ad, m, &ac, 1, &err));
+    CHECK_OK(llm_adapter_init(ad, m, &ac, 1, &err), err);
     *st = (llm_ckpt_train){.step = 7, .tokens = 1234, .batch = 3, .seq = 10, .accum = 2, .seed = 42,
                            .data_hash = 0x0123456789abcdefull, .val_frac = 0.1};
     llm_optim_defaults(&st->optim, kind);
@@ -507,7 +507,7 @@ static void make_state(llm_model *m, llm_adapter *ad, llm_optim *o, llm_ckpt_tra
     st->optim.weight_decay = 0.01f, st->optim.clip = 0.5f;
     llm_rng_seed(&st->rng, 99);
     llm_rng_next(&st->rng);
-    CHECK_OK(llm_optim_init(o, &st->optim, ad->n_params, &err));
+    CHECK_OK(llm_optim_init(o, &st->optim, ad->n_params, &err), err);
     o->t = 7;
     unsigned long long rng = 23;
     for (int64_t i = 0; i < o->n; i++) {
@@ -540,9 +540,9 @@ static void check_state_round_trip(llm_optim_kind kind)
     make_state(&m, &ad, &o, &st, kind);
     char path[512];
     snprintf(path, sizeof path, "%s/state.llmt", check_tmpdir());
-    CHECK_OK(llm_adapter_save(path, &ad, &o, &st, &err));
+    CHECK_OK(llm_adapter_save(path, &ad, &o, &st, &err), err);
     int has = 0;
-    CHECK_OK(llm_adapter_load_train(path, &back, &o2, &st2, &has, &err));
+    CHECK_OK(llm_adapter_load_train(path, &back, &o2, &st2, &has, &err), err);
     CHECK(has == 1 && o2.n == ad.n_params && o2.t == 7);
     CHECK(!memcmp(back.arena, ad.arena, (size_t)ad.n_params * sizeof(float)));
     CHECK(o2.m && !memcmp(o2.m, o.m, (size_t)o.n * sizeof(float)));
@@ -550,13 +550,13 @@ static void check_state_round_trip(llm_optim_kind kind)
     check_same_state(&st, &st2);
     llm_optim_free(&o2);
     llm_adapter_free(&back);
-    CHECK_OK(llm_adapter_load(path, &back, &err)); /* for running: the state is left out */
+    CHECK_OK(llm_adapter_load(path, &back, &err), err); /* for running: the state is left out */
     CHECK(!memcmp(back.arena, ad.arena, (size_t)ad.n_params * sizeof(float)));
     llm_adapter_free(&back);
     /* an adapter saved without a state (as before adapters had one) */
-    CHECK_OK(llm_adapter_save(path, &ad, NULL, NULL, &err));
+    CHECK_OK(llm_adapter_save(path, &ad, NULL, NULL, &err), err);
     has = 1;
-    CHECK_OK(llm_adapter_load_train(path, &back, &o2, &st2, &has, &err));
+    CHECK_OK(llm_adapter_load_train(path, &back, &o2, &st2, &has, &err), err);
     CHECK(has == 0 && !o2.m && !o2.v);
     CHECK(!memcmp(back.arena, ad.arena, (size_t)ad.n_params * sizeof(float)));
     llm_adapter_free(&back);
@@ -587,7 +587,7 @@ static void find_record(const char *path, const char *name, llm_record *out, llm
 {
     llm_error err = {0};
     llm_reader *r;
-    CHECK_OK(llm_reader_open(&r, path, &err));
+    CHECK_OK(llm_reader_open(&r, path, &err), err);
     const llm_record *rec;
     *data = NULL;
     while (!*data && llm_reader_next(r, &rec, &err) > 0) {
@@ -597,7 +597,7 @@ static void find_record(const char *path, const char *name, llm_record *out, llm
         out->attrs = attrs;
         snprintf(name_buf, 64, "%s", rec->name);
         out->name = name_buf;
-        CHECK_OK(llm_reader_read_all(r, data, n, &err));
+        CHECK_OK(llm_reader_read_all(r, data, n, &err), err);
     }
     llm_reader_close(r);
     CHECK_MSG(*data != NULL, "no record %s in %s", name, path);
@@ -609,8 +609,8 @@ static void rewrite(const char *src, const char *dst, const stream_edit *e)
     llm_error err = {0};
     llm_reader *r;
     llm_writer *w;
-    CHECK_OK(llm_reader_open(&r, src, &err));
-    CHECK_OK(llm_writer_open(&w, dst, NULL, &err));
+    CHECK_OK(llm_reader_open(&r, src, &err), err);
+    CHECK_OK(llm_writer_open(&w, dst, NULL, &err), err);
     llm_record moved;
     llm_attr moved_attrs[64];
     char moved_name[64];
@@ -626,7 +626,7 @@ static void rewrite(const char *src, const char *dst, const stream_edit *e)
         CHECK(rec->n_attrs <= 64);
         memcpy(attrs, rec->attrs, (size_t)rec->n_attrs * sizeof *attrs);
         out.attrs = attrs;
-        CHECK_OK(llm_reader_read_all(r, &data, &n, &err));
+        CHECK_OK(llm_reader_read_all(r, &data, &n, &err), err);
         if ((e->drop && !strcmp(rec->name, e->drop)) || (e->early && !strcmp(rec->name, e->early))) {
             free(data);
             continue;
@@ -638,13 +638,13 @@ static void rewrite(const char *src, const char *dst, const stream_edit *e)
             if (e->dim0 > 0) out.shape.dim[0] = e->dim0;
         }
         int times = e->twice && !strcmp(rec->name, e->twice) ? 2 : 1;
-        for (int k = 0; k < times; k++) CHECK_OK(llm_writer_record(w, &out, data, &err));
+        for (int k = 0; k < times; k++) CHECK_OK(llm_writer_record(w, &out, data, &err), err);
         free(data);
-        if (moved_data && !strcmp(rec->name, e->after)) CHECK_OK(llm_writer_record(w, &moved, moved_data, &err));
+        if (moved_data && !strcmp(rec->name, e->after)) CHECK_OK(llm_writer_record(w, &moved, moved_data, &err), err);
     }
     free(moved_data);
     llm_reader_close(r);
-    CHECK_OK(llm_writer_close(w, &err));
+    CHECK_OK(llm_writer_close(w, &err), err);
 }
 
 /* A training state that does not fit the adapter, or moments without one,
@@ -662,7 +662,7 @@ static void test_state_refused(void)
     char good[512], bad[512];
     snprintf(good, sizeof good, "%s/good.llmt", check_tmpdir());
     snprintf(bad, sizeof bad, "%s/bad.llmt", check_tmpdir());
-    CHECK_OK(llm_adapter_save(good, &ad, &o, &st, &err));
+    CHECK_OK(llm_adapter_save(good, &ad, &o, &st, &err), err);
     const struct {
         stream_edit e;
         const char *msg;  /* what the error says */
@@ -735,7 +735,7 @@ static void make_qbase_float(llm_model *m, double noise)
     llm_error err = {0};
     llm_config c = {.vocab = 13, .dim = 32, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2,
                     .hidden = 64, .seq_len = 24, .tie = 0, .norm_eps = 1e-5f, .rope_theta = 10000};
-    CHECK_OK(llm_model_init(m, &c, 3, &err));
+    CHECK_OK(llm_model_init(m, &c, 3, &err), err);
     unsigned long long rng = 5;
     for (int64_t i = 0; i < m->n_params; i++) m->arena[i] += (float)(noise * check_normal(&rng));
 }
@@ -750,7 +750,7 @@ static void quantize_base(llm_model *m, const llm_qformat *f)
         llm_linear_name(i, m->cfg.n_layers, name, sizeof name);
         const llm_param_tensor *t = llm_model_tensor(m, name);
         m->lin[i].q = calloc(1, sizeof *m->lin[i].q);
-        CHECK_OK(llm_quantize_rtn(m->arena + t->offset, (int)t->shape.dim[0], (int)t->shape.dim[1], f, m->lin[i].q, &err));
+        CHECK_OK(llm_quantize_rtn(m->arena + t->offset, (int)t->shape.dim[0], (int)t->shape.dim[1], f, m->lin[i].q, &err), err);
         for (int64_t j = 0; j < t->count; j++) m->arena[t->offset + j] = NAN;
     }
 }
@@ -784,14 +784,14 @@ static void test_qlora_gradients(void)
     quantize_base(&m, &f);
     llm_adapter ad;
     make_adapter(&ad, &m, 2, 2);
-    CHECK_OK(llm_adapter_attach(&m, &ad, &err));
+    CHECK_OK(llm_adapter_attach(&m, &ad, &err), err);
     int T = 10, V = m.cfg.vocab;
     int32_t in[10], tg[10];
     random_tokens(in, tg, T, V, 2, 3, 29);
     llm_acts a;
-    CHECK_OK(llm_acts_init(&a, &m.cfg, 1, T, &err));
-    CHECK_OK(llm_acts_lora(&a, &m.cfg, ad.cfg.rank, &err));
-    CHECK_OK(llm_acts_quant(&a, &m, &err));
+    CHECK_OK(llm_acts_init(&a, &m.cfg, 1, T, &err), err);
+    CHECK_OK(llm_acts_lora(&a, &m.cfg, ad.cfg.rank, &err), err);
+    CHECK_OK(llm_acts_quant(&a, &m, &err), err);
     float loss = llm_model_forward(&m, &a, in, tg);
     float *agrad = calloc((size_t)ad.n_params, sizeof *agrad);
     llm_model_backward_adapter(&m, &a, NULL, agrad);
@@ -845,14 +845,14 @@ static void test_qlora_training(void)
     CHECK(llm_trainer_init(&t, &m, &d, &st, NULL, &err) < 0 && strstr(err.msg, "train an adapter on it"));
     llm_adapter ad;
     llm_adapter_config ac = {.rank = 4, .alpha = 8, .targets = LLM_LORA_ALL};
-    CHECK_OK(llm_adapter_init(&ad, &m, &ac, 1, &err));
+    CHECK_OK(llm_adapter_init(&ad, &m, &ac, 1, &err), err);
     CHECK(ad.base_hash == hash);
-    CHECK_OK(llm_adapter_attach(&m, &ad, &err));
-    CHECK_OK(llm_trainer_init(&t, &m, &d, &st, NULL, &err));
+    CHECK_OK(llm_adapter_attach(&m, &ad, &err), err);
+    CHECK_OK(llm_trainer_init(&t, &m, &d, &st, NULL, &err), err);
     float first = 0, last = 0;
     for (int s = 0; s < 30; s++) {
         llm_step_stats ss = {0};
-        CHECK_OK(llm_trainer_step(&t, &ss, &err));
+        CHECK_OK(llm_trainer_step(&t, &ss, &err), err);
         if (s == 0) first = ss.loss;
         last = ss.loss;
     }
@@ -873,7 +873,7 @@ static void test_qlora_training(void)
     m.lin[3].q->q4[5] ^= 0x10;
     CHECK(llm_adapter_attach(&m, &ad, &err) < 0 && strstr(err.msg, "another base model"));
     m.lin[3].q->q4[5] ^= 0x10;
-    CHECK_OK(llm_adapter_attach(&m, &ad, &err));
+    CHECK_OK(llm_adapter_attach(&m, &ad, &err), err);
     /* w8a8 quantizes activations at inference: no adapter trains on it */
     m.lin[0].q->f.scheme = LLM_Q_W8A8;
     CHECK(llm_trainer_init(&t, &m, &d, &st, NULL, &err) < 0 && strstr(err.msg, "int8 or int4"));
@@ -901,17 +901,17 @@ static void test_qlora_infer(void)
     unsigned long long rng = 37;
     for (int i = 0; i < T; i++) tok[i] = i < 2 ? V + i : (int32_t)(check_uniform(&rng) * V);
     llm_acts a;
-    CHECK_OK(llm_acts_init(&a, &m.cfg, 1, T, &err));
-    CHECK_OK(llm_acts_lora(&a, &m.cfg, ad.cfg.rank, &err));
-    CHECK_OK(llm_acts_quant(&a, &m, &err));
-    CHECK_OK(llm_adapter_attach(&m, &ad, &err));
+    CHECK_OK(llm_acts_init(&a, &m.cfg, 1, T, &err), err);
+    CHECK_OK(llm_acts_lora(&a, &m.cfg, ad.cfg.rank, &err), err);
+    CHECK_OK(llm_acts_quant(&a, &m, &err), err);
+    CHECK_OK(llm_adapter_attach(&m, &ad, &err), err);
     llm_model_forward(&m, &a, tok, NULL);
     float *trained = malloc(sizeof(float) * (size_t)T * V), *plain = malloc(sizeof(float) * (size_t)T * V);
     memcpy(trained, a.probs, sizeof(float) * (size_t)T * V);
     llm_infer s;
     llm_infer_opts o = {.ctx = T};
-    CHECK_OK(llm_infer_init(&s, &m, &o, &err));
-    CHECK_OK(llm_infer_feed(&s, tok, T, 1, &err));
+    CHECK_OK(llm_infer_init(&s, &m, &o, &err), err);
+    CHECK_OK(llm_infer_feed(&s, tok, T, 1, &err), err);
     double worst = 0, effect = 0;
     /* the adapter's effect: the same forward without its LoRA (positions
      * after the virtual tokens see them either way) */

@@ -538,8 +538,8 @@ static void test_naive_matches_flash(void)
         char ctx[64];
         snprintf(ctx, sizeof ctx, "T=%d d=%d window=%d, naive vs flash", T, d, w);
         llm_error err = {0};
-        CHECK_OK(llm_attn_naive_forward(&s, q, d, k, v, d, o1, d, l1, &err));
-        CHECK_OK(llm_attn_naive_backward(&s, q, d, k, v, d, o1, go, d, l1, dq1, dk1, dv1, &err));
+        CHECK_OK(llm_attn_naive_forward(&s, q, d, k, v, d, o1, d, l1, &err), err);
+        CHECK_OK(llm_attn_naive_backward(&s, q, d, k, v, d, o1, go, d, l1, dq1, dk1, dv1, &err), err);
         llm_attn_forward(&s, q, d, k, v, d, o2, d, l2);
         llm_attn_backward(&s, q, d, k, v, d, o2, go, d, l2, dq2, dk2, dv2);
         double *ro = widen(o1, n), *rl = widen(l1, T), *rq = widen(dq1, n), *rk = widen(dk1, n);

@@ -43,19 +43,19 @@ static void write_record(const char *path, llm_dtype dtype, int64_t H, int64_t T
 {
     llm_error err = {0};
     llm_writer *w;
-    CHECK_OK(llm_writer_open(&w, path, NULL, &err));
+    CHECK_OK(llm_writer_open(&w, path, NULL, &err), err);
     llm_record rec = {.kind = LLM_RECORD_TENSOR, .name = "layers.2.attn.probs", .dtype = dtype,
                       .shape = llm_shape_make(3, (int64_t[]){H, T, T})};
     size_t n = (size_t)(H * T * T);
     if (dtype == LLM_DTYPE_F16) {
         uint16_t *h = malloc(n * sizeof *h);
         for (size_t k = 0; k < n; k++) h[k] = llm_f32_to_f16(vals[k]);
-        CHECK_OK(llm_writer_record(w, &rec, h, &err));
+        CHECK_OK(llm_writer_record(w, &rec, h, &err), err);
         free(h);
     } else {
-        CHECK_OK(llm_writer_record(w, &rec, vals, &err));
+        CHECK_OK(llm_writer_record(w, &rec, vals, &err), err);
     }
-    CHECK_OK(llm_writer_close(w, &err));
+    CHECK_OK(llm_writer_close(w, &err), err);
 }
 
 static void read_back(llm_dtype dtype)
@@ -72,10 +72,10 @@ static void read_back(llm_dtype dtype)
     write_record(path, dtype, H, T, vals);
     llm_reader *r;
     const llm_record *rec;
-    CHECK_OK(llm_reader_open(&r, path, &err));
+    CHECK_OK(llm_reader_open(&r, path, &err), err);
     CHECK(llm_reader_next(r, &rec, &err) == 1);
     llm_attnmap m;
-    CHECK_OK(llm_attnmap_open(&m, r, rec, "x", &err));
+    CHECK_OK(llm_attnmap_open(&m, r, rec, "x", &err), err);
     CHECK(dtype != LLM_DTYPE_F32 || m.chunk_rows < H * T);
     const double *p;
     int64_t h, i, n = 0;
@@ -109,10 +109,10 @@ static void test_nan_refused(void)
     write_record(path, LLM_DTYPE_F32, 2, 2, vals);
     llm_reader *r;
     const llm_record *rec;
-    CHECK_OK(llm_reader_open(&r, path, &err));
+    CHECK_OK(llm_reader_open(&r, path, &err), err);
     CHECK(llm_reader_next(r, &rec, &err) == 1);
     llm_attnmap m;
-    CHECK_OK(llm_attnmap_open(&m, r, rec, "in.llmt", &err));
+    CHECK_OK(llm_attnmap_open(&m, r, rec, "in.llmt", &err), err);
     const double *p;
     int64_t h, i;
     int rc;

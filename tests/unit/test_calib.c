@@ -28,7 +28,7 @@ static const char *write_acts(const char *file, int n_names, int records, int ro
     snprintf(path, sizeof path, "%s/%s", check_tmpdir(), file);
     llm_error err = {0};
     llm_writer *w;
-    CHECK_OK(llm_writer_open(&w, path, NULL, &err));
+    CHECK_OK(llm_writer_open(&w, path, NULL, &err), err);
     float *x = calib_data(d, (size_t)records * rows * width);
     for (int r = 0; r < records; r++)
         for (int k = 0; k < n_names; k++) {
@@ -40,10 +40,10 @@ static const char *write_acts(const char *file, int n_names, int records, int ro
             llm_attr attr = {"seq", seq};
             llm_record rec = {.kind = LLM_RECORD_TENSOR, .name = name, .dtype = LLM_DTYPE_F32,
                               .shape = llm_shape_make(2, (int64_t[]){rows, width}), .attrs = &attr, .n_attrs = 1};
-            CHECK_OK(llm_writer_record(w, &rec, v, &err));
+            CHECK_OK(llm_writer_record(w, &rec, v, &err), err);
             free(v);
         }
-    CHECK_OK(llm_writer_close(w, &err));
+    CHECK_OK(llm_writer_close(w, &err), err);
     free(x);
     return path;
 }
@@ -73,7 +73,7 @@ static void test_stream_aggregation(void)
     llm_calib *c = calib_file(path, &(llm_calib_opts){.per_channel = 1,
                                                       .report = 1u << LLM_CALIB_MAX | 1u << LLM_CALIB_ENTROPY},
                               &rc, &err);
-    CHECK_OK(rc);
+    CHECK((rc) >= 0);
     if (!c) return;
     CHECK(llm_calib_count(c) == NAMES);
     for (int k = 0; k < NAMES; k++) {
@@ -104,8 +104,8 @@ static void test_stream_aggregation(void)
             llm_calib_hist h;
             hist_of(&h, v, m, BINS);
             double amax, ent;
-            CHECK_OK(llm_calib_amax(&h, LLM_CALIB_MAX, 0, &amax, &err));
-            CHECK_OK(llm_calib_amax(&h, LLM_CALIB_ENTROPY, 0, &ent, &err));
+            CHECK_OK(llm_calib_amax(&h, LLM_CALIB_MAX, 0, &amax, &err), err);
+            CHECK_OK(llm_calib_amax(&h, LLM_CALIB_ENTROPY, 0, &ent, &err), err);
             CHECK_MSG(e->snapshots[s].amax[LLM_CALIB_MAX] == amax && e->snapshots[s].amax[LLM_CALIB_ENTROPY] == ent &&
                       amax == ref_absmax(v, m), "%s: snapshot at %llu records", name,
                       (unsigned long long)e->snapshots[s].records);
@@ -121,12 +121,12 @@ static void test_options(void)
 {
     llm_error err = {0};
     llm_calib *c;
-    CHECK_OK(llm_calib_create(&c, NULL, &err));
+    CHECK_OK(llm_calib_create(&c, NULL, &err), err);
     const llm_calib_opts *o = llm_calib_options(c);
     CHECK(o->bins == LLM_CALIB_BINS && o->percentile == 99.99 && !o->per_channel && !o->skip_nonfinite && !o->report);
     CHECK(llm_calib_count(c) == 0 && !llm_calib_entry_at(c, 0) && !llm_calib_entry_at(c, -1));
     llm_calib_free(c);
-    CHECK_OK(llm_calib_create(&c, &(llm_calib_opts){.bins = 300, .percentile = 99.9, .per_channel = 1}, &err));
+    CHECK_OK(llm_calib_create(&c, &(llm_calib_opts){.bins = 300, .percentile = 99.9, .per_channel = 1}, &err), err);
     o = llm_calib_options(c);
     CHECK(o->bins == 300 && o->percentile == 99.9 && o->per_channel);
     llm_calib_free(c);
@@ -149,19 +149,19 @@ static void test_amax_all(void)
     const char *path = write_acts("all.llmt", 4, 6, 30, 16, CALIB_UNIFORM);
     int rc;
     llm_calib *c = calib_file(path, &(llm_calib_opts){.percentile = 99.9}, &rc, &err);
-    CHECK_OK(rc);
+    CHECK((rc) >= 0);
     const int methods[4] = {LLM_CALIB_MAX, LLM_CALIB_PERCENTILE, LLM_CALIB_MSE, LLM_CALIB_ENTROPY};
     int count = llm_calib_count(c);
     CHECK(count == 4);
     double *one = malloc(sizeof(double) * count * LLM_CALIB_METHODS),
            *three = malloc(sizeof(double) * count * LLM_CALIB_METHODS);
-    CHECK_OK(llm_calib_amax_all(c, methods, 4, 1, one, &err));
-    CHECK_OK(llm_calib_amax_all(c, methods, 4, 3, three, &err));
+    CHECK_OK(llm_calib_amax_all(c, methods, 4, 1, one, &err), err);
+    CHECK_OK(llm_calib_amax_all(c, methods, 4, 3, three, &err), err);
     int same = 1;
     for (int i = 0; i < count; i++)
         for (int k = 0; k < 4; k++) {
             double want;
-            CHECK_OK(llm_calib_amax(&llm_calib_entry_at(c, i)->hist, (llm_calib_method)methods[k], 99.9, &want, &err));
+            CHECK_OK(llm_calib_amax(&llm_calib_entry_at(c, i)->hist, (llm_calib_method)methods[k], 99.9, &want, &err), err);
             same &= one[i * LLM_CALIB_METHODS + k] == want && three[i * LLM_CALIB_METHODS + k] == want;
         }
     CHECK_MSG(same, "llm_calib_amax_all differs from llm_calib_amax");
@@ -186,10 +186,10 @@ static int add_record(llm_calib *c, const char *name, llm_dtype dtype, llm_shape
                       .n_attrs = seq ? 1 : 0};
     llm_writer *w;
     llm_reader *r;
-    CHECK_OK(llm_writer_open(&w, path, NULL, &err));
-    CHECK_OK(llm_writer_record(w, &rec, data, &err));
-    CHECK_OK(llm_writer_close(w, &err));
-    CHECK_OK(llm_reader_open(&r, path, &err));
+    CHECK_OK(llm_writer_open(&w, path, NULL, &err), err);
+    CHECK_OK(llm_writer_record(w, &rec, data, &err), err);
+    CHECK_OK(llm_writer_close(w, &err), err);
+    CHECK_OK(llm_reader_open(&r, path, &err), err);
     int rc = llm_calib_add_stream(c, r, out);
     llm_reader_close(r);
     return rc;
@@ -203,15 +203,15 @@ static void test_bad_input(void)
 {
     llm_error err = {0};
     llm_calib *c;
-    CHECK_OK(llm_calib_create(&c, NULL, &err));
+    CHECK_OK(llm_calib_create(&c, NULL, &err), err);
     float v[6] = {1, 2, 3, 4, 5, 6};
     llm_shape s23 = llm_shape_make(2, (int64_t[]){2, 3});
-    CHECK_OK(add_record(c, "a", LLM_DTYPE_F32, s23, v, NULL, &err));
+    CHECK_OK(add_record(c, "a", LLM_DTYPE_F32, s23, v, NULL, &err), err);
     v[4] = NAN;
     int rc = add_record(c, "b", LLM_DTYPE_F32, s23, v, NULL, &err);
     CHECK_MSG(rc == LLM_ERR_FORMAT && strstr(err.msg, "b: record 0: element 4 is NaN"), "%s", err.msg);
     v[4] = 5;
-    CHECK_OK(add_record(c, "b", LLM_DTYPE_F32, s23, v, NULL, &err)); /* record 1 of b */
+    CHECK_OK(add_record(c, "b", LLM_DTYPE_F32, s23, v, NULL, &err), err); /* record 1 of b */
     v[1] = -INFINITY;
     rc = add_record(c, "b", LLM_DTYPE_F32, s23, v, "17", &err);
     CHECK_MSG(rc == LLM_ERR_FORMAT && strstr(err.msg, "b: record 2 (seq=17): element 1 is -Inf"), "%s", err.msg);
@@ -224,18 +224,18 @@ static void test_bad_input(void)
     CHECK_MSG(rc == LLM_ERR_FORMAT && strstr(err.msg, "d: record 0: element 1 (-1e+300) is beyond the float range"),
               "%s", err.msg);
     d[1] = -2.25;
-    CHECK_OK(add_record(c, "d", LLM_DTYPE_F64, s2, d, NULL, &err));
+    CHECK_OK(add_record(c, "d", LLM_DTYPE_F64, s2, d, NULL, &err), err);
     const llm_calib_entry *e = llm_calib_entry_at(c, 2); /* "i" has no entry: it never began */
     CHECK(!strcmp(e->name, "d") && e->records == 1 && e->records_begun == 2 && e->hist.total == 2 &&
           e->hist.absmax == 2.25 && e->hist.min == -2.25 && e->hist.max == 0.5);
-    CHECK_OK(add_record(c, "empty", LLM_DTYPE_F32, llm_shape_make(2, (int64_t[]){0, 3}), v, NULL, &err));
+    CHECK_OK(add_record(c, "empty", LLM_DTYPE_F32, llm_shape_make(2, (int64_t[]){0, 3}), v, NULL, &err), err);
     e = llm_calib_entry_at(c, 3);
     CHECK(e->records == 1 && e->hist.total == 0 && e->width == 3);
     llm_calib_free(c);
 
-    CHECK_OK(llm_calib_create(&c, &(llm_calib_opts){.skip_nonfinite = 1, .per_channel = 1}, &err));
+    CHECK_OK(llm_calib_create(&c, &(llm_calib_opts){.skip_nonfinite = 1, .per_channel = 1}, &err), err);
     v[4] = NAN;
-    CHECK_OK(add_record(c, "a", LLM_DTYPE_F32, s23, v, NULL, &err));
+    CHECK_OK(add_record(c, "a", LLM_DTYPE_F32, s23, v, NULL, &err), err);
     e = llm_calib_entry_at(c, 0);
     CHECK(e->nonfinite == 2 && e->hist.total == 4 && e->hist.absmax == 6);
     CHECK(e->channel_absmax[0] == 4 && e->channel_absmax[1] == 0 && e->channel_absmax[2] == 6);
@@ -249,8 +249,8 @@ static void test_bad_input(void)
     uint16_t f16[6], bf16[6];
     float w[6] = {0.5f, -1.25f, 3, 0, -7.5f, 2};
     for (int i = 0; i < 6; i++) f16[i] = llm_f32_to_f16(w[i]), bf16[i] = llm_f32_to_bf16(w[i]);
-    CHECK_OK(add_record(c, "h", LLM_DTYPE_F16, s23, f16, NULL, &err));
-    CHECK_OK(add_record(c, "h", LLM_DTYPE_BF16, s23, bf16, NULL, &err));
+    CHECK_OK(add_record(c, "h", LLM_DTYPE_F16, s23, f16, NULL, &err), err);
+    CHECK_OK(add_record(c, "h", LLM_DTYPE_BF16, s23, bf16, NULL, &err), err);
     e = llm_calib_entry_at(c, 2); /* after "a" and "z" */
     CHECK(!strcmp(e->name, "h") && e->hist.total == 12 && e->hist.absmax == 7.5 && e->hist.min == -7.5 &&
           e->hist.max == 3 && e->records == 2);
@@ -264,8 +264,8 @@ static void test_bad_input(void)
     size_t len = fread(buf, 1, 1 << 16, f);
     fclose(f);
     llm_reader *r;
-    CHECK_OK(llm_reader_open_mem(&r, buf, len * 2 / 3, "cut", &err));
-    CHECK_OK(llm_calib_create(&c, NULL, &err));
+    CHECK_OK(llm_reader_open_mem(&r, buf, len * 2 / 3, "cut", &err), err);
+    CHECK_OK(llm_calib_create(&c, NULL, &err), err);
     rc = llm_calib_add_stream(c, r, &err);
     CHECK_MSG(rc == LLM_ERR_TRUNCATED || rc == LLM_ERR_CHECKSUM, "rc %d: %s", rc, err.msg);
     llm_reader_close(r);
@@ -329,8 +329,8 @@ static void test_out_of_memory(void)
                                .report = 1u << LLM_CALIB_MAX | 1u << LLM_CALIB_ENTROPY};
     int rc;
     llm_calib *want = calib_file(t->path, &t->opts, &rc, &err);
-    CHECK_OK(rc);
-    CHECK_OK(llm_calib_amax_all(want, all_methods, LLM_CALIB_METHODS, 1, t->want_amax, &err));
+    CHECK((rc) >= 0);
+    CHECK_OK(llm_calib_amax_all(want, all_methods, LLM_CALIB_METHODS, 1, t->want_amax, &err), err);
     CHECK(llm_calib_entry_at(want, 0)->n_snapshots == 1);
     t->want = want;
     CHECK(nomem_sweep("calibration", run_calib, t) > 0);

@@ -134,13 +134,13 @@ static void test_percentile_against_sorted_data(void)
         sorted s = sort_abs(x, n);
         for (size_t k = 0; k < sizeof ps / sizeof *ps; k++) {
             double got, rank = ceil(ps[k] / 100 * n), want = s.v[(size_t)rank - 1];
-            CHECK_OK(llm_calib_amax(&h, LLM_CALIB_PERCENTILE, ps[k], &got, &err));
+            CHECK_OK(llm_calib_amax(&h, LLM_CALIB_PERCENTILE, ps[k], &got, &err), err);
             CHECK_MSG(fabs(got - want) <= h.range / h.fine,
                       "%s p%g: %.9g vs order statistic %.9g (fine bin %.3g)", calib_dist_names[d], ps[k], got, want,
                       h.range / h.fine);
         }
         double got;
-        CHECK_OK(llm_calib_amax(&h, LLM_CALIB_MAX, 0, &got, &err));
+        CHECK_OK(llm_calib_amax(&h, LLM_CALIB_MAX, 0, &got, &err), err);
         CHECK(got == s.v[n - 1]);
         llm_calib_hist_free(&h);
         sorted_free(&s);
@@ -172,7 +172,7 @@ static void test_mse_against_brute_force(void)
         }
         CHECK(llm_calib_hist_top(&h) == BINS);
         double *mse = malloc(BINS * sizeof *mse), worst = 0, best_v = INFINITY;
-        CHECK_OK(llm_calib_amax_curves(&h, mse, NULL, &err));
+        CHECK_OK(llm_calib_amax_curves(&h, mse, NULL, &err), err);
         int best = 0, worst_j = 0;
         for (int j = 1; j <= BINS; j++) {
             double want = raw_mse(&s, (double)j * absmax / BINS), rel = fabs(mse[j - 1] - want) / want;
@@ -182,7 +182,7 @@ static void test_mse_against_brute_force(void)
         CHECK_MSG(worst <= 1e-3, "%s: MSE curve off the raw values' by %.3g at candidate %d", calib_dist_names[d],
                   worst, worst_j);
         double got, want = (double)best * absmax / BINS;
-        CHECK_OK(llm_calib_amax(&h, LLM_CALIB_MSE, 0, &got, &err));
+        CHECK_OK(llm_calib_amax(&h, LLM_CALIB_MSE, 0, &got, &err), err);
         CHECK_MSG(fabs(got - want) <= 0.02 * want || raw_mse(&s, got) <= best_v * 1.001 / 0.999,
                   "%s: MSE amax %.6g, raw values' best %.6g", calib_dist_names[d], got, want);
         llm_calib_hist_free(&h);
@@ -205,7 +205,7 @@ static void test_entropy_against_brute_force(void)
         double absmax = ref_absmax(x, N), *rebinned = malloc(BINS * sizeof *rebinned);
         llm_calib_hist_rebin(&h, rebinned);
         double *kl = malloc(BINS * sizeof *kl);
-        CHECK_OK(llm_calib_amax_curves(&h, NULL, kl, &err));
+        CHECK_OK(llm_calib_amax_curves(&h, NULL, kl, &err), err);
         int curve_ok = 1, below_nan = 1, worst_j = 0;
         double worst = 0;
         for (int j = 1; j <= BINS; j++) {
@@ -221,7 +221,7 @@ static void test_entropy_against_brute_force(void)
                   worst);
         double *direct = ref_hist_max(x, N, BINS, absmax), *ref = malloc((BINS + 1) * sizeof *ref), got;
         int best = ref_entropy_best(direct, BINS, ref);
-        CHECK_OK(llm_calib_amax(&h, LLM_CALIB_ENTROPY, 0, &got, &err));
+        CHECK_OK(llm_calib_amax(&h, LLM_CALIB_ENTROPY, 0, &got, &err), err);
         double want = (double)best * absmax / BINS, got_kl = ref[(int)lround(got * BINS / absmax)];
         /* within 2%, or on a flat optimum (see test_outliers_against_references) */
         CHECK_MSG(fabs(got - want) <= 0.02 * want || got_kl <= 1.05 * ref[best],
@@ -271,7 +271,7 @@ static void test_outliers_against_references(void)
             double *direct = ref_hist_max(x, n, BINS, absmax), *kl = malloc((BINS + 1) * sizeof *kl);
             int best = ref_entropy_best(direct, BINS, kl);
             double want = (double)best * absmax / BINS;
-            CHECK_OK(llm_calib_amax(&h, LLM_CALIB_ENTROPY, 0, &got, &err));
+            CHECK_OK(llm_calib_amax(&h, LLM_CALIB_ENTROPY, 0, &got, &err), err);
             int j = (int)lround(got * BINS / absmax);
             double got_kl = kl[j >= 128 && j <= BINS ? j : best];
             CHECK_MSG(fabs(got - want) <= 0.02 * want || (j >= 128 && got_kl <= 1.05 * kl[best]),
@@ -285,7 +285,7 @@ static void test_outliers_against_references(void)
                 double v = raw_mse(&s, (double)i * absmax / BINS);
                 if (v < best_v) best_v = v, want = (double)i * absmax / BINS;
             }
-            CHECK_OK(llm_calib_amax(&h, LLM_CALIB_MSE, 0, &got, &err));
+            CHECK_OK(llm_calib_amax(&h, LLM_CALIB_MSE, 0, &got, &err), err);
             CHECK_MSG(fabs(got - want) <= 0.02 * want || raw_mse(&s, got) <= 1.002 * best_v,
                       "%s seed %llu: MSE amax %.6g (error %.9g), raw values' best %.6g (%.9g)",
                       calib_dist_names[d], seed, got, raw_mse(&s, got), want, best_v);
@@ -293,7 +293,7 @@ static void test_outliers_against_references(void)
             const double ps[] = {99, 99.9, 99.99, 99.999};
             for (size_t k = 0; k < sizeof ps / sizeof *ps; k++) {
                 want = s.v[(size_t)ceil(ps[k] / 100 * n) - 1];
-                CHECK_OK(llm_calib_amax(&h, LLM_CALIB_PERCENTILE, ps[k], &got, &err));
+                CHECK_OK(llm_calib_amax(&h, LLM_CALIB_PERCENTILE, ps[k], &got, &err), err);
                 CHECK_MSG(fabs(got - want) <= absmax / (16 * BINS), "%s seed %llu p%g: %.9g vs order statistic %.9g",
                           calib_dist_names[d], seed, ps[k], got, want);
             }
@@ -311,38 +311,38 @@ static void test_degenerate_thresholds(void)
 {
     llm_error err = {0};
     llm_calib_hist h;
-    CHECK_OK(llm_calib_hist_init(&h, BINS, &err));
+    CHECK_OK(llm_calib_hist_init(&h, BINS, &err), err);
     double a = -1, untouched = 7;
     for (int m = 0; m < LLM_CALIB_METHODS; m++) { /* empty */
-        CHECK_OK(llm_calib_amax(&h, (llm_calib_method)m, 99.99, &a, &err));
+        CHECK_OK(llm_calib_amax(&h, (llm_calib_method)m, 99.99, &a, &err), err);
         CHECK(a == 0);
     }
     float zeros[100] = {0};
     llm_calib_hist_add(&h, zeros, 100);
     for (int m = 0; m < LLM_CALIB_METHODS; m++) { /* all zero */
-        CHECK_OK(llm_calib_amax(&h, (llm_calib_method)m, 99.99, &a, &err));
+        CHECK_OK(llm_calib_amax(&h, (llm_calib_method)m, 99.99, &a, &err), err);
         CHECK(a == 0);
     }
-    CHECK_OK(llm_calib_amax_curves(&h, &untouched, &untouched, &err)); /* no candidates */
+    CHECK_OK(llm_calib_amax_curves(&h, &untouched, &untouched, &err), err); /* no candidates */
     CHECK(untouched == 7);
     float rep[64];
     for (int i = 0; i < 64; i++) rep[i] = -0.3f;
     llm_calib_hist_free(&h);
-    CHECK_OK(llm_calib_hist_init(&h, BINS, &err));
+    CHECK_OK(llm_calib_hist_init(&h, BINS, &err), err);
     llm_calib_hist_add(&h, rep, 64);
     for (int m = 0; m < LLM_CALIB_METHODS; m++) { /* one repeated value */
-        CHECK_OK(llm_calib_amax(&h, (llm_calib_method)m, 99.99, &a, &err));
+        CHECK_OK(llm_calib_amax(&h, (llm_calib_method)m, 99.99, &a, &err), err);
         CHECK_MSG(a == 0.3f, "%s: %.9g", llm_calib_method_name(m), a);
     }
     float two[200];
     for (int i = 0; i < 200; i++) two[i] = i % 2 ? 0.1f : 1.0f;
     llm_calib_hist_free(&h);
-    CHECK_OK(llm_calib_hist_init(&h, BINS, &err));
+    CHECK_OK(llm_calib_hist_init(&h, BINS, &err), err);
     llm_calib_hist_add(&h, two, 200);
-    CHECK_OK(llm_calib_amax(&h, LLM_CALIB_ENTROPY, 0, &a, &err));
+    CHECK_OK(llm_calib_amax(&h, LLM_CALIB_ENTROPY, 0, &a, &err), err);
     CHECK_MSG(a == 1.0, "two values: entropy %g", a);
     double kl[BINS];
-    CHECK_OK(llm_calib_amax_curves(&h, NULL, kl, &err));
+    CHECK_OK(llm_calib_amax_curves(&h, NULL, kl, &err), err);
     CHECK(isnan(kl[126]) && isinf(kl[127]) && isinf(kl[BINS - 2]) && kl[BINS - 1] == 0);
     CHECK(llm_calib_amax(&h, LLM_CALIB_PERCENTILE, 0, &a, &err) == LLM_ERR_ARG && a == 0);
     a = -1;
@@ -401,10 +401,10 @@ static void test_out_of_memory(void)
     search *s = malloc(sizeof *s);
     s->h = &h;
     s->mse = malloc(BINS * sizeof *s->mse), s->kl = malloc(BINS * sizeof *s->kl);
-    CHECK_OK(llm_calib_amax_curves(&h, s->mse, s->kl, &err));
+    CHECK_OK(llm_calib_amax_curves(&h, s->mse, s->kl, &err), err);
     for (int m = 0; m <= LLM_CALIB_METHODS; m++) {
         s->method = (llm_calib_method)m;
-        if (m < LLM_CALIB_METHODS) CHECK_OK(llm_calib_amax(&h, s->method, 99.9, &s->want, &err));
+        if (m < LLM_CALIB_METHODS) CHECK_OK(llm_calib_amax(&h, s->method, 99.9, &s->want, &err), err);
         long allocs = nomem_sweep(m < LLM_CALIB_METHODS ? llm_calib_method_name(m) : "curves", run_search, s);
         CHECK_MSG(m == LLM_CALIB_MAX || m == LLM_CALIB_PERCENTILE ? allocs == 0 : allocs > 0, "method %d: %ld",
                   m, allocs);

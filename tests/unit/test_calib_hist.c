@@ -122,7 +122,7 @@ static void test_degenerate_histograms(void)
     llm_error err = {0};
     llm_calib_hist h;
     double rebinned[BINS];
-    CHECK_OK(llm_calib_hist_init(&h, BINS, &err));
+    CHECK_OK(llm_calib_hist_init(&h, BINS, &err), err);
     CHECK(llm_calib_hist_top(&h) == 0 && h.total == 0 && h.min == INFINITY && h.max == -INFINITY);
     llm_calib_hist_rebin(&h, rebinned); /* empty: all zero */
     int zero = 1;
@@ -138,14 +138,14 @@ static void test_degenerate_histograms(void)
     float rep[64];
     for (int i = 0; i < 64; i++) rep[i] = -0.3f;
     llm_calib_hist_free(&h);
-    CHECK_OK(llm_calib_hist_init(&h, BINS, &err));
+    CHECK_OK(llm_calib_hist_init(&h, BINS, &err), err);
     llm_calib_hist_add(&h, rep, 64);
     CHECK(llm_calib_hist_top(&h) == BINS && h.absmax == 0.3f && h.min == -0.3f && h.max == -0.3f);
     llm_calib_hist_rebin(&h, rebinned);
     CHECK(rebinned[BINS - 1] == 64 && rebinned[BINS - 2] == 0);
     /* zeros first, then a value: the zeros stay in bin 0 */
     llm_calib_hist_free(&h);
-    CHECK_OK(llm_calib_hist_init(&h, BINS, &err));
+    CHECK_OK(llm_calib_hist_init(&h, BINS, &err), err);
     llm_calib_hist_add(&h, zeros, 10);
     llm_calib_hist_add(&h, rep, 1);
     CHECK(h.range == 0.5 && h.count[0] == 10 && h.count[(int)(0.3f * h.fine / 0.5)] == 1);

@@ -28,7 +28,7 @@ static const char *write_records(const char *file, const table_rec *recs, int n_
     snprintf(path, sizeof path, "%s/%s", check_tmpdir(), file);
     llm_error err = {0};
     llm_writer *w;
-    CHECK_OK(llm_writer_open(&w, path, NULL, &err));
+    CHECK_OK(llm_writer_open(&w, path, NULL, &err), err);
     for (int i = 0; i < n_recs; i++) {
         const table_rec *t = &recs[i];
         float f[4];
@@ -39,9 +39,9 @@ static const char *write_records(const char *file, const table_rec *recs, int n_
                           .dtype = t->n ? (t->f64 ? LLM_DTYPE_F64 : LLM_DTYPE_F32) : LLM_DTYPE_U8,
                           .shape = t->n ? llm_shape_make(1, (int64_t[]){t->n}) : llm_shape_make(1, (int64_t[]){0}),
                           .attrs = &attr, .n_attrs = t->methods ? 1 : 0};
-        CHECK_OK(llm_writer_record(w, &rec, t->f64 ? (const void *)d : (const void *)f, &err));
+        CHECK_OK(llm_writer_record(w, &rec, t->f64 ? (const void *)d : (const void *)f, &err), err);
     }
-    CHECK_OK(llm_writer_close(w, &err));
+    CHECK_OK(llm_writer_close(w, &err), err);
     return path;
 }
 
@@ -63,7 +63,7 @@ static void test_table_read(void)
     };
     const char *path = write_records("table.llmt", recs, 7);
     llm_calib_table t;
-    CHECK_OK(llm_calib_table_read(&t, path, &err));
+    CHECK_OK(llm_calib_table_read(&t, path, &err), err);
     CHECK(t.n == 5 && !strcmp(t.path, path));
     const llm_calib_table_entry *a = llm_calib_table_find(&t, "layers.0.attn.wq.in", "absmax");
     CHECK(a && a->n == 4 && a->data[0] == 1.5f && a->data[1] == 0 && a->data[2] == 3.25f && a->data[3] == 7 &&
@@ -73,17 +73,17 @@ static void test_table_read(void)
     CHECK(!llm_calib_table_find(&t, "layers.0.attn.wq.in", "amax") && !llm_calib_table_find(&t, "notes", "scale") &&
           !llm_calib_table_find(&t, "layers.1.attn.wq.in", "absmax"));
     float step = -1;
-    CHECK_OK(llm_calib_table_scale(&t, "layers.0.attn.wq.in", NULL, &step, &err));
+    CHECK_OK(llm_calib_table_scale(&t, "layers.0.attn.wq.in", NULL, &step, &err), err);
     CHECK(step == 0.02f);
-    CHECK_OK(llm_calib_table_scale(&t, "layers.0.attn.wq.in", "max", &step, &err));
+    CHECK_OK(llm_calib_table_scale(&t, "layers.0.attn.wq.in", "max", &step, &err), err);
     CHECK(step == 0.1f);
-    CHECK_OK(llm_calib_table_scale(&t, "layers.0.attn.wq.in", "mse", &step, &err));
+    CHECK_OK(llm_calib_table_scale(&t, "layers.0.attn.wq.in", "mse", &step, &err), err);
     CHECK(step == 0.05f);
-    CHECK_OK(llm_calib_table_scale(&t, "cls.in", NULL, &step, &err)); /* no entropy: the first, 0 -> 1 */
+    CHECK_OK(llm_calib_table_scale(&t, "cls.in", NULL, &step, &err), err); /* no entropy: the first, 0 -> 1 */
     CHECK(step == 1.0f);
-    CHECK_OK(llm_calib_table_scale(&t, "cls.in", "max", &step, &err));
+    CHECK_OK(llm_calib_table_scale(&t, "cls.in", "max", &step, &err), err);
     CHECK(step == 0.5f);
-    CHECK_OK(llm_calib_table_scale(&t, "layers.0.mlp.w2.in", NULL, &step, &err)); /* no methods= */
+    CHECK_OK(llm_calib_table_scale(&t, "layers.0.mlp.w2.in", NULL, &step, &err), err); /* no methods= */
     CHECK(step == 0.25f);
     /* a missing layer, a missing method */
     int rc = llm_calib_table_scale(&t, "layers.1.attn.wq.in", NULL, &step, &err);
@@ -95,9 +95,9 @@ static void test_table_read(void)
     rc = llm_calib_table_scale(&t, "layers.0.mlp.w2.in", "mse", &step, &err);
     CHECK_MSG(rc == LLM_ERR_FORMAT && strstr(err.msg, "has no method 'mse' (methods=)"), "%s", err.msg);
     /* a method is a whole item of the list */
-    CHECK_OK(llm_calib_table_scale(&t, "p", "max", &step, &err));
+    CHECK_OK(llm_calib_table_scale(&t, "p", "max", &step, &err), err);
     CHECK(step == 0.25f);
-    CHECK_OK(llm_calib_table_scale(&t, "p", "maxx", &step, &err));
+    CHECK_OK(llm_calib_table_scale(&t, "p", "maxx", &step, &err), err);
     CHECK(step == 0.5f);
     rc = llm_calib_table_scale(&t, "p", "ma", &step, &err);
     CHECK_MSG(rc == LLM_ERR_FORMAT && strstr(err.msg, "p.scale has no method 'ma' (methods=maxx,max)"), "%s", err.msg);
@@ -132,19 +132,19 @@ static void test_table_bad_input(void)
     char path[4096];
     snprintf(path, sizeof path, "%s/2d.llmt", check_tmpdir());
     llm_writer *w;
-    CHECK_OK(llm_writer_open(&w, path, NULL, &err));
+    CHECK_OK(llm_writer_open(&w, path, NULL, &err), err);
     float v[4] = {1, 2, 3, 4};
     llm_record rec = {.kind = LLM_RECORD_TENSOR, .name = "y.scale", .dtype = LLM_DTYPE_F32,
                       .shape = llm_shape_make(2, (int64_t[]){2, 2})};
-    CHECK_OK(llm_writer_record(w, &rec, v, &err));
-    CHECK_OK(llm_writer_close(w, &err));
+    CHECK_OK(llm_writer_record(w, &rec, v, &err), err);
+    CHECK_OK(llm_writer_close(w, &err), err);
     llm_calib_table t;
     int rc = llm_calib_table_read(&t, path, &err);
     CHECK_MSG(rc == LLM_ERR_FORMAT && strstr(err.msg, "2d.llmt: y.scale is f32, not a 1-D f32 tensor"), "%s", err.msg);
     llm_calib_table_free(&t);
     /* fewer values than the methods listed */
     table_rec short_rec = {"z.scale", "max,mse,entropy", 2, {0.5, 0.25}, 0};
-    CHECK_OK(llm_calib_table_read(&t, write_records("short.llmt", &short_rec, 1), &err));
+    CHECK_OK(llm_calib_table_read(&t, write_records("short.llmt", &short_rec, 1), &err), err);
     float step;
     rc = llm_calib_table_scale(&t, "z", NULL, &step, &err);
     CHECK_MSG(rc == LLM_ERR_FORMAT && strstr(err.msg, "short.llmt: z.scale has 2 values for methods=max,mse,entropy"),
@@ -192,15 +192,15 @@ static const char *calibrate(const char *path, const llm_calib_opts *opts, const
     llm_error err = {0};
     llm_reader *r;
     llm_writer *w;
-    CHECK_OK(llm_calib_create(out, opts, &err));
-    CHECK_OK(llm_reader_open(&r, path, &err));
-    CHECK_OK(llm_calib_add_stream(*out, r, &err));
+    CHECK_OK(llm_calib_create(out, opts, &err), err);
+    CHECK_OK(llm_reader_open(&r, path, &err), err);
+    CHECK_OK(llm_calib_add_stream(*out, r, &err), err);
     llm_reader_close(r);
     *amax = calloc((size_t)llm_calib_count(*out) * LLM_CALIB_METHODS, sizeof **amax);
-    CHECK_OK(llm_calib_amax_all(*out, methods, n, 1, *amax, &err));
-    CHECK_OK(llm_writer_open(&w, table, NULL, &err));
-    CHECK_OK(llm_calib_table_write(w, *out, methods, n, *amax, &err));
-    CHECK_OK(llm_writer_close(w, &err));
+    CHECK_OK(llm_calib_amax_all(*out, methods, n, 1, *amax, &err), err);
+    CHECK_OK(llm_writer_open(&w, table, NULL, &err), err);
+    CHECK_OK(llm_calib_table_write(w, *out, methods, n, *amax, &err), err);
+    CHECK_OK(llm_writer_close(w, &err), err);
     return table;
 }
 
@@ -235,7 +235,7 @@ static void test_table_write(void)
     };
     const float absmax[2][4] = {{1, 2, 4, 0.25f}, {0, 1, 0, 2}};
     llm_reader *r;
-    CHECK_OK(llm_reader_open(&r, table, &err));
+    CHECK_OK(llm_reader_open(&r, table, &err), err);
     for (int k = 0; k < 6; k++) {
         const llm_record *rec;
         llm_tensor t = {0};
@@ -243,7 +243,7 @@ static void test_table_write(void)
         if (!CHECK(llm_reader_next(r, &rec, &err) == 1)) break;
         CHECK_MSG(!strcmp(rec->name, names[k]) && !strcmp(attrs_of(rec), attrs[k]), "%s: %s", rec->name,
                   attrs_of(rec));
-        CHECK_OK(llm_reader_read_tensor(r, &t, &err));
+        CHECK_OK(llm_reader_read_tensor(r, &t, &err), err);
         const float *v = t.data;
         int same = t.dtype == LLM_DTYPE_F32 && t.shape.ndim == 1 && t.shape.dim[0] == (what == 2 ? 4 : 3);
         for (int m = 0; same && m < (int)t.shape.dim[0]; m++) {
@@ -260,13 +260,13 @@ static void test_table_write(void)
     /* read back: each method's step, the per-channel maxima */
     llm_calib_table t;
     float step;
-    CHECK_OK(llm_calib_table_read(&t, table, &err));
+    CHECK_OK(llm_calib_table_read(&t, table, &err), err);
     CHECK(t.n == 4);
     for (int m = 0; m < 3; m++) {
-        CHECK_OK(llm_calib_table_scale(&t, "y.in", llm_calib_method_name(methods[m]), &step, &err));
+        CHECK_OK(llm_calib_table_scale(&t, "y.in", llm_calib_method_name(methods[m]), &step, &err), err);
         CHECK(step == (float)(amax[LLM_CALIB_METHODS + m] / 127.0));
     }
-    CHECK_OK(llm_calib_table_scale(&t, "x.in", NULL, &step, &err)); /* entropy */
+    CHECK_OK(llm_calib_table_scale(&t, "x.in", NULL, &step, &err), err); /* entropy */
     CHECK(step == (float)(amax[0] / 127.0));
     const llm_calib_table_entry *e = llm_calib_table_find(&t, "x.in", "absmax");
     CHECK(e && e->n == 4 && !memcmp(e->data, absmax[0], sizeof absmax[0]));
@@ -278,7 +278,7 @@ static void test_table_write(void)
     const int mse[1] = {LLM_CALIB_MSE};
     const table_rec clean[2] = {acts[0], acts[2]};
     table = calibrate(write_records("clean.llmt", clean, 2), NULL, mse, 1, &amax, &c);
-    CHECK_OK(llm_reader_open(&r, table, &err));
+    CHECK_OK(llm_reader_open(&r, table, &err), err);
     int n = 0;
     while (llm_reader_next(r, &rec, &err) == 1) {
         CHECK_MSG(!strcmp(rec->name, n ? "x.in.scale" : "x.in.amax") &&
@@ -290,7 +290,7 @@ static void test_table_write(void)
     llm_reader_close(r);
     /* no method, or one that does not exist */
     llm_writer *w;
-    CHECK_OK(llm_writer_open(&w, table, NULL, &err));
+    CHECK_OK(llm_writer_open(&w, table, NULL, &err), err);
     CHECK(llm_calib_table_write(w, c, mse, 0, amax, &err) == LLM_ERR_ARG);
     const int bad[2] = {LLM_CALIB_MAX, 7};
     int rc = llm_calib_table_write(w, c, bad, 2, amax, &err);

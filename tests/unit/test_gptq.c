@@ -97,7 +97,7 @@ static void test_hessian_streamed(void)
             direct += s * s;
         }
     double energy;
-    CHECK_OK(llm_hessian_energy(&h, d, 2, &energy, &err));
+    CHECK_OK(llm_hessian_energy(&h, d, 2, &energy, &err), err);
     CHECK_NEAR(energy / (direct / N), 1.0, 1e-4);
     nomem_fail(1); /* its scratch */
     int rc = llm_hessian_energy(&h, d, 2, &energy, &err);
@@ -115,8 +115,8 @@ static void check_beats_rtn(const llm_qformat *f, int act_order)
     llm_hessian h = hessian_of(x, N, C, &err);
     llm_qlinear g, r;
     llm_gptq_opts o = {.damp = 0.01, .block = 32, .act_order = act_order};
-    CHECK_OK(llm_gptq(w, R, C, &h, f, &o, &g, &err));
-    CHECK_OK(llm_quantize_rtn(w, R, C, f, &r, &err));
+    CHECK_OK(llm_gptq(w, R, C, &h, f, &o, &g, &err), err);
+    CHECK_OK(llm_quantize_rtn(w, R, C, f, &r, &err), err);
     double eg = output_error(w, &g, x, N), er = output_error(w, &r, x, N);
     CHECK_MSG(eg < 0.7 * er, "%s%s: GPTQ output error %.4g, RTN %.4g", llm_qscheme_name(f->scheme),
               act_order ? " act-order" : "", eg, er);
@@ -142,7 +142,7 @@ static void test_dead_inputs_and_singular(void)
     llm_hessian h = hessian_of(x, N, C, &err);
     llm_qlinear q;
     llm_gptq_opts o = {.damp = 0.01, .block = 16};
-    CHECK_OK(llm_gptq(w, R, C, &h, &(llm_qformat){.scheme = LLM_Q_INT4, .group = 32, .sym = 1}, &o, &q, &err));
+    CHECK_OK(llm_gptq(w, R, C, &h, &(llm_qformat){.scheme = LLM_Q_INT4, .group = 32, .sym = 1}, &o, &q, &err), err);
     for (int r = 0; r < R; r++) CHECK(llm_qlinear_code(&q, r, 7) == 8);
     llm_qlinear_free(&q);
     llm_hessian_free(&h);
@@ -227,7 +227,7 @@ static void compare_numpy(const llm_qformat *f, int act_order, int block)
     llm_hessian h = hessian_of(x, N, C, &err);
     llm_qlinear q;
     llm_gptq_opts o = {.damp = 0.01, .block = block, .act_order = act_order};
-    CHECK_OK(llm_gptq(w, R, C, &h, f, &o, &q, &err));
+    CHECK_OK(llm_gptq(w, R, C, &h, f, &o, &q, &err), err);
     double *ref = malloc(R * C * sizeof *ref);
     snprintf(path, sizeof path, "%s/q.f64", dir);
     FILE *in = fopen(path, "rb");

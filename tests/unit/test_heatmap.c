@@ -95,12 +95,12 @@ static void draw_and_compare(const setup *s, int spooled)
                                    .invert = s->invert},
                           .scale = s->scale};
     llm_heatmap *hm;
-    CHECK_OK(llm_heatmap_open(&hm, &o, s->T, s->cols, spooled ? 0 : rows, fd, path, &err));
+    CHECK_OK(llm_heatmap_open(&hm, &o, s->T, s->cols, spooled ? 0 : rows, fd, path, &err), err);
     for (int c = 0; c < s->cells; c++) {
         for (int i = 0; i < s->T; i++) llm_heatmap_put_row(hm, c % s->cols, i, p + ((size_t)c * s->T + i) * s->T);
-        if (c % s->cols == s->cols - 1 || c == s->cells - 1) CHECK_OK(llm_heatmap_end_band(hm, &err));
+        if (c % s->cols == s->cols - 1 || c == s->cells - 1) CHECK_OK(llm_heatmap_end_band(hm, &err), err);
     }
-    CHECK_OK(llm_heatmap_close(hm, &err));
+    CHECK_OK(llm_heatmap_close(hm, &err), err);
     close(fd);
     image im;
     if (!CHECK(read_pnm(path, &im) == 0)) {
@@ -155,21 +155,21 @@ static void test_labels_in_margins(void)
     llm_error err = {0};
     enum { T = 3, S = 10 };
     llm_labels lab;
-    CHECK_OK(llm_labels_parse(&lab, "<bos> ab \\x20", T, &err));
+    CHECK_OK(llm_labels_parse(&lab, "<bos> ab \\x20", T, &err), err);
     char path[600];
     snprintf(path, sizeof path, "%s/labels.pgm", check_tmpdir());
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     llm_heatmap_opts o = {.tone = {.maxval = 255, .gamma = 1}, .scale = S, .labels = &lab};
     llm_heatmap *hm;
-    CHECK_OK(llm_heatmap_open(&hm, &o, T, 1, 1, fd, path, &err));
+    CHECK_OK(llm_heatmap_open(&hm, &o, T, 1, 1, fd, path, &err), err);
     double row[T] = {0};
     for (int i = 0; i < T; i++) {
         row[i] = 1; /* the identity: a bright diagonal */
         llm_heatmap_put_row(hm, 0, i, row);
         row[i] = 0;
     }
-    CHECK_OK(llm_heatmap_end_band(hm, &err));
-    CHECK_OK(llm_heatmap_close(hm, &err));
+    CHECK_OK(llm_heatmap_end_band(hm, &err), err);
+    CHECK_OK(llm_heatmap_close(hm, &err), err);
     close(fd);
     image im;
     if (!CHECK(read_pnm(path, &im) == 0)) return;
@@ -219,7 +219,7 @@ static void test_limits(void)
     snprintf(path, sizeof path, "%s/limit.pgm", check_tmpdir());
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     llm_heatmap *hm;
-    CHECK_OK(llm_heatmap_open(&hm, &o, 10, 3, 0, fd, path, &err));
+    CHECK_OK(llm_heatmap_open(&hm, &o, 10, 3, 0, fd, path, &err), err);
     int rc = 0, bands = 0;
     while (rc == 0 && bands < 10) rc = llm_heatmap_end_band(hm, &err), bands += rc == 0;
     CHECK(rc == LLM_ERR_LIMIT && bands == 3); /* 32 x 32, then 32 x 43 > 1100 */

@@ -26,7 +26,7 @@ static void make_model(llm_model *m, int dim, int kv_heads, int window)
     llm_config c = {.vocab = 40, .dim = dim, .n_layers = 2, .n_heads = 4, .n_kv_heads = kv_heads,
                     .hidden = dim * 3 / 2, .seq_len = 24, .tie = 0, .window = window, .norm_eps = 1e-5f,
                     .rope_theta = 10000};
-    CHECK_OK(llm_model_init(m, &c, 3, &err));
+    CHECK_OK(llm_model_init(m, &c, 3, &err), err);
     unsigned long long rng = 5;
     for (int64_t i = 0; i < m->n_params; i++) m->arena[i] += (float)(0.1 * check_normal(&rng));
 }
@@ -43,15 +43,15 @@ static void check_cache_matches_forward(int dim, int kv_heads, int window, int f
     unsigned long long rng = 9;
     for (int i = 0; i < T; i++) tok[i] = (int32_t)(check_uniform(&rng) * V);
     llm_acts a;
-    CHECK_OK(llm_acts_init(&a, &m.cfg, 1, T, &err));
+    CHECK_OK(llm_acts_init(&a, &m.cfg, 1, T, &err), err);
     llm_model_forward(&m, &a, tok, NULL);
     llm_infer s;
     llm_infer_opts o = {.ctx = T};
-    CHECK_OK(llm_infer_init(&s, &m, &o, &err));
-    CHECK_OK(llm_infer_feed(&s, tok, first, 1, &err));
+    CHECK_OK(llm_infer_init(&s, &m, &o, &err), err);
+    CHECK_OK(llm_infer_feed(&s, tok, first, 1, &err), err);
     double worst = 0;
     for (int t = 0; t < T; t++) {
-        if (t >= first) CHECK_OK(llm_infer_feed(&s, tok + t, 1, 0, &err));
+        if (t >= first) CHECK_OK(llm_infer_feed(&s, tok + t, 1, 0, &err), err);
         const float *z = t < first ? s.logits + (size_t)t * V : s.last;
         float mx = z[0];
         for (int j = 1; j < V; j++) mx = z[j] > mx ? z[j] : mx;
@@ -115,9 +115,9 @@ static void check_quantized_decode_matches_prefill(int dim, llm_qscheme scheme)
     for (int i = 0; i < T; i++) tok[i] = (int32_t)(check_uniform(&rng) * V);
     llm_infer whole, step;
     llm_infer_opts o = {.ctx = T};
-    CHECK_OK(llm_infer_init(&whole, &m, &o, &err));
-    CHECK_OK(llm_infer_init(&step, &m, &o, &err));
-    CHECK_OK(llm_infer_feed(&whole, tok, T, 1, &err)); /* 24 rows: the batched path */
+    CHECK_OK(llm_infer_init(&whole, &m, &o, &err), err);
+    CHECK_OK(llm_infer_init(&step, &m, &o, &err), err);
+    CHECK_OK(llm_infer_feed(&whole, tok, T, 1, &err), err); /* 24 rows: the batched path */
     /* Activations are rounded to int8 inside the kernels, so a last-bit
      * difference between the two paths can, rarely, move one activation
      * across a rounding edge: that position then differs by a fraction of a
@@ -128,7 +128,7 @@ static void check_quantized_decode_matches_prefill(int dim, llm_qscheme scheme)
     double worst = 0, scale = 0;
     int close = 0;
     for (int t = 0; t < T; t++) {
-        CHECK_OK(llm_infer_feed(&step, tok + t, 1, 0, &err));
+        CHECK_OK(llm_infer_feed(&step, tok + t, 1, 0, &err), err);
         double w = 0, sc = 1;
         for (int j = 0; j < V; j++) {
             w = fmax(w, fabs(step.last[j] - whole.logits[(size_t)t * V + j]));
@@ -164,14 +164,14 @@ static void test_nll_matches_training_loss(void)
     memcpy(in, tok, sizeof in);
     memcpy(tg, tok + 1, sizeof tg);
     llm_acts a;
-    CHECK_OK(llm_acts_init(&a, &m.cfg, 1, T, &err));
+    CHECK_OK(llm_acts_init(&a, &m.cfg, 1, T, &err), err);
     float loss = llm_model_forward(&m, &a, in, tg);
     llm_infer s;
     llm_infer_opts o = {.ctx = T};
-    CHECK_OK(llm_infer_init(&s, &m, &o, &err));
+    CHECK_OK(llm_infer_init(&s, &m, &o, &err), err);
     double nats;
     int64_t scored;
-    CHECK_OK(llm_infer_nll(&s, tok, 25, T, &nats, &scored, &err)); /* one window covers it */
+    CHECK_OK(llm_infer_nll(&s, tok, 25, T, &nats, &scored, &err), err); /* one window covers it */
     CHECK(scored == 24);
     CHECK_NEAR(nats / scored, loss, 1e-5 * loss);
     /* overlapping windows: every token scored once, each with at least as
@@ -180,8 +180,8 @@ static void test_nll_matches_training_loss(void)
     double nats2;
     llm_infer small;
     llm_infer_opts o2 = {.ctx = 8};
-    CHECK_OK(llm_infer_init(&small, &m, &o2, &err));
-    CHECK_OK(llm_infer_nll(&small, tok, 25, 3, &nats2, &scored2, &err));
+    CHECK_OK(llm_infer_init(&small, &m, &o2, &err), err);
+    CHECK_OK(llm_infer_nll(&small, tok, 25, 3, &nats2, &scored2, &err), err);
     CHECK(scored2 == 24);
     CHECK(llm_infer_nll(&small, tok, 25, 9, &nats2, &scored2, &err) == LLM_ERR_ARG);
     llm_infer_free(&small);
@@ -201,8 +201,8 @@ static void test_buffers_follow_tokens(void)
     make_model(&m, 32, 2, 0);
     llm_infer big, small;
     llm_infer_opts ob = {.ctx = 1 << 18}, os = {.ctx = 16};
-    CHECK_OK(llm_infer_init(&big, &m, &ob, &err));
-    CHECK_OK(llm_infer_init(&small, &m, &os, &err));
+    CHECK_OK(llm_infer_init(&big, &m, &ob, &err), err);
+    CHECK_OK(llm_infer_init(&small, &m, &os, &err), err);
     CHECK(big.cache_cap[0] == 0 && big.rows_cap == 0 && big.scores_cap == 0 && big.rope.cap == 0 && !big.x &&
           !big.logits && !big.k[0]);
     int32_t tok[15];
@@ -211,8 +211,8 @@ static void test_buffers_follow_tokens(void)
     const size_t V = (size_t)m.cfg.vocab;
     for (int at = 0; at < 15; at += at ? 1 : 5) {
         int n = at ? 1 : 5;
-        CHECK_OK(llm_infer_feed(&big, tok + at, n, 0, &err));
-        CHECK_OK(llm_infer_feed(&small, tok + at, n, 0, &err));
+        CHECK_OK(llm_infer_feed(&big, tok + at, n, 0, &err), err);
+        CHECK_OK(llm_infer_feed(&small, tok + at, n, 0, &err), err);
         CHECK_MSG(!memcmp(big.last, small.last, V * sizeof(float)), "position %d: the logits differ", at + n - 1);
     }
     CHECK_MSG(big.rows_cap == 5 && big.cache_cap[0] == 20 && big.scores_cap == 20 && big.rope.n_pos == 15 &&
@@ -239,7 +239,7 @@ static void test_infer_errors(void)
     CHECK(llm_infer_init(&s, &big, &huge, &err) == LLM_ERR_LIMIT);
     CHECK_MSG(strstr(err.msg, "needs 4096.0 GiB for the KV cache") != NULL, "%s", err.msg);
     llm_infer_opts o = {.ctx = 8};
-    CHECK_OK(llm_infer_init(&s, &m, &o, &err));
+    CHECK_OK(llm_infer_init(&s, &m, &o, &err), err);
     int32_t bad = 40;
     CHECK(llm_infer_feed(&s, &bad, 1, 0, &err) == LLM_ERR_ARG && strstr(err.msg, "outside the vocabulary"));
     int32_t many[9] = {0};
@@ -264,11 +264,11 @@ static void check_batched_decode_matches_single(int dim)
     float *want = malloc(sizeof(float) * 4 * T * V);
     llm_infer one;
     llm_infer_opts o1 = {.ctx = T};
-    CHECK_OK(llm_infer_init(&one, &m, &o1, &err));
+    CHECK_OK(llm_infer_init(&one, &m, &o1, &err), err);
     for (int i = 0; i < 4; i++) {
         llm_infer_reset(&one);
         for (int t = 0; t < T; t++) {
-            CHECK_OK(llm_infer_feed(&one, &seq[i][t], 1, 0, &err));
+            CHECK_OK(llm_infer_feed(&one, &seq[i][t], 1, 0, &err), err);
             memcpy(want + ((size_t)i * T + t) * V, one.last, sizeof(float) * V);
         }
     }
@@ -276,12 +276,12 @@ static void check_batched_decode_matches_single(int dim)
      * when sequence 1 has had 6 tokens its slot is reset and takes sequence 3 */
     llm_infer b;
     llm_infer_opts o3 = {.ctx = T, .slots = 3};
-    CHECK_OK(llm_infer_init(&b, &m, &o3, &err));
+    CHECK_OK(llm_infer_init(&b, &m, &o3, &err), err);
     int owner[3] = {0, 1, 2}, at[3] = {3, 1, 5};
     double worst = 0;
     /* the three prompts in one pass: logits row k follows prompt k */
     const int32_t *first[3] = {seq[0], seq[1], seq[2]};
-    CHECK_OK(llm_infer_prefill(&b, owner, first, at, 3, &err));
+    CHECK_OK(llm_infer_prefill(&b, owner, first, at, 3, &err), err);
     CHECK(b.logit_rows == 3 && b.slot_pos[0] == 3 && b.slot_pos[1] == 1 && b.slot_pos[2] == 5);
     for (int k = 0; k < 3; k++)
         for (int j = 0; j < V; j++) {
@@ -296,7 +296,7 @@ static void check_batched_decode_matches_single(int dim)
         for (int k = 0; k < 3; k++)
             if (at[k] < T) slots[n] = k, tok[n] = seq[owner[k]][at[k]], n++;
         if (!n) break;
-        CHECK_OK(llm_infer_decode(&b, slots, tok, n, &err));
+        CHECK_OK(llm_infer_decode(&b, slots, tok, n, &err), err);
         for (int r = 0; r < n; r++) {
             int k = slots[r];
             for (int j = 0; j < V; j++) {
@@ -307,7 +307,7 @@ static void check_batched_decode_matches_single(int dim)
             if (owner[k] == 1 && at[k] == 6) { /* finished: the slot takes sequence 3 */
                 llm_infer_reset_slot(&b, k);
                 owner[k] = 3;
-                CHECK_OK(llm_infer_feed_slot(&b, k, seq[3], 2, 0, &err));
+                CHECK_OK(llm_infer_feed_slot(&b, k, seq[3], 2, 0, &err), err);
                 at[k] = 2;
             }
         }
@@ -333,16 +333,16 @@ static void test_sampler(void)
     llm_rng rng;
     llm_rng_seed(&rng, 1);
     llm_sampler sp;
-    CHECK_OK(llm_sampler_init(&sp, 6, &(llm_sample_opts){.temp = 0, .top_p = 1}, &err));
+    CHECK_OK(llm_sampler_init(&sp, 6, &(llm_sample_opts){.temp = 0, .top_p = 1}, &err), err);
     CHECK(llm_sampler_pick(&sp, z, &rng) == 1); /* argmax, lowest id on a tie */
     llm_sampler_free(&sp);
-    CHECK_OK(llm_sampler_init(&sp, 6, &(llm_sample_opts){.temp = 1, .top_k = 2, .top_p = 1}, &err));
+    CHECK_OK(llm_sampler_init(&sp, 6, &(llm_sample_opts){.temp = 1, .top_k = 2, .top_p = 1}, &err), err);
     int seen[6] = {0};
     for (int i = 0; i < 2000; i++) seen[llm_sampler_pick(&sp, z, &rng)]++;
     CHECK(seen[1] > 800 && seen[4] > 800 && seen[1] + seen[4] == 2000); /* only the top two */
     llm_sampler_free(&sp);
     /* temperature 1, no truncation: frequencies follow the softmax */
-    CHECK_OK(llm_sampler_init(&sp, 6, &(llm_sample_opts){.temp = 1, .top_p = 1}, &err));
+    CHECK_OK(llm_sampler_init(&sp, 6, &(llm_sample_opts){.temp = 1, .top_p = 1}, &err), err);
     int n = 60000, count[6] = {0};
     for (int i = 0; i < n; i++) count[llm_sampler_pick(&sp, z, &rng)]++;
     double sum = 0;
@@ -354,7 +354,7 @@ static void test_sampler(void)
     llm_sampler_free(&sp);
     /* top-p: the smallest set reaching p.  Sorted probabilities here are
      * 0.325 0.325 0.197 0.066 0.054 0.040; p = 0.6 keeps the first two */
-    CHECK_OK(llm_sampler_init(&sp, 6, &(llm_sample_opts){.temp = 1, .top_p = 0.6f}, &err));
+    CHECK_OK(llm_sampler_init(&sp, 6, &(llm_sample_opts){.temp = 1, .top_p = 0.6f}, &err), err);
     memset(seen, 0, sizeof seen);
     for (int i = 0; i < 2000; i++) seen[llm_sampler_pick(&sp, z, &rng)]++;
     CHECK(seen[1] + seen[4] == 2000);
@@ -374,13 +374,13 @@ static void test_sampler_nan(void)
     llm_rng_seed(&rng, 3);
     llm_sampler sp;
     CHECK(llm_sample_argmax(z, 6) == 2);
-    CHECK_OK(llm_sampler_init(&sp, 6, &(llm_sample_opts){.temp = 0, .top_p = 1}, &err));
+    CHECK_OK(llm_sampler_init(&sp, 6, &(llm_sample_opts){.temp = 0, .top_p = 1}, &err), err);
     CHECK(llm_sampler_pick(&sp, z, &rng) == 2);
     llm_sampler_free(&sp);
     const llm_sample_opts opts[4] = {{.temp = 1, .top_p = 1}, {.temp = 1, .top_k = 3, .top_p = 1},
                                      {.temp = 1, .top_p = 0.9f}, {.temp = 0.5f, .top_k = 2, .top_p = 0.5f}};
     for (int k = 0; k < 4; k++) {
-        CHECK_OK(llm_sampler_init(&sp, 6, &opts[k], &err));
+        CHECK_OK(llm_sampler_init(&sp, 6, &opts[k], &err), err);
         int n = 40000, count[6] = {0};
         for (int i = 0; i < n; i++) {
             int id = llm_sampler_pick(&sp, z, &rng);
@@ -402,7 +402,7 @@ static void test_sampler_nan(void)
     }
     const float inf[5] = {1.0f, INFINITY, NAN, INFINITY, 0.0f};
     CHECK(llm_sample_argmax(inf, 5) == 1);
-    CHECK_OK(llm_sampler_init(&sp, 5, &(llm_sample_opts){.temp = 1, .top_p = 0.9f}, &err));
+    CHECK_OK(llm_sampler_init(&sp, 5, &(llm_sample_opts){.temp = 1, .top_p = 0.9f}, &err), err);
     int seen[5] = {0};
     for (int i = 0; i < 4000; i++) seen[llm_sampler_pick(&sp, inf, &rng)]++;
     CHECK_MSG(seen[1] + seen[3] == 4000 && seen[1] > 1700 && seen[3] > 1700, "%d %d", seen[1], seen[3]);
@@ -410,7 +410,7 @@ static void test_sampler_nan(void)
     const float nan[4] = {NAN, NAN, NAN, NAN};
     CHECK(llm_sample_argmax(nan, 4) == 0);
     for (int k = 0; k < 4; k++) {
-        CHECK_OK(llm_sampler_init(&sp, 4, &opts[k], &err));
+        CHECK_OK(llm_sampler_init(&sp, 4, &opts[k], &err), err);
         CHECK(llm_sampler_pick(&sp, nan, &rng) == 0);
         llm_sampler_free(&sp);
     }
@@ -424,7 +424,7 @@ static void test_scored_ids_checked(void)
     llm_model m;
     make_model(&m, 32, 2, 0);
     llm_infer s;
-    CHECK_OK(llm_infer_init(&s, &m, &(llm_infer_opts){.ctx = 8}, &err));
+    CHECK_OK(llm_infer_init(&s, &m, &(llm_infer_opts){.ctx = 8}, &err), err);
     int32_t tok[5] = {1, 2, 3, 4, 40}; /* 40: one past the vocabulary */
     double nats;
     int64_t scored;
@@ -456,7 +456,7 @@ static void test_nonfinite_logits(void)
     make_model(&m, 32, 2, 0);
     m.p.norm[5] = NAN;
     llm_infer s;
-    CHECK_OK(llm_infer_init(&s, &m, &(llm_infer_opts){.ctx = 8}, &err));
+    CHECK_OK(llm_infer_init(&s, &m, &(llm_infer_opts){.ctx = 8}, &err), err);
     int32_t tok[5] = {1, 2, 3, 4, 5};
     double nats = 0;
     int64_t scored = 0;
@@ -491,17 +491,17 @@ static void test_out_of_memory(void)
     llm_config c = {.vocab = 40, .dim = 32, .n_layers = 1, .n_heads = 4, .n_kv_heads = 4, .hidden = 32800,
                     .seq_len = 24, .norm_eps = 1e-5f, .rope_theta = 10000};
     llm_model m;
-    CHECK_OK(llm_model_init(&m, &c, 3, &err));
+    CHECK_OK(llm_model_init(&m, &c, 3, &err), err);
     llm_linear *w2 = &m.lin[llm_linear_index(0, LLM_LIN_W2)];
     w2->q = calloc(1, sizeof *w2->q);
-    CHECK_OK(llm_quantize_rtn(w2->w, w2->out, w2->in, &(llm_qformat){.scheme = LLM_Q_INT8}, w2->q, &err));
+    CHECK_OK(llm_quantize_rtn(w2->w, w2->out, w2->in, &(llm_qformat){.scheme = LLM_Q_INT8}, w2->q, &err), err);
     int32_t tok[20];
     for (int i = 0; i < 20; i++) tok[i] = (i * 7) % 40;
     float before[40];
     for (int n = 1; n <= 20; n += 19) {
         llm_infer s;
-        CHECK_OK(llm_infer_init(&s, &m, &(llm_infer_opts){.ctx = 24}, &err));
-        CHECK_OK(llm_infer_feed(&s, tok, n, 0, &err)); /* the buffers are there from now on */
+        CHECK_OK(llm_infer_init(&s, &m, &(llm_infer_opts){.ctx = 24}, &err), err);
+        CHECK_OK(llm_infer_feed(&s, tok, n, 0, &err), err); /* the buffers are there from now on */
         memcpy(before, s.last, sizeof before);
         llm_infer_reset(&s);
         err = (llm_error){0};
@@ -510,7 +510,7 @@ static void test_out_of_memory(void)
         nomem_fail(0);
         CHECK_MSG(rc == LLM_ERR_NOMEM && strstr(err.msg, "out of memory"), "%d tokens: %d, %s", n, rc, err.msg);
         CHECK(s.pos == 0);
-        CHECK_OK(llm_infer_feed(&s, tok, n, 0, &err));
+        CHECK_OK(llm_infer_feed(&s, tok, n, 0, &err), err);
         CHECK_MSG(s.pos == n && !memcmp(before, s.last, sizeof before), "%d tokens: not as before", n);
         llm_infer_free(&s);
     }

@@ -18,14 +18,14 @@ static void test_format(void)
     llm_tok_bytes(&t);
     const int32_t ids[] = {256, 'a', ' ', '\\', 0xc3, '~', 257};
     char *s;
-    CHECK_OK(llm_labels_format(&t, ids, 7, &s, &err));
+    CHECK_OK(llm_labels_format(&t, ids, 7, &s, &err), err);
     CHECK_MSG(s && !strcmp(s, "<bos> a \\x20 \\x5c \\xc3 ~ <eos>"), "%s", s);
     free(s);
-    CHECK_OK(llm_tok_ids(&t, 512, 1, 2, &err));
-    CHECK_OK(llm_labels_format(&t, (const int32_t[]){1, 7, 300}, 3, &s, &err));
+    CHECK_OK(llm_tok_ids(&t, 512, 1, 2, &err), err);
+    CHECK_OK(llm_labels_format(&t, (const int32_t[]){1, 7, 300}, 3, &s, &err), err);
     CHECK_MSG(s && !strcmp(s, "<bos> #7 #300"), "%s", s);
     free(s);
-    CHECK_OK(llm_labels_format(&t, ids, 0, &s, &err));
+    CHECK_OK(llm_labels_format(&t, ids, 0, &s, &err), err);
     CHECK(s && !strcmp(s, ""));
     free(s);
     llm_tok_free(&t);
@@ -44,9 +44,9 @@ static void test_round_trip(void)
     for (int b = 0; b < 256; b++) ids[1 + b] = b;
     ids[N - 1] = t.eos;
     char *text;
-    CHECK_OK(llm_labels_format(&t, ids, N, &text, &err));
+    CHECK_OK(llm_labels_format(&t, ids, N, &text, &err), err);
     llm_labels lab;
-    CHECK_OK(llm_labels_parse(&lab, text, N, &err));
+    CHECK_OK(llm_labels_parse(&lab, text, N, &err), err);
     int bad = -1;
     for (int i = 0; bad < 0 && i < N && lab.n == N; i++) {
         char piece[LLM_TOK_MAX_PIECE];
@@ -84,7 +84,7 @@ static void test_round_trip_every_byte(void)
     }
     *o = '\0';
     llm_labels lab;
-    CHECK_OK(llm_labels_parse(&lab, text, 256, &err));
+    CHECK_OK(llm_labels_parse(&lab, text, 256, &err), err);
     int ok = lab.n == 256;
     for (int b = 0; ok && b < 256; b++)
         ok = lab.start[b + 1] - lab.start[b] == 1 && (unsigned char)lab.bytes[lab.start[b]] == b;
@@ -97,7 +97,7 @@ static void test_multi_byte_labels(void)
 {
     llm_error err = {0};
     llm_labels lab;
-    CHECK_OK(llm_labels_parse(&lab, "<bos> the\\x20 \\xc3\\xa9 #17", 4, &err));
+    CHECK_OK(llm_labels_parse(&lab, "<bos> the\\x20 \\xc3\\xa9 #17", 4, &err), err);
     CHECK(lab.n == 4 && lab.longest == 5);
     CHECK(memcmp(lab.bytes + lab.start[1], "the ", 4) == 0 && lab.start[2] - lab.start[1] == 4);
     CHECK(memcmp(lab.bytes + lab.start[2], "\xc3\xa9", 2) == 0 && lab.start[3] - lab.start[2] == 2);

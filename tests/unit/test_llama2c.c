@@ -135,7 +135,7 @@ static float *load_small(const char *path, int shared, unsigned long long seed, 
     llm_error err = {0};
     int64_t n;
     float *f = write_model(path, &small, shared, seed, &n);
-    CHECK_OK(llm_llama2c_load(path, NULL, m, &err));
+    CHECK_OK(llm_llama2c_load(path, NULL, m, &err), err);
     return f;
 }
 
@@ -202,7 +202,7 @@ static void test_tokenizer(void)
     float *f = write_model(model_path, &small, 1, 5, &n);
     llm_error err = {0};
     llm_model m;
-    CHECK_OK(llm_llama2c_load(model_path, tok_path, &m, &err));
+    CHECK_OK(llm_llama2c_load(model_path, tok_path, &m, &err), err);
     llm_tok *t = &m.tok;
     CHECK(t->kind == LLM_TOK_BPE && t->vocab == small.V && t->bos == 1 && t->eos == 2);
     const char *p;
@@ -221,10 +221,10 @@ static void test_tokenizer(void)
 
     /* through a checkpoint and back: weights and tokenizer the same */
     const char *ck = tmp_path("tm.llmt");
-    CHECK_OK(llm_ckpt_save(ck, &m, NULL, NULL, &err));
+    CHECK_OK(llm_ckpt_save(ck, &m, NULL, NULL, &err), err);
     llm_model back;
     int has_train = -1;
-    CHECK_OK(llm_ckpt_load(ck, &back, NULL, NULL, &has_train, &err));
+    CHECK_OK(llm_ckpt_load(ck, &back, NULL, NULL, &has_train, &err), err);
     CHECK(has_train == 0 && back.n_params == m.n_params &&
           !memcmp(back.arena, m.arena, (size_t)m.n_params * sizeof *m.arena));
     check_config(&back.cfg, &small, 1);
@@ -237,8 +237,8 @@ static void test_tokenizer(void)
     llm_model_free(&back);
     /* a checkpoint whose tokenizer does not fit its model does not load */
     llm_tok_free(&m.tok);
-    CHECK_OK(llm_tok_ids(&m.tok, small.V - 1, 1, 2, &err));
-    CHECK_OK(llm_ckpt_save(ck, &m, NULL, NULL, &err));
+    CHECK_OK(llm_tok_ids(&m.tok, small.V - 1, 1, 2, &err), err);
+    CHECK_OK(llm_ckpt_save(ck, &m, NULL, NULL, &err), err);
     CHECK(llm_ckpt_load(ck, &back, NULL, NULL, &has_train, &err) == LLM_ERR_FORMAT &&
           strstr(err.msg, "the tokenizer has 299 tokens, the model 300"));
     llm_tok_free(&m.tok);
@@ -409,7 +409,7 @@ static void compare_with_reference(const char *path, const llm_model *m, const i
     memcpy(seq + n_prompt, ref_ids, (size_t)n_ref * sizeof *seq);
     llm_acts a;
     llm_error err = {0};
-    CHECK_OK(llm_acts_init(&a, &m->cfg, 1, T, &err));
+    CHECK_OK(llm_acts_init(&a, &m->cfg, 1, T, &err), err);
     llm_model_forward(m, &a, seq, NULL);
     double worst = 0;
     for (int t = 0; t < T; t++) {
@@ -425,7 +425,7 @@ static void compare_with_reference(const char *path, const llm_model *m, const i
     CHECK_MSG(worst < 2e-5, "probabilities differ from the reference by %g", worst);
     llm_acts_free(&a);
     /* greedy decoding: the same ids, token for token */
-    CHECK_OK(llm_acts_init(&a, &m->cfg, 1, n_prompt + n_new, &err)); /* the window holds it all */
+    CHECK_OK(llm_acts_init(&a, &m->cfg, 1, n_prompt + n_new, &err), err); /* the window holds it all */
     int32_t out[64];
     int made = llm_model_greedy(m, &a, prompt, n_prompt, n_new, out, &err);
     int same = made == n_ref;
@@ -470,7 +470,7 @@ static void test_stories260K(void)
     CHECK(h[0] == 64 && h[3] == 8 && h[4] == 4 && h[5] == 512); /* dim, heads, kv heads, vocab */
     llm_error err = {0};
     llm_model m;
-    CHECK_OK(llm_llama2c_load(path, NULL, &m, &err));
+    CHECK_OK(llm_llama2c_load(path, NULL, &m, &err), err);
     const llm_config *cfg = &m.cfg;
     CHECK(cfg->dim == h[0] && cfg->hidden == h[1] && cfg->n_layers == h[2] && cfg->n_heads == h[3] &&
           cfg->n_kv_heads == h[4] && cfg->vocab == abs(h[5]) && cfg->seq_len == h[6] && cfg->tie == (h[5] > 0));

@@ -146,7 +146,7 @@ static void make(setup *s, int tie, int window, int kv_heads)
     llm_config c = {.vocab = 11, .dim = 16, .n_layers = 2, .n_heads = 4, .n_kv_heads = kv_heads,
                     .hidden = 24, .seq_len = 12, .tie = tie, .window = window, .norm_eps = 1e-5f,
                     .rope_theta = 10000.0f};
-    CHECK_OK(llm_model_init(&s->m, &c, 5, &err));
+    CHECK_OK(llm_model_init(&s->m, &c, 5, &err), err);
     unsigned long long rng = 77 + (unsigned)tie;
     /* weights far from zero, so every nonlinearity is exercised */
     for (int64_t i = 0; i < s->m.n_params; i++) s->m.arena[i] = (float)(0.4 * check_normal(&rng));
@@ -168,7 +168,7 @@ static void check_model(int tie, int window, int kv_heads)
     setup s;
     make(&s, tie, window, kv_heads);
     llm_acts a;
-    CHECK_OK(llm_acts_init(&a, &s.m.cfg, s.B, s.T, &err));
+    CHECK_OK(llm_acts_init(&a, &s.m.cfg, s.B, s.T, &err), err);
     float loss = llm_model_forward(&s.m, &a, s.in, s.tg);
     float *grad = calloc((size_t)s.m.n_params, sizeof *grad);
     llm_model_backward(&s.m, &a, grad);
@@ -226,7 +226,7 @@ static void test_config_errors(void)
     llm_error err = {0};
     llm_config good = {.vocab = 258, .dim = 64, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2,
                        .hidden = 128, .seq_len = 32, .norm_eps = 1e-5f, .rope_theta = 10000};
-    CHECK_OK(llm_config_check(&good, &err));
+    CHECK_OK(llm_config_check(&good, &err), err);
     llm_config c = good;
     c.n_heads = 5;
     CHECK(llm_config_check(&c, &err) < 0 && strstr(err.msg, "not divisible by heads"));
@@ -253,7 +253,7 @@ static void test_acts_limits(void)
     CHECK_MSG(strstr(err.msg, "batch 65536 x seq 32768 is 2147483648 tokens in one pass, more than 2147483647"),
               "%s", err.msg);
     CHECK(!a.x && !a.inputs && !a.rope.cos);
-    CHECK_OK(llm_acts_init(&a, &c, 2, 24, &err));
+    CHECK_OK(llm_acts_init(&a, &c, 2, 24, &err), err);
     CHECK(a.rope.n_pos == 24 && a.rope.max_pos == 24 && a.rope.head_dim == 4);
     llm_acts_free(&a);
 }
@@ -264,7 +264,7 @@ static void test_layout(void)
     llm_model m;
     llm_config c = {.vocab = 258, .dim = 64, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2,
                     .hidden = 96, .seq_len = 32, .tie = 0, .norm_eps = 1e-5f, .rope_theta = 10000};
-    CHECK_OK(llm_model_init(&m, &c, 1, &err));
+    CHECK_OK(llm_model_init(&m, &c, 1, &err), err);
     int64_t per_layer = 64 + 64 * 64 + 2 * 32 * 64 + 64 * 64 + 64 + 3 * 96 * 64;
     CHECK(m.n_params == 2 * 258 * 64 + 2 * per_layer + 64);
     CHECK(m.n_tensors == 1 + 9 * 2 + 2);
@@ -286,15 +286,15 @@ static void test_check_ids(void)
     llm_config c = {.vocab = 10, .dim = 8, .n_layers = 1, .n_heads = 2, .n_kv_heads = 2, .hidden = 8,
                     .seq_len = 8, .tie = 1, .norm_eps = 1e-5f, .rope_theta = 10000};
     llm_model m;
-    CHECK_OK(llm_model_init(&m, &c, 1, &err));
+    CHECK_OK(llm_model_init(&m, &c, 1, &err), err);
     const int32_t ids[] = {0, 9, 3, 10, 11, 12, -1, -7, 257, INT32_MAX, INT32_MIN, 5};
     const int n = (int)(sizeof ids / sizeof ids[0]);
     const llm_adapter_config kinds[3] = {{0}, {.rank = 1, .alpha = 1, .targets = LLM_LORA_ALL}, {.n_virtual = 2}};
     for (int k = 0; k < 3; k++) {
         llm_adapter ad;
         if (k) {
-            CHECK_OK(llm_adapter_init(&ad, &m, &kinds[k], 2, &err));
-            CHECK_OK(llm_adapter_attach(&m, &ad, &err));
+            CHECK_OK(llm_adapter_init(&ad, &m, &kinds[k], 2, &err), err);
+            CHECK_OK(llm_adapter_attach(&m, &ad, &err), err);
         }
         int P = kinds[k].n_virtual;
         for (unsigned allow = 0; allow < 4; allow++)
@@ -337,9 +337,9 @@ static void test_greedy_nan(void)
     llm_config c = {.vocab = 10, .dim = 8, .n_layers = 1, .n_heads = 2, .n_kv_heads = 2, .hidden = 8,
                     .seq_len = 8, .tie = 0, .norm_eps = 1e-5f, .rope_theta = 10000};
     llm_model m;
-    CHECK_OK(llm_model_init(&m, &c, 1, &err));
+    CHECK_OK(llm_model_init(&m, &c, 1, &err), err);
     llm_acts a;
-    CHECK_OK(llm_acts_init(&a, &m.cfg, 1, 8, &err));
+    CHECK_OK(llm_acts_init(&a, &m.cfg, 1, 8, &err), err);
     for (int last = 7; last <= 9; last += 2) {
         for (int v = 7; v <= last; v++) m.p.cls[v * 8] = NAN; /* logit 7, then 7..9, NaN */
         const int32_t prompt[2] = {4, 5};

@@ -61,13 +61,13 @@ static void test_roundtrip(void)
             llm_shape s = llm_shape_make(shapes[k].ndim, shapes[k].dim);
             char buf[1024];
             size_t len = 0;
-            CHECK_OK(llm_npy_format_header(npy_dtypes[d], &s, buf, sizeof buf, &len, &err));
+            CHECK_OK(llm_npy_format_header(npy_dtypes[d], &s, buf, sizeof buf, &len, &err), err);
             CHECK_MSG(len % 64 == 0 && len >= 64, "dtype %d shape %zu: length %zu", d, k, len);
             CHECK(buf[len - 1] == '\n');
             llm_npy_header h;
-            CHECK_OK(llm_npy_parse_header(buf, len, &h, &err));
+            CHECK_OK(llm_npy_parse_header(buf, len, &h, &err), err);
             uint64_t want;
-            CHECK_OK(llm_payload_bytes(npy_dtypes[d], &s, &want, &err));
+            CHECK_OK(llm_payload_bytes(npy_dtypes[d], &s, &want, &err), err);
             CHECK_MSG(h.dtype == npy_dtypes[d] && h.major == 1 && h.minor == 0 &&
                           h.swap_bytes == 0 && h.header_bytes == len && h.nbytes == want &&
                           shape_eq(&h.shape, s.ndim, s.dim),
@@ -126,11 +126,11 @@ static void test_format_matches_numpy(void)
         llm_shape s = llm_shape_make(cases[k].ndim, cases[k].dim);
         char buf[1024];
         size_t len = 0;
-        CHECK_OK(llm_npy_format_header(cases[k].dtype, &s, buf, sizeof buf, &len, &err));
+        CHECK_OK(llm_npy_format_header(cases[k].dtype, &s, buf, sizeof buf, &len, &err), err);
         CHECK_MSG(len == cases[k].len && memcmp(buf, cases[k].bytes, len) == 0,
                   "case %zu: got %zu bytes '%.*s'", k, len, (int)len - 10, buf + 10);
         llm_npy_header h;
-        CHECK_OK(llm_npy_parse_header(cases[k].bytes, cases[k].len, &h, &err));
+        CHECK_OK(llm_npy_parse_header(cases[k].bytes, cases[k].len, &h, &err), err);
         CHECK_MSG(h.dtype == cases[k].dtype && shape_eq(&h.shape, s.ndim, s.dim) &&
                       h.header_bytes == cases[k].len,
                   "case %zu: parsed wrong", k);
@@ -140,7 +140,7 @@ static void test_format_matches_numpy(void)
         "\x93NUMPY\x01\x00v\x00{'descr': '>f2', 'fortran_order': False, 'shape': (0,)"
         ", }                                                            \n";
     llm_npy_header h;
-    CHECK_OK(llm_npy_parse_header(be, 128, &h, &err));
+    CHECK_OK(llm_npy_parse_header(be, 128, &h, &err), err);
     CHECK(h.dtype == LLM_DTYPE_F16 && h.swap_bytes == 1 && h.nbytes == 0);
 }
 
@@ -228,7 +228,7 @@ static void test_parse_v2_v3(void)
     for (int major = 2; major <= 3; major++) {
         llm_npy_header h;
         size_t n = make_header(major, dict, strlen(dict), buf);
-        CHECK_OK(llm_npy_parse_header(buf, n, &h, &err));
+        CHECK_OK(llm_npy_parse_header(buf, n, &h, &err), err);
         CHECK(h.major == major && h.minor == 0 && h.header_bytes == 12 + strlen(dict));
         CHECK(h.dtype == LLM_DTYPE_F32 && h.nbytes == 24);
     }
@@ -239,12 +239,12 @@ static void test_parse_v2_v3(void)
     big[99999] = '\n';
     llm_npy_header h;
     size_t n = make_header(2, big, 100000, buf);
-    CHECK_OK(llm_npy_parse_header(buf, n, &h, &err));
+    CHECK_OK(llm_npy_parse_header(buf, n, &h, &err), err);
     CHECK(h.major == 2 && h.header_bytes == 100012 && h.shape.ndim == 2);
     CHECK(llm_npy_parse_header(buf, n - 1, &h, &err) == LLM_ERR_TRUNCATED);
     /* Version 3.0 with 2.0's layout. */
     buf[6] = 3;
-    CHECK_OK(llm_npy_parse_header(buf, n, &h, &err));
+    CHECK_OK(llm_npy_parse_header(buf, n, &h, &err), err);
     CHECK(h.major == 3);
 }
 
@@ -463,7 +463,7 @@ static void test_read_header_pipe(void)
     float d1[6] = {1, 2, 3, 4, 5, 6};
     llm_shape s2 = llm_shape_make(1, (int64_t[]){5});
     unsigned char d2[5] = {9, 8, 7, 6, 5};
-    CHECK_OK(llm_npy_write_header(fds[1], "p.npy", LLM_DTYPE_F32, &s1, &err));
+    CHECK_OK(llm_npy_write_header(fds[1], "p.npy", LLM_DTYPE_F32, &s1, &err), err);
     CHECK(write(fds[1], d1, sizeof d1) == (ssize_t)sizeof d1);
     /* The second header as numpy writes it, version 2.0 with a short dict. */
     static const char dict[] = "{'descr': '|u1', 'fortran_order': False, 'shape': (5,), }\n";
@@ -475,12 +475,12 @@ static void test_read_header_pipe(void)
     close(fds[1]);
 
     llm_npy_header h;
-    CHECK_OK(llm_npy_read_header(fds[0], "p.npy", &h, &err));
+    CHECK_OK(llm_npy_read_header(fds[0], "p.npy", &h, &err), err);
     CHECK(h.dtype == LLM_DTYPE_F32 && shape_eq(&h.shape, 2, s1.dim) && h.nbytes == 24 &&
           h.header_bytes == 128);
     float r1[6];
     CHECK(read_exact(fds[0], r1, sizeof r1) == 0 && memcmp(r1, d1, sizeof d1) == 0);
-    CHECK_OK(llm_npy_read_header(fds[0], "p.npy", &h, &err));
+    CHECK_OK(llm_npy_read_header(fds[0], "p.npy", &h, &err), err);
     CHECK(h.dtype == LLM_DTYPE_U8 && h.major == 2 && shape_eq(&h.shape, 1, s2.dim) &&
           h.nbytes == 5 && h.header_bytes == n2);
     unsigned char r2[6];
@@ -515,7 +515,7 @@ static void test_read_header_errors(void)
         CHECK_MSG(rc == LLM_ERR_TRUNCATED && strcmp(err.msg, "in.npy: truncated .npy header") == 0,
                   "%zu bytes: rc %d, %s", n, rc, err.msg);
     }
-    CHECK_OK(read_piped(good, 128, &h, &err));
+    CHECK_OK(read_piped(good, 128, &h, &err), err);
     CHECK(read_piped("abc", 3, &h, &err) == LLM_ERR_FORMAT);
     CHECK_MSG(strcmp(err.msg, "in.npy: not a .npy file (bad magic)") == 0, "message: %s",
               err.msg);
@@ -566,7 +566,7 @@ static void test_read_header_big_file(void)
     int fd = open(path, O_RDONLY);
     CHECK(fd >= 0);
     llm_npy_header h;
-    CHECK_OK(llm_npy_read_header(fd, path, &h, &err));
+    CHECK_OK(llm_npy_read_header(fd, path, &h, &err), err);
     CHECK(h.major == 2 && h.header_bytes == n && h.dtype == LLM_DTYPE_I32 && h.nbytes == 12);
     int32_t back[3];
     CHECK(read_exact(fd, back, sizeof back) == 0 && memcmp(back, data, sizeof data) == 0);
@@ -714,10 +714,10 @@ static void test_numpy_save_then_read(void)
     llm_npy_header h;
     int32_t a[6];
     double b[2];
-    CHECK_OK(llm_npy_read_header(fd, path, &h, &err));
+    CHECK_OK(llm_npy_read_header(fd, path, &h, &err), err);
     CHECK(h.dtype == LLM_DTYPE_I32 && h.nbytes == sizeof a && read_exact(fd, a, sizeof a) == 0);
     CHECK(a[0] == 0 && a[5] == 5);
-    CHECK_OK(llm_npy_read_header(fd, path, &h, &err));
+    CHECK_OK(llm_npy_read_header(fd, path, &h, &err), err);
     CHECK(h.dtype == LLM_DTYPE_F64 && h.swap_bytes && read_exact(fd, b, sizeof b) == 0);
     llm_npy_swap(b, 2, 8);
     CHECK(b[0] == 1.5 && b[1] == -2.0);
@@ -750,7 +750,7 @@ static void test_numpy_loads_ours(void)
         for (size_t k = 0; k < n_shapes; k++) {
             llm_shape s = llm_shape_make(shapes[k].ndim, shapes[k].dim);
             uint64_t nbytes;
-            CHECK_OK(llm_payload_bytes(npy_dtypes[d], &s, &nbytes, &err));
+            CHECK_OK(llm_payload_bytes(npy_dtypes[d], &s, &nbytes, &err), err);
             unsigned char data[256];
             for (uint64_t i = 0; i < nbytes && i < sizeof data; i++)
                 data[i] = (unsigned char)(check_uniform(&rng) * 256);
@@ -762,7 +762,7 @@ static void test_numpy_loads_ours(void)
             snprintf(path, sizeof path, "%s/%s.npy", dir, name);
             int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
             CHECK(fd >= 0);
-            CHECK_OK(llm_npy_write_header(fd, path, npy_dtypes[d], &s, &err));
+            CHECK_OK(llm_npy_write_header(fd, path, npy_dtypes[d], &s, &err), err);
             CHECK(write(fd, data, nbytes) == (ssize_t)nbytes);
             close(fd);
             snprintf(path, sizeof path, "%s/%s.bin", dir, name);

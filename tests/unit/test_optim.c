@@ -62,7 +62,7 @@ static void run_lib(const llm_optim_config *cfg, float *params, const float *par
 {
     llm_error err = {0};
     memcpy(params, params0, (size_t)n * sizeof *params);
-    CHECK_OK(llm_optim_init(o, cfg, n, &err));
+    CHECK_OK(llm_optim_init(o, cfg, n, &err), err);
     for (int s = 0; s < STEPS; s++)
         llm_optim_step(o, params, grads + s * n, spans, n_spans, step_lr[s], 0.5f);
 }
@@ -369,7 +369,7 @@ static void test_first_step_closed_form(void)
         llm_error err = {0};
         float p[4];
         memcpy(p, p0, sizeof p);
-        CHECK_OK(llm_optim_init(&o, &cfg, 4, &err));
+        CHECK_OK(llm_optim_init(&o, &cfg, 4, &err), err);
         llm_optim_step(&o, p, g, &span, 1, (float)lr, 1.0f);
         for (int i = 0; i < 4; i++) {
             double x = p0[i], gi = g[i], want = 0;
@@ -404,7 +404,7 @@ static void test_decay_only_on_decay_spans(void)
         llm_optim o;
         llm_error err = {0};
         memcpy(p, p0, sizeof p);
-        CHECK_OK(llm_optim_init(&o, &cfg, N, &err));
+        CHECK_OK(llm_optim_init(&o, &cfg, N, &err), err);
         llm_optim_step(&o, p, zero, small_spans, SMALL_S, lr, 1.0f);
         float keep = (float)(1 - (double)lr * cfg.weight_decay);
         for (int j = 0; j < SMALL_S; j++)
@@ -439,8 +439,8 @@ static void test_grad_scale(void)
         llm_optim oa, ob;
         llm_error err = {0};
         memcpy(a, p0, sizeof a), memcpy(b, p0, sizeof b);
-        CHECK_OK(llm_optim_init(&oa, &cfg, N, &err));
-        CHECK_OK(llm_optim_init(&ob, &cfg, N, &err));
+        CHECK_OK(llm_optim_init(&oa, &cfg, N, &err), err);
+        CHECK_OK(llm_optim_init(&ob, &cfg, N, &err), err);
         for (int s = 0; s < 2; s++) {
             llm_optim_step(&oa, a, g, small_spans, SMALL_S, 0.01f, 0.25f);
             llm_optim_step(&ob, b, gs, small_spans, SMALL_S, 0.01f, 1.0f);
@@ -458,7 +458,7 @@ static void test_grad_scale(void)
     llm_error err = {0};
     const llm_param_span span = {0, 1, 0};
     float x = 1.0f, g1 = 0.5f;
-    CHECK_OK(llm_optim_init(&o, &cfg, 1, &err));
+    CHECK_OK(llm_optim_init(&o, &cfg, 1, &err), err);
     llm_optim_step(&o, &x, &g1, &span, 1, 0.5f, 0.5f);
     CHECK(x == 1.0f - 0.5f * 0.25f);
     llm_optim_free(&o);
@@ -565,7 +565,7 @@ static void test_state_bytes(void)
         llm_optim_config cfg = test_config(kind);
         llm_optim o;
         llm_error err = {0};
-        CHECK_OK(llm_optim_init(&o, &cfg, n, &err));
+        CHECK_OK(llm_optim_init(&o, &cfg, n, &err), err);
         bytes[kind] = llm_optim_state_bytes(&o);
         CHECK(o.m != NULL);
         CHECK((o.v != NULL) == (kind == LLM_OPTIM_ADAM || kind == LLM_OPTIM_ADAMW));
@@ -581,7 +581,7 @@ static void test_state_bytes(void)
     cfg.beta1 = 0;
     llm_optim o;
     llm_error err = {0};
-    CHECK_OK(llm_optim_init(&o, &cfg, n, &err));
+    CHECK_OK(llm_optim_init(&o, &cfg, n, &err), err);
     CHECK(o.m == NULL && o.v == NULL && llm_optim_state_bytes(&o) == 0);
     float x = 2, g = 1;
     const llm_param_span span = {0, 1, 1};
@@ -658,7 +658,7 @@ static void test_init_rejects(void)
     CHECK(llm_optim_init(&o, &c, 10, &err) == LLM_ERR_ARG);
     llm_optim_defaults(&c, LLM_OPTIM_LION);
     CHECK(llm_optim_init(&o, &c, INT64_C(1) << 62, &err) == LLM_ERR_LIMIT);
-    CHECK_OK(llm_optim_init(&o, &c, 0, &err)); /* an empty model is fine */
+    CHECK_OK(llm_optim_init(&o, &c, 0, &err), err); /* an empty model is fine */
     llm_optim_free(&o);
 }
 

@@ -70,18 +70,18 @@ static void test_regular_file(void)
     llm_outfile *f;
     n_created = n_released = 0;
     llm_outfile_watch(on_create, on_release);
-    CHECK_OK(llm_outfile_open(&f, target, &err));
+    CHECK_OK(llm_outfile_open(&f, target, &err), err);
     CHECK(write_str(f, "new") == 0);
     CHECK(strcmp(contents(target), "old") == 0); /* untouched until the commit */
     CHECK(temp_files_left() == 1);
     CHECK(strcmp(llm_outfile_path(f), target) == 0);
-    CHECK_OK(llm_outfile_commit(f, &err));
+    CHECK_OK(llm_outfile_commit(f, &err), err);
     CHECK(strcmp(contents(target), "new") == 0);
     CHECK(temp_files_left() == 0);
     CHECK(n_created == 1 && n_released == 1 && strcmp(created[0], released[0]) == 0);
     CHECK(strncmp(created[0], target, strlen(target)) == 0 && strstr(created[0], ".tmp.") != NULL);
 
-    CHECK_OK(llm_outfile_open(&f, target, &err)); /* aborted: the old file stays */
+    CHECK_OK(llm_outfile_open(&f, target, &err), err); /* aborted: the old file stays */
     CHECK(write_str(f, "partial") == 0);
     llm_outfile_abort(f);
     CHECK(strcmp(contents(target), "new") == 0);
@@ -122,10 +122,10 @@ static void test_fifo(void)
     n_created = n_released = 0;
     llm_outfile_watch(on_create, on_release);
     llm_outfile *f;
-    CHECK_OK(llm_outfile_open(&f, fifo, &err)); /* waits for the reader */
+    CHECK_OK(llm_outfile_open(&f, fifo, &err), err); /* waits for the reader */
     CHECK(write_str(f, "through the fifo") == 0);
     CHECK(temp_files_left() == 0);
-    CHECK_OK(llm_outfile_commit(f, &err)); /* closes: the reader sees the end */
+    CHECK_OK(llm_outfile_commit(f, &err), err); /* closes: the reader sees the end */
     struct timespec limit;
     clock_gettime(CLOCK_REALTIME, &limit);
     limit.tv_sec += 10;
@@ -153,12 +153,12 @@ static void test_char_device(void)
         return;
     }
     llm_outfile *f;
-    CHECK_OK(llm_outfile_open(&f, dev, &err));
+    CHECK_OK(llm_outfile_open(&f, dev, &err), err);
     CHECK(write_str(f, "discarded") == 0);
-    CHECK_OK(llm_outfile_commit(f, &err));
+    CHECK_OK(llm_outfile_commit(f, &err), err);
     CHECK(lstat(dev, &st) == 0 && S_ISCHR(st.st_mode));
     CHECK(temp_files_left() == 0);
-    CHECK_OK(llm_outfile_open(&f, dev, &err)); /* an abort leaves the device too */
+    CHECK_OK(llm_outfile_open(&f, dev, &err), err); /* an abort leaves the device too */
     llm_outfile_abort(f);
     CHECK(lstat(dev, &st) == 0 && S_ISCHR(st.st_mode));
     if (strcmp(dev, "/dev/null") != 0) unlink(dev);
@@ -179,17 +179,17 @@ static void test_symlink(void)
     CHECK(symlink("real.txt", link) == 0 && symlink("link.txt", chain) == 0);
     CHECK(symlink("made-by-the-link.txt", dangling) == 0);
     llm_outfile *f;
-    CHECK_OK(llm_outfile_open(&f, chain, &err));
+    CHECK_OK(llm_outfile_open(&f, chain, &err), err);
     CHECK(write_str(f, "new") == 0);
-    CHECK_OK(llm_outfile_commit(f, &err));
+    CHECK_OK(llm_outfile_commit(f, &err), err);
     struct stat st;
     CHECK(lstat(chain, &st) == 0 && S_ISLNK(st.st_mode));
     CHECK(lstat(link, &st) == 0 && S_ISLNK(st.st_mode));
     CHECK(lstat(real, &st) == 0 && S_ISREG(st.st_mode));
     CHECK(strcmp(contents(real), "new") == 0);
-    CHECK_OK(llm_outfile_open(&f, dangling, &err));
+    CHECK_OK(llm_outfile_open(&f, dangling, &err), err);
     CHECK(write_str(f, "made") == 0);
-    CHECK_OK(llm_outfile_commit(f, &err));
+    CHECK_OK(llm_outfile_commit(f, &err), err);
     CHECK(lstat(dangling, &st) == 0 && S_ISLNK(st.st_mode));
     CHECK(strcmp(contents(in_tmp("made-by-the-link.txt")), "made") == 0);
     CHECK(temp_files_left() == 0);
@@ -208,9 +208,9 @@ static void test_directory_and_stdout(void)
     CHECK(llm_outfile_open(&f, check_tmpdir(), &err) == LLM_ERR_IO);
     CHECK_MSG(strstr(err.msg, "is a directory") != NULL, "%s", err.msg);
     CHECK(temp_files_left() == 0);
-    CHECK_OK(llm_outfile_open(&f, "-", &err));
+    CHECK_OK(llm_outfile_open(&f, "-", &err), err);
     CHECK(llm_outfile_fd(f) == 1 && strcmp(llm_outfile_path(f), "stdout") == 0);
-    CHECK_OK(llm_outfile_commit(f, &err));
+    CHECK_OK(llm_outfile_commit(f, &err), err);
     CHECK(fcntl(1, F_GETFD) >= 0); /* stdout stays open */
 }
 

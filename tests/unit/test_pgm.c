@@ -15,11 +15,11 @@ static void test_header(void)
     llm_error err = {0};
     llm_pgm_palette pal;
     char buf[LLM_PGM_HEADER_MAX];
-    CHECK_OK(llm_pgm_palette_init(&pal, 255, 0, 0, &err));
+    CHECK_OK(llm_pgm_palette_init(&pal, 255, 0, 0, &err), err);
     size_t n = llm_pgm_header(&pal, 640, 48, buf);
     CHECK(n == strlen("P5\n640 48\n255\n") && memcmp(buf, "P5\n640 48\n255\n", n) == 0);
     llm_pgm_palette_free(&pal);
-    CHECK_OK(llm_pgm_palette_init(&pal, 65535, 1, 0, &err));
+    CHECK_OK(llm_pgm_palette_init(&pal, 65535, 1, 0, &err), err);
     n = llm_pgm_header(&pal, 3, 2, buf);
     CHECK(n == strlen("P6\n3 2\n65535\n") && memcmp(buf, "P6\n3 2\n65535\n", n) == 0);
     CHECK(pal.bytes_per_pixel == 6);
@@ -31,7 +31,7 @@ static void test_grey_samples(void)
 {
     llm_error err = {0};
     llm_pgm_palette pal;
-    CHECK_OK(llm_pgm_palette_init(&pal, 65535, 0, 0, &err));
+    CHECK_OK(llm_pgm_palette_init(&pal, 65535, 0, 0, &err), err);
     uint32_t levels[5] = {0, 1, 0x1234, 65535, LLM_PGM_SEPARATOR(65535)};
     unsigned char out[10];
     llm_pgm_encode_row(&pal, levels, 5, out);
@@ -39,7 +39,7 @@ static void test_grey_samples(void)
     CHECK(memcmp(out, want, 10) == 0);
     llm_pgm_palette_free(&pal);
 
-    CHECK_OK(llm_pgm_palette_init(&pal, 255, 0, 1, &err)); /* inverted: white margins, black text */
+    CHECK_OK(llm_pgm_palette_init(&pal, 255, 0, 1, &err), err); /* inverted: white margins, black text */
     uint32_t more[5] = {0, 200, LLM_PGM_SEPARATOR(255), LLM_PGM_BACKGROUND(255), LLM_PGM_TEXT(255)};
     llm_pgm_encode_row(&pal, more, 5, out);
     const unsigned char want8[5] = {0, 200, 127, 255, 0};
@@ -51,7 +51,7 @@ static void test_color_samples(void)
 {
     llm_error err = {0};
     llm_pgm_palette pal;
-    CHECK_OK(llm_pgm_palette_init(&pal, 255, 1, 0, &err));
+    CHECK_OK(llm_pgm_palette_init(&pal, 255, 1, 0, &err), err);
     uint32_t levels[3] = {0, 128, LLM_PGM_TEXT(255)};
     unsigned char out[9];
     llm_pgm_encode_row(&pal, levels, 3, out);

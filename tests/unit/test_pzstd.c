@@ -70,13 +70,13 @@ static void write_stream(const char *path, int raw)
     llm_error err = {0};
     llm_writer *w;
     llm_writer_opts o = {.level = 1, .raw = raw};
-    CHECK_OK(llm_writer_open(&w, path, &o, &err));
+    CHECK_OK(llm_writer_open(&w, path, &o, &err), err);
     for (int i = 0; i < n_recs; i++) {
         llm_record r = {.kind = LLM_RECORD_TENSOR, .name = recs[i].name, .dtype = recs[i].dtype,
                         .shape = llm_shape_make(1, (int64_t[]){recs[i].n}), .flags = recs[i].flags};
-        CHECK_OK(llm_writer_record(w, &r, recs[i].data, &err));
+        CHECK_OK(llm_writer_record(w, &r, recs[i].data, &err), err);
     }
-    CHECK_OK(llm_writer_close(w, &err));
+    CHECK_OK(llm_writer_close(w, &err), err);
 }
 
 static buf slurp(const char *path)
@@ -180,8 +180,8 @@ static void test_writer_frames(void)
     /* the normal reader gives the payloads back */
     llm_error err = {0};
     llm_reader *r;
-    CHECK_OK(llm_reader_open(&r, path_z, &err));
-    CHECK_OK(read_records(r, 1, &err));
+    CHECK_OK(llm_reader_open(&r, path_z, &err), err);
+    CHECK_OK(read_records(r, 1, &err), err);
     llm_reader_close(r);
 }
 
@@ -207,7 +207,7 @@ static void test_parallel_bytes(void)
     for (int t = 1; t <= 4; t++)
         for (int c = 0; c < 3; c++) {
             buf b;
-            CHECK_OK(pz_all(path_z, t, chunks[c], &b, &err));
+            CHECK_OK(pz_all(path_z, t, chunks[c], &b, &err), err);
             CHECK_MSG(b.n == raw.n && !memcmp(b.p, raw.p, raw.n), "threads %d, reads of %zu: %zu bytes differ from the raw stream",
                       t, chunks[c], b.n);
             free(b.p);
@@ -215,9 +215,9 @@ static void test_parallel_bytes(void)
     /* a reader on top */
     llm_pzstd *p;
     llm_reader *r;
-    CHECK_OK(llm_pzstd_open(&p, path_z, 2, &err));
-    CHECK_OK(llm_pzstd_reader_open(&r, p, &err));
-    CHECK_OK(read_records(r, 1, &err));
+    CHECK_OK(llm_pzstd_open(&p, path_z, 2, &err), err);
+    CHECK_OK(llm_pzstd_reader_open(&r, p, &err), err);
+    CHECK_OK(read_records(r, 1, &err), err);
     llm_reader_close(r);
     llm_pzstd_close(p);
     CHECK(llm_pzstd_open(&p, path_z, 0, &err) == LLM_ERR_ARG);
@@ -240,7 +240,7 @@ static void test_pipe(void)
     close(fds[1]);
     llm_error err = {0};
     buf b;
-    CHECK_OK(pz_all_fd(fds[0], NULL, 3, 1 << 16, &b, &err));
+    CHECK_OK(pz_all_fd(fds[0], NULL, 3, 1 << 16, &b, &err), err);
     CHECK(b.n == raw.n && !memcmp(b.p, raw.p, raw.n));
     free(b.p);
     close(fds[0]);
@@ -250,7 +250,7 @@ static void test_pipe(void)
     CHECK(pipe(fds) == 0);
     CHECK(write(fds[1], z.p, 1000) == 1000);
     llm_pzstd *p;
-    CHECK_OK(llm_pzstd_open_fd(&p, fds[0], "pipe", 2, &err));
+    CHECK_OK(llm_pzstd_open_fd(&p, fds[0], "pipe", 2, &err), err);
     llm_pzstd_close(p);
     close(fds[0]), close(fds[1]);
 }
@@ -260,7 +260,7 @@ static void test_raw_concat_empty(void)
 {
     llm_error err = {0};
     buf b;
-    CHECK_OK(pz_all(path_raw, 2, 1 << 17, &b, &err));
+    CHECK_OK(pz_all(path_raw, 2, 1 << 17, &b, &err), err);
     CHECK(b.n == raw.n && !memcmp(b.p, raw.p, raw.n));
     free(b.p);
     /* a skippable frame (magic 0x184D2A53, 5 bytes) between the first two frames */
@@ -277,31 +277,31 @@ static void test_raw_concat_empty(void)
     snprintf(path, sizeof path, "%s/cat.llmt", check_tmpdir());
     spit(path, cat, n);
     free(cat);
-    CHECK_OK(pz_all(path, 2, 1 << 17, &b, &err));
+    CHECK_OK(pz_all(path, 2, 1 << 17, &b, &err), err);
     /* after a raw stream everything passes through: the reader decodes the rest */
     CHECK(b.n == 2 * raw.n + z.n && !memcmp(b.p, raw.p, raw.n) && !memcmp(b.p + raw.n, raw.p, raw.n) &&
           !memcmp(b.p + 2 * raw.n, z.p, z.n));
     free(b.p);
     llm_pzstd *p;
     llm_reader *r;
-    CHECK_OK(llm_pzstd_open(&p, path, 2, &err));
-    CHECK_OK(llm_pzstd_reader_open(&r, p, &err));
-    CHECK_OK(read_records(r, 3, &err));
+    CHECK_OK(llm_pzstd_open(&p, path, 2, &err), err);
+    CHECK_OK(llm_pzstd_reader_open(&r, p, &err), err);
+    CHECK_OK(read_records(r, 3, &err), err);
     llm_reader_close(r);
     llm_pzstd_close(p);
     /* empty: no bytes, and on top the normal reader's answer */
     snprintf(path, sizeof path, "%s/empty.llmt", check_tmpdir());
     spit(path, "", 0);
-    CHECK_OK(pz_all(path, 2, 100, &b, &err));
+    CHECK_OK(pz_all(path, 2, 100, &b, &err), err);
     CHECK(b.n == 0);
     free(b.p);
     const llm_record *h;
     llm_error e1 = {0}, e2 = {0};
-    CHECK_OK(llm_reader_open(&r, path, &err));
+    CHECK_OK(llm_reader_open(&r, path, &err), err);
     int rc1 = llm_reader_next(r, &h, &e1);
     llm_reader_close(r);
-    CHECK_OK(llm_pzstd_open(&p, path, 2, &err));
-    CHECK_OK(llm_pzstd_reader_open(&r, p, &err));
+    CHECK_OK(llm_pzstd_open(&p, path, 2, &err), err);
+    CHECK_OK(llm_pzstd_reader_open(&r, p, &err), err);
     int rc2 = llm_reader_next(r, &h, &e2);
     llm_reader_close(r);
     llm_pzstd_close(p);
@@ -331,11 +331,11 @@ static void check_damaged(const char *what, const unsigned char *p, size_t n, si
     llm_error e1 = {0}, e2 = {0}, err = {0};
     llm_reader *r;
     llm_pzstd *pz;
-    CHECK_OK(llm_reader_open(&r, path, &err));
+    CHECK_OK(llm_reader_open(&r, path, &err), err);
     int rc1 = read_records(r, 0, &e1);
     llm_reader_close(r);
-    CHECK_OK(llm_pzstd_open(&pz, path, 2, &err));
-    CHECK_OK(llm_pzstd_reader_open(&r, pz, &err));
+    CHECK_OK(llm_pzstd_open(&pz, path, 2, &err), err);
+    CHECK_OK(llm_pzstd_reader_open(&r, pz, &err), err);
     int rc2 = read_records(r, 0, &e2);
     llm_reader_close(r);
     llm_pzstd_close(pz);
@@ -395,7 +395,7 @@ static void test_large_frames(void)
     CHECK(!ZSTD_isError(k1) && !ZSTD_isError(k2) && k1 > LLM_PZSTD_MAX_FRAME);
     spit(path, zb, k1 + k2);
     buf b;
-    CHECK_OK(pz_all(path, 2, 1 << 17, &b, &err));
+    CHECK_OK(pz_all(path, 2, 1 << 17, &b, &err), err);
     CHECK(b.n == n + 4 && !memcmp(b.p, data, n) && !memcmp(b.p + n, "tail", 4));
     free(b.p);
     /* 2n + 10 bytes of zeros: tiny compressed, too large decompressed */
@@ -418,7 +418,7 @@ static void test_large_frames(void)
         CHECK(!ZSTD_isError(k) && k < LLM_PZSTD_MAX_FRAME);
         CHECK((ZSTD_getFrameContentSize(zb, k) == ZSTD_CONTENTSIZE_UNKNOWN) == !with_size);
         spit(path, zb, k);
-        CHECK_OK(pz_all(path, 3, 1 << 20, &b, &err));
+        CHECK_OK(pz_all(path, 3, 1 << 20, &b, &err), err);
         CHECK_MSG(b.n == 2 * n + 10 && !memcmp(b.p, data, b.n), "zeros, size %s: %zu bytes",
                   with_size ? "given" : "left out", b.n);
         free(b.p);
@@ -450,14 +450,14 @@ static int read_both(const char *what, const unsigned char *p, size_t n, int *re
     llm_error err = {0};
     llm_reader *r;
     *e = (llm_error){0};
-    CHECK_OK(llm_reader_open(&r, path, &err));
+    CHECK_OK(llm_reader_open(&r, path, &err), err);
     int rc = count_records(r, records, e);
     llm_reader_close(r);
     for (int t = 1; t <= 3; t += 2) {
         llm_pzstd *pz;
         llm_error e2 = {0};
         int n2 = -1, rc2 = -100;
-        CHECK_OK(llm_pzstd_open(&pz, path, t, &err));
+        CHECK_OK(llm_pzstd_open(&pz, path, t, &err), err);
         if (llm_pzstd_reader_open(&r, pz, &err) == 0) {
             rc2 = count_records(r, &n2, &e2);
             llm_reader_close(r);
@@ -498,14 +498,14 @@ static void test_framing_rules(void)
     snprintf(path, sizeof path, "%s/small.raw", check_tmpdir());
     llm_error err = {0};
     llm_writer *w;
-    CHECK_OK(llm_writer_open(&w, path, &(llm_writer_opts){.raw = 1}, &err));
+    CHECK_OK(llm_writer_open(&w, path, &(llm_writer_opts){.raw = 1}, &err), err);
     const float v[6] = {1, 2, 3, 4, 5, 6};
     llm_record rec = {.kind = LLM_RECORD_TENSOR, .name = "a", .dtype = LLM_DTYPE_F32,
                       .shape = llm_shape_make(2, (int64_t[]){2, 3})};
-    CHECK_OK(llm_writer_record(w, &rec, v, &err));
+    CHECK_OK(llm_writer_record(w, &rec, v, &err), err);
     rec.name = "b";
-    CHECK_OK(llm_writer_record(w, &rec, v, &err));
-    CHECK_OK(llm_writer_close(w, &err));
+    CHECK_OK(llm_writer_record(w, &rec, v, &err), err);
+    CHECK_OK(llm_writer_close(w, &err), err);
     buf s = slurp(path);
     size_t cap = 8 * ZSTD_compressBound(s.n) + 64, n;
     unsigned char *in = malloc(cap), *inner = malloc(cap);

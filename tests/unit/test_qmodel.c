@@ -50,14 +50,14 @@ static void make_acts(acts *a, const llm_qmodel *q, const char *file, unsigned l
     }
     snprintf(a->path, sizeof a->path, "%s/%s", check_tmpdir(), file);
     llm_writer *w;
-    CHECK_OK(llm_writer_open(&w, a->path, NULL, &err));
+    CHECK_OK(llm_writer_open(&w, a->path, NULL, &err), err);
     for (int r = 0, row0 = 0; r < RECORDS; row0 += record_rows[r++])
         for (int k = 0; k < N_IN; k++) {
             llm_record rec = {.kind = LLM_RECORD_TENSOR, .name = q->in_name[k], .dtype = LLM_DTYPE_F32,
                               .shape = llm_shape_make(2, (int64_t[]){record_rows[r], q->in_width[k]})};
-            CHECK_OK(llm_writer_record(w, &rec, a->x[k] + (size_t)row0 * q->in_width[k], &err));
+            CHECK_OK(llm_writer_record(w, &rec, a->x[k] + (size_t)row0 * q->in_width[k], &err), err);
         }
-    CHECK_OK(llm_writer_close(w, &err));
+    CHECK_OK(llm_writer_close(w, &err), err);
 }
 
 static void free_acts(acts *a)
@@ -128,11 +128,11 @@ static void test_layout_and_rtn(void)
 {
     llm_error err = {0};
     llm_model m;
-    CHECK_OK(llm_model_init(&m, &cfg, 5, &err));
+    CHECK_OK(llm_model_init(&m, &cfg, 5, &err), err);
     const char *skip[] = {"layers.1.mlp.*"};
     llm_qmodel_opts o = {.f = {.scheme = LLM_Q_INT8}, .skip = skip, .n_skip = 1};
     llm_qmodel q;
-    CHECK_OK(llm_qmodel_init(&q, &m, "m", &o, &err));
+    CHECK_OK(llm_qmodel_init(&q, &m, "m", &o, &err), err);
     CHECK(q.n_lin == N_LIN && q.n_in == N_IN && q.todo == 11);
     int views_ok = 1, inputs_ok = 1;
     for (int i = 0; i < q.n_lin; i++) {
@@ -149,9 +149,9 @@ static void test_layout_and_rtn(void)
     }
     CHECK_MSG(views_ok, "a linear's view is not its named tensor");
     CHECK_MSG(inputs_ok, "a linear reads the wrong input");
-    CHECK_OK(llm_qmodel_check_format(&q, &err));
+    CHECK_OK(llm_qmodel_check_format(&q, &err), err);
     progress_log p = {.in_order = 1};
-    CHECK_OK(llm_qmodel_quantize(&q, log_progress, &p, &err));
+    CHECK_OK(llm_qmodel_quantize(&q, log_progress, &p, &err), err);
     CHECK(p.calls == 11 && p.in_order);
     for (int i = 0, c = 0; i < q.n_lin; i++) {
         const llm_qmodel_linear *li = &q.lin[i];
@@ -162,7 +162,7 @@ static void test_layout_and_rtn(void)
         CHECK_MSG(!strcmp(p.names[c], li->name), "progress named %s for %s", p.names[c], li->name);
         c++;
         llm_qlinear want;
-        CHECK_OK(llm_quantize_rtn(li->w, li->rows, li->cols, &o.f, &want, &err));
+        CHECK_OK(llm_quantize_rtn(li->w, li->rows, li->cols, &o.f, &want, &err), err);
         CHECK_MSG(m.lin[i].q && same_qlinear(m.lin[i].q, &want), "%s: not llm_quantize_rtn of its weight", li->name);
         size_t n = (size_t)li->rows * li->cols;
         float *wh = malloc(n * sizeof *wh);
@@ -185,15 +185,15 @@ static void test_hessians_rtn_and_gptq(void)
     llm_error err = {0};
     for (int gptq = 0; gptq < 2; gptq++) {
         llm_model m;
-        CHECK_OK(llm_model_init(&m, &cfg, 7, &err));
+        CHECK_OK(llm_model_init(&m, &cfg, 7, &err), err);
         const char *skip[] = {"layers.1.attn.wo"};
         llm_qmodel_opts o = {.f = {.scheme = LLM_Q_INT4, .group = 32, .sym = gptq}, .skip = skip, .n_skip = 1,
                              .cls = 1, .gptq = gptq, .gptq_opts = {.damp = 0.01, .block = 16}};
         llm_qmodel q;
-        CHECK_OK(llm_qmodel_init(&q, &m, "m", &o, &err));
+        CHECK_OK(llm_qmodel_init(&q, &m, "m", &o, &err), err);
         acts a;
         make_acts(&a, &q, gptq ? "acts_g.llmt" : "acts_r.llmt", 11);
-        CHECK_OK(read_hessians(&q, a.path, &err));
+        CHECK_OK(read_hessians(&q, a.path, &err), err);
         llm_hessian direct[N_IN];
         for (int k = 0; k < N_IN; k++) {
             int n = q.in_width[k];
@@ -211,21 +211,21 @@ static void test_hessians_rtn_and_gptq(void)
                     worst = fmax(worst, fabs(s - q.h[k].sum[(size_t)i * n + j]) / (1 + fabs(s)));
                 }
             CHECK_MSG(worst < 1e-5, "%s: Hessian off a direct sum by %.3g", q.in_name[k], worst);
-            CHECK_OK(llm_hessian_init(&direct[k], n, &err));
+            CHECK_OK(llm_hessian_init(&direct[k], n, &err), err);
             for (int r = 0, row0 = 0; r < RECORDS; row0 += record_rows[r++])
-                CHECK_OK(llm_hessian_add(&direct[k], a.x[k] + (size_t)row0 * n, record_rows[r], &err));
+                CHECK_OK(llm_hessian_add(&direct[k], a.x[k] + (size_t)row0 * n, record_rows[r], &err), err);
             int same = 1;
             for (int i = 0; i < n; i++)
                 for (int j = i; j < n; j++) same &= direct[k].sum[(size_t)i * n + j] == q.h[k].sum[(size_t)i * n + j];
             CHECK_MSG(same, "%s: Hessian differs from llm_hessian_add on the same rows", q.in_name[k]);
         }
-        CHECK_OK(llm_qmodel_quantize(&q, NULL, NULL, &err));
+        CHECK_OK(llm_qmodel_quantize(&q, NULL, NULL, &err), err);
         for (int i = 0; i < q.n_lin; i++) {
             const llm_qmodel_linear *li = &q.lin[i];
             if (!li->quantize) continue;
             llm_qlinear want, rtn;
-            CHECK_OK(llm_quantize_rtn(li->w, li->rows, li->cols, &o.f, &rtn, &err));
-            if (gptq) CHECK_OK(llm_gptq(li->w, li->rows, li->cols, &direct[li->input], &o.f, &o.gptq_opts, &want, &err));
+            CHECK_OK(llm_quantize_rtn(li->w, li->rows, li->cols, &o.f, &rtn, &err), err);
+            if (gptq) CHECK_OK(llm_gptq(li->w, li->rows, li->cols, &direct[li->input], &o.f, &o.gptq_opts, &want, &err), err);
             CHECK_MSG(same_qlinear(m.lin[i].q, gptq ? &want : &rtn), "%s: not the %s of its weight", li->name,
                       gptq ? "llm_gptq" : "llm_quantize_rtn");
             size_t n = (size_t)li->rows * li->cols;
@@ -284,12 +284,12 @@ static void test_w8a8_and_smoothing(void)
     const float alpha = 0.5f;
     for (int smooth = 0; smooth < 2; smooth++) {
         llm_model m, before;
-        CHECK_OK(llm_model_init(&m, &cfg, 9, &err));
-        CHECK_OK(llm_model_init(&before, &cfg, 9, &err));
+        CHECK_OK(llm_model_init(&m, &cfg, 9, &err), err);
+        CHECK_OK(llm_model_init(&before, &cfg, 9, &err), err);
         llm_qmodel_opts o = {.f = {.scheme = LLM_Q_W8A8}, .smooth = smooth ? alpha : 0,
                              .calib_method = smooth ? NULL : "max"};
         llm_qmodel q;
-        CHECK_OK(llm_qmodel_init(&q, &m, "m", &o, &err));
+        CHECK_OK(llm_qmodel_init(&q, &m, "m", &o, &err), err);
         unsigned long long seed = 3;
         float *absmax[N_IN];
         for (int k = 0; k < N_IN; k++) {
@@ -300,8 +300,8 @@ static void test_w8a8_and_smoothing(void)
         make_table(&mt, &q, absmax);
         acts a;
         make_acts(&a, &q, smooth ? "acts_s.llmt" : "acts_n.llmt", 13);
-        CHECK_OK(llm_qmodel_calibrate(&q, &mt.t, &err));
-        CHECK_OK(read_hessians(&q, a.path, &err));
+        CHECK_OK(llm_qmodel_calibrate(&q, &mt.t, &err), err);
+        CHECK_OK(read_hessians(&q, a.path, &err), err);
         /* the smoothing scales of the norm inputs, and the Hessians of x / s */
         int D = cfg.dim;
         double s[2][2][64]; /* [layer][attn, mlp][D] */
@@ -332,7 +332,7 @@ static void test_w8a8_and_smoothing(void)
                 CHECK_MSG(worst < 1e-5, "layer %d %s: weights off W s by %.3g", l, g ? "w1" : "wq", worst);
                 CHECK_MSG(worst_h < 1e-4, "%s: Hessian off that of x / s by %.3g", q.in_name[k], worst_h);
             }
-        CHECK_OK(llm_qmodel_quantize(&q, NULL, NULL, &err));
+        CHECK_OK(llm_qmodel_quantize(&q, NULL, NULL, &err), err);
         for (int i = 0; i < q.n_lin; i++) {
             const llm_qmodel_linear *li = &q.lin[i];
             if (!li->quantize) continue;
@@ -346,7 +346,7 @@ static void test_w8a8_and_smoothing(void)
             CHECK_MSG(fabs(m.lin[i].q->act_scale - want) <= 1e-6 * want, "%s: step %g, want %g", li->name,
                       (double)m.lin[i].q->act_scale, want);
             llm_qlinear rtn;
-            CHECK_OK(llm_quantize_rtn(li->w, li->rows, li->cols, &o.f, &rtn, &err));
+            CHECK_OK(llm_quantize_rtn(li->w, li->rows, li->cols, &o.f, &rtn, &err), err);
             CHECK_MSG(same_qlinear(m.lin[i].q, &rtn), "%s: not llm_quantize_rtn of its (smoothed) weight", li->name);
             llm_qlinear_free(&rtn);
         }
@@ -365,15 +365,15 @@ static void test_dequantize(void)
     llm_error err = {0};
     for (int cls = 0; cls < 2; cls++) {
         llm_model m, out;
-        CHECK_OK(llm_model_init(&m, &cfg, 21, &err));
+        CHECK_OK(llm_model_init(&m, &cfg, 21, &err), err);
         const char *skip[] = {"layers.0.attn.wk"};
         llm_qmodel_opts o = {.f = {.scheme = LLM_Q_INT4, .group = 32, .sym = 0}, .cls = cls, .skip = skip,
                              .n_skip = 1};
         llm_qmodel q;
-        CHECK_OK(llm_qmodel_init(&q, &m, "m", &o, &err));
-        CHECK_OK(llm_qmodel_quantize(&q, NULL, NULL, &err));
+        CHECK_OK(llm_qmodel_init(&q, &m, "m", &o, &err), err);
+        CHECK_OK(llm_qmodel_quantize(&q, NULL, NULL, &err), err);
         llm_tok tok = m.tok;
-        CHECK_OK(llm_qmodel_dequantize(&m, &out, &err));
+        CHECK_OK(llm_qmodel_dequantize(&m, &out, &err), err);
         CHECK(out.cfg.tie == !cls && out.tok.text == tok.text && !m.tok.text);
         int ok = 1;
         for (int i = 0; i < out.n_tensors; i++) {
@@ -400,10 +400,10 @@ static void test_errors(void)
 {
     llm_error err = {0};
     llm_model m;
-    CHECK_OK(llm_model_init(&m, &cfg, 1, &err));
+    CHECK_OK(llm_model_init(&m, &cfg, 1, &err), err);
     llm_qmodel q;
     llm_qmodel_opts o = {.f = {.scheme = LLM_Q_INT4, .group = 128, .sym = 1}};
-    CHECK_OK(llm_qmodel_init(&q, &m, "m.llmt", &o, &err));
+    CHECK_OK(llm_qmodel_init(&q, &m, "m.llmt", &o, &err), err);
     int rc = llm_qmodel_check_format(&q, &err);
     CHECK_MSG(rc == LLM_ERR_ARG && !strcmp(err.msg, "layers.0.attn.wq: group 128 does not divide the width 64"), "%s",
               err.msg);
@@ -413,7 +413,7 @@ static void test_errors(void)
     float *absmax[N_IN];
     for (int k = 0; k < N_IN; k++) absmax[k] = calloc(96, sizeof *absmax[k]);
     o = (llm_qmodel_opts){.f = {.scheme = LLM_Q_W8A8}, .smooth = 0.5f};
-    CHECK_OK(llm_qmodel_init(&q, &m, "m.llmt", &o, &err));
+    CHECK_OK(llm_qmodel_init(&q, &m, "m.llmt", &o, &err), err);
     mem_table mt;
     make_table(&mt, &q, absmax);
     mt.e[2 * 4].name = "other"; /* layers.1.attn.wq.in.absmax */
@@ -435,7 +435,7 @@ static void test_errors(void)
 
     /* activations: named for no input, of another width, missing an input */
     o = (llm_qmodel_opts){.f = {.scheme = LLM_Q_INT8}, .gptq = 1, .gptq_opts = {.damp = 0.01, .block = 128}};
-    CHECK_OK(llm_qmodel_init(&q, &m, "m.llmt", &o, &err));
+    CHECK_OK(llm_qmodel_init(&q, &m, "m.llmt", &o, &err), err);
     rc = llm_qmodel_quantize(&q, NULL, NULL, &err);
     CHECK_MSG(rc == LLM_ERR_STATE && strstr(err.msg, "layers.0.attn.wq: GPTQ needs the Hessian"), "%s", err.msg);
     const char *names[3] = {"layers.2.attn.wq.in", "layers.0.mlp.w2.in", "layers.0.attn.wq.in"};
@@ -448,13 +448,13 @@ static void test_errors(void)
         char path[4096];
         snprintf(path, sizeof path, "%s/x.llmt", check_tmpdir());
         llm_writer *w;
-        CHECK_OK(llm_writer_open(&w, path, NULL, &err));
+        CHECK_OK(llm_writer_open(&w, path, NULL, &err), err);
         llm_record rec = {.kind = LLM_RECORD_TENSOR, .name = names[c], .dtype = LLM_DTYPE_F32,
                           .shape = llm_shape_make(2, (int64_t[]){3, widths[c]})};
-        CHECK_OK(llm_writer_record(w, &rec, x, &err));
-        CHECK_OK(llm_writer_close(w, &err));
+        CHECK_OK(llm_writer_record(w, &rec, x, &err), err);
+        CHECK_OK(llm_writer_close(w, &err), err);
         llm_qmodel_free(&q);
-        CHECK_OK(llm_qmodel_init(&q, &m, "m.llmt", &o, &err));
+        CHECK_OK(llm_qmodel_init(&q, &m, "m.llmt", &o, &err), err);
         rc = read_hessians(&q, path, &err);
         CHECK_MSG(rc == LLM_ERR_FORMAT && strstr(err.msg, want[c]), "%s", err.msg);
     }

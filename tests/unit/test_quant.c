@@ -40,7 +40,7 @@ static void check_scheme(const llm_qformat *f, int rows, int cols)
     llm_error err = {0};
     float *w = weights(rows, cols, 7 + (unsigned)f->scheme * 3 + (unsigned)f->sym);
     llm_qlinear q;
-    CHECK_OK(llm_quantize_rtn(w, rows, cols, f, &q, &err));
+    CHECK_OK(llm_quantize_rtn(w, rows, cols, f, &q, &err), err);
     float *wh = malloc((size_t)rows * cols * sizeof *wh);
     llm_dequantize(&q, wh);
     int gs = f->scheme == LLM_Q_INT4 ? f->group : cols, bad = 0, not_nearest = 0;
@@ -100,7 +100,7 @@ static void test_sqnr_per_scheme(void)
     double sq[3];
     for (int i = 0; i < 3; i++) {
         llm_qlinear q;
-        CHECK_OK(llm_quantize_rtn(w, R, C, &fs[i], &q, &err));
+        CHECK_OK(llm_quantize_rtn(w, R, C, &fs[i], &q, &err), err);
         llm_dequantize(&q, wh);
         sq[i] = llm_sqnr_db(w, wh, R * C);
         llm_qlinear_free(&q);
@@ -123,7 +123,7 @@ static void test_zero_group_and_bad_formats(void)
     float w[64] = {0};
     w[40] = -0.5f;
     llm_qlinear q;
-    CHECK_OK(llm_quantize_rtn(w, 1, 64, &(llm_qformat){.scheme = LLM_Q_INT4, .group = 32}, &q, &err));
+    CHECK_OK(llm_quantize_rtn(w, 1, 64, &(llm_qformat){.scheme = LLM_Q_INT4, .group = 32}, &q, &err), err);
     float wh[64];
     llm_dequantize(&q, wh);
     for (int k = 0; k < 32; k++) CHECK(wh[k] == 0);

@@ -109,13 +109,13 @@ static void test_tables_match_reference(void)
         long double ref[32];
         double got[32];
         ref_freqs(ref, d, P, theta, c);
-        CHECK_OK(llm_rope_freqs(got, d, P, theta, &s, &err));
+        CHECK_OK(llm_rope_freqs(got, d, P, theta, &s, &err), err);
         for (int i = 0; i < half; i++)
             CHECK_MSG(fabsl(got[i] - ref[i]) <= TOL_FREQ * ref[i],
                       "case %d (%s) pair %d: freq %.17g, reference %.17Lg", k,
                       kind_names[c->kind], i, got[i], ref[i]);
         llm_rope r;
-        CHECK_OK(init_table(&r, d, P, theta, &s, &err));
+        CHECK_OK(init_table(&r, d, P, theta, &s, &err), err);
         CHECK(r.head_dim == d && r.max_pos == P);
         double worst = 0;
         for (int p = 0; p < P; p++)
@@ -139,10 +139,10 @@ static void test_none_is_plain_rope(void)
     llm_error err = {0};
     llm_rope a, b, c;
     llm_rope_scaling s = {.kind = LLM_ROPE_NONE, .factor = 0.25, .orig_ctx = -3};
-    CHECK_OK(llm_rope_init(&a, 48, 300, 500000.0, &err));
-    CHECK_OK(llm_rope_reserve(&a, 300, &err));
-    CHECK_OK(init_table(&b, 48, 300, 500000.0, NULL, &err));
-    CHECK_OK(init_table(&c, 48, 300, 500000.0, &s, &err));
+    CHECK_OK(llm_rope_init(&a, 48, 300, 500000.0, &err), err);
+    CHECK_OK(llm_rope_reserve(&a, 300, &err), err);
+    CHECK_OK(init_table(&b, 48, 300, 500000.0, NULL, &err), err);
+    CHECK_OK(init_table(&c, 48, 300, 500000.0, &s, &err), err);
     size_t n = 300 * 24 * sizeof(float);
     CHECK(!memcmp(a.cos, b.cos, n) && !memcmp(a.sin, b.sin, n));
     CHECK(!memcmp(a.cos, c.cos, n) && !memcmp(a.sin, c.sin, n));
@@ -161,9 +161,9 @@ static void test_linear_interpolates_positions(void)
     llm_rope none, lin4, lin3;
     llm_rope_scaling s4 = {.kind = LLM_ROPE_LINEAR, .factor = 4};
     llm_rope_scaling s3 = {.kind = LLM_ROPE_LINEAR, .factor = 3};
-    CHECK_OK(init_table(&none, d, P, 10000, NULL, &err));
-    CHECK_OK(init_table(&lin4, d, P, 10000, &s4, &err));
-    CHECK_OK(init_table(&lin3, d, P, 10000, &s3, &err));
+    CHECK_OK(init_table(&none, d, P, 10000, NULL, &err), err);
+    CHECK_OK(init_table(&lin4, d, P, 10000, &s4, &err), err);
+    CHECK_OK(init_table(&lin3, d, P, 10000, &s3, &err), err);
     for (int p = 0; 4 * p < P; p++) /* F = 4: f/4 and 4p are exact, so bitwise */
         CHECK_MSG(!memcmp(lin4.cos + 4 * p * half, none.cos + p * half, half * sizeof(float)) &&
                       !memcmp(lin4.sin + 4 * p * half, none.sin + p * half, half * sizeof(float)),
@@ -192,9 +192,9 @@ static void test_ntk_extremes(void)
             double F = factors[b], none[64], lin[64], ntk[64];
             llm_rope_scaling sl = {.kind = LLM_ROPE_LINEAR, .factor = F};
             llm_rope_scaling sn = {.kind = LLM_ROPE_NTK, .factor = F};
-            CHECK_OK(llm_rope_freqs(none, d, 16, 10000, NULL, &err));
-            CHECK_OK(llm_rope_freqs(lin, d, 16, 10000, &sl, &err));
-            CHECK_OK(llm_rope_freqs(ntk, d, 16, 10000, &sn, &err));
+            CHECK_OK(llm_rope_freqs(none, d, 16, 10000, NULL, &err), err);
+            CHECK_OK(llm_rope_freqs(lin, d, 16, 10000, &sl, &err), err);
+            CHECK_OK(llm_rope_freqs(ntk, d, 16, 10000, &sn, &err), err);
             CHECK_MSG(ntk[0] == none[0], "d %d F %g: highest frequency %.17g, unscaled %.17g", d,
                       F, ntk[0], none[0]);
             CHECK_MSG(fabs(ntk[half - 1] - lin[half - 1]) <= 1e-14 * lin[half - 1],
@@ -215,19 +215,19 @@ static void test_dynamic_ntk(void)
     const int d = 64, half = d / 2;
     llm_error err = {0};
     llm_rope none, dyn;
-    CHECK_OK(init_table(&none, d, 256, 10000, NULL, &err));
+    CHECK_OK(init_table(&none, d, 256, 10000, NULL, &err), err);
     const int lens[] = {1, 100, 255, 256};
     for (int j = 0; j < 4; j++) { /* cur_len <= orig_ctx */
         llm_rope_scaling s = {.kind = LLM_ROPE_DYNAMIC_NTK, .factor = 4, .orig_ctx = 256,
                               .cur_len = lens[j]};
-        CHECK_OK(init_table(&dyn, d, 256, 10000, &s, &err));
+        CHECK_OK(init_table(&dyn, d, 256, 10000, &s, &err), err);
         CHECK_MSG(!memcmp(dyn.cos, none.cos, 256 * half * sizeof(float)) &&
                       !memcmp(dyn.sin, none.sin, 256 * half * sizeof(float)),
                   "dynamic NTK at length %d <= 256 is not the unscaled table", lens[j]);
         llm_rope_free(&dyn);
     }
     llm_rope_scaling s0 = {.kind = LLM_ROPE_DYNAMIC_NTK, .factor = 4, .orig_ctx = 256};
-    CHECK_OK(init_table(&dyn, d, 256, 10000, &s0, &err)); /* cur_len 0: max_pos */
+    CHECK_OK(init_table(&dyn, d, 256, 10000, &s0, &err), err); /* cur_len 0: max_pos */
     CHECK(!memcmp(dyn.cos, none.cos, 256 * half * sizeof(float)));
     llm_rope_free(&dyn);
     llm_rope_free(&none);
@@ -236,9 +236,9 @@ static void test_dynamic_ntk(void)
     llm_rope_scaling s = {.kind = LLM_ROPE_DYNAMIC_NTK, .factor = 2, .orig_ctx = 128,
                           .cur_len = 512};
     llm_rope_scaling n = {.kind = LLM_ROPE_NTK, .factor = 2.0 * 512 / 128 - 1};
-    CHECK_OK(llm_rope_freqs(got, d, 1024, 10000, &s, &err));
-    CHECK_OK(llm_rope_freqs(ntk, d, 1024, 10000, &n, &err));
-    CHECK_OK(llm_rope_freqs(none_f, d, 1024, 10000, NULL, &err));
+    CHECK_OK(llm_rope_freqs(got, d, 1024, 10000, &s, &err), err);
+    CHECK_OK(llm_rope_freqs(ntk, d, 1024, 10000, &n, &err), err);
+    CHECK_OK(llm_rope_freqs(none_f, d, 1024, 10000, NULL, &err), err);
     for (int i = 0; i < half; i++) CHECK_NEAR(got[i] / ntk[i], 1.0, 1e-14);
     CHECK(got[half - 1] < none_f[half - 1]);
 }
@@ -256,8 +256,8 @@ static void test_yarn_ramp(void)
         double none[32], y[32];
         llm_rope_scaling s = {.kind = LLM_ROPE_YARN, .factor = F, .orig_ctx = 2048,
                               .yarn_alpha = ab[j][0], .yarn_beta = ab[j][1]};
-        CHECK_OK(llm_rope_freqs(none, d, 16, theta, NULL, &err));
-        CHECK_OK(llm_rope_freqs(y, d, 16, theta, &s, &err));
+        CHECK_OK(llm_rope_freqs(none, d, 16, theta, NULL, &err), err);
+        CHECK_OK(llm_rope_freqs(y, d, 16, theta, &s, &err), err);
         int n_keep = 0, n_interp = 0, n_ramp = 0;
         double last = 2;
         for (int i = 0; i < half; i++) {
@@ -288,8 +288,8 @@ static void test_yarn_ramp(void)
     llm_rope_scaling s0 = {.kind = LLM_ROPE_YARN, .factor = 4, .orig_ctx = 256};
     llm_rope_scaling s1 = {.kind = LLM_ROPE_YARN, .factor = 4, .orig_ctx = 256, .yarn_alpha = 1,
                            .yarn_beta = 32};
-    CHECK_OK(init_table(&a, d, 1024, theta, &s0, &err));
-    CHECK_OK(init_table(&b, d, 1024, theta, &s1, &err));
+    CHECK_OK(init_table(&a, d, 1024, theta, &s0, &err), err);
+    CHECK_OK(init_table(&b, d, 1024, theta, &s1, &err), err);
     CHECK(!memcmp(a.cos, b.cos, 1024 * half * sizeof(float)) &&
           !memcmp(a.sin, b.sin, 1024 * half * sizeof(float)));
     llm_rope_free(&a);
@@ -302,16 +302,16 @@ static void test_factor_one(void)
 {
     llm_error err = {0};
     double none[32], got[32], ntk[32];
-    CHECK_OK(llm_rope_freqs(none, 64, 4096, 10000, NULL, &err));
+    CHECK_OK(llm_rope_freqs(none, 64, 4096, 10000, NULL, &err), err);
     llm_rope_scaling dyn = {.kind = LLM_ROPE_DYNAMIC_NTK, .factor = 1, .orig_ctx = 512};
     llm_rope_scaling n8 = {.kind = LLM_ROPE_NTK, .factor = 4096 / 512};
-    CHECK_OK(llm_rope_freqs(got, 64, 4096, 10000, &dyn, &err));
-    CHECK_OK(llm_rope_freqs(ntk, 64, 4096, 10000, &n8, &err));
+    CHECK_OK(llm_rope_freqs(got, 64, 4096, 10000, &dyn, &err), err);
+    CHECK_OK(llm_rope_freqs(ntk, 64, 4096, 10000, &n8, &err), err);
     for (int i = 0; i < 32; i++) CHECK_NEAR(got[i] / ntk[i], 1.0, 1e-14);
     for (int k = LLM_ROPE_LINEAR; k <= LLM_ROPE_YARN; k++) {
         if (k == LLM_ROPE_DYNAMIC_NTK) continue;
         llm_rope_scaling s = {.kind = (llm_rope_kind)k, .factor = 1, .orig_ctx = 512};
-        CHECK_OK(llm_rope_freqs(got, 64, 4096, 10000, &s, &err));
+        CHECK_OK(llm_rope_freqs(got, 64, 4096, 10000, &s, &err), err);
         for (int i = 0; i < 32; i++)
             CHECK_MSG(fabs(got[i] - none[i]) <= 1e-15 * none[i], "%s F=1 pair %d: %.17g vs %.17g",
                       kind_names[k], i, got[i], none[i]);
@@ -352,19 +352,19 @@ static void test_reserve_grows_lazily(void)
     llm_error err = {0};
     llm_rope_scaling s = {.kind = LLM_ROPE_YARN, .factor = 4, .orig_ctx = 128};
     llm_rope big, once, steps;
-    CHECK_OK(llm_rope_init_scaled(&big, d, 1 << 22, 10000, &s, &err));
+    CHECK_OK(llm_rope_init_scaled(&big, d, 1 << 22, 10000, &s, &err), err);
     CHECK(big.max_pos == 1 << 22 && big.n_pos == 0 && big.cap == 0 && !big.cos && !big.sin);
-    CHECK_OK(llm_rope_reserve(&big, 10, &err));
+    CHECK_OK(llm_rope_reserve(&big, 10, &err), err);
     CHECK_MSG(big.n_pos == 10 && big.cap == 10, "10 positions: %d tabulated, room for %d", big.n_pos, big.cap);
-    CHECK_OK(llm_rope_reserve(&big, 11, &err));
+    CHECK_OK(llm_rope_reserve(&big, 11, &err), err);
     CHECK_MSG(big.n_pos == 11 && big.cap == 20, "11 positions: %d tabulated, room for %d", big.n_pos, big.cap);
     llm_rope_free(&big);
 
-    CHECK_OK(init_table(&once, d, P, 10000, &s, &err));
-    CHECK_OK(llm_rope_init_scaled(&steps, d, P, 10000, &s, &err));
+    CHECK_OK(init_table(&once, d, P, 10000, &s, &err), err);
+    CHECK_OK(llm_rope_init_scaled(&steps, d, P, 10000, &s, &err), err);
     const int at[] = {1, 5, 5, 3, 37, 300, 999, 1000};
     for (size_t k = 0; k < sizeof at / sizeof at[0]; k++) {
-        CHECK_OK(llm_rope_reserve(&steps, at[k], &err));
+        CHECK_OK(llm_rope_reserve(&steps, at[k], &err), err);
         int n = at[k] > steps.n_pos ? at[k] : steps.n_pos;
         CHECK_MSG(steps.n_pos == n && steps.cap >= n && steps.cap <= P, "after %d: %d tabulated, room for %d",
                   at[k], steps.n_pos, steps.cap);
@@ -389,7 +389,7 @@ static void test_rotation_preserves_norms(void)
     for (int k = 0; k < N_CASES; k++) {
         llm_rope r;
         llm_rope_scaling s = to_scaling(&cases[k]);
-        CHECK_OK(init_table(&r, d, P, 10000, &s, &err));
+        CHECK_OK(init_table(&r, d, P, 10000, &s, &err), err);
         memcpy(y, x, P * d * sizeof *y);
         llm_rope_apply(&r, y, P, d, 1, P, 0, 0); /* row p at position p */
         double worst = 0;
@@ -428,7 +428,7 @@ static void test_dot_depends_on_distance(void)
         llm_rope_scaling s = to_scaling(&cases[c]);
         long double f[32];
         ref_freqs(f, d, P, 10000, &cases[c]);
-        CHECK_OK(init_table(&r, d, P, 10000, &s, &err));
+        CHECK_OK(init_table(&r, d, P, 10000, &s, &err), err);
         for (int j = 0; j < 6; j++) {
             int m = pairs[j][0], n = pairs[j][1];
             long double want = 0;
@@ -468,7 +468,7 @@ static void test_apply_layout_and_inverse(void)
         llm_rope_scaling s = to_scaling(&cases[c]);
         long double f[8];
         ref_freqs(f, d, 64, 500.0, &cases[c]);
-        CHECK_OK(init_table(&r, d, 64, 500.0, &s, &err));
+        CHECK_OK(init_table(&r, d, 64, 500.0, &s, &err), err);
         memcpy(y, x, n * ld * sizeof *y);
         llm_rope_apply(&r, y, n, ld, H, T, pos0, 0);
         double worst = 0;
@@ -557,7 +557,7 @@ static void test_bad_arguments(void)
     llm_rope_scaling ok[] = {{LLM_ROPE_LINEAR, 2, 0, -5, -1, -1}, {LLM_ROPE_NTK, 2, 0, 0, 0, 0},
                              {LLM_ROPE_NONE, -1, -1, -1, -1, -1}, {LLM_ROPE_LINEAR, 2, 0, 0, 0, 0}};
     for (int j = 0; j < 4; j++) {
-        CHECK_OK(llm_rope_init_scaled(&r, j == 3 ? 2 : 8, 16, 10000, &ok[j], &err));
+        CHECK_OK(llm_rope_init_scaled(&r, j == 3 ? 2 : 8, 16, 10000, &ok[j], &err), err);
         llm_rope_free(&r);
     }
 }

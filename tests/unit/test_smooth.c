@@ -17,8 +17,8 @@ static float *logits_of(const llm_model *m, const int32_t *tokens, int n)
 {
     llm_error err = {0};
     llm_infer s;
-    CHECK_OK(llm_infer_init(&s, m, NULL, &err));
-    CHECK_OK(llm_infer_feed(&s, tokens, n, 1, &err));
+    CHECK_OK(llm_infer_init(&s, m, NULL, &err), err);
+    CHECK_OK(llm_infer_feed(&s, tokens, n, 1, &err), err);
     float *out = malloc((size_t)n * cfg.vocab * sizeof *out);
     memcpy(out, s.logits, (size_t)n * cfg.vocab * sizeof *out);
     llm_infer_free(&s);
@@ -29,7 +29,7 @@ static void test_outputs_unchanged(void)
 {
     llm_error err = {0};
     llm_model m;
-    CHECK_OK(llm_model_init(&m, &cfg, 3, &err));
+    CHECK_OK(llm_model_init(&m, &cfg, 3, &err), err);
     int D = cfg.dim, L = cfg.n_layers;
     unsigned long long seed = 8;
     float *absmax = malloc((size_t)2 * L * D * sizeof *absmax);
@@ -51,7 +51,7 @@ static void test_outputs_unchanged(void)
     for (int i = 0; i < 12; i++) tokens[i] = (i * 7 + 3) % cfg.vocab;
     float *before = logits_of(&m, tokens, 12);
     float *scales = malloc((size_t)2 * L * D * sizeof *scales);
-    CHECK_OK(llm_smooth_model(&m, am, 0.6f, scales, &err));
+    CHECK_OK(llm_smooth_model(&m, am, 0.6f, scales, &err), err);
     double worst_s = 0;
     for (int j = 0; j < D; j++) worst_s = fmax(worst_s, fabs(scales[2 * D + j] - want[j]) / want[j]);
     CHECK_MSG(worst_s < 1e-5, "scales differ from the formula by %.3g", worst_s);
@@ -74,7 +74,7 @@ static void test_degenerate_channels(void)
     float w[2 * 3] = {0, 1, 2, 0, -3, 1}, act[3] = {0, 4, 9}, s[3];
     float *ws[1] = {w};
     int rows[1] = {2};
-    CHECK_OK(llm_smooth_scales(act, ws, rows, 1, 3, 0.5f, s, &err));
+    CHECK_OK(llm_smooth_scales(act, ws, rows, 1, 3, 0.5f, s, &err), err);
     CHECK(s[0] == 1.0f);                                 /* x and W both 0 */
     CHECK_NEAR(s[1], sqrt(4.0) / sqrt(3.0), 1e-6);
     CHECK_NEAR(s[2], sqrt(9.0) / sqrt(2.0), 1e-6);

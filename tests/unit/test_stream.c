@@ -143,9 +143,9 @@ static void write_file(const char *path, int raw, int level)
     llm_error err = {0};
     llm_writer *w;
     llm_writer_opts o = {.level = level, .raw = raw};
-    CHECK_OK(llm_writer_open(&w, path, &o, &err));
-    CHECK_OK(write_samples(w, &err));
-    CHECK_OK(llm_writer_close(w, &err));
+    CHECK_OK(llm_writer_open(&w, path, &o, &err), err);
+    CHECK_OK(write_samples(w, &err), err);
+    CHECK_OK(llm_writer_close(w, &err), err);
 }
 
 static void test_roundtrip_file(void)
@@ -157,7 +157,7 @@ static void test_roundtrip_file(void)
         const char *path = path_in_tmp("rt.llmt");
         write_file(path, raw, 1 + variant);
         llm_reader *r;
-        CHECK_OK(llm_reader_open(&r, path, &err));
+        CHECK_OK(llm_reader_open(&r, path, &err), err);
         read_samples(r, &err);
         const llm_record *rec;
         CHECK_MSG(llm_reader_next(r, &rec, &err) == 0, "no clean end: %s", err.msg);
@@ -175,13 +175,13 @@ static void test_read_all_and_skip(void)
     const char *path = path_in_tmp("all.llmt");
     write_file(path, 0, 3);
     llm_reader *r;
-    CHECK_OK(llm_reader_open(&r, path, &err));
+    CHECK_OK(llm_reader_open(&r, path, &err), err);
     const llm_record *rec;
     int i = -1;
     while (llm_reader_next(r, &rec, &err) > 0) {
         if (i >= 0 && i % 3 == 0) { /* every third is skipped, the rest read whole */
             llm_tensor t;
-            CHECK_OK(llm_reader_read_tensor(r, &t, &err));
+            CHECK_OK(llm_reader_read_tensor(r, &t, &err), err);
             uint64_t nbytes = 0;
             CHECK(llm_payload_bytes(t.dtype, &t.shape, &nbytes, NULL) == 0 && nbytes == samples[i].nbytes);
             CHECK(memcmp(t.data, samples[i].data, samples[i].nbytes) == 0);
@@ -207,7 +207,7 @@ static void test_concatenation(void)
         memcpy(both, da, la);
         memcpy(both + la, db, lb);
         llm_reader *r;
-        CHECK_OK(llm_reader_open_mem(&r, both, la + lb, "cat", &err));
+        CHECK_OK(llm_reader_open_mem(&r, both, la + lb, "cat", &err), err);
         read_samples(r, &err);
         read_samples(r, &err);
         const llm_record *rec;
@@ -241,14 +241,14 @@ static void test_pipe_flushes_each_record(void)
     }
     close(data[1]), close(ack[0]);
     llm_reader *r;
-    CHECK_OK(llm_reader_open_fd(&r, data[0], "pipe", &err));
+    CHECK_OK(llm_reader_open_fd(&r, data[0], "pipe", &err), err);
     const llm_record *rec;
     int i = 0, rc;
     alarm(20); /* a missing flush would hang here: fail instead */
     while ((rc = llm_reader_next(r, &rec, &err)) > 0) {
         void *buf;
         size_t n;
-        CHECK_OK(llm_reader_read_all(r, &buf, &n, &err));
+        CHECK_OK(llm_reader_read_all(r, &buf, &n, &err), err);
         CHECK(n == samples[i].nbytes && memcmp(buf, samples[i].data, n) == 0);
         free(buf);
         i++;
@@ -310,17 +310,17 @@ static unsigned char *small_stream(int raw, size_t *len)
     llm_error err = {0};
     llm_writer *w;
     llm_writer_opts o = {.raw = raw};
-    CHECK_OK(llm_writer_open(&w, path, &o, &err));
+    CHECK_OK(llm_writer_open(&w, path, &o, &err), err);
     float x[40];
     for (int i = 0; i < 40; i++) x[i] = (float)i / 7;
     llm_record rec = {.kind = LLM_RECORD_TENSOR, .name = "x", .dtype = LLM_DTYPE_F32,
                       .shape = llm_shape_make(2, (int64_t[]){4, 10}), .flags = LLM_FLAG_SHUFFLE,
                       .attrs = attrs, .n_attrs = 2};
-    CHECK_OK(llm_writer_record(w, &rec, x, &err));
+    CHECK_OK(llm_writer_record(w, &rec, x, &err), err);
     rec.name = "y";
     rec.flags = 0;
-    CHECK_OK(llm_writer_record(w, &rec, x, &err));
-    CHECK_OK(llm_writer_close(w, &err));
+    CHECK_OK(llm_writer_record(w, &rec, x, &err), err);
+    CHECK_OK(llm_writer_close(w, &err), err);
     return slurp(path, len);
 }
 
@@ -351,7 +351,7 @@ static void test_flipped_bytes_everywhere(void)
     unsigned char *buf = small_stream(0, &len);
     llm_error err = {0};
     uint64_t good, got;
-    CHECK_OK(read_everything_digest(buf, len, &err, &good));
+    CHECK_OK(read_everything_digest(buf, len, &err, &good), err);
     int errors = 0;
     for (size_t at = 0; at < len; at++)
         for (int bit = 0; bit < 8; bit++) {
@@ -465,7 +465,7 @@ static void test_huge_claim_small_data(void)
     for (int i = 0; i < 64; i++) put8(&s, (unsigned)i);
     llm_error err = {0};
     llm_reader *r;
-    CHECK_OK(llm_reader_open_mem(&r, s.b, s.n, "mem", &err));
+    CHECK_OK(llm_reader_open_mem(&r, s.b, s.n, "mem", &err), err);
     const llm_record *rec;
     CHECK(llm_reader_next(r, &rec, &err) == 1);
     void *data = NULL;
@@ -494,23 +494,23 @@ static void test_writer_all_or_nothing(void)
     char path[700];
     snprintf(path, sizeof path, "%s/out.llmt", dir);
     llm_writer *w;
-    CHECK_OK(llm_writer_open(&w, path, NULL, &err));
+    CHECK_OK(llm_writer_open(&w, path, NULL, &err), err);
     float x[3] = {1, 2, 3};
     llm_record rec = {.kind = LLM_RECORD_TENSOR, .name = "x", .dtype = LLM_DTYPE_F32,
                       .shape = llm_shape_make(1, (int64_t[]){3})};
-    CHECK_OK(llm_writer_record(w, &rec, x, &err));
+    CHECK_OK(llm_writer_record(w, &rec, x, &err), err);
     CHECK(access(path, F_OK) != 0); /* not there until closed */
     llm_writer_abort(w);
     CHECK(count_files(dir) == 0);
     /* an existing file survives a failed rewrite */
-    CHECK_OK(llm_writer_open(&w, path, NULL, &err));
-    CHECK_OK(llm_writer_record(w, &rec, x, &err));
-    CHECK_OK(llm_writer_close(w, &err));
+    CHECK_OK(llm_writer_open(&w, path, NULL, &err), err);
+    CHECK_OK(llm_writer_record(w, &rec, x, &err), err);
+    CHECK_OK(llm_writer_close(w, &err), err);
     size_t before_len, after_len;
     unsigned char *before = slurp(path, &before_len);
-    CHECK_OK(llm_writer_open(&w, path, NULL, &err));
-    CHECK_OK(llm_writer_begin(w, &rec, &err));
-    CHECK_OK(llm_writer_write(w, x, 4, &err));
+    CHECK_OK(llm_writer_open(&w, path, NULL, &err), err);
+    CHECK_OK(llm_writer_begin(w, &rec, &err), err);
+    CHECK_OK(llm_writer_write(w, x, 4, &err), err);
     CHECK(llm_writer_close(w, &err) == LLM_ERR_STATE); /* closed mid-record */
     unsigned char *after = slurp(path, &after_len);
     CHECK(before_len == after_len && memcmp(before, after, before_len) == 0);
@@ -525,18 +525,18 @@ static void test_writer_misuse(void)
     llm_error err = {0};
     llm_writer *w;
     const char *path = path_in_tmp("misuse.llmt");
-    CHECK_OK(llm_writer_open(&w, path, NULL, &err));
+    CHECK_OK(llm_writer_open(&w, path, NULL, &err), err);
     float x[4] = {0};
     llm_record rec = {.kind = LLM_RECORD_TENSOR, .name = "x", .dtype = LLM_DTYPE_F32,
                       .shape = llm_shape_make(1, (int64_t[]){3})};
     CHECK(llm_writer_write(w, x, 4, &err) == LLM_ERR_STATE);
-    CHECK_OK(llm_writer_begin(w, &rec, &err));
+    CHECK_OK(llm_writer_begin(w, &rec, &err), err);
     CHECK(llm_writer_begin(w, &rec, &err) == LLM_ERR_STATE);
     CHECK(llm_writer_write(w, x, 16, &err) == LLM_ERR_ARG);
-    CHECK_OK(llm_writer_write(w, x, 8, &err));
+    CHECK_OK(llm_writer_write(w, x, 8, &err), err);
     CHECK(llm_writer_end_record(w, &err) == LLM_ERR_ARG && strstr(err.msg, "4 payload bytes missing"));
-    CHECK_OK(llm_writer_write(w, x, 4, &err));
-    CHECK_OK(llm_writer_end_record(w, &err));
+    CHECK_OK(llm_writer_write(w, x, 4, &err), err);
+    CHECK_OK(llm_writer_end_record(w, &err), err);
     llm_record bad = rec;
     bad.name = "tab\there";
     CHECK(llm_writer_begin(w, &bad, &err) == LLM_ERR_FORMAT);
@@ -549,7 +549,7 @@ static void test_writer_misuse(void)
     bad.attrs = &eq;
     bad.n_attrs = 1;
     CHECK(llm_writer_begin(w, &bad, &err) == LLM_ERR_FORMAT);
-    CHECK_OK(llm_writer_close(w, &err));
+    CHECK_OK(llm_writer_close(w, &err), err);
     llm_writer_opts o = {.level = 99};
     CHECK(llm_writer_open(&w, path, &o, &err) == LLM_ERR_ARG);
     llm_error e2 = {0};
@@ -568,11 +568,11 @@ static void test_shuffle_raises_ratio(void)
         const char *path = path_in_tmp("ratio.llmt");
         llm_writer *w;
         llm_writer_opts o = {.level = 1};
-        CHECK_OK(llm_writer_open(&w, path, &o, &err));
+        CHECK_OK(llm_writer_open(&w, path, &o, &err), err);
         llm_record rec = {.kind = LLM_RECORD_TENSOR, .name = "x", .dtype = LLM_DTYPE_F32,
                           .shape = llm_shape_make(1, (int64_t[]){N}), .flags = sh ? LLM_FLAG_SHUFFLE : 0};
-        CHECK_OK(llm_writer_record(w, &rec, x, &err));
-        CHECK_OK(llm_writer_close(w, &err));
+        CHECK_OK(llm_writer_record(w, &rec, x, &err), err);
+        CHECK_OK(llm_writer_close(w, &err), err);
         free(slurp(path, &len[sh]));
     }
     CHECK_MSG((double)len[0] / (double)len[1] > 1.2, "plain %zu bytes, shuffled %zu", len[0], len[1]);

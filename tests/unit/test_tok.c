@@ -57,7 +57,7 @@ static void small_vocab(llm_tok *t, int with_space)
     }
     if (!with_space) pieces[259] = "never"; /* no " " piece: the prefix falls back to <0x20> */
     llm_error err = {0};
-    CHECK_OK(llm_tok_bpe(t, V_SMALL, pieces, NULL, scores, 1, 2, &err));
+    CHECK_OK(llm_tok_bpe(t, V_SMALL, pieces, NULL, scores, 1, 2, &err), err);
 }
 
 /* Encodes text and compares with want (n ids). */
@@ -161,7 +161,7 @@ static void test_bpe_utf8_and_bytes(void)
     const char *pieces[5] = {"<unk>", "<s>", "</s>", " ", "x"};
     float scores[5] = {0};
     llm_error err = {0};
-    CHECK_OK(llm_tok_bpe(&t, 5, pieces, NULL, scores, 1, 2, &err));
+    CHECK_OK(llm_tok_bpe(&t, 5, pieces, NULL, scores, 1, 2, &err), err);
     ENC(&t, "x", 3, 4);
     CHECK(llm_tok_encode_text(&t, "xy", 2, ids, &err) == LLM_ERR_ARG);
     CHECK_MSG(strstr(err.msg, "text byte 1 (0x79) has no token") != NULL, "%s", err.msg);
@@ -277,7 +277,7 @@ static void test_bpe_matches_plain_loop(void)
         }
         llm_tok t;
         llm_error err = {0};
-        CHECK_OK(llm_tok_bpe(&t, V, (const char *const *)pieces, ulens, scores, 1, 2, &err));
+        CHECK_OK(llm_tok_bpe(&t, V, (const char *const *)pieces, ulens, scores, 1, 2, &err), err);
         for (int s = 0; s < 40; s++) {
             char text[200];
             int len = (int)(check_uniform(&rng) * 150);
@@ -326,7 +326,7 @@ static void test_ids_kind(void)
 {
     llm_tok t;
     llm_error err = {0};
-    CHECK_OK(llm_tok_ids(&t, 512, 1, 2, &err));
+    CHECK_OK(llm_tok_ids(&t, 512, 1, 2, &err), err);
     CHECK(t.kind == LLM_TOK_IDS && t.vocab == 512);
     int32_t ids[4];
     CHECK(llm_tok_encode_text(&t, "hi", 2, ids, &err) == LLM_ERR_ARG);
@@ -383,7 +383,7 @@ static void test_record_round_trip(void)
     small_vocab(&t, 1);
     t.scores[259] = NAN; /* any float survives, bit for bit */
     llm_tok_bytes(&back);
-    CHECK_OK(round_trip(&t, &back, &err));
+    CHECK_OK(round_trip(&t, &back, &err), err);
     CHECK(back.kind == LLM_TOK_BPE && back.vocab == t.vocab && back.bos == 1 && back.eos == 2);
     int same = 1;
     for (int i = 0; i < t.vocab && same; i++) {
@@ -397,10 +397,10 @@ static void test_record_round_trip(void)
     llm_tok_free(&t);
 
     llm_tok_bytes(&t);
-    CHECK_OK(round_trip(&t, &back, &err));
+    CHECK_OK(round_trip(&t, &back, &err), err);
     CHECK(back.kind == LLM_TOK_BYTES && back.vocab == 258 && back.bos == 256);
-    CHECK_OK(llm_tok_ids(&t, 512, 1, -1, &err));
-    CHECK_OK(round_trip(&t, &back, &err));
+    CHECK_OK(llm_tok_ids(&t, 512, 1, -1, &err), err);
+    CHECK_OK(round_trip(&t, &back, &err), err);
     CHECK(back.kind == LLM_TOK_IDS && back.vocab == 512 && back.bos == 1 && back.eos == -1);
     /* an empty piece and a piece of LLM_TOK_MAX_PIECE bytes */
     char longest[LLM_TOK_MAX_PIECE];
@@ -408,8 +408,8 @@ static void test_record_round_trip(void)
     const char *pieces[3] = {"", longest, "x"};
     uint32_t lens[3] = {0, LLM_TOK_MAX_PIECE, 1};
     float scores[3] = {1, 2, 3};
-    CHECK_OK(llm_tok_bpe(&t, 3, pieces, lens, scores, -1, -1, &err));
-    CHECK_OK(round_trip(&t, &back, &err));
+    CHECK_OK(llm_tok_bpe(&t, 3, pieces, lens, scores, -1, -1, &err), err);
+    CHECK_OK(round_trip(&t, &back, &err), err);
     const char *p;
     CHECK(llm_tok_piece(&back, 0, &p) == 0 && llm_tok_piece(&back, 1, &p) == LLM_TOK_MAX_PIECE &&
           back.scores[2] == 3);
@@ -459,7 +459,7 @@ static void test_record_rejects(void)
     put32(good + 12, 2);
     memcpy(good + 16, "abc", 3);
     const llm_attr ok[4] = {{"kind", "bpe"}, {"vocab", "2"}, {"bos", "-1"}, {"eos", "1"}};
-    CHECK_OK(read_crafted(ok, 4, LLM_DTYPE_U8, good, sizeof good, &err));
+    CHECK_OK(read_crafted(ok, 4, LLM_DTYPE_U8, good, sizeof good, &err), err);
 
     struct {
         const char *why;

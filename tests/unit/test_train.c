@@ -29,7 +29,7 @@ static void make_corpus(llm_data *d, llm_tok *tok, int repeats)
     char *buf = malloc(n * (size_t)repeats + 1);
     for (int i = 0; i < repeats; i++) memcpy(buf + n * (size_t)i, text, n);
     llm_tok_bytes(tok);
-    CHECK_OK(llm_data_from_text(d, buf, n * (size_t)repeats, tok, 0.1, &err));
+    CHECK_OK(llm_data_from_text(d, buf, n * (size_t)repeats, tok, 0.1, &err), err);
     free(buf);
 }
 
@@ -53,7 +53,7 @@ static void test_data_split_and_batches(void)
     make_corpus(&d, &tok, 10);
     CHECK(d.n_tokens == 1 + 10 * (int64_t)strlen(text) && d.tokens[0] == tok.bos);
     CHECK(d.n_tokens - d.n_train == (int64_t)(d.n_tokens * 0.1));
-    CHECK_OK(llm_data_check(&d, 16, &err));
+    CHECK_OK(llm_data_check(&d, 16, &err), err);
     CHECK(llm_data_check(&d, 5000, &err) == LLM_ERR_FORMAT && strstr(err.msg, "--seq 5000"));
     int32_t in[4 * 16], tg[4 * 16], in2[4 * 16], tg2[4 * 16];
     llm_rng a, b;
@@ -85,22 +85,22 @@ static void test_checkpoint_roundtrip(void)
     llm_error err = {0};
     llm_config c = tiny_config();
     llm_model m, back;
-    CHECK_OK(llm_model_init(&m, &c, 9, &err));
+    CHECK_OK(llm_model_init(&m, &c, 9, &err), err);
     llm_optim o, o2;
     llm_ckpt_train st = {.step = 7, .tokens = 700, .batch = 4, .seq = 32, .accum = 2, .seed = 5,
                          .data_hash = 0xfeedfacecafebeefull, .val_frac = 0.1};
     llm_optim_defaults(&st.optim, LLM_OPTIM_ADAMW);
     st.optim.lr = 3e-4f, st.optim.steps = 100, st.optim.warmup = 10;
     llm_rng_seed(&st.rng, 11);
-    CHECK_OK(llm_optim_init(&o, &st.optim, m.n_params, &err));
+    CHECK_OK(llm_optim_init(&o, &st.optim, m.n_params, &err), err);
     for (int64_t i = 0; i < m.n_params; i++) o.m[i] = (float)i * 1e-3f, o.v[i] = (float)i * 1e-6f;
     o.t = 7;
     char path[600];
     snprintf(path, sizeof path, "%s/ck.llmt", check_tmpdir());
-    CHECK_OK(llm_ckpt_save(path, &m, &o, &st, &err));
+    CHECK_OK(llm_ckpt_save(path, &m, &o, &st, &err), err);
     llm_ckpt_train st2;
     int has_train;
-    CHECK_OK(llm_ckpt_load(path, &back, &o2, &st2, &has_train, &err));
+    CHECK_OK(llm_ckpt_load(path, &back, &o2, &st2, &has_train, &err), err);
     CHECK(has_train && back.n_params == m.n_params);
     CHECK(!memcmp(back.arena, m.arena, (size_t)m.n_params * sizeof(float)));
     CHECK(!memcmp(o2.m, o.m, (size_t)m.n_params * sizeof(float)) &&
@@ -112,8 +112,8 @@ static void test_checkpoint_roundtrip(void)
     llm_model_free(&back);
     llm_optim_free(&o2);
     /* a model-only checkpoint */
-    CHECK_OK(llm_ckpt_save(path, &m, NULL, NULL, &err));
-    CHECK_OK(llm_ckpt_load(path, &back, &o2, &st2, &has_train, &err));
+    CHECK_OK(llm_ckpt_save(path, &m, NULL, NULL, &err), err);
+    CHECK_OK(llm_ckpt_load(path, &back, &o2, &st2, &has_train, &err), err);
     CHECK(!has_train && o2.m == NULL);
     llm_model_free(&back);
     llm_optim_free(&o);
@@ -125,36 +125,36 @@ static void test_checkpoint_errors(void)
     llm_error err = {0};
     llm_config c = tiny_config();
     llm_model m, back;
-    CHECK_OK(llm_model_init(&m, &c, 9, &err));
+    CHECK_OK(llm_model_init(&m, &c, 9, &err), err);
     char path[600], bad[600];
     snprintf(path, sizeof path, "%s/ok.llmt", check_tmpdir());
     snprintf(bad, sizeof bad, "%s/bad.llmt", check_tmpdir());
-    CHECK_OK(llm_ckpt_save(path, &m, NULL, NULL, &err));
+    CHECK_OK(llm_ckpt_save(path, &m, NULL, NULL, &err), err);
     int has;
     /* drop one tensor */
     llm_reader *r;
     llm_writer *w;
-    CHECK_OK(llm_reader_open(&r, path, &err));
-    CHECK_OK(llm_writer_open(&w, bad, NULL, &err));
+    CHECK_OK(llm_reader_open(&r, path, &err), err);
+    CHECK_OK(llm_writer_open(&w, bad, NULL, &err), err);
     const llm_record *rec;
     while (llm_reader_next(r, &rec, &err) > 0) {
         void *data;
         size_t n;
-        CHECK_OK(llm_reader_read_all(r, &data, &n, &err));
-        if (strcmp(rec->name, "layers.1.mlp.w3") != 0) CHECK_OK(llm_writer_record(w, rec, data, &err));
+        CHECK_OK(llm_reader_read_all(r, &data, &n, &err), err);
+        if (strcmp(rec->name, "layers.1.mlp.w3") != 0) CHECK_OK(llm_writer_record(w, rec, data, &err), err);
         free(data);
     }
     llm_reader_close(r);
-    CHECK_OK(llm_writer_close(w, &err));
+    CHECK_OK(llm_writer_close(w, &err), err);
     CHECK(llm_ckpt_load(bad, &back, NULL, NULL, &has, &err) == LLM_ERR_FORMAT);
     CHECK_MSG(strstr(err.msg, "layers.1.mlp.w3 is missing") != NULL, "%s", err.msg);
     /* a stream that is not a checkpoint */
-    CHECK_OK(llm_writer_open(&w, bad, NULL, &err));
+    CHECK_OK(llm_writer_open(&w, bad, NULL, &err), err);
     llm_record x = {.kind = LLM_RECORD_TENSOR, .name = "x", .dtype = LLM_DTYPE_F32,
                     .shape = llm_shape_make(1, (int64_t[]){1})};
     float one = 1;
-    CHECK_OK(llm_writer_record(w, &x, &one, &err));
-    CHECK_OK(llm_writer_close(w, &err));
+    CHECK_OK(llm_writer_record(w, &x, &one, &err), err);
+    CHECK_OK(llm_writer_close(w, &err), err);
     CHECK(llm_ckpt_load(bad, &back, NULL, NULL, &has, &err) == LLM_ERR_FORMAT);
     CHECK_MSG(strstr(err.msg, "not a model checkpoint") && strstr(err.msg, "bad.llmt"), "%s", err.msg);
 
@@ -163,7 +163,7 @@ static void test_checkpoint_errors(void)
     llm_ckpt_train st = {.batch = 4, .seq = 32, .accum = 1, .val_frac = 0.1};
     llm_optim_defaults(&st.optim, LLM_OPTIM_ADAMW);
     llm_optim o, o2;
-    CHECK_OK(llm_optim_init(&o, &st.optim, m.n_params, &err));
+    CHECK_OK(llm_optim_init(&o, &st.optim, m.n_params, &err), err);
     const llm_param_tensor *w1 = llm_model_tensor(&m, "layers.0.mlp.w1");
     float *spots[3] = {m.p.layers[1].attn_norm + 5, m.p.tok_emb + 1234, o.v + w1->offset + 9};
     const float values[3] = {NAN, INFINITY, NAN};
@@ -173,7 +173,7 @@ static void test_checkpoint_errors(void)
     for (int k = 0; k < 3; k++) {
         float keep = *spots[k];
         *spots[k] = values[k];
-        CHECK_OK(llm_ckpt_save(bad, &m, &o, &st, &err));
+        CHECK_OK(llm_ckpt_save(bad, &m, &o, &st, &err), err);
         *spots[k] = keep;
         CHECK(llm_ckpt_load(bad, &back, &o2, NULL, &has, &err) == LLM_ERR_FORMAT);
         CHECK_MSG(strstr(err.msg, want[k]) && strstr(err.msg, "bad.llmt"), "%s", err.msg);
@@ -186,8 +186,8 @@ static void test_checkpoint_errors(void)
 
     /* a byte-level tokenizer (ids to 257) on a model of 100 ids */
     c.vocab = 100;
-    CHECK_OK(llm_model_init(&m, &c, 9, &err));
-    CHECK_OK(llm_ckpt_save(bad, &m, NULL, NULL, &err));
+    CHECK_OK(llm_model_init(&m, &c, 9, &err), err);
+    CHECK_OK(llm_ckpt_save(bad, &m, NULL, NULL, &err), err);
     CHECK(llm_ckpt_load_model(bad, &back, &err) == LLM_ERR_FORMAT);
     CHECK_MSG(strstr(err.msg, "byte-level tokenizer (ids 0..257) does not fit the model's vocabulary (0..99)"),
               "%s", err.msg);
@@ -208,11 +208,11 @@ static void test_text_without_bos(void)
         pieces[3 + b] = bytes[b];
     }
     llm_tok t;
-    CHECK_OK(llm_tok_bpe(&t, 259, pieces, NULL, scores, -1, -1, &err));
+    CHECK_OK(llm_tok_bpe(&t, 259, pieces, NULL, scores, -1, -1, &err), err);
     int32_t ids[8];
     int64_t n = llm_tok_encode_text(&t, "ab", 2, ids, NULL);
     llm_data d;
-    CHECK_OK(llm_data_from_text(&d, "ab", 2, &t, 0, &err));
+    CHECK_OK(llm_data_from_text(&d, "ab", 2, &t, 0, &err), err);
     CHECK_MSG(n == 3 && d.n_tokens == n && !memcmp(d.tokens, ids, (size_t)n * sizeof *ids),
               "%lld tokens, first %d", (long long)d.n_tokens, d.n_tokens ? (int)d.tokens[0] : 0);
     llm_data_free(&d);
@@ -237,7 +237,7 @@ static void test_trainer_checks_ids(void)
     d.tokens[37] = 258;
     llm_config c = tiny_config();
     llm_model m;
-    CHECK_OK(llm_model_init(&m, &c, 1, &err));
+    CHECK_OK(llm_model_init(&m, &c, 1, &err), err);
     llm_ckpt_train st = {.batch = 2, .seq = 16, .accum = 1};
     llm_optim_defaults(&st.optim, LLM_OPTIM_ADAMW);
     int32_t in[2 * 16], tg[2 * 16];
@@ -247,8 +247,8 @@ static void test_trainer_checks_ids(void)
     for (int k = 0; k < 3; k++) {
         llm_adapter ad;
         if (k) {
-            CHECK_OK(llm_adapter_init(&ad, &m, &kinds[k], 2, &err));
-            CHECK_OK(llm_adapter_attach(&m, &ad, &err));
+            CHECK_OK(llm_adapter_init(&ad, &m, &kinds[k], 2, &err), err);
+            CHECK_OK(llm_adapter_attach(&m, &ad, &err), err);
         }
         llm_trainer t;
         char want[128];
@@ -270,7 +270,7 @@ static void test_trainer_checks_ids(void)
             CHECK_MSG(rc == LLM_ERR_ARG && strstr(err.msg, bad[b].msg), "adapter %d: %d '%s'", k, rc, err.msg);
             if (rc == 0) llm_trainer_free(&t);
         }
-        CHECK_OK(llm_trainer_init_examples(&t, &m, &ex, &st, NULL, &err));
+        CHECK_OK(llm_trainer_init_examples(&t, &m, &ex, &st, NULL, &err), err);
         llm_trainer_free(&t);
         if (k) {
             llm_adapter_detach(&m);
@@ -300,18 +300,18 @@ static void test_tiny_model_learns(void)
     make_corpus(&d, &tok, 40);
     llm_config c = tiny_config();
     llm_model m;
-    CHECK_OK(llm_model_init(&m, &c, 1, &err));
+    CHECK_OK(llm_model_init(&m, &c, 1, &err), err);
     llm_ckpt_train st = {.batch = 8, .seq = 32, .accum = 1};
     llm_optim_defaults(&st.optim, LLM_OPTIM_ADAMW);
     st.optim.lr = 1e-2f, st.optim.min_lr = 1e-3f, st.optim.steps = 150, st.optim.warmup = 10;
     llm_rng_seed(&st.rng, 2);
     llm_trainer t;
-    CHECK_OK(llm_trainer_init(&t, &m, &d, &st, NULL, &err));
+    CHECK_OK(llm_trainer_init(&t, &m, &d, &st, NULL, &err), err);
     float before, after;
-    CHECK_OK(llm_trainer_eval(&t, 0, &before, &err));
+    CHECK_OK(llm_trainer_eval(&t, 0, &before, &err), err);
     llm_step_stats s = {0};
-    while (t.st.step < st.optim.steps) CHECK_OK(llm_trainer_step(&t, &s, &err));
-    CHECK_OK(llm_trainer_eval(&t, 0, &after, &err));
+    while (t.st.step < st.optim.steps) CHECK_OK(llm_trainer_step(&t, &s, &err), err);
+    CHECK_OK(llm_trainer_eval(&t, 0, &after, &err), err);
     double h = unigram_entropy();
     /* the text is nearly periodic: a model that reads context gets far below
      * the entropy of single bytes (about 2.9 nats here) */
@@ -385,7 +385,7 @@ static llm_ckpt_train saved_state(uint64_t hash, int64_t step)
     llm_model m = {.cfg = {.seq_len = 128}};
     llm_error err = {0};
     llm_ckpt_train st;
-    CHECK_OK(llm_train_fresh(&a, &m, NULL, 0, hash, &st, &err));
+    CHECK_OK(llm_train_fresh(&a, &m, NULL, 0, hash, &st, &err), err);
     st.step = step;
     return st;
 }
@@ -411,22 +411,22 @@ static void test_decide_start(void)
     llm_train_start start = LLM_TRAIN_NEW;
     unsigned ignored = 7;
     llm_ckpt_train st = saved_state(42, 10), before = st;
-    CHECK_OK(llm_train_decide(&a, "m.llmt", 0, 0, 42, 0, &st, &start, &ignored, &err));
+    CHECK_OK(llm_train_decide(&a, "m.llmt", 0, 0, 42, 0, &st, &start, &ignored, &err), err);
     CHECK(start == LLM_TRAIN_FROM_MODEL && ignored == 0);
-    CHECK_OK(llm_train_decide(&a, "a.llmt", 0, 1, 42, 0, &st, &start, &ignored, &err));
+    CHECK_OK(llm_train_decide(&a, "a.llmt", 0, 1, 42, 0, &st, &start, &ignored, &err), err);
     CHECK(start == LLM_TRAIN_FROM_ADAPTER);
-    CHECK_OK(llm_train_decide(&a, "m.llmt", 1, 0, 42, 0, &st, &start, &ignored, &err));
+    CHECK_OK(llm_train_decide(&a, "m.llmt", 1, 0, 42, 0, &st, &start, &ignored, &err), err);
     CHECK(start == LLM_TRAIN_RESUMED && ignored == 0 && st.optim.steps == 1000);
-    CHECK_OK(llm_train_decide(&a, "m.llmt", 1, 0, 43, 0, &st, &start, &ignored, &err));
+    CHECK_OK(llm_train_decide(&a, "m.llmt", 1, 0, 43, 0, &st, &start, &ignored, &err), err);
     CHECK(start == LLM_TRAIN_CONTINUED_TEXT);
     a.val_frac = 0.2; /* another split of the same text: continued */
-    CHECK_OK(llm_train_decide(&a, "m.llmt", 1, 1, 42, 0, &st, &start, &ignored, &err));
+    CHECK_OK(llm_train_decide(&a, "m.llmt", 1, 1, 42, 0, &st, &start, &ignored, &err), err);
     CHECK(start == LLM_TRAIN_CONTINUED_TEXT);
     a.val_frac = 0.1;
     /* examples: the same windows resume, windows of another length continue */
-    CHECK_OK(llm_train_decide(&a, "m.llmt", 1, 0, 42, 128, &st, &start, &ignored, &err));
+    CHECK_OK(llm_train_decide(&a, "m.llmt", 1, 0, 42, 128, &st, &start, &ignored, &err), err);
     CHECK(start == LLM_TRAIN_RESUMED);
-    CHECK_OK(llm_train_decide(&a, "m.llmt", 1, 0, 42, 64, &st, &start, &ignored, &err));
+    CHECK_OK(llm_train_decide(&a, "m.llmt", 1, 0, 42, 64, &st, &start, &ignored, &err), err);
     CHECK(start == LLM_TRAIN_CONTINUED_EXAMPLES);
     CHECK(!memcmp(&st, &before, sizeof st));
     /* a finished schedule is refused, unless a larger --steps extends it */
@@ -437,13 +437,13 @@ static void test_decide_start(void)
     a.steps = 1000;
     CHECK(llm_train_decide(&a, "m.llmt", 1, 0, 42, 0, &st, &start, &ignored, &err) == LLM_ERR_ARG);
     a.steps = 1500;
-    CHECK_OK(llm_train_decide(&a, "m.llmt", 1, 0, 42, 0, &st, &start, &ignored, &err));
+    CHECK_OK(llm_train_decide(&a, "m.llmt", 1, 0, 42, 0, &st, &start, &ignored, &err), err);
     CHECK(start == LLM_TRAIN_RESUMED && st.optim.steps == 1500 && ignored == 0);
     /* a --steps not given leaves the schedule as it was */
     st = saved_state(42, 10);
     a = args_given(0);
     a.steps = 20;
-    CHECK_OK(llm_train_decide(&a, "m.llmt", 1, 0, 42, 0, &st, &start, &ignored, &err));
+    CHECK_OK(llm_train_decide(&a, "m.llmt", 1, 0, 42, 0, &st, &start, &ignored, &err), err);
     CHECK(st.optim.steps == 1000);
 }
 
@@ -463,22 +463,22 @@ static void test_decide_ignored(void)
         /* given with the saved value: nothing to ignore */
         llm_train_args a = args_given(1u << fixed[i]);
         a.lr = st.optim.lr, a.min_lr = st.optim.min_lr, a.warmup = st.optim.warmup, a.wd = st.optim.weight_decay;
-        CHECK_OK(llm_train_decide(&a, "m.llmt", 1, 0, 42, 0, &st, &start, &ignored, &err));
+        CHECK_OK(llm_train_decide(&a, "m.llmt", 1, 0, 42, 0, &st, &start, &ignored, &err), err);
         CHECK_MSG(start == LLM_TRAIN_RESUMED && ignored == 0, "--%s given as saved: ignored %#x", name, ignored);
         /* another value: ignored when given, not when only defaulted */
         a.batch = 4, a.seq = 64, a.accum = 2, a.optim = LLM_OPTIM_LION, a.lr = 0.5, a.min_lr = 0.25;
         a.warmup = 3, a.wd = 0.5, a.clip = 0.5, a.seed = 7;
-        CHECK_OK(llm_train_decide(&a, "m.llmt", 1, 0, 42, 0, &st, &start, &ignored, &err));
+        CHECK_OK(llm_train_decide(&a, "m.llmt", 1, 0, 42, 0, &st, &start, &ignored, &err), err);
         CHECK_MSG(ignored == 1u << fixed[i], "--%s given otherwise: ignored %#x", name, ignored);
         a.given = 0;
-        CHECK_OK(llm_train_decide(&a, "m.llmt", 1, 0, 42, 0, &st, &start, &ignored, &err));
+        CHECK_OK(llm_train_decide(&a, "m.llmt", 1, 0, 42, 0, &st, &start, &ignored, &err), err);
         CHECK(ignored == 0);
     }
     /* the architecture and the adapter are not the resume table's business */
     llm_ckpt_train st = saved_state(42, 10);
     llm_train_args a = args_given(BIT(DIM) | BIT(LORA) | BIT(STEPS));
     a.dim = 64, a.lora = 4, a.steps = 2000;
-    CHECK_OK(llm_train_decide(&a, "m.llmt", 1, 0, 42, 0, &st, &start, &ignored, &err));
+    CHECK_OK(llm_train_decide(&a, "m.llmt", 1, 0, 42, 0, &st, &start, &ignored, &err), err);
     CHECK(ignored == 0 && st.optim.steps == 2000);
 }
 
@@ -489,12 +489,12 @@ static void test_check_arch(void)
     llm_error err = {0};
     llm_config c = tiny_config(); /* dim 32, 2 layers, 4/2 heads, hidden 64, seq 32, untied */
     llm_train_args a = args_given(0);
-    CHECK_OK(llm_train_check_arch(&a, &c, "m.llmt", &err));
+    CHECK_OK(llm_train_check_arch(&a, &c, "m.llmt", &err), err);
     a = args_given(BIT(DIM));
     CHECK(llm_train_check_arch(&a, &c, "m.llmt", &err) == LLM_ERR_ARG);
     CHECK_MSG(!strcmp(err.msg, "m.llmt: incompatible checkpoint: it has dim 32, not 128"), "%s", err.msg);
     a.dim = 32;
-    CHECK_OK(llm_train_check_arch(&a, &c, "m.llmt", &err));
+    CHECK_OK(llm_train_check_arch(&a, &c, "m.llmt", &err), err);
     a = args_given(BIT(KV_HEADS));
     a.kv_heads = 4;
     CHECK(llm_train_check_arch(&a, &c, "m.llmt", &err) == LLM_ERR_ARG && strstr(err.msg, "kv-heads 2, not 4"));
@@ -502,7 +502,7 @@ static void test_check_arch(void)
     CHECK(llm_train_check_arch(&a, &c, "m.llmt", &err) == LLM_ERR_ARG && strstr(err.msg, "it has tie 0, not 1"));
     a = args_given(BIT(NO_TIE));
     a.tie = 0;
-    CHECK_OK(llm_train_check_arch(&a, &c, "m.llmt", &err));
+    CHECK_OK(llm_train_check_arch(&a, &c, "m.llmt", &err), err);
     c.tie = 1;
     CHECK(llm_train_check_arch(&a, &c, "m.llmt", &err) == LLM_ERR_ARG && strstr(err.msg, "it has tie 1, not 0"));
     c.tie = 0;
@@ -511,7 +511,7 @@ static void test_check_arch(void)
     CHECK(llm_train_check_arch(&a, &c, "m.llmt", &err) == LLM_ERR_ARG && strstr(err.msg, "window 0, not 8"));
     a = args_given(BIT(SEQ));
     a.seq = 16; /* shorter windows than the context: fine */
-    CHECK_OK(llm_train_check_arch(&a, &c, "m.llmt", &err));
+    CHECK_OK(llm_train_check_arch(&a, &c, "m.llmt", &err), err);
     a.seq = 33;
     CHECK(llm_train_check_arch(&a, &c, "m.llmt", &err) == LLM_ERR_ARG);
     CHECK_MSG(!strcmp(err.msg, "m.llmt: incompatible checkpoint: --seq 33 is beyond its context 32"), "%s", err.msg);
@@ -524,7 +524,7 @@ static void test_check_adapter(void)
     llm_adapter_config c = {.n_virtual = 0, .rank = 8, .alpha = 16, .targets = wq_wv};
     llm_train_args a = args_given(BIT(LORA) | BIT(LORA_ALPHA) | BIT(LORA_TARGETS));
     a.lora = 8, a.lora_alpha = 16;
-    CHECK_OK(llm_train_check_adapter(&a, &c, "a.llmt", &err));
+    CHECK_OK(llm_train_check_adapter(&a, &c, "a.llmt", &err), err);
     a.lora = 4;
     CHECK(llm_train_check_adapter(&a, &c, "a.llmt", &err) == LLM_ERR_ARG);
     CHECK_MSG(!strcmp(err.msg, "a.llmt: incompatible adapter: it has LoRA rank 8, not 4"), "%s", err.msg);
@@ -540,7 +540,7 @@ static void test_check_adapter(void)
     c = (llm_adapter_config){.n_virtual = 4}; /* prompt tuning alone: no LoRA targets */
     CHECK(llm_train_check_adapter(&a, &c, "a.llmt", &err) == LLM_ERR_ARG && strstr(err.msg, "targets none, not"));
     a.given = BIT(PROMPT_TUNE);
-    CHECK_OK(llm_train_check_adapter(&a, &c, "a.llmt", &err));
+    CHECK_OK(llm_train_check_adapter(&a, &c, "a.llmt", &err), err);
 }
 
 /* The state of a run that is not resumed, and the defaults it derives. */
@@ -550,35 +550,35 @@ static void test_fresh_state(void)
     llm_model m = {.cfg = {.seq_len = 256}};
     llm_train_args a = args_given(0);
     llm_ckpt_train st;
-    CHECK_OK(llm_train_fresh(&a, &m, NULL, 0, 42, &st, &err)); /* a new model: --seq */
+    CHECK_OK(llm_train_fresh(&a, &m, NULL, 0, 42, &st, &err), err); /* a new model: --seq */
     CHECK(st.step == 0 && st.seq == 128 && st.batch == 8 && st.accum == 1 && st.seed == 1337 && st.data_hash == 42);
     CHECK(st.optim.kind == LLM_OPTIM_ADAMW && st.optim.lr == 1e-3f && st.optim.min_lr == 1e-3f / 10);
     CHECK(st.optim.steps == 1000 && st.optim.warmup == 50 && st.optim.weight_decay == 0.1f && st.optim.clip == 1);
-    CHECK_OK(llm_train_fresh(&a, &m, "m.llmt", 0, 42, &st, &err)); /* from a file: its context */
+    CHECK_OK(llm_train_fresh(&a, &m, "m.llmt", 0, 42, &st, &err), err); /* from a file: its context */
     CHECK(st.seq == 256);
-    CHECK_OK(llm_train_fresh(&a, &m, "m.llmt", 100, 42, &st, &err)); /* examples: their windows */
+    CHECK_OK(llm_train_fresh(&a, &m, "m.llmt", 100, 42, &st, &err), err); /* examples: their windows */
     CHECK(st.seq == 100);
     a = args_given(BIT(SEQ) | BIT(LR) | BIT(WARMUP));
     a.seq = 64, a.lr = 0.5, a.warmup = 7;
-    CHECK_OK(llm_train_fresh(&a, &m, "m.llmt", 0, 42, &st, &err));
+    CHECK_OK(llm_train_fresh(&a, &m, "m.llmt", 0, 42, &st, &err), err);
     CHECK(st.seq == 64 && st.optim.lr == 0.5f && st.optim.min_lr == 0.5f / 10 && st.optim.warmup == 7);
     /* lion's own defaults */
     a = args_given(BIT(OPTIM));
     a.optim = LLM_OPTIM_LION;
-    CHECK_OK(llm_train_fresh(&a, &m, NULL, 0, 42, &st, &err));
+    CHECK_OK(llm_train_fresh(&a, &m, NULL, 0, 42, &st, &err), err);
     CHECK(st.optim.kind == LLM_OPTIM_LION && st.optim.lr == 1e-4f && st.optim.min_lr == 1e-4f / 10);
     /* an adapter: no weight decay; virtual tokens: lr 0.1 and room for them */
     llm_adapter ad = {.cfg = {.rank = 4}};
     m.adapter = &ad;
     a = args_given(0);
-    CHECK_OK(llm_train_fresh(&a, &m, "m.llmt", 0, 42, &st, &err));
+    CHECK_OK(llm_train_fresh(&a, &m, "m.llmt", 0, 42, &st, &err), err);
     CHECK(st.optim.weight_decay == 0 && st.optim.lr == 1e-3f && st.seq == 256);
     ad.cfg.n_virtual = 16;
-    CHECK_OK(llm_train_fresh(&a, &m, "m.llmt", 0, 42, &st, &err));
+    CHECK_OK(llm_train_fresh(&a, &m, "m.llmt", 0, 42, &st, &err), err);
     CHECK(st.seq == 240 && st.optim.lr == 0.1f && st.optim.min_lr == 0.01f && st.optim.weight_decay == 0);
     a = args_given(BIT(SEQ) | BIT(MIN_LR) | BIT(WD));
     a.seq = 256, a.min_lr = 0.002, a.wd = 0.3;
-    CHECK_OK(llm_train_fresh(&a, &m, "m.llmt", 0, 42, &st, &err));
+    CHECK_OK(llm_train_fresh(&a, &m, "m.llmt", 0, 42, &st, &err), err);
     CHECK(st.seq == 240 && st.optim.lr == 0.1f && st.optim.min_lr == 0.002f && st.optim.weight_decay == 0.3f);
     ad.cfg.n_virtual = 256;
     CHECK(llm_train_fresh(&a, &m, "m.llmt", 0, 42, &st, &err) == LLM_ERR_ARG);
