@@ -15,6 +15,16 @@
  *
  * Letters: C tokens per feed (chunk), P cache capacity (ctx), the rest as in
  * model.h.  Positions run 0..P-1; the cache holds keys after RoPE.
+ *
+ * The reference is llm_model_forward (model.h).  A pass here takes one of
+ * two paths, and tests/unit/test_infer.c checks both against it position
+ * by position: up to LLM_INFER_ROWS rows without a tap, every product
+ * streams its weights once inside one parallel region (matvec.h, the
+ * decode step); longer passes go through sgemm.  They stay two because
+ * they sum in different orders: running the decode step through sgemm
+ * changed the last bits of the logits on some of the tests' shapes, and so
+ * the generated text, and a prompt through the row-streaming products gives
+ * up sgemm's cache blocking.
  */
 #ifndef LLM_INFER_H
 #define LLM_INFER_H

@@ -195,9 +195,10 @@ int llm_model_check_ids(const llm_model *m, const int32_t *ids, int64_t n, unsig
 /* The reference forward pass: every faster one (infer.h) is tested against
  * it.  Runs B sequences of T tokens (B and T from a), inputs [B*T] (ids from
  * V on are the adapter's virtual tokens), and returns the mean cross-entropy
- * (nats) of targets [B*T] (ids < 0 are ignored); a->probs gets the softmax.  The ids must pass llm_model_check_ids
- * (inputs with LLM_IDS_VIRTUAL, targets with LLM_IDS_UNSCORED): an id out of
- * range is a programmer error (assert). */
+ * (nats) of targets [B*T] (ids < 0 are ignored); a->probs gets the softmax.
+ * The ids must pass llm_model_check_ids (inputs with LLM_IDS_VIRTUAL,
+ * targets with LLM_IDS_UNSCORED): an id out of range is a programmer error
+ * (assert). */
 float llm_model_forward(const llm_model *m, llm_acts *a, const int32_t *inputs,
                         const int32_t *targets);
 
