@@ -25,6 +25,14 @@ static const char *write_examples(const char *name, const char *text)
     return path;
 }
 
+/* Loads examples from text, through a file, with the byte tokenizer. */
+static int load_text(llm_examples *ex, const char *text, int T, double val_frac, llm_error *err)
+{
+    llm_tok tok;
+    llm_tok_bytes(&tok);
+    return llm_examples_load(ex, write_examples("examples.tsv", text), &tok, T, val_frac, err);
+}
+
 /* Random texts (0..11 bytes) and labels (1..5 bytes), T from 2 to 9,
  * with the byte tokenizer's BOS in front. */
 static void test_encode_properties(void)
@@ -78,9 +86,8 @@ static void test_load_rows(void)
     llm_error err = {0};
     llm_tok tok;
     llm_tok_bytes(&tok);
-    const char *path = write_examples("rows.tsv", "ab\tX\n\nc\td\tYZ\n\t\tQ\n\nlast\tW");
     llm_examples ex;
-    CHECK_OK(llm_examples_load(&ex, path, &tok, 6, 0, &err), err);
+    CHECK_OK(load_text(&ex, "ab\tX\n\nc\td\tYZ\n\t\tQ\n\nlast\tW", 6, 0, &err), err);
     const char *texts[4] = {"ab", "c\td", "\t", "last"}, *labels[4] = {"X", "YZ", "Q", "W"};
     CHECK_MSG(ex.n == 4 && ex.n_train == 4 && ex.T == 6, "%lld examples", (long long)ex.n);
     for (int k = 0; k < 4 && k < ex.n; k++) {
@@ -130,16 +137,13 @@ static void test_load_errors(void)
 static void test_held_out(void)
 {
     llm_error err = {0};
-    llm_tok tok;
-    llm_tok_bytes(&tok);
     const double fracs[4] = {0, 0.1, 0.34, 0.5};
     char text[64] = "";
     for (int n = 1; n <= 6; n++) {
         strcat(text, "t\tL\n");
-        const char *path = write_examples("split.tsv", text);
         for (int f = 0; f < 4; f++) {
             llm_examples ex;
-            CHECK_OK(llm_examples_load(&ex, path, &tok, 4, fracs[f], &err), err);
+            CHECK_OK(load_text(&ex, text, 4, fracs[f], &err), err);
             int64_t val = (int64_t)(n * fracs[f]);
             if (val == 0 && fracs[f] > 0 && n >= 2) val = 1;
             CHECK_MSG(ex.n == n && ex.n_train == n - val, "%d examples, val_frac %g: %lld for training", n,
@@ -154,11 +158,8 @@ static void test_held_out(void)
 static void test_batches(void)
 {
     llm_error err = {0};
-    llm_tok tok;
-    llm_tok_bytes(&tok);
-    const char *path = write_examples("batch.tsv", "a\t0\nb\t1\nc\t2\nd\t3\ne\t4\n");
     llm_examples ex;
-    CHECK_OK(llm_examples_load(&ex, path, &tok, 3, 0.4, &err), err);
+    CHECK_OK(load_text(&ex, "a\t0\nb\t1\nc\t2\nd\t3\ne\t4\n", 3, 0.4, &err), err);
     CHECK(ex.n == 5 && ex.n_train == 3);
     int32_t in[8 * 3], tg[8 * 3], in2[8 * 3], tg2[8 * 3];
     llm_rng rng, again;
@@ -227,12 +228,10 @@ static void test_logp(void)
     llm_model_free(&m);
 }
 
-static int load_examples(void *path, llm_error *err)
+static int load_examples(void *text, llm_error *err)
 {
-    llm_tok tok;
-    llm_tok_bytes(&tok);
     llm_examples ex;
-    LLM_TRY(llm_examples_load(&ex, path, &tok, 8, 0.5, err));
+    LLM_TRY(load_text(&ex, text, 8, 0.5, err));
     int whole = ex.n == 3 && ex.n_train == 2;
     llm_examples_free(&ex);
     return whole ? 0 : LLM_ERR_STATE;
@@ -241,9 +240,9 @@ static int load_examples(void *path, llm_error *err)
 static void test_out_of_memory(void)
 {
     llm_error err = {0};
-    const char *path = write_examples("nomem.tsv", "one\tA\ntwo\tB\nthree\tC\n");
-    CHECK(nomem_sweep("load", load_examples, (void *)path) >= 4); /* text, inputs, targets, an encoding */
-    CHECK_OK(load_examples((void *)path, &err), err);
+    char text[] = "one\tA\ntwo\tB\nthree\tC\n";
+    CHECK(nomem_sweep("load", load_examples, text) >= 4); /* text, inputs, targets, an encoding */
+    CHECK_OK(load_examples(text, &err), err);
 }
 
 int main(void)
