@@ -74,7 +74,7 @@ int llm_examples_load(llm_examples *ex, const char *path, const llm_tok *tok, in
         else end = text + len;
         if (*line) { /* blank lines are skipped */
             if (llm_example_split(line, &label) < 0)
-                rc = llm_error_set(err, LLM_ERR_FORMAT, "%s:%lld: no tab before a label", path, (long long)k);
+                rc = llm_error_set(err, LLM_ERR_FORMAT, "no tab before a label");
             else
                 rc = llm_example_encode(tok, line, strlen(line), label, strlen(label), T,
                                         ex->inputs + (size_t)ex->n * T, ex->targets + (size_t)ex->n * T, err);
