@@ -76,16 +76,20 @@ static void test_init(void)
     CHECK_MSG(lib[0] && !strpbrk(lib, "\n,") && strstr(lib, "MPI"), "library '%s'", lib);
 }
 
+/* This process's collectives, or NULL (the test skipped) without MPI. */
+static const llm_comm *one_rank(void)
+{
+    if (!dist) check_skip("built without MPI");
+    return dist ? llm_dist_comm(dist) : NULL;
+}
+
 /* Refusals: a sum longer than an int counts, no memory for the first
  * request, and an MPI error (a negative count) as LLM_ERR_IO naming the
  * rank and the call.  First, while no request array exists. */
 static void test_errors(void)
 {
-    if (!dist) {
-        check_skip("built without MPI");
-        return;
-    }
-    const llm_comm *c = llm_dist_comm(dist);
+    const llm_comm *c = one_rank();
+    if (!c) return;
     llm_error err = {0};
     float buf[4] = {1, 2, 3, 4};
     CHECK(c->isum(c->ctx, buf, (int64_t)INT_MAX + 1, NULL, NULL, &err) == LLM_ERR_LIMIT);
@@ -113,11 +117,8 @@ static int same_floats(const float *a, const float *b, int n) { return !memcmp(a
 
 static void test_one_rank_collectives(void)
 {
-    if (!dist) {
-        check_skip("built without MPI");
-        return;
-    }
-    const llm_comm *c = llm_dist_comm(dist);
+    const llm_comm *c = one_rank();
+    if (!c) return;
     llm_error err = {0};
     /* 150 sums in flight at once (the request array grows), then polled and waited for */
     enum { SUMS = 150, LEN = 33 };

@@ -144,57 +144,64 @@ static void check_close(const char *what, const float *x, const float *y, int64_
     CHECK_MSG(worst <= abs_of_max * ymax, "%s[%lld]: %.9g, want %.9g (max %g)", what, (long long)at, x[at], y[at], ymax);
 }
 
+/* A model with an adapter on every site, acts for both, and ids. */
+typedef struct fixture {
+    llm_model m;
+    llm_adapter ad;
+    llm_acts a;
+    int32_t in[B * T], tg[B * T];
+} fixture;
+
+static void fixture_init(fixture *f, int tie, int scored, unsigned long long seed)
+{
+    make_model(&f->m, tie);
+    make_adapter(&f->ad, &f->m, LLM_LORA_ALL, &f->a);
+    make_ids(f->in, f->tg, 1, scored, seed);
+}
+
+static void fixture_free(fixture *f)
+{
+    llm_acts_free(&f->a);
+    llm_adapter_detach(&f->m);
+    llm_adapter_free(&f->ad);
+    llm_model_free(&f->m);
+}
+
 /* A second backward pass into arrays already holding R: R + the gradient. */
 static void test_accumulates(void)
 {
-    llm_model m;
-    make_model(&m, 0);
-    llm_adapter ad;
-    llm_acts a;
-    make_adapter(&ad, &m, LLM_LORA_ALL, &a);
-    int32_t in[B * T], tg[B * T];
-    make_ids(in, tg, 1, 1, 47);
-    float *g0 = zeros(m.n_params), *ag0 = zeros(ad.n_params), *g = zeros(m.n_params), *ag = zeros(ad.n_params),
-          *want = zeros(m.n_params), *awant = zeros(ad.n_params);
-    llm_model_forward(&m, &a, in, tg);
-    llm_model_backward_adapter(&m, &a, g0, ag0);
+    fixture f;
+    fixture_init(&f, 0, 1, 47);
+    int64_t n = f.m.n_params, an = f.ad.n_params;
+    float *g0 = zeros(n), *ag0 = zeros(an), *g = zeros(n), *ag = zeros(an), *want = zeros(n), *awant = zeros(an);
+    llm_model_forward(&f.m, &f.a, f.in, f.tg);
+    llm_model_backward_adapter(&f.m, &f.a, g0, ag0);
     unsigned long long rng = 53;
-    for (int64_t i = 0; i < m.n_params; i++) g[i] = (float)check_normal(&rng), want[i] = g[i] + g0[i];
-    for (int64_t i = 0; i < ad.n_params; i++) ag[i] = (float)check_normal(&rng), awant[i] = ag[i] + ag0[i];
-    llm_model_forward(&m, &a, in, tg);
-    llm_model_backward_adapter(&m, &a, g, ag);
+    for (int64_t i = 0; i < n; i++) g[i] = (float)check_normal(&rng), want[i] = g[i] + g0[i];
+    for (int64_t i = 0; i < an; i++) ag[i] = (float)check_normal(&rng), awant[i] = ag[i] + ag0[i];
+    llm_model_forward(&f.m, &f.a, f.in, f.tg);
+    llm_model_backward_adapter(&f.m, &f.a, g, ag);
     /* each float: R plus a sum of a few dozen terms, rounded along the way */
-    check_close("base", g, want, m.n_params, 1e-5, 1e-5);
-    check_close("adapter", ag, awant, ad.n_params, 1e-5, 1e-5);
+    check_close("base", g, want, n, 1e-5, 1e-5);
+    check_close("adapter", ag, awant, an, 1e-5, 1e-5);
     free(g0), free(ag0), free(g), free(ag), free(want), free(awant);
-    llm_acts_free(&a);
-    llm_adapter_detach(&m);
-    llm_adapter_free(&ad);
-    llm_model_free(&m);
+    fixture_free(&f);
 }
 
 /* No scored target: the loss is constant, every gradient exactly 0. */
 static void test_unscored(void)
 {
-    llm_model m;
-    make_model(&m, 1);
-    llm_adapter ad;
-    llm_acts a;
-    make_adapter(&ad, &m, LLM_LORA_ALL, &a);
-    int32_t in[B * T], tg[B * T];
-    make_ids(in, tg, 1, 0, 59);
-    float *g = zeros(m.n_params), *ag = zeros(ad.n_params);
-    float loss = llm_model_forward(&m, &a, in, tg);
-    llm_model_backward_adapter(&m, &a, g, ag);
+    fixture f;
+    fixture_init(&f, 1, 0, 59);
+    float *g = zeros(f.m.n_params), *ag = zeros(f.ad.n_params);
+    float loss = llm_model_forward(&f.m, &f.a, f.in, f.tg);
+    llm_model_backward_adapter(&f.m, &f.a, g, ag);
     int64_t nonzero = 0;
-    for (int64_t i = 0; i < m.n_params; i++) nonzero += g[i] != 0;
-    for (int64_t i = 0; i < ad.n_params; i++) nonzero += ag[i] != 0;
+    for (int64_t i = 0; i < f.m.n_params; i++) nonzero += g[i] != 0;
+    for (int64_t i = 0; i < f.ad.n_params; i++) nonzero += ag[i] != 0;
     CHECK_MSG(loss == 0 && nonzero == 0, "loss %g, %lld gradients not 0", loss, (long long)nonzero);
     free(g), free(ag);
-    llm_acts_free(&a);
-    llm_adapter_detach(&m);
-    llm_adapter_free(&ad);
-    llm_model_free(&m);
+    fixture_free(&f);
 }
 
 /* Forward and backward of m with ad attached: the loss, and both gradients
