@@ -49,6 +49,7 @@ MPI_LIBS = $(shell mpicc --showme:link 2>/dev/null || mpicc -link-info | cut -d'
 endif
 $(OBJ)/lib/dist.o: EXTRA_CFLAGS = $(MPI_CFLAGS)
 $(OUT)/bin/llm-train: EXTRA_LIBS = $(MPI_LIBS)
+$(OBJ)/tests/test_dist: EXTRA_LIBS = $(MPI_LIBS)
 
 LIB_SRC = $(sort $(wildcard lib/*.c))
 LIB_OBJ = $(LIB_SRC:lib/%.c=$(OBJ)/lib/%.o)
