@@ -356,11 +356,6 @@ static void test_bad_files(void)
 
 /* ---- against the numpy reference ---- */
 
-static int have_numpy(void)
-{
-    return system("/usr/bin/python3 -c 'import numpy' >/dev/null 2>&1") == 0;
-}
-
 /* Runs llama2c_ref.py on model with prompt; fills made (greedy ids, *n_made)
  * and logits ([rows, V], malloc'd).  Returns rows, or -1. */
 static int run_reference(const char *model, const int32_t *prompt, int n_prompt, int n_new,
@@ -437,7 +432,7 @@ static void compare_with_reference(const char *path, const llm_model *m, const i
 
 static void test_forward_matches_reference(void)
 {
-    if (!getenv("LLM_TOP") || !have_numpy()) {
+    if (!getenv("LLM_TOP") || !check_have_numpy()) {
         check_skip("needs /usr/bin/python3 with numpy, and LLM_TOP (run through tests/run.sh)");
         return;
     }
@@ -475,7 +470,7 @@ static void test_stories260K(void)
     CHECK(cfg->dim == h[0] && cfg->hidden == h[1] && cfg->n_layers == h[2] && cfg->n_heads == h[3] &&
           cfg->n_kv_heads == h[4] && cfg->vocab == abs(h[5]) && cfg->seq_len == h[6] && cfg->tie == (h[5] > 0));
     CHECK_MSG(m.n_params == 260032, "%lld parameters", (long long)m.n_params);
-    if (getenv("LLM_TOP") && have_numpy()) {
+    if (getenv("LLM_TOP") && check_have_numpy()) {
         const int32_t prompt[] = {1};
         compare_with_reference(path, &m, prompt, 1, 24);
     }
