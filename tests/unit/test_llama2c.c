@@ -20,6 +20,7 @@
 #include "ckpt.h"
 #include "llama2c.h"
 #include "npy.h"
+#include "ref_model.h"
 
 /* Dimension letters: D width, F hidden, L layers, H heads, K kv heads, V
  * vocab, S seq_len, E = D/H head size. */
@@ -407,16 +408,8 @@ static void compare_with_reference(const char *path, const llm_model *m, const i
     CHECK_OK(llm_acts_init(&a, &m->cfg, 1, T, &err), err);
     llm_model_forward(m, &a, seq, NULL);
     double worst = 0;
-    for (int t = 0; t < T; t++) {
-        const float *l = ref_logits + (size_t)t * V;
-        double mx = l[0], sum = 0;
-        for (int j = 1; j < V; j++) mx = l[j] > mx ? l[j] : mx;
-        for (int j = 0; j < V; j++) sum += exp(l[j] - mx);
-        for (int j = 0; j < V; j++) {
-            double d = fabs(exp(l[j] - mx) / sum - a.probs[(size_t)t * V + j]);
-            worst = d > worst ? d : worst;
-        }
-    }
+    for (int t = 0; t < T; t++)
+        worst = ref_softmax_gap(worst, ref_logits + (size_t)t * V, a.probs + (size_t)t * V, V);
     CHECK_MSG(worst < 2e-5, "probabilities differ from the reference by %g", worst);
     llm_acts_free(&a);
     /* greedy decoding: the same ids, token for token */
