@@ -63,41 +63,65 @@ static void random_tokens(int32_t *in, int32_t *tg, int T, int V, int n_virtual,
     }
 }
 
-static void test_gradients(void)
+/* An adapter (make_adapter's, n_virtual tokens, LoRA rank rank) attached to
+ * m, and its forward and backward pass on GRAD_T random ids (seed; the first
+ * n_masked targets unscored; a quantized base's kernels get their buffers):
+ * the loss, the adapter's gradient, and its weights in double for a
+ * ref_model. */
+enum { GRAD_T = 10 };
+typedef struct adapter_pass {
+    llm_adapter ad;
+    llm_acts a;
+    int32_t in[GRAD_T], tg[GRAD_T];
+    float loss, *agrad;
+    double *aw;
+} adapter_pass;
+
+static void adapter_pass_run(adapter_pass *p, llm_model *m, int n_virtual, int rank, int n_masked,
+                             unsigned long long seed)
 {
     llm_error err = {0};
+    make_adapter(&p->ad, m, n_virtual, rank);
+    CHECK_OK(llm_adapter_attach(m, &p->ad, &err), err);
+    random_tokens(p->in, p->tg, GRAD_T, m->cfg.vocab, n_virtual, n_masked, seed);
+    CHECK_OK(llm_acts_init(&p->a, &m->cfg, 1, GRAD_T, &err), err);
+    CHECK_OK(llm_acts_lora(&p->a, &m->cfg, p->ad.cfg.rank, &err), err);
+    if (m->lin[0].q) CHECK_OK(llm_acts_quant(&p->a, m, &err), err);
+    p->loss = llm_model_forward(m, &p->a, p->in, p->tg);
+    p->agrad = calloc((size_t)p->ad.n_params, sizeof *p->agrad);
+    llm_model_backward_adapter(m, &p->a, NULL, p->agrad);
+    p->aw = malloc(sizeof(double) * (size_t)p->ad.n_params);
+    for (int64_t i = 0; i < p->ad.n_params; i++) p->aw[i] = p->ad.arena[i];
+}
+
+static void adapter_pass_free(adapter_pass *p)
+{
+    free(p->agrad), free(p->aw);
+    llm_acts_free(&p->a);
+    llm_adapter_free(&p->ad);
+}
+
+static void test_gradients(void)
+{
     llm_model m;
     make_base(&m, 16, 2, 12);
-    llm_adapter ad;
-    make_adapter(&ad, &m, 3, 3);
-    CHECK_OK(llm_adapter_attach(&m, &ad, &err), err);
-    int T = 10, V = m.cfg.vocab;
-    int32_t in[10], tg[10];
-    random_tokens(in, tg, T, V, 3, 2, 23);
-    llm_acts a;
-    CHECK_OK(llm_acts_init(&a, &m.cfg, 1, T, &err), err);
-    CHECK_OK(llm_acts_lora(&a, &m.cfg, ad.cfg.rank, &err), err);
-    float loss = llm_model_forward(&m, &a, in, tg);
-    float *agrad = calloc((size_t)ad.n_params, sizeof *agrad);
-    llm_model_backward_adapter(&m, &a, NULL, agrad);
-
-    double *w = malloc(sizeof(double) * (size_t)m.n_params), *aw = malloc(sizeof(double) * (size_t)ad.n_params);
+    adapter_pass p;
+    adapter_pass_run(&p, &m, 3, 3, 2, 23);
+    double *w = malloc(sizeof(double) * (size_t)m.n_params);
     for (int64_t i = 0; i < m.n_params; i++) w[i] = m.arena[i];
-    for (int64_t i = 0; i < ad.n_params; i++) aw[i] = ad.arena[i];
-    ref_model r = {&m, &ad, w, aw};
-    double ref_l = ref_model_loss(&r, in, tg, 1, T);
-    CHECK_NEAR(loss, ref_l, 2e-5 * fabs(ref_l));
-    ref_model_check_adapter_gradient(&r, agrad, in, tg, 1, T);
+    ref_model r = {&m, &p.ad, w, p.aw};
+    double ref_l = ref_model_loss(&r, p.in, p.tg, 1, GRAD_T);
+    CHECK_NEAR(p.loss, ref_l, 2e-5 * fabs(ref_l));
+    ref_model_check_adapter_gradient(&r, p.agrad, p.in, p.tg, 1, GRAD_T);
     /* the frozen-base backward gives the same adapter gradient as the full one */
-    float *agrad2 = calloc((size_t)ad.n_params, sizeof *agrad2), *grad = calloc((size_t)m.n_params, sizeof *grad);
-    llm_model_forward(&m, &a, in, tg);
-    llm_model_backward_adapter(&m, &a, grad, agrad2);
+    float *agrad2 = calloc((size_t)p.ad.n_params, sizeof *agrad2), *grad = calloc((size_t)m.n_params, sizeof *grad);
+    llm_model_forward(&m, &p.a, p.in, p.tg);
+    llm_model_backward_adapter(&m, &p.a, grad, agrad2);
     double most = 0;
-    for (int64_t i = 0; i < ad.n_params; i++) most = fmax(most, fabs(agrad2[i] - agrad[i]));
+    for (int64_t i = 0; i < p.ad.n_params; i++) most = fmax(most, fabs(agrad2[i] - p.agrad[i]));
     CHECK_MSG(most == 0, "adapter gradient with and without the base's differs by %g", most);
-    free(w), free(aw), free(agrad), free(agrad2), free(grad);
-    llm_acts_free(&a);
-    llm_adapter_free(&ad);
+    free(w), free(agrad2), free(grad);
+    adapter_pass_free(&p);
     llm_model_free(&m);
 }
 
@@ -562,17 +586,19 @@ static void make_qbase_float(llm_model *m, double noise)
     for (int64_t i = 0; i < m->n_params; i++) m->arena[i] += (float)(noise * check_normal(&rng));
 }
 
-/* Quantizes every linear and the classifier of m in place (m->lin[].q) and
- * fills their float views with NaN: a pass that read them would show. */
-static void quantize_base(llm_model *m, const llm_qformat *f)
+/* Quantizes every linear and the classifier of m in place (m->lin[].q) to
+ * int4 in groups of 32, symmetric when sym, and fills their float views with
+ * NaN: a pass that read them would show. */
+static void quantize_base(llm_model *m, int sym)
 {
     llm_error err = {0};
+    const llm_qformat f = {.scheme = LLM_Q_INT4, .group = 32, .sym = sym};
     for (int i = 0; i < llm_linear_count(m->cfg.n_layers); i++) {
         char name[64];
         llm_linear_name(i, m->cfg.n_layers, name, sizeof name);
         const llm_param_tensor *t = llm_model_tensor(m, name);
         m->lin[i].q = calloc(1, sizeof *m->lin[i].q);
-        CHECK_OK(llm_quantize_rtn(m->arena + t->offset, (int)t->shape.dim[0], (int)t->shape.dim[1], f, m->lin[i].q, &err), err);
+        CHECK_OK(llm_quantize_rtn(m->arena + t->offset, (int)t->shape.dim[0], (int)t->shape.dim[1], &f, m->lin[i].q, &err), err);
         for (int64_t j = 0; j < t->count; j++) m->arena[t->offset + j] = NAN;
     }
 }
@@ -597,40 +623,24 @@ static double *qbase_weights(const llm_model *m)
 
 static void test_qlora_gradients(void)
 {
-    llm_error err = {0};
     llm_model m;
     make_qbase_float(&m, 0.3);
     double *wf = malloc(sizeof(double) * (size_t)m.n_params);
     for (int64_t i = 0; i < m.n_params; i++) wf[i] = m.arena[i];
-    llm_qformat f = {.scheme = LLM_Q_INT4, .group = 32, .sym = 0};
-    quantize_base(&m, &f);
-    llm_adapter ad;
-    make_adapter(&ad, &m, 2, 2);
-    CHECK_OK(llm_adapter_attach(&m, &ad, &err), err);
-    int T = 10, V = m.cfg.vocab;
-    int32_t in[10], tg[10];
-    random_tokens(in, tg, T, V, 2, 3, 29);
-    llm_acts a;
-    CHECK_OK(llm_acts_init(&a, &m.cfg, 1, T, &err), err);
-    CHECK_OK(llm_acts_lora(&a, &m.cfg, ad.cfg.rank, &err), err);
-    CHECK_OK(llm_acts_quant(&a, &m, &err), err);
-    float loss = llm_model_forward(&m, &a, in, tg);
-    float *agrad = calloc((size_t)ad.n_params, sizeof *agrad);
-    llm_model_backward_adapter(&m, &a, NULL, agrad);
-
-    double *w = qbase_weights(&m), *aw = malloc(sizeof(double) * (size_t)ad.n_params);
-    for (int64_t i = 0; i < ad.n_params; i++) aw[i] = ad.arena[i];
-    ref_model r = {&m, &ad, w, aw}, rf = {&m, &ad, wf, aw};
-    double ref_l = ref_model_loss(&r, in, tg, 1, T), float_l = ref_model_loss(&rf, in, tg, 1, T);
-    CHECK_MSG(isfinite(loss), "loss %g: a float view of a quantized linear was read", loss);
-    CHECK_NEAR(loss, ref_l, 2e-5 * fabs(ref_l));
+    quantize_base(&m, 0);
+    adapter_pass p;
+    adapter_pass_run(&p, &m, 2, 2, 3, 29);
+    double *w = qbase_weights(&m);
+    ref_model r = {&m, &p.ad, w, p.aw}, rf = {&m, &p.ad, wf, p.aw};
+    double ref_l = ref_model_loss(&r, p.in, p.tg, 1, GRAD_T), float_l = ref_model_loss(&rf, p.in, p.tg, 1, GRAD_T);
+    CHECK_MSG(isfinite(p.loss), "loss %g: a float view of a quantized linear was read", p.loss);
+    CHECK_NEAR(p.loss, ref_l, 2e-5 * fabs(ref_l));
     /* the int4 base is a different model from the float one it came from */
     CHECK_MSG(fabs(float_l - ref_l) > 100 * 2e-5 * fabs(ref_l), "int4 and float losses %g, %g: too close "
               "to tell which weights ran", ref_l, float_l);
-    ref_model_check_adapter_gradient(&r, agrad, in, tg, 1, T);
-    free(w), free(wf), free(aw), free(agrad);
-    llm_acts_free(&a);
-    llm_adapter_free(&ad);
+    ref_model_check_adapter_gradient(&r, p.agrad, p.in, p.tg, 1, GRAD_T);
+    free(w), free(wf);
+    adapter_pass_free(&p);
     llm_model_free(&m);
 }
 
@@ -641,8 +651,7 @@ static void test_qlora_training(void)
     llm_error err = {0};
     llm_model m;
     make_qbase_float(&m, 0.3);
-    llm_qformat f = {.scheme = LLM_Q_INT4, .group = 32, .sym = 0};
-    quantize_base(&m, &f);
+    quantize_base(&m, 0);
     int slots = llm_linear_count(m.cfg.n_layers);
     llm_qlinear keep[15];
     for (int i = 0; i < slots; i++) {
@@ -714,8 +723,7 @@ static void test_qlora_infer(void)
     llm_error err = {0};
     llm_model m;
     make_qbase_float(&m, 0.05);
-    llm_qformat f = {.scheme = LLM_Q_INT4, .group = 32, .sym = 1};
-    quantize_base(&m, &f);
+    quantize_base(&m, 1);
     llm_adapter ad;
     make_adapter(&ad, &m, 2, 4);
     int T = 16, V = m.cfg.vocab;
