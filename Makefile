@@ -97,13 +97,17 @@ $(CHECK_OBJ): $(OBJ)/tests/%.o: tests/unit/%.c
 
 $(OBJ)/tests/%: tests/unit/%.c $(CHECK_OBJ) $(LIB)
 	@mkdir -p $(@D) $(OBJ)/dep
-	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -Itests/unit $< -o $@ $(LDFLAGS) -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc $(CHECK_OBJ) $(LIB) $(EXTRA_LIBS) $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -Itests/unit $< -o $@ $(LDFLAGS) -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc $(CHECK_OBJ) $(TEST_OBJ) $(LIB) $(EXTRA_LIBS) $(LDLIBS)
 
-# The calibration tests also link their shared data and references.
+# References some tests share (TEST_OBJ, linked before the library): the
+# calibration tests' data and references, and the double-precision model.
 CALIB_TESTS = $(patsubst %,$(OBJ)/tests/test_calib%,_hist _amax _table) $(OBJ)/tests/test_calib
 $(CALIB_TESTS): $(OBJ)/tests/calib_ref.o
-$(CALIB_TESTS): EXTRA_LIBS = $(OBJ)/tests/calib_ref.o
-$(OBJ)/tests/calib_ref.o: tests/unit/calib_ref.c
+$(CALIB_TESTS): TEST_OBJ += $(OBJ)/tests/calib_ref.o
+REF_MODEL_TESTS = $(patsubst %,$(OBJ)/tests/test_%,model adapter infer llama2c)
+$(REF_MODEL_TESTS): $(OBJ)/tests/ref_model.o
+$(REF_MODEL_TESTS): TEST_OBJ += $(OBJ)/tests/ref_model.o
+$(OBJ)/tests/calib_ref.o $(OBJ)/tests/ref_model.o: $(OBJ)/tests/%.o: tests/unit/%.c
 	@mkdir -p $(@D) $(OBJ)/dep
 	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -Itests/unit -c $< -o $@
 

@@ -22,7 +22,7 @@ reps=$(number BENCH_REPS 3 1) || exit
 on_path llm-calib llm-tensor zstdcat
 
 tmpdir
-helper gen_floats
+helper gen_floats libllm
 n=$((mb * 1024 * 1024 / 4 / 4))
 payload=$((n * 4 * 4))
 say "generating $mb MiB of float32 in 4 tensors"

@@ -3,11 +3,12 @@
  *     gen_floats normal|bf16 N OUT.npy      (OUT '-' is stdout)
  *
  * Writes a version 1.0 .npy file of N little-endian float32 values, shape (N,):
- * standard normal values from a fixed-seed PRNG (xoshiro256** + Box-Muller), or
- * the same values rounded to bfloat16 precision (round to nearest even, keep
- * the top 16 bits), as trained weights stored in bf16 and widened to float32
- * are.  Standalone: needs only libc and libm.  The same N gives the same bytes
- * on every run and machine (IEEE float32, little-endian host assumed).
+ * standard normal values from a fixed-seed PRNG (lib/rng's xoshiro256**,
+ * Box-Muller here), or the same values rounded to bfloat16 precision (round to
+ * nearest even, keep the top 16 bits), as trained weights stored in bf16 and
+ * widened to float32 are.  Built by tests/bench/lib.sh's helper with libllm.
+ * The same N gives the same bytes on every run and machine (IEEE float32,
+ * little-endian host assumed).
  */
 #include <errno.h>
 #include <math.h>
@@ -16,34 +17,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-static uint64_t s[4];
+#include "rng.h"
 
-static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
-static uint64_t next_u64(void) /* xoshiro256** */
-{
-    uint64_t r = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return r;
-}
-
-static void seed(uint64_t x) /* splitmix64 */
-{
-    for (int i = 0; i < 4; i++) {
-        uint64_t z = (x += 0x9e3779b97f4a7c15ull);
-        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-        s[i] = z ^ (z >> 31);
-    }
-}
+static llm_rng rng;
 
 /* Uniform in (0, 1]: never 0, so log() is finite. */
-static double uniform(void) { return ((next_u64() >> 11) + 1) * 0x1.0p-53; }
+static double uniform(void) { return ((llm_rng_next(&rng) >> 11) + 1) * 0x1.0p-53; }
 
 static float to_bf16(float f)
 {
@@ -100,7 +79,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < pad; i++) fputc(' ', f);
     fputc('\n', f);
 
-    seed(0x11a9919eULL); /* fixed: same data every run */
+    llm_rng_seed(&rng, 0x11a9919eULL); /* fixed: same data every run */
     enum { CHUNK = 1 << 16 };
     static float buf[CHUNK];
     unsigned long long done = 0;

@@ -48,7 +48,7 @@ n=$((mb * 1024 * 1024 / 4))
 payload=$((n * 4))
 
 say "compiling gen_floats"
-helper gen_floats
+helper gen_floats libllm
 
 mbps() { awk -v b="$1" -v s="$2" 'BEGIN { printf "%.0f", (s > 0 ? b / s / 1e6 : 0) }'; }
 div() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }

@@ -64,6 +64,43 @@ training_text() {
     fi
 }
 
+# llama2c_model FILE VOCAB FLOATS: a llama2.c model file: its header, of the
+# caller's D (width), F (hidden), L (layers), H (heads), K (kv heads), VOCAB
+# (negative: the classifier is not the embedding) and S (seq_len), then
+# FLOATS random floats in [-0.5, 0.5), the same ones every time.
+llama2c_model() {
+    perl -e 'my ($out, $d, $f, $l, $h, $k, $v, $s, $n) = @ARGV; srand(5);
+             open(my $o, ">:raw", $out) or die;
+             print $o pack("l<7", $d, $f, $l, $h, $k, $v, $s);
+             print $o pack("f<*", map { rand() - 0.5 } 1..$n);' "$1" "$D" "$F" "$L" "$H" "$K" "$2" "$S" "$3"
+}
+
+# llama2c_tok FILE PIECES: a llama2.c tokenizer.bin of PIECES pieces: <unk>,
+# <s>, </s>, the byte pieces <0x00>.. (as many as fit), then w259...
+llama2c_tok() {
+    perl -e 'my ($out, $n) = @ARGV; open(my $o, ">:raw", $out) or die;
+             print $o pack("l<", 6);
+             for my $i (0 .. $n - 1) {
+                 my $p = $i == 0 ? "<unk>" : $i == 1 ? "\n<s>\n" : $i == 2 ? "\n</s>\n"
+                       : $i < 259 ? sprintf("<0x%02X>", $i - 3) : "w$i";
+                 print $o pack("f< l<", -$i, length($p)), $p;
+             }' "$1" "$2"
+}
+
+# two_bases: text.txt (training_text) cut into a.txt (its first 20000 bytes)
+# and b.txt (its last), and two small models: base.llmt, 20 steps on a.txt,
+# and other.llmt, another base, 2 steps on b.txt.  Sets tiny, the options of
+# such small runs.
+two_bases() {
+    training_text text.txt
+    head -c 20000 text.txt >a.txt
+    tail -c 20000 text.txt >b.txt
+    tiny="--batch 4 --threads 1"
+    llm-train --data a.txt --out base.llmt --dim 32 --layers 2 --heads 4 --seq 32 $tiny --steps 20 -q ||
+        fail "base model" "llm-train failed"
+    llm-train --data b.txt --out other.llmt --dim 32 --layers 2 --heads 4 --seq 32 $tiny --steps 2 -q
+}
+
 # Debian's interpreter, with numpy, or nothing.
 numpy_python() {
     if /usr/bin/python3 -c 'import numpy' 2>/dev/null; then echo /usr/bin/python3; fi

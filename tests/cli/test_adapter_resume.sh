@@ -8,13 +8,7 @@
 # with a fresh optimizer, saying so.
 . "$(dirname "$0")/lib.sh"
 
-training_text text.txt
-head -c 20000 text.txt >a.txt
-tail -c 20000 text.txt >b.txt
-tiny="--batch 4 --threads 1"
-llm-train --data a.txt --out base.llmt --dim 32 --layers 2 --heads 4 --seq 32 $tiny --steps 20 -q ||
-    fail "base model" "llm-train failed"
-llm-train --data b.txt --out other.llmt --dim 32 --layers 2 --heads 4 --seq 32 $tiny --steps 2 -q
+two_bases
 awk 'NR % 3 == 1 && length($0) > 20 {print substr($0, 1, 20) " =>\t" (NR % 2 ? " odd" : " even")}' text.txt |
     head -40 >ex.tsv
 

@@ -6,14 +6,8 @@
 # and int8 bases (codes untouched, peak RSS below LoRA on the float base).
 . "$(dirname "$0")/lib.sh"
 
-training_text text.txt
-head -c 20000 text.txt >a.txt
-tail -c 20000 text.txt >b.txt
-tiny="--batch 4 --threads 1"
-llm-train --data a.txt --out base.llmt --dim 32 --layers 2 --heads 4 --seq 32 $tiny --steps 20 -q ||
-    fail "base model" "llm-train failed"
+two_bases
 cp base.llmt base.orig
-llm-train --data b.txt --out other.llmt --dim 32 --layers 2 --heads 4 --seq 32 $tiny --steps 2 -q
 
 # usage errors
 expect "lora needs a base" 2 "give it with --init BASE" -- llm-train --data b.txt --out a.llmt --lora 4

@@ -12,26 +12,9 @@ E=$((D / H)) KE=$((K * D / H))
 before_norm=$((V * D + L * D + L * D * D + 2 * L * KE * D + L * D * D + L * D + 3 * L * F * D))
 n_shared=$((before_norm + D + S * E))
 
-# model FILE VOCAB_FIELD FLOATS: the header, then FLOATS random floats
-model() {
-    perl -e 'my ($out, $d, $f, $l, $h, $k, $v, $s, $n) = @ARGV; srand(5);
-             open(my $o, ">:raw", $out) or die;
-             print $o pack("l<7", $d, $f, $l, $h, $k, $v, $s);
-             print $o pack("f<*", map { rand() - 0.5 } 1..$n);' "$1" $D $F $L $H $K "$2" $S "$3"
-}
-# tokenizer FILE PIECES: <unk>, <s>, </s>, the 256 byte pieces, then w259...
-tokenizer() {
-    perl -e 'my ($out, $n) = @ARGV; open(my $o, ">:raw", $out) or die;
-             print $o pack("l<", 6);
-             for my $i (0 .. $n - 1) {
-                 my $p = $i == 0 ? "<unk>" : $i == 1 ? "\n<s>\n" : $i == 2 ? "\n</s>\n"
-                       : $i < 259 ? sprintf("<0x%02X>", $i - 3) : "w$i";
-                 print $o pack("f< l<", -$i, length($p)), $p;
-             }' "$1" "$2"
-}
-model shared.bin $V $n_shared
-model unshared.bin -$V $((n_shared + V * D))
-tokenizer tok.bin $V
+llama2c_model shared.bin $V $n_shared
+llama2c_model unshared.bin -$V $((n_shared + V * D))
+llama2c_tok tok.bin $V
 
 expect "help lists import-llama2c" 0 "" -- llm-tensor --help
 grep -q "import-llama2c" out && pass "help line" || fail "help line" "$(cat out)"
@@ -90,10 +73,10 @@ expect "shorter than the header" 1 "tiny.bin: not a llama2.c checkpoint \(20 byt
 expect "a tensor stream" 1 "shared.llmt: a tensor stream, not a llama2.c checkpoint" -- \
     llm-tensor import-llama2c -o x.llmt shared.llmt
 expect "missing file" 1 "^llm-tensor: nope.bin: No such file" -- llm-tensor import-llama2c -o x.llmt nope.bin
-tokenizer small.bin $((V - 1))
+llama2c_tok small.bin $((V - 1))
 expect "tokenizer too small" 1 "small.bin: truncated: $((V - 1)) of the model's $V pieces" -- \
     llm-tensor import-llama2c -o x.llmt --tokenizer small.bin shared.bin
-tokenizer big.bin $((V + 1))
+llama2c_tok big.bin $((V + 1))
 expect "tokenizer of another model" 1 "big.bin: more than $V pieces: not the tokenizer of this model" -- \
     llm-tensor import-llama2c -o x.llmt --tokenizer big.bin shared.bin
 [ ! -e x.llmt ] && pass "still no output" || fail "still no output" "x.llmt exists"

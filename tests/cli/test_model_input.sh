@@ -9,25 +9,11 @@
 . "$(dirname "$0")/lib.sh"
 
 # llama2c FILE V: a llama2.c model of vocabulary V (shared classifier), random
-# weights; llama2c_tok FILE V: its tokenizer.bin: <unk>, <s>, </s>, then the
-# byte pieces <0x00>.. (as many as fit), then w259...
+# weights (its tokenizer: llama2c_tok FILE V)
 D=16 F=24 L=2 H=4 K=2 S=32
 llama2c() {
     E=$((D / H)) KE=$((K * D / H))
-    n=$(($2 * D + L * D + L * D * D + 2 * L * KE * D + L * D * D + L * D + 3 * L * F * D + D + S * E))
-    perl -e 'my ($out, $d, $f, $l, $h, $k, $v, $s, $n) = @ARGV; srand(5);
-             open(my $o, ">:raw", $out) or die;
-             print $o pack("l<7", $d, $f, $l, $h, $k, $v, $s);
-             print $o pack("f<*", map { rand() - 0.5 } 1..$n);' "$1" $D $F $L $H $K "$2" $S "$n"
-}
-llama2c_tok() {
-    perl -e 'my ($out, $n) = @ARGV; open(my $o, ">:raw", $out) or die;
-             print $o pack("l<", 6);
-             for my $i (0 .. $n - 1) {
-                 my $p = $i == 0 ? "<unk>" : $i == 1 ? "\n<s>\n" : $i == 2 ? "\n</s>\n"
-                       : $i < 259 ? sprintf("<0x%02X>", $i - 3) : "w$i";
-                 print $o pack("f< l<", -$i, length($p)), $p;
-             }' "$1" "$2"
+    llama2c_model "$1" "$2" $(($2 * D + L * D + L * D * D + 2 * L * KE * D + L * D * D + L * D + 3 * L * F * D + D + S * E))
 }
 # raw_edit IN OUT PERL: a checkpoint re-encoded raw and unshuffled, the perl
 # code run on its bytes in $s, written to OUT

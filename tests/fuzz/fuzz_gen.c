@@ -12,11 +12,11 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include "adapter.h"
 #include "ckpt.h"
+#include "fuzz_common.h"
 #include "generate.h"
 #include "infer.h"
 
@@ -64,30 +64,24 @@ static void run(llm_model *m)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (size < 4) return 0;
-    uint32_t split;
-    memcpy(&split, data, 4);
-    data += 4, size -= 4;
-    split = size ? split % (uint32_t)(size + 1) : 0;
-    int fd = memfd_create("fuzz", 0);
+    size_t split;
+    char path[64];
+    if (!fuzz_split(&data, &size, &split)) return 0;
+    int fd = fuzz_memfile(data, split, path, sizeof path);
     if (fd < 0) return 0;
-    if (split == 0 || write(fd, data, split) == (ssize_t)split) {
-        char path[64];
-        snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
-        llm_error err = {0};
-        llm_model m;
-        if (llm_ckpt_load_model(path, &m, &err) == 0) {
-            llm_adapter ad;
-            int have_ad = size > split && llm_adapter_load_mem(data + split, size - split, "adapter", &ad, NULL, NULL, NULL, &err) == 0;
-            if (!have_ad || llm_adapter_attach(&m, &ad, &err) == 0) {
-                run(&m);
-                llm_adapter_detach(&m);
-                if (have_ad && !llm_model_quantized(&m)) (void)llm_adapter_merge(&m, &ad, &err); /* float models only */
-            }
+    llm_error err = {0};
+    llm_model m;
+    if (llm_ckpt_load_model(path, &m, &err) == 0) {
+        llm_adapter ad;
+        int have_ad = size > split && llm_adapter_load_mem(data + split, size - split, "adapter", &ad, NULL, NULL, NULL, &err) == 0;
+        if (!have_ad || llm_adapter_attach(&m, &ad, &err) == 0) {
+            run(&m);
             llm_adapter_detach(&m);
-            llm_model_free(&m);
-            if (have_ad) llm_adapter_free(&ad);
+            if (have_ad && !llm_model_quantized(&m)) (void)llm_adapter_merge(&m, &ad, &err); /* float models only */
         }
+        llm_adapter_detach(&m);
+        llm_model_free(&m);
+        if (have_ad) llm_adapter_free(&ad);
     }
     close(fd);
     return 0;

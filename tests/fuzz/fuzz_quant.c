@@ -10,10 +10,10 @@
  * --method gptq (with activations), bit 5 --cls, bit 6 --calib-method mse. */
 #include <stdint.h>
 #include <stdio.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include "calib_table.h"
+#include "fuzz_common.h"
 #include "model.h"
 #include "qmodel.h"
 #include "stream.h"
@@ -43,9 +43,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (rc == 0) rc = llm_qmodel_check_format(&q, &err);
     if (rc == 0 && table) { /* read by path, as llm-quant does */
         char path[64];
-        fd = memfd_create("fuzz", 0);
-        rc = fd >= 0 && (size == 0 || write(fd, data, size) == (ssize_t)size) ? 0 : -1;
-        snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+        fd = fuzz_memfile(data, size, path, sizeof path);
+        rc = fd >= 0 ? 0 : -1;
         if (rc == 0) rc = llm_calib_table_read(&t, path, &err);
         if (rc == 0) rc = llm_qmodel_calibrate(&q, &t, &err);
     } else if (rc == 0) {

@@ -9,11 +9,11 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include "data.h"
 #include "examples.h"
+#include "fuzz_common.h"
 #include "rng.h"
 #include "tok.h"
 
@@ -51,29 +51,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const llm_tok *tok = data[0] & 1 ? &bpe : &bytes;
     int T = 2 + ((data[0] >> 1) & 7) * 5;
     double val = data[0] & 16 ? 0.2 : 0;
-    int fd = memfd_create("fuzz", 0);
+    char path[64];
+    int fd = fuzz_memfile(data + 1, size - 1, path, sizeof path);
     if (fd < 0) return 0;
-    if (size == 1 || write(fd, data + 1, size - 1) == (ssize_t)(size - 1)) {
-        char path[64];
-        snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
-        llm_error err = {0};
-        llm_rng rng;
-        llm_rng_seed(&rng, 1);
-        int32_t in[BATCH * MAX_T], tg[BATCH * MAX_T];
-        llm_examples ex;
-        if (llm_examples_load(&ex, path, tok, T, val, &err) == 0) {
-            llm_examples_batch(&ex, &rng, BATCH, in, tg);
-            llm_examples_free(&ex);
+    llm_error err = {0};
+    llm_rng rng;
+    llm_rng_seed(&rng, 1);
+    int32_t in[BATCH * MAX_T], tg[BATCH * MAX_T];
+    llm_examples ex;
+    if (llm_examples_load(&ex, path, tok, T, val, &err) == 0) {
+        llm_examples_batch(&ex, &rng, BATCH, in, tg);
+        llm_examples_free(&ex);
+    }
+    llm_data d;
+    const char *paths[1] = {path};
+    if (llm_data_load(&d, paths, 1, tok, val, &err) == 0) {
+        if (llm_data_check(&d, T, &err) == 0) {
+            llm_data_train_batch(&d, &rng, BATCH, T, in, tg);
+            for (int64_t w = 0; w < llm_data_val_windows(&d, T); w++) llm_data_val_window(&d, T, w, in, tg);
         }
-        llm_data d;
-        const char *paths[1] = {path};
-        if (llm_data_load(&d, paths, 1, tok, val, &err) == 0) {
-            if (llm_data_check(&d, T, &err) == 0) {
-                llm_data_train_batch(&d, &rng, BATCH, T, in, tg);
-                for (int64_t w = 0; w < llm_data_val_windows(&d, T); w++) llm_data_val_window(&d, T, w, in, tg);
-            }
-            llm_data_free(&d);
-        }
+        llm_data_free(&d);
     }
     close(fd);
     return 0;

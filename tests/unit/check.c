@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static const char *current;
@@ -78,4 +79,41 @@ double check_normal(unsigned long long *state)
 {
     double u = check_uniform(state), v = check_uniform(state);
     return sqrt(-2.0 * log(u + 1e-300)) * cos(6.283185307179586 * v);
+}
+
+float *check_randn(size_t n, double sd, unsigned long long *state)
+{
+    float *x = malloc((n + 1) * sizeof *x);
+    for (size_t i = 0; i < n; i++) x[i] = (float)(sd * check_normal(state));
+    return x;
+}
+
+unsigned char *check_slurp(const char *path, size_t *len)
+{
+    *len = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    struct stat st;
+    unsigned char *buf = NULL;
+    if (fstat(fileno(f), &st) == 0 && (buf = malloc((size_t)st.st_size + 1)) != NULL) {
+        if (fread(buf, 1, (size_t)st.st_size, f) == (size_t)st.st_size) {
+            buf[st.st_size] = 0;
+            *len = (size_t)st.st_size;
+        } else {
+            free(buf);
+            buf = NULL;
+        }
+    }
+    fclose(f);
+    return buf;
+}
+
+void check_put_le(unsigned char *p, unsigned long long v, int n)
+{
+    for (int i = 0; i < n; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+
+int check_have_numpy(void)
+{
+    return system("/usr/bin/python3 -c 'import numpy' >/dev/null 2>&1") == 0;
 }

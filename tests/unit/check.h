@@ -1,4 +1,4 @@
-/* check — the small harness behind tests/unit/test_*.c.
+/* check — the small harness behind tests/unit/test_*.c, and the helpers they share.
  *
  * Each test is a function run by RUN(); CHECK* records the first failure with
  * its file and line; the test then prints one line, "PASS name", "FAIL name:
@@ -26,6 +26,16 @@ const char *check_tmpdir(void);
 /* Deterministic uniform [0,1) and standard normal numbers. */
 double check_uniform(unsigned long long *state);
 double check_normal(unsigned long long *state);
+/* n floats, each sd times a standard normal number drawn from *state
+ * (malloc'd, with one spare element, so n = 0 is a real allocation). */
+float *check_randn(size_t n, double sd, unsigned long long *state);
+/* The whole file at path in a malloc'd buffer with a 0 byte after it, its
+ * length in *len; NULL (*len 0) when it cannot be read whole. */
+unsigned char *check_slurp(const char *path, size_t *len);
+/* Writes the n low bytes of v at p, least significant first. */
+void check_put_le(unsigned char *p, unsigned long long v, int n);
+/* 1 when /usr/bin/python3 can import numpy (the tests' numpy references). */
+int check_have_numpy(void);
 
 #define RUN(fn) (check_begin(#fn), fn(), check_end())
 #define CHECK(cond) check_true(!!(cond), __FILE__, __LINE__, "%s", #cond)

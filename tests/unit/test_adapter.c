@@ -1,7 +1,7 @@
 /* Unit tests for lib/adapter, lib/lora, lib/examples and the adapter paths of
  * lib/model, lib/grad, lib/train and lib/infer: the loss of a model with
- * virtual tokens and LoRA factors against an independent double-precision
- * forward pass written here, the gradient of every virtual token and every
+ * virtual tokens and LoRA factors against the independent double-precision
+ * forward pass of ref_model.c, the gradient of every virtual token and every
  * LoRA factor against central finite differences of that loss, the frozen
  * base bit-identical after training, the KV-cache inference with an adapter
  * against the training forward, merging, the stream round trip, an adapter
@@ -23,151 +23,8 @@
 #include "model.h"
 #include "model_internal.h"
 #include "quant.h"
+#include "ref_model.h"
 #include "train.h"
-
-/* ---- the reference: a plain double-precision Llama with an adapter ---- */
-
-typedef struct ref {
-    const llm_model *m;     /* layout only */
-    const llm_adapter *ad;  /* layout only */
-    const double *w;        /* base parameters */
-    const double *aw;       /* adapter parameters */
-} ref;
-
-static const double *base_tensor(const ref *r, const char *fmt, int layer)
-{
-    char name[64];
-    snprintf(name, sizeof name, fmt, layer);
-    const llm_param_tensor *t = llm_model_tensor(r->m, name);
-    if (!t && !strcmp(name, "cls")) t = llm_model_tensor(r->m, "tok_emb");
-    return r->w + t->offset;
-}
-
-/* the adapter tensor by name, or NULL */
-static const double *ad_tensor(const ref *r, const char *name)
-{
-    for (int i = 0; i < r->ad->n_tensors; i++)
-        if (!strcmp(r->ad->tensors[i].name, name)) return r->aw + r->ad->tensors[i].offset;
-    return NULL;
-}
-
-static void rms(const double *x, const double *g, double *y, int d, double eps)
-{
-    double ss = 0;
-    for (int j = 0; j < d; j++) ss += x[j] * x[j];
-    double s = 1 / sqrt(ss / d + eps);
-    for (int j = 0; j < d; j++) y[j] = x[j] * s * g[j];
-}
-
-/* y = W x, plus scale * B (A x) when the adapter has layers.l.<site> */
-static void linear(const ref *r, const char *site, int l, const double *x, double *y, int out, int in)
-{
-    char name[64];
-    snprintf(name, sizeof name, "layers.%d.%s", l, site);
-    const double *w = base_tensor(r, name, 0);
-    for (int o = 0; o < out; o++) {
-        double s = 0;
-        for (int i = 0; i < in; i++) s += w[(size_t)o * in + i] * x[i];
-        y[o] = s;
-    }
-    char an[80], bn[80];
-    snprintf(an, sizeof an, "%s.lora_a", name);
-    snprintf(bn, sizeof bn, "%s.lora_b", name);
-    const double *A = ad_tensor(r, an), *B = ad_tensor(r, bn);
-    if (!A) return;
-    int R = r->ad->cfg.rank;
-    double scale = (double)r->ad->cfg.alpha / R, u[16];
-    for (int k = 0; k < R; k++) {
-        u[k] = 0;
-        for (int i = 0; i < in; i++) u[k] += A[(size_t)k * in + i] * x[i];
-    }
-    for (int o = 0; o < out; o++)
-        for (int k = 0; k < R; k++) y[o] += scale * B[(size_t)o * R + k] * u[k];
-}
-
-static void rotate(double *v, int heads, int E, int pos, double theta)
-{
-    for (int h = 0; h < heads; h++)
-        for (int i = 0; i < E / 2; i++) {
-            double a = pos * pow(theta, -2.0 * i / E), *p = v + h * E + 2 * i;
-            double x0 = p[0], x1 = p[1];
-            p[0] = x0 * cos(a) - x1 * sin(a);
-            p[1] = x0 * sin(a) + x1 * cos(a);
-        }
-}
-
-/* mean cross-entropy of one sequence of T ids (ids >= V: virtual tokens) */
-static double ref_loss(const ref *r, const int32_t *in, const int32_t *tg, int T)
-{
-    const llm_config *c = &r->m->cfg;
-    int D = c->dim, H = c->n_heads, K = c->n_kv_heads, E = D / H, F = c->hidden, V = c->vocab, KE = K * E;
-    double *x = calloc((size_t)T * D, sizeof *x), xn[64], tmp[64], h1[64], h3[64], att[64], p[32];
-    double *q = malloc(sizeof(double) * T * D), *k = malloc(sizeof(double) * T * KE),
-           *v = malloc(sizeof(double) * T * KE);
-    const double *virt = ad_tensor(r, "virtual");
-    for (int t = 0; t < T; t++)
-        memcpy(x + t * D, in[t] < V ? base_tensor(r, "tok_emb", 0) + (size_t)in[t] * D : virt + (size_t)(in[t] - V) * D,
-               sizeof(double) * D);
-    for (int l = 0; l < c->n_layers; l++) {
-        for (int t = 0; t < T; t++) {
-            rms(x + t * D, base_tensor(r, "layers.%d.attn.norm", l), xn, D, c->norm_eps);
-            linear(r, "attn.wq", l, xn, q + t * D, D, D);
-            linear(r, "attn.wk", l, xn, k + t * KE, KE, D);
-            linear(r, "attn.wv", l, xn, v + t * KE, KE, D);
-            rotate(q + t * D, H, E, t, c->rope_theta);
-            rotate(k + t * KE, K, E, t, c->rope_theta);
-        }
-        double *xnew = malloc(sizeof(double) * T * D);
-        for (int t = 0; t < T; t++) {
-            for (int h = 0; h < H; h++) {
-                int kh = h / (H / K);
-                double mx = -INFINITY, sum = 0;
-                for (int j = 0; j <= t; j++) {
-                    double s = 0;
-                    for (int e = 0; e < E; e++) s += q[t * D + h * E + e] * k[j * KE + kh * E + e];
-                    p[j] = s / sqrt(E);
-                    if (p[j] > mx) mx = p[j];
-                }
-                for (int j = 0; j <= t; j++) sum += p[j] = exp(p[j] - mx);
-                for (int e = 0; e < E; e++) {
-                    double o = 0;
-                    for (int j = 0; j <= t; j++) o += p[j] / sum * v[j * KE + kh * E + e];
-                    att[h * E + e] = o;
-                }
-            }
-            linear(r, "attn.wo", l, att, tmp, D, D);
-            for (int j = 0; j < D; j++) xnew[t * D + j] = x[t * D + j] + tmp[j];
-        }
-        memcpy(x, xnew, sizeof(double) * T * D);
-        free(xnew);
-        for (int t = 0; t < T; t++) {
-            rms(x + t * D, base_tensor(r, "layers.%d.mlp.norm", l), xn, D, c->norm_eps);
-            linear(r, "mlp.w1", l, xn, h1, F, D);
-            linear(r, "mlp.w3", l, xn, h3, F, D);
-            for (int j = 0; j < F; j++) h1[j] = h1[j] / (1 + exp(-h1[j])) * h3[j];
-            linear(r, "mlp.w2", l, h1, tmp, D, F);
-            for (int j = 0; j < D; j++) x[t * D + j] += tmp[j];
-        }
-    }
-    double loss = 0;
-    int counted = 0;
-    for (int t = 0; t < T; t++) {
-        if (tg[t] < 0) continue;
-        rms(x + t * D, base_tensor(r, "norm", 0), xn, D, c->norm_eps);
-        const double *cls = base_tensor(r, "cls", 0);
-        for (int o = 0; o < V; o++) {
-            tmp[o] = 0;
-            for (int i = 0; i < D; i++) tmp[o] += cls[(size_t)o * D + i] * xn[i];
-        }
-        double mx = tmp[0], sum = 0;
-        for (int j = 1; j < V; j++) mx = tmp[j] > mx ? tmp[j] : mx;
-        for (int j = 0; j < V; j++) sum += exp(tmp[j] - mx);
-        loss += log(sum) + mx - tmp[tg[t]];
-        counted++;
-    }
-    free(x), free(q), free(k), free(v);
-    return loss / counted;
-}
 
 /* ---- fixtures ---- */
 
@@ -192,41 +49,6 @@ static void make_adapter(llm_adapter *ad, const llm_model *m, int n_virtual, int
     for (int64_t i = 0; i < ad->n_params; i++) ad->arena[i] += (float)(0.3 * check_normal(&rng));
 }
 
-/* Every adapter gradient in agrad against central differences of the
- * reference loss in r (whose adapter weights it perturbs and restores). */
-static void check_adapter_gradient(ref *r, double *aw, const float *agrad, const int32_t *in,
-                                   const int32_t *tg, int T)
-{
-    const llm_adapter *ad = r->ad;
-    r->aw = aw;
-    /* same tolerances as test_model.c's checks of the base gradients */
-    const double eps = 1e-5;
-    for (int t = 0; t < ad->n_tensors; t++) {
-        const llm_param_tensor *pt = &ad->tensors[t];
-        double gmax = 0, worst = 0, *fd = malloc(sizeof(double) * (size_t)pt->count);
-        int64_t worst_i = -1;
-        for (int64_t i = 0; i < pt->count; i++) {
-            double *wi = &aw[pt->offset + i], keep = *wi;
-            *wi = keep + eps;
-            double lp = ref_loss(r, in, tg, T);
-            *wi = keep - eps;
-            double lm = ref_loss(r, in, tg, T);
-            *wi = keep;
-            fd[i] = (lp - lm) / (2 * eps);
-            if (fabs(fd[i]) > gmax) gmax = fabs(fd[i]);
-        }
-        for (int64_t i = 0; i < pt->count; i++) {
-            double diff = fabs(agrad[pt->offset + i] - fd[i]) - 1e-3 * fabs(fd[i]);
-            if (diff > worst) worst = diff, worst_i = i;
-        }
-        CHECK_MSG(gmax > 1e-4, "%s: gradient is all but zero (%g): test too weak", pt->name, gmax);
-        CHECK_MSG(worst <= 1e-4 * gmax, "%s[%lld]: analytic %.8g, finite difference %.8g (max |g| %g)",
-                  pt->name, (long long)worst_i, worst_i >= 0 ? agrad[pt->offset + worst_i] : 0.0,
-                  worst_i >= 0 ? fd[worst_i] : 0.0, gmax);
-        free(fd);
-    }
-}
-
 /* ---- tests ---- */
 
 /* T inputs: the first n_virtual the virtual tokens V, V+1, ..., the rest
@@ -241,41 +63,65 @@ static void random_tokens(int32_t *in, int32_t *tg, int T, int V, int n_virtual,
     }
 }
 
-static void test_gradients(void)
+/* An adapter (make_adapter's, n_virtual tokens, LoRA rank rank) attached to
+ * m, and its forward and backward pass on GRAD_T random ids (seed; the first
+ * n_masked targets unscored; a quantized base's kernels get their buffers):
+ * the loss, the adapter's gradient, and its weights in double for a
+ * ref_model. */
+enum { GRAD_T = 10 };
+typedef struct adapter_pass {
+    llm_adapter ad;
+    llm_acts a;
+    int32_t in[GRAD_T], tg[GRAD_T];
+    float loss, *agrad;
+    double *aw;
+} adapter_pass;
+
+static void adapter_pass_run(adapter_pass *p, llm_model *m, int n_virtual, int rank, int n_masked,
+                             unsigned long long seed)
 {
     llm_error err = {0};
+    make_adapter(&p->ad, m, n_virtual, rank);
+    CHECK_OK(llm_adapter_attach(m, &p->ad, &err), err);
+    random_tokens(p->in, p->tg, GRAD_T, m->cfg.vocab, n_virtual, n_masked, seed);
+    CHECK_OK(llm_acts_init(&p->a, &m->cfg, 1, GRAD_T, &err), err);
+    CHECK_OK(llm_acts_lora(&p->a, &m->cfg, p->ad.cfg.rank, &err), err);
+    if (m->lin[0].q) CHECK_OK(llm_acts_quant(&p->a, m, &err), err);
+    p->loss = llm_model_forward(m, &p->a, p->in, p->tg);
+    p->agrad = calloc((size_t)p->ad.n_params, sizeof *p->agrad);
+    llm_model_backward_adapter(m, &p->a, NULL, p->agrad);
+    p->aw = malloc(sizeof(double) * (size_t)p->ad.n_params);
+    for (int64_t i = 0; i < p->ad.n_params; i++) p->aw[i] = p->ad.arena[i];
+}
+
+static void adapter_pass_free(adapter_pass *p)
+{
+    free(p->agrad), free(p->aw);
+    llm_acts_free(&p->a);
+    llm_adapter_free(&p->ad);
+}
+
+static void test_gradients(void)
+{
     llm_model m;
     make_base(&m, 16, 2, 12);
-    llm_adapter ad;
-    make_adapter(&ad, &m, 3, 3);
-    CHECK_OK(llm_adapter_attach(&m, &ad, &err), err);
-    int T = 10, V = m.cfg.vocab;
-    int32_t in[10], tg[10];
-    random_tokens(in, tg, T, V, 3, 2, 23);
-    llm_acts a;
-    CHECK_OK(llm_acts_init(&a, &m.cfg, 1, T, &err), err);
-    CHECK_OK(llm_acts_lora(&a, &m.cfg, ad.cfg.rank, &err), err);
-    float loss = llm_model_forward(&m, &a, in, tg);
-    float *agrad = calloc((size_t)ad.n_params, sizeof *agrad);
-    llm_model_backward_adapter(&m, &a, NULL, agrad);
-
-    double *w = malloc(sizeof(double) * (size_t)m.n_params), *aw = malloc(sizeof(double) * (size_t)ad.n_params);
+    adapter_pass p;
+    adapter_pass_run(&p, &m, 3, 3, 2, 23);
+    double *w = malloc(sizeof(double) * (size_t)m.n_params);
     for (int64_t i = 0; i < m.n_params; i++) w[i] = m.arena[i];
-    for (int64_t i = 0; i < ad.n_params; i++) aw[i] = ad.arena[i];
-    ref r = {&m, &ad, w, aw};
-    double ref_l = ref_loss(&r, in, tg, T);
-    CHECK_NEAR(loss, ref_l, 2e-5 * fabs(ref_l));
-    check_adapter_gradient(&r, aw, agrad, in, tg, T);
+    ref_model r = {&m, &p.ad, w, p.aw};
+    double ref_l = ref_model_loss(&r, p.in, p.tg, 1, GRAD_T);
+    CHECK_NEAR(p.loss, ref_l, 2e-5 * fabs(ref_l));
+    ref_model_check_adapter_gradient(&r, p.agrad, p.in, p.tg, 1, GRAD_T);
     /* the frozen-base backward gives the same adapter gradient as the full one */
-    float *agrad2 = calloc((size_t)ad.n_params, sizeof *agrad2), *grad = calloc((size_t)m.n_params, sizeof *grad);
-    llm_model_forward(&m, &a, in, tg);
-    llm_model_backward_adapter(&m, &a, grad, agrad2);
+    float *agrad2 = calloc((size_t)p.ad.n_params, sizeof *agrad2), *grad = calloc((size_t)m.n_params, sizeof *grad);
+    llm_model_forward(&m, &p.a, p.in, p.tg);
+    llm_model_backward_adapter(&m, &p.a, grad, agrad2);
     double most = 0;
-    for (int64_t i = 0; i < ad.n_params; i++) most = fmax(most, fabs(agrad2[i] - agrad[i]));
+    for (int64_t i = 0; i < p.ad.n_params; i++) most = fmax(most, fabs(agrad2[i] - p.agrad[i]));
     CHECK_MSG(most == 0, "adapter gradient with and without the base's differs by %g", most);
-    free(w), free(aw), free(agrad), free(agrad2), free(grad);
-    llm_acts_free(&a);
-    llm_adapter_free(&ad);
+    free(w), free(agrad2), free(grad);
+    adapter_pass_free(&p);
     llm_model_free(&m);
 }
 
@@ -360,6 +206,14 @@ static void forward_without_lora(llm_model *m, llm_acts *a, const int32_t *tok)
     free(with_lora);
 }
 
+/* max |x[i] - y[i]| over n floats */
+static double largest_difference(const float *x, const float *y, size_t n)
+{
+    double most = 0;
+    for (size_t i = 0; i < n; i++) most = fmax(most, fabs(x[i] - y[i]));
+    return most;
+}
+
 /* The KV-cache path (a prefill, then one token at a time, on one thread
  * (dim 32) and split among threads (dim 256)) against the training forward,
  * both with virtual tokens and LoRA.  The two sum in different orders, so
@@ -390,19 +244,11 @@ static void check_infer(int dim)
     CHECK_OK(llm_infer_init(&s, &m, &o, &err), err);
     int first = 7;
     CHECK_OK(llm_infer_feed(&s, tok, first, 1, &err), err);
-    double worst = 0, effect = 0;
+    double worst = 0, effect = largest_difference(plain, a.probs, (size_t)T * V);
     for (int t = 0; t < T; t++) {
         if (t >= first) CHECK_OK(llm_infer_feed(&s, tok + t, 1, 0, &err), err);
         const float *z = t < first ? s.logits + (size_t)t * V : s.last;
-        float mx = z[0];
-        for (int j = 1; j < V; j++) mx = z[j] > mx ? z[j] : mx;
-        double sum = 0;
-        for (int j = 0; j < V; j++) sum += exp(z[j] - mx);
-        for (int j = 0; j < V; j++) {
-            size_t at = (size_t)t * V + j;
-            worst = fmax(worst, fabs(exp(z[j] - mx) / sum - a.probs[at]));
-            effect = fmax(effect, fabs(plain[at] - a.probs[at]));
-        }
+        worst = ref_softmax_gap(worst, z, a.probs + (size_t)t * V, V);
     }
     CHECK_MSG(worst < 1e-4 && worst < 0.01 * effect, "dim %d: probabilities differ by %g; the LoRA factors move them by %g",
               dim, worst, effect);
@@ -740,17 +586,19 @@ static void make_qbase_float(llm_model *m, double noise)
     for (int64_t i = 0; i < m->n_params; i++) m->arena[i] += (float)(noise * check_normal(&rng));
 }
 
-/* Quantizes every linear and the classifier of m in place (m->lin[].q) and
- * fills their float views with NaN: a pass that read them would show. */
-static void quantize_base(llm_model *m, const llm_qformat *f)
+/* Quantizes every linear and the classifier of m in place (m->lin[].q) to
+ * int4 in groups of 32, symmetric when sym, and fills their float views with
+ * NaN: a pass that read them would show. */
+static void quantize_base(llm_model *m, int sym)
 {
     llm_error err = {0};
+    const llm_qformat f = {.scheme = LLM_Q_INT4, .group = 32, .sym = sym};
     for (int i = 0; i < llm_linear_count(m->cfg.n_layers); i++) {
         char name[64];
         llm_linear_name(i, m->cfg.n_layers, name, sizeof name);
         const llm_param_tensor *t = llm_model_tensor(m, name);
         m->lin[i].q = calloc(1, sizeof *m->lin[i].q);
-        CHECK_OK(llm_quantize_rtn(m->arena + t->offset, (int)t->shape.dim[0], (int)t->shape.dim[1], f, m->lin[i].q, &err), err);
+        CHECK_OK(llm_quantize_rtn(m->arena + t->offset, (int)t->shape.dim[0], (int)t->shape.dim[1], &f, m->lin[i].q, &err), err);
         for (int64_t j = 0; j < t->count; j++) m->arena[t->offset + j] = NAN;
     }
 }
@@ -775,40 +623,24 @@ static double *qbase_weights(const llm_model *m)
 
 static void test_qlora_gradients(void)
 {
-    llm_error err = {0};
     llm_model m;
     make_qbase_float(&m, 0.3);
     double *wf = malloc(sizeof(double) * (size_t)m.n_params);
     for (int64_t i = 0; i < m.n_params; i++) wf[i] = m.arena[i];
-    llm_qformat f = {.scheme = LLM_Q_INT4, .group = 32, .sym = 0};
-    quantize_base(&m, &f);
-    llm_adapter ad;
-    make_adapter(&ad, &m, 2, 2);
-    CHECK_OK(llm_adapter_attach(&m, &ad, &err), err);
-    int T = 10, V = m.cfg.vocab;
-    int32_t in[10], tg[10];
-    random_tokens(in, tg, T, V, 2, 3, 29);
-    llm_acts a;
-    CHECK_OK(llm_acts_init(&a, &m.cfg, 1, T, &err), err);
-    CHECK_OK(llm_acts_lora(&a, &m.cfg, ad.cfg.rank, &err), err);
-    CHECK_OK(llm_acts_quant(&a, &m, &err), err);
-    float loss = llm_model_forward(&m, &a, in, tg);
-    float *agrad = calloc((size_t)ad.n_params, sizeof *agrad);
-    llm_model_backward_adapter(&m, &a, NULL, agrad);
-
-    double *w = qbase_weights(&m), *aw = malloc(sizeof(double) * (size_t)ad.n_params);
-    for (int64_t i = 0; i < ad.n_params; i++) aw[i] = ad.arena[i];
-    ref r = {&m, &ad, w, aw}, rf = {&m, &ad, wf, aw};
-    double ref_l = ref_loss(&r, in, tg, T), float_l = ref_loss(&rf, in, tg, T);
-    CHECK_MSG(isfinite(loss), "loss %g: a float view of a quantized linear was read", loss);
-    CHECK_NEAR(loss, ref_l, 2e-5 * fabs(ref_l));
+    quantize_base(&m, 0);
+    adapter_pass p;
+    adapter_pass_run(&p, &m, 2, 2, 3, 29);
+    double *w = qbase_weights(&m);
+    ref_model r = {&m, &p.ad, w, p.aw}, rf = {&m, &p.ad, wf, p.aw};
+    double ref_l = ref_model_loss(&r, p.in, p.tg, 1, GRAD_T), float_l = ref_model_loss(&rf, p.in, p.tg, 1, GRAD_T);
+    CHECK_MSG(isfinite(p.loss), "loss %g: a float view of a quantized linear was read", p.loss);
+    CHECK_NEAR(p.loss, ref_l, 2e-5 * fabs(ref_l));
     /* the int4 base is a different model from the float one it came from */
     CHECK_MSG(fabs(float_l - ref_l) > 100 * 2e-5 * fabs(ref_l), "int4 and float losses %g, %g: too close "
               "to tell which weights ran", ref_l, float_l);
-    check_adapter_gradient(&r, aw, agrad, in, tg, T);
-    free(w), free(wf), free(aw), free(agrad);
-    llm_acts_free(&a);
-    llm_adapter_free(&ad);
+    ref_model_check_adapter_gradient(&r, p.agrad, p.in, p.tg, 1, GRAD_T);
+    free(w), free(wf);
+    adapter_pass_free(&p);
     llm_model_free(&m);
 }
 
@@ -819,8 +651,7 @@ static void test_qlora_training(void)
     llm_error err = {0};
     llm_model m;
     make_qbase_float(&m, 0.3);
-    llm_qformat f = {.scheme = LLM_Q_INT4, .group = 32, .sym = 0};
-    quantize_base(&m, &f);
+    quantize_base(&m, 0);
     int slots = llm_linear_count(m.cfg.n_layers);
     llm_qlinear keep[15];
     for (int i = 0; i < slots; i++) {
@@ -892,8 +723,7 @@ static void test_qlora_infer(void)
     llm_error err = {0};
     llm_model m;
     make_qbase_float(&m, 0.05);
-    llm_qformat f = {.scheme = LLM_Q_INT4, .group = 32, .sym = 1};
-    quantize_base(&m, &f);
+    quantize_base(&m, 1);
     llm_adapter ad;
     make_adapter(&ad, &m, 2, 4);
     int T = 16, V = m.cfg.vocab;
@@ -912,23 +742,13 @@ static void test_qlora_infer(void)
     llm_infer_opts o = {.ctx = T};
     CHECK_OK(llm_infer_init(&s, &m, &o, &err), err);
     CHECK_OK(llm_infer_feed(&s, tok, T, 1, &err), err);
-    double worst = 0, effect = 0;
     /* the adapter's effect: the same forward without its LoRA (positions
      * after the virtual tokens see them either way) */
     forward_without_lora(&m, &a, tok);
     memcpy(plain, a.probs, sizeof(float) * (size_t)T * V);
-    for (int t = 0; t < T; t++) {
-        const float *z = s.logits + (size_t)t * V;
-        float mx = z[0];
-        for (int j = 1; j < V; j++) mx = z[j] > mx ? z[j] : mx;
-        double sum = 0;
-        for (int j = 0; j < V; j++) sum += exp(z[j] - mx);
-        for (int j = 0; j < V; j++) {
-            size_t at = (size_t)t * V + j;
-            worst = fmax(worst, fabs(exp(z[j] - mx) / sum - trained[at]));
-            effect = fmax(effect, fabs(plain[at] - trained[at]));
-        }
-    }
+    double worst = 0, effect = largest_difference(plain, trained, (size_t)T * V);
+    for (int t = 0; t < T; t++)
+        worst = ref_softmax_gap(worst, s.logits + (size_t)t * V, trained + (size_t)t * V, V);
     CHECK_MSG(isfinite(worst) && worst < 0.02 * effect, "inference off by %g, the adapter's effect %g", worst, effect);
     free(trained), free(plain);
     llm_infer_free(&s);

@@ -110,14 +110,6 @@ static void ref_backward(const llm_attn_shape *s, const double *q, const double 
 
 /* ---- helpers -------------------------------------------------------------- */
 
-/* n normal floats times sd (one spare element, so n = 0 is a real allocation). */
-static float *randn(size_t n, double sd, unsigned long long *rng)
-{
-    float *x = malloc((n + 1) * sizeof *x);
-    for (size_t i = 0; i < n; i++) x[i] = (float)(sd * check_normal(rng));
-    return x;
-}
-
 static double *widen(const float *x, size_t n)
 {
     double *y = malloc((n + 1) * sizeof *y);
@@ -185,8 +177,8 @@ static void forward_case(llm_attn_shape s, double qsd, double tol, unsigned long
     char ctx[128];
     snprintf(ctx, sizeof ctx, "Tq=%d Tk=%d pos0=%d d=%d window=%d", Tq, Tk, s.q_pos0, d,
              s.window);
-    float *q = randn((size_t)Tq * d, qsd, &rng), *k = randn((size_t)Tk * d, 1, &rng);
-    float *v = randn((size_t)Tk * d, 1, &rng);
+    float *q = check_randn((size_t)Tq * d, qsd, &rng), *k = check_randn((size_t)Tk * d, 1, &rng);
+    float *v = check_randn((size_t)Tk * d, 1, &rng);
     float *out = malloc(((size_t)Tq * d + 1) * sizeof *out);
     float *lse = malloc(((size_t)Tq + 1) * sizeof *lse);
     double *qd = widen(q, (size_t)Tq * d), *kd = widen(k, (size_t)Tk * d);
@@ -210,8 +202,8 @@ static void backward_case(llm_attn_shape s, unsigned long long seed)
     char ctx[128];
     snprintf(ctx, sizeof ctx, "Tq=%d Tk=%d pos0=%d d=%d window=%d", Tq, Tk, s.q_pos0, d,
              s.window);
-    float *q = randn(nq, 1, &rng), *k = randn(nk, 1, &rng), *v = randn(nk, 1, &rng);
-    float *go = randn(nq, 1, &rng);
+    float *q = check_randn(nq, 1, &rng), *k = check_randn(nk, 1, &rng), *v = check_randn(nk, 1, &rng);
+    float *go = check_randn(nq, 1, &rng);
     float *out = malloc((nq + 1) * sizeof *out), *lse = malloc(((size_t)Tq + 1) * sizeof *lse);
     float *dq = malloc((nq + 1) * sizeof *dq), *dk = calloc(nk + 1, sizeof *dk);
     float *dv = calloc(nk + 1, sizeof *dv);
@@ -293,8 +285,8 @@ static void test_one_query_vs_double(void)
         s.scale *= 3; /* peaked rows: large scores for the softmax to handle */
         unsigned long long rng = 400 + i;
         const int Tk = s.n_kv, d = s.head_dim;
-        float *q = randn((size_t)d, 1, &rng), *k = randn((size_t)Tk * d, 1, &rng);
-        float *v = randn((size_t)Tk * d, 1, &rng), *out = malloc(((size_t)d + 1) * sizeof *out);
+        float *q = check_randn((size_t)d, 1, &rng), *k = check_randn((size_t)Tk * d, 1, &rng);
+        float *v = check_randn((size_t)Tk * d, 1, &rng), *out = malloc(((size_t)d + 1) * sizeof *out);
         float *scores = malloc(((size_t)Tk + 1) * sizeof *scores);
         double *qd = widen(q, (size_t)d), *kd = widen(k, (size_t)Tk * d), *vd = widen(v, (size_t)Tk * d);
         double ro[80], rl;
@@ -325,8 +317,8 @@ static void test_forward_large_scores(void)
     llm_attn_shape s = shape(200, 200, 0, 16, 0);
     const int T = 200, d = 16;
     unsigned long long rng = 402;
-    float *q = randn((size_t)T * d, 1, &rng), *k = randn((size_t)T * d, 1, &rng);
-    float *v = randn((size_t)T * d, 1, &rng);
+    float *q = check_randn((size_t)T * d, 1, &rng), *k = check_randn((size_t)T * d, 1, &rng);
+    float *v = check_randn((size_t)T * d, 1, &rng);
     for (int i = 0; i < T; i++) q[(size_t)i * d] = 4; /* every query likes column 0 */
     for (int j = 0; j < T; j++) k[(size_t)j * d] = (float)(0.5 * j); /* later keys score higher */
     float *out = malloc((size_t)T * d * sizeof *out), *lse = malloc(T * sizeof *lse);
@@ -353,8 +345,8 @@ static void test_strides(void)
     unsigned long long rng = 500;
     for (int w = 0; w <= 20; w += 20) {
         s.window = w;
-        float *Q = randn((size_t)T * ldq, 1, &rng), *K = randn((size_t)T * ldkv, 1, &rng);
-        float *V = randn((size_t)T * ldkv, 1, &rng), *GO = randn((size_t)T * ldo, 1, &rng);
+        float *Q = check_randn((size_t)T * ldq, 1, &rng), *K = check_randn((size_t)T * ldkv, 1, &rng);
+        float *V = check_randn((size_t)T * ldkv, 1, &rng), *GO = check_randn((size_t)T * ldo, 1, &rng);
         float *O = malloc((size_t)T * ldo * sizeof *O), *dQ = malloc((size_t)T * ldq * sizeof *dQ);
         float *dK = malloc((size_t)T * ldkv * sizeof *dK);
         float *dV = malloc((size_t)T * ldkv * sizeof *dV);
@@ -482,8 +474,8 @@ static void test_backward_finite_differences(void)
     for (int w = 0; w <= 3; w += 3) {
         llm_attn_shape s = shape(T, T, 0, d, w);
         unsigned long long rng = 800 + w;
-        float *qf = randn(T * d, 1, &rng), *kf = randn(T * d, 1, &rng), *vf = randn(T * d, 1, &rng);
-        float *Rf = randn(T * d, 1, &rng);
+        float *qf = check_randn(T * d, 1, &rng), *kf = check_randn(T * d, 1, &rng), *vf = check_randn(T * d, 1, &rng);
+        float *Rf = check_randn(T * d, 1, &rng);
         double *x[3] = {widen(qf, T * d), widen(kf, T * d), widen(vf, T * d)};
         double *R = widen(Rf, T * d);
         double out[9 * 4], lse[9], fd[3][9 * 4], ref[3][9 * 4];
@@ -528,8 +520,8 @@ static void test_naive_matches_flash(void)
     for (int w = 0; w <= 37; w += 37) {
         llm_attn_shape s = shape(T, T, 0, d, w);
         unsigned long long rng = 900 + w;
-        float *q = randn(n, 1, &rng), *k = randn(n, 1, &rng), *v = randn(n, 1, &rng);
-        float *go = randn(n, 1, &rng);
+        float *q = check_randn(n, 1, &rng), *k = check_randn(n, 1, &rng), *v = check_randn(n, 1, &rng);
+        float *go = check_randn(n, 1, &rng);
         float *o1 = malloc(n * sizeof *o1), *o2 = malloc(n * sizeof *o2);
         float *l1 = malloc(T * sizeof *l1), *l2 = malloc(T * sizeof *l2);
         float *dq1 = malloc(n * sizeof *dq1), *dq2 = malloc(n * sizeof *dq2);
@@ -575,8 +567,8 @@ static void test_backward_accumulates(void)
     const size_t n = (size_t)T * d;
     llm_attn_shape s = shape(T, T, 0, d, 20);
     unsigned long long rng = 1000;
-    float *q = randn(n, 1, &rng), *k = randn(n, 1, &rng), *v = randn(n, 1, &rng);
-    float *go = randn(n, 1, &rng), *pre = randn(n, 1, &rng);
+    float *q = check_randn(n, 1, &rng), *k = check_randn(n, 1, &rng), *v = check_randn(n, 1, &rng);
+    float *go = check_randn(n, 1, &rng), *pre = check_randn(n, 1, &rng);
     float *out = malloc(n * sizeof *out), *lse = malloc(T * sizeof *lse);
     float *dq0 = malloc(n * sizeof *dq0), *dk0 = malloc(n * sizeof *dk0);
     float *dv0 = malloc(n * sizeof *dv0), *dq = malloc(n * sizeof *dq);
@@ -625,8 +617,8 @@ static void test_no_writes_outside_outputs(void)
         llm_attn_shape s = shape(Tq, Tk, Tk > Tq ? Tk - Tq : 0, d, w);
         const size_t nq = (size_t)Tq * d, nk = (size_t)Tk * d;
         unsigned long long rng = 1100 + t;
-        float *q = randn(nq, 1, &rng), *k = randn(nk, 1, &rng), *v = randn(nk, 1, &rng);
-        float *go = randn(nq, 1, &rng);
+        float *q = check_randn(nq, 1, &rng), *k = check_randn(nk, 1, &rng), *v = check_randn(nk, 1, &rng);
+        float *go = check_randn(nq, 1, &rng);
         float *bo = malloc((nq + 2 * G) * sizeof *bo);
         float *bl = malloc(((size_t)Tq + 2 * G) * sizeof *bl);
         float *bq = malloc((nq + 2 * G) * sizeof *bq), *bk = malloc((nk + 2 * G) * sizeof *bk);

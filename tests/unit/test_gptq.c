@@ -195,11 +195,6 @@ static const char *numpy_gptq =
     "    Wp[:, j+1:] -= np.outer(e, U[j, j+1:])\n"
     "Q.astype('<f8').tofile(d + '/q.f64')\n";
 
-static int have_numpy(void)
-{
-    return system("/usr/bin/python3 -c 'import numpy' >/dev/null 2>&1") == 0;
-}
-
 static void write_f32(const char *path, const float *x, size_t n)
 {
     FILE *f = fopen(path, "wb");
@@ -253,7 +248,7 @@ static void compare_numpy(const llm_qformat *f, int act_order, int block)
 
 static void test_against_numpy(void)
 {
-    if (!have_numpy()) {
+    if (!check_have_numpy()) {
         check_skip("needs /usr/bin/python3 with numpy");
         return;
     }

@@ -16,6 +16,7 @@
 #include "infer.h"
 #include "nomem.h"
 #include "quant.h"
+#include "ref_model.h"
 #include "sample.h"
 
 /* dim 32 runs a decode step on one thread; dim 256 is past the size where
@@ -53,14 +54,7 @@ static void check_cache_matches_forward(int dim, int kv_heads, int window, int f
     for (int t = 0; t < T; t++) {
         if (t >= first) CHECK_OK(llm_infer_feed(&s, tok + t, 1, 0, &err), err);
         const float *z = t < first ? s.logits + (size_t)t * V : s.last;
-        float mx = z[0];
-        for (int j = 1; j < V; j++) mx = z[j] > mx ? z[j] : mx;
-        double sum = 0;
-        for (int j = 0; j < V; j++) sum += exp(z[j] - mx);
-        for (int j = 0; j < V; j++) {
-            double d = fabs(exp(z[j] - mx) / sum - a.probs[(size_t)t * V + j]);
-            if (d > worst) worst = d;
-        }
+        worst = ref_softmax_gap(worst, z, a.probs + (size_t)t * V, V);
     }
     /* the same float arithmetic in another order: agreement to ~1e-6 */
     CHECK_MSG(worst < 2e-5, "kv %d window %d prefill %d: probabilities differ by %g", kv_heads, window,

@@ -35,13 +35,6 @@ static void test_names(void)
         CHECK_MSG(llm_linear_find(bad[i], L) == -1, "%s found as %d", bad[i], llm_linear_find(bad[i], L));
 }
 
-static float *randn(size_t n, double sd, unsigned long long *rng)
-{
-    float *x = malloc(n * sizeof *x);
-    for (size_t i = 0; i < n; i++) x[i] = (float)(sd * check_normal(rng));
-    return x;
-}
-
 /* One layer under test, and its weights in double. */
 typedef struct fixture {
     llm_linear lin;
@@ -56,7 +49,7 @@ static void fixture_init(fixture *fx, const llm_qformat *f, int out, int in, int
 {
     llm_error err = {0};
     memset(fx, 0, sizeof *fx);
-    fx->wf = randn((size_t)out * in, 0.05, rng);
+    fx->wf = check_randn((size_t)out * in, 0.05, rng);
     fx->w = malloc(sizeof(double) * (size_t)out * in);
     fx->lin = (llm_linear){.out = out, .in = in, .w = fx->wf};
     if (f) {
@@ -72,8 +65,8 @@ static void fixture_init(fixture *fx, const llm_qformat *f, int out, int in, int
         for (size_t i = 0; i < (size_t)out * in; i++) fx->w[i] = fx->wf[i];
     }
     if (rank) {
-        fx->a = randn((size_t)rank * in, 0.3, rng);
-        fx->b = randn((size_t)out * rank, 0.3, rng);
+        fx->a = check_randn((size_t)rank * in, 0.3, rng);
+        fx->b = check_randn((size_t)out * rank, 0.3, rng);
         fx->lin.lora_a = fx->a, fx->lin.lora_b = fx->b, fx->lin.rank = rank, fx->lin.lora_scale = 1.5f;
     }
 }
@@ -126,9 +119,9 @@ static void check_training(const llm_qformat *f, int out, int in, int rank, int 
     fixture fx;
     fixture_init(&fx, f, out, in, rank, &rng);
     const llm_linear *l = &fx.lin;
-    float *x = randn((size_t)n * in, 1, &rng), *dy = randn((size_t)n * out, 1, &rng);
-    float *y = randn((size_t)n * out, 1, &rng), *y0 = malloc(sizeof(float) * (size_t)n * out);
-    float *dx = randn((size_t)n * in, 1, &rng), *dx0 = malloc(sizeof(float) * (size_t)n * in);
+    float *x = check_randn((size_t)n * in, 1, &rng), *dy = check_randn((size_t)n * out, 1, &rng);
+    float *y = check_randn((size_t)n * out, 1, &rng), *y0 = malloc(sizeof(float) * (size_t)n * out);
+    float *dx = check_randn((size_t)n * in, 1, &rng), *dx0 = malloc(sizeof(float) * (size_t)n * in);
     float *u = malloc(sizeof(float) * (size_t)n * (rank + 1)), *du = malloc(sizeof(float) * (size_t)n * (rank + 1));
     float *scratch = malloc(sizeof(float) * LLM_QROWS * (size_t)in);
     memcpy(y0, y, sizeof(float) * (size_t)n * out);
@@ -239,7 +232,7 @@ static void check_inference(const llm_qformat *f, int out, int in, int rank, int
     fixture_init(&fx, f, out, in, rank, &rng);
     const llm_linear *l = &fx.lin;
     const char *kind = f ? llm_qscheme_name(f->scheme) : "f32";
-    float *x = randn((size_t)M * in, 1, &rng), *y0 = randn((size_t)M * out, 1, &rng);
+    float *x = check_randn((size_t)M * in, 1, &rng), *y0 = check_randn((size_t)M * out, 1, &rng);
     float *y = malloc(sizeof(float) * (size_t)M * out), *pieces = malloc(sizeof(float) * (size_t)M * out);
     float *scratch = malloc(sizeof(float) * (size_t)M * out), *base = malloc(sizeof(float) * (size_t)M * out);
     double *want = malloc(sizeof(double) * (size_t)M * out), *mag = malloc(sizeof(double) * (size_t)M * out);

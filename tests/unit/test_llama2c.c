@@ -20,6 +20,7 @@
 #include "ckpt.h"
 #include "llama2c.h"
 #include "npy.h"
+#include "ref_model.h"
 
 /* Dimension letters: D width, F hidden, L layers, H heads, K kv heads, V
  * vocab, S seq_len, E = D/H head size. */
@@ -356,11 +357,6 @@ static void test_bad_files(void)
 
 /* ---- against the numpy reference ---- */
 
-static int have_numpy(void)
-{
-    return system("/usr/bin/python3 -c 'import numpy' >/dev/null 2>&1") == 0;
-}
-
 /* Runs llama2c_ref.py on model with prompt; fills made (greedy ids, *n_made)
  * and logits ([rows, V], malloc'd).  Returns rows, or -1. */
 static int run_reference(const char *model, const int32_t *prompt, int n_prompt, int n_new,
@@ -412,16 +408,8 @@ static void compare_with_reference(const char *path, const llm_model *m, const i
     CHECK_OK(llm_acts_init(&a, &m->cfg, 1, T, &err), err);
     llm_model_forward(m, &a, seq, NULL);
     double worst = 0;
-    for (int t = 0; t < T; t++) {
-        const float *l = ref_logits + (size_t)t * V;
-        double mx = l[0], sum = 0;
-        for (int j = 1; j < V; j++) mx = l[j] > mx ? l[j] : mx;
-        for (int j = 0; j < V; j++) sum += exp(l[j] - mx);
-        for (int j = 0; j < V; j++) {
-            double d = fabs(exp(l[j] - mx) / sum - a.probs[(size_t)t * V + j]);
-            worst = d > worst ? d : worst;
-        }
-    }
+    for (int t = 0; t < T; t++)
+        worst = ref_softmax_gap(worst, ref_logits + (size_t)t * V, a.probs + (size_t)t * V, V);
     CHECK_MSG(worst < 2e-5, "probabilities differ from the reference by %g", worst);
     llm_acts_free(&a);
     /* greedy decoding: the same ids, token for token */
@@ -437,7 +425,7 @@ static void compare_with_reference(const char *path, const llm_model *m, const i
 
 static void test_forward_matches_reference(void)
 {
-    if (!getenv("LLM_TOP") || !have_numpy()) {
+    if (!getenv("LLM_TOP") || !check_have_numpy()) {
         check_skip("needs /usr/bin/python3 with numpy, and LLM_TOP (run through tests/run.sh)");
         return;
     }
@@ -475,7 +463,7 @@ static void test_stories260K(void)
     CHECK(cfg->dim == h[0] && cfg->hidden == h[1] && cfg->n_layers == h[2] && cfg->n_heads == h[3] &&
           cfg->n_kv_heads == h[4] && cfg->vocab == abs(h[5]) && cfg->seq_len == h[6] && cfg->tie == (h[5] > 0));
     CHECK_MSG(m.n_params == 260032, "%lld parameters", (long long)m.n_params);
-    if (getenv("LLM_TOP") && have_numpy()) {
+    if (getenv("LLM_TOP") && check_have_numpy()) {
         const int32_t prompt[] = {1};
         compare_with_reference(path, &m, prompt, 1, 24);
     }

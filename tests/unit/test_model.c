@@ -1,5 +1,5 @@
-/* Unit tests for lib/model and lib/grad: the whole model's loss against an
- * independent forward pass written here in double precision, and every
+/* Unit tests for lib/model and lib/grad: the whole model's loss against the
+ * independent double-precision forward pass of ref_model.c, and every
  * gradient of every parameter tensor against central finite differences of
  * that double-precision loss; the check of token ids against the rule
  * written out here; greedy decoding on logits that are NaN, and out of
@@ -13,126 +13,7 @@
 #include "check.h"
 #include "model.h"
 #include "nomem.h"
-
-/* ---- the reference: a plain, double-precision Llama forward ---- */
-
-typedef struct ref {
-    const llm_model *m; /* for the layout (names and offsets) only */
-    const double *w;    /* parameters, same layout as the arena */
-} ref;
-
-static const double *tensor(const ref *r, const char *fmt, int layer)
-{
-    char name[64];
-    snprintf(name, sizeof name, fmt, layer);
-    const llm_param_tensor *t = llm_model_tensor(r->m, name);
-    if (!t && !strcmp(name, "cls")) t = llm_model_tensor(r->m, "tok_emb"); /* tied */
-    return r->w + t->offset;
-}
-
-static void rms(const double *x, const double *g, double *y, int d, double eps)
-{
-    double ss = 0;
-    for (int j = 0; j < d; j++) ss += x[j] * x[j];
-    double s = 1 / sqrt(ss / d + eps);
-    for (int j = 0; j < d; j++) y[j] = x[j] * s * g[j];
-}
-
-/* y[out] = W[out, in] x[in] */
-static void linear(const double *w, const double *x, double *y, int out, int in)
-{
-    for (int o = 0; o < out; o++) {
-        double s = 0;
-        for (int i = 0; i < in; i++) s += w[(size_t)o * in + i] * x[i];
-        y[o] = s;
-    }
-}
-
-static void rotate(double *v, int heads, int E, int pos, double theta)
-{
-    for (int h = 0; h < heads; h++)
-        for (int i = 0; i < E / 2; i++) {
-            double a = pos * pow(theta, -2.0 * i / E), *p = v + h * E + 2 * i;
-            double x0 = p[0], x1 = p[1];
-            p[0] = x0 * cos(a) - x1 * sin(a);
-            p[1] = x0 * sin(a) + x1 * cos(a);
-        }
-}
-
-static double ref_loss(const ref *r, const int32_t *in, const int32_t *tg, int B, int T)
-{
-    const llm_config *c = &r->m->cfg;
-    int D = c->dim, H = c->n_heads, K = c->n_kv_heads, E = D / H, F = c->hidden, V = c->vocab;
-    int N = B * T;
-    double *x = calloc((size_t)N * D, sizeof *x), *xn = malloc(sizeof(double) * D);
-    double *q = malloc(sizeof(double) * (size_t)N * D), *k = malloc(sizeof(double) * (size_t)N * K * E),
-           *v = malloc(sizeof(double) * (size_t)N * K * E), *att = malloc(sizeof(double) * D),
-           *tmp = malloc(sizeof(double) * (F > V ? F : V)), *h1 = malloc(sizeof(double) * F),
-           *h3 = malloc(sizeof(double) * F), *p = malloc(sizeof(double) * T);
-    for (int n = 0; n < N; n++) memcpy(x + n * D, tensor(r, "tok_emb", 0) + (size_t)in[n] * D, sizeof(double) * D);
-    for (int l = 0; l < c->n_layers; l++) {
-        for (int n = 0; n < N; n++) {
-            rms(x + n * D, tensor(r, "layers.%d.attn.norm", l), xn, D, c->norm_eps);
-            linear(tensor(r, "layers.%d.attn.wq", l), xn, q + n * D, D, D);
-            linear(tensor(r, "layers.%d.attn.wk", l), xn, k + n * K * E, K * E, D);
-            linear(tensor(r, "layers.%d.attn.wv", l), xn, v + n * K * E, K * E, D);
-            rotate(q + n * D, H, E, n % T, c->rope_theta);
-            rotate(k + n * K * E, K, E, n % T, c->rope_theta);
-        }
-        double *xnew = malloc(sizeof(double) * (size_t)N * D);
-        for (int n = 0; n < N; n++) {
-            int b = n / T, t = n % T;
-            for (int h = 0; h < H; h++) {
-                int kh = h / (H / K);
-                double mx = -INFINITY, sum = 0;
-                for (int j = 0; j <= t; j++) {
-                    if (c->window && j <= t - c->window) {
-                        p[j] = -INFINITY;
-                        continue;
-                    }
-                    double s = 0;
-                    for (int e = 0; e < E; e++) s += q[n * D + h * E + e] * k[(b * T + j) * K * E + kh * E + e];
-                    p[j] = s / sqrt(E);
-                    if (p[j] > mx) mx = p[j];
-                }
-                for (int j = 0; j <= t; j++) sum += p[j] = exp(p[j] - mx);
-                for (int e = 0; e < E; e++) {
-                    double o = 0;
-                    for (int j = 0; j <= t; j++) o += p[j] / sum * v[(b * T + j) * K * E + kh * E + e];
-                    att[h * E + e] = o;
-                }
-            }
-            linear(tensor(r, "layers.%d.attn.wo", l), att, tmp, D, D);
-            for (int j = 0; j < D; j++) xnew[n * D + j] = x[n * D + j] + tmp[j];
-        }
-        memcpy(x, xnew, sizeof(double) * (size_t)N * D);
-        free(xnew);
-        for (int n = 0; n < N; n++) {
-            rms(x + n * D, tensor(r, "layers.%d.mlp.norm", l), xn, D, c->norm_eps);
-            linear(tensor(r, "layers.%d.mlp.w1", l), xn, h1, F, D);
-            linear(tensor(r, "layers.%d.mlp.w3", l), xn, h3, F, D);
-            for (int j = 0; j < F; j++) h1[j] = h1[j] / (1 + exp(-h1[j])) * h3[j];
-            linear(tensor(r, "layers.%d.mlp.w2", l), h1, tmp, D, F);
-            for (int j = 0; j < D; j++) x[n * D + j] += tmp[j];
-        }
-    }
-    double loss = 0;
-    int counted = 0;
-    for (int n = 0; n < N; n++) {
-        if (tg[n] < 0) continue;
-        rms(x + n * D, tensor(r, "norm", 0), xn, D, c->norm_eps);
-        linear(tensor(r, "cls", 0), xn, tmp, V, D);
-        double mx = tmp[0], sum = 0;
-        for (int j = 1; j < V; j++) mx = tmp[j] > mx ? tmp[j] : mx;
-        for (int j = 0; j < V; j++) sum += exp(tmp[j] - mx);
-        loss += log(sum) + mx - tmp[tg[n]];
-        counted++;
-    }
-    free(x), free(xn), free(q), free(k), free(v), free(att), free(tmp), free(h1), free(h3), free(p);
-    return loss / counted;
-}
-
-/* ---- the tests ---- */
+#include "ref_model.h"
 
 typedef struct setup {
     llm_model m;
@@ -175,42 +56,12 @@ static void check_model(int tie, int window, int kv_heads)
 
     double *w = malloc(sizeof(double) * (size_t)s.m.n_params);
     for (int64_t i = 0; i < s.m.n_params; i++) w[i] = s.m.arena[i];
-    ref r = {&s.m, w};
-    double ref_l = ref_loss(&r, s.in, s.tg, s.B, s.T);
+    ref_model r = {&s.m, NULL, w, NULL};
+    double ref_l = ref_model_loss(&r, s.in, s.tg, s.B, s.T);
     /* float32 forward vs double: ~1e-6 relative rounding over a few hundred
      * operations per value */
     CHECK_NEAR(loss, ref_l, 2e-5 * fabs(ref_l));
-
-    /* central differences in double: truncation ~eps^2 * f''' ~ 1e-10,
-     * rounding ~1e-16 / eps ~ 1e-11; the float32 backward carries ~1e-6
-     * relative error per value, so 1e-4 of the tensor's largest gradient
-     * plus 1e-3 of the value itself bounds an honest result */
-    const double eps = 1e-5;
-    for (int t = 0; t < s.m.n_tensors; t++) {
-        const llm_param_tensor *pt = &s.m.tensors[t];
-        double gmax = 0, worst = 0;
-        int64_t worst_i = -1;
-        double *fd = malloc(sizeof(double) * (size_t)pt->count);
-        for (int64_t i = 0; i < pt->count; i++) {
-            double *wi = &w[pt->offset + i], keep = *wi;
-            *wi = keep + eps;
-            double lp = ref_loss(&r, s.in, s.tg, s.B, s.T);
-            *wi = keep - eps;
-            double lm = ref_loss(&r, s.in, s.tg, s.B, s.T);
-            *wi = keep;
-            fd[i] = (lp - lm) / (2 * eps);
-            if (fabs(fd[i]) > gmax) gmax = fabs(fd[i]);
-        }
-        for (int64_t i = 0; i < pt->count; i++) {
-            double diff = fabs(grad[pt->offset + i] - fd[i]) - 1e-3 * fabs(fd[i]);
-            if (diff > worst) worst = diff, worst_i = i;
-        }
-        CHECK_MSG(gmax > 1e-4, "%s: gradient is all but zero (%g): test too weak", pt->name, gmax);
-        CHECK_MSG(worst <= 1e-4 * gmax, "%s[%lld]: analytic %.8g, finite difference %.8g (max |g| %g)",
-                  pt->name, (long long)worst_i, worst_i >= 0 ? grad[pt->offset + worst_i] : 0.0,
-                  worst_i >= 0 ? fd[worst_i] : 0.0, gmax);
-        free(fd);
-    }
+    ref_model_check_base_gradient(&r, grad, s.in, s.tg, s.B, s.T);
     free(w);
     free(grad);
     llm_acts_free(&a);

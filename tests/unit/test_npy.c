@@ -603,23 +603,6 @@ static int write_file(const char *path, const char *text)
     return fclose(f) == 0 && ok ? 0 : -1;
 }
 
-static unsigned char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    struct stat st;
-    unsigned char *buf = NULL;
-    if (fstat(fileno(f), &st) == 0 && (buf = malloc((size_t)st.st_size + 1)) != NULL) {
-        *len = fread(buf, 1, (size_t)st.st_size, f);
-        if (*len != (size_t)st.st_size) {
-            free(buf);
-            buf = NULL;
-        }
-    }
-    fclose(f);
-    return buf;
-}
-
 static void test_numpy_save_then_read(void)
 {
     const char *py = numpy_python();
@@ -690,7 +673,7 @@ static void test_numpy_save_then_read(void)
             unsigned char *data = malloc(h.nbytes + 1);
             size_t want_len = 0;
             snprintf(path, sizeof path, "%s/%s.bin", dir, cases[k].name);
-            unsigned char *want = slurp(path, &want_len);
+            unsigned char *want = check_slurp(path, &want_len);
             char extra;
             CHECK(data && want && want_len == h.nbytes);
             if (data && want && want_len == h.nbytes &&

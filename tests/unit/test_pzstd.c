@@ -79,20 +79,6 @@ static void write_stream(const char *path, int raw)
     CHECK_OK(llm_writer_close(w, &err), err);
 }
 
-static buf slurp(const char *path)
-{
-    buf b = {0};
-    FILE *f = fopen(path, "rb");
-    if (!f) return b;
-    fseek(f, 0, SEEK_END);
-    b.n = (size_t)ftell(f);
-    fseek(f, 0, SEEK_SET);
-    b.p = malloc(b.n + 1);
-    if (fread(b.p, 1, b.n, f) != b.n) b.n = 0;
-    fclose(f);
-    return b;
-}
-
 static void spit(const char *path, const void *p, size_t n)
 {
     FILE *f = fopen(path, "wb");
@@ -157,7 +143,7 @@ static void test_writer_frames(void)
     make_records();
     write_stream(path_z, 0);
     write_stream(path_raw, 1);
-    z = slurp(path_z), raw = slurp(path_raw);
+    z.p = check_slurp(path_z, &z.n), raw.p = check_slurp(path_raw, &raw.n);
     CHECK(raw.n > 13 * (1u << 20) && z.n > 0);
     /* walk the frames; decode each alone */
     size_t pos = 0, at = 0, frames = 0, cap = 2 * LLM_FRAME_BYTES;
@@ -195,7 +181,8 @@ static void test_zstdcat_agrees(void)
     snprintf(out, sizeof out, "%s/zcat.out", check_tmpdir());
     snprintf(cmd, sizeof cmd, "zstdcat '%s' > '%s'", path_z, out);
     CHECK(system(cmd) == 0);
-    buf b = slurp(out);
+    buf b;
+    b.p = check_slurp(out, &b.n);
     CHECK(b.n == raw.n && !memcmp(b.p, raw.p, raw.n));
     free(b.p);
 }
@@ -506,7 +493,8 @@ static void test_framing_rules(void)
     rec.name = "b";
     CHECK_OK(llm_writer_record(w, &rec, v, &err), err);
     CHECK_OK(llm_writer_close(w, &err), err);
-    buf s = slurp(path);
+    buf s;
+    s.p = check_slurp(path, &s.n);
     size_t cap = 8 * ZSTD_compressBound(s.n) + 64, n;
     unsigned char *in = malloc(cap), *inner = malloc(cap);
     int records;

@@ -13,13 +13,6 @@
 #include "nomem.h"
 #include "qmatmul.h"
 
-static float *randn(size_t n, double sd, unsigned long long seed)
-{
-    float *x = malloc(n * sizeof *x);
-    for (size_t i = 0; i < n; i++) x[i] = (float)(sd * check_normal(&seed));
-    return x;
-}
-
 /* Ŵ[r,k] from the codes, in double. */
 static double what(const llm_qlinear *q, int r, int k)
 {
@@ -66,8 +59,8 @@ static void check_product(const llm_qlinear *q, const float *X, int M, const flo
 static void run_scheme(const llm_qformat *f, int rows, int cols, int M)
 {
     llm_error err = {0};
-    float *w = randn((size_t)rows * cols, 0.05, 11 + (unsigned)cols);
-    float *X = randn((size_t)M * cols, 1.0, 5 + (unsigned)rows);
+    float *w = check_randn((size_t)rows * cols, 0.05, &(unsigned long long){11 + (unsigned)cols});
+    float *X = check_randn((size_t)M * cols, 1.0, &(unsigned long long){5 + (unsigned)rows});
     for (int i = 0; i < M * cols; i += 13) X[i] *= 8; /* outliers in some blocks */
     llm_qlinear q;
     CHECK_OK(llm_quantize_rtn(w, rows, cols, f, &q, &err), err);
@@ -116,7 +109,7 @@ static void test_row_range(void)
 {
     llm_error err = {0};
     enum { R = 40, C = 64, M = 2 };
-    float *w = randn(R * C, 0.1, 1), *X = randn(M * C, 1, 2);
+    float *w = check_randn(R * C, 0.1, &(unsigned long long){1}), *X = check_randn(M * C, 1, &(unsigned long long){2});
     llm_qlinear q;
     CHECK_OK(llm_quantize_rtn(w, R, C, &(llm_qformat){.scheme = LLM_Q_INT4, .group = 32}, &q, &err), err);
     float full[M * R], part[M * R];
@@ -146,14 +139,14 @@ static void test_nonfinite_inputs(void)
     const llm_qformat formats[] = {{.scheme = LLM_Q_INT8}, {.scheme = LLM_Q_INT4, .group = 32, .sym = 1},
                                    {.scheme = LLM_Q_INT4, .group = 32, .sym = 0}, {.scheme = LLM_Q_W8A8}};
     const float bad[2] = {NAN, INFINITY};
-    float *w = randn(R * C, 0.1, 3);
+    float *w = check_randn(R * C, 0.1, &(unsigned long long){3});
     for (size_t fi = 0; fi < sizeof formats / sizeof formats[0]; fi++)
         for (int b = 0; b < 2; b++)
             for (int portable = 0; portable <= 1; portable++) {
                 llm_qlinear q;
                 CHECK_OK(llm_quantize_rtn(w, R, C, &formats[fi], &q, &err), err);
                 if (formats[fi].scheme == LLM_Q_W8A8) q.act_scale = 2.0f / 127;
-                float *X = randn(M * C, 1, 4), clean[M * R], Y[M * R];
+                float *X = check_randn(M * C, 1, &(unsigned long long){4}), clean[M * R], Y[M * R];
                 int (*rows)(const llm_qlinear *, const float *, int, float *, int, int, int) =
                     portable ? llm_qlinear_rows_portable : llm_qlinear_rows;
                 CHECK((rows(&q, X, M, clean, R, 0, R)) >= 0);
@@ -183,7 +176,8 @@ static void test_out_of_memory(void)
     enum { R = 6, M = 2 };
     for (int cols = 32768; cols <= 32800; cols += 32) {
         int wide = cols > 32768;
-        float *w = randn((size_t)R * cols, 0.05, 21), *X = randn((size_t)M * cols, 1, 22);
+        float *w = check_randn((size_t)R * cols, 0.05, &(unsigned long long){21}),
+              *X = check_randn((size_t)M * cols, 1, &(unsigned long long){22});
         llm_qlinear q;
         CHECK_OK(llm_quantize_rtn(w, R, cols, &(llm_qformat){.scheme = LLM_Q_INT8}, &q, &err), err);
         float Y[M * R], Yr[M * R];

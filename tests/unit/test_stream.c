@@ -125,19 +125,6 @@ static char *path_in_tmp(const char *name)
     return p;
 }
 
-static unsigned char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *buf = malloc((size_t)n + 1);
-    *len = fread(buf, 1, (size_t)n, f);
-    fclose(f);
-    return buf;
-}
-
 static void write_file(const char *path, int raw, int level)
 {
     llm_error err = {0};
@@ -202,7 +189,7 @@ static void test_concatenation(void)
         write_file(a, mix & 1, 1);
         write_file(b, mix >> 1, 1);
         size_t la, lb;
-        unsigned char *da = slurp(a, &la), *db = slurp(b, &lb);
+        unsigned char *da = check_slurp(a, &la), *db = check_slurp(b, &lb);
         unsigned char *both = malloc(la + lb);
         memcpy(both, da, la);
         memcpy(both + la, db, lb);
@@ -321,7 +308,7 @@ static unsigned char *small_stream(int raw, size_t *len)
     rec.flags = 0;
     CHECK_OK(llm_writer_record(w, &rec, x, &err), err);
     CHECK_OK(llm_writer_close(w, &err), err);
-    return slurp(path, len);
+    return check_slurp(path, len);
 }
 
 static void test_truncation_everywhere(void)
@@ -380,9 +367,10 @@ static void put(bytes *s, const void *p, size_t n)
     s->n += n;
 }
 static void put8(bytes *s, unsigned v) { s->b[s->n++] = (unsigned char)v; }
-static void put16(bytes *s, unsigned v) { put8(s, v & 0xff), put8(s, v >> 8); }
-static void put32(bytes *s, uint32_t v) { for (int i = 0; i < 4; i++) put8(s, (v >> (8 * i)) & 0xff); }
-static void put64(bytes *s, uint64_t v) { for (int i = 0; i < 8; i++) put8(s, (unsigned)(v >> (8 * i)) & 0xff); }
+static void put_le(bytes *s, uint64_t v, int n) { check_put_le(s->b + s->n, v, n), s->n += (size_t)n; }
+static void put16(bytes *s, unsigned v) { put_le(s, v, 2); }
+static void put32(bytes *s, uint32_t v) { put_le(s, v, 4); }
+static void put64(bytes *s, uint64_t v) { put_le(s, v, 8); }
 
 /* header; record 'T' f32 "w" [2] with one attribute; payload; end record.
  * `fault` chooses one field to break. */
@@ -507,12 +495,12 @@ static void test_writer_all_or_nothing(void)
     CHECK_OK(llm_writer_record(w, &rec, x, &err), err);
     CHECK_OK(llm_writer_close(w, &err), err);
     size_t before_len, after_len;
-    unsigned char *before = slurp(path, &before_len);
+    unsigned char *before = check_slurp(path, &before_len);
     CHECK_OK(llm_writer_open(&w, path, NULL, &err), err);
     CHECK_OK(llm_writer_begin(w, &rec, &err), err);
     CHECK_OK(llm_writer_write(w, x, 4, &err), err);
     CHECK(llm_writer_close(w, &err) == LLM_ERR_STATE); /* closed mid-record */
-    unsigned char *after = slurp(path, &after_len);
+    unsigned char *after = check_slurp(path, &after_len);
     CHECK(before_len == after_len && memcmp(before, after, before_len) == 0);
     CHECK(count_files(dir) == 1);
     free(before), free(after);
@@ -573,7 +561,7 @@ static void test_shuffle_raises_ratio(void)
                           .shape = llm_shape_make(1, (int64_t[]){N}), .flags = sh ? LLM_FLAG_SHUFFLE : 0};
         CHECK_OK(llm_writer_record(w, &rec, x, &err), err);
         CHECK_OK(llm_writer_close(w, &err), err);
-        free(slurp(path, &len[sh]));
+        free(check_slurp(path, &len[sh]));
     }
     CHECK_MSG((double)len[0] / (double)len[1] > 1.2, "plain %zu bytes, shuffled %zu", len[0], len[1]);
     free(x);

@@ -445,18 +445,13 @@ static int read_crafted(const llm_attr *attrs, int n_attrs, llm_dtype dtype, con
     return rc;
 }
 
-static void put32(unsigned char *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i));
-}
-
 static void test_record_rejects(void)
 {
     llm_error err = {0};
     /* V = 2: scores (8 bytes), lengths (8 bytes), pieces */
     unsigned char good[8 + 8 + 3] = {0};
-    put32(good + 8, 1);
-    put32(good + 12, 2);
+    check_put_le(good + 8, 1, 4);
+    check_put_le(good + 12, 2, 4);
     memcpy(good + 16, "abc", 3);
     const llm_attr ok[4] = {{"kind", "bpe"}, {"vocab", "2"}, {"bos", "-1"}, {"eos", "1"}};
     CHECK_OK(read_crafted(ok, 4, LLM_DTYPE_U8, good, sizeof good, &err), err);
@@ -485,11 +480,11 @@ static void test_record_rejects(void)
     /* a length beyond the limit, and lengths that overflow 32 bits together */
     unsigned char bad[19];
     memcpy(bad, good, sizeof bad);
-    put32(bad + 8, LLM_TOK_MAX_PIECE + 1);
+    check_put_le(bad + 8, LLM_TOK_MAX_PIECE + 1, 4);
     CHECK(read_crafted(ok, 4, LLM_DTYPE_U8, bad, sizeof bad, &err) == LLM_ERR_FORMAT &&
           strstr(err.msg, "piece 0 is 257 bytes"));
-    put32(bad + 8, 0xffffffffu);
-    put32(bad + 12, 4);
+    check_put_le(bad + 8, 0xffffffffu, 4);
+    check_put_le(bad + 12, 4, 4);
     CHECK(read_crafted(ok, 4, LLM_DTYPE_U8, bad, sizeof bad, &err) == LLM_ERR_FORMAT);
     /* a payload that claims a vast vocabulary it does not hold */
     const llm_attr vast[4] = {{"kind", "bpe"}, {"vocab", "4194304"}, {"bos", "1"}, {"eos", "2"}};
