@@ -111,10 +111,10 @@ gen() {
     "$tmp/llm-gen" "$@" --temp 0 --threads "$threads" > "$tmp/gen.stdout" 2> "$out" ||
         die "llm-gen $* failed: $(cat "$out")"
 }
-# The numbers of llm-gen's summary line "prompt[s] P tokens in A s (R tok/s); G
-# tokens generated in B s of decoding (S tok/s)[; ... tok/s overall]":
-# prints "P A R G B S".
-summary() {
+# gen_summary FILE: the numbers of llm-gen's summary line "prompt[s] P
+# tokens in A s (R tok/s); G tokens generated in B s of decoding (S
+# tok/s)[; ... tok/s overall]": prints "P A R G B S".
+gen_summary() {
     sed -n 's/^llm-gen: prompts* \([0-9]*\) tokens* in \([0-9.]*\) s (\([0-9.]*\) tok\/s); \([0-9]*\) tokens* generated in \([0-9.]*\) s of decoding (\([0-9.]*\) tok\/s).*/\1 \2 \3 \4 \5 \6/p' "$1" |
         head -n 1
 }
@@ -135,7 +135,7 @@ while [ "$i" -le "$runs" ]; do
         say "$s: decode, run $i of $runs (8-id prompt, $N tokens)"
         gen "$tmp/e" -m "$m" --ids -p "$(ids 1 8)" -n "$N"
         # shellcheck disable=SC2046 # six numbers
-        set -- $(summary "$tmp/e")
+        set -- $(gen_summary "$tmp/e")
         [ $# -eq 6 ] || die "cannot parse llm-gen's summary: $(cat "$tmp/e")"
         [ "$4" -eq "$N" ] || die "$s decode: $4 tokens generated, $N asked for"
         dec="$dec $s=$6"
@@ -145,7 +145,7 @@ while [ "$i" -le "$runs" ]; do
         say "$s: prefill, run $i of $runs ($PP-id prompt)"
         gen "$tmp/e" -m "$m" --ids -p "$(ids 1 "$PP")" -n 1
         # shellcheck disable=SC2046 # six numbers
-        set -- $(summary "$tmp/e")
+        set -- $(gen_summary "$tmp/e")
         [ $# -eq 6 ] && [ "$1" -eq "$PP" ] || die "cannot parse llm-gen's summary: $(cat "$tmp/e")"
         pre="$pre $s=$3"
         say "$s: prefill $3 tok/s"
@@ -153,7 +153,7 @@ while [ "$i" -le "$runs" ]; do
         say "$s: batch 8, run $i of $runs ($nprompts prompts, $NB tokens each)"
         gen "$tmp/e" -m "$m" --batch --slots 8 --ids -n "$NB" < "$tmp/$s.prompts"
         # shellcheck disable=SC2046 # six numbers
-        set -- $(summary "$tmp/e")
+        set -- $(gen_summary "$tmp/e")
         [ $# -eq 6 ] || die "cannot parse llm-gen's summary: $(cat "$tmp/e")"
         [ "$4" -eq $((NB * nprompts)) ] || die "$s batch 8: $4 tokens generated, $((NB * nprompts)) asked for"
         [ "$(wc -l < "$tmp/gen.stdout")" -eq "$nprompts" ] || die "$s batch 8: not $nprompts output lines"

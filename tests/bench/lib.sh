@@ -161,14 +161,11 @@ function over(k, l,   x, n, i, r) {
     return r
 }
 '
-# The same in the shell.  median NUMBER...; summary FORMAT NUMBER...;
-# ratios "A..." "B...": as above.  min NUMBER... / max NUMBER...: the
-# smallest / largest (max for peak memory, where the larger of the runs is
-# the figure).
+# The same in the shell: median NUMBER...; summary FORMAT NUMBER....
+# max NUMBER...: the largest (for peak memory, where the largest of the runs
+# is the figure).
 median() { awk -v l="$*" "$stats_awk"'BEGIN { print median(l) }'; }
 summary() { _f=$1; shift; awk -v f="$_f" -v l="$*" "$stats_awk"'BEGIN { print summary(f, l) }'; }
-ratios() { awk -v a="$1" -v b="$2" "$stats_awk"'BEGIN { print ratios(a, b) }'; }
-min() { printf '%s\n' "$@" | sort -g | head -n 1; }
 max() { printf '%s\n' "$@" | sort -g | tail -n 1; }
 
 # kv KEY FILE: the value of the first KEY=VALUE word in FILE.
