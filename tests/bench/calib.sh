@@ -41,17 +41,14 @@ run_variant() {
         entropy2) cat "$tmp/acts.llmt" | llm-calib --method entropy --threads 2 -o "$tmp/t.llmt";;
     esac
 }
+# time_variant VARIANT ROUND: appends the seconds of one run to t_VARIANT.
+time_variant() {
+    say "$1: run $2 of $runs"
+    t0=$(now); run_variant "$1" || die "$1 failed"; t1=$(now)
+    append "t_$1" "$(elapsed "$t0" "$t1")"
+}
 variants="zstdcat all2 all1 entropy2"
-for v in $variants; do eval "t_$v=''"; done
-i=1
-while [ "$i" -le "$runs" ]; do
-    for v in $variants; do
-        say "$v: run $i of $runs"
-        t0=$(now); run_variant "$v" || die "$v failed"; t1=$(now)
-        eval "t_$v=\"\$t_$v $(elapsed "$t0" "$t1")\""
-    done
-    i=$((i + 1))
-done
+in_turn time_variant $variants
 llm-tensor ls "$tmp/t.llmt" | grep -q "layers.3.in.amax .*count=$n " || die "llm-calib did not count $n values per tensor"
 
 md=$(table_file calib)

@@ -108,6 +108,20 @@ bench_runs() {
     [ "$_r" -ge 3 ] || say "BENCH_RUNS=$_r: fewer than 3 runs, a quick check, not a result"
     echo "$_r"
 }
+# in_turn FUNCTION KIND...: the runs, round by round: FUNCTION KIND ROUND for
+# each KIND in turn, in each of the $runs rounds (ours, peer, ours, peer...).
+# FUNCTION runs in this shell (so it can append to lists) under set -e.
+in_turn() {
+    _fn=$1
+    shift
+    _round=1
+    while [ "$_round" -le "$runs" ]; do
+        for _kind; do "$_fn" "$_kind" "$_round"; done
+        _round=$((_round + 1))
+    done
+}
+# append NAME VALUE: adds VALUE to the list (words) in the variable NAME.
+append() { eval "$1=\"\${$1:-} \$2\""; }
 # runs_caption RUNS: how the figures were taken, for a table's caption.
 runs_caption() {
     if [ "$1" -ge 3 ]; then
