@@ -54,29 +54,28 @@ image() {
     esac
 }
 
-# Rounds: the generator alone, then every variant, BENCH_RUNS times; t_ lists
-# the seconds, r_ the peak RSS in KiB, one per round.
-t_gen=""
-for v in $variants; do eval "t_$v='' r_$v=''"; done
-i=1
-while [ "$i" -le "$runs" ]; do
-    say "generator alone, run $i of $runs"
-    t0=$(now)
-    "$tmp/attn_stream" "$H" "$T" >/dev/null || die "attn_stream failed"
-    t_gen="$t_gen $(elapsed "$t0" "$(now)")"
-    for v in $variants; do
-        opts=$(options $v)
-        say "llm-attnviz $opts, run $i of $runs"
+# measure gen|N ROUND: one run of the generator alone or of variant N; t_
+# lists the seconds, r_ the peak RSS in KiB, one per round.
+measure() {
+    if [ "$1" = gen ]; then
+        say "generator alone, run $2 of $runs"
         t0=$(now)
-        # shellcheck disable=SC2086 # options are words
-        (cd "$tmp" && "$tmp/attn_stream" "$H" "$T" | "$tmp/maxrss" "$tmp/rss" "$top/bin/llm-attnviz" $opts >"$tmp/stdout") ||
-            die "llm-attnviz $opts failed"
-        eval "t_$v=\"\$t_$v $(elapsed "$t0" "$(now)")\" r_$v=\"\$r_$v $(kv maxrss_kib "$tmp/rss")\""
-        [ "$i" -gt 1 ] || eval "image_$v=\"\$(image $v)\""
-        rm -f "$tmp"/*.pgm
-    done
-    i=$((i + 1))
-done
+        "$tmp/attn_stream" "$H" "$T" >/dev/null || die "attn_stream failed"
+        append t_gen "$(elapsed "$t0" "$(now)")"
+        return
+    fi
+    opts=$(options "$1")
+    say "llm-attnviz $opts, run $2 of $runs"
+    t0=$(now)
+    # shellcheck disable=SC2086 # options are words
+    (cd "$tmp" && "$tmp/attn_stream" "$H" "$T" | "$tmp/maxrss" "$tmp/rss" "$top/bin/llm-attnviz" $opts >"$tmp/stdout") ||
+        die "llm-attnviz $opts failed"
+    append "t_$1" "$(elapsed "$t0" "$(now)")"
+    append "r_$1" "$(kv maxrss_kib "$tmp/rss")"
+    [ "$2" -gt 1 ] || eval "image_$1=\"\$(image $1)\""
+    rm -f "$tmp"/*.pgm
+}
+in_turn measure gen $variants
 
 out=$(table_file attnviz)
 {
