@@ -96,6 +96,21 @@ variant() {
 }
 variants="ours ours_shuffle zstd"
 
+# measure VARIANT ROUND: one run of the pipe, the writer alone and the reader
+# alone on $set; appends their seconds to tp_, tw_ and tr_VARIANT.
+measure() {
+    variant "$1"
+    say "$set / $label: run $2 of $runs (pipe, writer alone, reader alone)"
+    tp=$(time1 pipe "w_$kind" "r_$kind") || exit 1
+    [ "$kind" = zstd ] || check_verify
+    tw=$(time1 "w_${kind}_null") || die "$label writer failed on $set"
+    tr=$(time1 "r_${kind}_file") || die "$label reader failed on $set"
+    [ "$kind" = zstd ] || check_verify
+    append "tp_$1" "$tp"
+    append "tw_$1" "$tw"
+    append "tr_$1" "$tr"
+}
+
 # The repetitions go round the variants (ours, ours --shuffle, zstd, ours, ...)
 # so that a burst of load from other users of the machine falls on all of
 # them alike; each keeps the list of its times, one per round.
@@ -111,20 +126,7 @@ for set in normal bf16; do
         [ "$kind" = zstd ] || { r_ours_file || die "llm-tensor verify failed on $set"; check_verify; }
         eval "tp_$v='' tw_$v='' tr_$v=''"
     done
-    i=1
-    while [ "$i" -le "$runs" ]; do
-        for v in $variants; do
-            variant "$v"
-            say "$set / $label: run $i of $runs (pipe, writer alone, reader alone)"
-            tp=$(time1 pipe "w_$kind" "r_$kind") || exit 1
-            [ "$kind" = zstd ] || check_verify
-            tw=$(time1 "w_${kind}_null") || die "$label writer failed on $set"
-            tr=$(time1 "r_${kind}_file") || die "$label reader failed on $set"
-            [ "$kind" = zstd ] || check_verify
-            eval "tp_$v=\"\$tp_$v $tp\" tw_$v=\"\$tw_$v $tw\" tr_$v=\"\$tr_$v $tr\""
-        done
-        i=$((i + 1))
-    done
+    in_turn measure $variants
     for v in $variants; do
         variant "$v"
         eval "tp=\$tp_$v tw=\$tw_$v tr=\$tr_$v"
