@@ -1,7 +1,9 @@
 /* The GPTQ solve alone, for tests/bench/quant.sh: a 2048 x 2048 layer whose
  * Hessian is given (accumulated beforehand from 4096 correlated activation
- * rows, not timed), quantized to int4 (group 128) and to int8; prints the
- * best wall-clock seconds of `reps` solves of each.
+ * rows, not timed), quantized to int4 (group 128) and to int8, `reps` times
+ * each, the two in turn, after one untimed int4 solve (threads and pages
+ * start up); prints the wall-clock seconds of every solve, one
+ * line per format:  gptq_int4_s=0.46 0.47 0.45  (the script summarizes).
  *   usage: bench_gptq [N] [REPS]        (N: rows = cols, default 2048) */
 #include <omp.h>
 #include <stdio.h>
@@ -44,21 +46,25 @@ int main(int argc, char **argv)
     const llm_qformat fmt[2] = {{.scheme = LLM_Q_INT4, .group = 128, .sym = 1}, {.scheme = LLM_Q_INT8}};
     const char *names[2] = {"int4", "int8"};
     llm_gptq_opts o = {.damp = 0.01, .block = 128};
-    for (int f = 0; f < 2; f++) {
-        double best = 1e30;
-        for (int r = 0; r < reps; r++) {
+    double *secs = malloc(sizeof(double) * 2 * (size_t)reps);
+    if (!secs) return 1;
+    for (int r = -1; r < reps; r++) /* r = -1: the warm-up */
+        for (int f = 0; f < (r < 0 ? 1 : 2); f++) {
             llm_qlinear q;
             double t0 = omp_get_wtime();
             if (llm_gptq(w, n, n, &h, &fmt[f], &o, &q, &err) < 0) {
                 fprintf(stderr, "bench_gptq: %s\n", err.msg);
                 return 1;
             }
-            double t = omp_get_wtime() - t0;
-            best = t < best ? t : best;
+            if (r >= 0) secs[f * reps + r] = omp_get_wtime() - t0;
             llm_qlinear_free(&q);
         }
-        printf("gptq_%s_s=%.3f\n", names[f], best);
+    for (int f = 0; f < 2; f++) {
+        printf("gptq_%s_s=", names[f]);
+        for (int r = 0; r < reps; r++) printf("%s%.3f", r ? " " : "", secs[f * reps + r]);
+        printf("\n");
     }
+    free(secs);
     llm_hessian_free(&h);
     free(w), free(x);
     return 0;

@@ -3,7 +3,7 @@
 # beside `zstdcat > /dev/null` on the same stream in the same run.
 #   usage: sh tests/bench/calib.sh [TOP]        (TOP: the repo top, default .)
 #   env:   BENCH_MB    MiB of float32 in the stream (default 256)
-#          BENCH_REPS  timings per variant, the best is kept (default 3)
+#          BENCH_RUNS  timings per variant (default 3; see lib.sh)
 #          CC          compiler for gen_floats (default cc)
 #
 # The stream: 4 tensor names ("layers.K.in", standard normal float32 from
@@ -11,14 +11,16 @@
 # `cat FILE |` so every variant reads a pipe.  Variants: zstdcat > /dev/null
 # (decompression alone: the floor of any reader), and llm-calib with
 # --method all or entropy on 1 and 2 threads.  MB/s is payload bytes (10^6)
-# per second of wall clock; the repetitions go round the variants so load
-# from other users of the machine falls on all alike.  Goal: --method all on
-# 2 threads at least as fast as zstdcat.  The table goes to stdout and to
+# per second of wall clock; the runs go round the variants so load from
+# other users of the machine falls on all alike, and the table gives the
+# median and the range of each variant's runs, and of its per-round ratio to
+# zstdcat.  Goal: --method all on 2 threads at least as fast as zstdcat (the
+# median ratio at least 1).  The table goes to stdout and to
 # TOP/build/bench/calib.md; a missed goal is reported, not failed.
 set -eu
 . "$(dirname "$0")/lib.sh"
 mb=$(number BENCH_MB 256 1) || exit
-reps=$(number BENCH_REPS 3 1) || exit
+runs=$(bench_runs) || exit
 on_path llm-calib llm-tensor zstdcat
 
 tmpdir
@@ -39,38 +41,35 @@ run_variant() {
         entropy2) cat "$tmp/acts.llmt" | llm-calib --method entropy --threads 2 -o "$tmp/t.llmt";;
     esac
 }
+# time_variant VARIANT ROUND: appends the seconds of one run to t_VARIANT.
+time_variant() {
+    say "$1: run $2 of $runs"
+    t0=$(now); run_variant "$1" || die "$1 failed"; t1=$(now)
+    append "t_$1" "$(elapsed "$t0" "$t1")"
+}
 variants="zstdcat all2 all1 entropy2"
-for v in $variants; do eval "t_$v=''"; done
-i=1
-while [ "$i" -le "$reps" ]; do
-    for v in $variants; do
-        say "$v: run $i of $reps"
-        t0=$(now); run_variant "$v" || die "$v failed"; t1=$(now)
-        eval "t_$v=\"\$t_$v $(elapsed "$t0" "$t1")\""
-    done
-    i=$((i + 1))
-done
+in_turn time_variant $variants
 llm-tensor ls "$tmp/t.llmt" | grep -q "layers.3.in.amax .*count=$n " || die "llm-calib did not count $n values per tensor"
 
 md=$(table_file calib)
 {
-    printf 'llm-calib, %d MiB of float32 (4 tensors, zstd level 1) from a pipe; best of %d runs taken in turn; %s CPUs, %s.\n\n' \
-        "$mb" "$reps" "$(cpu_count)" "$(cpu_name)"
+    printf 'llm-calib, %d MiB of float32 (4 tensors, zstd level 1) from a pipe; %s; %s CPUs, %s.\n\n' \
+        "$mb" "$(runs_caption "$runs")" "$(cpu_count)" "$(cpu_name)"
     echo "| variant | MB/s | vs zstdcat |"
     echo "|---|---:|---:|"
-    z=$(min $t_zstdcat)
     for v in $variants; do
-        s=$(eval "min \$t_$v")
+        eval "s=\$t_$v"
         case $v in
             zstdcat) label='`zstdcat > /dev/null`';;
             all2) label='`llm-calib --method all --threads 2`';;
             all1) label='`llm-calib --method all --threads 1`';;
             entropy2) label='`llm-calib --method entropy --threads 2`';;
         esac
-        awk -v l="$label" -v p="$payload" -v s="$s" -v z="$z" 'BEGIN { printf "| %s | %.0f | %.2fx |\n", l, p / s / 1e6, z / s }'
+        awk -v l="$label" -v p="$payload" -v s="$s" -v z="$t_zstdcat" "$stats_awk"'BEGIN {
+            printf "| %s | %s | %s |\n", l, summary("%.0f", over(p / 1e6, s)), summary("%.2fx", ratios(z, s)) }'
     done
-    a=$(min $t_all2)
-    awk -v a="$a" -v z="$z" 'BEGIN { printf "\n- --method all on 2 threads at least as fast as zstdcat: %s (%.2fx)\n", (a <= z ? "yes" : "no"), z / a }'
+    awk -v a="$t_all2" -v z="$t_zstdcat" "$stats_awk"'BEGIN { r = median(ratios(z, a))
+        printf "\n- --method all on 2 threads at least as fast as zstdcat: %s (%.2fx, the median of the per-round ratios)\n", (r >= 1 ? "yes" : "no"), r }'
 } > "$md"
 cat "$md"
 say "table written to $md"

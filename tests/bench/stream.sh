@@ -3,7 +3,7 @@
 # between two processes, beside the zstd CLIs on the same bytes.
 #   usage: sh tests/bench/stream.sh [TOP]        (TOP: the repo top, default .)
 #   env:   BENCH_MB    MiB of float32 per data set (default 1024)
-#          BENCH_REPS  timings per measurement, the best is kept (default 3)
+#          BENCH_RUNS  timings per measurement (default 3; see lib.sh)
 #          BENCH_LEVEL zstd level for both sides (default 1)
 #          CC          compiler for gen_floats (default cc)
 #
@@ -17,7 +17,8 @@
 # MB/s is payload bytes (10^6) per second of wall clock, end to end; ratio is
 # payload bytes over compressed bytes.  A second table times each side alone
 # (writer to /dev/null, reader from a file) to show which one bounds the pipe.
-# Each time is the best of BENCH_REPS runs, taken in turn across the variants.
+# Each figure is the median (min–max) of BENCH_RUNS runs, taken in turn across
+# the variants; "vs zstd CLI" is the median (min–max) of the per-round ratios.
 #
 # The table goes to stdout and to TOP/build/bench/stream.md; progress goes to
 # stderr.  A missed goal is reported, not failed (this is not a test); a
@@ -26,7 +27,7 @@ set -eu
 . "$(dirname "$0")/lib.sh"
 
 mb=$(number BENCH_MB 1024 1) || exit
-reps=$(number BENCH_REPS 3 1) || exit
+runs=$(bench_runs) || exit
 level=$(number BENCH_LEVEL 1) || exit
 on_path llm-tensor zstd zstdcat
 tmpdir
@@ -95,10 +96,25 @@ variant() {
 }
 variants="ours ours_shuffle zstd"
 
+# measure VARIANT ROUND: one run of the pipe, the writer alone and the reader
+# alone on $set; appends their seconds to tp_, tw_ and tr_VARIANT.
+measure() {
+    variant "$1"
+    say "$set / $label: run $2 of $runs (pipe, writer alone, reader alone)"
+    tp=$(time1 pipe "w_$kind" "r_$kind") || exit 1
+    [ "$kind" = zstd ] || check_verify
+    tw=$(time1 "w_${kind}_null") || die "$label writer failed on $set"
+    tr=$(time1 "r_${kind}_file") || die "$label reader failed on $set"
+    [ "$kind" = zstd ] || check_verify
+    append "tp_$1" "$tp"
+    append "tw_$1" "$tw"
+    append "tr_$1" "$tr"
+}
+
 # The repetitions go round the variants (ours, ours --shuffle, zstd, ours, ...)
 # so that a burst of load from other users of the machine falls on all of
-# them alike; the best time of each is kept.
-rows=""        # data|variant|pipe secs|compressed bytes|writer secs|reader secs
+# them alike; each keeps the list of its times, one per round.
+rows=""        # data|variant|pipe secs...|compressed bytes|writer secs...|reader secs...
 for set in normal bf16; do
     data="$tmp/$set.npy"
     say "generating $set: $mb MiB of float32"
@@ -110,25 +126,12 @@ for set in normal bf16; do
         [ "$kind" = zstd ] || { r_ours_file || die "llm-tensor verify failed on $set"; check_verify; }
         eval "tp_$v='' tw_$v='' tr_$v=''"
     done
-    i=1
-    while [ "$i" -le "$reps" ]; do
-        for v in $variants; do
-            variant "$v"
-            say "$set / $label: run $i of $reps (pipe, writer alone, reader alone)"
-            tp=$(time1 pipe "w_$kind" "r_$kind") || exit 1
-            [ "$kind" = zstd ] || check_verify
-            tw=$(time1 "w_${kind}_null") || die "$label writer failed on $set"
-            tr=$(time1 "r_${kind}_file") || die "$label reader failed on $set"
-            [ "$kind" = zstd ] || check_verify
-            eval "tp_$v=\"\$tp_$v $tp\" tw_$v=\"\$tw_$v $tw\" tr_$v=\"\$tr_$v $tr\""
-        done
-        i=$((i + 1))
-    done
+    in_turn measure $variants
     for v in $variants; do
         variant "$v"
-        eval "tp=\$(min \$tp_$v) tw=\$(min \$tw_$v) tr=\$(min \$tr_$v)"
+        eval "tp=\$tp_$v tw=\$tw_$v tr=\$tr_$v"
         csize=$(fsize "$out")
-        say "$set / $label: $(mbps "$payload" "$tp") MB/s, ratio $(div "$payload" "$csize")"
+        say "$set / $label: $(mbps "$payload" "$(median $tp)") MB/s (median), ratio $(div "$payload" "$csize")"
         rows="$rows$set|$label|$tp|$csize|$tw|$tr
 "
         rm -f "$out"
@@ -140,29 +143,29 @@ done
 zver=$(zstd --version 2>/dev/null | sed -n 's/.*\(v[0-9][0-9.]*\).*/\1/p')
 md=$(table_file stream)
 
-printf '%s' "$rows" | awk -F'|' -v payload="$payload" -v mb="$mb" -v reps="$reps" -v level="$level" \
-    -v cpu="$(cpu_name)" -v ncpu="$(cpu_count)" -v zver="${zver:-?}" -v note="$note" '
+printf '%s' "$rows" | awk -F'|' -v payload="$payload" -v mb="$mb" -v runs="$(runs_caption "$runs")" -v level="$level" \
+    -v cpu="$(cpu_name)" -v ncpu="$(cpu_count)" -v zver="${zver:-?}" -v note="$note" "$stats_awk"'
 {
     d[NR] = $1; v[NR] = $2; tw[NR] = $5; tr[NR] = $6
-    speed[$1, $2] = payload / $3 / 1e6
+    secs[$1, $2] = $3
     ratio[$1, $2] = payload / $4
 }
 END {
     printf "Stream layer, %d MiB of float32 per data set through a pipe between two processes, ", mb
-    printf "zstd level %d; best of %d runs taken in turn (wall clock on a shared machine: other load adds noise); %d CPUs, %s; zstd %s.\n\n", level, reps, ncpu, cpu, zver
+    printf "zstd level %d; %s (wall clock on a shared machine: other load adds noise); %d CPUs, %s; zstd %s.\n\n", level, runs, ncpu, cpu, zver
     if (note != "") printf "Note: %s.\n\n", note
     print "| data | variant | MB/s | ratio | throughput vs zstd CLI | ratio vs unshuffled |"
     print "|---|---|---:|---:|---:|---:|"
     worst = -1
     for (i = 1; i <= NR; i++) {
-        z = speed[d[i], "zstd CLI"]
-        x = speed[d[i], v[i]] / z
+        x = ratios(secs[d[i], "zstd CLI"], secs[d[i], v[i]])
         if (v[i] == "zstd CLI") g = "—"
         else {
             g = sprintf("%.2fx", ratio[d[i], v[i]] / ratio[d[i], "ours"])
-            if (worst < 0 || x < worst) { worst = x; wname = d[i] " / " v[i] }
+            if (worst < 0 || median(x) < worst) { worst = median(x); wname = d[i] " / " v[i] }
         }
-        printf "| %s | %s | %.0f | %.3f | %.2fx | %s |\n", d[i], v[i], speed[d[i], v[i]], ratio[d[i], v[i]], x, g
+        printf "| %s | %s | %s | %.3f | %s | %s |\n", d[i], v[i], summary("%.0f", over(payload / 1e6, secs[d[i], v[i]])),
+            ratio[d[i], v[i]], summary("%.2fx", x), g
     }
     gain = ratio["bf16", "ours --shuffle"] / ratio["bf16", "ours"]
     print ""
@@ -170,11 +173,11 @@ END {
     print "| data | variant | writer alone | reader alone |"
     print "|---|---|---:|---:|"
     for (i = 1; i <= NR; i++)
-        printf "| %s | %s | %.0f | %.0f |\n", d[i], v[i], payload / tw[i] / 1e6, payload / tr[i] / 1e6
+        printf "| %s | %s | %s | %s |\n", d[i], v[i], summary("%.0f", over(payload / 1e6, tw[i])), summary("%.0f", over(payload / 1e6, tr[i]))
     print ""
     printf "MB/s: 10^6 payload bytes per second of wall clock, writer start to reader exit; "
     printf "ratio: payload bytes / compressed bytes.\n\n"
-    printf "- throughput ≥ 0.8x zstd: %s (worst %.2f, %s)\n", (worst >= 0.8 ? "yes" : "no"), worst, wname
+    printf "- throughput ≥ 0.8x zstd: %s (worst median ratio %.2f, %s)\n", (worst >= 0.8 ? "yes" : "no"), worst, wname
     printf "- shuffle ratio gain on bf16 ≥ 1.2x: %s (%.2f)\n", (gain >= 1.2 ? "yes" : "no"), gain
 }' > "$md"
 cat "$md"

@@ -4,7 +4,7 @@
 # one attention head's forward + backward pass beside the textbook version.
 #   usage: sh tests/bench/train.sh [TOP]        (TOP: the repo top, default .)
 #   env:   BENCH_THREADS threads for both tools (default: the CPU count)
-#          BENCH_RUNS    runs per tool and config, the best is kept (default 2)
+#          BENCH_RUNS    runs per tool and config (default 3; see lib.sh)
 #          BENCH_WARMUP  untimed steps at the start of each run (default 3)
 #          BENCH_STEPS   timed steps per run: tiny (default 10)
 #          BENCH_STEPS_SMALL  timed steps per run: small (default 8)
@@ -28,13 +28,16 @@
 # warm-up steps (ours: summed from the per-step times in llm-train --log).
 # Peak RSS: the process's ru_maxrss from wait4 (tests/bench/maxrss.c), the
 # same for both.  MFU: tokens/s x FLOPs per token / the cblas_sgemm peak
-# measured in this run (tests/bench/bench_sgemm.c: the best of a measurement
-# before, between and after the training runs).
+# measured at the start of each round (tests/bench/bench_sgemm.c: its peak,
+# the best rate of many short products, as MFU's definition asks), round i's
+# tokens/s over round i's peak.
 # FLOPs per token: 6 x matrix parameters
 # (L (4 D^2 + 3 D F) + V D, the tied classifier counted once, the embedding
 # lookup not) + 6 L T D (attention scores and weighted sums, causal).
-# Runs go in turn (ours, torch, ours, torch) so load from other users of the
-# machine falls on both alike.
+# Runs go in rounds (sgemm; tiny ours, torch; small ours, torch) so load
+# from other users of the machine falls on all alike; the table gives the
+# median (min–max) of each figure over the rounds, and of the per-round
+# ratios (ours/torch speed, MFU); peak RSS is the largest of the runs.
 #
 # The tables go to stdout and to TOP/build/bench/train.md; progress goes to
 # stderr.  A missed goal is reported, not failed (this is not a test); a
@@ -44,7 +47,7 @@ set -eu
 
 py=${PYTHON:-/usr/bin/python3}
 threads=$(number BENCH_THREADS "$(cpu_count)" 1) || exit
-runs=$(number BENCH_RUNS 2 1) || exit
+runs=$(bench_runs) || exit
 warm=$(number BENCH_WARMUP 3) || exit
 steps_tiny=$(number BENCH_STEPS 10 1) || exit
 steps_small=$(number BENCH_STEPS_SMALL 8 1) || exit
@@ -87,9 +90,6 @@ sgemm_peak() {
     sed -n 's/^peak_gflops=\([0-9.]*\).*/\1/p' "$tmp/sgemm.out"
 }
 load0=$(load_average)
-say "cblas_sgemm peak with $threads threads"
-peaks=$(sgemm_peak) || exit 1
-say "cblas_sgemm: $peaks GFLOP/s"
 
 # run_ours NAME DIM LAYERS HEADS HIDDEN STEPS: prints "tokens/s rss_kib".
 run_ours() {
@@ -113,57 +113,61 @@ run_torch() {
         die "torch_llama.py failed on $1"
     echo "$(kv tokens_per_s "$tmp/torch.out") $(kv maxrss_kib "$tmp/rss") $(kv import_rss_kib "$tmp/torch.out")"
 }
-
-rows=""    # config|tool|tokens/s|rss_kib|flops_per_token
-import_rss=""
-attention=""
-for cfg in tiny small; do
-    if [ "$cfg" = small ]; then
-        say "cblas_sgemm peak again"
-        p=$(sgemm_peak) || exit 1
-        say "cblas_sgemm: $p GFLOP/s"
-        peaks="$peaks $p"
-    fi
-    case $cfg in
+# config NAME: sets D L H F (the model), K (timed steps) and fpt (FLOPs per token).
+config() {
+    case $1 in
         tiny) D=128 L=4 H=4 F=352 K=$steps_tiny;;
         small) D=288 L=6 H=6 F=768 K=$steps_small;;
     esac
     fpt=$(awk -v D=$D -v L=$L -v F=$F -v T=$seq 'BEGIN { V = 258
         printf "%.0f", 6 * (L * (4 * D * D + 3 * D * F) + V * D) + 6 * L * T * D }')
-    o_tps="" o_rss="" t_tps="" t_rss=""
-    i=1
-    while [ "$i" -le "$runs" ]; do
+}
+
+# Each round: the sgemm peak, then each config, ours then torch.  The lists
+# keep one value per round.
+configs="tiny small"
+peaks=""
+for cfg in $configs; do eval "o_tps_$cfg='' o_rss_$cfg='' t_tps_$cfg='' t_rss_$cfg=''"; done
+import_rss=""
+attention=""
+i=1
+while [ "$i" -le "$runs" ]; do
+    say "cblas_sgemm peak with $threads threads, run $i of $runs"
+    p=$(sgemm_peak) || exit 1
+    say "cblas_sgemm: $p GFLOP/s"
+    peaks="$peaks $p"
+    for cfg in $configs; do
+        config "$cfg"
         say "$cfg / ours: run $i of $runs ($warm + $K steps)"
         r=$(run_ours "$cfg" $D $L $H $F $K) || exit 1
         set -- $r
-        o_tps="$o_tps $1" o_rss="$o_rss $2"
+        eval "o_tps_$cfg=\"\$o_tps_$cfg $1\" o_rss_$cfg=\"\$o_rss_$cfg $2\""
         say "$cfg / ours: $1 tokens/s, peak RSS $(($2 / 1024)) MiB"
         if [ "$have_torch" = 1 ]; then
             say "$cfg / torch: run $i of $runs ($warm + $K steps)"
             r=$(run_torch "$cfg" $D $L $H $F $K) || exit 1
             set -- $r
-            t_tps="$t_tps $1" t_rss="$t_rss $2" import_rss=$3
+            eval "t_tps_$cfg=\"\$t_tps_$cfg $1\" t_rss_$cfg=\"\$t_rss_$cfg $2\""
+            import_rss=$3
             say "$cfg / torch: $1 tokens/s, peak RSS $(($2 / 1024)) MiB"
         fi
-        i=$((i + 1))
     done
-    rows="$rows$cfg|ours|$(max $o_tps)|$(max $o_rss)|$fpt
-"
+    i=$((i + 1))
+done
+rows=""    # config|tool|tokens/s...|rss_kib|flops_per_token
+for cfg in $configs; do
+    config "$cfg"
+    eval "rows=\"\${rows}$cfg|ours|\$o_tps_$cfg|\$(max \$o_rss_$cfg)|$fpt
+\""
     if [ "$have_torch" = 1 ]; then
-        rows="$rows$cfg|PyTorch|$(max $t_tps)|$(max $t_rss)|$fpt
-"
+        eval "rows=\"\${rows}$cfg|PyTorch|\$t_tps_$cfg|\$(max \$t_rss_$cfg)|$fpt
+\""
     fi
 done
 if [ "$have_torch" = 1 ]; then
     attention=$(kv attention "$tmp/torch.out")
     tver=$(kv torch "$tmp/torch.out")
 fi
-
-say "cblas_sgemm peak again"
-p=$(sgemm_peak) || exit 1
-say "cblas_sgemm: $p GFLOP/s"
-peaks="$peaks $p"
-peak=$(max $peaks)
 load1=$(load_average)
 
 say "attention memory: T = $attn_t (time limit $attn_limit s per case)"
@@ -173,37 +177,37 @@ say "attention memory: T = $attn_t (time limit $attn_limit s per case)"
 md=$(table_file train)
 
 {
-printf '%s' "$rows" | awk -F'|' -v peak="$peak" -v peaks="$peaks" -v load0="$load0" -v load1="$load1" -v threads="$threads" \
-    -v ncpu="$(cpu_count)" -v cpu="$(cpu_name)" -v runs="$runs" -v warm="$warm" \
+printf '%s' "$rows" | awk -F'|' -v peaks="$peaks" -v load0="$load0" -v load1="$load1" -v threads="$threads" \
+    -v ncpu="$(cpu_count)" -v cpu="$(cpu_name)" -v runs="$(runs_caption "$runs")" -v warm="$warm" \
     -v kt="$steps_tiny" -v ks="$steps_small" -v corpus="$corpus" -v attn="$attention" \
-    -v tver="${tver:-}" -v irss="$import_rss" -v tnote="$torch_note" '
+    -v tver="${tver:-}" -v irss="$import_rss" -v tnote="$torch_note" "$stats_awk"'
 {
     n++; c[n] = $1; t[n] = $2; tps[$1, $2] = $3; rss[$1, $2] = $4; fpt[$1] = $5
 }
 END {
     printf "Training, vocab 258 (our byte tokenizer: 256 bytes + BOS + EOS, on both sides), seq 256, batch 8, "
     printf "tied classifier, AdamW + clipping; %d threads for both tools; %d CPUs, %s. ", threads, ncpu, cpu
-    printf "tokens/s over %d (tiny) or %d (small) steps after %d warm-up steps, best of %d runs taken in turn ", kt, ks, warm, runs
+    printf "tokens/s over %d (tiny) or %d (small) steps after %d warm-up steps, %s ", kt, ks, warm, runs
     printf "(wall clock on a shared machine: other load adds noise; load average %s at the start, %s at the end of the training runs); ", load0, load1
-    printf "peak RSS: the process'"'"'s ru_maxrss, the larger of the runs.\n\n"
+    printf "peak RSS: the process'"'"'s ru_maxrss, the largest of the runs.\n\n"
     if (tnote != "") printf "Note: %s.\n\n", tnote
     print "| config | tool | tokens/s | MFU | peak RSS MiB | ours/torch speed | ours/torch memory |"
     print "|---|---|---:|---:|---:|---:|---:|"
     for (i = 1; i <= n; i++) {
-        mfu = tps[c[i], t[i]] * fpt[c[i]] / (peak * 1e9) * 100
+        mfu = scaled(ratios(tps[c[i], t[i]], peaks), fpt[c[i]] / 1e9 * 100)
         sp = "—"; mem = "—"
         if (t[i] == "ours" && ((c[i], "PyTorch") in tps)) {
-            sp = sprintf("%.2fx", tps[c[i], "ours"] / tps[c[i], "PyTorch"])
+            sp = summary("%.2fx", ratios(tps[c[i], "ours"], tps[c[i], "PyTorch"]))
             mem = sprintf("%.2fx", rss[c[i], "ours"] / rss[c[i], "PyTorch"])
         }
-        printf "| %s | %s | %.0f | %.1f%% | %.0f | %s | %s |\n", c[i], t[i], tps[c[i], t[i]], mfu, rss[c[i], t[i]] / 1024, sp, mem
+        printf "| %s | %s | %s | %s | %.0f | %s | %s |\n", c[i], t[i], summary("%.0f", tps[c[i], t[i]]), summary("%.1f%%", mfu), rss[c[i], t[i]] / 1024, sp, mem
     }
     print ""
     printf "- FLOPs per token = 6 (L (4 D^2 + 3 D F) + V D) + 6 L T D: 6 per weight of the matrix products "
     printf "(q, k, v, o, w1, w2, w3 and the tied classifier; the embedding lookup is not a product) "
     printf "plus the attention scores and weighted sums (12 L T D, halved by the causal mask); "
     printf "tiny %.2f MFLOP, small %.2f MFLOP per token, the same for both tools.\n", fpt["tiny"] / 1e6, fpt["small"] / 1e6
-    printf "- MFU = tokens/s x FLOPs per token / cblas_sgemm peak, %.1f GFLOP/s (%d threads, N x N x N products, N = 1024 and 2048; best of measurements before, between and after the training runs: %s).\n", peak, threads, peaks
+    printf "- MFU = tokens/s x FLOPs per token / cblas_sgemm peak, round by round; the peak %s GFLOP/s (%d threads, N x N x N products, N = 1024 and 2048; bench_sgemm'"'"'s best rate, measured at the start of each round:%s).\n", summary("%.1f", peaks), threads, peaks
     printf "- Ours: bin/llm-train on %s; tokens/s from the per-step times of its --log.\n", corpus
     if (tnote == "") {
         printf "- PyTorch %s: tests/bench/torch_llama.py on random token batches, torch.set_num_threads(%d); ", tver, threads
@@ -214,8 +218,8 @@ END {
         for (k = 1; k <= 2; k++) {
             cf = (k == 1 ? "tiny" : "small")
             if (!((cf, "PyTorch") in tps)) continue
-            x = tps[cf, "ours"] / tps[cf, "PyTorch"]; y = rss[cf, "ours"] / rss[cf, "PyTorch"]
-            printf "- %s: ours ≥ 1.0x PyTorch tokens/s: %s (%.2fx; aim 1.5x: %s); lower peak memory: %s (%.2fx)\n", cf,
+            x = median(ratios(tps[cf, "ours"], tps[cf, "PyTorch"])); y = rss[cf, "ours"] / rss[cf, "PyTorch"]
+            printf "- %s: ours ≥ 1.0x PyTorch tokens/s: %s (%.2fx, the median per-round ratio; aim 1.5x: %s); lower peak memory: %s (%.2fx)\n", cf,
                 (x >= 1.0 ? "yes" : "no"), x, (x >= 1.5 ? "yes" : "no"), (y < 1.0 ? "yes" : "no"), y
         }
     }
@@ -232,7 +236,7 @@ function val(k,   i, a) { for (i = 1; i <= NF; i++) { split($i, a, "="); if (a[1
 END {
     printf "Attention, one head, head size %d, causal, forward + backward, single-threaded; each case in a fresh child process. ", d
     printf "extra: growth of the peak RSS (ru_maxrss) beyond the inputs and outputs (q, k, v, out, dout, dq, dk, dv, lse: the io column), "
-    printf "i.e. what the algorithm itself needs; total: the child'"'"'s whole peak RSS.\n\n"
+    printf "i.e. what the algorithm itself needs; total: the child'"'"'s whole peak RSS. The seconds are one run each: this table is about memory.\n\n"
     print "| T | impl | io MiB | extra MiB | total MiB | forward s | backward s | naive/ours extra |"
     print "|---:|---|---:|---:|---:|---:|---:|---:|"
     for (i = 1; i <= n; i++) {
