@@ -69,6 +69,15 @@ const char *check_tmpdir(void)
     return dir;
 }
 
+const char *check_path(const char *name)
+{
+    static char paths[8][600];
+    static int next;
+    char *p = paths[next++ % 8];
+    snprintf(p, sizeof paths[0], "%s/%s", check_tmpdir(), name);
+    return p;
+}
+
 double check_uniform(unsigned long long *state)
 {
     *state = *state * 6364136223846793005ULL + 1442695040888963407ULL;

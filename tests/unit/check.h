@@ -23,6 +23,9 @@ void check_skip(const char *why);
 int check_done(void);
 /* A fresh private directory for the test's files (removed by tests/run.sh). */
 const char *check_tmpdir(void);
+/* check_tmpdir()/name, in one of 8 static buffers used in turn (so up to 8
+ * paths may be held at once). */
+const char *check_path(const char *name);
 /* Deterministic uniform [0,1) and standard normal numbers. */
 double check_uniform(unsigned long long *state);
 double check_normal(unsigned long long *state);

@@ -20,15 +20,6 @@
 #include "nomem.h"
 #include "quant.h"
 
-static const char *tmp_path(const char *name)
-{
-    static char path[8][600];
-    static int next;
-    char *p = path[next++ % 8];
-    snprintf(p, sizeof path[0], "%s/%s", check_tmpdir(), name);
-    return p;
-}
-
 static void make_model(llm_model *m, int tie)
 {
     llm_error err = {0};
@@ -78,7 +69,7 @@ static void test_float_roundtrip(void)
     llm_error err = {0};
     llm_model m, back;
     make_model(&m, 1);
-    const char *path = tmp_path("float.llmt");
+    const char *path = check_path("float.llmt");
     for (int k = 0; k < 4; k++) {
         llm_optim_kind kind = k < 2 ? LLM_OPTIM_SGD : k == 2 ? LLM_OPTIM_LION : LLM_OPTIM_ADAM;
         llm_ckpt_train st = extreme_state(kind), st2;
@@ -147,7 +138,7 @@ static int same_qlinear(const llm_qlinear *a, const llm_qlinear *b)
 static void test_quantized_roundtrip(void)
 {
     llm_error err = {0};
-    const char *path = tmp_path("quant.llmt");
+    const char *path = check_path("quant.llmt");
     for (int tie = 0; tie <= 1; tie++) {
         llm_model m, back;
         make_model(&m, tie);
@@ -205,7 +196,7 @@ static void test_train_record(void)
     llm_model m;
     make_model(&m, 0);
     llm_ckpt_train st = extreme_state(LLM_OPTIM_ADAMW), back;
-    const char *path = tmp_path("train.llmt");
+    const char *path = check_path("train.llmt");
     CHECK_OK(llm_ckpt_save(path, &m, NULL, &st, &err), err);
     llm_model_free(&m);
     llm_attr attrs[40], edited[40];
@@ -295,8 +286,8 @@ static void test_damaged(void)
     llm_ckpt_train st = extreme_state(LLM_OPTIM_ADAMW);
     llm_optim o, o2;
     CHECK_OK(llm_optim_init(&o, &st.optim, m.n_params, &err), err);
-    const char *good = tmp_path("good.llmt"), *model_only = tmp_path("model.llmt"), *bad = tmp_path("bad.llmt");
-    const char *no_wq = tmp_path("no_wq.llmt");
+    const char *good = check_path("good.llmt"), *model_only = check_path("model.llmt"), *bad = check_path("bad.llmt");
+    const char *no_wq = check_path("no_wq.llmt");
     CHECK_OK(llm_ckpt_save(good, &m, &o, &st, &err), err);
     CHECK_OK(llm_ckpt_save(model_only, &m, NULL, NULL, &err), err);
     rewrite(good, no_wq, &(edit){DROP, "layers.0.attn.wq", NULL});
@@ -338,8 +329,8 @@ static void test_damaged(void)
         CHECK(!back.arena && !o2.m);
     }
     int has;
-    CHECK(llm_ckpt_load(tmp_path("none.llmt"), &back, NULL, NULL, &has, &err) == LLM_ERR_IO);
-    CHECK(llm_ckpt_load_model(tmp_path("none.llmt"), &back, &err) == LLM_ERR_IO);
+    CHECK(llm_ckpt_load(check_path("none.llmt"), &back, NULL, NULL, &has, &err) == LLM_ERR_IO);
+    CHECK(llm_ckpt_load_model(check_path("none.llmt"), &back, &err) == LLM_ERR_IO);
     llm_optim_free(&o);
     llm_model_free(&m);
 }
@@ -373,7 +364,7 @@ static void test_out_of_memory(void)
     llm_ckpt_train st = extreme_state(LLM_OPTIM_ADAMW);
     llm_optim o;
     CHECK_OK(llm_optim_init(&o, &st.optim, m.n_params, &err), err);
-    const char *train = tmp_path("nomem.llmt"), *quant = tmp_path("nomem_q.llmt");
+    const char *train = check_path("nomem.llmt"), *quant = check_path("nomem_q.llmt");
     CHECK_OK(llm_ckpt_save(train, &m, &o, &st, &err), err);
     quantize_linears(&m);
     CHECK_OK(llm_ckpt_save(quant, &m, NULL, NULL, &err), err);

@@ -17,15 +17,6 @@
 #include "data.h"
 #include "nomem.h"
 
-static const char *tmp_path(const char *name)
-{
-    static char path[4][600];
-    static int next;
-    char *p = path[next++ % 4];
-    snprintf(p, sizeof path[0], "%s/%s", check_tmpdir(), name);
-    return p;
-}
-
 static void write_file(const char *path, const void *bytes, size_t n)
 {
     FILE *f = fopen(path, "wb");
@@ -41,7 +32,7 @@ static void test_read_text(void)
     char *bytes = malloc(sizes[5]);
     for (size_t i = 0; i < sizes[5]; i++) bytes[i] = (char)(i * 131 + i / 256);
     for (int k = 0; k < 6; k++) {
-        const char *path = tmp_path("text");
+        const char *path = check_path("text");
         write_file(path, bytes, sizes[k]);
         char *text = NULL;
         size_t len = 1;
@@ -62,7 +53,7 @@ static void test_read_text(void)
     free(bytes);
     char *text;
     size_t len;
-    const char *missing = tmp_path("missing");
+    const char *missing = check_path("missing");
     CHECK(llm_data_read_text(missing, &text, &len, &err) == LLM_ERR_IO);
     CHECK_MSG(strstr(err.msg, missing) && strstr(err.msg, "No such file"), "%s", err.msg);
     CHECK(llm_data_read_text(check_tmpdir(), &text, &len, &err) == LLM_ERR_IO); /* a directory */
@@ -75,7 +66,7 @@ static void test_load_files(void)
     llm_error err = {0};
     llm_tok tok;
     llm_tok_bytes(&tok);
-    const char *a = tmp_path("a.txt"), *b = tmp_path("b.txt");
+    const char *a = check_path("a.txt"), *b = check_path("b.txt");
     write_file(a, "hello\n", 6);
     write_file(b, "\xff\x00z", 3);
     const int32_t want[11] = {256, 'h', 'e', 'l', 'l', 'o', '\n', 256, 255, 0, 'z'};
@@ -98,7 +89,7 @@ static void test_load_errors(void)
     llm_tok bytes, ids;
     llm_tok_bytes(&bytes);
     CHECK_OK(llm_tok_ids(&ids, 300, 1, 2, &err), err);
-    const char *good = tmp_path("good.txt"), *empty = tmp_path("empty.txt"), *missing = tmp_path("none.txt");
+    const char *good = check_path("good.txt"), *empty = check_path("empty.txt"), *missing = check_path("none.txt");
     write_file(good, "abc", 3);
     write_file(empty, "", 0);
     struct {
@@ -235,7 +226,7 @@ static void test_out_of_memory(void)
     llm_error err = {0};
     CHECK(nomem_sweep("from text", corpus_from_text, "some text") >= 1);
     CHECK_OK(corpus_from_text("some text", &err), err);
-    const char *path = tmp_path("big.txt");
+    const char *path = check_path("big.txt");
     char *big = malloc(70000);
     memset(big, 'q', 70000);
     write_file(path, big, 70000);

@@ -30,15 +30,6 @@ typedef struct shape {
 
 static const shape small = {48, 80, 2, 6, 2, 300, 32};
 
-static const char *tmp_path(const char *name)
-{
-    static char paths[8][600];
-    static int next;
-    char *p = paths[next++ % 8];
-    snprintf(p, sizeof paths[0], "%s/%s", check_tmpdir(), name);
-    return p;
-}
-
 /* The file's float sections, in order; counts in floats. */
 enum { S_EMB, S_RMS_ATT, S_WQ, S_WK, S_WV, S_WO, S_RMS_FFN, S_W1, S_W2, S_W3, S_RMS_FINAL, S_FREQ,
        S_WCLS, N_SECTIONS };
@@ -144,7 +135,7 @@ static void test_import(void)
 {
     for (int shared = 1; shared >= 0; shared--) {
         llm_model m;
-        float *f = load_small(tmp_path(shared ? "shared.bin" : "unshared.bin"), shared, 11 + (unsigned)shared, &m);
+        float *f = load_small(check_path(shared ? "shared.bin" : "unshared.bin"), shared, 11 + (unsigned)shared, &m);
         check_config(&m.cfg, &small, shared);
         check_tensors(&m, &small, shared, f);
         CHECK(m.tok.kind == LLM_TOK_IDS && m.tok.vocab == small.V && m.tok.bos == 1 && m.tok.eos == 2);
@@ -197,7 +188,7 @@ static void write_tokenizer(const char *path, int V, int bad)
 
 static void test_tokenizer(void)
 {
-    const char *tok_path = tmp_path("tokenizer.bin"), *model_path = tmp_path("tm.bin");
+    const char *tok_path = check_path("tokenizer.bin"), *model_path = check_path("tm.bin");
     write_tokenizer(tok_path, small.V, 0);
     int64_t n;
     float *f = write_model(model_path, &small, 1, 5, &n);
@@ -221,7 +212,7 @@ static void test_tokenizer(void)
     CHECK(la == 3 && !memcmp(a, "the", 3) && lb == 4 && !memcmp(b, " cat", 4));
 
     /* through a checkpoint and back: weights and tokenizer the same */
-    const char *ck = tmp_path("tm.llmt");
+    const char *ck = check_path("tm.llmt");
     CHECK_OK(llm_ckpt_save(ck, &m, NULL, NULL, &err), err);
     llm_model back;
     int has_train = -1;
@@ -272,7 +263,7 @@ static void expect_error(const char *path, const char *tok, int code, const char
 
 static void test_bad_files(void)
 {
-    const char *good = tmp_path("good.bin"), *bad = tmp_path("bad.bin");
+    const char *good = check_path("good.bin"), *bad = check_path("bad.bin");
     int64_t n;
     float *f = write_model(good, &small, 0, 3, &n);
     size_t bytes = 28 + (size_t)n * 4;
@@ -313,7 +304,7 @@ static void test_bad_files(void)
     memcpy(raw, "LLMT", 4);
     write_bytes(bad, raw, bytes);
     expect_error(bad, NULL, LLM_ERR_FORMAT, "a tensor stream, not a llama2.c checkpoint");
-    expect_error(tmp_path("missing.bin"), NULL, LLM_ERR_IO, "No such file");
+    expect_error(check_path("missing.bin"), NULL, LLM_ERR_IO, "No such file");
     expect_error(check_tmpdir(), NULL, LLM_ERR_IO, "not a regular file");
 
     /* weights that are not numbers, named by tensor and element: the final
@@ -338,7 +329,7 @@ static void test_bad_files(void)
     }
 
     /* tokenizers that do not fit */
-    const char *tok = tmp_path("badtok.bin");
+    const char *tok = check_path("badtok.bin");
     write_tokenizer(tok, small.V, 1);
     expect_error(good, tok, LLM_ERR_TRUNCATED, "truncated in piece 299 of the model's 300");
     write_tokenizer(tok, small.V - 1, 0);
@@ -362,7 +353,7 @@ static void test_bad_files(void)
 static int run_reference(const char *model, const int32_t *prompt, int n_prompt, int n_new,
                          int32_t *made, int *n_made, float **logits, int V)
 {
-    const char *top = getenv("LLM_TOP"), *npy = tmp_path("logits.npy");
+    const char *top = getenv("LLM_TOP"), *npy = check_path("logits.npy");
     char cmd[4096], ids[1024] = "";
     for (int i = 0; i < n_prompt; i++) snprintf(ids + strlen(ids), sizeof ids - strlen(ids), "%d ", prompt[i]);
     snprintf(cmd, sizeof cmd, "/usr/bin/python3 '%s/tests/llama2c_ref.py' '%s' --ids '%s' -n %d --stop 2 --logits '%s'",
@@ -431,7 +422,7 @@ static void test_forward_matches_reference(void)
     }
     const int32_t prompt[] = {1, 5, 17, 42, 299, 7, 7, 100};
     for (int shared = 0; shared <= 1; shared++) {
-        const char *path = tmp_path(shared ? "ref_shared.bin" : "ref_unshared.bin");
+        const char *path = check_path(shared ? "ref_shared.bin" : "ref_unshared.bin");
         llm_model m;
         float *f = load_small(path, shared, 21 + (unsigned)shared, &m);
         compare_with_reference(path, &m, prompt, 8, 20);
