@@ -269,7 +269,9 @@ AVX2_INLINE void tile_int8(const llm_qlinear *w, int r, int nr, const int8_t *qx
 
 /* The same for int4: a block's 16 bytes in both lanes, shifted by 0 and 4
  * bits, masked: the low nibbles (evens) then the high ones (odds), as the
- * activation's split blocks hold x; less the zero point, -15..15. */
+ * activation's split blocks hold x.  Asymmetric: less the zero point,
+ * -15..15, then dot_block.  Symmetric: u x - 8 x in int16 (each pair's
+ * products within ±3810), 8 x once for the tile's rows. */
 AVX2_INLINE void tile_int4(const llm_qlinear *w, int r, int nr, int asym, const int8_t *qx, const float *d,
                            float *y)
 {
@@ -283,7 +285,7 @@ AVX2_INLINE void tile_int4(const llm_qlinear *w, int r, int nr, int asym, const 
     __m256 tot[TILE], sc[TILE];
     __m256i z[TILE];
 #pragma GCC unroll 4
-    for (int i = 0; i < nr; i++) tot[i] = _mm256_setzero_ps(), z[i] = _mm256_set1_epi8(8);
+    for (int i = 0; i < nr; i++) tot[i] = _mm256_setzero_ps(), z[i] = _mm256_setzero_si256();
     for (size_t g = 0; g < G; g++) {
 #pragma GCC unroll 4
         for (int i = 0; i < nr; i++) {
@@ -293,13 +295,15 @@ AVX2_INLINE void tile_int4(const llm_qlinear *w, int r, int nr, int asym, const 
         for (int b = (int)g * bpg; b < ((int)g + 1) * bpg; b++) {
             _mm_prefetch((const char *)(ahead + (size_t)b * TILE * (LLM_QBLOCK / 2)), _MM_HINT_T0);
             __m256i x = _mm256_loadu_si256((const __m256i *)(qx + (size_t)b * LLM_QBLOCK));
-            __m256i ax = _mm256_sign_epi8(x, x);
+            __m256i ax = _mm256_sign_epi8(x, x), x8 = _mm256_maddubs_epi16(_mm256_set1_epi8(8), x);
             __m256 db = _mm256_set1_ps(d[b]);
 #pragma GCC unroll 4
             for (int i = 0; i < nr; i++) {
                 __m128i v = _mm_loadu_si128((const __m128i *)(codes + i * half + (size_t)b * (LLM_QBLOCK / 2)));
                 __m256i u = _mm256_and_si256(_mm256_srlv_epi64(_mm256_broadcastsi128_si256(v), shift), low);
-                __m256i p = dot_block(_mm256_sub_epi8(u, z[i]), x, ax);
+                __m256i p = asym ? dot_block(_mm256_sub_epi8(u, z[i]), x, ax)
+                                 : _mm256_madd_epi16(_mm256_sub_epi16(_mm256_maddubs_epi16(u, x), x8),
+                                                     _mm256_set1_epi16(1));
                 tot[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(db, sc[i]), tot[i]);
             }
         }
