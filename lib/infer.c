@@ -82,6 +82,7 @@ void llm_infer_free(llm_infer *s)
     float *all[] = {s->x,  s->xn, s->q,   s->att,    s->kn,    s->vn,
                     s->h1, s->h3, s->lse, s->logits, s->scores};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) free(all[i]);
+    llm_qact_free(&s->xq);
     llm_rope_free(&s->rope);
     memset(s, 0, sizeof *s);
 }
@@ -100,6 +101,14 @@ static int room(int have, int need, int most)
 {
     int cap = have > most / 2 ? most : 2 * have;
     return cap < need ? need : cap;
+}
+
+/* 1 when some linear of m is quantized. */
+static int quantized(const llm_model *m)
+{
+    for (int i = 0; i < llm_linear_count(m->cfg.n_layers); i++)
+        if (m->lin[i].q) return 1;
+    return 0;
 }
 
 /* Makes room for a pass of R rows in segments seg: per-row buffers for R
@@ -124,6 +133,9 @@ static int fit(llm_infer *s, const segment *seg, int n_seg, int R, llm_error *er
         for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
             if (grow(f[i].p, f[i].n) < 0)
                 return llm_error_set(err, LLM_ERR_NOMEM, "buffers for %d tokens in one pass: out of memory", cap);
+        int widest = (int)(F > HE ? F : HE > D ? HE : D); /* the inputs of the products */
+        if (quantized(s->m) && llm_qact_reserve(&s->xq, cap, widest) < 0)
+            return llm_error_set(err, LLM_ERR_NOMEM, "quantized inputs of %d tokens: out of memory", cap);
         s->rows_cap = cap;
     }
     int end = 0;
@@ -271,6 +283,7 @@ static int run_rows(llm_infer *s, const segment *seg, int n_seg, int R, int all_
     /* tiny models run on one thread: waking the others costs more */
     const int parallel = (size_t)D * (size_t)(QKV + D + 3 * (size_t)F) >= 8 * LLM_PARALLEL_MIN;
     int failed = 0; /* set by any thread with a product out of memory */
+    int have_xq = 0; /* s->xq holds the input of the products at hand (set in a single) */
 #pragma omp parallel num_threads(s->threads) if (parallel)
     {
         const int t = omp_get_thread_num(), nt = omp_get_num_threads();
@@ -279,14 +292,20 @@ static int run_rows(llm_infer *s, const segment *seg, int n_seg, int R, int all_
             const llm_layer_params *w = &m->p.layers[l];
             const llm_linear *lin = &m->lin[llm_linear_index(l, 0)];
 #pragma omp single
-            llm_rmsnorm(s->x, w->attn_norm, s->xn, NULL, R, D, c->norm_eps);
+            {
+                llm_rmsnorm(s->x, w->attn_norm, s->xn, NULL, R, D, c->norm_eps);
+                have_xq = llm_linear_quantize_input(&lin[LLM_LIN_WQ], s->xn, R, &s->xq);
+            }
             /* q, k and v as one [HE + 2 KE, D] product split among the threads */
             llm_matvec_split(QKV, t, nt, &r0, &r1);
             float *yt[3] = {s->q, s->kn, s->vn};
             const int base[4] = {0, HE, HE + KE, QKV}, ld[3] = {HE, KE, KE};
+            const llm_qact *xq = have_xq ? &s->xq : NULL;
             for (int i = 0; i < 3; i++) {
                 int a = r0 > base[i] ? r0 : base[i], b = r1 < base[i + 1] ? r1 : base[i + 1];
-                if (a < b) bad |= llm_linear_rows(&lin[LLM_LIN_WQ + i], s->xn, R, yt[i], ld[i], a - base[i], b - base[i], 0, NULL) < 0;
+                if (a < b)
+                    bad |= llm_linear_rows(&lin[LLM_LIN_WQ + i], s->xn, xq, R, yt[i], ld[i], a - base[i],
+                                           b - base[i], 0, NULL) < 0;
             }
 #pragma omp barrier
 #pragma omp single
@@ -294,33 +313,49 @@ static int run_rows(llm_infer *s, const segment *seg, int n_seg, int R, int all_
 #pragma omp for collapse(2) schedule(dynamic)
             for (int g = 0; g < n_seg; g++)
                 for (int h = 0; h < H; h++) attend(s, &seg[g], l, h, R, s->scores + (size_t)t * (size_t)s->scores_cap);
+            if (lin[LLM_LIN_WO].q) {
+#pragma omp single
+                have_xq = llm_linear_quantize_input(&lin[LLM_LIN_WO], s->att, R, &s->xq);
+            }
             llm_matvec_split(D, t, nt, &r0, &r1);
-            bad |= llm_linear_rows(&lin[LLM_LIN_WO], s->att, R, s->x, D, r0, r1, 1, s->xn) < 0;
+            xq = have_xq ? &s->xq : NULL;
+            bad |= llm_linear_rows(&lin[LLM_LIN_WO], s->att, xq, R, s->x, D, r0, r1, 1, s->xn) < 0;
 #pragma omp barrier
 #pragma omp single
-            llm_rmsnorm(s->x, w->mlp_norm, s->xn, NULL, R, D, c->norm_eps);
+            {
+                llm_rmsnorm(s->x, w->mlp_norm, s->xn, NULL, R, D, c->norm_eps);
+                have_xq = llm_linear_quantize_input(&lin[LLM_LIN_W1], s->xn, R, &s->xq);
+            }
             /* w1 and w3 by the same rows, so each thread gates its own */
             llm_matvec_split(F, t, nt, &r0, &r1);
-            bad |= llm_linear_rows(&lin[LLM_LIN_W1], s->xn, R, s->h1, F, r0, r1, 0, NULL) < 0;
-            bad |= llm_linear_rows(&lin[LLM_LIN_W3], s->xn, R, s->h3, F, r0, r1, 0, NULL) < 0;
+            xq = have_xq ? &s->xq : NULL;
+            bad |= llm_linear_rows(&lin[LLM_LIN_W1], s->xn, xq, R, s->h1, F, r0, r1, 0, NULL) < 0;
+            bad |= llm_linear_rows(&lin[LLM_LIN_W3], s->xn, xq, R, s->h3, F, r0, r1, 0, NULL) < 0;
             for (int i = 0; i < R; i++)
                 for (int j = r0; j < r1; j++) {
                     size_t at = (size_t)i * F + (size_t)j;
                     s->h1[at] = llm_silu(s->h1[at]) * s->h3[at];
                 }
 #pragma omp barrier
+            if (lin[LLM_LIN_W2].q) {
+#pragma omp single
+                have_xq = llm_linear_quantize_input(&lin[LLM_LIN_W2], s->h1, R, &s->xq);
+            }
             llm_matvec_split(D, t, nt, &r0, &r1);
-            bad |= llm_linear_rows(&lin[LLM_LIN_W2], s->h1, R, s->x, D, r0, r1, 1, s->xn) < 0;
+            xq = have_xq ? &s->xq : NULL;
+            bad |= llm_linear_rows(&lin[LLM_LIN_W2], s->h1, xq, R, s->x, D, r0, r1, 1, s->xn) < 0;
 #pragma omp barrier
         }
+        const llm_linear *cls = &m->lin[llm_linear_index(c->n_layers, 0)];
 #pragma omp single
         {
             s->logit_rows = gather_last_rows(s, seg, n_seg, R, all_logits);
             llm_rmsnorm(s->x, m->p.norm, s->xn, NULL, s->logit_rows, D, c->norm_eps);
+            have_xq = llm_linear_quantize_input(cls, s->xn, s->logit_rows, &s->xq);
         }
         llm_matvec_split(V, t, nt, &r0, &r1);
-        bad |= llm_linear_rows(&m->lin[llm_linear_index(c->n_layers, 0)], s->xn, s->logit_rows, s->logits, V, r0,
-                               r1, 0, NULL) < 0;
+        bad |= llm_linear_rows(cls, s->xn, have_xq ? &s->xq : NULL, s->logit_rows, s->logits, V, r0, r1, 0,
+                               NULL) < 0;
         if (bad) {
 #pragma omp atomic write
             failed = 1;

@@ -80,6 +80,8 @@ typedef struct llm_infer {
     float *kn, *vn;     /* [rows, K*E] new keys and values before they enter a cache */
     float *h1, *h3;     /* [rows, F] */
     float *lse;         /* [H, rows] */
+    llm_qact xq;        /* a decode step's input of a quantized product, quantized
+                         * once for every thread (rows_cap rows; none for a float model) */
     float *logits;      /* [rows, V]: after a pass with all_logits, row i holds
                          * row i's logits; without, row g holds the logits of
                          * the last token of sequence g of the pass */

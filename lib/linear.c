@@ -114,16 +114,34 @@ int llm_linear_apply(const llm_linear *l, const float *x, int n, float *y, float
     return 0;
 }
 
-int llm_linear_rows(const llm_linear *l, const float *x, int M, float *y, int ldy, int r0, int r1,
-                    float beta, float *scratch)
+int llm_linear_quantize_input(const llm_linear *l, const float *x, int M, llm_qact *xq)
+{
+    if (!l->q || xq->cap < (size_t)M * (size_t)((l->in + LLM_QBLOCK - 1) / LLM_QBLOCK)) return 0;
+    llm_qact_quantize(xq, l->q, x, M);
+    return 1;
+}
+
+/* The integer product of rows [r0, r1) into y: from xq when it suits l. */
+static int qrows(const llm_linear *l, const float *x, const llm_qact *xq, int M, float *y, int ldy, int r0,
+                 int r1)
+{
+    if (xq && xq->M == M && llm_qact_fits(xq, l->q)) {
+        llm_qlinear_rows_q(l->q, xq, y, ldy, r0, r1);
+        return 0;
+    }
+    return llm_qlinear_rows(l->q, x, M, y, ldy, r0, r1);
+}
+
+int llm_linear_rows(const llm_linear *l, const float *x, const llm_qact *xq, int M, float *y, int ldy,
+                    int r0, int r1, float beta, float *scratch)
 {
     int in = l->in;
     if (!l->q) {
         llm_matvec_rows(l->w, in, x, M, in, y, ldy, r0, r1, beta);
     } else if (beta == 0) {
-        LLM_TRY(llm_qlinear_rows(l->q, x, M, y, ldy, r0, r1));
+        LLM_TRY(qrows(l, x, xq, M, y, ldy, r0, r1));
     } else {
-        LLM_TRY(llm_qlinear_rows(l->q, x, M, scratch, ldy, r0, r1));
+        LLM_TRY(qrows(l, x, xq, M, scratch, ldy, r0, r1));
         for (int m = 0; m < M; m++)
             for (int r = r0; r < r1; r++) y[(size_t)m * ldy + r] += scratch[(size_t)m * ldy + r];
     }

@@ -18,7 +18,11 @@
  *     llm_linear_forward(wq, xn, N, q, 0, a->qscratch, NULL);      // training
  *     LLM_TRY(llm_linear_apply(wq, xn, n, q, 0, NULL, &err));            // inference
  *     #pragma omp parallel    // the decode step: each thread its output rows
- *     bad |= llm_linear_rows(wq, xn, M, q, HE, r0, r1, 0, NULL) < 0;
+ *     {
+ *         #pragma omp single
+ *         have_xq = llm_linear_quantize_input(wq, xn, M, &xq);    // once, for all threads
+ *         bad |= llm_linear_rows(wq, xn, have_xq ? &xq : NULL, M, q, HE, r0, r1, 0, NULL) < 0;
+ *     }
  *
  * Letters: n (or M) rows of input, out and in the layer's widths, R the LoRA
  * rank.  Rows are contiguous unless a stride (ldy) is given.
@@ -29,6 +33,7 @@
 #include <stddef.h>
 
 #include "err.h"
+#include "qmatmul.h"
 #include "quant.h"
 
 /* The linears of a layer, in checkpoint order. */
@@ -97,9 +102,17 @@ int llm_linear_apply(const llm_linear *l, const float *x, int n, float *y, float
 /* Output rows [r0, r1) of the same for M rows, y with row stride ldy, beta 0
  * or 1 (1: scratch's same rows take the integer kernels' result first):
  * called by each thread of a parallel region for its own rows, it starts no
- * threads itself (matvec.h, qmatmul.h).  0, or LLM_ERR_NOMEM without a
- * message (llm_qlinear_rows): the region's caller says what failed. */
-int llm_linear_rows(const llm_linear *l, const float *x, int M, float *y, int ldy, int r0, int r1,
-                    float beta, float *scratch);
+ * threads itself (matvec.h, qmatmul.h).  A quantized W reads x as xq holds
+ * it when xq (may be NULL) was quantized from these M rows of x for a
+ * weight of its kind (llm_linear_quantize_input), else quantizes x itself.
+ * 0, or LLM_ERR_NOMEM without a message (llm_qlinear_rows, rows wider than
+ * 32768 values and no xq for them): the region's caller says what failed. */
+int llm_linear_rows(const llm_linear *l, const float *x, const llm_qact *xq, int M, float *y, int ldy,
+                    int r0, int r1, float beta, float *scratch);
+/* For a quantized l, x [M, in] quantized into xq (reserved for at least
+ * M rows of that width) once for every thread's llm_linear_rows of l and of
+ * the linears of its kind reading the same x: 1; else (a float l, no
+ * room) 0, nothing done.  Single-threaded. */
+int llm_linear_quantize_input(const llm_linear *l, const float *x, int M, llm_qact *xq);
 
 #endif

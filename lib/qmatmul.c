@@ -1,27 +1,36 @@
-/* qmatmul — int8 and int4 matrix products: activations quantized per block,
- * integer dot products (AVX2 or portable C), float scales applied per block. */
+/* qmatmul — int8 and int4 matrix products: activations quantized per block
+ * (once per product and input, llm_qact), integer dot products (AVX2 over 4
+ * weight rows at a time, or portable C), float scales applied per block. */
 #include "qmatmul.h"
 
 #include <math.h>
 #include <omp.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
 #define HAVE_X86 1
+#define AVX2 __attribute__((target("avx2,fma")))
+/* inlined into its AVX2 caller with constant row counts, so that the loops
+ * over rows unroll and their accumulators stay in registers */
+#define AVX2_INLINE static inline __attribute__((always_inline, target("avx2,fma")))
 #endif
 
-/* The quantized rows of X, a few at a time: enough for decoding batches to
- * read each weight row once for all of them, small enough for the stack. */
+/* The quantized rows of X that llm_qlinear_rows keeps on the stack: enough
+ * for decoding batches to read each weight row once for all of them. */
 enum { QX_BYTES = 32768 };
-
-typedef struct qrows {
-    int n, nb;       /* rows held, blocks per row */
-    int8_t *q;       /* [n, nb*32]; int4: each block's evens then odds */
-    float *d;        /* [n, nb] the block steps */
-    float *gsum;     /* [n, groups]: sum over the group's blocks of d_b * sum(q_b) (int4) */
-} qrows;
+/* Weight rows per pass of the AVX2 kernels over a block of X. */
+enum { TILE = 4 };
+/* How far ahead, in tiles, the kernels prefetch the weights: a tile reads
+ * its rows as TILE short streams (a few hundred bytes each), too short for
+ * the hardware's prefetcher to follow (int8 on one thread streamed at a
+ * third of the one-row kernel's rate without this), so the kernels sweep
+ * the memory of the tiles ahead themselves at the rate they consume it.
+ * Prefetches past the weights' end (an address as an integer, never a
+ * pointer out of bounds) are harmless: they never fault. */
+enum { PF_TILES = 2 };
 
 int llm_qmatmul_avx2(void)
 {
@@ -34,97 +43,182 @@ int llm_qmatmul_avx2(void)
 #endif
 }
 
-/* Quantizes one row x [cols] into q [nb*32] and d [nb]; step: 0 for a step
- * per block (max|x|/127), else that fixed step.  For int4 each block is
- * stored as its even elements then its odd ones, matching the nibbles. */
-static void quantize_row(const float *x, int cols, float step, int interleave, int8_t *q, float *d,
-                         int32_t *sums)
+/* ---- the quantized activations ---- */
+
+static int blocks_of(int cols) { return (cols + LLM_QBLOCK - 1) / LLM_QBLOCK; }
+
+static int wants_split(const llm_qlinear *w) { return w->f.scheme == LLM_Q_INT4; }
+static float step_of(const llm_qlinear *w) { return w->f.scheme == LLM_Q_W8A8 ? w->act_scale : 0.0f; }
+
+int llm_qact_reserve(llm_qact *a, int M, int cols)
 {
-    int nb = (cols + LLM_QBLOCK - 1) / LLM_QBLOCK;
-    for (int b = 0; b < nb; b++) {
-        int k0 = b * LLM_QBLOCK, n = cols - k0 < LLM_QBLOCK ? cols - k0 : LLM_QBLOCK;
-        float s = step, amax = 0;
-        for (int k = 0; k < n; k++) amax = fmaxf(amax, fabsf(x[k0 + k])); /* NaN skipped, */
-        for (int k = 0; k < n; k++) /* but a block with one gets step NaN: the product shows it */
-            if (isnan(x[k0 + k])) s = NAN;
-        if (s == 0) s = amax / 127.0f;
-        float inv = s > 0 ? 1.0f / s : 0.0f;
-        int8_t *qb = q + (size_t)b * LLM_QBLOCK;
-        int32_t sum = 0;
-        for (int k = 0; k < LLM_QBLOCK; k++) {
-            int v = 0;
-            if (k < n) { /* NaN (from NaN or Inf times 0) gets code 0, never an undefined cast */
-                float c = rintf(x[k0 + k] * inv);
-                v = c > 127.0f ? 127 : c < -127.0f ? -127 : c == c ? (int)c : 0;
+    size_t need = (size_t)M * (size_t)blocks_of(cols);
+    if (need <= a->cap) return 0;
+    float *p = malloc(need * (sizeof(float) + LLM_QBLOCK));
+    if (!p) return LLM_ERR_NOMEM;
+    free(a->heap);
+    a->heap = p;
+    a->d = p;
+    a->q = (int8_t *)(p + need);
+    a->cap = need;
+    return 0;
+}
+
+void llm_qact_free(llm_qact *a)
+{
+    free(a->heap);
+    memset(a, 0, sizeof *a);
+}
+
+int llm_qact_fits(const llm_qact *a, const llm_qlinear *w)
+{
+    return a->cols == w->cols && a->split == wants_split(w) && a->step == step_of(w);
+}
+
+/* Block x [n] (n <= 32) into q [32] (zeros past n) and its step *d; step: 0
+ * for a step of its own (max|x|/127), else that fixed step; split: the
+ * evens, then the odds. */
+static void quantize_block(const float *x, int n, float step, int split, int8_t *q, float *d)
+{
+    float s = step, amax = 0;
+    for (int k = 0; k < n; k++) amax = fmaxf(amax, fabsf(x[k])); /* NaN skipped, */
+    for (int k = 0; k < n; k++) /* but a block with one gets step NaN: the product shows it */
+        if (isnan(x[k])) s = NAN;
+    if (s == 0) s = amax / 127.0f;
+    float inv = s > 0 ? 1.0f / s : 0.0f;
+    for (int k = 0; k < LLM_QBLOCK; k++) {
+        int v = 0;
+        if (k < n) { /* NaN (from NaN or Inf times 0) gets code 0, never an undefined cast */
+            float c = rintf(x[k] * inv);
+            v = c > 127.0f ? 127 : c < -127.0f ? -127 : c == c ? (int)c : 0;
+        }
+        q[split ? (k & 1) * (LLM_QBLOCK / 2) + k / 2 : k] = (int8_t)v;
+    }
+    *d = s;
+}
+
+#ifdef HAVE_X86
+AVX2 static float hmax8(__m256 v)
+{
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    return _mm_cvtss_f32(_mm_max_ss(m, _mm_shuffle_ps(m, m, 1)));
+}
+
+/* quantize_block for a whole block, the same codes and step: the same
+ * product x * inv rounded to nearest even, NaN to 0, then clamped. */
+AVX2 static void quantize_block_avx2(const float *x, float step, int split, int8_t *q, float *d)
+{
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    __m256 v[4], amax = _mm256_setzero_ps(), nan = _mm256_setzero_ps();
+    for (int j = 0; j < 4; j++) {
+        v[j] = _mm256_loadu_ps(x + 8 * j);
+        amax = _mm256_max_ps(amax, _mm256_andnot_ps(sign, v[j])); /* a NaN's lane: nan says */
+        nan = _mm256_or_ps(nan, _mm256_cmp_ps(v[j], v[j], _CMP_UNORD_Q));
+    }
+    float s = step;
+    if (_mm256_movemask_ps(nan)) s = NAN;
+    if (s == 0) s = hmax8(amax) / 127.0f;
+    const __m256 inv = _mm256_set1_ps(s > 0 ? 1.0f / s : 0.0f), lo = _mm256_set1_ps(-127.0f),
+                 hi = _mm256_set1_ps(127.0f);
+    __m256i c[4];
+    for (int j = 0; j < 4; j++) {
+        __m256 r = _mm256_round_ps(_mm256_mul_ps(v[j], inv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        r = _mm256_and_ps(r, _mm256_cmp_ps(r, r, _CMP_ORD_Q));
+        c[j] = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(r, lo), hi));
+    }
+    /* the packs work within 128-bit lanes: the permute puts 0..31 back in order */
+    __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(c[0], c[1]), _mm256_packs_epi32(c[2], c[3]));
+    p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    if (split) { /* evens then odds within each lane, then the lanes' evens together */
+        const __m256i order = _mm256_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15, 0, 2, 4,
+                                               6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
+        p = _mm256_permute4x64_epi64(_mm256_shuffle_epi8(p, order), _MM_SHUFFLE(3, 1, 2, 0));
+    }
+    _mm256_storeu_si256((__m256i *)q, p);
+    *d = s;
+}
+#endif
+
+static void quantize(llm_qact *a, const llm_qlinear *w, const float *X, int M, int avx2)
+{
+    a->M = M;
+    a->cols = w->cols;
+    a->nb = blocks_of(w->cols);
+    a->split = wants_split(w);
+    a->step = step_of(w);
+    (void)avx2;
+    for (int m = 0; m < M; m++)
+        for (int b = 0; b < a->nb; b++) {
+            const float *x = X + (size_t)m * a->cols + (size_t)b * LLM_QBLOCK;
+            size_t at = (size_t)m * a->nb + (size_t)b;
+            int n = a->cols - b * LLM_QBLOCK < LLM_QBLOCK ? a->cols - b * LLM_QBLOCK : LLM_QBLOCK;
+#ifdef HAVE_X86
+            if (avx2 && n == LLM_QBLOCK) {
+                quantize_block_avx2(x, a->step, a->split, a->q + at * LLM_QBLOCK, a->d + at);
+                continue;
             }
-            sum += v;
-            qb[interleave ? (k & 1) * (LLM_QBLOCK / 2) + k / 2 : k] = (int8_t)v;
+#endif
+            quantize_block(x, n, a->step, a->split, a->q + at * LLM_QBLOCK, a->d + at);
         }
-        d[b] = s;
-        if (sums) sums[b] = sum;
-    }
 }
 
-static void quantize_rows(const llm_qlinear *w, const float *X, int n, qrows *qr, int32_t *sums)
+void llm_qact_quantize(llm_qact *a, const llm_qlinear *w, const float *X, int M)
 {
-    int cols = w->cols, nb = qr->nb, int4 = w->f.scheme == LLM_Q_INT4;
-    float step = w->f.scheme == LLM_Q_W8A8 ? w->act_scale : 0.0f;
-    qr->n = n;
-    for (int m = 0; m < n; m++) {
-        float *d = qr->d + (size_t)m * nb;
-        quantize_row(X + (size_t)m * cols, cols, step, int4, qr->q + (size_t)m * nb * LLM_QBLOCK, d,
-                     sums);
-        if (!int4) continue;
-        int bpg = w->f.group / LLM_QBLOCK;
-        for (int g = 0; g < w->groups; g++) {
-            float s = 0;
-            for (int b = g * bpg; b < (g + 1) * bpg; b++) s += d[b] * (float)sums[b];
-            qr->gsum[(size_t)m * w->groups + g] = s;
-        }
-    }
+    quantize(a, w, X, M, llm_qmatmul_avx2());
 }
 
-/* ---- portable kernels ---- */
+void llm_qact_quantize_portable(llm_qact *a, const llm_qlinear *w, const float *X, int M)
+{
+    quantize(a, w, X, M, 0);
+}
 
-static float dot_int8(const llm_qlinear *w, int r, const int8_t *qx, const float *d, int nb)
+/* ---- portable kernels: one weight row at a time ---- */
+
+static int32_t dot_s8(const int8_t *a, const int8_t *b, int n)
+{
+    int32_t s = 0;
+    for (int k = 0; k < n; k++) s += (int32_t)a[k] * b[k];
+    return s;
+}
+
+static float row_int8(const llm_qlinear *w, int r, const int8_t *qx, const float *d, int nb)
 {
     const int8_t *wr = w->q8 + (size_t)r * w->cols;
     float acc = 0;
     for (int b = 0; b < nb; b++) {
         int k0 = b * LLM_QBLOCK, n = w->cols - k0 < LLM_QBLOCK ? w->cols - k0 : LLM_QBLOCK;
-        int32_t s = 0;
-        for (int k = 0; k < n; k++) s += (int32_t)wr[k0 + k] * qx[k0 + k];
-        acc += d[b] * (float)s;
+        acc += d[b] * (float)dot_s8(wr + k0, qx + k0, n);
     }
     return acc * w->scale[r];
 }
 
-static float dot_int4(const llm_qlinear *w, int r, const int8_t *qx, const float *d,
-                      const float *gsum)
+/* Block by block: sum (u - zero) x over the block's codes u, in integers. */
+static float row_int4(const llm_qlinear *w, int r, const int8_t *qx, const float *d)
 {
     const uint8_t *wr = w->q4 + (size_t)r * (w->cols / 2);
     int bpg = w->f.group / LLM_QBLOCK;
     float total = 0;
     for (int g = 0; g < w->groups; g++) {
-        float acc = 0;
+        size_t at = (size_t)r * w->groups + (size_t)g;
+        int z = w->zero ? w->zero[at] : 8;
+        float sc = w->scale[at];
         for (int b = g * bpg; b < (g + 1) * bpg; b++) {
             const uint8_t *wb = wr + (size_t)b * (LLM_QBLOCK / 2);
             const int8_t *xb = qx + (size_t)b * LLM_QBLOCK;
             int32_t s = 0;
             for (int i = 0; i < LLM_QBLOCK / 2; i++)
-                s += (wb[i] & 15) * xb[i] + (wb[i] >> 4) * xb[LLM_QBLOCK / 2 + i];
-            acc += d[b] * (float)s;
+                s += ((wb[i] & 15) - z) * xb[i] + ((wb[i] >> 4) - z) * xb[LLM_QBLOCK / 2 + i];
+            total += d[b] * sc * (float)s;
         }
-        float sc = w->scale[(size_t)r * w->groups + g];
-        total += sc * (acc - (float)llm_qlinear_zero(w, r, g) * gsum[g]);
     }
     return total;
 }
 
-/* ---- AVX2 kernels ---- */
+/* ---- AVX2 kernels: nr <= TILE weight rows against one row of X ---- */
 
 #ifdef HAVE_X86
-__attribute__((target("avx2,fma"))) static inline float hsum8(__m256 v)
+AVX2_INLINE float hsum8(__m256 v)
 {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -132,133 +226,184 @@ __attribute__((target("avx2,fma"))) static inline float hsum8(__m256 v)
     return _mm_cvtss_f32(s);
 }
 
-/* The 8 int32 partial sums of a signed x signed block of 32 bytes. */
-__attribute__((target("avx2,fma"))) static inline __m256i dot32_s8(__m256i w, __m256i x)
+/* The 8 int32 partial sums of w x over a block: |x| times w with x's sign
+ * (maddubs multiplies unsigned by signed bytes; |w|, |x| <= 127, so no
+ * pair of products saturates int16). */
+AVX2_INLINE __m256i dot_block(__m256i w, __m256i x, __m256i abs_x)
 {
-    __m256i p16 = _mm256_maddubs_epi16(_mm256_sign_epi8(x, x), _mm256_sign_epi8(w, x));
-    return _mm256_madd_epi16(p16, _mm256_set1_epi16(1));
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(abs_x, _mm256_sign_epi8(w, x)), _mm256_set1_epi16(1));
 }
 
-__attribute__((target("avx2,fma"))) static float dot_int8_avx2(const llm_qlinear *w, int r,
-                                                               const int8_t *qx, const float *d,
-                                                               int nb)
+/* y[i] = row r + i of W times X's row (qx, d), i < nr.  Each row sums the
+ * same way whatever nr is. */
+AVX2_INLINE void tile_int8(const llm_qlinear *w, int r, int nr, const int8_t *qx, const float *d, int nb,
+                           float *y)
 {
-    const int8_t *wr = w->q8 + (size_t)r * w->cols;
-    int full = w->cols / LLM_QBLOCK;
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-    int b = 0;
-    for (; b + 1 < full; b += 2) {
-        __m256i p0 = dot32_s8(_mm256_loadu_si256((const __m256i *)(wr + b * 32)),
-                              _mm256_loadu_si256((const __m256i *)(qx + b * 32)));
-        __m256i p1 = dot32_s8(_mm256_loadu_si256((const __m256i *)(wr + b * 32 + 32)),
-                              _mm256_loadu_si256((const __m256i *)(qx + b * 32 + 32)));
-        acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(d[b]), acc0);
-        acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), _mm256_set1_ps(d[b + 1]), acc1);
-    }
-    for (; b < full; b++) {
-        __m256i p = dot32_s8(_mm256_loadu_si256((const __m256i *)(wr + b * 32)),
-                             _mm256_loadu_si256((const __m256i *)(qx + b * 32)));
-        acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(d[b]), acc0);
-    }
-    float acc = hsum8(_mm256_add_ps(acc0, acc1));
-    for (; b < nb; b++) { /* a last, partial block */
-        int32_t s = 0;
-        for (int k = b * 32; k < w->cols; k++) s += (int32_t)wr[k] * qx[k];
-        acc += d[b] * (float)s;
-    }
-    return acc * w->scale[r];
-}
-
-__attribute__((target("avx2,fma"))) static float dot_int4_avx2(const llm_qlinear *w, int r,
-                                                               const int8_t *qx, const float *d,
-                                                               const float *gsum)
-{
-    const uint8_t *wr = w->q4 + (size_t)r * (w->cols / 2);
-    int bpg = w->f.group / LLM_QBLOCK;
-    const __m128i low = _mm_set1_epi8(15);
-    const __m256i ones = _mm256_set1_epi16(1);
-    __m256 total = _mm256_setzero_ps();
-    float corr = 0;
-    for (int g = 0; g < w->groups; g++) {
-        __m256 acc = _mm256_setzero_ps();
-        for (int b = g * bpg; b < (g + 1) * bpg; b++) {
-            __m128i v = _mm_loadu_si128((const __m128i *)(wr + (size_t)b * 16));
-            __m256i codes = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(v, 4), low),
-                                             _mm_and_si128(v, low));
-            __m256i x = _mm256_loadu_si256((const __m256i *)(qx + (size_t)b * 32));
-            __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(codes, x), ones);
-            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(d[b]), acc);
+    const size_t cols = (size_t)w->cols;
+    const int8_t *codes = w->q8 + (size_t)r * cols;
+    const int full = w->cols / LLM_QBLOCK;
+    __m256 acc[TILE];
+#pragma GCC unroll 4
+    for (int i = 0; i < nr; i++) acc[i] = _mm256_setzero_ps();
+    uintptr_t ahead = (uintptr_t)codes + PF_TILES * TILE * cols; /* may be past the end */
+    for (int b = 0; b < full; b++) {
+        _mm_prefetch((const char *)(ahead + (size_t)b * TILE * LLM_QBLOCK), _MM_HINT_T0);
+        _mm_prefetch((const char *)(ahead + (size_t)b * TILE * LLM_QBLOCK + 64), _MM_HINT_T0);
+        __m256i x = _mm256_loadu_si256((const __m256i *)(qx + (size_t)b * LLM_QBLOCK));
+        __m256i ax = _mm256_sign_epi8(x, x);
+        __m256 db = _mm256_set1_ps(d[b]);
+#pragma GCC unroll 4
+        for (int i = 0; i < nr; i++) {
+            __m256i wv = _mm256_loadu_si256((const __m256i *)(codes + i * cols + (size_t)b * LLM_QBLOCK));
+            acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_block(wv, x, ax)), db, acc[i]);
         }
-        float sc = w->scale[(size_t)r * w->groups + g];
-        total = _mm256_fmadd_ps(acc, _mm256_set1_ps(sc), total);
-        corr += sc * (float)llm_qlinear_zero(w, r, g) * gsum[g];
     }
-    return hsum8(total) - corr;
+    for (int i = 0; i < nr; i++) {
+        float s = hsum8(acc[i]);
+        if (full < nb) /* a last, partial block */
+            s += d[full] * (float)dot_s8(codes + i * cols + (size_t)full * LLM_QBLOCK,
+                                         qx + (size_t)full * LLM_QBLOCK, w->cols - full * LLM_QBLOCK);
+        y[i] = s * w->scale[r + i];
+    }
+}
+
+/* The same for int4: a block's 16 bytes in both lanes, shifted by 0 and 4
+ * bits, masked: the low nibbles (evens) then the high ones (odds), as the
+ * activation's split blocks hold x.  Asymmetric: less the zero point,
+ * -15..15, then dot_block.  Symmetric: u x - 8 x in int16 (each pair's
+ * products within ±3810), 8 x once for the tile's rows. */
+AVX2_INLINE void tile_int4(const llm_qlinear *w, int r, int nr, int asym, const int8_t *qx, const float *d,
+                           float *y)
+{
+    const size_t half = (size_t)w->cols / 2, G = (size_t)w->groups;
+    const int bpg = w->f.group / LLM_QBLOCK;
+    const uint8_t *codes = w->q4 + (size_t)r * half;
+    const float *scale = w->scale + (size_t)r * G;
+    const uint8_t *zero = asym ? w->zero + (size_t)r * G : NULL;
+    const __m256i shift = _mm256_setr_epi64x(0, 0, 4, 4), low = _mm256_set1_epi8(15);
+    uintptr_t ahead = (uintptr_t)codes + PF_TILES * TILE * half; /* may be past the end */
+    __m256 tot[TILE], sc[TILE];
+    __m256i z[TILE];
+#pragma GCC unroll 4
+    for (int i = 0; i < nr; i++) tot[i] = _mm256_setzero_ps(), z[i] = _mm256_setzero_si256();
+    for (size_t g = 0; g < G; g++) {
+#pragma GCC unroll 4
+        for (int i = 0; i < nr; i++) {
+            sc[i] = _mm256_set1_ps(scale[i * G + g]);
+            if (asym) z[i] = _mm256_set1_epi8((char)zero[i * G + g]);
+        }
+        for (int b = (int)g * bpg; b < ((int)g + 1) * bpg; b++) {
+            _mm_prefetch((const char *)(ahead + (size_t)b * TILE * (LLM_QBLOCK / 2)), _MM_HINT_T0);
+            __m256i x = _mm256_loadu_si256((const __m256i *)(qx + (size_t)b * LLM_QBLOCK));
+            __m256i ax = _mm256_sign_epi8(x, x), x8 = _mm256_maddubs_epi16(_mm256_set1_epi8(8), x);
+            __m256 db = _mm256_set1_ps(d[b]);
+#pragma GCC unroll 4
+            for (int i = 0; i < nr; i++) {
+                __m128i v = _mm_loadu_si128((const __m128i *)(codes + i * half + (size_t)b * (LLM_QBLOCK / 2)));
+                __m256i u = _mm256_and_si256(_mm256_srlv_epi64(_mm256_broadcastsi128_si256(v), shift), low);
+                __m256i p = asym ? dot_block(_mm256_sub_epi8(u, z[i]), x, ax)
+                                 : _mm256_madd_epi16(_mm256_sub_epi16(_mm256_maddubs_epi16(u, x), x8),
+                                                     _mm256_set1_epi16(1));
+                tot[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(db, sc[i]), tot[i]);
+            }
+        }
+    }
+    for (int i = 0; i < nr; i++) y[i] = hsum8(tot[i]);
+}
+
+/* Rows [r0, r1) in tiles of TILE rows (then one at a time), each tile
+ * against every row of X while it sits in L1. */
+AVX2_INLINE void rows_int4(const llm_qlinear *w, const llm_qact *a, float *Y, int ldy, int r0, int r1,
+                           int asym)
+{
+    for (int r = r0; r < r1;) {
+        int nr = r1 - r >= TILE ? TILE : 1;
+        for (int m = 0; m < a->M; m++) {
+            const int8_t *qx = a->q + (size_t)m * a->nb * LLM_QBLOCK;
+            const float *d = a->d + (size_t)m * a->nb;
+            if (nr == TILE) tile_int4(w, r, TILE, asym, qx, d, Y + (size_t)m * ldy + r);
+            else tile_int4(w, r, 1, asym, qx, d, Y + (size_t)m * ldy + r);
+        }
+        r += nr;
+    }
+}
+
+AVX2 static void rows_avx2(const llm_qlinear *w, const llm_qact *a, float *Y, int ldy, int r0, int r1)
+{
+    if (w->f.scheme == LLM_Q_INT4) {
+        if (w->zero) rows_int4(w, a, Y, ldy, r0, r1, 1);
+        else rows_int4(w, a, Y, ldy, r0, r1, 0);
+        return;
+    }
+    for (int r = r0; r < r1;) {
+        int nr = r1 - r >= TILE ? TILE : 1;
+        for (int m = 0; m < a->M; m++) {
+            const int8_t *qx = a->q + (size_t)m * a->nb * LLM_QBLOCK;
+            const float *d = a->d + (size_t)m * a->nb;
+            if (nr == TILE) tile_int8(w, r, TILE, qx, d, a->nb, Y + (size_t)m * ldy + r);
+            else tile_int8(w, r, 1, qx, d, a->nb, Y + (size_t)m * ldy + r);
+        }
+        r += nr;
+    }
 }
 #endif
 
-static void rows_block(const llm_qlinear *w, const qrows *qr, float *Y, int ldy, int r0, int r1,
-                       int avx2)
+static void rows_with(const llm_qlinear *w, const llm_qact *a, float *Y, int ldy, int r0, int r1, int avx2)
 {
-    int nb = qr->nb, kp = nb * LLM_QBLOCK, int4 = w->f.scheme == LLM_Q_INT4;
-    (void)avx2;
-    for (int r = r0; r < r1; r++)
-        for (int m = 0; m < qr->n; m++) {
-            const int8_t *qx = qr->q + (size_t)m * kp;
-            const float *d = qr->d + (size_t)m * nb;
-            float y;
 #ifdef HAVE_X86
-            if (avx2)
-                y = int4 ? dot_int4_avx2(w, r, qx, d, qr->gsum + (size_t)m * w->groups)
-                         : dot_int8_avx2(w, r, qx, d, nb);
-            else
+    if (avx2) {
+        rows_avx2(w, a, Y, ldy, r0, r1);
+        return;
+    }
 #endif
-                y = int4 ? dot_int4(w, r, qx, d, qr->gsum + (size_t)m * w->groups)
-                         : dot_int8(w, r, qx, d, nb);
-            Y[(size_t)m * ldy + r] = y;
+    (void)avx2;
+    int int4 = w->f.scheme == LLM_Q_INT4;
+    for (int r = r0; r < r1; r++)
+        for (int m = 0; m < a->M; m++) {
+            const int8_t *qx = a->q + (size_t)m * a->nb * LLM_QBLOCK;
+            const float *d = a->d + (size_t)m * a->nb;
+            Y[(size_t)m * ldy + r] = int4 ? row_int4(w, r, qx, d) : row_int8(w, r, qx, d, a->nb);
         }
 }
 
-/* llm_qlinear_rows with the AVX2 kernels (avx2 = 1) or the portable ones. */
-static int rows_with(const llm_qlinear *w, const float *X, int M, float *Y, int ldy, int r0, int r1,
+void llm_qlinear_rows_q(const llm_qlinear *w, const llm_qact *a, float *Y, int ldy, int r0, int r1)
+{
+    rows_with(w, a, Y, ldy, r0, r1, llm_qmatmul_avx2());
+}
+
+/* llm_qlinear_rows with the AVX2 quantizer and kernels (avx2 = 1) or the
+ * portable ones: X quantized a few rows at a time on the stack. */
+static int float_rows(const llm_qlinear *w, const float *X, int M, float *Y, int ldy, int r0, int r1,
                       int avx2)
 {
     if (r0 >= r1 || M < 1) return 0;
-    int nb = (w->cols + LLM_QBLOCK - 1) / LLM_QBLOCK, kp = nb * LLM_QBLOCK;
-    int per = QX_BYTES / kp; /* rows of X quantized at a time */
+    int nb = blocks_of(w->cols), per = QX_BYTES / (nb * LLM_QBLOCK); /* rows of X at a time */
     _Alignas(32) int8_t qbuf[QX_BYTES];
-    float dbuf[QX_BYTES / LLM_QBLOCK], gbuf[QX_BYTES / LLM_QBLOCK];
-    int32_t sums[QX_BYTES / LLM_QBLOCK];
-    qrows qr = {.nb = nb, .q = qbuf, .d = dbuf, .gsum = gbuf};
-    int32_t *sum = sums;
-    void *heap = NULL;
+    float dbuf[QX_BYTES / LLM_QBLOCK];
+    llm_qact a = {.q = qbuf, .d = dbuf, .cap = QX_BYTES / LLM_QBLOCK};
     if (per < 1) { /* a row wider than the buffer: one row at a time on the heap */
         per = 1;
-        heap = malloc((size_t)nb * (2 * sizeof(float) + sizeof(int32_t)) + (size_t)kp);
-        if (!heap) return LLM_ERR_NOMEM;
-        qr.d = (float *)heap;
-        qr.gsum = qr.d + nb;
-        sum = (int32_t *)(qr.gsum + nb);
-        qr.q = (int8_t *)(sum + nb);
+        a.cap = 0;
+        if (llm_qact_reserve(&a, 1, w->cols) < 0) return LLM_ERR_NOMEM;
     }
     for (int m0 = 0; m0 < M; m0 += per) {
         int n = M - m0 < per ? M - m0 : per;
-        quantize_rows(w, X + (size_t)m0 * w->cols, n, &qr, sum);
-        rows_block(w, &qr, Y + (size_t)m0 * ldy, ldy, r0, r1, avx2);
+        quantize(&a, w, X + (size_t)m0 * w->cols, n, avx2);
+        rows_with(w, &a, Y + (size_t)m0 * ldy, ldy, r0, r1, avx2);
     }
-    free(heap);
+    free(a.heap);
     return 0;
 }
 
 int llm_qlinear_rows(const llm_qlinear *w, const float *X, int M, float *Y, int ldy, int r0, int r1)
 {
-    return rows_with(w, X, M, Y, ldy, r0, r1, llm_qmatmul_avx2());
+    return float_rows(w, X, M, Y, ldy, r0, r1, llm_qmatmul_avx2());
 }
 
 int llm_qlinear_rows_portable(const llm_qlinear *w, const float *X, int M, float *Y, int ldy, int r0,
                               int r1)
 {
-    return rows_with(w, X, M, Y, ldy, r0, r1, 0);
+    return float_rows(w, X, M, Y, ldy, r0, r1, 0);
 }
 
 int llm_qlinear_matmul(const llm_qlinear *w, const float *X, int M, float *Y, int ldy, llm_error *err)

@@ -76,18 +76,25 @@ static void test_cache_matches_forward(void)
     check_cache_matches_forward(256, 1, 6, 20); /* sgemm prefill, threads, a window */
 }
 
-/* A model whose linears are int8 / int4 (every slot, the classifier too):
- * the decode step (quantized kernels by row ranges inside one parallel
- * region, 1 token per pass) against one pass over the whole sequence (the
- * same kernels, whole products), both with the same integer codes. */
-static void check_quantized_decode_matches_prefill(int dim, llm_qscheme scheme)
+/* A model whose linears are quantized (every slot, the classifier too), in
+ * formats[slot % n] (several: linears reading the same input in different
+ * formats, so the decode step's input quantized for one does not suit the
+ * next): the decode step (quantized kernels by row ranges inside one
+ * parallel region, its inputs quantized once; 1 to 5 tokens per pass)
+ * against one pass over the whole sequence (the same kernels, whole
+ * products), both with the same integer codes. */
+static void check_quantized_decode_matches_prefill(int dim, const llm_qformat *formats, int n)
 {
     llm_error err = {0};
     llm_model m;
     make_model(&m, dim, 2, 0);
     int n_slots = llm_linear_count(m.cfg.n_layers);
-    llm_qformat f = {.scheme = scheme, .group = 32, .sym = 0};
+    char kinds[128] = "";
+    for (int i = 0; i < n; i++)
+        snprintf(kinds + strlen(kinds), sizeof kinds - strlen(kinds), " %s/%d%s", llm_qscheme_name(formats[i].scheme),
+                 formats[i].group, formats[i].sym ? "s" : "");
     for (int slot = 0; slot < n_slots; slot++) {
+        const llm_qformat f = formats[slot % n];
         char name[64];
         llm_linear_name(slot, m.cfg.n_layers, name, sizeof name);
         const llm_param_tensor *t = NULL;
@@ -102,6 +109,7 @@ static void check_quantized_decode_matches_prefill(int dim, llm_qscheme scheme)
             llm_model_free(&m);
             return;
         }
+        if (f.scheme == LLM_Q_W8A8) m.lin[slot].q->act_scale = 0.04f;
     }
     int T = 24, V = m.cfg.vocab;
     int32_t tok[24];
@@ -121,19 +129,22 @@ static void check_quantized_decode_matches_prefill(int dim, llm_qscheme scheme)
      * to float rounding, and none is off by more than 2% of the scale. */
     double worst = 0, scale = 0;
     int close = 0;
-    for (int t = 0; t < T; t++) {
-        CHECK_OK(llm_infer_feed(&step, tok + t, 1, 0, &err), err);
-        double w = 0, sc = 1;
-        for (int j = 0; j < V; j++) {
-            w = fmax(w, fabs(step.last[j] - whole.logits[(size_t)t * V + j]));
-            sc = fmax(sc, fabs(whole.logits[(size_t)t * V + j]));
+    for (int t0 = 0, n = 1; t0 < T; t0 += n, n = n % 5 + 1) { /* 1 token, then short feeds of 2..5 */
+        if (n > T - t0) n = T - t0;
+        CHECK_OK(llm_infer_feed(&step, tok + t0, n, 1, &err), err);
+        for (int t = t0; t < t0 + n; t++) {
+            double w = 0, sc = 1;
+            for (int j = 0; j < V; j++) {
+                w = fmax(w, fabs(step.logits[(size_t)(t - t0) * V + j] - whole.logits[(size_t)t * V + j]));
+                sc = fmax(sc, fabs(whole.logits[(size_t)t * V + j]));
+            }
+            close += w <= 1e-5 * sc;
+            worst = fmax(worst, w), scale = fmax(scale, sc);
         }
-        close += w <= 1e-5 * sc;
-        worst = fmax(worst, w), scale = fmax(scale, sc);
     }
     CHECK_MSG(close >= T * 3 / 4 && worst <= 0.02 * scale,
-              "dim %d %s: %d of %d positions agree; worst difference %g (logits up to %g)", dim,
-              llm_qscheme_name(scheme), close, T, worst, scale);
+              "dim %d%s: %d of %d positions agree; worst difference %g (logits up to %g)", dim, kinds,
+              close, T, worst, scale);
     llm_infer_free(&whole);
     llm_infer_free(&step);
     llm_model_free(&m); /* frees the quantized weights */
@@ -141,9 +152,14 @@ static void check_quantized_decode_matches_prefill(int dim, llm_qscheme scheme)
 
 static void test_quantized_decode_matches_prefill(void)
 {
-    check_quantized_decode_matches_prefill(32, LLM_Q_INT8);
-    check_quantized_decode_matches_prefill(256, LLM_Q_INT8); /* split among threads */
-    check_quantized_decode_matches_prefill(256, LLM_Q_INT4); /* groups of 32 divide 256 and 384 */
+    const llm_qformat i8 = {.scheme = LLM_Q_INT8}, w8a8 = {.scheme = LLM_Q_W8A8},
+                      a32 = {.scheme = LLM_Q_INT4, .group = 32}, s64 = {.scheme = LLM_Q_INT4, .group = 64, .sym = 1},
+                      s128 = {.scheme = LLM_Q_INT4, .group = 128, .sym = 1};
+    check_quantized_decode_matches_prefill(32, &i8, 1);
+    check_quantized_decode_matches_prefill(256, &i8, 1); /* split among threads */
+    check_quantized_decode_matches_prefill(256, &a32, 1); /* the groups divide 256 and 384 */
+    check_quantized_decode_matches_prefill(256, &s128, 1);
+    check_quantized_decode_matches_prefill(256, (llm_qformat[]){s64, i8, w8a8, a32}, 4);
 }
 
 static void test_nll_matches_training_loss(void)
@@ -475,10 +491,12 @@ static void test_nonfinite_logits(void)
 
 /* A quantized linear with rows wider than 32768 values (w2 of a model with
  * that hidden width) quantizes its inputs on the heap.  Without memory for
- * them, the pass ends with LLM_ERR_NOMEM, whether the threads of the decode
- * step's parallel region (1 token) or the batched pass (20 tokens) met it,
- * and nothing is appended to the cache: the same feed, memory back, gives
- * the logits it gave before. */
+ * them, the batched pass (20 tokens) ends with LLM_ERR_NOMEM and nothing is
+ * appended to the cache: the same feed, memory back, gives the logits it
+ * gave before.  The decode step (1 token) quantizes its inputs into the
+ * state's buffer, grown with the others by the first pass: a fresh state
+ * without memory fails that way; one that has run needs no more memory and
+ * gives the same logits again. */
 static void test_out_of_memory(void)
 {
     llm_error err = {0};
@@ -502,6 +520,15 @@ static void test_out_of_memory(void)
         nomem_fail(1);
         int rc = llm_infer_feed(&s, tok, n, 0, &err);
         nomem_fail(0);
+        if (n == 1) {
+            CHECK_MSG(rc == 0 && s.pos == 1 && !memcmp(before, s.last, sizeof before),
+                      "a decode step without memory: %d, %s", rc, err.msg);
+            llm_infer_free(&s);
+            CHECK_OK(llm_infer_init(&s, &m, &(llm_infer_opts){.ctx = 24}, &err), err);
+            nomem_fail(1);
+            rc = llm_infer_feed(&s, tok, n, 0, &err);
+            nomem_fail(0);
+        }
         CHECK_MSG(rc == LLM_ERR_NOMEM && strstr(err.msg, "out of memory"), "%d tokens: %d, %s", n, rc, err.msg);
         CHECK(s.pos == 0);
         CHECK_OK(llm_infer_feed(&s, tok, n, 0, &err), err);

@@ -223,8 +223,9 @@ static void test_training_products(void)
  * ranges as threads split them, beta 0 and 1.  A float W is checked against
  * the double product; a quantized one, whose integer kernels round the
  * input (test_qmatmul bounds that), against llm_qlinear_matmul's own
- * product plus the LoRA update in double; the pieces must assemble to what
- * one whole call gives. */
+ * product plus the LoRA update in double; the pieces, from x itself or
+ * from x quantized once for all of them, must assemble to what one whole
+ * call gives. */
 static void check_inference(const llm_qformat *f, int out, int in, int rank, int M)
 {
     unsigned long long rng = 7 + (unsigned long long)in;
@@ -255,13 +256,22 @@ static void check_inference(const llm_qformat *f, int out, int in, int rank, int
             }
             double e = rel_err(y, want, mag, n);
             CHECK_MSG(e < 1e-5, "%s %dx%d rank %d, %d rows, beta %d: apply off by %g", kind, out, in, rank, rows, beta, e);
-            /* the same by row ranges, 3 "threads" */
-            memcpy(pieces, y0, n * sizeof *pieces);
-            for (int t = 0; t < 3; t++)
-                CHECK((llm_linear_rows(l, x, rows, pieces, out, out * t / 3, out * (t + 1) / 3, (float)beta, scratch)) >= 0);
-            e = rel_err(pieces, want, mag, n);
-            CHECK_MSG(e < 1e-5, "%s %dx%d rank %d, %d rows, beta %d: rows off by %g", kind, out, in, rank, rows, beta, e);
-            if (f) CHECK_MSG(!memcmp(pieces, y, n * sizeof *y), "%s: row ranges differ from one call", kind);
+            /* the same by row ranges, 3 "threads", x quantized by each call
+             * and then once for all of them */
+            llm_qact xq = {0};
+            CHECK(llm_qact_reserve(&xq, rows, in) == 0);
+            CHECK(llm_linear_quantize_input(l, x, rows, &xq) == (f != NULL));
+            for (int shared = 0; shared <= 1; shared++) {
+                memcpy(pieces, y0, n * sizeof *pieces);
+                for (int t = 0; t < 3; t++)
+                    CHECK((llm_linear_rows(l, x, shared ? &xq : NULL, rows, pieces, out, out * t / 3,
+                                           out * (t + 1) / 3, (float)beta, scratch)) >= 0);
+                e = rel_err(pieces, want, mag, n);
+                CHECK_MSG(e < 1e-5, "%s %dx%d rank %d, %d rows, beta %d, shared %d: rows off by %g", kind, out,
+                          in, rank, rows, beta, shared, e);
+                if (f) CHECK_MSG(!memcmp(pieces, y, n * sizeof *y), "%s: row ranges differ from one call", kind);
+            }
+            llm_qact_free(&xq);
         }
     fixture_free(&fx);
     free(x), free(y0), free(y), free(pieces), free(scratch), free(base), free(want), free(mag), free(u);

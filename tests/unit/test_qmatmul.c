@@ -1,10 +1,15 @@
-/* Unit tests for lib/qmatmul: every scheme's product against a double-
- * precision product of the dequantized weights (values rebuilt here from the
- * codes and scales), within the bound the activation rounding allows, which
- * the test computes itself from each block's max |x|; the AVX2 and portable
- * kernels against each other; row ranges; batches wider than one chunk;
- * rows too wide for the stack's buffer and no memory for them: an error,
- * never a made-up result. */
+/* Unit tests for lib/qmatmul: every scheme's product (int8, w8a8, int4 in
+ * groups of 32, 64 and 128, symmetric and asymmetric), for 1 to 16 rows of
+ * X and weight row counts that leave every tail of the 4-row kernels,
+ * against a double-precision product of the dequantized weights (values
+ * rebuilt here from the codes and scales), within the bound the activation
+ * rounding allows, which the test computes itself from each block's max
+ * |x|; with power-of-two steps and scales, where every float operation is
+ * exact, both kernels must give the double product exactly (so the same
+ * integer sums); the AVX2 and portable quantizers bit for bit; X quantized
+ * once (llm_qact) against X quantized by each call; row ranges; batches
+ * wider than one chunk; rows too wide for the stack's buffer and no memory
+ * for them: an error, never a made-up result. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,6 +61,43 @@ static void check_product(const llm_qlinear *q, const float *X, int M, const flo
     CHECK_MSG(bad == 0, "%d of %d outputs beyond the bound (worst %.3g of it)", bad, M * q->rows, worst);
 }
 
+/* The product of q and X [M, cols] by llm_qlinear_matmul against the
+ * bound; the portable kernels against it (the same integer sums: their
+ * difference is float rounding, far below one step of any block); X
+ * quantized once and shared by row ranges, bit for bit as from X. */
+static void check_kernels(const llm_qlinear *q, const float *X, int M)
+{
+    llm_error err = {0};
+    int rows = q->rows, ldy = rows + 3;
+    size_t n = (size_t)M * ldy;
+    float *Y = malloc(n * sizeof *Y), *Yp = malloc(n * sizeof *Yp), *Ys = malloc(n * sizeof *Ys);
+    CHECK_OK(llm_qlinear_matmul(q, X, M, Y, ldy, &err), err);
+    check_product(q, X, M, Y, ldy);
+    CHECK((llm_qlinear_rows_portable(q, X, M, Yp, ldy, 0, rows)) >= 0);
+    double worst = 0;
+    for (int m = 0; m < M; m++)
+        for (int r = 0; r < rows; r++) {
+            double mag = 0;
+            for (int k = 0; k < q->cols; k++) mag += fabs(what(q, r, k) * X[(size_t)m * q->cols + k]);
+            size_t i = (size_t)m * ldy + r;
+            worst = fmax(worst, fabs((double)Y[i] - Yp[i]) / (mag + 1e-30));
+        }
+    CHECK_MSG(worst < 1e-6, "%s: best and portable kernels differ by %.3g of sum |w x|",
+              llm_qscheme_name(q->f.scheme), worst);
+    llm_qact a = {0};
+    CHECK(llm_qact_reserve(&a, M, q->cols) == 0);
+    llm_qact_quantize(&a, q, X, M);
+    CHECK(llm_qact_fits(&a, q));
+    for (int r0 = 0; r0 < rows; r0 += 5) llm_qlinear_rows_q(q, &a, Ys, ldy, r0, r0 + 5 < rows ? r0 + 5 : rows);
+    int same = 1;
+    for (int m = 0; m < M; m++)
+        for (int r = 0; r < rows; r++) same &= Ys[(size_t)m * ldy + r] == Y[(size_t)m * ldy + r];
+    CHECK_MSG(same, "%s: X quantized once, rows by 5, differs from llm_qlinear_matmul",
+              llm_qscheme_name(q->f.scheme));
+    llm_qact_free(&a);
+    free(Y), free(Yp), free(Ys);
+}
+
 static void run_scheme(const llm_qformat *f, int rows, int cols, int M)
 {
     llm_error err = {0};
@@ -65,37 +107,112 @@ static void run_scheme(const llm_qformat *f, int rows, int cols, int M)
     llm_qlinear q;
     CHECK_OK(llm_quantize_rtn(w, rows, cols, f, &q, &err), err);
     if (f->scheme == LLM_Q_W8A8) q.act_scale = 4.0f / 127; /* clips the outliers */
-    int ldy = rows + 3;
-    float *Y = malloc((size_t)M * ldy * sizeof *Y);
-    CHECK_OK(llm_qlinear_matmul(&q, X, M, Y, ldy, &err), err);
-    check_product(&q, X, M, Y, ldy);
-    if (llm_qmatmul_avx2()) { /* the portable kernel: same integer sums */
-        float *Yp = malloc((size_t)M * ldy * sizeof *Yp);
-        CHECK((llm_qlinear_rows_portable(&q, X, M, Yp, ldy, 0, rows)) >= 0);
-        double worst = 0;
-        for (int m = 0; m < M; m++)
-            for (int r = 0; r < rows; r++) {
-                double a = Y[(size_t)m * ldy + r], b = Yp[(size_t)m * ldy + r];
-                worst = fmax(worst, fabs(a - b) / (fabs(a) + 1e-3));
-            }
-        CHECK_MSG(worst < 1e-4, "AVX2 and portable differ by %.3g relative", worst);
-        free(Yp);
-    }
-    free(w), free(X), free(Y);
+    check_kernels(&q, X, M);
+    free(w), free(X);
     llm_qlinear_free(&q);
 }
 
-static void test_int8(void)
+/* The formats of the kernels, each with a width it divides. */
+static const struct {
+    llm_qformat f;
+    int cols;
+} formats[] = {
+    {{.scheme = LLM_Q_INT8}, 100}, /* a partial last block */
+    {{.scheme = LLM_Q_INT8}, 96},
+    {{.scheme = LLM_Q_W8A8}, 72},
+    {{.scheme = LLM_Q_INT4, .group = 32, .sym = 1}, 96},
+    {{.scheme = LLM_Q_INT4, .group = 32, .sym = 0}, 96},
+    {{.scheme = LLM_Q_INT4, .group = 64, .sym = 1}, 192},
+    {{.scheme = LLM_Q_INT4, .group = 64, .sym = 0}, 128},
+    {{.scheme = LLM_Q_INT4, .group = 128, .sym = 1}, 256},
+    {{.scheme = LLM_Q_INT4, .group = 128, .sym = 0}, 384},
+};
+enum { N_FORMATS = sizeof formats / sizeof formats[0] };
+
+/* Every format, 1 to 16 rows of X (a decode step's batch), weight rows
+ * from 1 to 13: whole tiles of 4 and every tail after them. */
+static void test_shapes(void)
 {
-    run_scheme(&(llm_qformat){.scheme = LLM_Q_INT8}, 37, 96, 3);
-    run_scheme(&(llm_qformat){.scheme = LLM_Q_INT8}, 19, 100, 2); /* a partial last block */
+    for (int fi = 0; fi < N_FORMATS; fi++)
+        for (int M = 1; M <= 16; M++) run_scheme(&formats[fi].f, 1 + (M * 5 + fi) % 13, formats[fi].cols, M);
 }
 
-static void test_int4_sym(void) { run_scheme(&(llm_qformat){.scheme = LLM_Q_INT4, .group = 32, .sym = 1}, 33, 128, 4); }
+/* Power-of-two weight scales (2^-4, 2^-5), steps (2^-5, 2^-6: each block's
+ * largest |x| is 127 steps) and inputs on those steps: every product and
+ * partial sum is a float exactly, so both kernels must give the double
+ * product of the codes bit for bit, whatever order they sum in. */
+static void test_exact_sums(void)
+{
+    llm_error err = {0};
+    unsigned long long rng = 99;
+    for (int fi = 0; fi < N_FORMATS; fi++) {
+        const llm_qformat *f = &formats[fi].f;
+        int rows = 7, cols = formats[fi].cols, M = 3;
+        float *w = randn((size_t)rows * cols, 0.05, 31 + (unsigned)fi), *X = malloc(sizeof(float) * M * cols);
+        llm_qlinear q;
+        CHECK_OK(llm_quantize_rtn(w, rows, cols, f, &q, &err), err);
+        for (int i = 0; i < rows * q.groups; i++) q.scale[i] = i % 3 ? 0.0625f : 0.03125f;
+        if (f->scheme == LLM_Q_W8A8) q.act_scale = 0.015625f;
+        for (int m = 0; m < M; m++)
+            for (int k0 = 0; k0 < cols; k0 += 32) {
+                float step = (k0 / 32 + m) % 2 ? 0.03125f : 0.015625f;
+                for (int k = k0; k < k0 + 32 && k < cols; k++) {
+                    int code = (int)(check_uniform(&rng) * 255) - 127;
+                    if (f->scheme == LLM_Q_W8A8 && k % 7 == 0) code *= 3; /* beyond ±127 steps: clipped */
+                    X[(size_t)m * cols + k] = (float)(k == k0 ? 127 : code) * step;
+                }
+            }
+        float Y[3 * 7], Yp[3 * 7];
+        CHECK((llm_qlinear_rows(&q, X, M, Y, rows, 0, rows)) >= 0);
+        CHECK((llm_qlinear_rows_portable(&q, X, M, Yp, rows, 0, rows)) >= 0);
+        int bad = 0;
+        for (int m = 0; m < M; m++)
+            for (int r = 0; r < rows; r++) {
+                double ref = 0;
+                for (int k = 0; k < cols; k++) {
+                    double x = X[(size_t)m * cols + k];
+                    if (f->scheme == LLM_Q_W8A8) x = fmin(fmax(x, -127 * 0.015625), 127 * 0.015625);
+                    ref += what(&q, r, k) * x;
+                }
+                bad += Y[m * rows + r] != ref || Yp[m * rows + r] != ref;
+            }
+        CHECK_MSG(bad == 0, "%s group %d sym %d: %d of %d outputs not the exact product",
+                  llm_qscheme_name(f->scheme), q.f.group, q.f.sym, bad, M * rows);
+        free(w), free(X);
+        llm_qlinear_free(&q);
+    }
+}
 
-static void test_int4_asym(void) { run_scheme(&(llm_qformat){.scheme = LLM_Q_INT4, .group = 64, .sym = 0}, 21, 192, 2); }
-
-static void test_w8a8(void) { run_scheme(&(llm_qformat){.scheme = LLM_Q_W8A8}, 17, 160, 3); }
+/* The AVX2 quantizer against the portable one, codes and steps bit for
+ * bit: blocks whole and partial, split (int4) and not, a fixed step that
+ * clips (w8a8), ties (x exactly half a step off a code), NaN, infinities,
+ * zeros. */
+static void test_quantizer(void)
+{
+    enum { M = 3, C = 200 };
+    float *X = randn(M * C, 1, 41);
+    for (int i = 0; i < M * C; i += 17) X[i] *= 40;
+    for (int k = 0; k < 32; k++) X[C + 64 + k] = 0;                             /* an all-zero block */
+    for (int k = 0; k < 32; k++) X[k] = (float)(k - 16) + 0.5f, X[31] = 127;    /* ties at step 1 */
+    X[2 * C + 5] = NAN, X[2 * C + 40] = INFINITY, X[2 * C + 70] = -INFINITY;
+    const llm_qformat kinds[] = {{.scheme = LLM_Q_INT8}, {.scheme = LLM_Q_INT4, .group = 40, .sym = 1},
+                                 {.scheme = LLM_Q_W8A8}};
+    for (int i = 0; i < 3; i++)
+        for (int cols = C; cols >= C - 40; cols -= 40) { /* 200: a partial block; 160: none */
+            llm_qlinear w = {.f = kinds[i], .cols = cols, .act_scale = i == 2 ? 0.03f : 0};
+            llm_qact a = {0}, b = {0};
+            CHECK(llm_qact_reserve(&a, M, cols) == 0 && llm_qact_reserve(&b, M, cols) == 0);
+            llm_qact_quantize(&a, &w, X, M);
+            llm_qact_quantize_portable(&b, &w, X, M);
+            size_t blocks = (size_t)M * a.nb;
+            CHECK_MSG(a.nb == b.nb && !memcmp(a.q, b.q, blocks * 32) && !memcmp(a.d, b.d, blocks * sizeof(float)),
+                      "%s, %d columns: the quantizers differ", llm_qscheme_name(kinds[i].scheme), cols);
+            if (i == 1) /* step 1; evens -15.5 -13.5, odds -14.5 -12.5: ties to even */
+                CHECK(a.d[0] == 1.0f && a.q[0] == -16 && a.q[1] == -14 && a.q[16] == -14 && a.q[17] == -12);
+            llm_qact_free(&a), llm_qact_free(&b);
+        }
+    free(X);
+}
 
 /* More rows of X than one chunk of quantized activations holds. */
 static void test_wide_batch(void)
@@ -201,10 +318,9 @@ static void test_out_of_memory(void)
 
 int main(void)
 {
-    RUN(test_int8);
-    RUN(test_int4_sym);
-    RUN(test_int4_asym);
-    RUN(test_w8a8);
+    RUN(test_shapes);
+    RUN(test_exact_sums);
+    RUN(test_quantizer);
     RUN(test_wide_batch);
     RUN(test_row_range);
     RUN(test_nonfinite_inputs);
