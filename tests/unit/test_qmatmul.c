@@ -148,7 +148,7 @@ static void test_exact_sums(void)
     for (int fi = 0; fi < N_FORMATS; fi++) {
         const llm_qformat *f = &formats[fi].f;
         int rows = 7, cols = formats[fi].cols, M = 3;
-        float *w = randn((size_t)rows * cols, 0.05, 31 + (unsigned)fi), *X = malloc(sizeof(float) * M * cols);
+        float *w = check_randn((size_t)rows * cols, 0.05, &(unsigned long long){31 + (unsigned)fi}), *X = malloc(sizeof(float) * M * cols);
         llm_qlinear q;
         CHECK_OK(llm_quantize_rtn(w, rows, cols, f, &q, &err), err);
         for (int i = 0; i < rows * q.groups; i++) q.scale[i] = i % 3 ? 0.0625f : 0.03125f;
@@ -190,7 +190,7 @@ static void test_exact_sums(void)
 static void test_quantizer(void)
 {
     enum { M = 3, C = 200 };
-    float *X = randn(M * C, 1, 41);
+    float *X = check_randn(M * C, 1, &(unsigned long long){41});
     for (int i = 0; i < M * C; i += 17) X[i] *= 40;
     for (int k = 0; k < 32; k++) X[C + 64 + k] = 0;                             /* an all-zero block */
     for (int k = 0; k < 32; k++) X[k] = (float)(k - 16) + 0.5f, X[31] = 127;    /* ties at step 1 */
