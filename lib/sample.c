@@ -66,10 +66,11 @@ int llm_sampler_pick(llm_sampler *sp, const float *logits, llm_rng *rng)
     if (keep < V || sp->o.top_p < 1) {
         for (int j = 0; j < V; j++) sp->order[j] = j;
         qsort_r(sp->order, (size_t)V, sizeof *sp->order, by_prob_desc, sp->prob);
-        if (sp->o.top_p < 1) {
-            double cum = 0;
+        if (sp->o.top_p < 1) { /* over the top-k renormalized, as transformers and llama.cpp do */
+            double kept = 0, cum = 0;
+            for (int i = 0; i < keep; i++) kept += sp->prob[sp->order[i]];
             for (int i = 0; i < keep; i++)
-                if ((cum += sp->prob[sp->order[i]]) >= sp->o.top_p) {
+                if ((cum += sp->prob[sp->order[i]]) >= sp->o.top_p * kept) {
                     keep = i + 1;
                     break;
                 }

@@ -15,7 +15,8 @@
 typedef struct llm_sample_opts {
     float temp;  /* 0: greedy (argmax); else logits are divided by temp */
     int top_k;   /* keep the k most likely (0: all) */
-    float top_p; /* keep the smallest set whose probability reaches p (1: all) */
+    float top_p; /* then keep the smallest set of those whose probability,
+                  * renormalized over the top-k, reaches p (1: all) */
 } llm_sample_opts;
 
 typedef struct llm_sampler {

@@ -39,17 +39,18 @@ static double top_mass(double temp, int count)
 }
 
 /* The distribution the options define: the tempered softmax, the top_k most
- * likely kept, then the fewest of those whose probability reaches top_p,
- * renormalized.  (top-p adds up the probabilities before top-k removes any;
- * the cases below come out the same if it added renormalized ones.) */
+ * likely kept, then the fewest of those whose probability, renormalized over
+ * the top_k, reaches top_p (as Hugging Face transformers' TopK then TopP
+ * warpers and llama.cpp's samplers do), renormalized. */
 static void reference(const llm_sample_opts *o, double *want)
 {
     double p[V];
     softmax(o->temp, p);
     int keep = o->top_k > 0 && o->top_k < V ? o->top_k : V;
-    double cum = 0;
+    double top_k_mass = 0, cum = 0;
+    for (int i = 0; i < keep; i++) top_k_mass += p[by_logit[i]];
     for (int i = 0; i < keep; i++)
-        if ((cum += p[by_logit[i]]) >= o->top_p) {
+        if ((cum += p[by_logit[i]] / top_k_mass) >= o->top_p) {
             keep = i + 1;
             break;
         }
@@ -125,8 +126,16 @@ static void test_top_p_cutoffs(void)
 static void test_top_k_and_top_p(void)
 {
     check_distribution("top-k 5, top-p 0.999", &(llm_sample_opts){.temp = 1, .top_k = 5, .top_p = 0.999f});
-    float p = (float)(top_mass(1, 2) - 1e-3);
+    float p = (float)(top_mass(1, 2) / top_mass(1, 6) - 1e-3);
     check_distribution("top-k 6, top-p below two", &(llm_sample_opts){.temp = 1, .top_k = 6, .top_p = p});
+    /* two of the top 3 hold more than p of the top 3's mass but less than p
+     * of all: top-p over the renormalized top-k keeps two, over the whole
+     * softmax it would keep three */
+    p = (float)(top_mass(1, 2) / top_mass(1, 3) - 1e-3);
+    double want[V];
+    reference(&(llm_sample_opts){.temp = 1, .top_k = 3, .top_p = p}, want);
+    CHECK_MSG(want[by_logit[2]] == 0 && top_mass(1, 2) < p, "the case does not tell the two readings apart");
+    check_distribution("top-k 3, top-p of the renormalized top 3", &(llm_sample_opts){.temp = 1, .top_k = 3, .top_p = p});
 }
 
 /* A logit of -inf has probability 0; one finite logit among -inf is certain. */
