@@ -149,7 +149,7 @@ pairs="" left_out=""
 for s in $shapes; do
     shape "$s"
     say "$s: random checkpoint (dim $D, hidden $F, $L layers, $H heads, vocab $V, seq $T)"
-    "$tmp/make_random_model" "$tmp/$s.f32.llmt" $D $F $L $H $V $T > "$tmp/$s.info" ||
+    "$tmp/make_random_model" "$tmp/$s.f32.llmt" $D $F $L $H $V $T > /dev/null ||
         die "make_random_model failed on $s"
     for f in $formats; do
         case $f in
