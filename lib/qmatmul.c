@@ -290,9 +290,12 @@ AVX2_INLINE void tile_int8(const llm_qlinear *w, int r, int nr, const int8_t *qx
  * bits, masked: the low nibbles (evens) then the high ones (odds), as the
  * activation's split blocks hold x.  Asymmetric: less the zero point,
  * -15..15, then dot_block.  Symmetric: u x - 8 x in int16 (each pair's
- * products within ±3810), 8 x once for the tile's rows. */
-AVX2_INLINE void tile_int4(const llm_qlinear *w, int r, int nr, int asym, const int8_t *qx, const float *d,
-                           float *y)
+ * products within ±3810), 8 x once for the tile's rows.  Groups of more
+ * than one block (grouped): a group's blocks summed with their steps d_b,
+ * then times the group's scale, one multiply per group, not per block;
+ * else each block with d_b times the scale. */
+AVX2_INLINE void tile_int4(const llm_qlinear *w, int r, int nr, int asym, int grouped, const int8_t *qx,
+                           const float *d, float *y)
 {
     const size_t half = (size_t)w->cols / 2, G = (size_t)w->groups;
     const int bpg = w->f.group / LLM_QBLOCK;
@@ -301,13 +304,14 @@ AVX2_INLINE void tile_int4(const llm_qlinear *w, int r, int nr, int asym, const 
     const uint8_t *zero = asym ? w->zero + (size_t)r * G : NULL;
     const __m256i shift = _mm256_setr_epi64x(0, 0, 4, 4), low = _mm256_set1_epi8(15);
     uintptr_t ahead = (uintptr_t)codes + PF_TILES * TILE * half; /* may be past the end */
-    __m256 tot[TILE], sc[TILE];
+    __m256 tot[TILE], part[TILE], sc[TILE];
     __m256i z[TILE];
 #pragma GCC unroll 4
     for (int i = 0; i < nr; i++) tot[i] = _mm256_setzero_ps(), z[i] = _mm256_setzero_si256();
     for (size_t g = 0; g < G; g++) {
 #pragma GCC unroll 4
         for (int i = 0; i < nr; i++) {
+            part[i] = _mm256_setzero_ps();
             sc[i] = _mm256_set1_ps(scale[i * G + g]);
             if (asym) z[i] = _mm256_set1_epi8((char)zero[i * G + g]);
         }
@@ -323,9 +327,12 @@ AVX2_INLINE void tile_int4(const llm_qlinear *w, int r, int nr, int asym, const 
                 __m256i p = asym ? dot_block(_mm256_sub_epi8(u, z[i]), x, ax)
                                  : _mm256_madd_epi16(_mm256_sub_epi16(_mm256_maddubs_epi16(u, x), x8),
                                                      _mm256_set1_epi16(1));
-                tot[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(db, sc[i]), tot[i]);
+                if (grouped) part[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), db, part[i]);
+                else tot[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(db, sc[i]), tot[i]);
             }
         }
+#pragma GCC unroll 4
+        for (int i = 0; i < nr && grouped; i++) tot[i] = _mm256_fmadd_ps(part[i], sc[i], tot[i]);
     }
     for (int i = 0; i < nr; i++) y[i] = hsum8(tot[i]);
 }
@@ -333,15 +340,15 @@ AVX2_INLINE void tile_int4(const llm_qlinear *w, int r, int nr, int asym, const 
 /* Rows [r0, r1) in tiles of TILE rows (then one at a time), each tile
  * against every row of X while it sits in L1. */
 AVX2_INLINE void rows_int4(const llm_qlinear *w, const llm_qact *a, float *Y, int ldy, int r0, int r1,
-                           int asym)
+                           int asym, int grouped)
 {
     for (int r = r0; r < r1;) {
         int nr = r1 - r >= TILE ? TILE : 1;
         for (int m = 0; m < a->M; m++) {
             const int8_t *qx = a->q + (size_t)m * a->nb * LLM_QBLOCK;
             const float *d = a->d + (size_t)m * a->nb;
-            if (nr == TILE) tile_int4(w, r, TILE, asym, qx, d, Y + (size_t)m * ldy + r);
-            else tile_int4(w, r, 1, asym, qx, d, Y + (size_t)m * ldy + r);
+            if (nr == TILE) tile_int4(w, r, TILE, asym, grouped, qx, d, Y + (size_t)m * ldy + r);
+            else tile_int4(w, r, 1, asym, grouped, qx, d, Y + (size_t)m * ldy + r);
         }
         r += nr;
     }
@@ -364,7 +371,7 @@ enum { GEMM_ROWS = 2, MC = 64, KB = 32 };
  * against nr <= TILE weight rows: wq (row stride ws) holds their blocks
  * b0..b1 as int8 codes (int4: less the zero point, with sc4 [b1 - b0][TILE]
  * the scales of their blocks' groups); acc [TILE][MC] lanes. */
-AVX2_INLINE void gemm_tile(const int8_t *wq, size_t ws, const float *sc4, int int4,
+AVX2_INLINE void gemm_tile(const int8_t *wq, size_t ws, const float *sc4, int bpg, int int4, int grouped,
                            const llm_qact *a, int m, int m0, int nm, int nr, int b0, int b1, __m256 *acc)
 {
     const size_t xs = (size_t)a->nb * LLM_QBLOCK;
@@ -373,24 +380,40 @@ AVX2_INLINE void gemm_tile(const int8_t *wq, size_t ws, const float *sc4, int in
     for (int i = 0; i < nr; i++)
 #pragma GCC unroll 2
         for (int j = 0; j < nm; j++) c[i][j] = acc[i * MC + m - m0 + j];
-    for (int b = b0; b < b1; b++) {
-        __m256i x[GEMM_ROWS], ax[GEMM_ROWS];
-        __m256 db[GEMM_ROWS];
+    /* as the one-row kernels: int8 and int4 in groups of one block, each block into c (int4: with
+     * its step times its scale); int4 grouped, a group's blocks into part, then times the scale */
+    const int per = grouped ? bpg : b1 - b0;
+    for (int g0 = b0; g0 < b1; g0 += per) {
+        __m256 part[TILE][GEMM_ROWS];
+#pragma GCC unroll 4
+        for (int i = 0; i < nr; i++)
 #pragma GCC unroll 2
-        for (int j = 0; j < nm; j++) {
-            x[j] = _mm256_loadu_si256((const __m256i *)(a->q + (size_t)(m + j) * xs + (size_t)b * LLM_QBLOCK));
-            ax[j] = _mm256_sign_epi8(x[j], x[j]);
-            db[j] = _mm256_set1_ps(a->d[(size_t)(m + j) * a->nb + b]);
+            for (int j = 0; j < nm; j++) part[i][j] = grouped ? _mm256_setzero_ps() : c[i][j];
+        for (int b = g0; b < g0 + per; b++) {
+            __m256i x[GEMM_ROWS], ax[GEMM_ROWS];
+            __m256 db[GEMM_ROWS];
+#pragma GCC unroll 2
+            for (int j = 0; j < nm; j++) {
+                x[j] = _mm256_loadu_si256((const __m256i *)(a->q + (size_t)(m + j) * xs + (size_t)b * LLM_QBLOCK));
+                ax[j] = _mm256_sign_epi8(x[j], x[j]);
+                db[j] = _mm256_set1_ps(a->d[(size_t)(m + j) * a->nb + b]);
+            }
+#pragma GCC unroll 4
+            for (int i = 0; i < nr; i++) {
+                __m256i wv = _mm256_loadu_si256((const __m256i *)(wq + i * ws + (size_t)(b - b0) * LLM_QBLOCK));
+                __m256 s = _mm256_set1_ps(int4 && !grouped ? sc4[(size_t)(b - b0) * TILE + i] : 0.0f);
+#pragma GCC unroll 2
+                for (int j = 0; j < nm; j++) {
+                    __m256 step = int4 && !grouped ? _mm256_mul_ps(db[j], s) : db[j];
+                    part[i][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_block(wv, x[j], ax[j])), step, part[i][j]);
+                }
+            }
         }
 #pragma GCC unroll 4
         for (int i = 0; i < nr; i++) {
-            __m256i wv = _mm256_loadu_si256((const __m256i *)(wq + i * ws + (size_t)(b - b0) * LLM_QBLOCK));
-            __m256 s = int4 ? _mm256_set1_ps(sc4[(size_t)(b - b0) * TILE + i]) : _mm256_setzero_ps();
+            __m256 s = _mm256_set1_ps(grouped ? sc4[(size_t)(g0 - b0) * TILE + i] : 0.0f);
 #pragma GCC unroll 2
-            for (int j = 0; j < nm; j++) {
-                __m256 f = _mm256_cvtepi32_ps(dot_block(wv, x[j], ax[j]));
-                c[i][j] = _mm256_fmadd_ps(f, int4 ? _mm256_mul_ps(db[j], s) : db[j], c[i][j]);
-            }
+            for (int j = 0; j < nm; j++) c[i][j] = grouped ? _mm256_fmadd_ps(part[i][j], s, c[i][j]) : part[i][j];
         }
     }
 #pragma GCC unroll 4
@@ -421,7 +444,7 @@ AVX2_INLINE void unpack_int4(const llm_qlinear *w, int r, int nr, int b0, int b1
 
 /* Weight rows r..r+nr (nr <= TILE) against X's rows m0..m0+mc (mc <= MC). */
 AVX2_INLINE void gemm_rows(const llm_qlinear *w, const llm_qact *a, float *Y, int ldy, int r, int nr, int m0,
-                           int mc, int int4)
+                           int mc, int int4, int grouped)
 {
     _Alignas(32) int8_t buf[TILE * KB * LLM_QBLOCK];
     _Alignas(16) float sc4[KB * TILE]; /* int4: the scales of blocks b0.., a block's rows together */
@@ -441,10 +464,10 @@ AVX2_INLINE void gemm_rows(const llm_qlinear *w, const llm_qact *a, float *Y, in
         }
         for (int m = m0; m < m0 + mc;) {
             int nm = m0 + mc - m >= GEMM_ROWS ? GEMM_ROWS : 1;
-            if (nr == TILE && nm == GEMM_ROWS) gemm_tile(wq, ws, sc4, int4, a, m, m0, GEMM_ROWS, TILE, b0, b1, acc);
-            else if (nr == TILE) gemm_tile(wq, ws, sc4, int4, a, m, m0, 1, TILE, b0, b1, acc);
-            else if (nm == GEMM_ROWS) gemm_tile(wq, ws, sc4, int4, a, m, m0, GEMM_ROWS, 1, b0, b1, acc);
-            else gemm_tile(wq, ws, sc4, int4, a, m, m0, 1, 1, b0, b1, acc);
+            if (nr == TILE && nm == GEMM_ROWS) gemm_tile(wq, ws, sc4, bpg, int4, grouped, a, m, m0, GEMM_ROWS, TILE, b0, b1, acc);
+            else if (nr == TILE) gemm_tile(wq, ws, sc4, bpg, int4, grouped, a, m, m0, 1, TILE, b0, b1, acc);
+            else if (nm == GEMM_ROWS) gemm_tile(wq, ws, sc4, bpg, int4, grouped, a, m, m0, GEMM_ROWS, 1, b0, b1, acc);
+            else gemm_tile(wq, ws, sc4, bpg, int4, grouped, a, m, m0, 1, 1, b0, b1, acc);
             m += nm;
         }
     }
@@ -458,13 +481,14 @@ AVX2_INLINE void gemm_rows(const llm_qlinear *w, const llm_qact *a, float *Y, in
 }
 
 /* Rows r0..r1 against all of X, chunk by chunk of X's rows. */
-AVX2_INLINE void gemm(const llm_qlinear *w, const llm_qact *a, float *Y, int ldy, int r0, int r1, int int4)
+AVX2_INLINE void gemm(const llm_qlinear *w, const llm_qact *a, float *Y, int ldy, int r0, int r1, int int4,
+                      int grouped)
 {
     for (int m0 = 0; m0 < a->M; m0 += MC) {
         int mc = a->M - m0 < MC ? a->M - m0 : MC;
         for (int r = r0; r < r1;) {
             int nr = r1 - r >= TILE ? TILE : 1;
-            gemm_rows(w, a, Y, ldy, r, nr, m0, mc, int4);
+            gemm_rows(w, a, Y, ldy, r, nr, m0, mc, int4, grouped);
             r += nr;
         }
     }
@@ -473,13 +497,17 @@ AVX2_INLINE void gemm(const llm_qlinear *w, const llm_qact *a, float *Y, int ldy
 AVX2 static void rows_avx2(const llm_qlinear *w, const llm_qact *a, float *Y, int ldy, int r0, int r1)
 {
     if (a->M >= GEMM_MIN) {
-        if (w->f.scheme == LLM_Q_INT4) gemm(w, a, Y, ldy, r0, r1, 1);
-        else gemm(w, a, Y, ldy, r0, r1, 0);
+        if (w->f.scheme != LLM_Q_INT4) gemm(w, a, Y, ldy, r0, r1, 0, 0);
+        else if (w->f.group > LLM_QBLOCK) gemm(w, a, Y, ldy, r0, r1, 1, 1);
+        else gemm(w, a, Y, ldy, r0, r1, 1, 0);
         return;
     }
     if (w->f.scheme == LLM_Q_INT4) {
-        if (w->zero) rows_int4(w, a, Y, ldy, r0, r1, 1);
-        else rows_int4(w, a, Y, ldy, r0, r1, 0);
+        int grouped = w->f.group > LLM_QBLOCK;
+        if (w->zero && grouped) rows_int4(w, a, Y, ldy, r0, r1, 1, 1);
+        else if (w->zero) rows_int4(w, a, Y, ldy, r0, r1, 1, 0);
+        else if (grouped) rows_int4(w, a, Y, ldy, r0, r1, 0, 1);
+        else rows_int4(w, a, Y, ldy, r0, r1, 0, 0);
         return;
     }
     for (int r = r0; r < r1;) {
