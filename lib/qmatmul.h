@@ -15,10 +15,14 @@
  *
  * which tests/unit/test_qmatmul.c checks against a double-precision product.
  * The kernels use AVX2 (maddubs/madd, 4 weight rows per pass over a block
- * of X) when the CPU has it, and portable C otherwise; both quantize X to
- * the same codes and take the same integer sums, and sum the floats in
- * different orders.  The weights are read as quant.h stores them: no copy,
- * no other layout.
+ * of X; from 16 rows of X on, a blocked product: tiles of 4 weight rows by
+ * 2 rows of X, int4 codes unpacked once per tile into a small buffer and
+ * shared by all the rows of X) when the CPU has it, and portable C
+ * otherwise; both quantize X to the same codes and take the same integer
+ * sums, and sum the floats in different orders.  The AVX2 kernels give a
+ * row of Y the same bits whichever of them computes it and however many
+ * rows of X come with it, so decode and prefill agree.  The weights are
+ * read as quant.h stores them: no other layout.
  *
  * A decode step quantizes each input once (llm_qact) and shares it among
  * its threads and among the products that read the same input; a caller
@@ -81,8 +85,10 @@ void llm_qlinear_rows_q(const llm_qlinear *w, const llm_qact *a, float *Y, int l
  * what failed. */
 int llm_qlinear_rows(const llm_qlinear *w, const float *X, int M, float *Y, int ldy, int r0, int r1);
 
-/* The whole product, its rows split among the OpenMP threads.  0, or
- * LLM_ERR_NOMEM with err (may be NULL) saying so. */
+/* The whole product, its rows split among the OpenMP threads; 16 rows of
+ * X or more are quantized once, by the threads together, on the heap (or,
+ * without memory for that, by each thread as llm_qlinear_rows does: the
+ * same Y).  0, or LLM_ERR_NOMEM with err (may be NULL) saying so. */
 int llm_qlinear_matmul(const llm_qlinear *w, const float *X, int M, float *Y, int ldy, llm_error *err);
 
 /* llm_qlinear_rows with the portable C quantizer and kernels whatever the

@@ -7,7 +7,8 @@
  * |x|; with power-of-two steps and scales, where every float operation is
  * exact, both kernels must give the double product exactly (so the same
  * integer sums); the AVX2 and portable quantizers bit for bit; X quantized
- * once (llm_qact) against X quantized by each call; row ranges; batches
+ * once (llm_qact) against X quantized by each call; many rows of X at once
+ * (the batched kernel) against one at a time, bit for bit; row ranges; batches
  * wider than one chunk; rows too wide for the stack's buffer and no memory
  * for them: an error, never a made-up result. */
 #include <math.h>
@@ -94,6 +95,12 @@ static void check_kernels(const llm_qlinear *q, const float *X, int M)
         for (int r = 0; r < rows; r++) same &= Ys[(size_t)m * ldy + r] == Y[(size_t)m * ldy + r];
     CHECK_MSG(same, "%s: X quantized once, rows by 5, differs from llm_qlinear_matmul",
               llm_qscheme_name(q->f.scheme));
+    for (int m = 0; m < M; m++) /* one row of X at a time: a decode step's kernels */
+        CHECK(llm_qlinear_rows(q, X + (size_t)m * q->cols, 1, Ys + (size_t)m * ldy, ldy, 0, rows) >= 0);
+    for (int m = 0; m < M; m++)
+        for (int r = 0; r < rows; r++) same &= Ys[(size_t)m * ldy + r] == Y[(size_t)m * ldy + r];
+    CHECK_MSG(same, "%s group %d, %d rows of X: row by row differs from all at once",
+              llm_qscheme_name(q->f.scheme), q->f.group, M);
     llm_qact_free(&a);
     free(Y), free(Yp), free(Ys);
 }
@@ -137,6 +144,28 @@ static void test_shapes(void)
         for (int M = 1; M <= 16; M++) run_scheme(&formats[fi].f, 1 + (M * 5 + fi) % 13, formats[fi].cols, M);
 }
 
+/* Many rows of X at once (the batched kernel, from 16 rows): rows of X
+ * not a multiple of its tile and more than one chunk of them (64), weight
+ * rows with a tail, widths of more than one chunk of blocks (32), with a
+ * partial last block (int8); against the double product, the portable
+ * kernels, and X row by row (the decode kernels) bit for bit. */
+static void test_batched(void)
+{
+    static const struct {
+        llm_qformat f;
+        int cols;
+    } wide[] = {
+        {{.scheme = LLM_Q_INT8}, 1100},
+        {{.scheme = LLM_Q_INT4, .group = 32, .sym = 1}, 1088},
+        {{.scheme = LLM_Q_INT4, .group = 128, .sym = 0}, 1280},
+        {{.scheme = LLM_Q_INT4, .group = 64, .sym = 1}, 1152},
+    };
+    const int Ms[] = {16, 23, 70};
+    for (int fi = 0; fi < N_FORMATS; fi++)
+        for (int i = 0; i < 3; i++) run_scheme(&formats[fi].f, i == 1 ? 4 : 9 + i, formats[fi].cols, Ms[i]);
+    for (size_t fi = 0; fi < sizeof wide / sizeof wide[0]; fi++) run_scheme(&wide[fi].f, 6, wide[fi].cols, 67);
+}
+
 /* Power-of-two weight scales (2^-4, 2^-5), steps (2^-5, 2^-6: each block's
  * largest |x| is 127 steps) and inputs on those steps: every product and
  * partial sum is a float exactly, so both kernels must give the double
@@ -145,41 +174,44 @@ static void test_exact_sums(void)
 {
     llm_error err = {0};
     unsigned long long rng = 99;
-    for (int fi = 0; fi < N_FORMATS; fi++) {
-        const llm_qformat *f = &formats[fi].f;
-        int rows = 7, cols = formats[fi].cols, M = 3;
-        float *w = check_randn((size_t)rows * cols, 0.05, &(unsigned long long){31 + (unsigned)fi}), *X = malloc(sizeof(float) * M * cols);
-        llm_qlinear q;
-        CHECK_OK(llm_quantize_rtn(w, rows, cols, f, &q, &err), err);
-        for (int i = 0; i < rows * q.groups; i++) q.scale[i] = i % 3 ? 0.0625f : 0.03125f;
-        if (f->scheme == LLM_Q_W8A8) q.act_scale = 0.015625f;
-        for (int m = 0; m < M; m++)
-            for (int k0 = 0; k0 < cols; k0 += 32) {
-                float step = (k0 / 32 + m) % 2 ? 0.03125f : 0.015625f;
-                for (int k = k0; k < k0 + 32 && k < cols; k++) {
-                    int code = (int)(check_uniform(&rng) * 255) - 127;
-                    if (f->scheme == LLM_Q_W8A8 && k % 7 == 0) code *= 3; /* beyond ±127 steps: clipped */
-                    X[(size_t)m * cols + k] = (float)(k == k0 ? 127 : code) * step;
+    for (int M = 3; M <= 18; M += 15) { /* 18: the batched kernel */
+        for (int fi = 0; fi < N_FORMATS; fi++) {
+            const llm_qformat *f = &formats[fi].f;
+            int rows = 7, cols = formats[fi].cols;
+            float *w = check_randn((size_t)rows * cols, 0.05, &(unsigned long long){31 + (unsigned)fi}),
+                  *X = malloc(sizeof(float) * M * cols);
+            llm_qlinear q;
+            CHECK_OK(llm_quantize_rtn(w, rows, cols, f, &q, &err), err);
+            for (int i = 0; i < rows * q.groups; i++) q.scale[i] = i % 3 ? 0.0625f : 0.03125f;
+            if (f->scheme == LLM_Q_W8A8) q.act_scale = 0.015625f;
+            for (int m = 0; m < M; m++)
+                for (int k0 = 0; k0 < cols; k0 += 32) {
+                    float step = (k0 / 32 + m) % 2 ? 0.03125f : 0.015625f;
+                    for (int k = k0; k < k0 + 32 && k < cols; k++) {
+                        int code = (int)(check_uniform(&rng) * 255) - 127;
+                        if (f->scheme == LLM_Q_W8A8 && k % 7 == 0) code *= 3; /* beyond ±127 steps: clipped */
+                        X[(size_t)m * cols + k] = (float)(k == k0 ? 127 : code) * step;
+                    }
                 }
-            }
-        float Y[3 * 7], Yp[3 * 7];
-        CHECK((llm_qlinear_rows(&q, X, M, Y, rows, 0, rows)) >= 0);
-        CHECK((llm_qlinear_rows_portable(&q, X, M, Yp, rows, 0, rows)) >= 0);
-        int bad = 0;
-        for (int m = 0; m < M; m++)
-            for (int r = 0; r < rows; r++) {
-                double ref = 0;
-                for (int k = 0; k < cols; k++) {
-                    double x = X[(size_t)m * cols + k];
-                    if (f->scheme == LLM_Q_W8A8) x = fmin(fmax(x, -127 * 0.015625), 127 * 0.015625);
-                    ref += what(&q, r, k) * x;
+            float Y[18 * 7], Yp[18 * 7];
+            CHECK((llm_qlinear_rows(&q, X, M, Y, rows, 0, rows)) >= 0);
+            CHECK((llm_qlinear_rows_portable(&q, X, M, Yp, rows, 0, rows)) >= 0);
+            int bad = 0;
+            for (int m = 0; m < M; m++)
+                for (int r = 0; r < rows; r++) {
+                    double ref = 0;
+                    for (int k = 0; k < cols; k++) {
+                        double x = X[(size_t)m * cols + k];
+                        if (f->scheme == LLM_Q_W8A8) x = fmin(fmax(x, -127 * 0.015625), 127 * 0.015625);
+                        ref += what(&q, r, k) * x;
+                    }
+                    bad += Y[m * rows + r] != ref || Yp[m * rows + r] != ref;
                 }
-                bad += Y[m * rows + r] != ref || Yp[m * rows + r] != ref;
-            }
-        CHECK_MSG(bad == 0, "%s group %d sym %d: %d of %d outputs not the exact product",
-                  llm_qscheme_name(f->scheme), q.f.group, q.f.sym, bad, M * rows);
-        free(w), free(X);
-        llm_qlinear_free(&q);
+            CHECK_MSG(bad == 0, "%s group %d sym %d: %d of %d outputs not the exact product",
+                      llm_qscheme_name(f->scheme), q.f.group, q.f.sym, bad, M * rows);
+            free(w), free(X);
+            llm_qlinear_free(&q);
+        }
     }
 }
 
@@ -320,6 +352,7 @@ int main(void)
 {
     RUN(test_shapes);
     RUN(test_exact_sums);
+    RUN(test_batched);
     RUN(test_quantizer);
     RUN(test_wide_batch);
     RUN(test_row_range);
