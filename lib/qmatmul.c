@@ -286,9 +286,17 @@ AVX2_INLINE void tile_int8(const llm_qlinear *w, int r, int nr, const int8_t *qx
     for (int i = 0; i < nr; i++) y[i] = finish_int8(w, r + i, acc[i], qx, d);
 }
 
-/* The same for int4: a block's 16 bytes in both lanes, shifted by 0 and 4
- * bits, masked: the low nibbles (evens) then the high ones (odds), as the
- * activation's split blocks hold x.  Asymmetric: less the zero point,
+/* An int4 block's 16 bytes of codes as 32 bytes 0..15: in both lanes,
+ * shifted by 0 and 4 bits, masked: the low nibbles (evens) then the high
+ * ones (odds), as the activation's split blocks hold x. */
+AVX2_INLINE __m256i nibbles(const uint8_t *p)
+{
+    __m128i v = _mm_loadu_si128((const __m128i *)p);
+    return _mm256_and_si256(_mm256_srlv_epi64(_mm256_broadcastsi128_si256(v), _mm256_setr_epi64x(0, 0, 4, 4)),
+                            _mm256_set1_epi8(15));
+}
+
+/* The same for int4 (codes through nibbles).  Asymmetric: less the zero point,
  * -15..15, then dot_block.  Symmetric: u x - 8 x in int16 (each pair's
  * products within ±3810), 8 x once for the tile's rows.  Groups of more
  * than one block (grouped): a group's blocks summed with their steps d_b,
@@ -302,7 +310,6 @@ AVX2_INLINE void tile_int4(const llm_qlinear *w, int r, int nr, int asym, int gr
     const uint8_t *codes = w->q4 + (size_t)r * half;
     const float *scale = w->scale + (size_t)r * G;
     const uint8_t *zero = asym ? w->zero + (size_t)r * G : NULL;
-    const __m256i shift = _mm256_setr_epi64x(0, 0, 4, 4), low = _mm256_set1_epi8(15);
     uintptr_t ahead = (uintptr_t)codes + PF_TILES * TILE * half; /* may be past the end */
     __m256 tot[TILE], part[TILE], sc[TILE];
     __m256i z[TILE];
@@ -322,8 +329,7 @@ AVX2_INLINE void tile_int4(const llm_qlinear *w, int r, int nr, int asym, int gr
             __m256 db = _mm256_set1_ps(d[b]);
 #pragma GCC unroll 4
             for (int i = 0; i < nr; i++) {
-                __m128i v = _mm_loadu_si128((const __m128i *)(codes + i * half + (size_t)b * (LLM_QBLOCK / 2)));
-                __m256i u = _mm256_and_si256(_mm256_srlv_epi64(_mm256_broadcastsi128_si256(v), shift), low);
+                __m256i u = nibbles(codes + i * half + (size_t)b * (LLM_QBLOCK / 2));
                 __m256i p = asym ? dot_block(_mm256_sub_epi8(u, z[i]), x, ax)
                                  : _mm256_madd_epi16(_mm256_sub_epi16(_mm256_maddubs_epi16(u, x), x8),
                                                      _mm256_set1_epi16(1));
@@ -429,13 +435,11 @@ AVX2_INLINE void unpack_int4(const llm_qlinear *w, int r, int nr, int b0, int b1
 {
     const size_t half = (size_t)w->cols / 2, G = (size_t)w->groups;
     const int bpg = w->f.group / LLM_QBLOCK;
-    const __m256i shift = _mm256_setr_epi64x(0, 0, 4, 4), low = _mm256_set1_epi8(15);
     for (int i = 0; i < nr; i++) {
         const uint8_t *codes = w->q4 + (size_t)(r + i) * half;
-        for (int b = b0, g = b0 / bpg, left = bpg; b < b1; b++, left = left > 1 ? left - 1 : (g++, bpg)) {
-            __m128i v = _mm_loadu_si128((const __m128i *)(codes + (size_t)b * (LLM_QBLOCK / 2)));
-            __m256i u = _mm256_and_si256(_mm256_srlv_epi64(_mm256_broadcastsi128_si256(v), shift), low);
-            int z = w->zero ? w->zero[(size_t)(r + i) * G + (size_t)g] : 8;
+        for (int b = b0; b < b1; b++) {
+            __m256i u = nibbles(codes + (size_t)b * (LLM_QBLOCK / 2));
+            int z = w->zero ? w->zero[(size_t)(r + i) * G + (size_t)(b / bpg)] : 8;
             _mm256_storeu_si256((__m256i *)(buf + (size_t)i * KB * LLM_QBLOCK + (size_t)(b - b0) * LLM_QBLOCK),
                                 _mm256_sub_epi8(u, _mm256_set1_epi8((char)z)));
         }
@@ -459,8 +463,8 @@ AVX2_INLINE void gemm_rows(const llm_qlinear *w, const llm_qact *a, float *Y, in
         if (int4) {
             unpack_int4(w, r, nr, b0, b1, buf);
             wq = buf, ws = KB * LLM_QBLOCK;
-            for (int b = b0, g = b0 / bpg, left = bpg; b < b1; b++, left = left > 1 ? left - 1 : (g++, bpg))
-                for (int i = 0; i < nr; i++) sc4[(b - b0) * TILE + i] = w->scale[(size_t)(r + i) * w->groups + g];
+            for (int b = b0; b < b1; b++)
+                for (int i = 0; i < nr; i++) sc4[(b - b0) * TILE + i] = w->scale[(size_t)(r + i) * w->groups + b / bpg];
         }
         for (int m = m0; m < m0 + mc;) {
             int nm = m0 + mc - m >= GEMM_ROWS ? GEMM_ROWS : 1;
