@@ -133,8 +133,10 @@ static int fit(llm_infer *s, const segment *seg, int n_seg, int R, llm_error *er
         for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
             if (grow(f[i].p, f[i].n) < 0)
                 return llm_error_set(err, LLM_ERR_NOMEM, "buffers for %d tokens in one pass: out of memory", cap);
-        int widest = (int)(F > HE ? F : HE > D ? HE : D); /* the inputs of the products */
-        if (quantized(s->m) && llm_qact_reserve(&s->xq, cap, widest) < 0)
+        size_t widest = F; /* the widest input of the products: D, H*E or F */
+        if (HE > widest) widest = HE;
+        if (D > widest) widest = D;
+        if (quantized(s->m) && llm_qact_reserve(&s->xq, cap, (int)widest) < 0)
             return llm_error_set(err, LLM_ERR_NOMEM, "quantized inputs of %d tokens: out of memory", cap);
         s->rows_cap = cap;
     }
