@@ -29,8 +29,8 @@ void llm_matvec_rows_portable(const float *w, int in, const float *x, int M, int
                               int ldy, int r0, int r1, float beta);
 
 /* Thread t of n's share [*r0, *r1) of out rows: contiguous, in multiples of 4
- * rows (the batch-1 kernel's block; the batched one's blocks of 3 leave a
- * tail of at most 2 rows per thread), covering 0..out-1. */
+ * rows (the quantized kernels' tiles, qmatmul.h; the batched float kernel's
+ * blocks of 3 leave a tail of at most 2 rows per thread), covering 0..out-1. */
 void llm_matvec_split(int out, int t, int n, int *r0, int *r1);
 
 #endif
