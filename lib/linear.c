@@ -116,7 +116,7 @@ int llm_linear_apply(const llm_linear *l, const float *x, int n, float *y, float
 
 int llm_linear_quantize_input(const llm_linear *l, const float *x, int M, llm_qact *xq)
 {
-    if (!l->q || xq->cap < (size_t)M * (size_t)((l->in + LLM_QBLOCK - 1) / LLM_QBLOCK)) return 0;
+    if (!l->q || !llm_qact_room(xq, M, l->in)) return 0;
     llm_qact_quantize(xq, l->q, x, M);
     return 1;
 }

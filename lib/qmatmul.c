@@ -1,7 +1,8 @@
 /* qmatmul — int8 and int4 matrix products: activations quantized per block
- * (once per product and input, llm_qact), integer dot products (AVX2 over 4
- * weight rows at a time, tiles of 4 weight rows by 2 rows of X for many rows
- * of X, or portable C), float scales applied per block. */
+ * (once per product and input, llm_qact), integer dot products (AVX2: 4
+ * weight rows at a time for a few rows of X, int4 a pair of blocks per
+ * load; tiles of 4 weight rows by 2 rows of X for many; or portable C),
+ * float scales applied per block. */
 #include "qmatmul.h"
 
 #include <math.h>
@@ -14,26 +15,18 @@
 #include <immintrin.h>
 #define HAVE_X86 1
 #define AVX2 __attribute__((target("avx2,fma")))
-/* inlined into its AVX2 caller with constant row counts, so that the loops
- * over rows unroll and their accumulators stay in registers */
+/* inlined into its AVX2 caller with constant flags and row counts, so that
+ * the branches on them vanish and the accumulators stay in registers */
 #define AVX2_INLINE static inline __attribute__((always_inline, target("avx2,fma")))
 #endif
 
-/* The quantized rows of X that llm_qlinear_rows keeps on the stack: enough
- * for decoding batches to read each weight row once for all of them. */
-enum { QX_BYTES = 32768 };
-/* Weight rows per pass of the AVX2 kernels over a block of X. */
-enum { TILE = 4 };
-/* Rows of X from which the AVX2 kernels take them all at once (a GEMM). */
+/* Values per row that llm_qlinear_rows quantizes on the stack. */
+enum { QX_COLS = 32768 };
+/* Rows of X from which the AVX2 kernels take them all at once (a GEMM):
+ * below, each row of X passes over the weights by itself. */
 enum { GEMM_MIN = 16 };
-/* How far ahead, in tiles, the kernels prefetch the weights: a tile reads
- * its rows as TILE short streams (a few hundred bytes each), too short for
- * the hardware's prefetcher to follow (int8 on one thread streamed at a
- * third of the one-row kernel's rate without this), so the kernels sweep
- * the memory of the tiles ahead themselves at the rate they consume it.
- * Prefetches past the weights' end (an address as an integer, never a
- * pointer out of bounds) are harmless: they never fault. */
-enum { PF_TILES = 2 };
+/* Weight rows per tile of the batched kernel. */
+enum { TILE = 4 };
 
 int llm_qmatmul_avx2(void)
 {
@@ -46,23 +39,58 @@ int llm_qmatmul_avx2(void)
 #endif
 }
 
-/* ---- the quantized activations ---- */
+/* ---- the quantized activations ----
+ *
+ * A row of X is held as its blocks in pairs (a last, odd block paired with
+ * a block of zeros whose step is 0), 64 bytes of codes per pair: int8 and
+ * w8a8 in the order of X; int4 (split) the pair's evens, block by block,
+ * then its odds, as one 32-byte load of a pair of weight blocks holds them
+ * in its low and its high nibbles.  For int4 also, per pair: its two steps
+ * as 8 lanes [d0 x4, d1 x4] (the lanes of its integer sums, see
+ * pair_int4) and, for the symmetric kernels, the 16-bit sums 8 (x_2j +
+ * x_2j+1) over its evens and its odds, what the zero point 8 takes away. */
 
 static int blocks_of(int cols) { return (cols + LLM_QBLOCK - 1) / LLM_QBLOCK; }
+static int pairs_of(int cols) { return (blocks_of(cols) + 1) / 2; }
+
+/* Bytes of one quantized row: codes, lane steps, zero-point sums, steps. */
+static size_t row_bytes(int cols)
+{
+    size_t np = (size_t)pairs_of(cols);
+    return np * (2 * LLM_QBLOCK + 8 * sizeof(float) + 16 * sizeof(int16_t) + 2 * sizeof(float));
+}
 
 static int wants_split(const llm_qlinear *w) { return w->f.scheme == LLM_Q_INT4; }
 static float step_of(const llm_qlinear *w) { return w->f.scheme == LLM_Q_W8A8 ? w->act_scale : 0.0f; }
 
+/* Points a's arrays into mem for M rows of its width (a->cols); the
+ * kernels load from them unaligned. */
+static void qact_carve(llm_qact *a, void *mem, int M)
+{
+    size_t np = (size_t)pairs_of(a->cols), rows = (size_t)M;
+    char *p = mem;
+    a->q = (int8_t *)p;
+    p += rows * np * 2 * LLM_QBLOCK;
+    a->dv = (float *)p;
+    p += rows * np * 8 * sizeof(float);
+    a->x8 = (int16_t *)p;
+    p += rows * np * 16 * sizeof(int16_t);
+    a->d = (float *)p;
+}
+
+int llm_qact_room(const llm_qact *a, int M, int cols)
+{
+    return (size_t)M * row_bytes(cols) <= a->cap;
+}
+
 int llm_qact_reserve(llm_qact *a, int M, int cols)
 {
-    size_t need = (size_t)M * (size_t)blocks_of(cols);
+    size_t need = (size_t)M * row_bytes(cols);
     if (need <= a->cap) return 0;
-    float *p = malloc(need * (sizeof(float) + LLM_QBLOCK));
+    void *p = malloc(need);
     if (!p) return LLM_ERR_NOMEM;
     free(a->heap);
-    a->heap = p;
-    a->d = p;
-    a->q = (int8_t *)(p + need);
+    a->heap = a->mem = p;
     a->cap = need;
     return 0;
 }
@@ -78,10 +106,17 @@ int llm_qact_fits(const llm_qact *a, const llm_qlinear *w)
     return a->cols == w->cols && a->split == wants_split(w) && a->step == step_of(w);
 }
 
-/* Block x [n] (n <= 32) into q [32] (zeros past n) and its step *d; step: 0
- * for a step of its own (max|x|/127), else that fixed step; split: the
- * evens, then the odds. */
-static void quantize_block(const float *x, int n, float step, int split, int8_t *q, float *d)
+/* Where code k (0..31) of block b of a row goes in the row's codes. */
+static size_t code_at(int split, int b, int k)
+{
+    size_t pair = (size_t)(b / 2) * 2 * LLM_QBLOCK;
+    if (!split) return pair + (size_t)(b % 2) * LLM_QBLOCK + (size_t)k;
+    return pair + (size_t)(k & 1) * LLM_QBLOCK + (size_t)(b % 2) * (LLM_QBLOCK / 2) + (size_t)(k / 2);
+}
+
+/* Block x [n] (n <= 32) as 32 codes c (zeros past n) and its step *d;
+ * step: 0 for a step of its own (max|x|/127), else that fixed step. */
+static void quantize_block(const float *x, int n, float step, int8_t *c, float *d)
 {
     float s = step, amax = 0;
     for (int k = 0; k < n; k++) amax = fmaxf(amax, fabsf(x[k])); /* NaN skipped, */
@@ -92,10 +127,10 @@ static void quantize_block(const float *x, int n, float step, int split, int8_t 
     for (int k = 0; k < LLM_QBLOCK; k++) {
         int v = 0;
         if (k < n) { /* NaN (from NaN or Inf times 0) gets code 0, never an undefined cast */
-            float c = rintf(x[k] * inv);
-            v = c > 127.0f ? 127 : c < -127.0f ? -127 : c == c ? (int)c : 0;
+            float r = rintf(x[k] * inv);
+            v = r > 127.0f ? 127 : r < -127.0f ? -127 : r == r ? (int)r : 0;
         }
-        q[split ? (k & 1) * (LLM_QBLOCK / 2) + k / 2 : k] = (int8_t)v;
+        c[k] = (int8_t)v;
     }
     *d = s;
 }
@@ -108,9 +143,10 @@ AVX2 static float hmax8(__m256 v)
     return _mm_cvtss_f32(_mm_max_ss(m, _mm_shuffle_ps(m, m, 1)));
 }
 
-/* quantize_block for a whole block, the same codes and step: the same
- * product x * inv rounded to nearest even, NaN to 0, then clamped. */
-AVX2 static void quantize_block_avx2(const float *x, float step, int split, int8_t *q, float *d)
+/* quantize_block for a whole block, the same codes and step (the same
+ * product x * inv rounded to nearest even, NaN to 0, then clamped), stored
+ * where code_at puts them. */
+AVX2 static void quantize_block_avx2(const float *x, float step, int split, int b, int8_t *row, float *d)
 {
     const __m256 sign = _mm256_set1_ps(-0.0f);
     __m256 v[4], amax = _mm256_setzero_ps(), nan = _mm256_setzero_ps();
@@ -137,13 +173,17 @@ AVX2 static void quantize_block_avx2(const float *x, float step, int split, int8
         const __m256i order = _mm256_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15, 0, 2, 4,
                                                6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
         p = _mm256_permute4x64_epi64(_mm256_shuffle_epi8(p, order), _MM_SHUFFLE(3, 1, 2, 0));
+        _mm_storeu_si128((__m128i *)(row + code_at(1, b, 0)), _mm256_castsi256_si128(p));
+        _mm_storeu_si128((__m128i *)(row + code_at(1, b, 1)), _mm256_extracti128_si256(p, 1));
+    } else {
+        _mm256_storeu_si256((__m256i *)(row + code_at(0, b, 0)), p);
     }
-    _mm256_storeu_si256((__m256i *)q, p);
     *d = s;
 }
 #endif
 
-/* a's shape and kind for X [M, w->cols] quantized for w. */
+/* a's shape and kind for X [M, w->cols] quantized for w, its arrays
+ * carved from its memory. */
 static void qact_shape(llm_qact *a, const llm_qlinear *w, int M)
 {
     a->M = M;
@@ -151,23 +191,41 @@ static void qact_shape(llm_qact *a, const llm_qlinear *w, int M)
     a->nb = blocks_of(w->cols);
     a->split = wants_split(w);
     a->step = step_of(w);
+    qact_carve(a, a->mem, M);
 }
 
 /* Row m of X into a (shaped by qact_shape). */
 static void quantize_row(llm_qact *a, const float *X, int m, int avx2)
 {
     (void)avx2;
+    const int np = pairs_of(a->cols);
+    int8_t *row = a->q + (size_t)m * np * 2 * LLM_QBLOCK;
+    float *d = a->d + (size_t)m * np * 2;
     for (int b = 0; b < a->nb; b++) {
         const float *x = X + (size_t)m * a->cols + (size_t)b * LLM_QBLOCK;
-        size_t at = (size_t)m * a->nb + (size_t)b;
         int n = a->cols - b * LLM_QBLOCK < LLM_QBLOCK ? a->cols - b * LLM_QBLOCK : LLM_QBLOCK;
 #ifdef HAVE_X86
         if (avx2 && n == LLM_QBLOCK) {
-            quantize_block_avx2(x, a->step, a->split, a->q + at * LLM_QBLOCK, a->d + at);
+            quantize_block_avx2(x, a->step, a->split, b, row, d + b);
             continue;
         }
 #endif
-        quantize_block(x, n, a->step, a->split, a->q + at * LLM_QBLOCK, a->d + at);
+        int8_t c[LLM_QBLOCK];
+        quantize_block(x, n, a->step, c, d + b);
+        for (int k = 0; k < LLM_QBLOCK; k++) row[code_at(a->split, b, k)] = c[k];
+    }
+    if (a->nb % 2) { /* the odd block's partner: zeros, step 0 */
+        for (int k = 0; k < LLM_QBLOCK; k++) row[code_at(a->split, a->nb, k)] = 0;
+        d[a->nb] = 0;
+    }
+    if (!a->split) return;
+    float *dv = a->dv + (size_t)m * np * 8;
+    int16_t *x8 = a->x8 + (size_t)m * np * 16;
+    for (int p = 0; p < np; p++) {
+        const int8_t *ev = row + (size_t)p * 2 * LLM_QBLOCK, *od = ev + LLM_QBLOCK;
+        for (int j = 0; j < 8; j++) dv[p * 8 + j] = d[2 * p + j / 4];
+        for (int j = 0; j < 16; j++)
+            x8[p * 16 + j] = (int16_t)(8 * (ev[2 * j] + ev[2 * j + 1] + od[2 * j] + od[2 * j + 1]));
     }
 }
 
@@ -187,22 +245,24 @@ void llm_qact_quantize_portable(llm_qact *a, const llm_qlinear *w, const float *
     quantize(a, w, X, M, 0);
 }
 
+/* Row m's codes and steps. */
+static const int8_t *codes_of(const llm_qact *a, int m)
+{
+    return a->q + (size_t)m * (size_t)pairs_of(a->cols) * 2 * LLM_QBLOCK;
+}
+static const float *steps_of(const llm_qact *a, int m) { return a->d + (size_t)m * (size_t)pairs_of(a->cols) * 2; }
+
 /* ---- portable kernels: one weight row at a time ---- */
 
-static int32_t dot_s8(const int8_t *a, const int8_t *b, int n)
-{
-    int32_t s = 0;
-    for (int k = 0; k < n; k++) s += (int32_t)a[k] * b[k];
-    return s;
-}
-
-static float row_int8(const llm_qlinear *w, int r, const int8_t *qx, const float *d, int nb)
+static float row_int8(const llm_qlinear *w, int r, const int8_t *qx, const float *d)
 {
     const int8_t *wr = w->q8 + (size_t)r * w->cols;
     float acc = 0;
-    for (int b = 0; b < nb; b++) {
-        int k0 = b * LLM_QBLOCK, n = w->cols - k0 < LLM_QBLOCK ? w->cols - k0 : LLM_QBLOCK;
-        acc += d[b] * (float)dot_s8(wr + k0, qx + k0, n);
+    for (int k0 = 0, b = 0; k0 < w->cols; k0 += LLM_QBLOCK, b++) {
+        int n = w->cols - k0 < LLM_QBLOCK ? w->cols - k0 : LLM_QBLOCK;
+        int32_t s = 0;
+        for (int k = 0; k < n; k++) s += (int32_t)wr[k0 + k] * qx[code_at(0, b, k)];
+        acc += d[b] * (float)s;
     }
     return acc * w->scale[r];
 }
@@ -213,23 +273,31 @@ static float row_int4(const llm_qlinear *w, int r, const int8_t *qx, const float
     const uint8_t *wr = w->q4 + (size_t)r * (w->cols / 2);
     int bpg = w->f.group / LLM_QBLOCK;
     float total = 0;
-    for (int g = 0; g < w->groups; g++) {
-        size_t at = (size_t)r * w->groups + (size_t)g;
+    for (int b = 0; b < w->cols / LLM_QBLOCK; b++) {
+        size_t at = (size_t)r * w->groups + (size_t)(b / bpg);
         int z = w->zero ? w->zero[at] : 8;
-        float sc = w->scale[at];
-        for (int b = g * bpg; b < (g + 1) * bpg; b++) {
-            const uint8_t *wb = wr + (size_t)b * (LLM_QBLOCK / 2);
-            const int8_t *xb = qx + (size_t)b * LLM_QBLOCK;
-            int32_t s = 0;
-            for (int i = 0; i < LLM_QBLOCK / 2; i++)
-                s += ((wb[i] & 15) - z) * xb[i] + ((wb[i] >> 4) - z) * xb[LLM_QBLOCK / 2 + i];
-            total += d[b] * sc * (float)s;
-        }
+        const uint8_t *wb = wr + (size_t)b * (LLM_QBLOCK / 2);
+        int32_t s = 0;
+        for (int i = 0; i < LLM_QBLOCK / 2; i++)
+            s += ((wb[i] & 15) - z) * qx[code_at(1, b, 2 * i)] + ((wb[i] >> 4) - z) * qx[code_at(1, b, 2 * i + 1)];
+        total += d[b] * w->scale[at] * (float)s;
     }
     return total;
 }
 
-/* ---- AVX2 kernels: nr <= TILE weight rows against one row of X ---- */
+/* ---- AVX2 kernels ----
+ *
+ * Each row of Y is summed the same way, float operation for float
+ * operation, by the one-row kernels (a few rows of X) and by the batched
+ * kernel (many), so decode and prefill agree bit for bit:
+ *   int8, w8a8  for each full block b, acc += p_b d_b (p_b its 8 lanes of
+ *               integer sums); then the last, partial block and the
+ *               row's scale
+ *   int4        for each pair of blocks, p the 8 lanes of pair_int4 and
+ *               dv its steps by lane: groups of 32, acc += p (dv sv), sv
+ *               the pair's two scales by lane; larger groups, part += p dv
+ *               over the group's pairs, then acc += part s_g
+ * with acc (and part) 8 float lanes, summed at the end. */
 
 #ifdef HAVE_X86
 AVX2_INLINE float hsum8(__m256 v)
@@ -248,20 +316,75 @@ AVX2_INLINE __m256i dot_block(__m256i w, __m256i x, __m256i abs_x)
     return _mm256_madd_epi16(_mm256_maddubs_epi16(abs_x, _mm256_sign_epi8(w, x)), _mm256_set1_epi16(1));
 }
 
-/* Row r of int8 W times X's row (qx, d) from the lanes acc of its full
- * blocks: their sum, the last, partial block's, the row's scale. */
+/* Row r of int8 W from the lanes acc of its full blocks: their sum, the
+ * last, partial block's, the row's scale. */
 AVX2_INLINE float finish_int8(const llm_qlinear *w, int r, __m256 acc, const int8_t *qx, const float *d)
 {
     const int full = w->cols / LLM_QBLOCK;
     float s = hsum8(acc);
-    if (full * LLM_QBLOCK < w->cols) /* a last, partial block */
-        s += d[full] * (float)dot_s8(w->q8 + (size_t)r * w->cols + (size_t)full * LLM_QBLOCK,
-                                     qx + (size_t)full * LLM_QBLOCK, w->cols - full * LLM_QBLOCK);
+    if (full * LLM_QBLOCK < w->cols) { /* a last, partial block */
+        const int8_t *wr = w->q8 + (size_t)r * w->cols + (size_t)full * LLM_QBLOCK;
+        const int8_t *x = qx + (size_t)full * LLM_QBLOCK;
+        int32_t p = 0;
+        for (int k = 0; k < w->cols - full * LLM_QBLOCK; k++) p += (int32_t)wr[k] * x[k];
+        s += d[full] * (float)p;
+    }
     return s * w->scale[r];
 }
 
-/* y[i] = row r + i of W times X's row (qx, d), i < nr.  Each row sums the
- * same way whatever nr is. */
+/* A pair of int4 blocks, their 32 bytes of codes v (a last, odd block: its
+ * 16 bytes and zeros), against the pair's codes of X (lo: the evens, hi:
+ * the odds, as v's low and high nibbles hold the weights): 8 int32 lanes,
+ * lane i < 4 the sum over block 0's values 8i..8i+7, lane 4 + i block 1's.
+ * Symmetric: u x - 8 x, the second from x8 (16-bit sums, each within
+ * ±11684); asymmetric: (u - z) x by the sign trick, z the zero points of
+ * the two blocks by byte. */
+AVX2_INLINE __m256i pair_int4(__m256i v, __m256i lo_x, __m256i hi_x, const int16_t *x8, int asym, __m256i z)
+{
+    const __m256i m4 = _mm256_set1_epi8(15);
+    __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4), s;
+    if (asym) {
+        lo = _mm256_sub_epi8(lo, z), hi = _mm256_sub_epi8(hi, z);
+        s = _mm256_add_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(lo_x, lo_x), _mm256_sign_epi8(lo, lo_x)),
+                             _mm256_maddubs_epi16(_mm256_sign_epi8(hi_x, hi_x), _mm256_sign_epi8(hi, hi_x)));
+    } else {
+        s = _mm256_add_epi16(_mm256_maddubs_epi16(lo, lo_x), _mm256_maddubs_epi16(hi, hi_x));
+        s = _mm256_sub_epi16(s, _mm256_loadu_si256((const __m256i *)x8));
+    }
+    return _mm256_madd_epi16(s, _mm256_set1_epi16(1));
+}
+
+/* The 8 lanes [a x4, b x4]. */
+AVX2_INLINE __m256 by_lane(const float *a, const float *b)
+{
+    return _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_broadcast_ss(a)), _mm_broadcast_ss(b), 1);
+}
+
+/* Pair p's 32 bytes of int4 codes in a row (nb blocks): 16 and zeros for a last, odd block. */
+AVX2_INLINE __m256i pair_codes(const uint8_t *row, int p, int nb)
+{
+    const uint8_t *at = row + (size_t)p * LLM_QBLOCK;
+    if (2 * p + 1 < nb) return _mm256_loadu_si256((const __m256i *)at);
+    return _mm256_zextsi128_si256(_mm_loadu_si128((const __m128i *)at));
+}
+
+/* The zero points of pair p of row r by byte (asymmetric). */
+AVX2_INLINE __m256i pair_zeros(const llm_qlinear *w, int r, int p, int nb, int bpg)
+{
+    const uint8_t *z = w->zero + (size_t)r * w->groups;
+    int g0 = 2 * p / bpg, g1 = 2 * p + 1 < nb ? (2 * p + 1) / bpg : g0;
+    return _mm256_setr_m128i(_mm_set1_epi8((char)z[g0]), _mm_set1_epi8((char)z[g1]));
+}
+
+/* How far ahead, in tiles, the one-row kernels prefetch the weights: a
+ * tile reads its rows as TILE short streams (a few hundred bytes each),
+ * too short for the hardware's prefetcher to follow, so the kernels sweep
+ * the memory of the tiles ahead themselves at the rate they consume it.
+ * Prefetches past the weights' end (an address as an integer, never a
+ * pointer out of bounds) are harmless: they never fault. */
+enum { PF_TILES = 2 };
+
+/* y[i] = row r + i of int8 W times X's row (qx, d), i < nr. */
 AVX2_INLINE void tile_int8(const llm_qlinear *w, int r, int nr, const int8_t *qx, const float *d, float *y)
 {
     const size_t cols = (size_t)w->cols;
@@ -276,7 +399,7 @@ AVX2_INLINE void tile_int8(const llm_qlinear *w, int r, int nr, const int8_t *qx
         _mm_prefetch((const char *)(ahead + (size_t)b * TILE * LLM_QBLOCK + 64), _MM_HINT_T0);
         __m256i x = _mm256_loadu_si256((const __m256i *)(qx + (size_t)b * LLM_QBLOCK));
         __m256i ax = _mm256_sign_epi8(x, x);
-        __m256 db = _mm256_set1_ps(d[b]);
+        __m256 db = _mm256_broadcast_ss(d + b);
 #pragma GCC unroll 4
         for (int i = 0; i < nr; i++) {
             __m256i wv = _mm256_loadu_si256((const __m256i *)(codes + i * cols + (size_t)b * LLM_QBLOCK));
@@ -286,75 +409,75 @@ AVX2_INLINE void tile_int8(const llm_qlinear *w, int r, int nr, const int8_t *qx
     for (int i = 0; i < nr; i++) y[i] = finish_int8(w, r + i, acc[i], qx, d);
 }
 
-/* An int4 block's 16 bytes of codes as 32 bytes 0..15: in both lanes,
- * shifted by 0 and 4 bits, masked: the low nibbles (evens) then the high
- * ones (odds), as the activation's split blocks hold x. */
-AVX2_INLINE __m256i nibbles(const uint8_t *p)
-{
-    __m128i v = _mm_loadu_si128((const __m128i *)p);
-    return _mm256_and_si256(_mm256_srlv_epi64(_mm256_broadcastsi128_si256(v), _mm256_setr_epi64x(0, 0, 4, 4)),
-                            _mm256_set1_epi8(15));
-}
-
-/* The same for int4 (codes through nibbles).  Asymmetric: less the zero point,
- * -15..15, then dot_block.  Symmetric: u x - 8 x in int16 (each pair's
- * products within ±3810), 8 x once for the tile's rows.  Groups of more
- * than one block (grouped): a group's blocks summed with their steps d_b,
- * then times the group's scale, one multiply per group, not per block;
- * else each block with d_b times the scale. */
+/* y[i] = row r + i of int4 W times X's row (codes qx, lane steps dv,
+ * x8), i < nr, a pair of blocks at a time. */
 AVX2_INLINE void tile_int4(const llm_qlinear *w, int r, int nr, int asym, int grouped, const int8_t *qx,
-                           const float *d, float *y)
+                           const float *dv, const int16_t *x8, float *y)
 {
+    const int nb = w->cols / LLM_QBLOCK, np = (nb + 1) / 2, bpg = w->f.group / LLM_QBLOCK, ppg = bpg / 2;
     const size_t half = (size_t)w->cols / 2, G = (size_t)w->groups;
-    const int bpg = w->f.group / LLM_QBLOCK;
     const uint8_t *codes = w->q4 + (size_t)r * half;
     const float *scale = w->scale + (size_t)r * G;
-    const uint8_t *zero = asym ? w->zero + (size_t)r * G : NULL;
     uintptr_t ahead = (uintptr_t)codes + PF_TILES * TILE * half; /* may be past the end */
-    __m256 tot[TILE], part[TILE], sc[TILE];
-    __m256i z[TILE];
+    __m256 acc[TILE], part[TILE];
 #pragma GCC unroll 4
-    for (int i = 0; i < nr; i++) tot[i] = _mm256_setzero_ps(), z[i] = _mm256_setzero_si256();
-    for (size_t g = 0; g < G; g++) {
+    for (int i = 0; i < nr; i++) acc[i] = part[i] = _mm256_setzero_ps();
+    for (int p = 0; p < np; p++) {
+        _mm_prefetch((const char *)(ahead + (size_t)p * TILE * LLM_QBLOCK), _MM_HINT_T0);
+        _mm_prefetch((const char *)(ahead + (size_t)p * TILE * LLM_QBLOCK + 64), _MM_HINT_T0);
+        const int8_t *x = qx + (size_t)p * 2 * LLM_QBLOCK;
+        __m256i lo_x = _mm256_loadu_si256((const __m256i *)x), hi_x = _mm256_loadu_si256((const __m256i *)(x + LLM_QBLOCK));
+        __m256 d = _mm256_loadu_ps(dv + (size_t)p * 8);
+        const int two = 2 * p + 1 < nb;
 #pragma GCC unroll 4
         for (int i = 0; i < nr; i++) {
-            part[i] = _mm256_setzero_ps();
-            sc[i] = _mm256_set1_ps(scale[i * G + g]);
-            if (asym) z[i] = _mm256_set1_epi8((char)zero[i * G + g]);
-        }
-        for (int b = (int)g * bpg; b < ((int)g + 1) * bpg; b++) {
-            _mm_prefetch((const char *)(ahead + (size_t)b * TILE * (LLM_QBLOCK / 2)), _MM_HINT_T0);
-            __m256i x = _mm256_loadu_si256((const __m256i *)(qx + (size_t)b * LLM_QBLOCK));
-            __m256i ax = _mm256_sign_epi8(x, x), x8 = _mm256_maddubs_epi16(_mm256_set1_epi8(8), x);
-            __m256 db = _mm256_set1_ps(d[b]);
-#pragma GCC unroll 4
-            for (int i = 0; i < nr; i++) {
-                __m256i u = nibbles(codes + i * half + (size_t)b * (LLM_QBLOCK / 2));
-                __m256i p = asym ? dot_block(_mm256_sub_epi8(u, z[i]), x, ax)
-                                 : _mm256_madd_epi16(_mm256_sub_epi16(_mm256_maddubs_epi16(u, x), x8),
-                                                     _mm256_set1_epi16(1));
-                if (grouped) part[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), db, part[i]);
-                else tot[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(db, sc[i]), tot[i]);
+            __m256i z = asym ? pair_zeros(w, r + i, p, nb, bpg) : _mm256_setzero_si256();
+            __m256 s = _mm256_cvtepi32_ps(pair_int4(pair_codes(codes + i * half, p, nb), lo_x, hi_x,
+                                                    x8 + (size_t)p * 16, asym, z));
+            const float *sc = scale + i * G;
+            if (!grouped) {
+                acc[i] = _mm256_fmadd_ps(s, _mm256_mul_ps(d, by_lane(sc + 2 * p, two ? sc + 2 * p + 1 : sc + 2 * p)),
+                                         acc[i]);
+            } else {
+                part[i] = _mm256_fmadd_ps(s, d, part[i]);
+                if ((p + 1) % ppg == 0) {
+                    acc[i] = _mm256_fmadd_ps(part[i], _mm256_broadcast_ss(sc + (p + 1) / ppg - 1), acc[i]);
+                    part[i] = _mm256_setzero_ps();
+                }
             }
         }
-#pragma GCC unroll 4
-        for (int i = 0; i < nr && grouped; i++) tot[i] = _mm256_fmadd_ps(part[i], sc[i], tot[i]);
     }
-    for (int i = 0; i < nr; i++) y[i] = hsum8(tot[i]);
+    for (int i = 0; i < nr; i++) y[i] = hsum8(acc[i]);
 }
 
-/* Rows [r0, r1) in tiles of TILE rows (then one at a time), each tile
- * against every row of X while it sits in L1. */
-AVX2_INLINE void rows_int4(const llm_qlinear *w, const llm_qact *a, float *Y, int ldy, int r0, int r1,
-                           int asym, int grouped)
+/* A few rows of X: rows [r0, r1) in tiles of TILE rows (then one at a
+ * time), each tile against every row of X while it sits in L1. */
+AVX2_INLINE void rows_int4(const llm_qlinear *w, const llm_qact *a, float *Y, int ldy, int r0, int r1, int asym,
+                           int grouped)
+{
+    const int np = pairs_of(w->cols);
+    for (int r = r0; r < r1;) {
+        int nr = r1 - r >= TILE ? TILE : 1;
+        for (int m = 0; m < a->M; m++) {
+            const int8_t *qx = codes_of(a, m);
+            const float *dv = a->dv + (size_t)m * np * 8;
+            const int16_t *x8 = a->x8 + (size_t)m * np * 16;
+            float *y = Y + (size_t)m * ldy + r;
+            if (nr == TILE) tile_int4(w, r, TILE, asym, grouped, qx, dv, x8, y);
+            else tile_int4(w, r, 1, asym, grouped, qx, dv, x8, y);
+        }
+        r += nr;
+    }
+}
+
+AVX2_INLINE void rows_int8(const llm_qlinear *w, const llm_qact *a, float *Y, int ldy, int r0, int r1)
 {
     for (int r = r0; r < r1;) {
         int nr = r1 - r >= TILE ? TILE : 1;
         for (int m = 0; m < a->M; m++) {
-            const int8_t *qx = a->q + (size_t)m * a->nb * LLM_QBLOCK;
-            const float *d = a->d + (size_t)m * a->nb;
-            if (nr == TILE) tile_int4(w, r, TILE, asym, grouped, qx, d, Y + (size_t)m * ldy + r);
-            else tile_int4(w, r, 1, asym, grouped, qx, d, Y + (size_t)m * ldy + r);
+            float *y = Y + (size_t)m * ldy + r;
+            if (nr == TILE) tile_int8(w, r, TILE, codes_of(a, m), steps_of(a, m), y);
+            else tile_int8(w, r, 1, codes_of(a, m), steps_of(a, m), y);
         }
         r += nr;
     }
@@ -362,126 +485,137 @@ AVX2_INLINE void rows_int4(const llm_qlinear *w, const llm_qact *a, float *Y, in
 
 /* ---- AVX2 batched kernel: many rows of X at once (a GEMM) ----
  *
- * A tile of TILE weight rows, its blocks from b0 to b1 (at most KB; int4's
- * codes unpacked, less their zero points, into an int8 buffer beside it),
- * against the rows of X in a chunk of at most MC, GEMM_ROWS at a time: each
- * block of weights read from L1 for GEMM_ROWS rows of X, each block of X
- * for TILE rows of weights.  The lanes of each (row, X row) accumulator
- * take the same integers and the same float operations, in the same order,
- * as the one-row kernels above (int4's u x - 8 x and (u - zero) x are the
- * same integer), so a product is the same bit for bit either way; the
- * lanes wait in memory between chunks of KB blocks. */
-enum { GEMM_ROWS = 2, MC = 64, KB = 32 };
+ * A tile of TILE weight rows, a chunk of their pairs of blocks (at most
+ * KP), against the rows of X in a chunk of at most MC, GEMM_ROWS at a
+ * time: each pair of weights read from L1 for GEMM_ROWS rows of X.  int4's
+ * codes are unpacked for the chunk (less their zero points) into a buffer
+ * of int8 in X's order, so that every row of X reads them as int8 codes.
+ * The lanes acc (and part) of each (weight row, X row) wait in memory
+ * between chunks. */
+enum { GEMM_ROWS = 2, MC = 64, KP = 16 };
 
-/* nm <= GEMM_ROWS rows of X from row m (of the chunk starting at m0)
- * against nr <= TILE weight rows: wq (row stride ws) holds their blocks
- * b0..b1 as int8 codes (int4: less the zero point, with sc4 [b1 - b0][TILE]
- * the scales of their blocks' groups); acc [TILE][MC] lanes. */
-AVX2_INLINE void gemm_tile(const int8_t *wq, size_t ws, const float *sc4, int bpg, int int4, int grouped,
-                           const llm_qact *a, int m, int m0, int nm, int nr, int b0, int b1, __m256 *acc)
+typedef struct gemm_lanes {
+    __m256 acc[TILE * MC], part[TILE * MC];
+} gemm_lanes;
+
+/* Rows r..r+nr of int4 W, pairs p0..p1, into buf [TILE][KP * 64] as
+ * int8 codes less their zero points, in X's order (a pair's evens, then
+ * its odds). */
+AVX2_INLINE void unpack_int4(const llm_qlinear *w, int r, int nr, int p0, int p1, int8_t *buf)
 {
-    const size_t xs = (size_t)a->nb * LLM_QBLOCK;
-    __m256 c[TILE][GEMM_ROWS];
+    const int nb = w->cols / LLM_QBLOCK, bpg = w->f.group / LLM_QBLOCK;
+    const __m256i m4 = _mm256_set1_epi8(15);
+    for (int i = 0; i < nr; i++) {
+        const uint8_t *row = w->q4 + (size_t)(r + i) * (w->cols / 2);
+        for (int p = p0; p < p1; p++) {
+            __m256i v = pair_codes(row, p, nb);
+            __m256i z = w->zero ? pair_zeros(w, r + i, p, nb, bpg) : _mm256_set1_epi8(8);
+            int8_t *out = buf + (size_t)i * KP * 2 * LLM_QBLOCK + (size_t)(p - p0) * 2 * LLM_QBLOCK;
+            _mm256_storeu_si256((__m256i *)out, _mm256_sub_epi8(_mm256_and_si256(v, m4), z));
+            _mm256_storeu_si256((__m256i *)(out + LLM_QBLOCK),
+                                _mm256_sub_epi8(_mm256_and_si256(_mm256_srli_epi16(v, 4), m4), z));
+        }
+    }
+}
+
+/* nm <= GEMM_ROWS rows of X from row m (of the chunk at m0) against nr <=
+ * TILE weight rows from r, pairs p0..p1: int8 from W's codes, int4 from
+ * buf (unpack_int4). */
+AVX2_INLINE void gemm_tile(const llm_qlinear *w, const int8_t *buf, const llm_qact *a, int r, int nr, int m,
+                           int m0, int nm, int p0, int p1, int int4, int grouped, gemm_lanes *L)
+{
+    const int np = pairs_of(w->cols), nb = w->cols / LLM_QBLOCK, ppg = w->f.group / (2 * LLM_QBLOCK);
+    __m256 c[TILE][GEMM_ROWS], part[TILE][GEMM_ROWS];
 #pragma GCC unroll 4
     for (int i = 0; i < nr; i++)
 #pragma GCC unroll 2
-        for (int j = 0; j < nm; j++) c[i][j] = acc[i * MC + m - m0 + j];
-    /* as the one-row kernels: int8 and int4 in groups of one block, each block into c (int4: with
-     * its step times its scale); int4 grouped, a group's blocks into part, then times the scale */
-    const int per = grouped ? bpg : b1 - b0;
-    for (int g0 = b0; g0 < b1; g0 += per) {
-        __m256 part[TILE][GEMM_ROWS];
-#pragma GCC unroll 4
-        for (int i = 0; i < nr; i++)
-#pragma GCC unroll 2
-            for (int j = 0; j < nm; j++) part[i][j] = grouped ? _mm256_setzero_ps() : c[i][j];
-        for (int b = g0; b < g0 + per; b++) {
+        for (int j = 0; j < nm; j++) c[i][j] = L->acc[i * MC + m - m0 + j], part[i][j] = L->part[i * MC + m - m0 + j];
+    if (!int4) { /* tile_int8's sums, block by block (p1 may end on an odd block) */
+        for (int b = 2 * p0; b < 2 * p1 && b < nb; b++) {
             __m256i x[GEMM_ROWS], ax[GEMM_ROWS];
             __m256 db[GEMM_ROWS];
 #pragma GCC unroll 2
             for (int j = 0; j < nm; j++) {
-                x[j] = _mm256_loadu_si256((const __m256i *)(a->q + (size_t)(m + j) * xs + (size_t)b * LLM_QBLOCK));
+                x[j] = _mm256_loadu_si256((const __m256i *)(codes_of(a, m + j) + (size_t)b * LLM_QBLOCK));
                 ax[j] = _mm256_sign_epi8(x[j], x[j]);
-                db[j] = _mm256_set1_ps(a->d[(size_t)(m + j) * a->nb + b]);
+                db[j] = _mm256_broadcast_ss(steps_of(a, m + j) + b);
             }
 #pragma GCC unroll 4
             for (int i = 0; i < nr; i++) {
-                __m256i wv = _mm256_loadu_si256((const __m256i *)(wq + i * ws + (size_t)(b - b0) * LLM_QBLOCK));
-                __m256 s = _mm256_set1_ps(int4 && !grouped ? sc4[(size_t)(b - b0) * TILE + i] : 0.0f);
+                __m256i wv = _mm256_loadu_si256((const __m256i *)(w->q8 + (size_t)(r + i) * w->cols + (size_t)b * LLM_QBLOCK));
+#pragma GCC unroll 2
+                for (int j = 0; j < nm; j++) c[i][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_block(wv, x[j], ax[j])), db[j], c[i][j]);
+            }
+        }
+    } else {
+        for (int p = p0; p < p1; p++) {
+            __m256i lo[GEMM_ROWS], hi[GEMM_ROWS];
+            __m256 dv[GEMM_ROWS];
+#pragma GCC unroll 2
+            for (int j = 0; j < nm; j++) {
+                const int8_t *x = codes_of(a, m + j) + (size_t)p * 2 * LLM_QBLOCK;
+                lo[j] = _mm256_loadu_si256((const __m256i *)x);
+                hi[j] = _mm256_loadu_si256((const __m256i *)(x + LLM_QBLOCK));
+                dv[j] = _mm256_loadu_ps(a->dv + ((size_t)(m + j) * np + (size_t)p) * 8);
+            }
+#pragma GCC unroll 4
+            for (int i = 0; i < nr; i++) {
+                const int8_t *wp = buf + (size_t)i * KP * 2 * LLM_QBLOCK + (size_t)(p - p0) * 2 * LLM_QBLOCK;
+                __m256i wl = _mm256_loadu_si256((const __m256i *)wp);
+                __m256i wh = _mm256_loadu_si256((const __m256i *)(wp + LLM_QBLOCK));
+                const float *scale = w->scale + (size_t)(r + i) * w->groups;
+                __m256 sv = grouped ? _mm256_setzero_ps() : by_lane(scale + 2 * p, 2 * p + 1 < nb ? scale + 2 * p + 1 : scale + 2 * p);
 #pragma GCC unroll 2
                 for (int j = 0; j < nm; j++) {
-                    __m256 step = int4 && !grouped ? _mm256_mul_ps(db[j], s) : db[j];
-                    part[i][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_block(wv, x[j], ax[j])), step, part[i][j]);
+                    __m256i s16 = _mm256_add_epi16(
+                        _mm256_maddubs_epi16(_mm256_sign_epi8(lo[j], lo[j]), _mm256_sign_epi8(wl, lo[j])),
+                        _mm256_maddubs_epi16(_mm256_sign_epi8(hi[j], hi[j]), _mm256_sign_epi8(wh, hi[j])));
+                    __m256 s = _mm256_cvtepi32_ps(_mm256_madd_epi16(s16, _mm256_set1_epi16(1)));
+                    if (!grouped) {
+                        c[i][j] = _mm256_fmadd_ps(s, _mm256_mul_ps(dv[j], sv), c[i][j]);
+                    } else {
+                        part[i][j] = _mm256_fmadd_ps(s, dv[j], part[i][j]);
+                        if ((p + 1) % ppg == 0) {
+                            c[i][j] = _mm256_fmadd_ps(part[i][j], _mm256_broadcast_ss(scale + (p + 1) / ppg - 1),
+                                                      c[i][j]);
+                            part[i][j] = _mm256_setzero_ps();
+                        }
+                    }
                 }
             }
         }
-#pragma GCC unroll 4
-        for (int i = 0; i < nr; i++) {
-            __m256 s = _mm256_set1_ps(grouped ? sc4[(size_t)(g0 - b0) * TILE + i] : 0.0f);
-#pragma GCC unroll 2
-            for (int j = 0; j < nm; j++) c[i][j] = grouped ? _mm256_fmadd_ps(part[i][j], s, c[i][j]) : part[i][j];
-        }
     }
 #pragma GCC unroll 4
     for (int i = 0; i < nr; i++)
 #pragma GCC unroll 2
-        for (int j = 0; j < nm; j++) acc[i * MC + m - m0 + j] = c[i][j];
-}
-
-/* Rows r..r+nr of int4 W, blocks b0..b1, into buf [TILE][KB * 32] as int8
- * codes less their zero points, in the activations' order (a block's
- * evens, then its odds). */
-AVX2_INLINE void unpack_int4(const llm_qlinear *w, int r, int nr, int b0, int b1, int8_t *buf)
-{
-    const size_t half = (size_t)w->cols / 2, G = (size_t)w->groups;
-    const int bpg = w->f.group / LLM_QBLOCK;
-    for (int i = 0; i < nr; i++) {
-        const uint8_t *codes = w->q4 + (size_t)(r + i) * half;
-        for (int b = b0; b < b1; b++) {
-            __m256i u = nibbles(codes + (size_t)b * (LLM_QBLOCK / 2));
-            int z = w->zero ? w->zero[(size_t)(r + i) * G + (size_t)(b / bpg)] : 8;
-            _mm256_storeu_si256((__m256i *)(buf + (size_t)i * KB * LLM_QBLOCK + (size_t)(b - b0) * LLM_QBLOCK),
-                                _mm256_sub_epi8(u, _mm256_set1_epi8((char)z)));
-        }
-    }
+        for (int j = 0; j < nm; j++) L->acc[i * MC + m - m0 + j] = c[i][j], L->part[i * MC + m - m0 + j] = part[i][j];
 }
 
 /* Weight rows r..r+nr (nr <= TILE) against X's rows m0..m0+mc (mc <= MC). */
-AVX2_INLINE void gemm_rows(const llm_qlinear *w, const llm_qact *a, float *Y, int ldy, int r, int nr, int m0,
-                           int mc, int int4, int grouped)
+AVX2_INLINE void gemm_rows(const llm_qlinear *w, const llm_qact *a, float *Y, int ldy, int r, int nr, int m0, int mc,
+                           int int4, int grouped)
 {
-    _Alignas(32) int8_t buf[TILE * KB * LLM_QBLOCK];
-    _Alignas(16) float sc4[KB * TILE]; /* int4: the scales of blocks b0.., a block's rows together */
-    __m256 acc[TILE * MC];
-    const int full = w->cols / LLM_QBLOCK, bpg = int4 ? w->f.group / LLM_QBLOCK : 1;
-    for (int i = 0; i < nr; i++)
-        for (int j = 0; j < mc; j++) acc[i * MC + j] = _mm256_setzero_ps();
-    for (int b0 = 0; b0 < full; b0 += KB) {
-        int b1 = full - b0 < KB ? full : b0 + KB;
-        const int8_t *wq = w->q8 + (size_t)r * w->cols + (size_t)b0 * LLM_QBLOCK;
-        size_t ws = (size_t)w->cols;
-        if (int4) {
-            unpack_int4(w, r, nr, b0, b1, buf);
-            wq = buf, ws = KB * LLM_QBLOCK;
-            for (int b = b0; b < b1; b++)
-                for (int i = 0; i < nr; i++) sc4[(b - b0) * TILE + i] = w->scale[(size_t)(r + i) * w->groups + b / bpg];
-        }
+    _Alignas(32) int8_t buf[TILE * KP * 2 * LLM_QBLOCK];
+    gemm_lanes L;
+    const int full = w->cols / LLM_QBLOCK, fp = (full + 1) / 2; /* pairs with a full block */
+    for (int i = 0; i < TILE * MC; i++) L.acc[i] = L.part[i] = _mm256_setzero_ps();
+    for (int p0 = 0; p0 < fp; p0 += KP) {
+        int p1 = fp - p0 < KP ? fp : p0 + KP;
+        if (int4) unpack_int4(w, r, nr, p0, p1, buf);
         for (int m = m0; m < m0 + mc;) {
             int nm = m0 + mc - m >= GEMM_ROWS ? GEMM_ROWS : 1;
-            if (nr == TILE && nm == GEMM_ROWS) gemm_tile(wq, ws, sc4, bpg, int4, grouped, a, m, m0, GEMM_ROWS, TILE, b0, b1, acc);
-            else if (nr == TILE) gemm_tile(wq, ws, sc4, bpg, int4, grouped, a, m, m0, 1, TILE, b0, b1, acc);
-            else if (nm == GEMM_ROWS) gemm_tile(wq, ws, sc4, bpg, int4, grouped, a, m, m0, GEMM_ROWS, 1, b0, b1, acc);
-            else gemm_tile(wq, ws, sc4, bpg, int4, grouped, a, m, m0, 1, 1, b0, b1, acc);
+            if (nr == TILE && nm == GEMM_ROWS) gemm_tile(w, buf, a, r, TILE, m, m0, GEMM_ROWS, p0, p1, int4, grouped, &L);
+            else if (nr == TILE) gemm_tile(w, buf, a, r, TILE, m, m0, 1, p0, p1, int4, grouped, &L);
+            else if (nm == GEMM_ROWS) gemm_tile(w, buf, a, r, 1, m, m0, GEMM_ROWS, p0, p1, int4, grouped, &L);
+            else gemm_tile(w, buf, a, r, 1, m, m0, 1, p0, p1, int4, grouped, &L);
             m += nm;
         }
     }
-    for (int j = 0; j < mc; j++) {
-        const int8_t *qx = a->q + (size_t)(m0 + j) * a->nb * LLM_QBLOCK;
-        const float *d = a->d + (size_t)(m0 + j) * a->nb;
+    for (int j = 0; j < mc; j++)
         for (int i = 0; i < nr; i++)
             Y[(size_t)(m0 + j) * ldy + r + i] =
-                int4 ? hsum8(acc[i * MC + j]) : finish_int8(w, r + i, acc[i * MC + j], qx, d);
-    }
+                int4 ? hsum8(L.acc[i * MC + j])
+                     : finish_int8(w, r + i, L.acc[i * MC + j], codes_of(a, m0 + j), steps_of(a, m0 + j));
 }
 
 /* Rows r0..r1 against all of X, chunk by chunk of X's rows. */
@@ -500,29 +634,19 @@ AVX2_INLINE void gemm(const llm_qlinear *w, const llm_qact *a, float *Y, int ldy
 
 AVX2 static void rows_avx2(const llm_qlinear *w, const llm_qact *a, float *Y, int ldy, int r0, int r1)
 {
+    const int int4 = w->f.scheme == LLM_Q_INT4, grouped = int4 && w->f.group > LLM_QBLOCK;
     if (a->M >= GEMM_MIN) {
-        if (w->f.scheme != LLM_Q_INT4) gemm(w, a, Y, ldy, r0, r1, 0, 0);
-        else if (w->f.group > LLM_QBLOCK) gemm(w, a, Y, ldy, r0, r1, 1, 1);
+        if (!int4) gemm(w, a, Y, ldy, r0, r1, 0, 0);
+        else if (grouped) gemm(w, a, Y, ldy, r0, r1, 1, 1);
         else gemm(w, a, Y, ldy, r0, r1, 1, 0);
-        return;
-    }
-    if (w->f.scheme == LLM_Q_INT4) {
-        int grouped = w->f.group > LLM_QBLOCK;
-        if (w->zero && grouped) rows_int4(w, a, Y, ldy, r0, r1, 1, 1);
-        else if (w->zero) rows_int4(w, a, Y, ldy, r0, r1, 1, 0);
-        else if (grouped) rows_int4(w, a, Y, ldy, r0, r1, 0, 1);
+    } else if (!int4) {
+        rows_int8(w, a, Y, ldy, r0, r1);
+    } else if (w->zero) {
+        if (grouped) rows_int4(w, a, Y, ldy, r0, r1, 1, 1);
+        else rows_int4(w, a, Y, ldy, r0, r1, 1, 0);
+    } else {
+        if (grouped) rows_int4(w, a, Y, ldy, r0, r1, 0, 1);
         else rows_int4(w, a, Y, ldy, r0, r1, 0, 0);
-        return;
-    }
-    for (int r = r0; r < r1;) {
-        int nr = r1 - r >= TILE ? TILE : 1;
-        for (int m = 0; m < a->M; m++) {
-            const int8_t *qx = a->q + (size_t)m * a->nb * LLM_QBLOCK;
-            const float *d = a->d + (size_t)m * a->nb;
-            if (nr == TILE) tile_int8(w, r, TILE, qx, d, Y + (size_t)m * ldy + r);
-            else tile_int8(w, r, 1, qx, d, Y + (size_t)m * ldy + r);
-        }
-        r += nr;
     }
 }
 #endif
@@ -539,9 +663,9 @@ static void rows_with(const llm_qlinear *w, const llm_qact *a, float *Y, int ldy
     int int4 = w->f.scheme == LLM_Q_INT4;
     for (int r = r0; r < r1; r++)
         for (int m = 0; m < a->M; m++) {
-            const int8_t *qx = a->q + (size_t)m * a->nb * LLM_QBLOCK;
-            const float *d = a->d + (size_t)m * a->nb;
-            Y[(size_t)m * ldy + r] = int4 ? row_int4(w, r, qx, d) : row_int8(w, r, qx, d, a->nb);
+            const int8_t *qx = codes_of(a, m);
+            const float *d = steps_of(a, m);
+            Y[(size_t)m * ldy + r] = int4 ? row_int4(w, r, qx, d) : row_int8(w, r, qx, d);
         }
 }
 
@@ -551,20 +675,21 @@ void llm_qlinear_rows_q(const llm_qlinear *w, const llm_qact *a, float *Y, int l
 }
 
 /* llm_qlinear_rows with the AVX2 quantizer and kernels (avx2 = 1) or the
- * portable ones: X quantized a few rows at a time on the stack. */
-static int float_rows(const llm_qlinear *w, const float *X, int M, float *Y, int ldy, int r0, int r1,
-                      int avx2)
+ * portable ones: X quantized a few rows at a time on the stack (rows wider
+ * than QX_COLS one at a time on the heap). */
+static int float_rows(const llm_qlinear *w, const float *X, int M, float *Y, int ldy, int r0, int r1, int avx2)
 {
     if (r0 >= r1 || M < 1) return 0;
-    int nb = blocks_of(w->cols), per = QX_BYTES / (nb * LLM_QBLOCK); /* rows of X at a time */
-    _Alignas(32) int8_t qbuf[QX_BYTES];
-    float dbuf[QX_BYTES / LLM_QBLOCK];
-    llm_qact a = {.q = qbuf, .d = dbuf, .cap = QX_BYTES / LLM_QBLOCK};
-    if (per < 1) { /* a row wider than the buffer: one row at a time on the heap */
+    enum { STACK = (QX_COLS / (2 * LLM_QBLOCK)) * (2 * LLM_QBLOCK + 8 * 4 + 16 * 2 + 2 * 4) };
+    _Alignas(32) char stack[STACK];
+    llm_qact a = {.cap = STACK};
+    int per = (int)(STACK / row_bytes(w->cols)); /* rows of X at a time */
+    if (per < 1) {
         per = 1;
         a.cap = 0;
         if (llm_qact_reserve(&a, 1, w->cols) < 0) return LLM_ERR_NOMEM;
-    }
+    } else
+        a.mem = stack;
     for (int m0 = 0; m0 < M; m0 += per) {
         int n = M - m0 < per ? M - m0 : per;
         quantize(&a, w, X + (size_t)m0 * w->cols, n, avx2);
@@ -579,8 +704,7 @@ int llm_qlinear_rows(const llm_qlinear *w, const float *X, int M, float *Y, int 
     return float_rows(w, X, M, Y, ldy, r0, r1, llm_qmatmul_avx2());
 }
 
-int llm_qlinear_rows_portable(const llm_qlinear *w, const float *X, int M, float *Y, int ldy, int r0,
-                              int r1)
+int llm_qlinear_rows_portable(const llm_qlinear *w, const float *X, int M, float *Y, int ldy, int r0, int r1)
 {
     return float_rows(w, X, M, Y, ldy, r0, r1, 0);
 }

@@ -14,15 +14,17 @@
  *   |Y[m,r] - sum_k X[m,k] Ŵ[r,k]| <= sum_k |Ŵ[r,k]| d_b(k) / 2  (+ float rounding)
  *
  * which tests/unit/test_qmatmul.c checks against a double-precision product.
- * The kernels use AVX2 (maddubs/madd, 4 weight rows per pass over a block
- * of X; from 16 rows of X on, a blocked product: tiles of 4 weight rows by
- * 2 rows of X, int4 codes unpacked once per tile into a small buffer and
- * shared by all the rows of X) when the CPU has it, and portable C
- * otherwise; both quantize X to the same codes and take the same integer
- * sums, and sum the floats in different orders.  The AVX2 kernels give a
- * row of Y the same bits whichever of them computes it and however many
- * rows of X come with it, so decode and prefill agree.  The weights are
- * read as quant.h stores them: no other layout.
+ * The kernels use AVX2 when the CPU has it (maddubs/madd; for a few rows
+ * of X, 4 weight rows per pass over X, int4 a pair of blocks per 32-byte
+ * load, its low nibbles against X's evens and its high ones against the
+ * odds; from 16 rows of X on, a blocked product: tiles of 4 weight rows by 2 rows of X,
+ * int4 codes unpacked once per tile into a small buffer and shared by all
+ * the rows of X), and portable C otherwise; both quantize X to the same
+ * codes and take the same integer sums, and sum the floats in different
+ * orders.  The AVX2 kernels give a row of Y the same bits whichever of
+ * them computes it and however many rows of X come with it, so decode and
+ * prefill agree.  The weights are read as quant.h stores them: no other
+ * layout.
  *
  * A decode step quantizes each input once (llm_qact) and shares it among
  * its threads and among the products that read the same input; a caller
@@ -46,24 +48,31 @@
 #include "quant.h"
 
 /* X [M, cols] quantized for the kernels of one kind of weight: the codes'
- * order within a block (int4: a block's even elements, then its odd ones,
- * as the nibbles hold them) and the step (a step per block, or w8a8's fixed
- * one) depend on the weight's format; any weight of the same width and kind
- * can use it (llm_qact_fits). */
+ * order (int4: each pair of blocks' evens, then its odds, as the nibbles
+ * of a pair of weight blocks hold them) and the step (a step per block, or
+ * w8a8's fixed one) depend on the weight's format; any weight of the same
+ * width and kind can use it (llm_qact_fits).  Blocks go in pairs, a last,
+ * odd one with a block of zeros (step 0). */
 typedef struct llm_qact {
     int M, cols, nb;  /* rows, width, blocks per row (the last may be partial) */
-    int split;        /* 1: each block's evens then odds (int4's order) */
+    int split;        /* 1: int4's order and the int4 kernels' per-pair extras */
     float step;       /* 0: a step per block, max|x_b| / 127; else this fixed step */
-    int8_t *q;        /* [M, nb * LLM_QBLOCK], a partial block padded with 0 */
-    float *d;         /* [M, nb] the steps */
-    size_t cap;       /* blocks q and d have room for */
-    void *heap;       /* what llm_qact_reserve allocated; NULL: q and d are the caller's */
+    int8_t *q;        /* [M, pairs * 64] the codes, a partial block padded with 0 */
+    float *dv;        /* int4: [M, pairs * 8] each pair's two steps, 4 lanes each */
+    int16_t *x8;      /* int4: [M, pairs * 16] 8 x the sums of adjacent codes over a pair's
+                       * evens and odds: what the symmetric zero point 8 takes away */
+    float *d;         /* [M, pairs * 2] the steps */
+    void *mem;        /* where q, dv, x8 and d lie: cap bytes */
+    size_t cap;
+    void *heap;       /* what llm_qact_reserve allocated (mem), or NULL */
 } llm_qact;
 
 /* Room for M rows of cols values (keeping nothing): 0 or LLM_ERR_NOMEM, no
  * message (the caller says what it was for).  llm_qact_free releases it. */
 int llm_qact_reserve(llm_qact *a, int M, int cols);
 void llm_qact_free(llm_qact *a);
+/* 1 when a has room for M rows of cols values. */
+int llm_qact_room(const llm_qact *a, int M, int cols);
 /* X [M, cols = w->cols] quantized for w's kernels into a (reserved for at
  * least M rows of that width).  Single-threaded. */
 void llm_qact_quantize(llm_qact *a, const llm_qlinear *w, const float *X, int M);
