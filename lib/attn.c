@@ -354,23 +354,43 @@ HOT static float one_query(const llm_attn_shape *s, const float *q, const float 
     row_span(s, 0, &lo, &hi);
     for (int c = 0; c < d; c++) out[c] = 0.0f;
     if (hi < lo) return -INFINITY;
-    float mx = -INFINITY;
-    for (long long j = lo; j <= hi; j++) {
+    /* Four keys at a time: four independent sums in flight, where one
+     * key's sum alone waits on each add of the one before (3x slower). */
+    long long j = lo;
+    for (; j + 3 <= hi; j += 4) {
+        const float *k0 = k + (size_t)j * ldkv, *k1 = k0 + ldkv, *k2 = k1 + ldkv, *k3 = k2 + ldkv;
+        float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
+#pragma omp simd reduction(+ : a0, a1, a2, a3)
+        for (int c = 0; c < d; c++) a0 += q[c] * k0[c], a1 += q[c] * k1[c], a2 += q[c] * k2[c], a3 += q[c] * k3[c];
+        scores[j] = a0 * s->scale, scores[j + 1] = a1 * s->scale;
+        scores[j + 2] = a2 * s->scale, scores[j + 3] = a3 * s->scale;
+    }
+    for (; j <= hi; j++) {
         const float *kj = k + (size_t)j * ldkv;
         float acc = 0.0f;
 #pragma omp simd reduction(+ : acc)
         for (int c = 0; c < d; c++) acc += q[c] * kj[c];
         scores[j] = acc * s->scale;
-        mx = scores[j] > mx ? scores[j] : mx;
     }
+    float mx = -INFINITY;
+    for (j = lo; j <= hi; j++) mx = scores[j] > mx ? scores[j] : mx;
     float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
-    for (long long j = lo; j <= hi; j++) {
-        scores[j] = fast_exp(scores[j] - mx);
-        sum += scores[j];
+    for (long long i = lo; i <= hi; i++) {
+        scores[i] = fast_exp(scores[i] - mx);
+        sum += scores[i];
     }
     const float inv = 1.0f / sum;
-    for (long long j = lo; j <= hi; j++) {
+    /* Four values at a time into out: a quarter of the loads and stores of
+     * out, whose each update waits on the one before. */
+    for (j = lo; j + 3 <= hi; j += 4) {
+        const float p0 = scores[j] * inv, p1 = scores[j + 1] * inv, p2 = scores[j + 2] * inv,
+                    p3 = scores[j + 3] * inv;
+        const float *v0 = v + (size_t)j * ldkv, *v1 = v0 + ldkv, *v2 = v1 + ldkv, *v3 = v2 + ldkv;
+#pragma omp simd
+        for (int c = 0; c < d; c++) out[c] += (p0 * v0[c] + p1 * v1[c]) + (p2 * v2[c] + p3 * v3[c]);
+    }
+    for (; j <= hi; j++) {
         const float p = scores[j] * inv, *vj = v + (size_t)j * ldkv;
 #pragma omp simd
         for (int c = 0; c < d; c++) out[c] += p * vj[c];
