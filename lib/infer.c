@@ -277,13 +277,16 @@ static void attend(llm_infer *s, const segment *sg, int l, int h, int R, float *
  * Attention goes by (segment, head).  A product out of memory (a quantized
  * one, llm_linear_rows) is noted by its thread and reported after the
  * region, which every thread runs to its end. */
-/* Pieces of a decode step's product per thread.  The products stream
- * memory, and two threads on a shared machine rarely stream at the same
- * rate: with one equal share each, the first done waited at the barrier
- * (16% of the step's thread time on the 110M shape); with pieces taken as
- * they come free, both stream to the end.  Pieces are whole tiles of 4
- * rows (llm_matvec_split), the same rows whichever thread takes them, so
- * the result does not depend on the timing. */
+/* Pieces of a decode step's product per thread, taken with a guided
+ * schedule (the first claims half of them, then smaller ones).  The
+ * products stream memory, and two threads on a shared machine rarely
+ * stream at the same rate: with one equal share each, the first done
+ * waited at the barrier (libgomp was 19% of the kernels' samples on the
+ * 110M shape, F32).  Each claim costs a shared counter's cache line going
+ * between cores, so the claims are few: 16 pieces per thread, each taken
+ * alone, made int4 decode 20% slower.  Pieces are whole tiles of 4 rows
+ * (llm_matvec_split), the same rows whichever thread takes them, so the
+ * result does not depend on the timing. */
 enum { ROW_PIECES = 4 };
 
 static int run_rows(llm_infer *s, const segment *seg, int n_seg, int R, int all_logits, llm_error *err)
@@ -312,7 +315,7 @@ static int run_rows(llm_infer *s, const segment *seg, int n_seg, int R, int all_
             float *yt[3] = {s->q, s->kn, s->vn};
             const int base[4] = {0, HE, HE + KE, QKV}, ld[3] = {HE, KE, KE};
             const llm_qact *xq = have_xq ? &s->xq : NULL;
-#pragma omp for schedule(dynamic)
+#pragma omp for schedule(guided)
             for (int p = 0; p < pieces; p++) {
                 llm_matvec_split(QKV, p, pieces, &r0, &r1);
                 for (int i = 0; i < 3; i++) {
@@ -332,7 +335,7 @@ static int run_rows(llm_infer *s, const segment *seg, int n_seg, int R, int all_
                 have_xq = llm_linear_quantize_input(&lin[LLM_LIN_WO], s->att, R, &s->xq);
             }
             xq = have_xq ? &s->xq : NULL;
-#pragma omp for schedule(dynamic)
+#pragma omp for schedule(guided)
             for (int p = 0; p < pieces; p++) {
                 llm_matvec_split(D, p, pieces, &r0, &r1);
                 bad |= llm_linear_rows(&lin[LLM_LIN_WO], s->att, xq, R, s->x, D, r0, r1, 1, s->xn) < 0;
@@ -344,7 +347,7 @@ static int run_rows(llm_infer *s, const segment *seg, int n_seg, int R, int all_
             }
             /* w1 and w3 by the same rows, so a piece's thread gates its own */
             xq = have_xq ? &s->xq : NULL;
-#pragma omp for schedule(dynamic)
+#pragma omp for schedule(guided)
             for (int p = 0; p < pieces; p++) {
                 llm_matvec_split(F, p, pieces, &r0, &r1);
                 bad |= llm_linear_rows(&lin[LLM_LIN_W1], s->xn, xq, R, s->h1, F, r0, r1, 0, NULL) < 0;
@@ -360,7 +363,7 @@ static int run_rows(llm_infer *s, const segment *seg, int n_seg, int R, int all_
                 have_xq = llm_linear_quantize_input(&lin[LLM_LIN_W2], s->h1, R, &s->xq);
             }
             xq = have_xq ? &s->xq : NULL;
-#pragma omp for schedule(dynamic)
+#pragma omp for schedule(guided)
             for (int p = 0; p < pieces; p++) {
                 llm_matvec_split(D, p, pieces, &r0, &r1);
                 bad |= llm_linear_rows(&lin[LLM_LIN_W2], s->h1, xq, R, s->x, D, r0, r1, 1, s->xn) < 0;
@@ -373,7 +376,7 @@ static int run_rows(llm_infer *s, const segment *seg, int n_seg, int R, int all_
             llm_rmsnorm(s->x, m->p.norm, s->xn, NULL, s->logit_rows, D, c->norm_eps);
             have_xq = llm_linear_quantize_input(cls, s->xn, s->logit_rows, &s->xq);
         }
-#pragma omp for schedule(dynamic) nowait
+#pragma omp for schedule(guided) nowait
         for (int p = 0; p < pieces; p++) {
             llm_matvec_split(V, p, pieces, &r0, &r1);
             bad |= llm_linear_rows(cls, s->xn, have_xq ? &s->xq : NULL, s->logit_rows, s->logits, V, r0, r1, 0,
