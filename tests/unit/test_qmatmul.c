@@ -147,7 +147,7 @@ static void test_shapes(void)
 /* Many rows of X at once (the batched kernel, from 16 rows): rows of X
  * not a multiple of its tile and more than one chunk of them (64), weight
  * rows with a tail, widths of more than one chunk of blocks (32), with a
- * partial last block (int8); against the double product, the portable
+ * partial last block (int8), a group wider than a chunk; against the double product, the portable
  * kernels, and X row by row (the decode kernels) bit for bit. */
 static void test_batched(void)
 {
@@ -159,6 +159,7 @@ static void test_batched(void)
         {{.scheme = LLM_Q_INT4, .group = 32, .sym = 1}, 1088},
         {{.scheme = LLM_Q_INT4, .group = 128, .sym = 0}, 1280},
         {{.scheme = LLM_Q_INT4, .group = 64, .sym = 1}, 1152},
+        {{.scheme = LLM_Q_INT4, .group = 2048, .sym = 1}, 2048}, /* a group wider than a chunk */
     };
     const int Ms[] = {16, 23, 70};
     for (int fi = 0; fi < N_FORMATS; fi++)
