@@ -271,24 +271,11 @@ static void attend(llm_infer *s, const segment *sg, int l, int h, int R, float *
 
 /* Rows of one token each, with no tap: the decode step.  Every matrix
  * product streams its weights once for all R rows (matvec.h), split by
- * output rows into ROW_PIECES pieces per thread that the threads of one
- * parallel region (lasting the whole step) take as they come free; the few
- * element-wise pieces between products run on one thread.
+ * output rows among the threads of one parallel region that lasts the whole
+ * step; the few element-wise pieces between products run on one thread.
  * Attention goes by (segment, head).  A product out of memory (a quantized
  * one, llm_linear_rows) is noted by its thread and reported after the
  * region, which every thread runs to its end. */
-/* Pieces of a decode step's product per thread, taken with a guided
- * schedule (the first claims half of them, then smaller ones).  The
- * products stream memory, and two threads on a shared machine rarely
- * stream at the same rate: with one equal share each, the first done
- * waited at the barrier (libgomp was 19% of the kernels' samples on the
- * 110M shape, F32).  Each claim costs a shared counter's cache line going
- * between cores, so the claims are few: 16 pieces per thread, each taken
- * alone, made int4 decode 20% slower.  Pieces are whole tiles of 4 rows
- * (llm_matvec_split), the same rows whichever thread takes them, so the
- * result does not depend on the timing. */
-enum { ROW_PIECES = 4 };
-
 static int run_rows(llm_infer *s, const segment *seg, int n_seg, int R, int all_logits, llm_error *err)
 {
     const llm_model *m = s->m;
@@ -301,7 +288,7 @@ static int run_rows(llm_infer *s, const segment *seg, int n_seg, int R, int all_
     int have_xq = 0; /* s->xq holds the input of the products at hand (set in a single) */
 #pragma omp parallel num_threads(s->threads) if (parallel)
     {
-        const int t = omp_get_thread_num(), pieces = ROW_PIECES * omp_get_num_threads();
+        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
         int r0, r1, bad = 0;
         for (int l = 0; l < c->n_layers; l++) {
             const llm_layer_params *w = &m->p.layers[l];
@@ -311,20 +298,18 @@ static int run_rows(llm_infer *s, const segment *seg, int n_seg, int R, int all_
                 llm_rmsnorm(s->x, w->attn_norm, s->xn, NULL, R, D, c->norm_eps);
                 have_xq = llm_linear_quantize_input(&lin[LLM_LIN_WQ], s->xn, R, &s->xq);
             }
-            /* q, k and v as one [HE + 2 KE, D] product */
+            /* q, k and v as one [HE + 2 KE, D] product split among the threads */
+            llm_matvec_split(QKV, t, nt, &r0, &r1);
             float *yt[3] = {s->q, s->kn, s->vn};
             const int base[4] = {0, HE, HE + KE, QKV}, ld[3] = {HE, KE, KE};
             const llm_qact *xq = have_xq ? &s->xq : NULL;
-#pragma omp for schedule(guided)
-            for (int p = 0; p < pieces; p++) {
-                llm_matvec_split(QKV, p, pieces, &r0, &r1);
-                for (int i = 0; i < 3; i++) {
-                    int a = r0 > base[i] ? r0 : base[i], b = r1 < base[i + 1] ? r1 : base[i + 1];
-                    if (a < b)
-                        bad |= llm_linear_rows(&lin[LLM_LIN_WQ + i], s->xn, xq, R, yt[i], ld[i], a - base[i],
-                                               b - base[i], 0, NULL) < 0;
-                }
+            for (int i = 0; i < 3; i++) {
+                int a = r0 > base[i] ? r0 : base[i], b = r1 < base[i + 1] ? r1 : base[i + 1];
+                if (a < b)
+                    bad |= llm_linear_rows(&lin[LLM_LIN_WQ + i], s->xn, xq, R, yt[i], ld[i], a - base[i],
+                                           b - base[i], 0, NULL) < 0;
             }
+#pragma omp barrier
 #pragma omp single
             rope_into_cache(s, seg, n_seg, l);
 #pragma omp for collapse(2) schedule(dynamic)
@@ -334,40 +319,34 @@ static int run_rows(llm_infer *s, const segment *seg, int n_seg, int R, int all_
 #pragma omp single
                 have_xq = llm_linear_quantize_input(&lin[LLM_LIN_WO], s->att, R, &s->xq);
             }
+            llm_matvec_split(D, t, nt, &r0, &r1);
             xq = have_xq ? &s->xq : NULL;
-#pragma omp for schedule(guided)
-            for (int p = 0; p < pieces; p++) {
-                llm_matvec_split(D, p, pieces, &r0, &r1);
-                bad |= llm_linear_rows(&lin[LLM_LIN_WO], s->att, xq, R, s->x, D, r0, r1, 1, s->xn) < 0;
-            }
+            bad |= llm_linear_rows(&lin[LLM_LIN_WO], s->att, xq, R, s->x, D, r0, r1, 1, s->xn) < 0;
+#pragma omp barrier
 #pragma omp single
             {
                 llm_rmsnorm(s->x, w->mlp_norm, s->xn, NULL, R, D, c->norm_eps);
                 have_xq = llm_linear_quantize_input(&lin[LLM_LIN_W1], s->xn, R, &s->xq);
             }
-            /* w1 and w3 by the same rows, so a piece's thread gates its own */
+            /* w1 and w3 by the same rows, so each thread gates its own */
+            llm_matvec_split(F, t, nt, &r0, &r1);
             xq = have_xq ? &s->xq : NULL;
-#pragma omp for schedule(guided)
-            for (int p = 0; p < pieces; p++) {
-                llm_matvec_split(F, p, pieces, &r0, &r1);
-                bad |= llm_linear_rows(&lin[LLM_LIN_W1], s->xn, xq, R, s->h1, F, r0, r1, 0, NULL) < 0;
-                bad |= llm_linear_rows(&lin[LLM_LIN_W3], s->xn, xq, R, s->h3, F, r0, r1, 0, NULL) < 0;
-                for (int i = 0; i < R; i++)
-                    for (int j = r0; j < r1; j++) {
-                        size_t at = (size_t)i * F + (size_t)j;
-                        s->h1[at] = llm_silu(s->h1[at]) * s->h3[at];
-                    }
-            }
+            bad |= llm_linear_rows(&lin[LLM_LIN_W1], s->xn, xq, R, s->h1, F, r0, r1, 0, NULL) < 0;
+            bad |= llm_linear_rows(&lin[LLM_LIN_W3], s->xn, xq, R, s->h3, F, r0, r1, 0, NULL) < 0;
+            for (int i = 0; i < R; i++)
+                for (int j = r0; j < r1; j++) {
+                    size_t at = (size_t)i * F + (size_t)j;
+                    s->h1[at] = llm_silu(s->h1[at]) * s->h3[at];
+                }
+#pragma omp barrier
             if (lin[LLM_LIN_W2].q) {
 #pragma omp single
                 have_xq = llm_linear_quantize_input(&lin[LLM_LIN_W2], s->h1, R, &s->xq);
             }
+            llm_matvec_split(D, t, nt, &r0, &r1);
             xq = have_xq ? &s->xq : NULL;
-#pragma omp for schedule(guided)
-            for (int p = 0; p < pieces; p++) {
-                llm_matvec_split(D, p, pieces, &r0, &r1);
-                bad |= llm_linear_rows(&lin[LLM_LIN_W2], s->h1, xq, R, s->x, D, r0, r1, 1, s->xn) < 0;
-            }
+            bad |= llm_linear_rows(&lin[LLM_LIN_W2], s->h1, xq, R, s->x, D, r0, r1, 1, s->xn) < 0;
+#pragma omp barrier
         }
         const llm_linear *cls = &m->lin[llm_linear_index(c->n_layers, 0)];
 #pragma omp single
@@ -376,12 +355,9 @@ static int run_rows(llm_infer *s, const segment *seg, int n_seg, int R, int all_
             llm_rmsnorm(s->x, m->p.norm, s->xn, NULL, s->logit_rows, D, c->norm_eps);
             have_xq = llm_linear_quantize_input(cls, s->xn, s->logit_rows, &s->xq);
         }
-#pragma omp for schedule(guided) nowait
-        for (int p = 0; p < pieces; p++) {
-            llm_matvec_split(V, p, pieces, &r0, &r1);
-            bad |= llm_linear_rows(cls, s->xn, have_xq ? &s->xq : NULL, s->logit_rows, s->logits, V, r0, r1, 0,
-                                   NULL) < 0;
-        }
+        llm_matvec_split(V, t, nt, &r0, &r1);
+        bad |= llm_linear_rows(cls, s->xn, have_xq ? &s->xq : NULL, s->logit_rows, s->logits, V, r0, r1, 0,
+                               NULL) < 0;
         if (bad) {
 #pragma omp atomic write
             failed = 1;
