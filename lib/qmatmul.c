@@ -488,28 +488,33 @@ AVX2_INLINE void rows_int8(const llm_qlinear *w, const llm_qact *a, float *Y, in
  * A tile of TILE weight rows, a chunk of their pairs of blocks (at most
  * KP), against the rows of X in a chunk of at most MC, GEMM_ROWS at a
  * time: each pair of weights read from L1 for GEMM_ROWS rows of X.  int4's
- * codes are unpacked for the chunk (less their zero points) into a buffer
- * of int8 in X's order, so that every row of X reads them as int8 codes.
- * The lanes acc (and part) of each (weight row, X row) wait in memory
- * between chunks. */
+ * codes are unpacked for the chunk into a buffer in X's order (symmetric:
+ * the codes u, 0..15, which maddubs takes as they are; asymmetric: u less
+ * the zero point), so that every row of X reads them as bytes.  What
+ * waits in memory between chunks: the sums acc of each (weight row, X
+ * row) and, for int4 in groups of 2+ blocks, the group's part so far (in
+ * registers, acc is updated in memory at each group's end). */
 enum { GEMM_ROWS = 2, MC = 64, KP = 16 };
 
 typedef struct gemm_lanes {
     __m256 acc[TILE * MC], part[TILE * MC];
 } gemm_lanes;
 
-/* Rows r..r+nr of int4 W, pairs p0..p1, into buf [TILE][KP * 64] as
- * int8 codes less their zero points, in X's order (a pair's evens, then
- * its odds). */
-AVX2_INLINE void unpack_int4(const llm_qlinear *w, int r, int nr, int p0, int p1, int8_t *buf)
+/* Rows r..r+nr of int4 W, pairs p0..p1, into buf [TILE][KP * 64] in X's
+ * order (a pair's evens, then its odds): the codes (symmetric) or the
+ * codes less their zero points.  Prefetches the same pairs of the next
+ * tile (its rows are short streams the hardware does not follow). */
+AVX2_INLINE void unpack_int4(const llm_qlinear *w, int r, int nr, int p0, int p1, int asym, int8_t *buf)
 {
     const int nb = w->cols / LLM_QBLOCK, bpg = w->f.group / LLM_QBLOCK;
     const __m256i m4 = _mm256_set1_epi8(15);
     for (int i = 0; i < nr; i++) {
         const uint8_t *row = w->q4 + (size_t)(r + i) * (w->cols / 2);
+        uintptr_t next = (uintptr_t)row + (size_t)TILE * (w->cols / 2); /* may be past the end */
         for (int p = p0; p < p1; p++) {
+            _mm_prefetch((const char *)(next + (size_t)p * LLM_QBLOCK), _MM_HINT_T0);
             __m256i v = pair_codes(row, p, nb);
-            __m256i z = w->zero ? pair_zeros(w, r + i, p, nb, bpg) : _mm256_set1_epi8(8);
+            __m256i z = asym ? pair_zeros(w, r + i, p, nb, bpg) : _mm256_setzero_si256();
             int8_t *out = buf + (size_t)i * KP * 2 * LLM_QBLOCK + (size_t)(p - p0) * 2 * LLM_QBLOCK;
             _mm256_storeu_si256((__m256i *)out, _mm256_sub_epi8(_mm256_and_si256(v, m4), z));
             _mm256_storeu_si256((__m256i *)(out + LLM_QBLOCK),
@@ -519,67 +524,88 @@ AVX2_INLINE void unpack_int4(const llm_qlinear *w, int r, int nr, int p0, int p1
 }
 
 /* nm <= GEMM_ROWS rows of X from row m (of the chunk at m0) against nr <=
- * TILE weight rows from r, pairs p0..p1: int8 from W's codes, int4 from
- * buf (unpack_int4). */
-AVX2_INLINE void gemm_tile(const llm_qlinear *w, const int8_t *buf, const llm_qact *a, int r, int nr, int m,
-                           int m0, int nm, int p0, int p1, int int4, int grouped, gemm_lanes *L)
+ * TILE int8 weight rows from r, pairs p0..p1 (the last may end on an odd
+ * block), as tile_int8 sums them. */
+AVX2_INLINE void gemm_tile_int8(const llm_qlinear *w, const llm_qact *a, int r, int nr, int m, int m0, int nm, int p0,
+                                int p1, gemm_lanes *L)
 {
-    const int np = pairs_of(w->cols), nb = w->cols / LLM_QBLOCK, ppg = w->f.group / (2 * LLM_QBLOCK);
-    __m256 c[TILE][GEMM_ROWS], part[TILE][GEMM_ROWS];
+    const int nb = w->cols / LLM_QBLOCK;
+    __m256 c[TILE][GEMM_ROWS];
 #pragma GCC unroll 4
     for (int i = 0; i < nr; i++)
 #pragma GCC unroll 2
-        for (int j = 0; j < nm; j++) c[i][j] = L->acc[i * MC + m - m0 + j], part[i][j] = L->part[i * MC + m - m0 + j];
-    if (!int4) { /* tile_int8's sums, block by block (p1 may end on an odd block) */
-        for (int b = 2 * p0; b < 2 * p1 && b < nb; b++) {
-            __m256i x[GEMM_ROWS], ax[GEMM_ROWS];
-            __m256 db[GEMM_ROWS];
+        for (int j = 0; j < nm; j++) c[i][j] = L->acc[i * MC + m - m0 + j];
+    for (int b = 2 * p0; b < 2 * p1 && b < nb; b++) {
+        __m256i x[GEMM_ROWS], ax[GEMM_ROWS];
+        __m256 db[GEMM_ROWS];
 #pragma GCC unroll 2
-            for (int j = 0; j < nm; j++) {
-                x[j] = _mm256_loadu_si256((const __m256i *)(codes_of(a, m + j) + (size_t)b * LLM_QBLOCK));
-                ax[j] = _mm256_sign_epi8(x[j], x[j]);
-                db[j] = _mm256_broadcast_ss(steps_of(a, m + j) + b);
-            }
-#pragma GCC unroll 4
-            for (int i = 0; i < nr; i++) {
-                __m256i wv = _mm256_loadu_si256((const __m256i *)(w->q8 + (size_t)(r + i) * w->cols + (size_t)b * LLM_QBLOCK));
-#pragma GCC unroll 2
-                for (int j = 0; j < nm; j++) c[i][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_block(wv, x[j], ax[j])), db[j], c[i][j]);
-            }
+        for (int j = 0; j < nm; j++) {
+            x[j] = _mm256_loadu_si256((const __m256i *)(codes_of(a, m + j) + (size_t)b * LLM_QBLOCK));
+            ax[j] = _mm256_sign_epi8(x[j], x[j]);
+            db[j] = _mm256_broadcast_ss(steps_of(a, m + j) + b);
         }
-    } else {
-        for (int p = p0; p < p1; p++) {
-            __m256i lo[GEMM_ROWS], hi[GEMM_ROWS];
-            __m256 dv[GEMM_ROWS];
+#pragma GCC unroll 4
+        for (int i = 0; i < nr; i++) {
+            __m256i wv = _mm256_loadu_si256((const __m256i *)(w->q8 + (size_t)(r + i) * w->cols + (size_t)b * LLM_QBLOCK));
+#pragma GCC unroll 2
+            for (int j = 0; j < nm; j++) c[i][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_block(wv, x[j], ax[j])), db[j], c[i][j]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < nr; i++)
+#pragma GCC unroll 2
+        for (int j = 0; j < nm; j++) L->acc[i * MC + m - m0 + j] = c[i][j];
+}
+
+/* The same for int4 from buf (unpack_int4), as tile_int4 sums them: in
+ * registers the sums (groups of one block) or the group's part. */
+AVX2_INLINE void gemm_tile_int4(const llm_qlinear *w, const int8_t *buf, const llm_qact *a, int r, int nr, int m,
+                                int m0, int nm, int p0, int p1, int asym, int grouped, gemm_lanes *L)
+{
+    const int np = pairs_of(w->cols), nb = w->cols / LLM_QBLOCK, ppg = w->f.group / (2 * LLM_QBLOCK);
+    __m256 *keep = grouped ? L->part : L->acc;
+    __m256 c[TILE][GEMM_ROWS];
+#pragma GCC unroll 4
+    for (int i = 0; i < nr; i++)
+#pragma GCC unroll 2
+        for (int j = 0; j < nm; j++) c[i][j] = keep[i * MC + m - m0 + j];
+    for (int p = p0; p < p1; p++) {
+        __m256i lo[GEMM_ROWS], hi[GEMM_ROWS];
+        __m256 dv[GEMM_ROWS];
+#pragma GCC unroll 2
+        for (int j = 0; j < nm; j++) {
+            const int8_t *x = codes_of(a, m + j) + (size_t)p * 2 * LLM_QBLOCK;
+            lo[j] = _mm256_loadu_si256((const __m256i *)x);
+            hi[j] = _mm256_loadu_si256((const __m256i *)(x + LLM_QBLOCK));
+            dv[j] = _mm256_loadu_ps(a->dv + ((size_t)(m + j) * np + (size_t)p) * 8);
+        }
+        const int ends = grouped && (p + 1) % ppg == 0; /* the pair ends a group */
+#pragma GCC unroll 4
+        for (int i = 0; i < nr; i++) {
+            const int8_t *wp = buf + (size_t)i * KP * 2 * LLM_QBLOCK + (size_t)(p - p0) * 2 * LLM_QBLOCK;
+            __m256i wl = _mm256_loadu_si256((const __m256i *)wp);
+            __m256i wh = _mm256_loadu_si256((const __m256i *)(wp + LLM_QBLOCK));
+            const float *scale = w->scale + (size_t)(r + i) * w->groups;
+            __m256 sv = grouped ? _mm256_broadcast_ss(scale + p / (ppg ? ppg : 1))
+                                : by_lane(scale + 2 * p, 2 * p + 1 < nb ? scale + 2 * p + 1 : scale + 2 * p);
 #pragma GCC unroll 2
             for (int j = 0; j < nm; j++) {
-                const int8_t *x = codes_of(a, m + j) + (size_t)p * 2 * LLM_QBLOCK;
-                lo[j] = _mm256_loadu_si256((const __m256i *)x);
-                hi[j] = _mm256_loadu_si256((const __m256i *)(x + LLM_QBLOCK));
-                dv[j] = _mm256_loadu_ps(a->dv + ((size_t)(m + j) * np + (size_t)p) * 8);
-            }
-#pragma GCC unroll 4
-            for (int i = 0; i < nr; i++) {
-                const int8_t *wp = buf + (size_t)i * KP * 2 * LLM_QBLOCK + (size_t)(p - p0) * 2 * LLM_QBLOCK;
-                __m256i wl = _mm256_loadu_si256((const __m256i *)wp);
-                __m256i wh = _mm256_loadu_si256((const __m256i *)(wp + LLM_QBLOCK));
-                const float *scale = w->scale + (size_t)(r + i) * w->groups;
-                __m256 sv = grouped ? _mm256_setzero_ps() : by_lane(scale + 2 * p, 2 * p + 1 < nb ? scale + 2 * p + 1 : scale + 2 * p);
-#pragma GCC unroll 2
-                for (int j = 0; j < nm; j++) {
-                    __m256i s16 = _mm256_add_epi16(
-                        _mm256_maddubs_epi16(_mm256_sign_epi8(lo[j], lo[j]), _mm256_sign_epi8(wl, lo[j])),
-                        _mm256_maddubs_epi16(_mm256_sign_epi8(hi[j], hi[j]), _mm256_sign_epi8(wh, hi[j])));
-                    __m256 s = _mm256_cvtepi32_ps(_mm256_madd_epi16(s16, _mm256_set1_epi16(1)));
-                    if (!grouped) {
-                        c[i][j] = _mm256_fmadd_ps(s, _mm256_mul_ps(dv[j], sv), c[i][j]);
-                    } else {
-                        part[i][j] = _mm256_fmadd_ps(s, dv[j], part[i][j]);
-                        if ((p + 1) % ppg == 0) {
-                            c[i][j] = _mm256_fmadd_ps(part[i][j], _mm256_broadcast_ss(scale + (p + 1) / ppg - 1),
-                                                      c[i][j]);
-                            part[i][j] = _mm256_setzero_ps();
-                        }
+                __m256i s16;
+                if (asym)
+                    s16 = _mm256_add_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(lo[j], lo[j]), _mm256_sign_epi8(wl, lo[j])),
+                                           _mm256_maddubs_epi16(_mm256_sign_epi8(hi[j], hi[j]), _mm256_sign_epi8(wh, hi[j])));
+                else
+                    s16 = _mm256_sub_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(wl, lo[j]), _mm256_maddubs_epi16(wh, hi[j])),
+                                           _mm256_loadu_si256((const __m256i *)(a->x8 + ((size_t)(m + j) * np + (size_t)p) * 16)));
+                __m256 s = _mm256_cvtepi32_ps(_mm256_madd_epi16(s16, _mm256_set1_epi16(1)));
+                if (!grouped) {
+                    c[i][j] = _mm256_fmadd_ps(s, _mm256_mul_ps(dv[j], sv), c[i][j]);
+                } else {
+                    c[i][j] = _mm256_fmadd_ps(s, dv[j], c[i][j]);
+                    if (ends) {
+                        __m256 *acc = &L->acc[i * MC + m - m0 + j];
+                        *acc = _mm256_fmadd_ps(c[i][j], sv, *acc);
+                        c[i][j] = _mm256_setzero_ps();
                     }
                 }
             }
@@ -588,28 +614,50 @@ AVX2_INLINE void gemm_tile(const llm_qlinear *w, const int8_t *buf, const llm_qa
 #pragma GCC unroll 4
     for (int i = 0; i < nr; i++)
 #pragma GCC unroll 2
-        for (int j = 0; j < nm; j++) L->acc[i * MC + m - m0 + j] = c[i][j], L->part[i * MC + m - m0 + j] = part[i][j];
+        for (int j = 0; j < nm; j++) keep[i * MC + m - m0 + j] = c[i][j];
+}
+
+/* One chunk of pairs of a tile against X's rows m0..m0+mc, GEMM_ROWS at a time. */
+AVX2_INLINE void gemm_chunk(const llm_qlinear *w, const int8_t *buf, const llm_qact *a, int r, int nr, int m0, int mc,
+                            int p0, int p1, int int4, int asym, int grouped, gemm_lanes *L)
+{
+    for (int m = m0; m < m0 + mc;) {
+        int nm = m0 + mc - m >= GEMM_ROWS ? GEMM_ROWS : 1;
+        if (!int4) {
+            if (nr == TILE && nm == GEMM_ROWS) gemm_tile_int8(w, a, r, TILE, m, m0, GEMM_ROWS, p0, p1, L);
+            else if (nr == TILE) gemm_tile_int8(w, a, r, TILE, m, m0, 1, p0, p1, L);
+            else if (nm == GEMM_ROWS) gemm_tile_int8(w, a, r, 1, m, m0, GEMM_ROWS, p0, p1, L);
+            else gemm_tile_int8(w, a, r, 1, m, m0, 1, p0, p1, L);
+        } else {
+            if (nr == TILE && nm == GEMM_ROWS) gemm_tile_int4(w, buf, a, r, TILE, m, m0, GEMM_ROWS, p0, p1, asym, grouped, L);
+            else if (nr == TILE) gemm_tile_int4(w, buf, a, r, TILE, m, m0, 1, p0, p1, asym, grouped, L);
+            else if (nm == GEMM_ROWS) gemm_tile_int4(w, buf, a, r, 1, m, m0, GEMM_ROWS, p0, p1, asym, grouped, L);
+            else gemm_tile_int4(w, buf, a, r, 1, m, m0, 1, p0, p1, asym, grouped, L);
+        }
+        m += nm;
+    }
 }
 
 /* Weight rows r..r+nr (nr <= TILE) against X's rows m0..m0+mc (mc <= MC). */
 AVX2_INLINE void gemm_rows(const llm_qlinear *w, const llm_qact *a, float *Y, int ldy, int r, int nr, int m0, int mc,
-                           int int4, int grouped)
+                           int int4, int asym, int grouped)
 {
     _Alignas(32) int8_t buf[TILE * KP * 2 * LLM_QBLOCK];
     gemm_lanes L;
     const int full = w->cols / LLM_QBLOCK, fp = (full + 1) / 2; /* pairs with a full block */
-    for (int i = 0; i < TILE * MC; i++) L.acc[i] = L.part[i] = _mm256_setzero_ps();
+    for (int i = 0; i < nr; i++)
+        for (int j = 0; j < mc; j++) L.acc[i * MC + j] = L.part[i * MC + j] = _mm256_setzero_ps();
     for (int p0 = 0; p0 < fp; p0 += KP) {
         int p1 = fp - p0 < KP ? fp : p0 + KP;
-        if (int4) unpack_int4(w, r, nr, p0, p1, buf);
-        for (int m = m0; m < m0 + mc;) {
-            int nm = m0 + mc - m >= GEMM_ROWS ? GEMM_ROWS : 1;
-            if (nr == TILE && nm == GEMM_ROWS) gemm_tile(w, buf, a, r, TILE, m, m0, GEMM_ROWS, p0, p1, int4, grouped, &L);
-            else if (nr == TILE) gemm_tile(w, buf, a, r, TILE, m, m0, 1, p0, p1, int4, grouped, &L);
-            else if (nm == GEMM_ROWS) gemm_tile(w, buf, a, r, 1, m, m0, GEMM_ROWS, p0, p1, int4, grouped, &L);
-            else gemm_tile(w, buf, a, r, 1, m, m0, 1, p0, p1, int4, grouped, &L);
-            m += nm;
+        if (int4) {
+            unpack_int4(w, r, nr, p0, p1, asym, buf);
+        } else { /* the next tile's blocks of this chunk, on their way to cache */
+            uintptr_t next = (uintptr_t)(w->q8 + (size_t)(r + TILE) * w->cols); /* may be past the end */
+            for (int i = 0; i < nr; i++)
+                for (int p = p0; p < p1; p++)
+                    _mm_prefetch((const char *)(next + (size_t)i * w->cols + (size_t)p * 2 * LLM_QBLOCK), _MM_HINT_T0);
         }
+        gemm_chunk(w, buf, a, r, nr, m0, mc, p0, p1, int4, asym, grouped, &L);
     }
     for (int j = 0; j < mc; j++)
         for (int i = 0; i < nr; i++)
@@ -619,34 +667,53 @@ AVX2_INLINE void gemm_rows(const llm_qlinear *w, const llm_qact *a, float *Y, in
 }
 
 /* Rows r0..r1 against all of X, chunk by chunk of X's rows. */
-AVX2_INLINE void gemm(const llm_qlinear *w, const llm_qact *a, float *Y, int ldy, int r0, int r1, int int4,
+AVX2_INLINE void gemm(const llm_qlinear *w, const llm_qact *a, float *Y, int ldy, int r0, int r1, int int4, int asym,
                       int grouped)
 {
     for (int m0 = 0; m0 < a->M; m0 += MC) {
         int mc = a->M - m0 < MC ? a->M - m0 : MC;
         for (int r = r0; r < r1;) {
             int nr = r1 - r >= TILE ? TILE : 1;
-            gemm_rows(w, a, Y, ldy, r, nr, m0, mc, int4, grouped);
+            gemm_rows(w, a, Y, ldy, r, nr, m0, mc, int4, asym, grouped);
             r += nr;
         }
     }
 }
 
-AVX2 static void rows_avx2(const llm_qlinear *w, const llm_qact *a, float *Y, int ldy, int r0, int r1)
+/* Each kernel in a function of its own, its flags constant: inlined into
+ * one, they left the register allocator a frame of several of them, and
+ * the int8 kernel spilled an accumulator in its loop (12% slower decode). */
+#define KERNEL(name, call)                                                                                             \
+    AVX2 __attribute__((noinline)) static void name(const llm_qlinear *w, const llm_qact *a, float *Y, int ldy, int r0, \
+                                                    int r1)                                                            \
+    {                                                                                                                  \
+        call;                                                                                                          \
+    }
+KERNEL(decode_int8, rows_int8(w, a, Y, ldy, r0, r1))
+KERNEL(decode_int4_sym, rows_int4(w, a, Y, ldy, r0, r1, 0, 0))
+KERNEL(decode_int4_sym_grouped, rows_int4(w, a, Y, ldy, r0, r1, 0, 1))
+KERNEL(decode_int4_asym, rows_int4(w, a, Y, ldy, r0, r1, 1, 0))
+KERNEL(decode_int4_asym_grouped, rows_int4(w, a, Y, ldy, r0, r1, 1, 1))
+KERNEL(gemm_int8, gemm(w, a, Y, ldy, r0, r1, 0, 0, 0))
+KERNEL(gemm_int4_sym, gemm(w, a, Y, ldy, r0, r1, 1, 0, 0))
+KERNEL(gemm_int4_sym_grouped, gemm(w, a, Y, ldy, r0, r1, 1, 0, 1))
+KERNEL(gemm_int4_asym, gemm(w, a, Y, ldy, r0, r1, 1, 1, 0))
+KERNEL(gemm_int4_asym_grouped, gemm(w, a, Y, ldy, r0, r1, 1, 1, 1))
+#undef KERNEL
+
+static void rows_avx2(const llm_qlinear *w, const llm_qact *a, float *Y, int ldy, int r0, int r1)
 {
-    const int int4 = w->f.scheme == LLM_Q_INT4, grouped = int4 && w->f.group > LLM_QBLOCK;
+    const int int4 = w->f.scheme == LLM_Q_INT4, grouped = int4 && w->f.group > LLM_QBLOCK, asym = w->zero != NULL;
     if (a->M >= GEMM_MIN) {
-        if (!int4) gemm(w, a, Y, ldy, r0, r1, 0, 0);
-        else if (grouped) gemm(w, a, Y, ldy, r0, r1, 1, 1);
-        else gemm(w, a, Y, ldy, r0, r1, 1, 0);
+        if (!int4) gemm_int8(w, a, Y, ldy, r0, r1);
+        else if (asym) (grouped ? gemm_int4_asym_grouped : gemm_int4_asym)(w, a, Y, ldy, r0, r1);
+        else (grouped ? gemm_int4_sym_grouped : gemm_int4_sym)(w, a, Y, ldy, r0, r1);
     } else if (!int4) {
-        rows_int8(w, a, Y, ldy, r0, r1);
-    } else if (w->zero) {
-        if (grouped) rows_int4(w, a, Y, ldy, r0, r1, 1, 1);
-        else rows_int4(w, a, Y, ldy, r0, r1, 1, 0);
+        decode_int8(w, a, Y, ldy, r0, r1);
+    } else if (asym) {
+        (grouped ? decode_int4_asym_grouped : decode_int4_asym)(w, a, Y, ldy, r0, r1);
     } else {
-        if (grouped) rows_int4(w, a, Y, ldy, r0, r1, 0, 1);
-        else rows_int4(w, a, Y, ldy, r0, r1, 0, 0);
+        (grouped ? decode_int4_sym_grouped : decode_int4_sym)(w, a, Y, ldy, r0, r1);
     }
 }
 #endif
