@@ -336,20 +336,30 @@ void llm_acts_free(llm_acts *a)
     memset(a, 0, sizeof *a);
 }
 
+/* Row x [d] normalized into y; its 1/rms into *inv_rms when given. */
+static void rmsnorm_row(const float *x, const float *g, float *y, float *inv_rms, int d, float eps)
+{
+    float ss = 0;
+#pragma omp simd reduction(+ : ss)
+    for (int j = 0; j < d; j++) ss += x[j] * x[j];
+    float r = 1.0f / sqrtf(ss / (float)d + eps);
+    if (inv_rms) *inv_rms = r;
+#pragma omp simd
+    for (int j = 0; j < d; j++) y[j] = x[j] * r * g[j];
+}
+
 void llm_rmsnorm(const float *x, const float *g, float *y, float *inv_rms, int n, int d, float eps)
 {
-#pragma omp parallel for schedule(static) if ((size_t)n * d >= LLM_PARALLEL_MIN)
-    for (int i = 0; i < n; i++) {
-        const float *xi = x + (size_t)i * d;
-        float *yi = y + (size_t)i * d;
-        float ss = 0;
-#pragma omp simd reduction(+ : ss)
-        for (int j = 0; j < d; j++) ss += xi[j] * xi[j];
-        float r = 1.0f / sqrtf(ss / (float)d + eps);
-        if (inv_rms) inv_rms[i] = r;
-#pragma omp simd
-        for (int j = 0; j < d; j++) yi[j] = xi[j] * r * g[j];
+    /* a few rows (a decode step, inside its own region) without a call into
+     * OpenMP at all: even an inactive region costs more than they do */
+    if ((size_t)n * d < LLM_PARALLEL_MIN) {
+        for (int i = 0; i < n; i++)
+            rmsnorm_row(x + (size_t)i * d, g, y + (size_t)i * d, inv_rms ? inv_rms + i : NULL, d, eps);
+        return;
     }
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < n; i++)
+        rmsnorm_row(x + (size_t)i * d, g, y + (size_t)i * d, inv_rms ? inv_rms + i : NULL, d, eps);
 }
 
 void llm_rmsnorm_apply(const float *x, const float *g, const float *inv_rms, float *y, int n, int d)

@@ -164,23 +164,33 @@ void llm_rope_free(llm_rope *r)
     memset(r, 0, sizeof *r);
 }
 
+/* Row x (n_heads heads) at position pos, rotated by sign. */
+static void rotate_row(const llm_rope *r, float *x, int n_heads, int pos, float sign)
+{
+    int half = r->head_dim / 2;
+    const float *c = r->cos + (size_t)pos * half, *s = r->sin + (size_t)pos * half;
+    for (int h = 0; h < n_heads; h++) {
+        float *v = x + (size_t)h * r->head_dim;
+        for (int k = 0; k < half; k++) {
+            float a = v[2 * k], b = v[2 * k + 1], sn = sign * s[k];
+            v[2 * k] = a * c[k] - b * sn;
+            v[2 * k + 1] = a * sn + b * c[k];
+        }
+    }
+}
+
 void llm_rope_apply(const llm_rope *r, float *x, int n_rows, int ld, int n_heads, int T, int pos0,
                     int inverse)
 {
-    int half = r->head_dim / 2;
     float sign = inverse ? -1.0f : 1.0f;
-    /* a few rows (a decode step) are not worth waking a thread team */
-#pragma omp parallel for schedule(static) if ((size_t)n_rows * n_heads * r->head_dim >= 32768)
-    for (int i = 0; i < n_rows; i++) {
-        int pos = pos0 + i % T;
-        const float *c = r->cos + (size_t)pos * half, *s = r->sin + (size_t)pos * half;
-        for (int h = 0; h < n_heads; h++) {
-            float *v = x + (size_t)i * ld + (size_t)h * r->head_dim;
-            for (int k = 0; k < half; k++) {
-                float a = v[2 * k], b = v[2 * k + 1], sn = sign * s[k];
-                v[2 * k] = a * c[k] - b * sn;
-                v[2 * k + 1] = a * sn + b * c[k];
-            }
-        }
+    /* A few rows (a decode step) are not worth a thread team, and not even
+     * a call into OpenMP: inside a decode step's region, starting an
+     * inactive nested region of one thread cost 10 us or so, more than the
+     * rotation. */
+    if ((size_t)n_rows * n_heads * r->head_dim < 32768) {
+        for (int i = 0; i < n_rows; i++) rotate_row(r, x + (size_t)i * ld, n_heads, pos0 + i % T, sign);
+        return;
     }
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < n_rows; i++) rotate_row(r, x + (size_t)i * ld, n_heads, pos0 + i % T, sign);
 }
