@@ -14,6 +14,7 @@
 #include "lora.h"
 #include "matvec.h"
 #include "model_internal.h"
+#include "pages.h"
 #include "qmatmul.h"
 
 /* A run of rows that continue one slot's sequence from position pos0. */
@@ -56,10 +57,9 @@ int llm_infer_init(llm_infer *s, const llm_model *m, const llm_infer_opts *o, ll
     if (rc < 0) return rc;
     s->slot_pos = calloc(S, sizeof *s->slot_pos);
     s->seg = calloc(S, sizeof *s->seg);
-    s->cache_cap = calloc(S, sizeof *s->cache_cap);
-    s->k = calloc(S * L, sizeof *s->k);
-    s->v = calloc(S * L, sizeof *s->v);
-    if (!s->slot_pos || !s->seg || !s->cache_cap || !s->k || !s->v) {
+    s->cache = calloc(S, sizeof *s->cache);
+    s->cache_map = calloc(S, sizeof *s->cache_map);
+    if (!s->slot_pos || !s->seg || !s->cache || !s->cache_map) {
         llm_infer_free(s);
         return llm_error_set(err, LLM_ERR_NOMEM, "inference state for %d sequences: out of memory", slots);
     }
@@ -72,13 +72,9 @@ void llm_infer_free(llm_infer *s)
     free(s->probs);
     free(s->slot_pos);
     free(s->seg);
-    for (size_t i = 0; (s->k || s->v) && i < (size_t)s->slots * (size_t)s->m->cfg.n_layers; i++) {
-        if (s->k) free(s->k[i]);
-        if (s->v) free(s->v[i]);
-    }
-    free(s->k);
-    free(s->v);
-    free(s->cache_cap);
+    for (int i = 0; s->cache && s->cache_map && i < s->slots; i++) llm_pages_free(s->cache[i], s->cache_map[i]);
+    free(s->cache);
+    free(s->cache_map);
     float *all[] = {s->x,  s->xn, s->q,   s->att,    s->kn,    s->vn,
                     s->h1, s->h3, s->lse, s->logits, s->scores};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) free(all[i]);
@@ -144,13 +140,10 @@ static int fit(llm_infer *s, const segment *seg, int n_seg, int R, llm_error *er
     for (int g = 0; g < n_seg; g++) {
         int need = seg[g].pos0 + seg[g].n, slot = seg[g].slot;
         if (need > end) end = need;
-        if (need <= s->cache_cap[slot]) continue;
-        int cap = room(s->cache_cap[slot], need, s->ctx);
-        for (size_t l = 0; l < L; l++)
-            if (grow(&s->k[(size_t)slot * L + l], (size_t)cap * KE) < 0 ||
-                grow(&s->v[(size_t)slot * L + l], (size_t)cap * KE) < 0)
-                return llm_error_set(err, LLM_ERR_NOMEM, "KV cache for %d positions: out of memory", cap);
-        s->cache_cap[slot] = cap;
+        if (s->cache[slot]) continue;
+        s->cache[slot] = llm_pages_alloc(2 * L * (size_t)s->ctx * KE * sizeof(float), &s->cache_map[slot]);
+        if (!s->cache[slot])
+            return llm_error_set(err, LLM_ERR_NOMEM, "KV cache for %d positions: out of memory", s->ctx);
     }
     if (end > s->scores_cap) {
         int cap = room(s->scores_cap, end, s->ctx);
@@ -207,10 +200,12 @@ static int report_probs(llm_infer *s, int layer, const llm_attn_shape *shape, co
     return s->tap.fn(s->tap.ctx, name, s->probs, &dims, err);
 }
 
-/* The cache of one layer of one slot: [cache_cap[slot], K*E]. */
-static float *cache_of(const llm_infer *s, float *const *base, int slot, int layer)
+/* The keys (kv 0) or values (kv 1) of one layer of one slot: [P, K*E]. */
+static float *cache_of(const llm_infer *s, int kv, int slot, int layer)
 {
-    return base[(size_t)slot * (size_t)s->m->cfg.n_layers + (size_t)layer];
+    const llm_config *c = &s->m->cfg;
+    size_t KE = (size_t)c->n_kv_heads * (size_t)(c->dim / c->n_heads);
+    return s->cache[slot] + ((size_t)layer * 2 + (size_t)kv) * (size_t)s->ctx * KE;
 }
 
 /* Without all_logits only the last row of each segment needs logits: those
@@ -246,7 +241,7 @@ static void rope_into_cache(llm_infer *s, const segment *seg, int n_seg, int l)
         size_t r0 = (size_t)sg->row0;
         llm_rope_apply(&s->rope, s->q + r0 * HE, sg->n, HE, H, sg->n, sg->pos0, 0);
         llm_rope_apply(&s->rope, s->kn + r0 * KE, sg->n, KE, K, sg->n, sg->pos0, 0);
-        float *kc = cache_of(s, s->k, sg->slot, l), *vc = cache_of(s, s->v, sg->slot, l);
+        float *kc = cache_of(s, 0, sg->slot, l), *vc = cache_of(s, 1, sg->slot, l);
         memcpy(kc + (size_t)sg->pos0 * KE, s->kn + r0 * KE, (size_t)sg->n * KE * sizeof(float));
         memcpy(vc + (size_t)sg->pos0 * KE, s->vn + r0 * KE, (size_t)sg->n * KE * sizeof(float));
     }
@@ -261,8 +256,8 @@ static void attend(llm_infer *s, const segment *sg, int l, int h, int R, float *
     const int H = c->n_heads, E = c->dim / H, HE = H * E, KE = c->n_kv_heads * E, G = H / c->n_kv_heads;
     llm_attn_shape shape = shape_of(s, sg);
     size_t q0 = (size_t)sg->row0 * HE + (size_t)h * E;
-    const float *kc = cache_of(s, s->k, sg->slot, l) + (size_t)(h / G) * E,
-                *vc = cache_of(s, s->v, sg->slot, l) + (size_t)(h / G) * E;
+    const float *kc = cache_of(s, 0, sg->slot, l) + (size_t)(h / G) * E,
+                *vc = cache_of(s, 1, sg->slot, l) + (size_t)(h / G) * E;
     if (scores && sg->n == 1)
         llm_attn_one_query(&shape, s->q + q0, kc, vc, KE, s->att + q0, scores);
     else
@@ -393,7 +388,7 @@ static int run_batched(llm_infer *s, const segment *seg, int n_seg, int R, int a
             for (int g = 0; g < n_seg; g++) {
                 llm_attn_shape shape = shape_of(s, &seg[g]);
                 LLM_TRY(report_probs(s, l, &shape, s->q + (size_t)seg[g].row0 * HE,
-                                 cache_of(s, s->k, seg[g].slot, l), err));
+                                 cache_of(s, 0, seg[g].slot, l), err));
             }
         if (s->tap.acts) LLM_TRY(report(s, "attn.wo.in", l, s->att, R, HE, err));
         LLM_TRY(llm_linear_apply(&lin[LLM_LIN_WO], s->att, R, s->x, 1, s->xn, err));

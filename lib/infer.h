@@ -72,8 +72,10 @@ typedef struct llm_infer {
      * or R alone: a pass grows what it needs (doubling), so memory follows
      * the tokens actually fed, whatever context the model declares. */
     llm_rope rope;      /* positions 0..ctx-1, tabulated as they come into use */
-    float **k, **v;     /* [S * L] the caches: slot s, layer l at [s * L + l], [cache_cap[s], K*E] */
-    int *cache_cap;     /* [S] positions each slot's caches have room for */
+    float **cache;      /* [S] each slot's keys and values, [L][2][P][K*E] (layer, keys then
+                         * values, position): reserved whole at the slot's first pass,
+                         * made resident as positions are written (pages.h) */
+    size_t *cache_map;  /* [S] bytes mapped for each (llm_pages_alloc) */
     int rows_cap;       /* rows the per-row buffers below have room for (<= R) */
     float *x, *xn;      /* [rows, D] */
     float *q, *att;     /* [rows, H*E] */
@@ -96,7 +98,8 @@ typedef struct llm_infer {
 } llm_infer;
 
 /* Sets up inference; the caches and scratch are allocated by the passes, as
- * their tokens need them.  Refuses a ctx whose full cache would not fit in
+ * their tokens need them (a slot's cache at its first pass, for the whole
+ * context, its memory resident as it fills).  Refuses a ctx whose full cache would not fit in
  * this machine's memory, saying how much it needs. */
 int llm_infer_init(llm_infer *s, const llm_model *m, const llm_infer_opts *o, llm_error *err);
 void llm_infer_free(llm_infer *s);

@@ -14,6 +14,7 @@
 #include "adapter.h"
 #include "attn.h"
 #include "model_internal.h"
+#include "pages.h"
 #include "rng.h"
 #include "sample.h"
 
@@ -61,32 +62,6 @@ static void add_tensor(llm_param_tensor *tensors, int *n, int64_t *at, const cha
     }
     *at += count;
     (*n)++;
-}
-
-/* A zeroed arena of n floats; *mapped gets the bytes mapped (0: calloc).  A
- * large one is mapped, aligned to 2 MiB and marked for transparent huge
- * pages: a decode step streams every weight once, and with 4 KiB pages that
- * walk takes a TLB miss every 4 KiB.  Fresh mapped pages are zero without
- * being written, so the unused float views of a quantized model's linears
- * never become resident. */
-static float *arena_alloc(size_t n, size_t *mapped)
-{
-    const size_t huge = (size_t)2 << 20;
-    size_t bytes = n * sizeof(float);
-    *mapped = 0;
-    if (bytes < 2 * huge) return calloc(n ? n : 1, sizeof(float));
-    bytes = (bytes + huge - 1) / huge * huge;
-    char *raw = mmap(NULL, bytes + huge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (raw == MAP_FAILED) return NULL;
-    char *p = (char *)(((uintptr_t)raw + huge - 1) / huge * huge);
-    /* keep exactly [p, p + bytes): the slack before and after goes back */
-    if (p > raw) munmap(raw, (size_t)(p - raw));
-    if (raw + huge > p) munmap(p + bytes, (size_t)(raw + huge - p));
-#ifdef MADV_HUGEPAGE
-    madvise(p, bytes, MADV_HUGEPAGE); /* advice only: failure changes nothing */
-#endif
-    *mapped = bytes;
-    return (float *)p;
 }
 
 /* Lays out the arena: fills tensors[] (names, shapes, offsets) when given and
@@ -177,7 +152,7 @@ int llm_model_alloc(llm_model *m, const llm_config *cfg, llm_error *err)
     m->lin = calloc((size_t)llm_linear_count(cfg->n_layers), sizeof *m->lin);
     if (!m->tensors || !m->spans || !m->p.layers || !m->lin) goto nomem;
     m->n_params = layout(cfg, m->tensors, &m->n_tensors);
-    m->arena = arena_alloc((size_t)m->n_params, &m->arena_map);
+    m->arena = llm_pages_alloc((size_t)m->n_params * sizeof(float), &m->arena_map);
     if (!m->arena) goto nomem;
     for (int i = 0; i < n; i++)
         m->spans[i] = (llm_param_span){m->tensors[i].offset, m->tensors[i].count,
@@ -220,8 +195,7 @@ void llm_model_free(llm_model *m)
         free(m->lin[i].q);
     }
     free(m->lin);
-    if (m->arena_map) munmap(m->arena, m->arena_map);
-    else free(m->arena);
+    llm_pages_free(m->arena, m->arena_map);
     free(m->tensors);
     free(m->spans);
     free(m->p.layers);

@@ -200,10 +200,11 @@ static void test_nll_matches_training_loss(void)
     llm_model_free(&m);
 }
 
-/* A context of 2^18 positions costs nothing until tokens come: the caches,
- * the per-row buffers, the scores and the RoPE table follow the positions
- * and rows used (doubling), and the logits are bit for bit those of a
- * context just large enough. */
+/* A context of 2^18 positions costs nothing until tokens come: a slot's
+ * cache is mapped at its first pass (resident as it is written: see
+ * test_pages), the per-row buffers, the scores and the RoPE table follow
+ * the positions and rows used (doubling), and the logits are bit for bit
+ * those of a context just large enough. */
 static void test_buffers_follow_tokens(void)
 {
     llm_error err = {0};
@@ -213,8 +214,8 @@ static void test_buffers_follow_tokens(void)
     llm_infer_opts ob = {.ctx = 1 << 18}, os = {.ctx = 16};
     CHECK_OK(llm_infer_init(&big, &m, &ob, &err), err);
     CHECK_OK(llm_infer_init(&small, &m, &os, &err), err);
-    CHECK(big.cache_cap[0] == 0 && big.rows_cap == 0 && big.scores_cap == 0 && big.rope.cap == 0 && !big.x &&
-          !big.logits && !big.k[0]);
+    CHECK(!big.cache[0] && big.rows_cap == 0 && big.scores_cap == 0 && big.rope.cap == 0 && !big.x &&
+          !big.logits);
     int32_t tok[15];
     unsigned long long rng = 11;
     for (int i = 0; i < 15; i++) tok[i] = (int32_t)(check_uniform(&rng) * m.cfg.vocab);
@@ -225,9 +226,9 @@ static void test_buffers_follow_tokens(void)
         CHECK_OK(llm_infer_feed(&small, tok + at, n, 0, &err), err);
         CHECK_MSG(!memcmp(big.last, small.last, V * sizeof(float)), "position %d: the logits differ", at + n - 1);
     }
-    CHECK_MSG(big.rows_cap == 5 && big.cache_cap[0] == 20 && big.scores_cap == 20 && big.rope.n_pos == 15 &&
-                  big.rope.cap == 20,
-              "rows %d, cache %d, scores %d, rope %d of %d", big.rows_cap, big.cache_cap[0], big.scores_cap,
+    CHECK_MSG(big.rows_cap == 5 && big.cache[0] && big.cache_map[0] > 0 && big.scores_cap == 20 &&
+                  big.rope.n_pos == 15 && big.rope.cap == 20,
+              "rows %d, cache mapped %zu, scores %d, rope %d of %d", big.rows_cap, big.cache_map[0], big.scores_cap,
               big.rope.n_pos, big.rope.cap);
     llm_infer_free(&big);
     llm_infer_free(&small);
