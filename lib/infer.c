@@ -141,7 +141,7 @@ static int fit(llm_infer *s, const segment *seg, int n_seg, int R, llm_error *er
         int need = seg[g].pos0 + seg[g].n, slot = seg[g].slot;
         if (need > end) end = need;
         if (s->cache[slot]) continue;
-        s->cache[slot] = llm_pages_alloc(2 * L * (size_t)s->ctx * KE * sizeof(float), &s->cache_map[slot]);
+        s->cache[slot] = llm_pages_alloc(2 * L * (size_t)s->ctx * KE * sizeof(float), 0, &s->cache_map[slot]);
         if (!s->cache[slot])
             return llm_error_set(err, LLM_ERR_NOMEM, "KV cache for %d positions: out of memory", s->ctx);
     }

@@ -74,7 +74,7 @@ typedef struct llm_infer {
     llm_rope rope;      /* positions 0..ctx-1, tabulated as they come into use */
     float **cache;      /* [S] each slot's keys and values, [L][2][P][K*E] (layer, keys then
                          * values, position): reserved whole at the slot's first pass,
-                         * made resident as positions are written (pages.h) */
+                         * resident as positions are written (pages.h) */
     size_t *cache_map;  /* [S] bytes mapped for each (llm_pages_alloc) */
     int rows_cap;       /* rows the per-row buffers below have room for (<= R) */
     float *x, *xn;      /* [rows, D] */

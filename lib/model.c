@@ -152,7 +152,7 @@ int llm_model_alloc(llm_model *m, const llm_config *cfg, llm_error *err)
     m->lin = calloc((size_t)llm_linear_count(cfg->n_layers), sizeof *m->lin);
     if (!m->tensors || !m->spans || !m->p.layers || !m->lin) goto nomem;
     m->n_params = layout(cfg, m->tensors, &m->n_tensors);
-    m->arena = llm_pages_alloc((size_t)m->n_params * sizeof(float), &m->arena_map);
+    m->arena = llm_pages_alloc((size_t)m->n_params * sizeof(float), 1, &m->arena_map);
     if (!m->arena) goto nomem;
     for (int i = 0; i < n; i++)
         m->spans[i] = (llm_param_span){m->tensors[i].offset, m->tensors[i].count,

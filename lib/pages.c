@@ -1,4 +1,4 @@
-/* pages — large zeroed allocations on transparent huge pages. */
+/* pages — large zeroed allocations, resident where written, huge pages optional. */
 #include "pages.h"
 
 #include <stdint.h>
@@ -7,19 +7,25 @@
 
 enum { HUGE_PAGE = 2 << 20 };
 
-void *llm_pages_alloc(size_t bytes, size_t *mapped)
+void *llm_pages_alloc(size_t bytes, int huge, size_t *mapped)
 {
-    const size_t huge = HUGE_PAGE;
+    const size_t h = HUGE_PAGE;
     *mapped = 0;
-    if (bytes < 2 * huge) return calloc(bytes ? bytes : 1, 1);
-    if (bytes > SIZE_MAX - 2 * huge) return NULL;
-    bytes = (bytes + huge - 1) / huge * huge;
-    char *raw = mmap(NULL, bytes + huge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (bytes < 2 * h) return calloc(bytes ? bytes : 1, 1);
+    if (bytes > SIZE_MAX - 2 * h) return NULL;
+    if (!huge) {
+        void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED) return NULL;
+        *mapped = bytes;
+        return p;
+    }
+    bytes = (bytes + h - 1) / h * h;
+    char *raw = mmap(NULL, bytes + h, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (raw == MAP_FAILED) return NULL;
-    char *p = (char *)(((uintptr_t)raw + huge - 1) / huge * huge);
+    char *p = (char *)(((uintptr_t)raw + h - 1) / h * h);
     /* keep exactly [p, p + bytes): the slack before and after goes back */
     if (p > raw) munmap(raw, (size_t)(p - raw));
-    if (raw + huge > p) munmap(p + bytes, (size_t)(raw + huge - p));
+    if (raw + h > p) munmap(p + bytes, (size_t)(raw + h - p));
 #ifdef MADV_HUGEPAGE
     madvise(p, bytes, MADV_HUGEPAGE); /* advice only: failure changes nothing */
 #endif
