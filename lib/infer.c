@@ -59,7 +59,8 @@ int llm_infer_init(llm_infer *s, const llm_model *m, const llm_infer_opts *o, ll
     s->seg = calloc(S, sizeof *s->seg);
     s->cache = calloc(S, sizeof *s->cache);
     s->cache_map = calloc(S, sizeof *s->cache_map);
-    if (!s->slot_pos || !s->seg || !s->cache || !s->cache_map) {
+    s->cache_ready = calloc(S, sizeof *s->cache_ready);
+    if (!s->slot_pos || !s->seg || !s->cache || !s->cache_map || !s->cache_ready) {
         llm_infer_free(s);
         return llm_error_set(err, LLM_ERR_NOMEM, "inference state for %d sequences: out of memory", slots);
     }
@@ -75,6 +76,7 @@ void llm_infer_free(llm_infer *s)
     for (int i = 0; s->cache && s->cache_map && i < s->slots; i++) llm_pages_free(s->cache[i], s->cache_map[i]);
     free(s->cache);
     free(s->cache_map);
+    free(s->cache_ready);
     float *all[] = {s->x,  s->xn, s->q,   s->att,    s->kn,    s->vn,
                     s->h1, s->h3, s->lse, s->logits, s->scores};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) free(all[i]);
@@ -140,10 +142,20 @@ static int fit(llm_infer *s, const segment *seg, int n_seg, int R, llm_error *er
     for (int g = 0; g < n_seg; g++) {
         int need = seg[g].pos0 + seg[g].n, slot = seg[g].slot;
         if (need > end) end = need;
-        if (s->cache[slot]) continue;
-        s->cache[slot] = llm_pages_alloc(2 * L * (size_t)s->ctx * KE * sizeof(float), 0, &s->cache_map[slot]);
-        if (!s->cache[slot])
-            return llm_error_set(err, LLM_ERR_NOMEM, "KV cache for %d positions: out of memory", s->ctx);
+        if (!s->cache[slot]) {
+            s->cache[slot] = llm_pages_alloc(2 * L * (size_t)s->ctx * KE * sizeof(float), 0, &s->cache_map[slot]);
+            if (!s->cache[slot])
+                return llm_error_set(err, LLM_ERR_NOMEM, "KV cache for %d positions: out of memory", s->ctx);
+        }
+        /* the pages of the positions ahead made resident in one call per layer's keys and values,
+         * doubling: a page fault at each first write cost 12x as much */
+        int ready = s->cache_ready[slot];
+        if (need <= ready || !s->cache_map[slot]) continue;
+        int upto = room(ready, need, s->ctx);
+        for (size_t r = 0; r < 2 * L; r++)
+            llm_pages_populate(s->cache[slot] + (r * (size_t)s->ctx + (size_t)ready) * KE,
+                               (size_t)(upto - ready) * KE * sizeof(float));
+        s->cache_ready[slot] = upto;
     }
     if (end > s->scores_cap) {
         int cap = room(s->scores_cap, end, s->ctx);

@@ -76,6 +76,7 @@ typedef struct llm_infer {
                          * values, position): reserved whole at the slot's first pass,
                          * resident as positions are written (pages.h) */
     size_t *cache_map;  /* [S] bytes mapped for each (llm_pages_alloc) */
+    int *cache_ready;   /* [S] positions of each whose pages are resident (populated) */
     int rows_cap;       /* rows the per-row buffers below have room for (<= R) */
     float *x, *xn;      /* [rows, D] */
     float *q, *att;     /* [rows, H*E] */

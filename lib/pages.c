@@ -4,6 +4,11 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <unistd.h>
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 /* Linux's value, for older headers; older kernels say EINVAL */
+#endif
 
 enum { HUGE_PAGE = 2 << 20 };
 
@@ -31,6 +36,13 @@ void *llm_pages_alloc(size_t bytes, int huge, size_t *mapped)
 #endif
     *mapped = bytes;
     return p;
+}
+
+void llm_pages_populate(void *p, size_t bytes)
+{
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t a = (uintptr_t)p / page * page, b = ((uintptr_t)p + bytes + page - 1) / page * page;
+    if (bytes) madvise((void *)a, b - a, MADV_POPULATE_WRITE); /* advice only */
 }
 
 void llm_pages_free(void *p, size_t mapped)

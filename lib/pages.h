@@ -25,6 +25,11 @@
 /* A zeroed block of bytes, on huge pages when huge is 1; *mapped gets the
  * bytes mapped (0: calloc'd). */
 void *llm_pages_alloc(size_t bytes, int huge, size_t *mapped);
+/* Makes the pages of [p, p + bytes) in a mapped block resident now, in one
+ * call into the kernel (MADV_POPULATE_WRITE, Linux 5.14): ~1 us a 4 KiB
+ * page on our VMs, against ~12 us for a fault at its first write.  Advice
+ * only: where the kernel lacks it, the pages fault in when written. */
+void llm_pages_populate(void *p, size_t bytes);
 /* Frees a block from llm_pages_alloc (NULL: nothing). */
 void llm_pages_free(void *p, size_t mapped);
 

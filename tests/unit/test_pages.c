@@ -56,9 +56,29 @@ static void test_large_resident_where_written(void)
     check_large(0);
 }
 
+/* llm_pages_populate makes a range resident (where the kernel has
+ * MADV_POPULATE_WRITE: else a skip), zero, and only that range. */
+static void test_populate(void)
+{
+    const size_t n = (size_t)64 << 20, page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t mapped = 0;
+    unsigned char *p = llm_pages_alloc(n, 0, &mapped);
+    CHECK(p && mapped == n);
+    llm_pages_populate(p + 3 * page + 5, 10 * page);
+    size_t in = resident(p, n);
+    if (in == 0) {
+        check_skip("no MADV_POPULATE_WRITE in this kernel");
+    } else {
+        CHECK_MSG(in >= 10 * page && in <= 12 * page, "%zu pages resident after populating 10-11", in / page);
+        CHECK(p[3 * page + 5] == 0 && p[13 * page] == 0);
+    }
+    llm_pages_free(p, mapped);
+}
+
 int main(void)
 {
     RUN(test_small_from_calloc);
     RUN(test_large_resident_where_written);
+    RUN(test_populate);
     return check_done();
 }
