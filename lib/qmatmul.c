@@ -422,6 +422,7 @@ AVX2_INLINE void tile_int4(const llm_qlinear *w, int r, int nr, int asym, int gr
     __m256 acc[TILE], part[TILE];
 #pragma GCC unroll 4
     for (int i = 0; i < nr; i++) acc[i] = part[i] = _mm256_setzero_ps();
+    int g = 0, g_end = grouped ? ppg : np; /* the group at hand and its end: no division per pair */
     for (int p = 0; p < np; p++) {
         _mm_prefetch((const char *)(ahead + (size_t)p * TILE * LLM_QBLOCK), _MM_HINT_T0);
         _mm_prefetch((const char *)(ahead + (size_t)p * TILE * LLM_QBLOCK + 64), _MM_HINT_T0);
@@ -440,12 +441,13 @@ AVX2_INLINE void tile_int4(const llm_qlinear *w, int r, int nr, int asym, int gr
                                          acc[i]);
             } else {
                 part[i] = _mm256_fmadd_ps(s, d, part[i]);
-                if ((p + 1) % ppg == 0) {
-                    acc[i] = _mm256_fmadd_ps(part[i], _mm256_broadcast_ss(sc + (p + 1) / ppg - 1), acc[i]);
+                if (p + 1 == g_end) {
+                    acc[i] = _mm256_fmadd_ps(part[i], _mm256_broadcast_ss(sc + g), acc[i]);
                     part[i] = _mm256_setzero_ps();
                 }
             }
         }
+        if (grouped && p + 1 == g_end) g++, g_end += ppg;
     }
     for (int i = 0; i < nr; i++) y[i] = hsum8(acc[i]);
 }
@@ -569,6 +571,7 @@ AVX2_INLINE void gemm_tile_int4(const llm_qlinear *w, const int8_t *buf, const l
     for (int i = 0; i < nr; i++)
 #pragma GCC unroll 2
         for (int j = 0; j < nm; j++) c[i][j] = keep[i * MC + m - m0 + j];
+    int g = grouped ? p0 / ppg : 0, g_end = grouped ? (g + 1) * ppg : np; /* one division a call */
     for (int p = p0; p < p1; p++) {
         __m256i lo[GEMM_ROWS], hi[GEMM_ROWS];
         __m256 dv[GEMM_ROWS];
@@ -579,14 +582,14 @@ AVX2_INLINE void gemm_tile_int4(const llm_qlinear *w, const int8_t *buf, const l
             hi[j] = _mm256_loadu_si256((const __m256i *)(x + LLM_QBLOCK));
             dv[j] = _mm256_loadu_ps(a->dv + ((size_t)(m + j) * np + (size_t)p) * 8);
         }
-        const int ends = grouped && (p + 1) % ppg == 0; /* the pair ends a group */
+        const int ends = grouped && p + 1 == g_end; /* the pair ends a group */
 #pragma GCC unroll 4
         for (int i = 0; i < nr; i++) {
             const int8_t *wp = buf + (size_t)i * KP * 2 * LLM_QBLOCK + (size_t)(p - p0) * 2 * LLM_QBLOCK;
             __m256i wl = _mm256_loadu_si256((const __m256i *)wp);
             __m256i wh = _mm256_loadu_si256((const __m256i *)(wp + LLM_QBLOCK));
             const float *scale = w->scale + (size_t)(r + i) * w->groups;
-            __m256 sv = grouped ? _mm256_broadcast_ss(scale + p / (ppg ? ppg : 1))
+            __m256 sv = grouped ? _mm256_broadcast_ss(scale + g)
                                 : by_lane(scale + 2 * p, 2 * p + 1 < nb ? scale + 2 * p + 1 : scale + 2 * p);
 #pragma GCC unroll 2
             for (int j = 0; j < nm; j++) {
@@ -610,6 +613,7 @@ AVX2_INLINE void gemm_tile_int4(const llm_qlinear *w, const int8_t *buf, const l
                 }
             }
         }
+        if (ends) g++, g_end += ppg;
     }
 #pragma GCC unroll 4
     for (int i = 0; i < nr; i++)
