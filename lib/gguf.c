@@ -186,8 +186,8 @@ static int take_value(parser *p, llm_gguf_kv *kv)
     /* each element takes at least its scalar size, a string at least its length */
     uint64_t least = elem == LLM_GGUF_STRING ? 8 : (uint64_t)vtype_bytes[elem];
     if (kv->n > left(p) / least)
-        return llm_error_set(p->err, LLM_ERR_TRUNCATED, "%s: %s: an array of %llu %s, more than the file "
-                             "has left (%llu bytes)", label, kv->key, (unsigned long long)kv->n,
+        return llm_error_set(p->err, LLM_ERR_TRUNCATED, "%s: %s: an array of %llu values of type %s, more "
+                             "than the file has left (%llu bytes)", label, kv->key, (unsigned long long)kv->n,
                              vtype_names[elem], (unsigned long long)left(p));
     size_t bytes = elem == LLM_GGUF_STRING ? (size_t)kv->n * sizeof(llm_gguf_str) : (size_t)(kv->n * least);
     kv->data = calloc(bytes ? bytes : 1, 1);
