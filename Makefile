@@ -68,7 +68,7 @@ MAN5 = $(sort $(wildcard man/man5/*.5))
 # Debian packages the build needs (make deps installs them), and ones that
 # only enable optional tests.
 DEB_BUILD = gcc make pkg-config libzstd-dev libopenblas-openmp-dev zstd
-DEB_OPTIONAL = python3-numpy python3-torch clang libclang-rt-dev netpbm libopenmpi-dev openmpi-bin
+DEB_OPTIONAL = python3-numpy python3-torch clang libclang-rt-dev netpbm libopenmpi-dev openmpi-bin npm
 
 .PHONY: all deps have-deps check check-run check-asan demo bench fuzz fuzz-run install clean
 all: $(LIB) $(TOOLS)

@@ -10,6 +10,10 @@
 
 #include "ckpt.h"
 #include "cli.h"
+#include "gguf.h"
+#include "gguf_blocks.h"
+#include "gguf_model.h"
+#include "bytes.h"
 #include "llama2c.h"
 #include "npy.h"
 #include "opt.h"
@@ -29,6 +33,8 @@ typedef struct opts {
     llm_writer_opts wopts;
     int shuffle;        /* -1 keep, 0 off, 1 on */
     int per_channel, force;
+    int float_type;     /* export-gguf --type: 0 f32, 1 f16, 2 bf16 */
+    int dequant;        /* export-gguf --dequant */
 } opts;
 
 /* --attr KEY=VALUE, appended to the opts at dest (the argument is split in place). */
@@ -88,9 +94,29 @@ static void attrs_print(const llm_record *rec)
     }
 }
 
-/* Walks every input; calls fn on each record.  Returns the exit status. */
+/* 1 when the file at path (a regular file: "-" is stdin) starts with GGUF's magic. */
+static int is_gguf(const char *path)
+{
+    int fd = strcmp(path, "-") == 0 ? 0 : open(path, O_RDONLY);
+    char head[4];
+    int yes = fd >= 0 && pread(fd, head, 4, 0) == 4 && llm_gguf_sniff(head, 4);
+    if (fd > 0) close(fd);
+    return yes;
+}
+
+static llm_gguf open_gguf(const char *path)
+{
+    llm_error err = {0};
+    llm_gguf g;
+    if (llm_gguf_open(&g, path, &err) < 0) llm_die(LLM_EXIT_DATA, "%s", err.msg);
+    return g;
+}
+
+/* Walks every input; calls fn on each record, or gguf_fn on a GGUF file.
+ * Returns the exit status. */
 typedef int (*record_fn)(llm_reader *r, const llm_record *rec, const char *path, void *ctx);
-static int each_record(int n, char **paths, record_fn fn, void *ctx)
+typedef void (*gguf_fn)(const llm_gguf *g, void *ctx);
+static int each_record(int n, char **paths, record_fn fn, gguf_fn on_gguf, void *ctx)
 {
     static char *stdin_only[] = {"-"};
     if (n == 0) {
@@ -98,6 +124,12 @@ static int each_record(int n, char **paths, record_fn fn, void *ctx)
         paths = stdin_only;
     }
     for (int i = 0; i < n; i++) {
+        if (on_gguf && is_gguf(paths[i])) {
+            llm_gguf g = open_gguf(paths[i]);
+            on_gguf(&g, ctx);
+            llm_gguf_close(&g);
+            continue;
+        }
         llm_reader *r = open_input(paths[i]);
         const llm_record *rec;
         llm_error err = {0};
@@ -133,10 +165,80 @@ static int ls_one(llm_reader *r, const llm_record *rec, const char *path, void *
     return 0;
 }
 
+/* A GGUF value as ls shows it: at most about 60 characters, control bytes escaped. */
+static void gguf_value_print(const llm_gguf_kv *kv)
+{
+    char text[96];
+    size_t at = 0;
+    if (kv->type == LLM_GGUF_STRING) {
+        for (uint64_t k = 0; k < kv->str.len && at < 60; k++) {
+            unsigned char c = (unsigned char)kv->str.s[k];
+            at += (size_t)snprintf(text + at, sizeof text - at, c < 0x20 || c == 0x7f || c == '\\' ? "\\x%02x" : "%c", c);
+        }
+        printf(" %s%s", text, at >= 60 ? "..." : "");
+        return;
+    }
+    if (kv->type != LLM_GGUF_ARRAY) {
+        double v;
+        llm_gguf_kv one = *kv;
+        one.type = LLM_GGUF_ARRAY, one.elem = kv->type, one.n = 1;
+        unsigned char raw[8];
+        llm_bytes_put_le64(raw, kv->v.u);
+        if (kv->type == LLM_GGUF_F32) {
+            float f = (float)kv->v.f;
+            memcpy(raw, &f, 4);
+        } else if (kv->type == LLM_GGUF_F64) {
+            memcpy(raw, &kv->v.f, 8);
+        }
+        one.data = raw;
+        v = llm_gguf_array_f64(&one, 0);
+        printf(" %.9g", v);
+        return;
+    }
+    printf(" [%" PRIu64 "]", kv->n);
+    for (uint64_t k = 0; k < kv->n && at < 60; k++) {
+        if (kv->elem == LLM_GGUF_STRING) {
+            const llm_gguf_str *s = &((const llm_gguf_str *)kv->data)[k];
+            at += (size_t)printf(" ");
+            for (uint64_t j = 0; j < s->len && j < 20; j++) {
+                unsigned char c = (unsigned char)s->s[j];
+                at += (size_t)printf(c < 0x20 || c == 0x7f || c == '\\' ? "\\x%02x" : "%c", c);
+            }
+        } else {
+            at += (size_t)printf(" %.9g", llm_gguf_array_f64(kv, k));
+        }
+    }
+    if (at >= 60) printf(" ...");
+}
+
+/* ls of a GGUF file: its metadata, then its tensors in our shape order. */
+static void ls_gguf(const llm_gguf *g, void *ctx)
+{
+    (void)ctx;
+    printf("meta %-28s gguf  v%u tensors=%" PRId64 " kv=%" PRId64 " alignment=%u data=%" PRIu64 "\n", "gguf",
+           g->version, g->n_tensors, g->n_kv, g->alignment, g->data_start);
+    for (int64_t i = 0; i < g->n_kv; i++) {
+        const llm_gguf_kv *kv = &g->kv[i];
+        printf("meta %-28s %-5s", kv->key, kv->type == LLM_GGUF_ARRAY ? llm_gguf_vtype_name(kv->elem)
+                                                                       : llm_gguf_vtype_name(kv->type));
+        gguf_value_print(kv);
+        putchar('\n');
+    }
+    for (int64_t i = 0; i < g->n_tensors; i++) {
+        const llm_gguf_tensor *t = &g->tensors[i];
+        llm_shape s = {.ndim = t->n_dims};
+        for (int d = 0; d < t->n_dims; d++) s.dim[d] = t->ne[t->n_dims - 1 - d];
+        char shape[128];
+        printf("%-33s %-5s %-16s %12" PRIu64 " offset=%" PRIu64 "\n", t->name, llm_gguf_type_name(t->type),
+               llm_shape_format(&s, shape, sizeof shape), t->nbytes, t->offset);
+    }
+    llm_cli_check_output(stdout, "stdout", 0);
+}
+
 static int cmd_ls(int n, char **files, opts *o)
 {
     (void)o;
-    return each_record(n, files, ls_one, NULL);
+    return each_record(n, files, ls_one, ls_gguf, NULL);
 }
 
 /* ---- stats ---- */
@@ -173,6 +275,32 @@ static void channels_reach(channels *ch, int64_t n, const char *path, const char
     ch->n = n;
 }
 
+/* Adds n values, elements done.. of a tensor whose rows are width long, to
+ * total and, when ch is not NULL, to each value's channel. */
+static void stats_chunk(llm_stats *total, channels *ch, const double *vals, size_t n, int64_t done, int64_t width,
+                        const char *path, const char *name)
+{
+    llm_stats_add(total, vals, n, 1);
+    if (!ch) return;
+    int64_t c0 = done % width, span = (int64_t)n < width ? (int64_t)n : width;
+    channels_reach(ch, c0 + span < width ? c0 + span : width, path, name);
+    for (int64_t c = 0; c < span; c++) /* elements c, c + width, ...: channel (c0 + c) % width */
+        llm_stats_add(&ch->s[(c0 + c) % width], vals + c, (n - (size_t)c + (size_t)width - 1) / (size_t)width,
+                      (size_t)width);
+}
+
+/* Prints a tensor's statistics, then each channel's, and frees the channels. */
+static void stats_finish(const char *name, const llm_stats *total, channels *ch)
+{
+    stats_print(name, total);
+    for (int64_t c = 0; c < ch->n; c++) {
+        char label[LLM_MAX_NAME + 32];
+        snprintf(label, sizeof label, "%s[%" PRId64 "]", name, c);
+        stats_print(label, &ch->s[c]);
+    }
+    free(ch->s);
+}
+
 static int stats_one(llm_reader *r, const llm_record *rec, const char *path, void *ctx)
 {
     const opts *o = ctx;
@@ -204,31 +332,55 @@ static int stats_one(llm_reader *r, const llm_record *rec, const char *path, voi
         size_t bytes = bits == 4 ? (n + 1) / 2 : n * (size_t)bits / 8;
         if (llm_reader_read(r, buf, bytes, &err) < 0) llm_die(LLM_EXIT_DATA, "%s", err.msg);
         llm_dtype_to_f64(rec->dtype, buf, n, vals);
-        llm_stats_add(&total, vals, n, 1);
-        if (per_channel) {
-            int64_t c0 = done % width, span = (int64_t)n < width ? (int64_t)n : width;
-            channels_reach(&ch, c0 + span < width ? c0 + span : width, path, rec->name);
-            for (int64_t c = 0; c < span; c++) /* elements c, c + width, ...: channel (c0 + c) % width */
-                llm_stats_add(&ch.s[(c0 + c) % width], vals + c,
-                              (n - (size_t)c + (size_t)width - 1) / (size_t)width, (size_t)width);
-        }
+        stats_chunk(&total, per_channel ? &ch : NULL, vals, n, done, width, path, rec->name);
         done += (int64_t)n;
     }
-    stats_print(rec->name, &total);
-    for (int64_t c = 0; c < ch.n; c++) {
-        char label[LLM_MAX_NAME + 32];
-        snprintf(label, sizeof label, "%s[%" PRId64 "]", rec->name, c);
-        stats_print(label, &ch.s[c]);
-    }
+    stats_finish(rec->name, &total, &ch);
     free(buf);
     free(vals);
-    free(ch.s);
     return 0;
+}
+
+/* stats of each decodable tensor of a GGUF file, decoded a chunk of rows at a time. */
+static void stats_gguf(const llm_gguf *g, void *ctx)
+{
+    const opts *o = ctx;
+    for (int64_t i = 0; i < g->n_tensors; i++) {
+        const llm_gguf_tensor *t = &g->tensors[i];
+        if (!name_selected(o, t->name)) continue;
+        if (!llm_gguf_decodable(t->type)) {
+            llm_warn("%s: %s: %s is not decoded: no statistics", g->label, t->name, llm_gguf_type_name(t->type));
+            continue;
+        }
+        int block, bytes;
+        llm_gguf_type_size(t->type, &block, &bytes);
+        int64_t width = t->ne[0], per = width >= CHUNK / 4 ? width : CHUNK / 4 / width * width; /* whole rows */
+        unsigned char *raw = malloc((size_t)(per / block * bytes));
+        float *f = malloc((size_t)per * sizeof *f);
+        double *vals = malloc((size_t)per * sizeof *vals);
+        if (!raw || !f || !vals) llm_die(LLM_EXIT_DATA, "%s: %s: out of memory", g->label, t->name);
+        llm_stats total;
+        llm_stats_init(&total);
+        channels ch = {0};
+        llm_error err = {0};
+        for (int64_t done = 0; done < t->numel; done += per) {
+            int64_t n = t->numel - done < per ? t->numel - done : per;
+            if (llm_gguf_read(g, t, (uint64_t)(done / block * bytes), raw, (size_t)(n / block * bytes), &err) < 0)
+                llm_die(LLM_EXIT_DATA, "%s", err.msg);
+            llm_gguf_decode(t->type, raw, n, f);
+            for (int64_t k = 0; k < n; k++) vals[k] = f[k];
+            stats_chunk(&total, o->per_channel && width ? &ch : NULL, vals, (size_t)n, done, width, g->label, t->name);
+        }
+        stats_finish(t->name, &total, &ch);
+        free(raw);
+        free(f);
+        free(vals);
+    }
 }
 
 static int cmd_stats(int n, char **files, opts *o)
 {
-    return each_record(n, files, stats_one, o);
+    return each_record(n, files, stats_one, stats_gguf, o);
 }
 
 /* ---- cat ---- */
@@ -269,7 +421,7 @@ static int cmd_cat(int n, char **files, opts *o)
 {
     cat_ctx c = {o, open_output(o), malloc(CHUNK)};
     if (!c.buf) llm_die(LLM_EXIT_DATA, "out of memory");
-    int rc = each_record(n, files, cat_one, &c);
+    int rc = each_record(n, files, cat_one, NULL, &c);
     llm_error err = {0};
     if (llm_writer_close(c.w, &err) < 0) llm_die(LLM_EXIT_DATA, "%s", err.msg);
     free(c.buf);
@@ -400,7 +552,7 @@ static int cmd_to_npy(int n, char **operands, opts *o)
     llm_error err = {0};
     npy_ctx c = {operands[0], NULL, 0};
     if (llm_outfile_open(&c.out, path, &err) < 0) llm_die(LLM_EXIT_DATA, "%s", err.msg);
-    int rc = each_record(n - 1, operands + 1, npy_one, &c);
+    int rc = each_record(n - 1, operands + 1, npy_one, NULL, &c);
     if (c.matched == 0) {
         llm_outfile_abort(c.out);
         llm_die(LLM_EXIT_DATA, "%s: no tensor matches '%s'", n > 1 ? operands[1] : "-", c.glob);
@@ -473,6 +625,57 @@ static int cmd_import_llama2c(int n, char **operands, opts *o)
     return 0;
 }
 
+/* ---- import-gguf, export-gguf ---- */
+
+static void report_line(void *ctx, const char *line)
+{
+    (void)ctx;
+    llm_warn("%s", line);
+}
+
+static int cmd_import_gguf(int n, char **operands, opts *o)
+{
+    if (n != 1) llm_usage_error("import-gguf: want one MODEL.gguf");
+    llm_gguf g = open_gguf(operands[0]);
+    llm_writer *w = open_output(o);
+    llm_error err = {0};
+    if (llm_gguf_import(&g, w, report_line, NULL, &err) < 0) {
+        llm_writer_abort(w);
+        llm_gguf_close(&g);
+        llm_die(LLM_EXIT_DATA, "%s", err.msg);
+    }
+    llm_gguf_close(&g);
+    if (llm_writer_close(w, &err) < 0) llm_die(LLM_EXIT_DATA, "%s", err.msg);
+    return 0;
+}
+
+static int cmd_export_gguf(int n, char **operands, opts *o)
+{
+    if (n > 1) llm_usage_error("export-gguf: want one IN.llmt");
+    if (!o->out || !strcmp(o->out, "-")) llm_usage_error("export-gguf: give -o OUT.gguf (GGUF is written to a file)");
+    const char *in = n ? operands[0] : "-";
+    llm_reader *r = open_input(in);
+    char name[256];
+    const char *base = strrchr(in, '/') ? strrchr(in, '/') + 1 : in;
+    snprintf(name, sizeof name, "%s", strcmp(in, "-") ? base : "llmpipe model");
+    char *dot = strrchr(name, '.');
+    if (dot && dot != name) *dot = 0;
+    static const int types[3] = {LLM_GGML_F32, LLM_GGML_F16, LLM_GGML_BF16};
+    llm_gguf_export_opts eo = {.type = types[o->float_type], .dequant = o->dequant, .name = name,
+                               .description = "a llmpipe " LLM_VERSION " checkpoint, exported by llm-tensor export-gguf"};
+    llm_error err = {0};
+    llm_outfile *f;
+    if (llm_outfile_open(&f, o->out, &err) < 0) llm_die(LLM_EXIT_DATA, "%s", err.msg);
+    if (llm_gguf_export(r, in, llm_outfile_fd(f), llm_outfile_path(f), &eo, report_line, NULL, &err) < 0) {
+        llm_outfile_abort(f);
+        llm_reader_close(r);
+        llm_die(LLM_EXIT_DATA, "%s", err.msg);
+    }
+    llm_reader_close(r);
+    if (llm_outfile_commit(f, &err) < 0) llm_die(LLM_EXIT_DATA, "%s", err.msg);
+    return 0;
+}
+
 /* ---- the commands and their options ---- */
 
 typedef struct command {
@@ -498,6 +701,10 @@ static const command commands[] = {
     {"import-llama2c", "import-llama2c [-o OUT] [--tokenizer TOKENIZER.bin] MODEL.bin",
      "a llama2.c checkpoint (legacy format) as a model checkpoint", "output tokenizer force",
      cmd_import_llama2c},
+    {"import-gguf", "import-gguf [-o OUT] [--level N] [--raw] MODEL.gguf",
+     "a llama GGUF model (llama.cpp) as a model checkpoint", "output level raw force", cmd_import_gguf},
+    {"export-gguf", "export-gguf -o OUT.gguf [--type f32|f16|bf16] [--dequant] [IN]",
+     "a model checkpoint as a GGUF file for llama.cpp", "output type dequant", cmd_export_gguf},
 };
 enum { N_COMMANDS = sizeof commands / sizeof commands[0] };
 
@@ -528,6 +735,10 @@ static int parse(const command *cmd, int argc, char **argv, opts *o)
         {"tokenizer", 0, LLM_OPT_STRING, &o->tokenizer, .arg = "TOKENIZER.bin",
          .help = "llama2.c's tokenizer for the model (without it: token ids only)"},
         {"force", 0, LLM_OPT_SET, &o->force, .help = "write binary to a terminal"},
+        {"type", 0, LLM_OPT_CHOICE, &o->float_type, .arg = "f32|f16|bf16", .choices = "f32|f16|bf16",
+         .help = "the GGUF type of float matrices (vectors stay F32)", .def = "f32"},
+        {"dequant", 0, LLM_OPT_SET, &o->dequant,
+         .help = "write quantized linears GGUF cannot hold exactly as floats"},
     };
     enum { N_EVERY = sizeof every / sizeof every[0] };
     llm_opt taken[N_EVERY + 1];

@@ -2,6 +2,7 @@
 #include "ckpt.h"
 
 #include <inttypes.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,30 +38,51 @@ static int write_meta(llm_writer *w, const char *name, const attr_list *l, llm_e
     return llm_writer_record(w, &rec, "", err);
 }
 
+static llm_record float_record(const char *name, const llm_shape *shape)
+{
+    return (llm_record){.kind = LLM_RECORD_TENSOR, .name = name, .dtype = LLM_DTYPE_F32, .shape = *shape,
+                        .flags = LLM_FLAG_SHUFFLE};
+}
+
+int llm_ckpt_begin_floats(llm_writer *w, const char *name, const llm_shape *shape, llm_error *err)
+{
+    llm_record rec = float_record(name, shape);
+    return llm_writer_begin(w, &rec, err);
+}
+
 static int write_floats(llm_writer *w, const char *name, const llm_shape *shape, const float *data,
                         llm_error *err)
 {
-    llm_record rec = {.kind = LLM_RECORD_TENSOR, .name = name, .dtype = LLM_DTYPE_F32,
-                      .shape = *shape, .flags = LLM_FLAG_SHUFFLE};
+    llm_record rec = float_record(name, shape);
     return llm_writer_record(w, &rec, data, err);
 }
 
 /* A quantized linear: its codes (i8, or u4 with group and sym), with the
  * scheme in attributes, then "<name>.scale" and, for asymmetric int4,
  * "<name>.zero". */
-static int write_qlinear(llm_writer *w, const char *name, const llm_qlinear *q, llm_error *err)
+int llm_ckpt_begin_qcodes(llm_writer *w, const char *name, const llm_qformat *f, int rows, int cols,
+                          float act_scale, llm_error *err)
 {
     attr_list l = {0};
-    add(&l, "quant", "%s", llm_qscheme_name(q->f.scheme));
-    if (q->f.scheme == LLM_Q_INT4) {
-        add(&l, "group", "%d", q->f.group);
-        add(&l, "sym", "%d", q->f.sym);
+    add(&l, "quant", "%s", llm_qscheme_name(f->scheme));
+    if (f->scheme == LLM_Q_INT4) {
+        add(&l, "group", "%d", f->group);
+        add(&l, "sym", "%d", f->sym);
     }
-    if (q->f.scheme == LLM_Q_W8A8) add(&l, "act_scale", "%.9g", (double)q->act_scale);
-    llm_shape shape = llm_shape_make(2, (int64_t[]){q->rows, q->cols});
-    llm_record rec = {.kind = LLM_RECORD_TENSOR, .name = name, .dtype = q->q4 ? LLM_DTYPE_U4 : LLM_DTYPE_I8,
-                      .shape = shape, .attrs = l.a, .n_attrs = l.n};
-    LLM_TRY(llm_writer_record(w, &rec, q->q4 ? (const void *)q->q4 : (const void *)q->q8, err));
+    if (f->scheme == LLM_Q_W8A8) add(&l, "act_scale", "%.9g", (double)act_scale);
+    llm_shape shape = llm_shape_make(2, (int64_t[]){rows, cols});
+    llm_record rec = {.kind = LLM_RECORD_TENSOR, .name = name,
+                      .dtype = f->scheme == LLM_Q_INT4 ? LLM_DTYPE_U4 : LLM_DTYPE_I8, .shape = shape,
+                      .attrs = l.a, .n_attrs = l.n};
+    return llm_writer_begin(w, &rec, err);
+}
+
+static int write_qlinear(llm_writer *w, const char *name, const llm_qlinear *q, llm_error *err)
+{
+    LLM_TRY(llm_ckpt_begin_qcodes(w, name, &q->f, q->rows, q->cols, q->act_scale, err));
+    size_t bytes = q->q4 ? (size_t)q->rows * q->cols / 2 : (size_t)q->rows * q->cols;
+    LLM_TRY(llm_writer_write(w, q->q4 ? (const void *)q->q4 : (const void *)q->q8, bytes, err));
+    LLM_TRY(llm_writer_end_record(w, err));
     char cname[96];
     llm_shape gshape = llm_shape_make(2, (int64_t[]){q->rows, q->groups});
     snprintf(cname, sizeof cname, "%s.scale", name);
@@ -101,10 +123,9 @@ int llm_ckpt_write_train(llm_writer *w, const llm_ckpt_train *t, int64_t optim_t
     return write_meta(w, "train", &tr, err);
 }
 
-static int save_all(llm_writer *w, const llm_model *m, const llm_optim *o,
-                    const llm_ckpt_train *t, llm_error *err)
+int llm_ckpt_write_config(llm_writer *w, const llm_config *c, int64_t n_params, llm_qscheme quant,
+                          llm_error *err)
 {
-    const llm_config *c = &m->cfg;
     attr_list l = {0};
     add(&l, "format", FORMAT_NAME);
     add(&l, "vocab", "%d", c->vocab);
@@ -118,13 +139,22 @@ static int save_all(llm_writer *w, const llm_model *m, const llm_optim *o,
     add(&l, "window", "%d", c->window);
     add(&l, "norm_eps", "%.9g", (double)c->norm_eps);
     add(&l, "rope_theta", "%.9g", (double)c->rope_theta);
-    add(&l, "params", "%" PRId64, m->n_params);
+    add(&l, "params", "%" PRId64, n_params);
+    if (quant != LLM_Q_NONE) add(&l, "quant", "%s", llm_qscheme_name(quant));
+    return write_meta(w, "config", &l, err);
+}
+
+static int save_all(llm_writer *w, const llm_model *m, const llm_optim *o,
+                    const llm_ckpt_train *t, llm_error *err)
+{
+    const llm_config *c = &m->cfg;
+    llm_qscheme quant = LLM_Q_NONE;
     for (int i = 0; i < llm_linear_count(c->n_layers); i++)
         if (m->lin[i].q) { /* the scheme, for listings; each tensor carries its own */
-            add(&l, "quant", "%s", llm_qscheme_name(m->lin[i].q->f.scheme));
+            quant = m->lin[i].q->f.scheme;
             break;
         }
-    LLM_TRY(write_meta(w, "config", &l, err));
+    LLM_TRY(llm_ckpt_write_config(w, c, m->n_params, quant, err));
     LLM_TRY(llm_tok_write(&m->tok, w, err));
     if (t) LLM_TRY(llm_ckpt_write_train(w, t, o ? o->t : 0, err));
     for (int i = 0; i < m->n_tensors; i++) {
@@ -203,7 +233,7 @@ static int attr_u64(const llm_record *rec, const char *key, int base, uint64_t *
     return 0;
 }
 
-static int parse_config(const llm_record *rec, llm_config *c, llm_error *err)
+int llm_ckpt_parse_config(const llm_record *rec, llm_config *c, llm_error *err)
 {
     const char *fmt = llm_record_attr(rec, "format");
     if (!fmt || strcmp(fmt, FORMAT_NAME) != 0)
@@ -370,7 +400,7 @@ static int read_companion(llm_reader *r, const llm_record *rec, llm_model *m, un
                                         n * (is_scale ? sizeof(float) : 1), err);
     if (got_bytes < 0) return (int)got_bytes;
     for (size_t i = 0; i < n; i++)
-        if (is_scale ? !(q->scale[i] > 0 && q->scale[i] < 1e30f) : q->zero[i] > 15)
+        if (is_scale ? !(fabsf(q->scale[i]) < 1e30f) : q->zero[i] > 15) /* GGUF's Q4_0 has scales < 0 */
             return llm_error_set(err, LLM_ERR_FORMAT, "%s: element %zu is %g", rec->name, i,
                                  is_scale ? (double)q->scale[i] : (double)q->zero[i]);
     got[at] |= is_scale ? 1 : 2;
@@ -410,7 +440,7 @@ static int load_all(llm_reader *r, llm_model *m, llm_optim *o, llm_ckpt_train *t
         return llm_error_set(err, LLM_ERR_FORMAT, "not a model checkpoint (first record is '%s')",
                              rec->name);
     llm_config cfg;
-    LLM_TRY(parse_config(rec, &cfg, err));
+    LLM_TRY(llm_ckpt_parse_config(rec, &cfg, err));
     LLM_TRY(llm_model_alloc(m, &cfg, err));
     if (allow_quant && llm_record_attr(rec, "quant")) llm_model_sparse_arena(m);
     *has_train = 0;

@@ -16,7 +16,8 @@
  * record "cls" of its own.  The config record then has quant=<scheme>.
  *
  * Loading checks every float it reads: a parameter or optimizer moment that
- * is NaN or infinite, or a scale that is not positive and finite, is an
+ * is NaN or infinite, or a scale that is not finite (a scale may be zero or
+ * negative, as those of GGUF's Q4_0 blocks are), is an
  * error naming the tensor and the element (LLM_ERR_FORMAT), as is a
  * tokenizer whose ids do not fit the model's vocabulary.
  *
@@ -32,6 +33,7 @@
 #include "err.h"
 #include "model.h"
 #include "optim.h"
+#include "quant.h"
 #include "rng.h"
 #include "stream.h"
 
@@ -70,6 +72,20 @@ int llm_ckpt_load_model(const char *path, llm_model *m, llm_error *err);
  * (llm_optim_check), else LLM_ERR_FORMAT. */
 int llm_ckpt_write_train(llm_writer *w, const llm_ckpt_train *t, int64_t optim_t, llm_error *err);
 int llm_ckpt_parse_train(const llm_record *rec, llm_ckpt_train *t, int64_t *optim_t, llm_error *err);
+
+/* The pieces of a checkpoint, for writers that stream one tensor at a time
+ * (gguf_model.h) and so write the same bytes llm_ckpt_save does: the
+ * "config" record of c (quant: the scheme of its quantized linears, or
+ * LLM_Q_NONE); the start of a float tensor's record (f32, byte-shuffled), and
+ * of a quantized linear's codes (rows x cols, f's scheme in attributes;
+ * act_scale for w8a8), whose payloads follow through llm_writer_write. */
+/* Reads a "config" record back into c (checked: llm_config_check). */
+int llm_ckpt_parse_config(const llm_record *rec, llm_config *c, llm_error *err);
+int llm_ckpt_write_config(llm_writer *w, const llm_config *c, int64_t n_params, llm_qscheme quant,
+                          llm_error *err);
+int llm_ckpt_begin_floats(llm_writer *w, const char *name, const llm_shape *shape, llm_error *err);
+int llm_ckpt_begin_qcodes(llm_writer *w, const char *name, const llm_qformat *f, int rows, int cols,
+                          float act_scale, llm_error *err);
 
 /* FNV-1a fingerprint of n token ids. */
 uint64_t llm_ckpt_hash_tokens(const int32_t *tokens, int64_t n);

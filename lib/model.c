@@ -64,9 +64,7 @@ static void add_tensor(llm_param_tensor *tensors, int *n, int64_t *at, const cha
     (*n)++;
 }
 
-/* Lays out the arena: fills tensors[] (names, shapes, offsets) when given and
- * returns the parameter count. */
-static int64_t layout(const llm_config *c, llm_param_tensor *tensors, int *n_tensors)
+int64_t llm_model_layout(const llm_config *c, llm_param_tensor *tensors, int *n_tensors)
 {
     int64_t at = 0;
     int n = 0;
@@ -145,13 +143,13 @@ int llm_model_alloc(llm_model *m, const llm_config *cfg, llm_error *err)
     m->cfg = *cfg;
     llm_tok_bytes(&m->tok);
     int n;
-    int64_t params = layout(cfg, NULL, &n);
+    int64_t params = llm_model_layout(cfg, NULL, &n);
     m->tensors = calloc((size_t)n, sizeof *m->tensors);
     m->spans = calloc((size_t)n, sizeof *m->spans);
     m->p.layers = calloc((size_t)cfg->n_layers, sizeof *m->p.layers);
     m->lin = calloc((size_t)llm_linear_count(cfg->n_layers), sizeof *m->lin);
     if (!m->tensors || !m->spans || !m->p.layers || !m->lin) goto nomem;
-    m->n_params = layout(cfg, m->tensors, &m->n_tensors);
+    m->n_params = llm_model_layout(cfg, m->tensors, &m->n_tensors);
     m->arena = llm_pages_alloc((size_t)m->n_params * sizeof(float), 1, &m->arena_map);
     if (!m->arena) goto nomem;
     for (int i = 0; i < n; i++)

@@ -107,6 +107,11 @@ typedef struct llm_model {
     llm_linear *lin;
 } llm_model;
 
+/* The arena's layout for c without allocating it: fills tensors[] (names,
+ * shapes, offsets, in checkpoint order; at most 9 L + 3 of them) when it is
+ * not NULL, sets *n_tensors, and returns the parameter count. */
+int64_t llm_model_layout(const llm_config *c, llm_param_tensor *tensors, int *n_tensors);
+
 /* Allocates a model with weights drawn from N(0, 0.02) (output projections
  * wo and w2 scaled by 1/sqrt(2L), as GPT-2 does) and norm gains of 1. */
 int llm_model_init(llm_model *m, const llm_config *cfg, uint64_t seed, llm_error *err);

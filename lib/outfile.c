@@ -82,7 +82,8 @@ static int open_temp(llm_outfile *f, const char *path, llm_error *err)
         snprintf(f->tmp_path, len, "%s.tmp.%ld.%d", f->target, (long)getpid(), i);
         /* told before the file exists, so a signal just after it appears removes it */
         if (on_temp_create) on_temp_create(f->tmp_path);
-        f->fd = open(f->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        /* readable too: a writer may read back what it wrote (GGUF export does) */
+        f->fd = open(f->tmp_path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
         if (f->fd >= 0) return 0;
         e = errno;
         if (on_temp_release) on_temp_release(f->tmp_path);

@@ -28,7 +28,7 @@ typedef struct llm_outfile llm_outfile;
  * itself, opened for writing, which waits for a FIFO's reader).  *out is
  * owned by the caller until commit or abort. */
 int llm_outfile_open(llm_outfile **out, const char *path, llm_error *err);
-/* The descriptor to write to. */
+/* The descriptor to write to (a temporary file's may be read and sought too). */
 int llm_outfile_fd(const llm_outfile *f);
 /* The output's name for messages: the path given, or "stdout" for "-". */
 const char *llm_outfile_path(const llm_outfile *f);

@@ -63,6 +63,19 @@ tiny_model() {
 prefixed() { { printf "\\$1"; cat "$2"; } >"$3"; }
 # raw FILE: FILE.raw, its raw stream (mutations then hit the records, not zstd)
 raw() { "$bin/llm-tensor" cat --raw -o "$1.raw" "$1" 2>/dev/null; }
+if [ "$target" = fuzz_gguf ]; then # a tiny model exported, with its int4 twin (Q4_0), and a K-quant one by numpy
+    tiny_model
+    "$bin/llm-tensor" export-gguf "$dir/f.llmt" -o "$dir/f.gguf" 2>/dev/null
+    if /usr/bin/python3 -c 'import numpy' 2>/dev/null; then
+        ref="$(dirname "$0")/../gguf_ref.py"
+        /usr/bin/python3 "$ref" make "$dir/k.gguf" "$dir/k.npz" --dim 256 --hidden 256 --vocab 260 --tokenizer llama2c \
+            --types token_embd=Q8_0,attn_q=Q4_K,attn_k=Q5_K,attn_v=Q6_K,attn_output=Q3_K,ffn_gate=Q2_K,ffn_down=Q4_1,ffn_up=Q4_0
+        "$bin/llm-tensor" import-gguf "$dir/k.gguf" -o "$dir/k.llmt" 2>/dev/null &&
+            "$bin/llm-tensor" export-gguf "$dir/k.llmt" -o "$dir/k4.gguf" 2>/dev/null
+        rm -f "$dir/k.npz" "$dir/k.llmt"
+    fi
+    rm -f "$dir/text.txt" "$dir"/*.llmt
+fi
 if [ "$target" = fuzz_ckpt ]; then # a tiny training checkpoint, its weights alone, and int8 and int4 twins
     tiny_model
     "$bin/llm-tensor" cat -o "$dir/w.llmt" --name tok_emb --name 'layers.*' --name norm "$dir/f.llmt" 2>/dev/null
