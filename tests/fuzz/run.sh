@@ -1,7 +1,7 @@
 #!/bin/sh
 # Runs each libFuzzer target for its share of the time, starting from a
 # corpus of valid inputs made by the tools (tests/fuzz/seeds.sh), and fails on
-# any finding.  The shares below are seconds at SECONDS=60 (CI's FUZZ_SECONDS),
+# any finding.  The shares below are seconds at SECONDS=60 (CI runs 30: half),
 # 194 in all; other values scale them (SECONDS=600: ten times as long).  The
 # stream reader, under every tool, and the two-reader comparison get most; a
 # target not in the table gets 10.
