@@ -15,7 +15,7 @@ LDFLAGS ?=
 OUT ?= .
 OBJ ?= build/obj
 
-PKGS = libzstd openblas
+PKGS = libzstd openblas libpcre2-8
 # OpenBLAS's OpenMP build when it is there (Debian: libopenblas-openmp-dev):
 # its kernels then run on OpenMP's threads, one pool with the library's own
 # loops (see llm_cli_threads).  Debian installs it beside the default pthreads
@@ -67,8 +67,8 @@ MAN5 = $(sort $(wildcard man/man5/*.5))
 
 # Debian packages the build needs (make deps installs them), and ones that
 # only enable optional tests.
-DEB_BUILD = gcc make pkg-config libzstd-dev libopenblas-openmp-dev zstd
-DEB_OPTIONAL = python3-numpy python3-torch clang libclang-rt-dev netpbm libopenmpi-dev openmpi-bin
+DEB_BUILD = gcc make pkg-config libzstd-dev libopenblas-openmp-dev libpcre2-dev zstd
+DEB_OPTIONAL = python3-numpy python3-torch python3-sentencepiece python3-regex clang libclang-rt-dev netpbm libopenmpi-dev openmpi-bin
 
 .PHONY: all deps have-deps check check-run check-asan demo bench fuzz fuzz-run install clean
 all: $(LIB) $(TOOLS)
@@ -121,7 +121,7 @@ define find_deps
 	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
 	  done; \
 	elif ! pkg-config --exists $(PKGS) 2>/dev/null; then \
-	  echo "llmpipe needs libzstd and OpenBLAS (pkg-config: $(PKGS)) and a C compiler with OpenMP"; exit 1; \
+	  echo "llmpipe needs libzstd, OpenBLAS and PCRE2 (pkg-config: $(PKGS)) and a C compiler with OpenMP"; exit 1; \
 	fi; \
 	[ -z "$$missing" ] && exit 0; \
 	if [ $(1) = install ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \

@@ -308,7 +308,7 @@ static void test_bpe_long_text(void)
     small_vocab(&t, 1);
     size_t len = 1 << 20;
     char *text = malloc(len);
-    int32_t *ids = malloc(llm_tok_max_ids(len) * sizeof *ids);
+    int32_t *ids = malloc(llm_tok_max_ids(&t, len) * sizeof *ids);
     for (size_t i = 0; i < len; i++) text[i] = "abcd "[i % 5];
     /* "abcd abcd ... abcd a" (2^20 = 5 * 209715 + 1 bytes) after the dummy
      * prefix: each " abcd" is " ","a","b","c","d"; "bc" (-0.5) merges first,
