@@ -100,14 +100,18 @@ $(OBJ)/tests/%: tests/unit/%.c $(CHECK_OBJ) $(LIB)
 	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -Itests/unit $< -o $@ $(LDFLAGS) -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc $(CHECK_OBJ) $(TEST_OBJ) $(LIB) $(EXTRA_LIBS) $(LDLIBS)
 
 # References some tests share (TEST_OBJ, linked before the library): the
-# calibration tests' data and references, and the double-precision model.
+# calibration tests' data and references, the double-precision model, and
+# the tokenizer references' runner.
 CALIB_TESTS = $(patsubst %,$(OBJ)/tests/test_calib%,_hist _amax _table) $(OBJ)/tests/test_calib
 $(CALIB_TESTS): $(OBJ)/tests/calib_ref.o
 $(CALIB_TESTS): TEST_OBJ += $(OBJ)/tests/calib_ref.o
 REF_MODEL_TESTS = $(patsubst %,$(OBJ)/tests/test_%,model adapter infer llama2c)
 $(REF_MODEL_TESTS): $(OBJ)/tests/ref_model.o
 $(REF_MODEL_TESTS): TEST_OBJ += $(OBJ)/tests/ref_model.o
-$(OBJ)/tests/calib_ref.o $(OBJ)/tests/ref_model.o: $(OBJ)/tests/%.o: tests/unit/%.c
+TOK_REF_TESTS = $(OBJ)/tests/test_tok_spm $(OBJ)/tests/test_tok_gpt2
+$(TOK_REF_TESTS): $(OBJ)/tests/tok_ref.o
+$(TOK_REF_TESTS): TEST_OBJ += $(OBJ)/tests/tok_ref.o
+$(OBJ)/tests/calib_ref.o $(OBJ)/tests/ref_model.o $(OBJ)/tests/tok_ref.o: $(OBJ)/tests/%.o: tests/unit/%.c
 	@mkdir -p $(@D) $(OBJ)/dep
 	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -Itests/unit -c $< -o $@
 
