@@ -10,8 +10,8 @@ spm trains a SentencePiece BPE model on a small corpus with the options of
 Llama's tokenizer.model (identity normalization, extra whitespace kept, a
 dummy prefix, byte fallback, whitespace-only pieces) and encodes the awkward
 strings below with sentencepiece itself.  gpt2 trains a byte-level BPE merge
-list on the corpus (most frequent pair first, within the pre-tokenizer's
-chunks) and encodes the awkward strings with GPT-2's own algorithm (its
+list on the corpus (most frequent pair first, within chunks cut at
+whitespace) and encodes the awkward strings with GPT-2's own algorithm (its
 encoder.py's bpe(): merge every occurrence of the best-ranked pair, repeat),
 the pre-tokenizer regex matched by the `regex` module.
 
@@ -278,9 +278,12 @@ def gpt2_main(out, pre):
     b2u = bytes_to_unicode()
     u2b = {c: b for b, c in b2u.items()}
     mapped = lambda bs: "".join(b2u[b] for b in bs)
-    words = []
+    # trained on chunks cut at whitespace only, so that merges cross the
+    # boundaries of letters, numbers and punctuation the regexes draw, and a
+    # wrong regex shows in the ids
+    words, by_space = [], regex.compile(r"\s?\S+|\s+")
     for line in corpus_lines():
-        words += [mapped(c) for c in chunks(regex, pattern, (line + "\n").encode())]
+        words += [mapped(c) for c in chunks(regex, by_space, (line + "\n").encode())]
     merges = train_merges(words, 400)
     ranks = {m: i for i, m in enumerate(merges)}
     # the vocabulary: specials first, the 256 byte characters, then the merges' results
