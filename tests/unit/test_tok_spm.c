@@ -3,12 +3,15 @@
  * invalid bytes, unknown runs, the dummy prefix), decoding, the record; and
  * a model trained by sentencepiece itself (tests/tok_ref.py) whose pieces,
  * scores and types given to llm_tok_spm encode a corpus of awkward strings
- * to sentencepiece's ids and decode them to sentencepiece's text. */
+ * to sentencepiece's ids and decode them to sentencepiece's text; a
+ * checkpoint carrying that tokenizer, where llm-gen -p TEXT continues
+ * TEXT as --ids with sentencepiece's ids does. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
+#include "ckpt.h"
 #include "stream.h"
 #include "tok.h"
 #include "tok_ref.h"
@@ -211,11 +214,83 @@ static void test_spm_matches_sentencepiece(void)
     tok_ref_free(&ref);
 }
 
+/* Runs cmd and returns its standard output (malloc'd, *len bytes). */
+static char *output_of(const char *cmd, size_t *len)
+{
+    FILE *f = popen(cmd, "r");
+    char *out = malloc(1 << 16);
+    *len = f ? fread(out, 1, (1 << 16) - 1, f) : 0;
+    if (f) CHECK_MSG(pclose(f) == 0, "%s failed", cmd);
+    out[*len] = '\0';
+    return out;
+}
+
+static void test_spm_in_llm_gen(void)
+{
+    tok_ref ref;
+    const char *bin = getenv("LLM_BIN");
+    if (!bin) {
+        check_skip("needs LLM_BIN (run through tests/run.sh)");
+        return;
+    }
+    if (tok_ref_run(&ref, "spm", "sentencepiece") <= 0) return;
+    ref.spec.add_bos = 1, ref.spec.space_prefix = 1;
+    llm_model m;
+    llm_error err = {0};
+    llm_config c = {.vocab = ref.spec.vocab, .dim = 32, .n_layers = 1, .n_heads = 2, .n_kv_heads = 1,
+                    .hidden = 64, .seq_len = 512, .norm_eps = 1e-5f, .rope_theta = 10000};
+    CHECK_OK(llm_model_init(&m, &c, 3, &err), err);
+    unsigned long long state = 5;
+    for (int64_t i = 0; i < m.n_params; i++) m.arena[i] += (float)(0.5 * check_normal(&state));
+    llm_tok_free(&m.tok);
+    CHECK_OK(llm_tok_spm(&m.tok, &ref.spec, &err), err);
+    const char *ckpt = check_path("spm.llmt"), *prompt = check_path("prompt.txt");
+    CHECK_OK(llm_ckpt_save(ckpt, &m, NULL, NULL, &err), err);
+    int compared = 0;
+    for (int k = 0; k < ref.n_cases && err.code == 0; k++) {
+        const tok_ref_case *tc = &ref.cases[k];
+        if (tc->len == 0 || memchr(tc->text, 0, tc->len) || tc->text[tc->len - 1] == '\n') continue;
+        FILE *f = fopen(prompt, "wb");
+        fwrite(tc->text, 1, tc->len, f);
+        fclose(f);
+        char cmd[8192];
+        int at = snprintf(cmd, sizeof cmd, "'%s/llm-gen' -m '%s' -n 6 --temp 0 -q --ids -p '%d", bin, ckpt, m.tok.bos);
+        for (int i = 0; i < tc->n_ids && at < 8000; i++) at += snprintf(cmd + at, sizeof cmd - (size_t)at, " %d", tc->ids[i]);
+        snprintf(cmd + at, sizeof cmd - (size_t)at, "'");
+        size_t n_ids_out, n_text;
+        char *ids_out = output_of(cmd, &n_ids_out);
+        snprintf(cmd, sizeof cmd, "'%s/llm-gen' -m '%s' -n 6 --temp 0 -q -p \"$(cat '%s')\"", bin, ckpt, prompt);
+        char *text = output_of(cmd, &n_text);
+        /* llm-gen prints the prompt, then the continuation of sentencepiece's
+         * ids decoded, then a newline */
+        char *want = malloc(tc->len + 8 * LLM_TOK_MAX_PIECE);
+        memcpy(want, tc->text, tc->len);
+        size_t w = tc->len;
+        int32_t prev = tc->n_ids ? tc->ids[tc->n_ids - 1] : m.tok.bos;
+        for (char *p = strtok(ids_out, " \n"); p; p = strtok(NULL, " \n")) {
+            int32_t id = atoi(p);
+            w += (size_t)llm_tok_decode_next(&m.tok, prev, id, want + w);
+            prev = id;
+        }
+        want[w++] = '\n';
+        CHECK_MSG(n_text == w && !memcmp(text, want, w), "case %d: llm-gen -p printed '%.*s', want '%.*s'", k,
+                  (int)n_text, text, (int)w, want);
+        compared++;
+        free(want);
+        free(ids_out);
+        free(text);
+    }
+    CHECK_MSG(compared > 15, "%d prompts compared", compared);
+    llm_model_free(&m);
+    tok_ref_free(&ref);
+}
+
 int main(void)
 {
     RUN(test_spm_by_hand);
     RUN(test_spm_decode);
     RUN(test_spm_rejects);
     RUN(test_spm_matches_sentencepiece);
+    RUN(test_spm_in_llm_gen);
     return check_done();
 }
