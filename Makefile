@@ -101,14 +101,14 @@ $(OBJ)/tests/%: tests/unit/%.c $(CHECK_OBJ) $(LIB)
 
 # References some tests share (TEST_OBJ, linked before the library): the
 # calibration tests' data and references, the double-precision model, and
-# the tokenizer references' runner.
+# the tokenizer tests' shared checks.
 CALIB_TESTS = $(patsubst %,$(OBJ)/tests/test_calib%,_hist _amax _table) $(OBJ)/tests/test_calib
 $(CALIB_TESTS): $(OBJ)/tests/calib_ref.o
 $(CALIB_TESTS): TEST_OBJ += $(OBJ)/tests/calib_ref.o
 REF_MODEL_TESTS = $(patsubst %,$(OBJ)/tests/test_%,model adapter infer llama2c)
 $(REF_MODEL_TESTS): $(OBJ)/tests/ref_model.o
 $(REF_MODEL_TESTS): TEST_OBJ += $(OBJ)/tests/ref_model.o
-TOK_REF_TESTS = $(OBJ)/tests/test_tok_spm $(OBJ)/tests/test_tok_gpt2
+TOK_REF_TESTS = $(patsubst %,$(OBJ)/tests/test_tok%,_spm _gpt2) $(OBJ)/tests/test_tok
 $(TOK_REF_TESTS): $(OBJ)/tests/tok_ref.o
 $(TOK_REF_TESTS): TEST_OBJ += $(OBJ)/tests/tok_ref.o
 $(OBJ)/tests/calib_ref.o $(OBJ)/tests/ref_model.o $(OBJ)/tests/tok_ref.o: $(OBJ)/tests/%.o: tests/unit/%.c

@@ -247,23 +247,19 @@ int llm_tok_bpe(llm_tok *t, int vocab, const char *const *pieces, const uint32_t
     return rc;
 }
 
-int llm_tok_spm(llm_tok *t, const llm_tok_spec *s, llm_error *err)
+/* An SPM or GPT2 tokenizer of s: copied, then its kind's tables made. */
+static int make_typed(llm_tok *t, llm_tok_kind kind, const llm_tok_spec *s, llm_error *err)
 {
     memset(t, 0, sizeof *t);
-    int rc = copy_spec(t, LLM_TOK_SPM, s, err);
-    if (rc == 0) rc = llm_tok_spm_finish(t, err);
+    int rc = copy_spec(t, kind, s, err);
+    if (rc == 0) rc = kind == LLM_TOK_SPM ? llm_tok_spm_finish(t, err) : llm_tok_gpt2_finish(t, err);
     if (rc < 0) llm_tok_free(t);
     return rc;
 }
 
-int llm_tok_gpt2(llm_tok *t, const llm_tok_spec *s, llm_error *err)
-{
-    memset(t, 0, sizeof *t);
-    int rc = copy_spec(t, LLM_TOK_GPT2, s, err);
-    if (rc == 0) rc = llm_tok_gpt2_finish(t, err);
-    if (rc < 0) llm_tok_free(t);
-    return rc;
-}
+int llm_tok_spm(llm_tok *t, const llm_tok_spec *s, llm_error *err) { return make_typed(t, LLM_TOK_SPM, s, err); }
+
+int llm_tok_gpt2(llm_tok *t, const llm_tok_spec *s, llm_error *err) { return make_typed(t, LLM_TOK_GPT2, s, err); }
 
 /* ---- special pieces, found in the text first ---- */
 

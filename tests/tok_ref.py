@@ -221,6 +221,19 @@ def split_special(text):
     return out
 
 
+def merge_pair(word, pair):
+    """word (a tuple of symbols) with every occurrence of pair, left to right, merged."""
+    out, i = [], 0
+    while i < len(word):
+        if i + 1 < len(word) and (word[i], word[i + 1]) == pair:
+            out.append(word[i] + word[i + 1])
+            i += 2
+        else:
+            out.append(word[i])
+            i += 1
+    return tuple(out)
+
+
 def train_merges(words, n_merges):
     """Most frequent adjacent pair first (ties: the smaller pair), as many times as asked."""
     vocab = {}
@@ -239,36 +252,20 @@ def train_merges(words, n_merges):
         merges.append(best)
         new = {}
         for w, c in words.items():
-            out, i = [], 0
-            while i < len(w):
-                if i + 1 < len(w) and (w[i], w[i + 1]) == best:
-                    out.append(w[i] + w[i + 1])
-                    i += 2
-                else:
-                    out.append(w[i])
-                    i += 1
-            new[tuple(out)] = new.get(tuple(out), 0) + c
+            w = merge_pair(w, best)
+            new[w] = new.get(w, 0) + c
         words = new
     return merges
 
 
 def gpt2_bpe(word, ranks):
     """GPT-2's encoder.py bpe(): word is a tuple of symbols."""
-    word = list(word)
     while len(word) > 1:
         pairs = set(zip(word, word[1:]))
         best = min(pairs, key=lambda p: ranks.get(p, float("inf")))
         if best not in ranks:
             break
-        out, i = [], 0
-        while i < len(word):
-            if i + 1 < len(word) and (word[i], word[i + 1]) == best:
-                out.append(word[i] + word[i + 1])
-                i += 2
-            else:
-                out.append(word[i])
-                i += 1
-        word = out
+        word = merge_pair(word, best)
     return word
 
 

@@ -60,27 +60,6 @@ static int small_gpt2(llm_tok *t, llm_tok_pre pre, int ignore_merges, int n_merg
     return rc;
 }
 
-static int encodes_to(const llm_tok *t, const char *text, size_t len, const int32_t *want, int n)
-{
-    int32_t ids[64];
-    llm_error err = {0};
-    int64_t got = llm_tok_encode_text(t, text, len, ids, &err);
-    int ok = got == n;
-    for (int i = 0; ok && i < n; i++) ok = ids[i] == want[i];
-    if (!ok) {
-        char buf[256];
-        int at = snprintf(buf, sizeof buf, "got %lld:", (long long)got);
-        for (int i = 0; i < got && at < 200; i++) at += snprintf(buf + at, sizeof buf - (size_t)at, " %d", ids[i]);
-        CHECK_MSG(0, "encoding '%s': %s %s", text, buf, err.msg);
-    }
-    return ok;
-}
-
-#define ENC(t, text, ...)                                                                    \
-    do {                                                                                     \
-        const int32_t want_[] = {__VA_ARGS__};                                               \
-        encodes_to(t, text, sizeof text - 1, want_, (int)(sizeof want_ / sizeof want_[0]));  \
-    } while (0)
 #define B(c) (BYTE0 + (unsigned char)(c))
 
 static void test_gpt2_by_hand(void)
@@ -148,25 +127,6 @@ static void test_gpt2_rejects(void)
     CHECK(llm_tok_pre_from_name("qwen2", &pre, &err) == LLM_ERR_ARG && strstr(err.msg, "'qwen2'"));
 }
 
-static int round_trip(const llm_tok *t, llm_tok *back, llm_error *err)
-{
-    const char *path = check_path("tok.llmt");
-    llm_writer *w;
-    LLM_TRY(llm_writer_open(&w, path, NULL, err));
-    if (llm_tok_write(t, w, err) < 0) {
-        llm_writer_abort(w);
-        return err->code;
-    }
-    LLM_TRY(llm_writer_close(w, err));
-    llm_reader *r;
-    LLM_TRY(llm_reader_open(&r, path, err));
-    const llm_record *rec;
-    int rc = llm_reader_next(r, &rec, err);
-    if (rc > 0) rc = llm_tok_read(back, r, rec, err);
-    llm_reader_close(r);
-    return rc;
-}
-
 static void matches_reference(const char *pre_name, llm_tok_pre pre)
 {
     char args[32];
@@ -181,7 +141,7 @@ static void matches_reference(const char *pre_name, llm_tok_pre pre)
         int bad = tok_ref_check(&t, &ref, 0, 0);
         CHECK_MSG(bad == 0, "%s: %d of %d strings differ from the reference", pre_name, bad, ref.n_cases);
         llm_tok_bytes(&back);
-        CHECK_OK(round_trip(&t, &back, &err), err);
+        CHECK_OK(tok_round_trip(&t, &back, &err), err);
         CHECK(back.kind == LLM_TOK_GPT2 && back.pre == pre && back.n_merges == t.n_merges &&
               back.ignore_merges == t.ignore_merges);
         bad = tok_ref_check(&back, &ref, 0, 0);

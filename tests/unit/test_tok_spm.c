@@ -66,28 +66,6 @@ static int small_spm(llm_tok *t, int bytes, int unk, int space_prefix)
     return rc;
 }
 
-static int encodes_to(const llm_tok *t, const char *text, size_t len, const int32_t *want, int n)
-{
-    int32_t ids[64];
-    llm_error err = {0};
-    int64_t got = llm_tok_encode_text(t, text, len, ids, &err);
-    int ok = got == n;
-    for (int i = 0; ok && i < n; i++) ok = ids[i] == want[i];
-    if (!ok) {
-        char buf[256];
-        int at = snprintf(buf, sizeof buf, "got %lld:", (long long)got);
-        for (int i = 0; i < got && at < 200; i++) at += snprintf(buf + at, sizeof buf - (size_t)at, " %d", ids[i]);
-        CHECK_MSG(0, "encoding '%s': %s %s", text, buf, err.msg);
-    }
-    return ok;
-}
-
-#define ENC(t, text, ...)                                                                    \
-    do {                                                                                     \
-        const int32_t want_[] = {__VA_ARGS__};                                               \
-        encodes_to(t, text, sizeof text - 1, want_, (int)(sizeof want_ / sizeof want_[0]));  \
-    } while (0)
-
 static void test_spm_by_hand(void)
 {
     llm_tok t;
@@ -170,26 +148,6 @@ static void test_spm_rejects(void)
     llm_tok_free(&t);
 }
 
-/* Writes t to a stream file and reads it back into back. */
-static int round_trip(const llm_tok *t, llm_tok *back, llm_error *err)
-{
-    const char *path = check_path("tok.llmt");
-    llm_writer *w;
-    LLM_TRY(llm_writer_open(&w, path, NULL, err));
-    if (llm_tok_write(t, w, err) < 0) {
-        llm_writer_abort(w);
-        return err->code;
-    }
-    LLM_TRY(llm_writer_close(w, err));
-    llm_reader *r;
-    LLM_TRY(llm_reader_open(&r, path, err));
-    const llm_record *rec;
-    int rc = llm_reader_next(r, &rec, err);
-    if (rc > 0) rc = llm_tok_read(back, r, rec, err);
-    llm_reader_close(r);
-    return rc;
-}
-
 static void test_spm_matches_sentencepiece(void)
 {
     tok_ref ref;
@@ -203,7 +161,7 @@ static void test_spm_matches_sentencepiece(void)
         int bad = tok_ref_check(&t, &ref, 1, 1);
         CHECK_MSG(bad == 0, "%d of %d strings differ from sentencepiece", bad, ref.n_cases);
         llm_tok_bytes(&back);
-        CHECK_OK(round_trip(&t, &back, &err), err);
+        CHECK_OK(tok_round_trip(&t, &back, &err), err);
         CHECK(back.kind == LLM_TOK_SPM && back.vocab == t.vocab && back.bos == t.bos && back.unk == t.unk &&
               back.add_bos == 1 && back.space_prefix == 1);
         bad = tok_ref_check(&back, &ref, 1, 1);

@@ -1,5 +1,6 @@
-/* tok_ref — runs tests/tok_ref.py and reads its vocab, meta, merges and
- * cases files (their format is in tok_ref.py). */
+/* tok_ref — the tokenizer tests' shared checks, and the reader of
+ * tests/tok_ref.py's vocab, meta, merges and cases files (their format is in
+ * tok_ref.py). */
 #include "tok_ref.h"
 
 #include <stdio.h>
@@ -7,6 +8,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "stream.h"
 
 /* Decodes the hex at s ("-empty-": nothing) into a fresh buffer. */
 static char *unhex(const char *s, size_t *len)
@@ -188,4 +190,40 @@ int tok_ref_check(const llm_tok *t, const tok_ref *r, int after_bos, int decodes
         free(ids);
     }
     return bad;
+}
+
+int tok_encodes_to(const llm_tok *t, const char *text, size_t len, const int32_t *want, int n)
+{
+    int32_t ids[64];
+    llm_error err = {0};
+    int64_t got = llm_tok_max_ids(t, len) <= 64 ? llm_tok_encode_text(t, text, len, ids, &err) : -1;
+    int ok = got == n;
+    for (int i = 0; ok && i < n; i++) ok = ids[i] == want[i];
+    if (!ok) {
+        char buf[256];
+        int at = snprintf(buf, sizeof buf, "got %lld:", (long long)got);
+        for (int i = 0; i < got && at < 200; i++) at += snprintf(buf + at, sizeof buf - (size_t)at, " %d", ids[i]);
+        CHECK_MSG(0, "encoding '%.*s': %s %s", (int)len, text, buf, err.msg);
+    }
+    return ok;
+}
+
+int tok_round_trip(const llm_tok *t, llm_tok *out, llm_error *err)
+{
+    const char *path = check_path("tok.llmt");
+    llm_writer *w;
+    LLM_TRY(llm_writer_open(&w, path, NULL, err));
+    int rc = llm_tok_write(t, w, err);
+    if (rc < 0) {
+        llm_writer_abort(w);
+        return rc;
+    }
+    LLM_TRY(llm_writer_close(w, err));
+    llm_reader *r;
+    LLM_TRY(llm_reader_open(&r, path, err));
+    const llm_record *rec;
+    rc = llm_reader_next(r, &rec, err);
+    if (rc > 0) rc = strcmp(rec->name, "tokenizer") ? -100 : llm_tok_read(out, r, rec, err);
+    llm_reader_close(r);
+    return rc;
 }

@@ -1,6 +1,7 @@
-/* tok_ref — runs tests/tok_ref.py (the independent tokenizer references:
- * sentencepiece itself, GPT-2's BPE in Python) and reads what it wrote, for
- * test_tok_spm.c and test_tok_gpt2.c. */
+/* tok_ref — what the tokenizer tests share: checking one text's ids, the
+ * tokenizer record's round trip, and running tests/tok_ref.py (the
+ * independent references: sentencepiece itself, GPT-2's BPE in Python) and
+ * reading what it wrote. */
 #ifndef LLM_TOK_REF_H
 #define LLM_TOK_REF_H
 
@@ -36,5 +37,20 @@ void tok_ref_free(tok_ref *r);
  * itself where the reference has none and decodes_to_text is set.
  * Returns the number of cases that differ. */
 int tok_ref_check(const llm_tok *t, const tok_ref *r, int after_bos, int decodes_to_text);
+
+/* Encodes len bytes of text with t; checks the ids are want[0..n) (a CHECK
+ * failure showing both otherwise).  Returns 1 when they are. */
+int tok_encodes_to(const llm_tok *t, const char *text, size_t len, const int32_t *want, int n);
+/* ENC(t, "literal", id, id, ...): the literal's bytes encode to those ids. */
+#define ENC(t, text, ...)                                                                    \
+    do {                                                                                     \
+        const int32_t want_[] = {__VA_ARGS__};                                               \
+        tok_encodes_to(t, text, sizeof text - 1, want_, (int)(sizeof want_ / sizeof want_[0])); \
+    } while (0)
+
+/* Writes t as a tokenizer record to a file of the test's directory and
+ * reads it back into out; 0, a negative LLM_ERR_*, or -100 when the
+ * record read is not the tokenizer. */
+int tok_round_trip(const llm_tok *t, llm_tok *out, llm_error *err);
 
 #endif
