@@ -15,7 +15,7 @@ LDFLAGS ?=
 OUT ?= .
 OBJ ?= build/obj
 
-PKGS = libzstd openblas
+PKGS = libzstd openblas libpcre2-8
 # OpenBLAS's OpenMP build when it is there (Debian: libopenblas-openmp-dev):
 # its kernels then run on OpenMP's threads, one pool with the library's own
 # loops (see llm_cli_threads).  Debian installs it beside the default pthreads
@@ -67,8 +67,8 @@ MAN5 = $(sort $(wildcard man/man5/*.5))
 
 # Debian packages the build needs (make deps installs them), and ones that
 # only enable optional tests.
-DEB_BUILD = gcc make pkg-config libzstd-dev libopenblas-openmp-dev zstd
-DEB_OPTIONAL = python3-numpy python3-torch clang libclang-rt-dev netpbm libopenmpi-dev openmpi-bin npm
+DEB_BUILD = gcc make pkg-config libzstd-dev libopenblas-openmp-dev libpcre2-dev zstd
+DEB_OPTIONAL = python3-numpy python3-torch python3-sentencepiece python3-regex clang libclang-rt-dev netpbm libopenmpi-dev openmpi-bin npm
 
 .PHONY: all deps have-deps check check-run check-asan demo bench fuzz fuzz-run install clean
 all: $(LIB) $(TOOLS)
@@ -100,14 +100,18 @@ $(OBJ)/tests/%: tests/unit/%.c $(CHECK_OBJ) $(LIB)
 	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -Itests/unit $< -o $@ $(LDFLAGS) -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc $(CHECK_OBJ) $(TEST_OBJ) $(LIB) $(EXTRA_LIBS) $(LDLIBS)
 
 # References some tests share (TEST_OBJ, linked before the library): the
-# calibration tests' data and references, and the double-precision model.
+# calibration tests' data and references, the double-precision model, and
+# the tokenizer tests' shared checks.
 CALIB_TESTS = $(patsubst %,$(OBJ)/tests/test_calib%,_hist _amax _table) $(OBJ)/tests/test_calib
 $(CALIB_TESTS): $(OBJ)/tests/calib_ref.o
 $(CALIB_TESTS): TEST_OBJ += $(OBJ)/tests/calib_ref.o
 REF_MODEL_TESTS = $(patsubst %,$(OBJ)/tests/test_%,model adapter infer llama2c)
 $(REF_MODEL_TESTS): $(OBJ)/tests/ref_model.o
 $(REF_MODEL_TESTS): TEST_OBJ += $(OBJ)/tests/ref_model.o
-$(OBJ)/tests/calib_ref.o $(OBJ)/tests/ref_model.o: $(OBJ)/tests/%.o: tests/unit/%.c
+TOK_REF_TESTS = $(patsubst %,$(OBJ)/tests/test_tok%,_spm _gpt2) $(OBJ)/tests/test_tok
+$(TOK_REF_TESTS): $(OBJ)/tests/tok_ref.o
+$(TOK_REF_TESTS): TEST_OBJ += $(OBJ)/tests/tok_ref.o
+$(OBJ)/tests/calib_ref.o $(OBJ)/tests/ref_model.o $(OBJ)/tests/tok_ref.o: $(OBJ)/tests/%.o: tests/unit/%.c
 	@mkdir -p $(@D) $(OBJ)/dep
 	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -Itests/unit -c $< -o $@
 
@@ -121,7 +125,7 @@ define find_deps
 	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
 	  done; \
 	elif ! pkg-config --exists $(PKGS) 2>/dev/null; then \
-	  echo "llmpipe needs libzstd and OpenBLAS (pkg-config: $(PKGS)) and a C compiler with OpenMP"; exit 1; \
+	  echo "llmpipe needs libzstd, OpenBLAS and PCRE2 (pkg-config: $(PKGS)) and a C compiler with OpenMP"; exit 1; \
 	fi; \
 	[ -z "$$missing" ] && exit 0; \
 	if [ $(1) = install ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \

@@ -139,7 +139,7 @@ static int32_t *tokenize(const llm_model *m, const char *text, size_t len, int i
                          int64_t *n)
 {
     int P = m->adapter ? m->adapter->cfg.n_virtual : 0;
-    size_t cap = llm_tok_max_ids(len) + 1 + (size_t)P;
+    size_t cap = llm_tok_max_ids(&m->tok, len) + 1 + (size_t)P;
     int32_t *t = malloc(cap * sizeof *t);
     if (!t) llm_die(LLM_EXIT_DATA, "out of memory");
     for (int i = 0; i < P; i++) t[i] = m->cfg.vocab + i;
@@ -148,7 +148,7 @@ static int32_t *tokenize(const llm_model *m, const char *text, size_t len, int i
     if (ids) {
         k = parse_ids(text, t + P, (int64_t)cap - P, where);
     } else {
-        if (m->tok.bos >= 0) t[P + k++] = m->tok.bos;
+        if (m->tok.add_bos) t[P + k++] = m->tok.bos;
         int64_t got = llm_tok_encode_text(&m->tok, text, len, t + P + k, &err);
         if (got < 0) llm_die(LLM_EXIT_DATA, "%s: %s", where, err.msg);
         k += got;
@@ -372,7 +372,7 @@ static void run_classify(llm_infer *s, const llm_model *m, const options *o, int
     for (int e = 0; e < k; e++) longest_text = strlen(texts[e]) > longest_text ? strlen(texts[e]) : longest_text;
     for (int j = 0; j < n_labels; j++)
         longest_label = strlen(labels[j]) > longest_label ? strlen(labels[j]) : longest_label;
-    size_t need = 1 + llm_tok_max_ids(longest_text) + llm_tok_max_ids(longest_label);
+    size_t need = 1 + llm_tok_max_ids(&m->tok, longest_text) + llm_tok_max_ids(&m->tok, longest_label);
     if (need < (size_t)T) T = (int)need;
     int32_t *prefix = malloc(((size_t)P + 1) * sizeof *prefix), *in = malloc((size_t)T * sizeof *in),
             *tg = malloc((size_t)T * sizeof *tg);

@@ -218,11 +218,11 @@ static void print_sample(const llm_trainer *t, const options *o)
         llm_acts_quant(&a, t->m, &err) < 0)
         fatal("%s", err.msg);
     size_t plen = strlen(o->prompt);
-    int32_t *ids = malloc((llm_tok_max_ids(plen) + 1 + (size_t)t->prefix + (size_t)o->sample) * sizeof *ids);
+    int32_t *ids = malloc((llm_tok_max_ids(&t->m->tok, plen) + 1 + (size_t)t->prefix + (size_t)o->sample) * sizeof *ids);
     if (!ids) fatal("out of memory");
     for (int i = 0; i < t->prefix; i++) ids[i] = t->m->cfg.vocab + i; /* the virtual tokens */
-    int n = t->prefix, bos = t->m->tok.bos;
-    if (bos >= 0) ids[n++] = bos;
+    int n = t->prefix;
+    if (t->m->tok.add_bos) ids[n++] = t->m->tok.bos;
     int64_t k = llm_tok_encode_text(&t->m->tok, o->prompt, plen, ids + n, &err);
     if (k < 0) fatal("--prompt: %s", err.msg);
     n += (int)k;

@@ -46,7 +46,7 @@ int llm_data_read_text(const char *path, char **out, size_t *len, llm_error *err
 static int append_text(llm_data *d, int64_t *cap, const char *text, size_t len, const llm_tok *tok,
                        llm_error *err)
 {
-    int64_t need = d->n_tokens + 1 + (int64_t)llm_tok_max_ids(len);
+    int64_t need = d->n_tokens + 1 + (int64_t)llm_tok_max_ids(tok, len);
     if (need > *cap) {
         int64_t c = *cap ? *cap : 1024;
         while (c < need) c *= 2;
@@ -55,7 +55,7 @@ static int append_text(llm_data *d, int64_t *cap, const char *text, size_t len, 
         d->tokens = t;
         *cap = c;
     }
-    if (tok->bos >= 0) d->tokens[d->n_tokens++] = tok->bos;
+    if (tok->add_bos) d->tokens[d->n_tokens++] = tok->bos;
     int64_t n = llm_tok_encode_text(tok, text, len, d->tokens + d->n_tokens, err);
     if (n < 0) return (int)n;
     d->n_tokens += n;

@@ -1,7 +1,7 @@
 /* data — a training corpus as token ids, its held-out split, and batches.
  *
  * Files (or stdin, "-") are read whole and tokenized, each starting with BOS
- * (when the tokenizer has one; a tokenizer without text is an error).
+ * (when the tokenizer adds one; a tokenizer without text is an error).
  * The last val_frac of the tokens is held out for validation.  Training
  * batches are random windows of T+1 tokens drawn from the training part with a
  * seeded generator (the generator's state is the data position, saved in

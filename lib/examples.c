@@ -20,10 +20,10 @@ int llm_example_split(char *line, char **label)
 int llm_example_encode(const llm_tok *tok, const char *text, size_t text_len, const char *label,
                        size_t label_len, int T, int32_t *inputs, int32_t *targets, llm_error *err)
 {
-    size_t cap = 1 + llm_tok_max_ids(text_len) + llm_tok_max_ids(label_len);
+    size_t cap = 1 + llm_tok_max_ids(tok, text_len) + llm_tok_max_ids(tok, label_len);
     int32_t *ids = malloc(cap * sizeof *ids);
     if (!ids) return llm_error_set(err, LLM_ERR_NOMEM, "example: out of memory");
-    int bos = tok->bos >= 0; /* a tokenizer may have none */
+    int bos = tok->add_bos; /* a tokenizer may have none, or not put it first */
     if (bos) ids[0] = tok->bos;
     int64_t nt = llm_tok_encode_text(tok, text, text_len, ids + bos, err);
     int64_t nl = nt < 0 ? nt : llm_tok_encode_text(tok, label, label_len, ids + bos + nt, err);

@@ -3,7 +3,7 @@
  *
  * A file of examples has one per line, "text<TAB>label" (the last tab
  * separates them).  An example becomes one window of T positions: the
- * tokens BOS (when the tokenizer has one), text, label (the text's start
+ * tokens BOS (when the tokenizer adds one), text, label (the text's start
  * cut off when they do not fit),
  * inputs = tokens[0..], targets = tokens[1..] where the target is a label
  * token and -1 elsewhere, padding after the end.  Training on such windows
@@ -37,7 +37,7 @@ int llm_example_split(char *line, char **label);
 
 /* Encodes one example into inputs and targets [T]; returns the positions
  * used (the rest is padding: input 0, target -1).  An empty text with a
- * tokenizer without BOS is refused: nothing would precede the label. */
+ * tokenizer that adds no BOS is refused: nothing would precede the label. */
 int llm_example_encode(const llm_tok *tok, const char *text, size_t text_len, const char *label,
                        size_t label_len, int T, int32_t *inputs, int32_t *targets, llm_error *err);
 

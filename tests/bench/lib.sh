@@ -63,8 +63,8 @@ private_copy() {
 
 # helper NAME [openmp|blas|libllm]: compiles tests/bench/NAME.c into
 # $tmp/NAME with CC (default cc); openmp adds -fopenmp, blas links OpenBLAS
-# and zstd (pkg-config), libllm links lib/libllm.a, as built, with those and
-# OpenMP.
+# and zstd (pkg-config), libllm links lib/libllm.a, as built, with those,
+# PCRE2 and OpenMP.
 helper() {
     _name=$1
     case ${2:-} in
@@ -72,6 +72,7 @@ helper() {
         openmp) set -- -fopenmp ;;
         blas|libllm)
             _pkgs="libzstd openblas"
+            [ "$2" = libllm ] && _pkgs="$_pkgs libpcre2-8" # the tokenizers' regexes
             _cflags=$(pkg-config --cflags $_pkgs) && _libs=$(pkg-config --libs $_pkgs) ||
                 die "pkg-config $_pkgs failed (make deps)"
             if [ "$2" = blas ]; then

@@ -19,9 +19,9 @@ if ! command -v cc >/dev/null || ! command -v pkg-config >/dev/null || [ ! -r "$
     skip "build without MPI" "needs cc, pkg-config and $lib"
 elif nm "$lib" 2>/dev/null | grep -q __asan; then
     skip "build without MPI" "checked in the plain build, not under ASan"
-elif ! cc -std=c11 -D_GNU_SOURCE -fopenmp -I"$LLM_TOP/lib" $(pkg-config --cflags libzstd openblas) \
+elif ! cc -std=c11 -D_GNU_SOURCE -fopenmp -I"$LLM_TOP/lib" $(pkg-config --cflags libzstd openblas libpcre2-8) \
         "$LLM_TOP/bin/llm-train.c" "$LLM_TOP/lib/dist.c" "$lib" -o nompi-train \
-        $(pkg-config --libs libzstd openblas) -fopenmp -lm 2>cc.err; then
+        $(pkg-config --libs libzstd openblas libpcre2-8) -fopenmp -lm 2>cc.err; then
     fail "build without MPI" "$(head -c 300 cc.err)"
 else
     pass "build without MPI"

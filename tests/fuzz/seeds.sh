@@ -23,6 +23,14 @@ if [ "$target" = fuzz_tok ]; then
     "$bin/llm-tensor" import-llama2c "$dir/m.bin" --tokenizer "$dir/t.bin" -o "$dir/bpe.llmt" 2>/dev/null
 fi
 rm -f "$dir/m.bin" "$dir/t.bin"
+if [ "$target" = fuzz_tok_text ]; then
+    # flags, then the vocabulary (type-and-score byte + piece, or 0xF0 + merge,
+    # a line each) and the text, each after a 4-byte length (fuzz_tok_text.c)
+    perl -e 'print pack("C V/a* V/a*", 0, "\x01\xe2\x96\x81\n\x02<unk>\n\x01a\n\x01b\n\xffab\n\x01ab\n\x04<sep>\n\x05bb",
+                        "ab a<sep>b  \xff\xc3 caf\xc3\xa9 \xf0\x9f\x98\x80\n")' >"$dir/spm.seed"
+    perl -e 'print pack("C V/a* V/a*", 3, "\x03<|endoftext|>\n\x04<|user|>\n\x01\xc4\xa0t\n\x01he\n\x01\xc4\xa0the\n\xf0\xc4\xa0 t\n\xf0h e\n\xf0\xc4\xa0t he",
+                        " the<|endoftext|>  it\x27s 12345 \xff\xfe the\r\n\n x<|user|>")' >"$dir/gpt2.seed"
+fi
 if [ "$target" = fuzz_pzstd ]; then # several frames (payloads over 4 MiB compress to little), and raw
     head -c 4300000 /dev/zero >"$dir/zeros.bin" && mknpy '|u1' '(4300000,)' "$dir/zeros.bin" "$dir/zeros.npy"
     "$bin/llm-tensor" from-npy -o "$dir/frames.llmt" a="$dir/f4.npy" z="$dir/zeros.npy" b="$dir/i1.npy"

@@ -12,6 +12,7 @@
 #include "check.h"
 #include "stream.h"
 #include "tok.h"
+#include "tok_ref.h"
 
 /* ---- a small hand-made vocabulary ----
  * 0..2 the specials, 3..258 the byte pieces <0x00>..<0xFF> (id = byte + 3),
@@ -59,30 +60,6 @@ static void small_vocab(llm_tok *t, int with_space)
     llm_error err = {0};
     CHECK_OK(llm_tok_bpe(t, V_SMALL, pieces, NULL, scores, 1, 2, &err), err);
 }
-
-/* Encodes text and compares with want (n ids). */
-static int encodes_to(const llm_tok *t, const char *text, const int32_t *want, int n)
-{
-    size_t len = strlen(text);
-    int32_t ids[64];
-    llm_error err = {0};
-    int64_t got = llm_tok_encode_text(t, text, len, ids, &err);
-    int ok = got == n;
-    for (int i = 0; ok && i < n; i++) ok = ids[i] == want[i];
-    if (!ok) {
-        char buf[256];
-        int at = snprintf(buf, sizeof buf, "got %lld:", (long long)got);
-        for (int i = 0; i < got && at < 200; i++) at += snprintf(buf + at, sizeof buf - (size_t)at, " %d", ids[i]);
-        CHECK_MSG(0, "encoding '%s': %s %s", text, buf, err.msg);
-    }
-    return ok;
-}
-
-#define ENC(t, text, ...)                                                                    \
-    do {                                                                                     \
-        const int32_t want_[] = {__VA_ARGS__};                                               \
-        encodes_to(t, text, want_, (int)(sizeof want_ / sizeof want_[0]));                   \
-    } while (0)
 
 static void test_bytes_tokenizer(void)
 {
@@ -308,7 +285,7 @@ static void test_bpe_long_text(void)
     small_vocab(&t, 1);
     size_t len = 1 << 20;
     char *text = malloc(len);
-    int32_t *ids = malloc(llm_tok_max_ids(len) * sizeof *ids);
+    int32_t *ids = malloc(llm_tok_max_ids(&t, len) * sizeof *ids);
     for (size_t i = 0; i < len; i++) text[i] = "abcd "[i % 5];
     /* "abcd abcd ... abcd a" (2^20 = 5 * 209715 + 1 bytes) after the dummy
      * prefix: each " abcd" is " ","a","b","c","d"; "bc" (-0.5) merges first,
@@ -356,25 +333,6 @@ static const char *path_in_tmp(const char *name)
 }
 
 /* Writes t to a stream file, reads it back into out. */
-static int round_trip(const llm_tok *t, llm_tok *out, llm_error *err)
-{
-    const char *path = path_in_tmp("tok.llmt");
-    llm_writer *w;
-    LLM_TRY(llm_writer_open(&w, path, NULL, err));
-    int rc = llm_tok_write(t, w, err);
-    if (rc < 0) {
-        llm_writer_abort(w);
-        return rc;
-    }
-    LLM_TRY(llm_writer_close(w, err));
-    llm_reader *r;
-    LLM_TRY(llm_reader_open(&r, path, err));
-    const llm_record *rec;
-    rc = llm_reader_next(r, &rec, err);
-    if (rc > 0) rc = strcmp(rec->name, "tokenizer") ? -100 : llm_tok_read(out, r, rec, err);
-    llm_reader_close(r);
-    return rc;
-}
 
 static void test_record_round_trip(void)
 {
@@ -383,7 +341,7 @@ static void test_record_round_trip(void)
     small_vocab(&t, 1);
     t.scores[259] = NAN; /* any float survives, bit for bit */
     llm_tok_bytes(&back);
-    CHECK_OK(round_trip(&t, &back, &err), err);
+    CHECK_OK(tok_round_trip(&t, &back, &err), err);
     CHECK(back.kind == LLM_TOK_BPE && back.vocab == t.vocab && back.bos == 1 && back.eos == 2);
     int same = 1;
     for (int i = 0; i < t.vocab && same; i++) {
@@ -397,10 +355,10 @@ static void test_record_round_trip(void)
     llm_tok_free(&t);
 
     llm_tok_bytes(&t);
-    CHECK_OK(round_trip(&t, &back, &err), err);
+    CHECK_OK(tok_round_trip(&t, &back, &err), err);
     CHECK(back.kind == LLM_TOK_BYTES && back.vocab == 258 && back.bos == 256);
     CHECK_OK(llm_tok_ids(&t, 512, 1, -1, &err), err);
-    CHECK_OK(round_trip(&t, &back, &err), err);
+    CHECK_OK(tok_round_trip(&t, &back, &err), err);
     CHECK(back.kind == LLM_TOK_IDS && back.vocab == 512 && back.bos == 1 && back.eos == -1);
     /* an empty piece and a piece of LLM_TOK_MAX_PIECE bytes */
     char longest[LLM_TOK_MAX_PIECE];
@@ -409,7 +367,7 @@ static void test_record_round_trip(void)
     uint32_t lens[3] = {0, LLM_TOK_MAX_PIECE, 1};
     float scores[3] = {1, 2, 3};
     CHECK_OK(llm_tok_bpe(&t, 3, pieces, lens, scores, -1, -1, &err), err);
-    CHECK_OK(round_trip(&t, &back, &err), err);
+    CHECK_OK(tok_round_trip(&t, &back, &err), err);
     const char *p;
     CHECK(llm_tok_piece(&back, 0, &p) == 0 && llm_tok_piece(&back, 1, &p) == LLM_TOK_MAX_PIECE &&
           back.scores[2] == 3);
