@@ -1,7 +1,8 @@
 #!/bin/sh
 # Runs every unit-test binary and every CLI test script, counts their
 # PASS/FAIL/SKIP lines, shows what failed, and closes with one line:
-# "N passed, N failed" (", N skipped" when some were skipped).
+# "N passed, N failed" (", N skipped" when some were skipped).  Each
+# test's line gives its wall-clock seconds, to see where the time goes.
 #   usage: tests/run.sh BIN_DIR UNIT_TEST_DIR
 bin_dir=$(cd "$1" && pwd) || exit 2
 unit_dir=$(cd "$2" && pwd) || exit 2
@@ -18,8 +19,10 @@ run_one() { # name, command...
     name=$1; shift
     log="$tmp/log.$$.$(echo "$name" | tr '/' '_')"
     mkdir -p "$tmp/work" && cd "$tmp/work" || exit 2
+    t0=$(date +%s)
     "$@" >"$log" 2>&1
     rc=$?
+    secs=$(($(date +%s) - t0))
     cd "$top" || exit 2
     p=$(grep -c '^PASS ' "$log") f=$(grep -c '^FAIL ' "$log") s=$(grep -c '^SKIP ' "$log")
     if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
@@ -37,7 +40,7 @@ run_one() { # name, command...
     else
         grep '^SKIP ' "$log" | sed "s|^|$name: |"
     fi
-    printf '%-28s %3d passed, %d failed, %d skipped\n' "$name" "$p" "$f" "$s"
+    printf '%-28s %3d passed, %d failed, %d skipped  (%d s)\n' "$name" "$p" "$f" "$s" "$secs"
 }
 
 for t in "$unit_dir"/test_*; do
