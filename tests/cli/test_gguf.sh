@@ -56,6 +56,25 @@ want[32] = "\u2581"  # llama.cpp turns spaces into U+2581 before it looks for pi
 assert toks == want, toks[30:34] + toks[250:]
 assert v("tokenizer.ggml.token_type")[1] == [6] * 32 + [1] + [6] * 223 + [3, 3]
 assert "tokenizer.ggml.unknown_token_id" not in kv and v("tokenizer.ggml.model") == b"llama"
+# llama.cpp's SentencePiece tokenizer (llm_tokenizer_spm) on that vocabulary: spaces become U+2581, each
+# UTF-8 character a symbol; adjacent symbols merge, best score first, while their concatenation is a
+# piece; each symbol is then its piece, or the byte pieces of its bytes.  It must give our ids: the bytes.
+sys.path.insert(0, sys.argv[1].rsplit("/", 1)[0])
+import tok_ref
+ids_of, scores = {t: i for i, t in reversed(list(enumerate(toks)))}, v("tokenizer.ggml.scores")[1]
+def llama_cpp_spm(text):
+    syms = list(text.replace(" ", "\u2581"))  # add_space_prefix is false
+    while True:
+        pairs = [(scores[ids_of[a + b]], -i) for i, (a, b) in enumerate(zip(syms, syms[1:])) if a + b in ids_of]
+        if not pairs:
+            break
+        i = -max(pairs)[1]
+        syms[i:i + 2] = [syms[i] + syms[i + 1]]
+    return sum(([ids_of[x]] if x in ids_of else [ids_of["<0x%02X>" % b] for b in x.encode()] for x in syms), [])
+texts = [t.decode() for t in tok_ref.AWKWARD if tok_ref.is_utf8(t) and "\u2581" not in t.decode()]
+assert len(texts) > 20
+for t in texts:
+    assert llama_cpp_spm(t) == list(t.encode()), (t, llama_cpp_spm(t)[:20])
 assert v("tokenizer.ggml.bos_token_id") == 256 and v("tokenizer.ggml.eos_token_id") == 257
 assert v("tokenizer.ggml.add_space_prefix") is False and v("tokenizer.ggml.add_bos_token") is True
 assert order[0] == "token_embd.weight" and "output.weight" not in tensors and len(order) == 1 + 9 * 2 + 1
