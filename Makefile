@@ -108,7 +108,7 @@ $(CALIB_TESTS): TEST_OBJ += $(OBJ)/tests/calib_ref.o
 REF_MODEL_TESTS = $(patsubst %,$(OBJ)/tests/test_%,model adapter infer llama2c)
 $(REF_MODEL_TESTS): $(OBJ)/tests/ref_model.o
 $(REF_MODEL_TESTS): TEST_OBJ += $(OBJ)/tests/ref_model.o
-TOK_REF_TESTS = $(patsubst %,$(OBJ)/tests/test_tok%,_spm _gpt2) $(OBJ)/tests/test_tok
+TOK_REF_TESTS = $(patsubst %,$(OBJ)/tests/test_tok%,_spm _gpt2) $(OBJ)/tests/test_tok $(OBJ)/tests/test_gguf_tok
 $(TOK_REF_TESTS): $(OBJ)/tests/tok_ref.o
 $(TOK_REF_TESTS): TEST_OBJ += $(OBJ)/tests/tok_ref.o
 $(OBJ)/tests/calib_ref.o $(OBJ)/tests/ref_model.o $(OBJ)/tests/tok_ref.o: $(OBJ)/tests/%.o: tests/unit/%.c

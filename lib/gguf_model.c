@@ -12,6 +12,7 @@
 
 #include "ckpt.h"
 #include "gguf_blocks.h"
+#include "gguf_tok.h"
 #include "linear.h"
 #include "model.h"
 #include "quant.h"
@@ -20,8 +21,6 @@
 
 /* Elements converted at a time: a whole number of blocks of every type. */
 #define CHUNK_ELEMS (1 << 18)
-/* SentencePiece's space, U+2581, in UTF-8. */
-#define SP_SPACE "\xe2\x96\x81"
 
 static void reportf(llm_gguf_report report, void *ctx, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void reportf(llm_gguf_report report, void *ctx, const char *fmt, ...)
@@ -203,86 +202,6 @@ static int check_tensors(const llm_gguf *g, const llm_param_tensor *pt, int n, l
     return 0;
 }
 
-/* 1 when the n bytes at s are "<0xNN>" for byte b. */
-static int is_byte_piece(const char *s, uint64_t n, int b)
-{
-    char want[8];
-    snprintf(want, sizeof want, "<0x%02X>", b);
-    return n == 6 && !memcmp(s, want, 6);
-}
-
-/* Pieces with SentencePiece's spaces as spaces, as llama2.c's tokenizer.bin
- * has them, into t. */
-static int tok_from_llama_vocab(const llm_gguf_kv *tokens, const llm_gguf_kv *scores, int bos, int eos, llm_tok *t,
-                                llm_error *err)
-{
-    int V = (int)tokens->n;
-    const llm_gguf_str *s = tokens->data;
-    size_t total = 0;
-    for (int i = 0; i < V; i++) total += s[i].len;
-    char *text = malloc(total + 1);
-    const char **pieces = malloc((size_t)V * sizeof *pieces);
-    uint32_t *lens = malloc((size_t)V * sizeof *lens);
-    float *sc = malloc((size_t)V * sizeof *sc);
-    int rc = text && pieces && lens && sc ? 0 : llm_error_set(err, LLM_ERR_NOMEM, "out of memory");
-    size_t at = 0;
-    for (int i = 0; rc == 0 && i < V; i++) {
-        pieces[i] = text + at;
-        for (uint64_t j = 0; j < s[i].len;) {
-            if (s[i].len - j >= 3 && !memcmp(s[i].s + j, SP_SPACE, 3)) text[at++] = ' ', j += 3;
-            else text[at++] = s[i].s[j++];
-        }
-        lens[i] = (uint32_t)(text + at - pieces[i]);
-        sc[i] = (float)llm_gguf_array_f64(scores, (uint64_t)i);
-    }
-    if (rc == 0) rc = llm_tok_bpe(t, V, pieces, lens, sc, bos, eos, err);
-    free(text);
-    free(pieces);
-    free(lens);
-    free(sc);
-    return rc;
-}
-
-/* The tokenizer of g when lib/tok encodes as it does, else ids only (why, in *why). */
-static int import_tokenizer(const llm_gguf *g, int V, llm_tok *t, char *why, size_t size, llm_error *err)
-{
-    const char *model = NULL;
-    uint64_t bos = UINT64_MAX, eos = UINT64_MAX;
-    int add_space = 1;
-    LLM_TRY(llm_gguf_get_str(g, "tokenizer.ggml.model", &model, err));
-    LLM_TRY(llm_gguf_get_u64(g, "tokenizer.ggml.bos_token_id", &bos, err));
-    LLM_TRY(llm_gguf_get_u64(g, "tokenizer.ggml.eos_token_id", &eos, err));
-    const llm_gguf_kv *sp = llm_gguf_find(g, "tokenizer.ggml.add_space_prefix");
-    if (sp && sp->type == LLM_GGUF_BOOL) add_space = (int)sp->v.u;
-    const llm_gguf_kv *tokens = llm_gguf_find(g, "tokenizer.ggml.tokens"),
-                      *scores = llm_gguf_find(g, "tokenizer.ggml.scores");
-    int b = bos < (uint64_t)V ? (int)bos : -1, e = eos < (uint64_t)V ? (int)eos : -1;
-    *why = 0;
-    if (!model) snprintf(why, size, "no tokenizer");
-    else if (strcmp(model, "llama"))
-        snprintf(why, size, "tokenizer.ggml.model %s is not one llmpipe encodes yet", model);
-    else if (!tokens || tokens->type != LLM_GGUF_ARRAY || tokens->elem != LLM_GGUF_STRING || tokens->n != (uint64_t)V)
-        snprintf(why, size, "tokenizer.ggml.tokens is not %d strings", V);
-    if (*why) return llm_tok_ids(t, V, b, e, err);
-    const llm_gguf_str *s = tokens->data;
-    int bytes_first = V == 258 && b == 256 && e == 257 && !add_space, llama2c = V >= 259;
-    for (int i = 0; i < 256; i++) {
-        bytes_first = bytes_first && is_byte_piece(s[i].s, s[i].len, i);
-        llama2c = llama2c && is_byte_piece(s[i + 3].s, s[i + 3].len, i);
-    }
-    if (bytes_first) { /* ours (export) */
-        llm_tok_bytes(t);
-        return 0;
-    }
-    for (int i = 0; llama2c && i < V; i++) llama2c = s[i].len <= LLM_TOK_MAX_PIECE;
-    if (!llama2c) snprintf(why, size, "its vocabulary is not laid out as llama2.c's (<unk> <s> </s> <0x00>..<0xFF>)");
-    else if (!scores || scores->type != LLM_GGUF_ARRAY || scores->n != (uint64_t)V || scores->elem == LLM_GGUF_STRING)
-        snprintf(why, size, "tokenizer.ggml.scores is not %d numbers", V);
-    else if (!add_space) snprintf(why, size, "it adds no space prefix");
-    if (*why) return llm_tok_ids(t, V, b, e, err);
-    return tok_from_llama_vocab(tokens, scores, bos == UINT64_MAX ? 1 : b, eos == UINT64_MAX ? 2 : e, t, err);
-}
-
 typedef struct importer {
     const llm_gguf *g;
     llm_writer *w;
@@ -367,7 +286,7 @@ static int import_all(importer *im, const llm_config *c, const llm_param_tensor 
     }
     llm_tok tok;
     char why[160];
-    LLM_TRY(import_tokenizer(g, c->vocab, &tok, why, sizeof why, im->err));
+    LLM_TRY(llm_gguf_tok_import(g, c->vocab, &tok, why, sizeof why, im->err));
     if (*why) reportf(report, ctx, "%s: %s: the model takes token ids only", g->label, why);
     int rc = llm_ckpt_write_config(im->w, c, n_params, quant, im->err);
     if (rc == 0) rc = llm_tok_write(&tok, im->w, im->err);
@@ -432,60 +351,8 @@ typedef struct exporter {
 
 static int add_tokenizer(exporter *x, const llm_tok *t, llm_gguf_report report, void *ctx)
 {
-    llm_gguf_out *o = x->out;
-    llm_error *err = x->err;
-    int V = x->c.vocab;
-    if (t->kind == LLM_TOK_IDS) {
-        reportf(report, ctx, "%s: the model has no tokenizer: none written", x->label);
-        return 0;
-    }
-    char **pieces = calloc((size_t)V, sizeof *pieces);
-    float *scores = calloc((size_t)V, sizeof *scores);
-    int32_t *types = calloc((size_t)V, sizeof *types);
-    int rc = pieces && scores && types ? 0 : llm_error_set(err, LLM_ERR_NOMEM, "out of memory");
-    for (int i = 0; rc == 0 && i < V; i++) {
-        const char *p;
-        int n = llm_tok_piece(t, i, &p);
-        char buf[3 * LLM_TOK_MAX_PIECE + 16];
-        size_t at = 0;
-        enum { NORMAL = 1, UNKNOWN = 2, CONTROL = 3, UNUSED = 5, BYTE = 6 };
-        if (t->kind == LLM_TOK_BYTES && i < 256) {
-            at = (size_t)snprintf(buf, sizeof buf, "<0x%02X>", i);
-            types[i] = BYTE;
-        } else if (t->kind == LLM_TOK_BYTES || n < 0) {
-            at = (size_t)snprintf(buf, sizeof buf, i == t->bos ? "<s>" : i == t->eos ? "</s>" : "<unused%d>", i);
-            types[i] = i == t->bos || i == t->eos ? CONTROL : UNUSED;
-        } else {
-            for (int j = 0; j < n; j++) {
-                if (p[j] == ' ') memcpy(buf + at, SP_SPACE, 3), at += 3;
-                else buf[at++] = p[j];
-            }
-            buf[at] = 0;
-            int hex;
-            types[i] = i == t->bos || i == t->eos ? CONTROL
-                       : n == 6 && sscanf(buf, "<0x%2x>", &hex) == 1 ? BYTE
-                       : i == 0 && !strcmp(buf, "<unk>") ? UNKNOWN : NORMAL;
-            scores[i] = t->scores[i];
-        }
-        if (!(pieces[i] = malloc(at + 1))) rc = llm_error_set(err, LLM_ERR_NOMEM, "out of memory");
-        else memcpy(pieces[i], buf, at + 1);
-    }
-    if (rc == 0) rc = llm_gguf_out_str(o, "tokenizer.ggml.model", "llama", err);
-    if (rc == 0) rc = llm_gguf_out_str_array(o, "tokenizer.ggml.tokens", (const char *const *)pieces, NULL, (uint64_t)V, err);
-    if (rc == 0) rc = llm_gguf_out_f32_array(o, "tokenizer.ggml.scores", scores, (uint64_t)V, err);
-    if (rc == 0) rc = llm_gguf_out_i32_array(o, "tokenizer.ggml.token_type", types, (uint64_t)V, err);
-    if (rc == 0 && t->bos >= 0) rc = llm_gguf_out_u32(o, "tokenizer.ggml.bos_token_id", (uint32_t)t->bos, err);
-    if (rc == 0 && t->eos >= 0) rc = llm_gguf_out_u32(o, "tokenizer.ggml.eos_token_id", (uint32_t)t->eos, err);
-    if (rc == 0 && t->kind == LLM_TOK_BPE && !strcmp(pieces[0], "<unk>"))
-        rc = llm_gguf_out_u32(o, "tokenizer.ggml.unknown_token_id", 0, err);
-    if (rc == 0) rc = llm_gguf_out_bool(o, "tokenizer.ggml.add_bos_token", t->bos >= 0, err);
-    if (rc == 0) rc = llm_gguf_out_bool(o, "tokenizer.ggml.add_eos_token", 0, err);
-    if (rc == 0) rc = llm_gguf_out_bool(o, "tokenizer.ggml.add_space_prefix", t->kind == LLM_TOK_BPE, err);
-    for (int i = 0; pieces && i < V; i++) free(pieces[i]);
-    free(pieces);
-    free(scores);
-    free(types);
-    return rc;
+    if (t->kind == LLM_TOK_IDS) reportf(report, ctx, "%s: the model has no tokenizer: none written", x->label);
+    return llm_gguf_tok_export(x->out, t, x->c.vocab, x->label, x->err);
 }
 
 /* The metadata and every tensor info, from the config and tokenizer. */

@@ -24,20 +24,15 @@
  * groups of 32 (quant.h) code for code, the f16 scale as a float;
  * everything else is decoded to f32 (gguf_blocks.h), and each tensor not
  * kept exactly (anything but F32 and those Q4_0 ones) is reported.  Every
- * float must be finite.  A tokenizer (tokenizer.ggml.*) is kept when lib/tok
- * can encode as it does: our byte-level one (256 byte pieces, BOS 256, EOS
- * 257), or a SentencePiece "llama" vocabulary laid out as llama2.c's
- * (<unk>, <s>, </s>, then <0x00>..<0xFF>) with scores; otherwise the model
- * takes token ids only, reported.
+ * float must be finite.  The tokenizer (tokenizer.ggml.*) is gguf_tok.h's;
+ * one llmpipe cannot encode as the model's own makes the model take token
+ * ids only, reported.
  *
  * Export writes general.architecture = llama, general.name, general.
  * description, general.file_type, the llama.* keys above, and the
- * tokenizer: ours as a "llama" vocabulary of the byte pieces <0x00>..<0xFF>
- * at our byte ids, then <s> and </s> (BOS 256, EOS 257, no space prefix), so
- * that a SentencePiece tokenizer falls back to bytes for every character and
- * makes our ids; a BPE one with its pieces (spaces as U+2581), scores and
- * token types.  Float matrices become opts->type (F32, F16 or BF16; vectors
- * stay F32); int4 symmetric group-32 linears become Q4_0 when every scale is
+ * tokenizer (gguf_tok.h: imported ones as they came, ours as byte pieces
+ * llama.cpp encodes to our ids).  Float matrices become opts->type (F32,
+ * F16 or BF16; vectors stay F32); int4 symmetric group-32 linears become Q4_0 when every scale is
  * an f16 value; other quantized linears are refused unless opts->dequant
  * (then decoded to floats, reported).  A sliding window is refused: llama.cpp's
  * llama has none.  Optimizer state is skipped.

@@ -2,8 +2,9 @@
 # make demo: the whole pipeline, on text every Debian system has — train a
 # small model on the licence texts under /usr/share/common-licenses, sample
 # from it, measure it on a licence it never saw, calibrate and quantize it
-# from its own activations, draw its attention, then look inside the
-# checkpoint with llm-tensor.
+# from its own activations, draw its attention, look inside the checkpoint
+# with llm-tensor, then take it through GGUF (llama.cpp's format) and back:
+# import, attention, activations, GPTQ, export, in one pipeline.
 #   usage: tests/demo.sh BIN_DIR      (DEMO_STEPS=N for a shorter run)
 set -eu
 PATH="$(cd "$1" && pwd):$PATH"
@@ -58,5 +59,15 @@ zstd -q -t model.llmt && zstdcat model.llmt | od -A x -t x1z | head -n 3
 say "llm-tensor to-npy layers.0.attn.wq model.llmt > wq.npy; llm-tensor from-npy w=wq.npy | llm-tensor to-npy w | cmp - wq.npy"
 llm-tensor to-npy layers.0.attn.wq model.llmt >wq.npy
 llm-tensor from-npy w=wq.npy | llm-tensor to-npy w | cmp - wq.npy && echo "identical"
+say "llm-tensor export-gguf model.llmt -o model.gguf     # llama.cpp's format: what a user downloads"
+llm-tensor export-gguf model.llmt -o model.gguf
+say "llm-tensor import-gguf model.gguf -o gguf.llmt && llm-gen -m gguf.llmt --dump-attn -p 'the GNU General' | llm-attnviz --stats | head -n 3"
+llm-tensor import-gguf model.gguf -o gguf.llmt
+llm-gen -m gguf.llmt --dump-attn -p 'the GNU General' -q | llm-attnviz --stats | head -n 3
+say "head -c 8000 $held | llm-gen -m gguf.llmt --dump-acts | llm-quant -m gguf.llmt --scheme int4 --group 32 --method gptq --acts - -o gguf-w4.llmt"
+head -c 8000 "$held" | llm-gen -m gguf.llmt --dump-acts | llm-quant -m gguf.llmt --scheme int4 --group 32 --method gptq --acts - -o gguf-w4.llmt
+say "llm-tensor export-gguf gguf-w4.llmt -o model-w4.gguf --dequant 2>/dev/null && llm-tensor ls model-w4.gguf | head -n 4"
+llm-tensor export-gguf gguf-w4.llmt -o model-w4.gguf --dequant 2>/dev/null
+llm-tensor ls model-w4.gguf | head -n 4
 echo
 echo "demo: ok"

@@ -11,7 +11,7 @@ no code with llmpipe.
 usage: gguf_ref.py make OUT.gguf WEIGHTS.npz [--types SPEC] [--tied] [--seed N]
                    [--dim D --hidden F --layers L --heads H --kv-heads K --vocab V --ctx S]
                    [--kv KEY=TYPE:VALUE]... [--drop-kv KEY]... [--extra-tensor NAME]
-                   [--tokenizer none|llama2c|gpt2]
+                   [--tokenizer none|llama2c|gpt2|spm:DIR|gpt2:DIR:PRE]
        gguf_ref.py dequant FILE.gguf NAME OUT.npy     the tensor decoded to f32 (our [rows, cols])
        gguf_ref.py greedy WEIGHTS.npz --ids "1 2 3" -n N [--stop ID]...  (the ids made before a stop id)
        gguf_ref.py show FILE.gguf                     metadata and tensor infos as JSON
@@ -19,7 +19,10 @@ usage: gguf_ref.py make OUT.gguf WEIGHTS.npz [--types SPEC] [--tied] [--seed N]
        gguf_ref.py rewrite IN.gguf OUT.gguf [--alignment A] [--version V] [--drop-kv KEY]...
                                                       read and write back (other layout)
 SPEC is comma-separated name=TYPE (name as in the file, or its kind:
-token_embd, attn_q, ..., output); others are F32.
+token_embd, attn_q, ..., output); others are F32.  --tokenizer spm:DIR and
+gpt2:DIR:PRE write the vocabulary tests/tok_ref.py wrote to DIR (its size
+the model's) as tokenizer.ggml.model llama or gpt2 (with merges and
+tokenizer.ggml.pre PRE), each flag left to its default.
 """
 import argparse
 import json
@@ -295,8 +298,33 @@ def byte_pieces():
     return ["<0x%02X>" % i for i in range(256)]
 
 
+def tok_ref_vocab(d, merges):
+    """tests/tok_ref.py's output in d: (pieces, scores, types, (bos, eos, unk), merges)."""
+    unhex = lambda h: b"" if h == "-empty-" else bytes.fromhex(h)
+    rows = [line.split() for line in open(d + "/vocab")]
+    meta = [int(x) for x in open(d + "/meta").read().split()]
+    m = [unhex(line.strip()) for line in open(d + "/merges")] if merges else []
+    return [unhex(r[2]) for r in rows], [float(r[1]) for r in rows], [int(r[0]) for r in rows], meta, m
+
+
+def tokenizer_kv(spec):
+    kind, d = spec.split(":")[:2]
+    pieces, scores, types, (bos, eos, unk), merges = tok_ref_vocab(d, kind == "gpt2")
+    kv = [("tokenizer.ggml.model", STR, "llama" if kind == "spm" else "gpt2"),
+          ("tokenizer.ggml.tokens", ARR, (STR, pieces)), ("tokenizer.ggml.token_type", ARR, (I32, types))]
+    if kind == "spm":
+        kv.append(("tokenizer.ggml.scores", ARR, (F32, scores)))
+    else:
+        kv += [("tokenizer.ggml.merges", ARR, (STR, merges)), ("tokenizer.ggml.pre", STR, spec.split(":")[2])]
+    kv += [("tokenizer.ggml.%s_token_id" % k, U32, v) for k, v in (("bos", bos), ("eos", eos), ("unknown", unk)) if v >= 0]
+    return len(pieces), kv
+
+
 def make(args):
     rng = np.random.default_rng(args.seed)
+    tok_kv = []
+    if ":" in args.tokenizer:
+        args.vocab, tok_kv = tokenizer_kv(args.tokenizer)
     D, F, L, H, K, V, S = args.dim, args.hidden, args.layers, args.heads, args.kv_heads, args.vocab, args.ctx
     E = D // H
     spec = dict(s.split("=") for s in args.types.split(",") if s)
@@ -346,6 +374,7 @@ def make(args):
         kv += [("tokenizer.ggml.model", STR, "gpt2"),
                ("tokenizer.ggml.tokens", ARR, (STR, ["t%d" % i for i in range(V)])),
                ("tokenizer.ggml.merges", ARR, (STR, ["t 1"]))]
+    kv += tok_kv
     for item in args.kv:
         key, rest = item.split("=", 1)
         t, val = rest.split(":", 1)

@@ -13,3 +13,7 @@ fi
 [ "$(grep -c '^ppl=' demo.out)" -eq 2 ] && grep -q '^layers.0.attn.wq.in ' demo.out &&
     grep -q 'linear layers to int4' demo.out && grep -q '^P5 ' demo.out && grep -q '^layer	head	entropy' demo.out &&
     pass "demo runs every tool" || fail "demo runs every tool" "$(grep -E '^(ppl=|P5|layer)' demo.out)"
+# and the GGUF pipeline: export, import, attention, GPTQ from a pipe, export
+[ "$(grep -c '^layer	head	entropy' demo.out)" -eq 2 ] && grep -Eq '^meta general.architecture +string +llama$' demo.out &&
+    [ "$(grep -c 'linear layers to int4' demo.out)" -eq 2 ] && pass "demo goes through GGUF" ||
+    fail "demo goes through GGUF" "$(grep -E '^(meta general|layer	head)' demo.out)"

@@ -51,8 +51,30 @@ got = [v("llama." + k) for k in ("vocab_size", "context_length", "embedding_leng
 assert got == [258, 32, 32, 2, 64, 4, 2, 8], got
 assert abs(v("llama.attention.layer_norm_rms_epsilon") - 1e-5) < 1e-10 and v("llama.rope.freq_base") == 10000
 toks = [t.decode() for t in v("tokenizer.ggml.tokens")[1]]
-assert toks[:256] == ["<0x%02X>" % i for i in range(256)] and toks[256:] == ["<s>", "</s>"], toks[250:]
-assert v("tokenizer.ggml.token_type")[1] == [6] * 256 + [3, 3]
+want = ["<0x%02X>" % i for i in range(256)] + ["<s>", "</s>"]
+want[32] = "\u2581"  # llama.cpp turns spaces into U+2581 before it looks for pieces
+assert toks == want, toks[30:34] + toks[250:]
+assert v("tokenizer.ggml.token_type")[1] == [6] * 32 + [1] + [6] * 223 + [3, 3]
+assert "tokenizer.ggml.unknown_token_id" not in kv and v("tokenizer.ggml.model") == b"llama"
+# llama.cpp's SentencePiece tokenizer (llm_tokenizer_spm) on that vocabulary: spaces become U+2581, each
+# UTF-8 character a symbol; adjacent symbols merge, best score first, while their concatenation is a
+# piece; each symbol is then its piece, or the byte pieces of its bytes.  It must give our ids: the bytes.
+sys.path.insert(0, sys.argv[1].rsplit("/", 1)[0])
+import tok_ref
+ids_of, scores = {t: i for i, t in reversed(list(enumerate(toks)))}, v("tokenizer.ggml.scores")[1]
+def llama_cpp_spm(text):
+    syms = list(text.replace(" ", "\u2581"))  # add_space_prefix is false
+    while True:
+        pairs = [(scores[ids_of[a + b]], -i) for i, (a, b) in enumerate(zip(syms, syms[1:])) if a + b in ids_of]
+        if not pairs:
+            break
+        i = -max(pairs)[1]
+        syms[i:i + 2] = [syms[i] + syms[i + 1]]
+    return sum(([ids_of[x]] if x in ids_of else [ids_of["<0x%02X>" % b] for b in x.encode()] for x in syms), [])
+texts = [t.decode() for t in tok_ref.AWKWARD if tok_ref.is_utf8(t) and "\u2581" not in t.decode()]
+assert len(texts) > 20
+for t in texts:
+    assert llama_cpp_spm(t) == list(t.encode()), (t, llama_cpp_spm(t)[:20])
 assert v("tokenizer.ggml.bos_token_id") == 256 and v("tokenizer.ggml.eos_token_id") == 257
 assert v("tokenizer.ggml.add_space_prefix") is False and v("tokenizer.ggml.add_bos_token") is True
 assert order[0] == "token_embd.weight" and "output.weight" not in tensors and len(order) == 1 + 9 * 2 + 1
@@ -128,8 +150,9 @@ if need_numpy "import: a float model (F32, F16, BF16), greedy = Hugging Face-con
     expect "import float model" 0 "blk.0.attn_q.weight: F16 widened \(exactly\) to f32" -- llm-tensor import-gguf f.gguf -o f.llmt
     llm-tensor ls f.llmt >ls.txt
     grep -Eq "^meta config .* vocab=300 dim=256 layers=1 heads=4 kv_heads=2 hidden=256 seq_len=64 tie=0 window=0 norm_eps=9.99999975e-06 rope_theta=10000 " ls.txt &&
-        grep -Eq "^meta tokenizer .* kind=bpe vocab=300 bos=1 eos=2$" ls.txt && pass "config and llama2.c-style tokenizer" ||
-        fail "config and llama2.c-style tokenizer" "$(head -2 ls.txt)"
+        grep -Eq "^meta tokenizer .* kind=spm vocab=300 bos=1 eos=2 unk=0 add_bos=1 add_eos=0 space_prefix=1 merges=0$" ls.txt &&
+        pass "config and SentencePiece tokenizer (llama.cpp's defaults)" ||
+        fail "config and SentencePiece tokenizer (llama.cpp's defaults)" "$(head -2 ls.txt)"
     want=$("$py" "$ref" greedy f.npz --ids "1 5 77 200" -n 12 --stop 1 --stop 2)
     got=$(llm-gen -m f.llmt --ids -p "1 5 77 200" -n 12 --temp 0 -q | sed 's/ *$//')
     [ -n "$want" ] && [ "$got" = "$want" ] && pass "import: greedy = Hugging Face-convention reference (q, k unpermuted)" ||
@@ -220,8 +243,14 @@ assert np.array_equal(got, w)' && pass "Q4_0: codes and f16 scales the numpy dec
     bad "shapes that disagree" "bad.gguf: blk.0.ffn_gate.weight has ne 256 x 256 \(2 dimensions\), the config needs 256 x 512" --kv llama.feed_forward_length=u32:512
     bad "heads that do not divide" "not a model llmpipe runs: heads 4 is not a multiple of kv-heads 3" --kv llama.attention.head_count_kv=u32:3
     bad "MoE" "llama.expert_count is 8: a mixture of experts" --kv llama.expert_count=u32:8
-    expect "gpt2 tokenizer: ids only, said" 0 "t.gguf: tokenizer.ggml.model gpt2 is not one llmpipe encodes yet: the model takes token ids only" -- \
-        sh -c "'$py' '$ref' make t.gguf t.npz --tokenizer gpt2 && llm-tensor import-gguf t.gguf -o t.llmt"
+    expect "a pre-tokenizer llmpipe lacks: ids only, said" 0 "t.gguf: tokenizer.ggml.pre qwen2 is a pre-tokenizer llmpipe does not have \(default, gpt2, llama-bpe\); the tokenizer is left out: the model takes token ids only" -- \
+        sh -c "'$py' '$ref' make t.gguf t.npz --tokenizer gpt2 --kv tokenizer.ggml.pre=str:qwen2 && llm-tensor import-gguf t.gguf -o t.llmt"
+    grep -Eq "^meta tokenizer .* kind=ids vocab=300 bos=-1 eos=-1$" <(llm-tensor ls t.llmt) && pass "ids only: kind=ids" || fail "ids only: kind=ids" "$(llm-tensor ls t.llmt | head -2)"
+    expect "another tokenizer model: ids only, said" 0 "t.gguf: tokenizer.ggml.model bert is not one llmpipe encodes: the model takes token ids only" -- \
+        sh -c "'$py' '$ref' make t.gguf t.npz --tokenizer gpt2 --kv tokenizer.ggml.model=str:bert && llm-tensor import-gguf t.gguf -o t.llmt"
+    bad "a merge that is not two pieces" "bad.gguf: tokenizer.ggml.model gpt2: tokenizer: merge 0 't 1' is not two pieces" --tokenizer gpt2
+    bad "BOS outside the vocabulary" "bad.gguf: tokenizer.ggml.bos_token_id is 300, outside the vocabulary's 300 ids" --tokenizer llama2c --kv tokenizer.ggml.bos_token_id=u32:300
+    bad "token types not an array" "bad.gguf: tokenizer.ggml.token_type is not an array of numbers" --tokenizer llama2c --kv tokenizer.ggml.token_type=str:x
     head -c 300000 f.gguf >short.gguf
     expect "truncated" 1 "short.gguf: .*end past the file's" -- llm-tensor import-gguf short.gguf -o x.llmt
     head -c 2000 f.gguf >short.gguf
@@ -236,5 +265,113 @@ assert np.array_equal(got, w)' && pass "Q4_0: codes and f16 scales the numpy dec
     bounded "import of an 80 MB model" 0 "" 40 -- llm-tensor import-gguf big.gguf -o big.llmt
     bounded "export of it" 0 "" 40 -- llm-tensor export-gguf big.llmt -o big2.gguf
 fi
+# ---- tokenizers from GGUF metadata: sentencepiece's ids, GPT-2's BPE ----
+# tok_model NAME KIND DIR [PRE]: tests/tok_ref.py's vocabulary in DIR written
+# by the numpy writer into a model and imported.  Every awkward string of its
+# cases (those without NUL), encoded by llm-gen from stdin (--dump-acts) and
+# from -p (--dump-attn), must give the dump the reference's ids give with
+# --ids; greedy text from -p must be the prompt and then the continuation as
+# the reference decodes it; export -> import keeps the tokenizer record, and
+# the numpy reader finds every tokenizer.ggml.* key of the input unchanged.
+tok_model() {
+    tm_name=$1 tm_kind=$2 tm_dir=$3 tm_pre=${4:-}
+    "$py" "$ref" make "$tm_dir.gguf" "$tm_dir.npz" --tokenizer "$tm_kind:$tm_dir${tm_pre:+:$tm_pre}" --dim 32 \
+        --hidden 64 --layers 1 --heads 2 --kv-heads 1 --ctx 1024 --seed 4
+    expect "$tm_name: import" 0 "" -- llm-tensor import-gguf "$tm_dir.gguf" -o "$tm_dir.llmt"
+    bos=$(llm-tensor ls "$tm_dir.llmt" | sed -n 's/^meta tokenizer .* bos=\(-*[0-9]*\) .* add_bos=1 .*/\1/p')
+    "$py" - "$tm_dir" "${bos:--1}" <<'EOF'
+import sys
+d, bos = sys.argv[1], int(sys.argv[2])
+for k, line in enumerate(open(d + "/cases")):
+    text, ids, _ = line.rstrip("\n").split("\t")
+    text = b"" if text == "-empty-" else bytes.fromhex(text)
+    ids = ([bos] if bos >= 0 else []) + ([] if ids == "-" else [int(x) for x in ids.split()])
+    if text and b"\0" not in text:
+        open("%s/case%02d.txt" % (d, k), "wb").write(text)
+        open("%s/case%02d.ids" % (d, k), "w").write(" ".join(map(str, ids)))
+EOF
+    n=0 differ="" m="$tm_dir.llmt"
+    for f in "$tm_dir"/case*.txt; do
+        c=${f%.txt}
+        llm-gen -m "$m" --dump-acts -q <"$f" >a.llmt && llm-gen -m "$m" --dump-acts --ids -q <"$c.ids" >b.llmt &&
+            [ -s a.llmt ] && cmp -s a.llmt b.llmt || differ="$differ ${c##*/}(stdin)"
+        IFS= read -r -d '' t <"$f"
+        llm-gen -m "$m" --dump-attn -q -p "$t" >a.llmt && llm-gen -m "$m" --dump-attn -q --ids -p "$(cat "$c.ids")" >b.llmt &&
+            [ -s a.llmt ] && cmp -s a.llmt b.llmt || differ="$differ ${c##*/}(-p)"
+        llm-gen -m "$m" -q -p "$t" -n 8 --temp 0 >"$c.out" &&
+            llm-gen -m "$m" -q --ids -p "$(cat "$c.ids")" -n 8 --temp 0 >"$c.cont" || differ="$differ ${c##*/}(generate)"
+        n=$((n + 1))
+    done
+    printf '%s 5' "$(cat "$tm_dir/case03.ids")" | llm-gen -m "$m" --dump-acts --ids -q >b.llmt
+    llm-gen -m "$m" --dump-acts --ids -q <"$tm_dir/case03.ids" >a.llmt
+    cmp -s a.llmt b.llmt && differ="$differ (one more id, the same dump: the comparison sees nothing)"
+    [ "$n" -gt 20 ] && [ -z "$differ" ] && pass "$tm_name: $n awkward strings, stdin and -p, to the reference's ids" ||
+        fail "$tm_name: $n awkward strings, stdin and -p, to the reference's ids" "differ:$differ"
+    "$py" - "$tm_kind" "$tm_dir" "$LLM_TOP/tests" <<'EOF' >check.txt 2>&1 && pass "$tm_name: -p text decodes as the reference" || fail "$tm_name: -p text decodes as the reference" "$(tail -3 check.txt)"
+import glob, sys
+kind, d = sys.argv[1], sys.argv[2]
+sys.path.insert(0, sys.argv[3])
+import tok_ref
+rows = [line.split() for line in open(d + "/vocab")]
+if kind == "spm":
+    import sentencepiece
+    sp = sentencepiece.SentencePieceProcessor(model_file=d + "/spm.model")
+    def piece(i):  # sentencepiece's pieces, byte by byte
+        p = sp.id_to_piece(i)
+        return (bytes.fromhex(p[3:5]) if sp.is_byte(i) else b"" if sp.is_control(i) else
+                " \u2047 ".encode() if sp.is_unknown(i) else p.replace("\u2581", " ").encode())
+else:
+    u2b = {c: b for b, c in tok_ref.bytes_to_unicode().items()}
+    def piece(i):
+        t, p = int(rows[i][0]), bytes.fromhex(rows[i][2])
+        return b"" if t == tok_ref.CONTROL else p if t == tok_ref.USER else bytes(u2b[c] for c in p.decode())
+checked = 0
+for f in sorted(glob.glob(d + "/case*.txt")):
+    c = f[:-4]
+    text, out = open(f, "rb").read(), open(c + ".out", "rb").read()
+    ids = [int(x) for x in open(c + ".ids").read().split()]
+    cont = [int(x) for x in open(c + ".cont").read().split()]
+    want = text + b"".join(piece(i) for i in cont) + b"\n"
+    assert out == want, (c, out, want)
+    checked += 1
+    if kind == "spm" and tok_ref.is_utf8(text):  # and as sentencepiece decodes, where it is UTF-8
+        ids = [i for i in ids if i != sp.bos_id()]
+        whole, head = sp.decode(ids + cont), sp.decode(ids)
+        if "\ufffd" not in whole:
+            assert whole.startswith(head) and out == text + whole[len(head):].encode() + b"\n", (c, out, whole)
+assert checked > 20, checked
+EOF
+    llm-tensor export-gguf "$m" -o "$tm_dir.out.gguf" 2>/dev/null && llm-tensor import-gguf "$tm_dir.out.gguf" -o "$tm_dir.2.llmt" 2>/dev/null
+    llm-tensor cat --raw --name tokenizer "$m" -o tok1.raw && llm-tensor cat --raw --name tokenizer "$tm_dir.2.llmt" -o tok2.raw
+    [ -s tok1.raw ] && same "$tm_name: export -> import keeps the tokenizer record byte for byte" tok1.raw tok2.raw ||
+        fail "$tm_name: export -> import keeps the tokenizer record byte for byte" "no record"
+    "$py" - "$ref" "$tm_dir.gguf" "$tm_dir.out.gguf" <<'EOF' >check.txt 2>&1 && pass "$tm_name: tokenizer.ggml.* written back unchanged" || fail "$tm_name: tokenizer.ggml.* written back unchanged" "$(tail -3 check.txt)"
+import importlib.util, sys
+spec = importlib.util.spec_from_file_location("ref", sys.argv[1]); ref = importlib.util.module_from_spec(spec); spec.loader.exec_module(ref)
+a, b = ref.read_gguf(sys.argv[2])[1], ref.read_gguf(sys.argv[3])[1]
+for k, v in a.items():
+    if k.startswith("tokenizer."):
+        assert b.get(k) == v, (k, str(b.get(k))[:200], str(v)[:200])
+flags = {"tokenizer.ggml.add_bos_token", "tokenizer.ggml.add_eos_token", "tokenizer.ggml.add_space_prefix"}
+extra = [k for k in b if k.startswith("tokenizer.") and k not in a and k not in flags]
+assert not extra, extra
+EOF
+}
+if ! need_numpy "tokenizers from GGUF metadata"; then
+    :
+elif ! "$py" -c "import sentencepiece" 2>/dev/null; then
+    skip "SentencePiece vocabulary in GGUF = sentencepiece's ids" "Debian python3-sentencepiece not installed"
+else
+    mkdir -p spm && "$py" "$LLM_TOP/tests/tok_ref.py" spm spm && tok_model "SentencePiece vocabulary in GGUF" spm spm
+fi
+if [ -n "$py" ] && ! "$py" -c "import regex" 2>/dev/null; then
+    skip "gpt2 vocabularies in GGUF = GPT-2's BPE" "Debian python3-regex not installed"
+elif [ -n "$py" ]; then
+    for pre in gpt2:gpt2 llama3:llama-bpe; do
+        mkdir -p "g-${pre%:*}" && "$py" "$LLM_TOP/tests/tok_ref.py" gpt2 "g-${pre%:*}" "${pre%:*}" &&
+            tok_model "gpt2 vocabulary, pre ${pre#*:}, in GGUF" gpt2 "g-${pre%:*}" "${pre#*:}"
+    done
+fi
+
 expect "not GGUF" 1 "text.txt: not a GGUF file \(no GGUF magic\)" -- llm-tensor import-gguf text.txt -o x.llmt
 expect "no model" 2 "import-gguf: want one MODEL.gguf" -- llm-tensor import-gguf -o x.llmt

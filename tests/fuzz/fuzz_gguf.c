@@ -1,7 +1,8 @@
 /* libFuzzer target for the GGUF reader and the import behind llm-tensor
  * import-gguf: the input, made a file, is parsed, every tensor read and
- * decoded where its type is, and imported into a stream written to
- * /dev/null. */
+ * decoded where its type is, its vocabulary read as a vocabulary-only file
+ * (gguf_tok) and, when it is one, a text encoded and decoded with it, and
+ * the model imported into a stream written to /dev/null. */
 #include <fcntl.h>
 #include <stdlib.h>
 
@@ -9,6 +10,7 @@
 #include "gguf.h"
 #include "gguf_blocks.h"
 #include "gguf_model.h"
+#include "gguf_tok.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -26,6 +28,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (raw && f && llm_gguf_read(&g, t, 0, raw, t->nbytes, &err) == 0) llm_gguf_decode(t->type, raw, t->numel, f);
             free(raw);
             free(f);
+        }
+        llm_tok tok;
+        char why[200];
+        if (llm_gguf_tok_import(&g, 0, &tok, why, sizeof why, &err) == 0) {
+            static const char text[] = "Hi  there,\n\xe2\x96\x81 caf\xc3\xa9 \xff 12345 <s>";
+            int32_t ids[3 * sizeof text + 3];
+            char piece[LLM_TOK_MAX_PIECE];
+            int64_t n = llm_tok_has_text(&tok, NULL) == 0 ? llm_tok_encode_text(&tok, text, sizeof text - 1, ids, NULL) : 0;
+            for (int64_t i = 0; i < n; i++) llm_tok_decode_next(&tok, i ? ids[i - 1] : -1, ids[i], piece);
+            llm_tok_free(&tok);
         }
         int out = open("/dev/null", O_WRONLY);
         llm_writer *w;

@@ -81,6 +81,11 @@ if [ "$target" = fuzz_gguf ]; then # a tiny model exported, with its int4 twin (
         "$bin/llm-tensor" import-gguf "$dir/k.gguf" -o "$dir/k.llmt" 2>/dev/null &&
             "$bin/llm-tensor" export-gguf "$dir/k.llmt" -o "$dir/k4.gguf" 2>/dev/null
         rm -f "$dir/k.npz" "$dir/k.llmt"
+        if /usr/bin/python3 -c 'import regex' 2>/dev/null; then # a byte-level BPE vocabulary with merges
+            mkdir -p "$dir/g" && /usr/bin/python3 "$(dirname "$0")/../tok_ref.py" gpt2 "$dir/g" llama3 &&
+                /usr/bin/python3 "$ref" make "$dir/g.gguf" "$dir/g.npz" --dim 32 --hidden 32 --tokenizer "gpt2:$dir/g:llama-bpe"
+            rm -rf "$dir/g" "$dir/g.npz"
+        fi
     fi
     rm -f "$dir/text.txt" "$dir"/*.llmt
 fi
